@@ -1,0 +1,5 @@
+import sys
+
+from partkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""Command-line entry point: ``partkit <command> ...``.
+
+Each command lives in its own module exposing ``run(argv) -> int`` and is imported only
+when used, so ``partkit gen`` starts as fast as a bare interpreter allows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+# command -> (module, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gen": ("partkit.cli.gen", "CSV <-> binary partition table (drop-in for gen_esp32part.py)"),
+    "show": ("partkit.cli.show", "readable summary of a CSV or binary table"),
+    "check": ("partkit.cli.check", "app/bootloader/flash size checks with CI budgets"),
+    "map": ("partkit.cli.map", "SVG picture of the flash layout"),
+    "image": ("partkit.cli.image", "parttool-style work on flash image files"),
+    "at": ("partkit.cli.at", "ESP-AT secondary table (at_customize.csv)"),
+}
+
+USAGE = "usage: partkit [--version] [--cmake-dir] [--scons-dir] <command> [args...]\n"
+
+
+def _help() -> str:
+    lines = [USAGE, "commands:"]
+    lines += [f"  {name:<7} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines.append("\nrun 'partkit <command> --help' for a command's options.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        (sys.stdout if args else sys.stderr).write(_help())
+        return 0 if args else 2
+    first = args[0]
+    if first == "--version":
+        from partkit import __version__
+
+        print(f"partkit {__version__}")
+        return 0
+    if first in ("--cmake-dir", "--scons-dir"):
+        from partkit.resources import resource_dir
+
+        print(resource_dir("cmake" if first == "--cmake-dir" else "scons"))
+        return 0
+    entry = COMMANDS.get(first)
+    if entry is None:
+        from partkit.errors import closest
+
+        guess = closest(first, COMMANDS)
+        hint = f" (did you mean '{guess}'?)" if guess else ""
+        sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
+        return 2
+    import importlib
+
+    module = importlib.import_module(entry[0])
+    code: int = module.run(args[1:])
+    return code

@@ -1,0 +1,80 @@
+"""Codec options as a value: every entry point maps its own knobs onto one TableOptions."""
+
+from __future__ import annotations
+
+from partkit.tables import BUILTIN_SUBTYPES, SubtypeRegistry
+
+__all__ = ["DEFAULT_TABLE_OFFSET", "FLASH_SIZES", "TableOptions"]
+
+DEFAULT_TABLE_OFFSET = 0x8000  # CONFIG_PARTITION_TABLE_OFFSET default, every chip
+FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
+
+
+class TableOptions:
+    """How to lay out, check and encode a table. Immutable; use :meth:`replace`.
+
+    ``primary_bootloader_offset`` is None unless given (gen_esp32part semantics); when a
+    ``chip`` is known the CLI fills it in from :mod:`partkit.chips`.
+    ``flash_size`` is in bytes. ``secure`` is None, "v1" or "v2".
+    """
+
+    __slots__ = (
+        "chip",
+        "flash_size",
+        "md5",
+        "primary_bootloader_offset",
+        "recovery_bootloader_offset",
+        "secure",
+        "strict",
+        "subtypes",
+        "table_offset",
+        "verify",
+    )
+
+    table_offset: int
+    primary_bootloader_offset: int | None
+    recovery_bootloader_offset: int | None
+    md5: bool
+    verify: bool
+    secure: str | None
+    flash_size: int | None
+    subtypes: SubtypeRegistry
+    chip: str | None
+    strict: bool
+
+    def __init__(
+        self,
+        table_offset: int = DEFAULT_TABLE_OFFSET,
+        primary_bootloader_offset: int | None = None,
+        recovery_bootloader_offset: int | None = None,
+        md5: bool = True,
+        verify: bool = True,
+        secure: str | None = None,
+        flash_size: int | None = None,
+        subtypes: SubtypeRegistry = BUILTIN_SUBTYPES,
+        chip: str | None = None,
+        strict: bool = False,
+    ) -> None:
+        s = object.__setattr__
+        s(self, "table_offset", table_offset)
+        s(self, "primary_bootloader_offset", primary_bootloader_offset)
+        s(self, "recovery_bootloader_offset", recovery_bootloader_offset)
+        s(self, "md5", md5)
+        s(self, "verify", verify)
+        s(self, "secure", secure)
+        s(self, "flash_size", flash_size)
+        s(self, "subtypes", subtypes)
+        s(self, "chip", chip)
+        s(self, "strict", strict)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("TableOptions is immutable; use replace()")
+
+    def replace(self, **changes: object) -> TableOptions:
+        fields = {k: getattr(self, k) for k in self.__slots__}
+        fields.update(changes)
+        return TableOptions(**fields)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k != "subtypes")
+        return f"TableOptions({inner})"

@@ -1,0 +1,138 @@
+"""Partition type and subtype names: the one registry of keywords.
+
+Values and insertion order follow ESP-IDF's ``esp_partition.h`` / gen_esp32part: the order
+matters for "known keywords" lists and for the first-name-wins reverse lookup used when a
+binary table is rendered back to CSV.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "APP",
+    "BOOTLOADER",
+    "DATA",
+    "PARTITION_TABLE",
+    "SUBTYPE_DATA_OTA",
+    "SUBTYPE_DATA_TEE_OTA",
+    "SubtypeRegistry",
+    "TYPES",
+    "type_name",
+]
+
+APP = 0x00
+DATA = 0x01
+BOOTLOADER = 0x02
+PARTITION_TABLE = 0x03
+
+# Name -> value, in the reference's insertion order.
+TYPES: dict[str, int] = {
+    "bootloader": BOOTLOADER,
+    "partition_table": PARTITION_TABLE,
+    "app": APP,
+    "data": DATA,
+}
+
+SUBTYPE_APP_FACTORY = 0x00
+SUBTYPE_APP_TEST = 0x20
+SUBTYPE_APP_OTA_MIN = 0x10  # ota_0 .. ota_15 = 0x10 .. 0x1F
+SUBTYPE_APP_OTA_COUNT = 16
+SUBTYPE_APP_TEE = (0x30, 0x31)  # tee_0, tee_1
+SUBTYPE_DATA_OTA = 0x00
+SUBTYPE_DATA_NVS = 0x02
+SUBTYPE_DATA_COREDUMP = 0x03
+SUBTYPE_DATA_NVS_KEYS = 0x04
+SUBTYPE_DATA_UNDEFINED = 0x06  # what an empty subtype means for every non-app type
+SUBTYPE_DATA_TEE_OTA = 0x90
+SUBTYPE_PRIMARY = 0x00  # bootloader/primary and partition_table/primary
+SUBTYPE_BOOTLOADER_RECOVERY = 0x02
+
+_BUILTIN_SUBTYPES: dict[int, dict[str, int]] = {
+    BOOTLOADER: {"primary": 0x00, "ota": 0x01, "recovery": 0x02},
+    PARTITION_TABLE: {"primary": 0x00, "ota": 0x01},
+    APP: {
+        "factory": SUBTYPE_APP_FACTORY,
+        "test": SUBTYPE_APP_TEST,
+        **{f"ota_{i}": SUBTYPE_APP_OTA_MIN + i for i in range(SUBTYPE_APP_OTA_COUNT)},
+        "tee_0": SUBTYPE_APP_TEE[0],
+        "tee_1": SUBTYPE_APP_TEE[1],
+    },
+    DATA: {
+        "ota": 0x00,
+        "phy": 0x01,
+        "nvs": 0x02,
+        "coredump": 0x03,
+        "nvs_keys": 0x04,
+        "efuse": 0x05,
+        "undefined": 0x06,
+        "esphttpd": 0x80,
+        "fat": 0x81,
+        "spiffs": 0x82,
+        "littlefs": 0x83,
+        "tee_ota": 0x90,
+    },
+}
+
+
+def type_name(ptype: int) -> str:
+    """The keyword for a type value, or its decimal number (as gen_esp32part renders it)."""
+    for name, value in TYPES.items():
+        if value == ptype:
+            return name
+    return str(ptype)
+
+
+def is_ota_app(ptype: int, subtype: int) -> bool:
+    return ptype == APP and SUBTYPE_APP_OTA_MIN <= subtype < SUBTYPE_APP_OTA_MIN + 16
+
+
+def is_tee_app(ptype: int, subtype: int) -> bool:
+    return ptype == APP and subtype in SUBTYPE_APP_TEE
+
+
+class SubtypeRegistry:
+    """Subtype keywords per type, built-ins plus ``--extra-partition-subtypes``.
+
+    Immutable once built; create a new one with :meth:`with_extra`.
+    """
+
+    __slots__ = ("_by_type",)
+
+    def __init__(self, by_type: Mapping[int, Mapping[str, int]] | None = None) -> None:
+        src = _BUILTIN_SUBTYPES if by_type is None else by_type
+        self._by_type: dict[int, dict[str, int]] = {t: dict(m) for t, m in src.items()}
+
+    def keywords(self, ptype: int) -> Mapping[str, int]:
+        """Name -> value for one type (empty for custom types)."""
+        return self._by_type.get(ptype, {})
+
+    def all_names(self) -> Iterable[str]:
+        for names in self._by_type.values():
+            yield from names
+
+    def name(self, ptype: int, subtype: int) -> str | None:
+        for name, value in self.keywords(ptype).items():
+            if value == subtype:
+                return name
+        return None
+
+    def render(self, ptype: int, subtype: int) -> str:
+        name = self.name(ptype, subtype)
+        return name if name is not None else str(subtype)
+
+    def with_extra(self, ptype: int, name: str, value: int) -> SubtypeRegistry:
+        by_type = {t: dict(m) for t, m in self._by_type.items()}
+        by_type.setdefault(ptype, {})[name] = value
+        return SubtypeRegistry(by_type)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SubtypeRegistry) and self._by_type == other._by_type
+
+    def __hash__(self) -> int:
+        return hash(tuple((t, tuple(m.items())) for t, m in sorted(self._by_type.items())))
+
+
+BUILTIN_SUBTYPES = SubtypeRegistry()
