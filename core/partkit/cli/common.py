@@ -1,0 +1,147 @@
+"""Pieces every command shares: option values -> TableOptions, diagnostics -> stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from partkit.errors import Diagnostic, PartkitError, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from partkit.options import TableOptions
+    from partkit.tables import SubtypeRegistry
+
+__all__ = ["emit", "int_option", "parse_extra_subtypes", "report_error", "table_options"]
+
+
+def emit(diagnostics: Iterable[Diagnostic]) -> None:
+    """Print diagnostics to stderr; as GitHub annotations too when running in Actions."""
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    for d in diagnostics:
+        sys.stderr.write(d.format() + "\n")
+        if github:
+            sys.stderr.write(github_annotation(d) + "\n")
+
+
+def github_annotation(d: Diagnostic) -> str:
+    kind = "error" if d.is_error else "warning"
+    props = []
+    loc = d.location
+    if loc is not None:
+        props.append(f"file={loc.path}")
+        if loc.line is not None:
+            props.append(f"line={loc.line}")
+        if loc.column is not None:
+            props.append(f"col={loc.column}")
+    message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return f"::{kind} {','.join(props)}::{message}" if props else f"::{kind}::{message}"
+
+
+def report_error(exc: PartkitError) -> int:
+    emit(exc.diagnostics)
+    return exc.exit_code
+
+
+def usage_error(message: str, hint: str | None = None) -> PartkitError:
+    return PartkitError(error(message, None, hint))
+
+
+def int_option(name: str, value: str) -> int:
+    """An address option: any Python int literal (0x8000, 32768), as gen_esp32part takes."""
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise usage_error(f"{name}: '{value}' is not an integer",
+                          "use a number such as 0x8000 or 32768 (no K/M suffix)") from None
+
+
+def size_option(name: str, value: str) -> int:
+    from partkit.numbers import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise usage_error(f"{name}: {exc}") from None
+
+
+def parse_extra_subtypes(entries: Sequence[str], base: SubtypeRegistry) -> SubtypeRegistry:
+    """``type,name,value`` entries (value always hex, as ESP-IDF's CMake writes it)."""
+    from partkit.tables import TYPES
+
+    registry = base
+    for entry in entries:
+        parts = [p.strip() for p in entry.split(",")]
+        if len(parts) != 3:
+            raise usage_error(f"--extra-partition-subtypes: '{entry}' is not 'type,name,value'",
+                              "example: data,my_subtype,0x40")
+        tname, name, text = parts
+        if tname not in TYPES:
+            raise usage_error(
+                f"--extra-partition-subtypes: unknown partition type '{tname}' in '{entry}'",
+                f"the type must be one of: {', '.join(TYPES)}")
+        try:
+            value = int(text, 16)
+        except ValueError:
+            raise usage_error(f"--extra-partition-subtypes: value '{text}' is not hexadecimal",
+                              "values are hex with or without 0x, e.g. 40 or 0x40") from None
+        if not 0 <= value <= 0xFF:
+            raise usage_error(f"--extra-partition-subtypes: value 0x{value:x} is out of 0..0xff")
+        ptype = TYPES[tname]
+        clash = registry.name(ptype, value)
+        if clash is not None and clash != name:
+            raise usage_error(
+                f"--extra-partition-subtypes: '{entry}' reuses value 0x{value:x} of {tname} "
+                f"subtype '{clash}'", "each subtype value of a type must be unique")
+        registry = registry.with_extra(ptype, name, value)
+    return registry
+
+
+def table_options(
+    *,
+    offset: str | None = None,
+    chip: str | None = None,
+    primary_bootloader_offset: str | None = None,
+    recovery_bootloader_offset: str | None = None,
+    flash_size: int | None = None,
+    secure: str | None = None,
+    md5: bool = True,
+    verify: bool = True,
+    strict: bool = False,
+    extra_subtypes: Sequence[str] = (),
+) -> TableOptions:
+    """Build TableOptions from option texts; ``chip`` supplies the bootloader offset default."""
+    from partkit.options import DEFAULT_TABLE_OFFSET, TableOptions
+    from partkit.tables import BUILTIN_SUBTYPES
+
+    bl_offset: int | None = None
+    if chip is not None:
+        from partkit.chips import BOOTLOADER_OFFSET, chip_names
+
+        if chip.lower() not in BOOTLOADER_OFFSET:
+            from partkit.errors import closest
+
+            guess = closest(chip, chip_names())
+            raise usage_error(f"--chip: unknown chip '{chip}'",
+                              (f"did you mean '{guess}'? " if guess else "")
+                              + f"known chips: {', '.join(chip_names())}")
+        bl_offset = BOOTLOADER_OFFSET[chip.lower()]
+        chip = chip.lower()
+    if primary_bootloader_offset is not None:
+        bl_offset = int_option("--primary-bootloader-offset", primary_bootloader_offset)
+    return TableOptions(
+        table_offset=DEFAULT_TABLE_OFFSET if offset is None else int_option("--offset", offset),
+        primary_bootloader_offset=bl_offset,
+        recovery_bootloader_offset=None if recovery_bootloader_offset is None else int_option(
+            "--recovery-bootloader-offset", recovery_bootloader_offset),
+        md5=md5,
+        verify=verify,
+        secure=secure,
+        flash_size=flash_size,
+        subtypes=parse_extra_subtypes(extra_subtypes, BUILTIN_SUBTYPES),
+        chip=chip,
+        strict=strict,
+    )

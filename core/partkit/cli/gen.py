@@ -1,0 +1,181 @@
+"""``partkit gen``: a drop-in for gen_esp32part.py (same arguments, same bytes).
+
+Arguments are parsed by hand: this is the command builds run for every table, and
+argparse would cost more start-up time than the whole conversion.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from partkit.cli.common import emit, report_error, usage_error
+from partkit.errors import PartkitError
+
+__all__ = ["run"]
+
+HELP = """\
+usage: partkit gen [options] INPUT [OUTPUT]
+
+Convert a partition table CSV to the binary the bootloader reads, or a binary back to CSV
+(the format is detected). OUTPUT defaults to '-' (stdout). Same arguments as ESP-IDF's
+gen_esp32part.py.
+
+options:
+  -o, --offset N                  partition table offset (default 0x8000)
+  --primary-bootloader-offset N   needed for bootloader rows (or use --chip)
+  --recovery-bootloader-offset N  needed for bootloader/recovery rows
+  --chip CHIP                     sets the primary bootloader offset for CHIP
+  --flash-size SIZE               fail if the table does not fit: 1MB 2MB 4MB 8MB 16MB 32MB 64MB 128MB
+  --disable-md5sum                no MD5 row (and no MD5 check of binary input)
+  --no-verify                     skip table verification
+  --secure [v1|v2]                secure boot app size alignment (bare flag means v1)
+  --extra-partition-subtypes E... extra subtypes as type,name,hexvalue (end the list with --)
+  --strict                        treat warnings as errors
+  --json                          print the table and diagnostics as JSON on stdout
+  -q, --quiet                     no status lines
+  -v, --verify                    accepted for compatibility (verification is the default)
+"""
+
+_FLAGS = {"--disable-md5sum", "--no-verify", "--verify", "-v", "--quiet", "-q", "--strict",
+          "--json"}
+_VALUED = {"--offset", "-o", "--primary-bootloader-offset", "--recovery-bootloader-offset",
+           "--flash-size", "--chip"}
+
+
+def _parse(argv: list[str]) -> tuple[dict[str, str], set[str], list[str], list[str]]:
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    extra: list[str] = []
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        name, eq, inline = arg.partition("=")
+        if arg == "--":
+            positional.extend(argv[i:])
+            break
+        if arg in _FLAGS:
+            flags.add(arg)
+        elif name in _VALUED:
+            if eq:
+                values[name] = inline
+            elif i < len(argv):
+                values[name] = argv[i]
+                i += 1
+            else:
+                raise usage_error(f"{name} needs a value", "see 'partkit gen --help'")
+        elif name == "--secure":
+            # Like the reference, the value is optional and taken greedily.
+            if eq:
+                values["--secure"] = inline
+            elif i < len(argv) and not argv[i].startswith("-"):
+                values["--secure"] = argv[i]
+                i += 1
+            else:
+                values["--secure"] = "v1"
+        elif arg == "--extra-partition-subtypes":
+            while i < len(argv) and not argv[i].startswith("-"):
+                extra.append(argv[i])
+                i += 1
+            if i < len(argv) and argv[i] == "--":
+                i += 1
+        elif arg.startswith("-") and arg != "-":
+            from partkit.errors import closest
+
+            guess = closest(name, sorted(_FLAGS | _VALUED | {"--secure",
+                                                             "--extra-partition-subtypes"}))
+            raise usage_error(f"unknown option '{arg}'",
+                              f"did you mean '{guess}'?" if guess else "see 'partkit gen --help'")
+        else:
+            positional.append(arg)
+    return values, flags, extra, positional
+
+
+def run(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        sys.stdout.write(HELP)
+        return 0
+    try:
+        return _run(argv)
+    except PartkitError as exc:
+        return report_error(exc)
+
+
+def _run(argv: list[str]) -> int:
+    from partkit.cli.common import table_options
+    from partkit.fileio import read_input
+    from partkit.options import FLASH_SIZES
+
+    values, flags, extra, positional = _parse(argv)
+    if not positional or len(positional) > 2:
+        raise usage_error("expected INPUT [OUTPUT]", "see 'partkit gen --help'")
+    flash_size = None
+    if "--flash-size" in values:
+        text = values["--flash-size"]
+        if text not in FLASH_SIZES:
+            raise usage_error(f"--flash-size: '{text}' is not one of {', '.join(FLASH_SIZES)}",
+                              "flash sizes are written like 4MB")
+        flash_size = int(text[:-2]) * 0x100000
+    secure = values.get("--secure")
+    if secure is not None and secure not in ("v1", "v2"):
+        raise usage_error(f"--secure: '{secure}' is not v1 or v2",
+                          "--secure takes an optional value v1 or v2 (lower case); put it "
+                          "after INPUT or write --secure=v1")
+    options = table_options(
+        offset=values.get("--offset", values.get("-o")),
+        chip=values.get("--chip"),
+        primary_bootloader_offset=values.get("--primary-bootloader-offset"),
+        recovery_bootloader_offset=values.get("--recovery-bootloader-offset"),
+        flash_size=flash_size,
+        secure=secure,
+        md5="--disable-md5sum" not in flags,
+        verify="--no-verify" not in flags,
+        strict="--strict" in flags,
+        extra_subtypes=extra,
+    )
+    quiet = "--quiet" in flags or "-q" in flags
+    source = positional[0]
+    output = positional[1] if len(positional) > 1 else "-"
+    data = sys.stdin.buffer.read() if source == "-" else read_input(source)
+    path = "<stdin>" if source == "-" else source
+
+    from partkit import codec
+    from partkit.binary import looks_binary
+
+    if not quiet:
+        kind = "binary partition" if looks_binary(data) else "CSV"
+        sys.stderr.write(f"Parsing {kind} input...\n")
+        if options.verify:
+            sys.stderr.write("Verifying table...\n")
+    loaded = codec.load_table(data, path, options)
+    emit(loaded.warnings)
+    result: bytes = (codec.to_csv(loaded.table, options).encode("utf-8") if loaded.is_binary
+                     else codec.encode(loaded.table, options))
+    if output == "-":
+        if "--json" in flags:
+            raise usage_error("--json needs an OUTPUT file (stdout carries the JSON)")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(result)
+        sys.stdout.buffer.flush()
+    else:
+        from partkit.fileio import write_atomic
+
+        write_atomic(output, result)
+    if "--json" in flags:
+        _print_json(loaded, options, output)
+    return 0
+
+
+def _print_json(loaded: object, options: object, output: str) -> None:
+    import json
+
+    from partkit.codec import Loaded
+    from partkit.options import TableOptions
+    from partkit.render import to_json
+
+    assert isinstance(loaded, Loaded) and isinstance(options, TableOptions)
+    doc = to_json(loaded.table, options)
+    doc["output"] = output
+    doc["warnings"] = [w.format() for w in loaded.warnings]
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")

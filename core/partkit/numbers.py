@@ -1,0 +1,94 @@
+"""Integer syntax of partition CSVs (gen_esp32part ``parse_int``) and of CLI size options."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["NumberError", "format_size", "parse_int", "parse_size"]
+
+_SUFFIX = {"k": 1024, "K": 1024, "m": 1024 * 1024, "M": 1024 * 1024}
+
+
+class NumberError(ValueError):
+    """A field value that is neither a number nor a known keyword."""
+
+    def __init__(self, message: str, value: str, keywords: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.value = value
+        self.keywords = keywords
+
+
+def parse_int(text: str, keywords: Mapping[str, int] | None = None) -> int:
+    """Parse a CSV field: any Python int literal or keyword, with stackable K/M suffixes.
+
+    ``1kk`` is 1 MiB and ``otak`` is the keyword ``ota`` times 1024, as in gen_esp32part.
+    Suffixes are peeled iteratively (the reference recursed), so long suffix chains cannot
+    exhaust the stack. Messages quote the innermost value, as the reference does.
+    """
+    multiplier = 1
+    value = text
+    while value and value[-1] in _SUFFIX:
+        multiplier *= _SUFFIX[value[-1]]
+        value = value[:-1]
+    try:
+        return int(value, 0) * multiplier
+    except ValueError:
+        pass
+    if not keywords:
+        raise NumberError(f"Invalid field value {value}", value)
+    try:
+        return keywords[value.lower()] * multiplier
+    except KeyError:
+        names = tuple(keywords)
+        raise NumberError(
+            f"Value '{value}' is not valid. Known keywords: {', '.join(names)}", value, names
+        ) from None
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024 * 1024,
+    "mb": 1024 * 1024,
+    "mib": 1024 * 1024,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """Parse a size option: ``4MB``, ``4M``, ``4MiB``, ``64K``, ``0x400000`` or ``4194304``.
+
+    Units are binary (1 MB = 1 MiB), as flash sizes are. Raises ValueError.
+    """
+    s = text.strip()
+    if s.lower().startswith(("0x", "0o", "0b")):
+        return int(s, 0)
+    i = len(s)
+    while i > 0 and s[i - 1].isalpha():
+        i -= 1
+    number, unit = s[:i].strip(), s[i:].lower()
+    if unit not in _SIZE_UNITS or not number:
+        raise ValueError(f"invalid size '{text}' (examples: 4MB, 64K, 0x400000)")
+    value = float(number) if "." in number else int(number, 0)
+    result = int(value * _SIZE_UNITS[unit])
+    if result < 0:
+        raise ValueError(f"invalid size '{text}': negative")
+    return result
+
+
+def format_size(size: int) -> str:
+    """Human units for reports: ``1 MiB``, ``24 KiB``, ``291 B``, ``1.5 MiB``."""
+    if size < 0:
+        return "-" + format_size(-size)
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if size % scale == 0 else f"{value:.1f} {unit}"
+    return f"{size} B"

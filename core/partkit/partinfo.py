@@ -1,0 +1,164 @@
+"""Partition lookup as parttool's ``get_partition_info`` does it (reference §7.2/§7.3).
+
+Build scripts ask "where does the boot app start?" or "how big is otadata?" at configure
+time. The selectors and the output format follow parttool exactly, so a CMake function
+built on this returns the same string ESP-IDF's ``partition_table_get_partition_info``
+would: fields joined by single spaces, and an empty string when nothing matches.
+"""
+
+from __future__ import annotations
+
+from partkit.errors import PartkitError, error
+from partkit.tables import BUILTIN_SUBTYPES, TYPES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from partkit.model import Partition, PartitionTable
+    from partkit.tables import SubtypeRegistry
+
+__all__ = ["DEFAULT_FIELDS", "FIELDS", "format_info", "query_tokens", "select"]
+
+FIELDS = ("name", "type", "subtype", "offset", "size", "encrypted", "readonly")
+DEFAULT_FIELDS = ("offset", "size")
+
+
+def _type_value(text: str) -> int:
+    """Exact (case-sensitive) type keyword, else any-base integer; ValueError otherwise."""
+    if text in TYPES:
+        return TYPES[text]
+    return int(text, 0)
+
+
+def _subtype_value(ptype: int, text: str, subtypes: SubtypeRegistry) -> int:
+    keywords = subtypes.keywords(ptype)
+    if text in keywords:
+        return keywords[text]
+    return int(text, 0)
+
+
+def select(
+    table: PartitionTable,
+    name: str | None = None,
+    type: str | None = None,
+    subtype: str | None = None,
+    boot_default: bool = False,
+    part_list: bool = False,
+    subtypes: SubtypeRegistry = BUILTIN_SUBTYPES,
+) -> tuple[Partition, ...]:
+    """The partitions one parttool selector picks; empty when none (never an error).
+
+    Exactly one of ``name``, ``type`` and ``boot_default`` must be given. ``part_list``
+    returns every type/subtype match instead of the first. Unlike parttool, a type
+    without a subtype is allowed and matches every subtype of that type.
+    """
+    if (name is not None) + (type is not None) + boot_default != 1:
+        msg = "select a partition by exactly one of: name, type [+ subtype], boot default"
+        raise PartkitError(error(msg))
+    if name is not None:
+        found = table.find_by_name(name)
+        return (found,) if found is not None else ()
+    if boot_default:
+        found = table.boot_default()
+        return (found,) if found is not None else ()
+    assert type is not None
+    try:
+        ptype = _type_value(type)
+        psubtype = None if subtype is None else _subtype_value(ptype, subtype, subtypes)
+    except ValueError:
+        return ()  # parttool swallows lookup errors and prints nothing
+    matches = table.find(ptype, psubtype)
+    return matches if part_list else matches[:1]
+
+
+def _field(partition: Partition, field: str) -> str:
+    if field == "name":
+        return partition.name
+    if field in ("type", "subtype"):
+        return str(getattr(partition, field))
+    if field in ("offset", "size"):
+        return f"0x{getattr(partition, field):x}"
+    return str(bool(getattr(partition, field)))  # encrypted / readonly: True / False
+
+
+def format_info(partitions: Iterable[Partition], fields: Sequence[str] = DEFAULT_FIELDS) -> str:
+    """Fields of each partition, all joined by single spaces (parttool's output line)."""
+    fields = tuple(fields) or DEFAULT_FIELDS
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        msg = f"unknown partition info field '{unknown[0]}'"
+        raise PartkitError(error(msg, hint=f"valid fields: {' '.join(FIELDS)}"))
+    return " ".join(_field(p, f) for p in partitions for f in fields)
+
+
+def _with_extra(subtypes: SubtypeRegistry, entry: str) -> SubtypeRegistry:
+    """Apply one ``type,name,value`` entry (value in hex, as ESP-IDF reads it)."""
+    parts = [p.strip() for p in entry.replace(" ", "").split(",")]
+    if len(parts) != 3 or parts[0] not in TYPES:
+        msg = f"bad extra partition subtype '{entry}'"
+        raise PartkitError(error(msg, hint="expected type,name,value with type one of "
+                                 f"{', '.join(TYPES)} and a hex value"))
+    try:
+        value = int(parts[2], 16)
+    except ValueError:
+        msg = f"bad extra partition subtype '{entry}': value is not hexadecimal"
+        raise PartkitError(error(msg)) from None
+    return subtypes.with_extra(TYPES[parts[0]], parts[1], value)
+
+
+def query_tokens(tokens: Sequence[str]) -> str:
+    """Answer one lookup described by ``key=value`` tokens (the CMake module's protocol).
+
+    Keys: ``table`` (CSV or binary path, required), ``offset``, ``bootloader_offset``,
+    ``recovery_bootloader_offset``, ``extra`` (repeatable), ``name``, ``type``,
+    ``subtype``, ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is
+    read as parttool reads ``--partition-table-file``: laid out, not verified.
+    """
+    from partkit.codec import load_table_file
+    from partkit.options import TableOptions
+
+    single: dict[str, str] = {}
+    infos: list[str] = []
+    subtypes = BUILTIN_SUBTYPES
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep:
+            raise PartkitError(error(f"malformed lookup token '{token}' (expected key=value)"))
+        if key == "info":
+            infos.append(value)
+        elif key == "extra":
+            subtypes = _with_extra(subtypes, value)
+        else:
+            single[key] = value
+
+    def number(key: str) -> int | None:
+        text = single.get(key, "")
+        if not text:
+            return None
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise PartkitError(error(f"{key} '{text}' is not an integer")) from None
+
+    if not single.get("table"):
+        raise PartkitError(error("no table given for the partition lookup"))
+    offset = number("offset")
+    options = TableOptions(
+        table_offset=0x8000 if offset is None else offset,
+        primary_bootloader_offset=number("bootloader_offset"),
+        recovery_bootloader_offset=number("recovery_bootloader_offset"),
+        verify=False,
+        subtypes=subtypes,
+    )
+    table = load_table_file(single["table"], options).table
+    chosen = select(
+        table,
+        name=single.get("name"),
+        type=single.get("type"),
+        subtype=single.get("subtype"),
+        boot_default=single.get("boot_default", "") not in ("", "0"),
+        part_list=single.get("part_list", "") not in ("", "0"),
+        subtypes=subtypes,
+    )
+    return format_info(chosen, infos or DEFAULT_FIELDS)
