@@ -248,7 +248,9 @@ def _type_diagnostics(p: Partition, loc: SourceLocation) -> list[Diagnostic]:
         return []
     custom_hint = "user partitions use 'data' (ESP-IDF's types) or a custom type 0x40-0xfe"
     if t in (BOOTLOADER, PARTITION_TABLE):
-        message = f"partition '{p.name}' has type {type_name(t)}, which belongs in the primary table"
+        message = (
+            f"partition '{p.name}' has type {type_name(t)}, which belongs in the primary table"
+        )
     elif t == 0xFF:
         message = (
             f"partition '{p.name}' has type 0xff, which esp_partition_find() reads as "
@@ -475,7 +477,9 @@ class AtCustomize:
         raise AttributeError("AtCustomize is immutable")
 
 
-def _auto_offset_lines(loaded: Loaded, data: bytes, path: str, options: TableOptions) -> frozenset[int]:
+def _auto_offset_lines(
+    loaded: Loaded, data: bytes, path: str, options: TableOptions
+) -> frozenset[int]:
     if loaded.is_binary:
         return frozenset()
     from partkit.csvparse import decode_text, parse_csv
