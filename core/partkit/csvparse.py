@@ -114,7 +114,7 @@ def _fields(line: str) -> list[tuple[str, int]]:
     """Split a raw line into stripped fields with their 1-based start columns."""
     fields: list[tuple[str, int]] = []
     start = 0
-    for piece in (line + ",,,,").split(","):
+    for piece in (line + ",,,,,").split(","):
         stripped = piece.strip()
         lead = len(piece) - len(piece.lstrip()) if stripped else 0
         fields.append((stripped, start + lead + 1))
