@@ -14,7 +14,7 @@ from partkit.errors import Diagnostic, PartkitError, SourceLocation, error, warn
 from partkit.model import FLAG_ENCRYPTED, FLAG_READONLY, Partition, PartitionTable
 
 try:  # the builtin module avoids importing OpenSSL through hashlib on the hot path
-    from _md5 import md5
+    from _md5 import md5  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - interpreters built without _md5
     from hashlib import md5
 

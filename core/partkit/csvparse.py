@@ -141,7 +141,8 @@ class _RowParser:
             hint: str | None = None
             if exc.keywords:
                 guess = closest(exc.value, exc.keywords)
-                hint = f"did you mean '{guess}'?" if guess else f"{what} must be a keyword or a number"
+                hint = (f"did you mean '{guess}'?" if guess
+                        else f"{what} must be a keyword or a number")
             elif "\x00" in exc.value:
                 hint = "the text contains NUL characters: is the file UTF-32? save it as UTF-8"
             elif "#" in exc.value:
@@ -194,7 +195,7 @@ class _RowParser:
                 guess = closest(flag.strip(), _FLAGS)
                 errors.append(self.fail(
                     f"CSV flag column contains unknown flag '{flag}'", flag_col,
-                    f"flags are 'encrypted' and 'readonly', joined by ':' without spaces"
+                    "flags are 'encrypted' and 'readonly', joined by ':' without spaces"
                     + (f" (did you mean '{guess}'?)" if guess else ""),
                 ))
                 break
@@ -206,7 +207,7 @@ class _RowParser:
         return CsvRow(name, ptype, subtype, offset, size, encrypted, readonly,
                       self.loc.with_column(fields[0][1]))
 
-    def _offset(self, ptype: int, subtype: int, text: str, col: int) -> int | None | Diagnostic:
+    def _offset(self, ptype: int, subtype: int, text: str, col: int) -> int | Diagnostic | None:
         opts = self.options
         if ptype == BOOTLOADER and subtype == SUBTYPE_PRIMARY:
             if opts.primary_bootloader_offset is None:
@@ -277,7 +278,7 @@ def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
 
 def _leading_variable(line: str) -> str:
     end = 1
-    while end < len(line) and (line[end] == "_" or line[end].isascii() and line[end].isalnum()):
+    while end < len(line) and (line[end] == "_" or (line[end].isascii() and line[end].isalnum())):
         end += 1
     name = line[1:end]
     return name if name and not name[0].isdigit() else ""

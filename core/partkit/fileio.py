@@ -7,6 +7,7 @@ an existing file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from partkit.errors import PartkitError, SourceLocation, error
@@ -43,10 +44,8 @@ def write_atomic(path: str, data: bytes) -> None:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
     except OSError as exc:
         raise PartkitError(

@@ -62,7 +62,7 @@ class Partition:
     def replace(self, **changes: object) -> Partition:
         fields = {k: getattr(self, k) for k in self.__slots__}
         fields.update(changes)
-        return Partition(**fields)  # type: ignore[arg-type]
+        return Partition(**fields)
 
     @property
     def end(self) -> int:

@@ -73,7 +73,7 @@ class TableOptions:
     def replace(self, **changes: object) -> TableOptions:
         fields = {k: getattr(self, k) for k in self.__slots__}
         fields.update(changes)
-        return TableOptions(**fields)  # type: ignore[arg-type]
+        return TableOptions(**fields)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k != "subtypes")

@@ -50,19 +50,19 @@ def _regions(table: PartitionTable, options: TableOptions) -> list[tuple[str, in
     return out
 
 
-def layout_rows(table: PartitionTable, options: TableOptions) -> list[dict[str, object]]:
-    """Partitions and gaps in flash order, each a dict (shared by summary and JSON)."""
-    rows: list[dict[str, object]] = []
+def layout_rows(
+    table: PartitionTable, options: TableOptions
+) -> list[tuple[str, int, int, Partition | None]]:
+    """Partitions, gaps and free space in flash order: (kind, offset, end, partition)."""
+    rows: list[tuple[str, int, int, Partition | None]] = []
     cursor = options.table_offset + PARTITION_TABLE_SIZE
     for p in table.sorted_by_offset():
         if p.offset > cursor:
-            rows.append({"kind": "gap", "offset": cursor, "end": p.offset,
-                         "size": p.offset - cursor})
-        rows.append({"kind": "partition", "partition": p})
+            rows.append(("gap", cursor, p.offset, None))
+        rows.append(("partition", p.offset, p.end, p))
         cursor = max(cursor, p.end)
     if options.flash_size is not None and options.flash_size > cursor:
-        rows.append({"kind": "free", "offset": cursor, "end": options.flash_size,
-                     "size": options.flash_size - cursor})
+        rows.append(("free", cursor, options.flash_size, None))
     return rows
 
 
@@ -72,16 +72,14 @@ def to_summary(table: PartitionTable, options: TableOptions) -> str:
     lines: list[tuple[str, ...]] = []
     for name, start, end in _regions(table, options):
         lines.append((name, "", "", f"0x{start:x}", f"0x{end:x}", format_size(end - start), ""))
-    for row in layout_rows(table, options):
-        if row["kind"] == "partition":
-            p: Partition = row["partition"]  # type: ignore[assignment]
+    for kind, start, end, p in layout_rows(table, options):
+        if p is not None:
             lines.append((p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
                           f"0x{p.offset:x}", f"0x{p.end:x}", format_size(p.size), flags_text(p)))
         else:
-            label = "(gap)" if row["kind"] == "gap" else "(free to flash end)"
-            start, end, size = row["offset"], row["end"], row["size"]
-            assert isinstance(start, int) and isinstance(end, int) and isinstance(size, int)
-            lines.append((label, "", "", f"0x{start:x}", f"0x{end:x}", format_size(size), ""))
+            label = "(gap)" if kind == "gap" else "(free to flash end)"
+            lines.append((label, "", "", f"0x{start:x}", f"0x{end:x}", format_size(end - start),
+                          ""))
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     right = {3, 4, 5}
 
@@ -120,8 +118,8 @@ def partition_json(p: Partition, options: TableOptions) -> dict[str, object]:
 
 def to_json(table: PartitionTable, options: TableOptions) -> dict[str, object]:
     """A stable, documented document (docs/show.md) of the table and its layout."""
-    gaps = [{"offset": r["offset"], "size": r["size"]}
-            for r in layout_rows(table, options) if r["kind"] == "gap"]
+    gaps = [{"offset": start, "size": end - start}
+            for kind, start, end, _ in layout_rows(table, options) if kind == "gap"]
     used = table.highest_end()
     return {
         "schema": "partkit.table/1",

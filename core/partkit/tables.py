@@ -18,8 +18,8 @@ __all__ = [
     "PARTITION_TABLE",
     "SUBTYPE_DATA_OTA",
     "SUBTYPE_DATA_TEE_OTA",
-    "SubtypeRegistry",
     "TYPES",
+    "SubtypeRegistry",
     "type_name",
 ]
 

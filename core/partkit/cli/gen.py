@@ -25,7 +25,8 @@ options:
   --primary-bootloader-offset N   needed for bootloader rows (or use --chip)
   --recovery-bootloader-offset N  needed for bootloader/recovery rows
   --chip CHIP                     sets the primary bootloader offset for CHIP
-  --flash-size SIZE               fail if the table does not fit: 1MB 2MB 4MB 8MB 16MB 32MB 64MB 128MB
+  --flash-size SIZE               fail if the table does not fit the flash
+                                  (1MB 2MB 4MB 8MB 16MB 32MB 64MB 128MB)
   --disable-md5sum                no MD5 row (and no MD5 check of binary input)
   --no-verify                     skip table verification
   --secure [v1|v2]                secure boot app size alignment (bare flag means v1)
