@@ -111,9 +111,10 @@ def query_tokens(tokens: Sequence[str]) -> str:
     """Answer one lookup described by ``key=value`` tokens (the CMake module's protocol).
 
     Keys: ``table`` (CSV or binary path, required), ``offset``, ``bootloader_offset``,
-    ``recovery_bootloader_offset``, ``extra`` (repeatable), ``name``, ``type``,
-    ``subtype``, ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is
-    read as parttool reads ``--partition-table-file``: laid out, not verified.
+    ``chip`` (gives the bootloader offset when that is absent),
+    ``recovery_bootloader_offset``, ``extra`` (repeatable), ``name``, ``type``, ``subtype``,
+    ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is read as
+    parttool reads ``--partition-table-file``: laid out, not verified.
     """
     from partkit.codec import load_table_file
     from partkit.options import TableOptions
@@ -144,9 +145,20 @@ def query_tokens(tokens: Sequence[str]) -> str:
     if not single.get("table"):
         raise PartkitError(error("no table given for the partition lookup"))
     offset = number("offset")
+    bootloader_offset = number("bootloader_offset")
+    chip = single.get("chip")
+    if bootloader_offset is None and chip:
+        from partkit.chips import bootloader_offset as chip_bootloader_offset
+        from partkit.chips import chip_names
+
+        try:
+            bootloader_offset = chip_bootloader_offset(chip)
+        except KeyError:
+            msg = f"unknown chip '{chip}'"
+            raise PartkitError(error(msg, hint=f"known chips: {', '.join(chip_names())}")) from None
     options = TableOptions(
         table_offset=0x8000 if offset is None else offset,
-        primary_bootloader_offset=number("bootloader_offset"),
+        primary_bootloader_offset=bootloader_offset,
         recovery_bootloader_offset=number("recovery_bootloader_offset"),
         verify=False,
         subtypes=subtypes,

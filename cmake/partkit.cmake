@@ -1,0 +1,629 @@
+#[=[.md
+<!-- ANCHOR: partkit-module -->
+# partkit CMake module
+
+Partition tables and size checks as part of any CMake firmware build: the
+`idf.py partition-table` flow without ESP-IDF.
+
+```cmake
+# from a checkout or a vendored copy
+include(path/to/partkit/cmake/partkit.cmake)
+# or, after `pip install partkit` (see docs/cmake.md for CMAKE_PREFIX_PATH)
+find_package(partkit 0.1 CONFIG REQUIRED)
+```
+
+At configure time the module finds a Python interpreter and checks that
+`python -m partkit --version` runs; otherwise configuration stops with a hint.
+The interpreter is, in order: `PARTKIT_PYTHON` (cache variable, set it to override),
+`Python3_EXECUTABLE` if already set, the interpreter of the environment the module was
+installed into (a pip-installed copy), else `find_package(Python3 3.9 COMPONENTS Interpreter)`.
+Included from a source checkout, the module runs that checkout's `core/` package, so module
+and tool always match.
+
+It sets `PARTKIT_PYTHON`, `PARTKIT_VERSION` and `PARTKIT_COMMAND` (a list: the command line
+that runs `partkit`, for your own custom commands).
+<!-- ANCHOR_END: partkit-module -->
+#]=]
+
+include_guard(GLOBAL)
+if(CMAKE_VERSION VERSION_LESS 3.16)
+  message(FATAL_ERROR "partkit needs CMake 3.16 or newer (this is ${CMAKE_VERSION}).")
+endif()
+list(APPEND CMAKE_MESSAGE_CONTEXT partkit)
+
+set_property(GLOBAL PROPERTY _PARTKIT_MODULE_DIR "${CMAKE_CURRENT_LIST_DIR}")
+
+# ---------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------
+
+# The interpreter of the Python environment this file was installed into, if any:
+# <prefix>/lib/pythonX.Y/site-packages/partkit/cmake (wheel) or
+# <prefix>/share/cmake/partkit (wheel shared-data).
+function(_partkit_env_python out_var)
+  get_property(dir GLOBAL PROPERTY _PARTKIT_MODULE_DIR)
+  set(found "")
+  foreach(prefix "${dir}/../../../../.." "${dir}/../../.." "${dir}/../../../..")
+    foreach(exe bin/python3 bin/python Scripts/python.exe python.exe)
+      if(EXISTS "${prefix}/${exe}" AND NOT IS_DIRECTORY "${prefix}/${exe}")
+        get_filename_component(found "${prefix}/${exe}" ABSOLUTE)
+        break()
+      endif()
+    endforeach()
+    if(found)
+      break()
+    endif()
+  endforeach()
+  set(${out_var} "${found}" PARENT_SCOPE)
+endfunction()
+
+# Sets <out_var> to an error text, or to "" when partkit is usable. Publishes the results
+# as cache/global state so every function (and every directory scope) sees them.
+function(_partkit_discover out_var)
+  set(${out_var} "" PARENT_SCOPE)
+  set(python "${PARTKIT_PYTHON}")
+  set(origin "PARTKIT_PYTHON")
+  if(NOT python AND Python3_EXECUTABLE)
+    set(python "${Python3_EXECUTABLE}")
+    set(origin "Python3_EXECUTABLE")
+  endif()
+  if(NOT python)
+    _partkit_env_python(python)
+    set(origin "the environment partkit is installed in")
+  endif()
+  if(NOT python)
+    find_package(Python3 3.9 COMPONENTS Interpreter QUIET)
+    set(python "${Python3_EXECUTABLE}")
+    set(origin "find_package(Python3)")
+  endif()
+  if(NOT python)
+    set(${out_var} "no Python 3.9+ interpreter found.\n"
+      "Hint: install Python 3 and partkit (pip install partkit), or set PARTKIT_PYTHON "
+      "to the interpreter that has partkit installed." PARENT_SCOPE)
+    return()
+  endif()
+  message(DEBUG "using Python ${python} (from ${origin})")
+
+  # From a checkout, run the checkout's package: module and tool then always match.
+  set(python_command "${python}")
+  get_property(module_dir GLOBAL PROPERTY _PARTKIT_MODULE_DIR)
+  get_filename_component(core "${module_dir}/../core" ABSOLUTE)
+  if(EXISTS "${core}/partkit/__init__.py")
+    set(python_command "${CMAKE_COMMAND}" -E env "PYTHONPATH=${core}" "${python}")
+    message(DEBUG "source checkout: PYTHONPATH=${core}")
+  endif()
+
+  execute_process(
+    COMMAND ${python_command} -m partkit --version
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "^partkit ([0-9][0-9A-Za-z.+-]*)$")
+    set(${out_var} "`${python} -m partkit --version` failed (${rc}): ${err}${out}\n"
+      "Hint: install partkit into that interpreter (${python} -m pip install partkit), or set "
+      "PARTKIT_PYTHON to an interpreter that has it (found via ${origin})." PARENT_SCOPE)
+    return()
+  endif()
+  set(version "${CMAKE_MATCH_1}")
+
+  # The package's own files: generated tables depend on them, so upgrading partkit
+  # regenerates and rechecks everything.
+  execute_process(
+    COMMAND ${python_command} -c
+      "import os, partkit\nprint(os.path.dirname(os.path.abspath(partkit.__file__)))"
+    RESULT_VARIABLE rc OUTPUT_VARIABLE package_dir ERROR_VARIABLE err
+    OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    set(${out_var} "cannot locate the partkit package with ${python}: ${err}" PARENT_SCOPE)
+    return()
+  endif()
+  file(GLOB_RECURSE sources LIST_DIRECTORIES false "${package_dir}/*.py")
+  list(SORT sources)
+
+  set(PARTKIT_PYTHON "${python}" CACHE FILEPATH "Python interpreter that runs partkit")
+  set_property(GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND "${python_command}")
+  set_property(GLOBAL PROPERTY _PARTKIT_COMMAND "${python_command};-m;partkit")
+  set_property(GLOBAL PROPERTY _PARTKIT_VERSION "${version}")
+  set_property(GLOBAL PROPERTY _PARTKIT_SOURCES "${sources}")
+  message(STATUS "Found partkit ${version}: ${python}")
+endfunction()
+
+_partkit_discover(_partkit_error)
+if(_partkit_error)
+  if(_PARTKIT_SOFT_FAIL)  # find_package(partkit): let partkitConfig.cmake report it
+    set(PARTKIT_DISCOVERY_ERROR "${_partkit_error}")
+    list(POP_BACK CMAKE_MESSAGE_CONTEXT)
+    return()
+  endif()
+  message(FATAL_ERROR "${_partkit_error}")
+endif()
+get_property(PARTKIT_COMMAND GLOBAL PROPERTY _PARTKIT_COMMAND)
+get_property(PARTKIT_VERSION GLOBAL PROPERTY _PARTKIT_VERSION)
+
+# ---------------------------------------------------------------------------------------
+# Private helpers
+# ---------------------------------------------------------------------------------------
+
+# Unknown keywords, keywords without a value and missing required keywords are errors:
+# a typo must never be ignored silently.
+macro(_partkit_check_arguments fn)
+  if(arg_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "${fn}: unexpected arguments: ${arg_UNPARSED_ARGUMENTS}")
+  endif()
+  if(arg_KEYWORDS_MISSING_VALUES)
+    message(FATAL_ERROR "${fn}: keyword(s) without a value: ${arg_KEYWORDS_MISSING_VALUES}")
+  endif()
+  foreach(_partkit_kw ${ARGN})
+    if("${arg_${_partkit_kw}}" STREQUAL "")
+      message(FATAL_ERROR "${fn}: missing required parameter `${_partkit_kw}`.")
+    endif()
+  endforeach()
+endmacro()
+
+# Offsets are plain integers (decimal or 0x hex), as gen_esp32part's --offset takes them.
+function(_partkit_check_integer fn keyword value)
+  if(NOT "${value}" STREQUAL "" AND NOT value MATCHES "^(0[xX][0-9a-fA-F]+|[0-9]+)$")
+    message(FATAL_ERROR "${fn}: ${keyword} `${value}` is not an integer "
+      "(use decimal or 0x-prefixed hex, e.g. 0x8000).")
+  endif()
+endfunction()
+
+# Rewrite a file only when its content changes: option changes then reach the build as a
+# changed input, which Makefiles need (they do not track command lines, Ninja does).
+function(_partkit_write_if_changed path content)
+  if(EXISTS "${path}")
+    file(READ "${path}" old)
+    if(old STREQUAL content)
+      return()
+    endif()
+  endif()
+  file(WRITE "${path}" "${content}")
+endfunction()
+
+function(_partkit_table_property out_var fn table property)
+  if(NOT TARGET "${table}")
+    message(FATAL_ERROR "${fn}: TABLE `${table}` is not a target. "
+      "Hint: pass the target created by partkit_add_partition_table().")
+  endif()
+  get_target_property(value "${table}" "${property}")
+  if(value STREQUAL "value-NOTFOUND")
+    message(FATAL_ERROR "${fn}: `${table}` was not created by partkit_add_partition_table().")
+  endif()
+  set(${out_var} "${value}" PARENT_SCOPE)
+endfunction()
+
+# The "how to flash it" lines printed after the table, as idf.py partition-table does.
+function(_partkit_flash_hint out_var chip offset binary)
+  file(RELATIVE_PATH rel "${CMAKE_BINARY_DIR}" "${binary}")
+  if(rel MATCHES " ")
+    set(rel "\"${rel}\"")
+  endif()
+  set(chip_arg "")
+  if(chip)
+    set(chip_arg " --chip ${chip}")
+  endif()
+  set(${out_var}
+    COMMAND "${CMAKE_COMMAND}" -E echo "Partition table binary: ${binary}"
+    COMMAND "${CMAKE_COMMAND}" -E echo "To flash it, run from ${CMAKE_BINARY_DIR}:"
+    COMMAND "${CMAKE_COMMAND}" -E echo
+      " python -m esptool${chip_arg} -b 460800 --before default-reset --after hard-reset write-flash ${offset} ${rel}"
+    PARENT_SCOPE)
+endfunction()
+
+# One size check as a stamped custom command: it reruns exactly when the image, the table,
+# an option or partkit changes, and a failure leaves no stamp, so the next build retries.
+function(_partkit_add_check name subject_target subject_file table check_args)
+  _partkit_table_property(table_bin "${name}" "${table}" PARTKIT_BINARY)
+  _partkit_table_property(bin_target "${name}" "${table}" PARTKIT_BIN_TARGET)
+  get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
+  get_property(sources GLOBAL PROPERTY _PARTKIT_SOURCES)
+  set(work "${CMAKE_CURRENT_BINARY_DIR}/partkit")
+  set(stamp "${work}/${name}.stamp")
+  set(options_file "${work}/${name}.options")
+  string(REPLACE ";" "\n" options_text "${check_args}")
+  _partkit_write_if_changed("${options_file}" "${options_text}\n")
+  get_filename_component(shown "${subject_file}" NAME)
+  add_custom_command(OUTPUT "${stamp}"
+    COMMAND ${command} check "${table_bin}" ${check_args}
+    COMMAND "${CMAKE_COMMAND}" -E touch "${stamp}"
+    DEPENDS "${subject_file}" "${table_bin}" "${options_file}" ${sources}
+    COMMENT "partkit: checking ${shown} against ${table}"
+    VERBATIM)
+  add_custom_target("${name}" ALL DEPENDS "${stamp}")
+  add_dependencies("${name}" "${subject_target}" "${bin_target}")
+endfunction()
+
+# ---------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------
+
+#[=[.md
+<!-- ANCHOR: partkit_add_partition_table -->
+## partkit_add_partition_table
+
+```cmake
+partkit_add_partition_table(<target> CSV <file>
+    [OUTPUT <bin>] [OFFSET <n>] [CHIP <chip>] [FLASH_SIZE <size>]
+    [BOOTLOADER_OFFSET <n>] [RECOVERY_BOOTLOADER_OFFSET <n>] [SECURE v1|v2]
+    [NO_MD5] [EXTRA_SUBTYPES <type,name,value>...] [ALL])
+```
+
+Generates the binary partition table from a CSV with `partkit gen` (byte-identical to
+`gen_esp32part.py`). The table is regenerated exactly when the CSV, an option or partkit
+itself changes; when it is, the build log shows the table and the command to flash it.
+
+Creates two targets:
+- `<target>_bin` builds the binary (and nothing else), in `ALL` if `ALL` is given. Other
+  targets depend on this one.
+- `<target>` builds the binary, then prints the table summary and the esptool command
+  that flashes it, every time it is built (as `idf.py partition-table` does).
+
+Keywords:
+- `CSV`: the partition CSV, relative to `CMAKE_CURRENT_SOURCE_DIR` (required).
+- `OUTPUT`: the binary, relative to `CMAKE_CURRENT_BINARY_DIR`; default
+  `${CMAKE_CURRENT_BINARY_DIR}/partition-table.bin`.
+- `OFFSET`: flash offset of the table (`CONFIG_PARTITION_TABLE_OFFSET`), default `0x8000`.
+- `CHIP`: target chip, e.g. `esp32c3`; sets the bootloader offset unless
+  `BOOTLOADER_OFFSET` is given, and appears in the flash command.
+- `FLASH_SIZE`: flash size, e.g. `4MB`; the build fails if the partitions do not fit.
+- `BOOTLOADER_OFFSET`, `RECOVERY_BOOTLOADER_OFFSET`: offsets for `bootloader` rows.
+- `SECURE`: `v1` or `v2`: app partition sizes must suit secure boot.
+- `NO_MD5`: no MD5 row (bootloaders older than ESP-IDF v3.1).
+- `EXTRA_SUBTYPES`: extra subtype names, each `type,name,value` (value in hex), as
+  ESP-IDF's `EXTRA_PARTITION_SUBTYPES`.
+- `ALL`: build the table as part of the default build.
+
+Properties set on `<target>` (read them with `get_target_property`): `PARTKIT_BINARY`,
+`PARTKIT_CSV`, `PARTKIT_OFFSET`, `PARTKIT_CHIP`, `PARTKIT_FLASH_SIZE`,
+`PARTKIT_BOOTLOADER_OFFSET`, `PARTKIT_RECOVERY_BOOTLOADER_OFFSET`, `PARTKIT_EXTRA_SUBTYPES`
+and `PARTKIT_BIN_TARGET`.
+<!-- ANCHOR_END: partkit_add_partition_table -->
+#]=]
+function(partkit_add_partition_table target)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_add_partition_table)
+  set(options NO_MD5 ALL)
+  set(one_value_keywords CSV OUTPUT OFFSET CHIP FLASH_SIZE BOOTLOADER_OFFSET
+    RECOVERY_BOOTLOADER_OFFSET SECURE)
+  set(multi_value_keywords EXTRA_SUBTYPES)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "${options}" "${one_value_keywords}"
+    "${multi_value_keywords}")
+  set(fn partkit_add_partition_table)
+  _partkit_check_arguments(${fn} CSV)
+  foreach(name "${target}" "${target}_bin")
+    if(TARGET "${name}")
+      message(FATAL_ERROR "${fn}: a target named `${name}` already exists.")
+    endif()
+  endforeach()
+  foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET)
+    _partkit_check_integer(${fn} ${kw} "${arg_${kw}}")
+  endforeach()
+  if(DEFINED arg_SECURE)
+    string(TOLOWER "${arg_SECURE}" arg_SECURE)
+    if(NOT arg_SECURE MATCHES "^v[12]$")
+      message(FATAL_ERROR "${fn}: SECURE must be v1 or v2, not `${arg_SECURE}`.")
+    endif()
+  endif()
+
+  get_filename_component(csv "${arg_CSV}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+  get_source_file_property(csv_generated "${csv}" GENERATED)
+  if(NOT EXISTS "${csv}" AND NOT csv_generated)
+    message(FATAL_ERROR "${fn}: partition CSV `${csv}` does not exist.\n"
+      "Hint: CSV paths are relative to ${CMAKE_CURRENT_SOURCE_DIR}.")
+  endif()
+  if(NOT arg_OUTPUT)
+    set(arg_OUTPUT partition-table.bin)
+  endif()
+  get_filename_component(binary "${arg_OUTPUT}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+  if(NOT arg_OFFSET)
+    set(arg_OFFSET 0x8000)
+  endif()
+
+  set(gen_args --offset "${arg_OFFSET}")
+  set(show_args --offset "${arg_OFFSET}")
+  if(arg_CHIP)
+    list(APPEND gen_args --chip "${arg_CHIP}")
+    list(APPEND show_args --chip "${arg_CHIP}")
+  endif()
+  if(NOT "${arg_BOOTLOADER_OFFSET}" STREQUAL "")
+    list(APPEND gen_args --primary-bootloader-offset "${arg_BOOTLOADER_OFFSET}")
+  endif()
+  if(NOT "${arg_RECOVERY_BOOTLOADER_OFFSET}" STREQUAL "")
+    list(APPEND gen_args --recovery-bootloader-offset "${arg_RECOVERY_BOOTLOADER_OFFSET}")
+  endif()
+  if(arg_NO_MD5)
+    list(APPEND gen_args --disable-md5sum)
+    list(APPEND show_args --disable-md5sum)
+  endif()
+  if(arg_FLASH_SIZE)
+    list(APPEND gen_args --flash-size "${arg_FLASH_SIZE}")
+    list(APPEND show_args --flash-size "${arg_FLASH_SIZE}")
+  endif()
+  if(arg_SECURE)
+    list(APPEND gen_args --secure "${arg_SECURE}")
+  endif()
+  set(extra "")
+  foreach(entry IN LISTS arg_EXTRA_SUBTYPES)
+    string(REPLACE " " "" entry "${entry}")  # as ESP-IDF does
+    list(APPEND extra "${entry}")
+  endforeach()
+  if(extra)
+    list(APPEND gen_args --extra-partition-subtypes ${extra})
+    list(APPEND show_args --extra-partition-subtypes ${extra})
+  endif()
+  message(DEBUG "${target}: ${csv} -> ${binary} (${gen_args})")
+
+  get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
+  get_property(sources GLOBAL PROPERTY _PARTKIT_SOURCES)
+  set(options_file "${CMAKE_CURRENT_BINARY_DIR}/partkit/${target}.options")
+  string(REPLACE ";" "\n" options_text "${gen_args}")
+  _partkit_write_if_changed("${options_file}" "${options_text}\n")
+  _partkit_flash_hint(flash_hint "${arg_CHIP}" "${arg_OFFSET}" "${binary}")
+  file(RELATIVE_PATH shown "${CMAKE_BINARY_DIR}" "${binary}")
+
+  add_custom_command(OUTPUT "${binary}"
+    COMMAND ${command} gen -q ${gen_args} -- "${csv}" "${binary}"
+    COMMAND ${command} show ${show_args} -- "${binary}"
+    ${flash_hint}
+    DEPENDS "${csv}" "${options_file}" ${sources}
+    COMMENT "partkit: generating partition table ${shown}"
+    VERBATIM)
+  set(all "")
+  if(arg_ALL)
+    set(all ALL)
+  endif()
+  add_custom_target("${target}_bin" ${all} DEPENDS "${binary}")
+  add_custom_target("${target}"
+    COMMAND ${command} show ${show_args} -- "${binary}"
+    ${flash_hint}
+    COMMENT "partkit: partition table ${shown}"
+    VERBATIM)
+  add_dependencies("${target}" "${target}_bin")
+  set_target_properties("${target}" PROPERTIES
+    PARTKIT_BINARY "${binary}"
+    PARTKIT_CSV "${csv}"
+    PARTKIT_OFFSET "${arg_OFFSET}"
+    PARTKIT_CHIP "${arg_CHIP}"
+    PARTKIT_FLASH_SIZE "${arg_FLASH_SIZE}"
+    PARTKIT_BOOTLOADER_OFFSET "${arg_BOOTLOADER_OFFSET}"
+    PARTKIT_RECOVERY_BOOTLOADER_OFFSET "${arg_RECOVERY_BOOTLOADER_OFFSET}"
+    PARTKIT_EXTRA_SUBTYPES "${extra}"
+    PARTKIT_BIN_TARGET "${target}_bin")
+endfunction()
+
+#[=[.md
+<!-- ANCHOR: partkit_check_app_size -->
+## partkit_check_app_size
+
+```cmake
+partkit_check_app_size(<app-target> APP_BIN <file> TABLE <table-target>
+    [TYPE <type>] [SUBTYPE <subtype>]
+    [WARN_FREE <pct%|bytes>] [FAIL_FREE <pct%|bytes>])
+```
+
+After `<app-target>` has produced the app image `APP_BIN`, runs `partkit check` on it
+against the table's app slots (the real image length against every candidate slot, as
+ESP-IDF's `check_sizes.py` does). An app that fits no slot fails the build with partkit's
+message naming the slot and the overflow. The check is the target
+`<app-target>_check_app_size` (in `ALL`); it reruns exactly when the image, the table or an
+option changes.
+
+- `APP_BIN`: the app `.bin`, relative to `CMAKE_CURRENT_BINARY_DIR` (required).
+- `TABLE`: a target from `partkit_add_partition_table` (required).
+- `TYPE`, `SUBTYPE`: which slots to check against, by name or number (default: all app
+  slots except TEE).
+- `WARN_FREE`, `FAIL_FREE`: free-space budgets, e.g. `10%` or `65536`: warn, or fail the
+  build, when the smallest candidate slot has less free space left.
+<!-- ANCHOR_END: partkit_check_app_size -->
+#]=]
+function(partkit_check_app_size app_target)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_check_app_size)
+  set(one_value_keywords APP_BIN TABLE TYPE SUBTYPE WARN_FREE FAIL_FREE)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "${one_value_keywords}" "")
+  _partkit_check_arguments(partkit_check_app_size APP_BIN TABLE)
+  if(NOT TARGET "${app_target}")
+    message(FATAL_ERROR "partkit_check_app_size: `${app_target}` is not a target.")
+  endif()
+  get_filename_component(app "${arg_APP_BIN}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+  _partkit_table_property(offset partkit_check_app_size "${arg_TABLE}" PARTKIT_OFFSET)
+  _partkit_table_property(extra partkit_check_app_size "${arg_TABLE}" PARTKIT_EXTRA_SUBTYPES)
+  set(args --app "${app}" --offset "${offset}")
+  foreach(kw TYPE SUBTYPE WARN_FREE FAIL_FREE)
+    if(NOT "${arg_${kw}}" STREQUAL "")
+      string(TOLOWER "--${kw}" option)
+      string(REPLACE "_" "-" option "${option}")
+      list(APPEND args "${option}" "${arg_${kw}}")
+    endif()
+  endforeach()
+  if(extra)
+    list(APPEND args --extra-partition-subtypes ${extra})
+  endif()
+  _partkit_add_check("${app_target}_check_app_size" "${app_target}" "${app}" "${arg_TABLE}"
+    "${args}")
+endfunction()
+
+#[=[.md
+<!-- ANCHOR: partkit_check_bootloader_size -->
+## partkit_check_bootloader_size
+
+```cmake
+partkit_check_bootloader_size(<bl-target> BOOTLOADER_BIN <file> TABLE <table-target>
+    [CHIP <chip> | BOOTLOADER_OFFSET <n>])
+```
+
+After `<bl-target>` has produced the bootloader image, checks that it ends before the
+partition table (and before a recovery bootloader, if the table has one configured); a
+bootloader that is too big fails the build. The check is the target
+`<bl-target>_check_bootloader_size` (in `ALL`).
+
+- `BOOTLOADER_BIN`: the bootloader `.bin`, relative to `CMAKE_CURRENT_BINARY_DIR`
+  (required).
+- `TABLE`: a target from `partkit_add_partition_table` (required); its offset is the limit.
+- `CHIP` or `BOOTLOADER_OFFSET`: where the bootloader starts (default: the table's
+  `BOOTLOADER_OFFSET`, else its `CHIP`).
+<!-- ANCHOR_END: partkit_check_bootloader_size -->
+#]=]
+function(partkit_check_bootloader_size bl_target)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_check_bootloader_size)
+  set(fn partkit_check_bootloader_size)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "BOOTLOADER_BIN;TABLE;CHIP;BOOTLOADER_OFFSET" "")
+  _partkit_check_arguments(${fn} BOOTLOADER_BIN TABLE)
+  if(NOT TARGET "${bl_target}")
+    message(FATAL_ERROR "${fn}: `${bl_target}` is not a target.")
+  endif()
+  if(arg_CHIP AND NOT "${arg_BOOTLOADER_OFFSET}" STREQUAL "")
+    message(FATAL_ERROR "${fn}: give CHIP or BOOTLOADER_OFFSET, not both.")
+  endif()
+  _partkit_check_integer(${fn} BOOTLOADER_OFFSET "${arg_BOOTLOADER_OFFSET}")
+  get_filename_component(bl "${arg_BOOTLOADER_BIN}" ABSOLUTE BASE_DIR
+    "${CMAKE_CURRENT_BINARY_DIR}")
+  _partkit_table_property(offset ${fn} "${arg_TABLE}" PARTKIT_OFFSET)
+  _partkit_table_property(recovery ${fn} "${arg_TABLE}" PARTKIT_RECOVERY_BOOTLOADER_OFFSET)
+  if(NOT arg_CHIP AND "${arg_BOOTLOADER_OFFSET}" STREQUAL "")
+    _partkit_table_property(arg_BOOTLOADER_OFFSET ${fn} "${arg_TABLE}" PARTKIT_BOOTLOADER_OFFSET)
+    _partkit_table_property(arg_CHIP ${fn} "${arg_TABLE}" PARTKIT_CHIP)
+  endif()
+  set(args --bootloader "${bl}" --offset "${offset}")
+  if(NOT "${arg_BOOTLOADER_OFFSET}" STREQUAL "")
+    list(APPEND args --bootloader-offset "${arg_BOOTLOADER_OFFSET}")
+  elseif(arg_CHIP)
+    list(APPEND args --chip "${arg_CHIP}")
+  else()
+    message(FATAL_ERROR "${fn}: where does the bootloader start? "
+      "Hint: pass CHIP or BOOTLOADER_OFFSET here or to partkit_add_partition_table().")
+  endif()
+  if(NOT "${recovery}" STREQUAL "")
+    list(APPEND args --recovery-bootloader-offset "${recovery}")
+  endif()
+  _partkit_add_check("${bl_target}_check_bootloader_size" "${bl_target}" "${bl}"
+    "${arg_TABLE}" "${args}")
+endfunction()
+
+#[=[.md
+<!-- ANCHOR: partkit_get_partition_info -->
+## partkit_get_partition_info
+
+```cmake
+partkit_get_partition_info(<var> TABLE <table-target|csv>
+    (NAME <name> | TYPE <type> [SUBTYPE <subtype>] | BOOT_DEFAULT)
+    [INFO <field>...] [PART_LIST]
+    [OFFSET <n>] [BOOTLOADER_OFFSET <n>] [RECOVERY_BOOTLOADER_OFFSET <n>] [CHIP <chip>]
+    [EXTRA_SUBTYPES <type,name,value>...])
+```
+
+Looks a partition up at configure time and stores the requested fields in `<var>`, joined
+by single spaces, exactly as ESP-IDF's `partition_table_get_partition_info` (parttool's
+`get_partition_info`) returns them; `<var>` is empty when no partition matches. Editing
+the CSV re-runs CMake so the value stays current.
+
+- `TABLE`: a target from `partkit_add_partition_table` (its CSV and options are used), or a
+  CSV/binary file relative to `CMAKE_CURRENT_SOURCE_DIR`. For a file, `OFFSET` (default
+  `0x8000`), `BOOTLOADER_OFFSET`, `RECOVERY_BOOTLOADER_OFFSET`, `CHIP` and `EXTRA_SUBTYPES`
+  describe how to read it.
+- `NAME`: the first partition with exactly this name.
+- `TYPE` [`SUBTYPE`]: by exact keyword, else number (`app`, `data`, `0x40`; `ota_0`, `nvs`,
+  `0x81`); without `SUBTYPE`, any subtype of the type matches (parttool requires one).
+- `BOOT_DEFAULT`: the app the bootloader starts with empty otadata: factory, else the
+  lowest `ota_N`.
+- `INFO`: fields among `name type subtype offset size encrypted readonly`; default
+  `offset size`. `type`/`subtype` are decimal, `offset`/`size` are `0x` hex,
+  `encrypted`/`readonly` are `True`/`False`.
+- `PART_LIST`: with `TYPE`, report every match (in table order), not just the first.
+
+```cmake
+partkit_get_partition_info(app_offset TABLE partition-table BOOT_DEFAULT INFO offset)
+partkit_get_partition_info(otadata TABLE partition-table TYPE data SUBTYPE ota)  # "0xd000 0x2000"
+```
+<!-- ANCHOR_END: partkit_get_partition_info -->
+#]=]
+function(partkit_get_partition_info out_var)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_get_partition_info)
+  set(fn partkit_get_partition_info)
+  set(options BOOT_DEFAULT PART_LIST)
+  set(one_value_keywords TABLE NAME TYPE SUBTYPE OFFSET BOOTLOADER_OFFSET
+    RECOVERY_BOOTLOADER_OFFSET CHIP)
+  set(multi_value_keywords INFO EXTRA_SUBTYPES)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "${options}" "${one_value_keywords}"
+    "${multi_value_keywords}")
+  _partkit_check_arguments(${fn} TABLE)
+  set(selectors 0)
+  foreach(kw NAME TYPE)
+    if(DEFINED arg_${kw})
+      math(EXPR selectors "${selectors} + 1")
+    endif()
+  endforeach()
+  if(arg_BOOT_DEFAULT)
+    math(EXPR selectors "${selectors} + 1")
+  endif()
+  if(NOT selectors EQUAL 1)
+    message(FATAL_ERROR "${fn}: select the partition with exactly one of NAME, "
+      "TYPE [SUBTYPE] or BOOT_DEFAULT.")
+  endif()
+  if(DEFINED arg_SUBTYPE AND NOT DEFINED arg_TYPE)
+    message(FATAL_ERROR "${fn}: SUBTYPE needs TYPE.")
+  endif()
+
+  if(TARGET "${arg_TABLE}")
+    foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET CHIP EXTRA_SUBTYPES)
+      if(DEFINED arg_${kw})
+        message(FATAL_ERROR "${fn}: ${kw} comes from the table target `${arg_TABLE}`; "
+          "it can only be given with a CSV file as TABLE.")
+      endif()
+    endforeach()
+    _partkit_table_property(table ${fn} "${arg_TABLE}" PARTKIT_CSV)
+    foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET CHIP EXTRA_SUBTYPES)
+      _partkit_table_property(arg_${kw} ${fn} "${arg_TABLE}" PARTKIT_${kw})
+    endforeach()
+  else()
+    get_filename_component(table "${arg_TABLE}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    if(NOT EXISTS "${table}")
+      message(FATAL_ERROR "${fn}: TABLE `${arg_TABLE}` is neither a target nor an existing "
+        "file (${table}).")
+    endif()
+    foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET)
+      _partkit_check_integer(${fn} ${kw} "${arg_${kw}}")
+    endforeach()
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${table}")
+
+  set(tokens "table=${table}")
+  foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET CHIP NAME TYPE SUBTYPE)
+    if(DEFINED arg_${kw} AND NOT "${arg_${kw}}" STREQUAL "")
+      string(TOLOWER "${kw}" key)
+      list(APPEND tokens "${key}=${arg_${kw}}")
+    endif()
+  endforeach()
+  if(arg_BOOT_DEFAULT)
+    list(APPEND tokens boot_default=1)
+  endif()
+  if(arg_PART_LIST)
+    list(APPEND tokens part_list=1)
+  endif()
+  foreach(field IN LISTS arg_INFO)
+    list(APPEND tokens "info=${field}")
+  endforeach()
+  foreach(entry IN LISTS arg_EXTRA_SUBTYPES)
+    string(REPLACE " " "" entry "${entry}")
+    list(APPEND tokens "extra=${entry}")
+  endforeach()
+
+  # No semicolons in the script: CMake would split it into list items.
+  set(script [[
+import sys
+from partkit.errors import PartkitError
+from partkit.partinfo import query_tokens
+try:
+    sys.stdout.write(query_tokens(sys.argv[1:]))
+except PartkitError as err:
+    sys.exit(str(err))
+]])
+  get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+  execute_process(COMMAND ${python_command} -c "${script}" ${tokens}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
+    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${fn}: partition lookup in ${table} failed:\n${err}")
+  endif()
+  message(DEBUG "${out_var} = '${out}' (${tokens})")
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()
+
+list(POP_BACK CMAKE_MESSAGE_CONTEXT)
