@@ -237,6 +237,12 @@ def read_image(data: bytes, path: str) -> ImageInfo:
     if not data:
         raise PartkitError(error("empty file, expected an ESP app or bootloader image", loc,
                                  hint="the build step that makes this file probably failed"))
+    if data[:4] == b"\x7fELF":
+        info.warnings = (warning(
+            f"an ELF file, not an ESP image; measured by its file size ({len(data)} bytes), "
+            "which says little about the flash it needs", loc,
+            hint="run 'esptool elf2image' and check the .bin it writes"),)
+        return info
     if data[0] != IMAGE_MAGIC:
         info.warnings = (warning(
             f"not an ESP image (first byte 0x{data[0]:02x}, expected 0x{IMAGE_MAGIC:02x}); "

@@ -1,0 +1,86 @@
+"""``partkit check``: app-fits, bootloader-fits and table-vs-flash with CI budgets.
+
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 bad input.
+The report goes to stdout (text or ``--json``); diagnostics go to stderr, and also as
+GitHub Actions annotations when ``GITHUB_ACTIONS=true``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.errors import PartkitError
+
+__all__ = ["run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="partkit check", description=(
+        "Check that the real app image fits its partition slots, that the bootloader fits "
+        "before the partition table, and that the table fits the flash."))
+    p.add_argument("table", help="CSV or binary partition table")
+    p.add_argument("--app", metavar="APP.bin", help="app image (esptool elf2image output)")
+    p.add_argument("--type", default="app", help="partition type of the app slots "
+                   "(name or number; default app)")
+    p.add_argument("--subtype", help="only slots of this subtype (e.g. ota_1, tee_0)")
+    p.add_argument("--bootloader", metavar="BL.bin", help="bootloader image")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--chip", help="chip name; sets the bootloader offset")
+    where.add_argument("--bootloader-offset", metavar="N",
+                       help="bootloader flash offset (instead of --chip)")
+    p.add_argument("-o", "--offset", metavar="N", help="partition table offset (default 0x8000)")
+    p.add_argument("--recovery-bootloader-offset", metavar="N")
+    p.add_argument("--flash-size", metavar="S", help="flash size (4MB, 0x400000)")
+    p.add_argument("--warn-free", metavar="PCT%|BYTES",
+                   help="warn when the app slot has less free space than this")
+    p.add_argument("--fail-free", metavar="PCT%|BYTES",
+                   help="fail when the app slot has less free space than this")
+    p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("--strict", action="store_true", help="rule warnings become errors")
+    p.add_argument("--verify", action="store_true",
+                   help="also validate the table (check_sizes.py does not)")
+    p.add_argument("--disable-md5sum", action="store_true")
+    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from partkit.appimage import read_image_file
+        from partkit.checks import Budget, run_checks
+        from partkit.codec import load_table_file
+
+        options = table_options(
+            offset=args.offset, chip=args.chip,
+            primary_bootloader_offset=args.bootloader_offset,
+            recovery_bootloader_offset=args.recovery_bootloader_offset,
+            flash_size=None if args.flash_size is None else size_option("--flash-size",
+                                                                        args.flash_size),
+            md5=not args.disable_md5sum, verify=args.verify,
+            extra_subtypes=args.extra_partition_subtypes)
+        warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+        fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+        loaded = load_table_file(args.table, options)
+        app = None if args.app is None else read_image_file(args.app)
+        bootloader = None if args.bootloader is None else read_image_file(args.bootloader)
+        report = run_checks(
+            loaded.table, options.replace(strict=args.strict), app=app,
+            app_type=args.type, app_subtype=args.subtype, bootloader=bootloader,
+            warn_free=warn, fail_free=fail, table_warnings=loaded.warnings)
+    except PartkitError as exc:
+        return report_error(exc)
+    if args.json:
+        from partkit.report import to_json
+
+        sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
+    else:
+        from partkit.report import to_text
+
+        sys.stdout.write(to_text(report))
+    sys.stdout.flush()
+    emit(f.diagnostic for f in report.findings)
+    return report.exit_code
