@@ -158,7 +158,9 @@ def _renamed_stock(p: Partition, missing: Iterable[str]) -> str | None:
     for stock in candidates:
         if _norm(stock) == _norm(p.name):
             return stock
-    close = difflib.get_close_matches(p.name.lower(), candidates, n=1, cutoff=0.75)
+    # Typo-level similarity only: 'ble_dat' is ble_data, but 'my_cert' (0.75 to 'mqtt_cert')
+    # is a plausible new partition.
+    close = difflib.get_close_matches(p.name.lower(), candidates, n=1, cutoff=0.85)
     if close:
         return close[0]
     # Same data type and stock subtype as exactly one absent predefined partition. (Not for
@@ -179,9 +181,8 @@ def _containment(
     first = region.offset + TABLE_SECTOR
     what = f"partition '{p.name}' ({_hex_range(p.offset, p.end)})"
     auto = (
-        " Its offset field is empty, so gen_esp32part placed it after its default table "
-        "offset 0x8000; esp-at builds this file with plain gen_esp32part, so give an "
-        "explicit offset."
+        f" Its offset field is empty, so gen_esp32part (which esp-at runs with the default "
+        f"table offset 0x8000) put it at 0x{p.offset:x}; give an explicit offset."
         if auto_offset
         else ""
     )
@@ -227,7 +228,8 @@ def _containment(
                     "row of the primary table (the partitions after it must then move)"
                     if room > 0
                     else f"user partitions must lie within 0x{first:x}-0x{region.end - 1:x}"
-                ),
+                )
+                + ("." + auto if auto else ""),
                 notes=region_note,
             )
         )
@@ -477,6 +479,10 @@ class AtCustomize:
         raise AttributeError("AtCustomize is immutable")
 
 
+def _is_name_length(d: Diagnostic) -> bool:
+    return d.message.startswith("partition name '") and " bytes" in d.message
+
+
 def _auto_offset_lines(
     loaded: Loaded, data: bytes, path: str, options: TableOptions
 ) -> frozenset[int]:
@@ -535,9 +541,12 @@ def build(
             loaded = load_table(data, path, options)
         except PartkitError as exc:
             diagnostics += [d for d in exc.diagnostics if d not in diagnostics]
+    # The codec only warns about long names; our error at the same place supersedes that.
+    long_names = {d.location for d in diagnostics if d.is_error and _is_name_length(d)}
     seen: list[Diagnostic] = []
     for d in (*primary.warnings, *loaded.warnings, *diagnostics):
-        if d not in seen:
+        superseded = not d.is_error and d.location in long_names and _is_name_length(d)
+        if d not in seen and not superseded:
             seen.append(d)
     errors = [d for d in seen if d.is_error]
     if errors:
