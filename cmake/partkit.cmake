@@ -616,11 +616,11 @@ except PartkitError as err:
     sys.exit(str(err))
 ]])
   get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+  # partkit's diagnostics go straight to stderr, unwrapped, so `file:line:` stays clickable.
   execute_process(COMMAND ${python_command} -c "${script}" ${tokens}
-    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
-    OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${fn}: partition lookup in ${table} failed:\n${err}")
+    message(FATAL_ERROR "${fn}: partition lookup in ${table} failed (see above).")
   endif()
   message(DEBUG "${out_var} = '${out}' (${tokens})")
   set(${out_var} "${out}" PARENT_SCOPE)
