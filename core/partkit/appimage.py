@@ -42,38 +42,37 @@ SIG_SECTOR = 0x1000
 SIG_BLOCK_MAGIC = 0xE7
 SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
 
-# Flash-mapped (cache) address windows across ESP32-family chips: segments here are
-# "IROM"/"DROM" and mark an app image; RAM-only images are bootloaders (or RAM apps).
-_FLASH_WINDOWS = (
-    (0x3F400000, 0x3F800000),  # esp32 DROM
-    (0x400C2000, 0x40C00000),  # esp32 IROM
-    (0x3C000000, 0x3E000000),  # s2/s3/c2/c3 DROM
-    (0x40080000, 0x40800000),  # s2 IROM
-    (0x42000000, 0x44000000),  # s3/c3/c6/h2/c5 IROM (and unified cache)
-)
+# Flash-mapped (cache) address windows per chip: segments there are IROM/DROM and mark an
+# app image; RAM-only images are bootloaders (or RAM apps).
+_CACHE_S3 = ((0x3C000000, 0x3E000000), (0x42000000, 0x44000000))
+_FLASH_WINDOWS: dict[str, tuple[tuple[int, int], ...]] = {
+    "esp32": ((0x3F400000, 0x3F800000), (0x400C2000, 0x40C00000)),
+    "esp32s2": ((0x3F000000, 0x3FF80000), (0x40080000, 0x40800000)),
+    "esp32p4": ((0x40000000, 0x4C000000),),
+}
 
 
-def _is_flash_address(addr: int) -> bool:
-    return any(lo <= addr < hi for lo, hi in _FLASH_WINDOWS)
+def _is_flash_address(addr: int, chip: str | None) -> bool:
+    windows = _FLASH_WINDOWS.get(chip or "", _CACHE_S3)
+    return any(lo <= addr < hi for lo, hi in windows)
 
 
 class Segment:
     """One image segment: where it loads, how long it is, where its data sits in the file."""
 
-    __slots__ = ("address", "file_offset", "length")
+    __slots__ = ("address", "file_offset", "flash_mapped", "length")
 
     address: int
     length: int
     file_offset: int
+    flash_mapped: bool  # in the chip's cache window (IROM/DROM), not internal RAM
 
-    def __init__(self, address: int, length: int, file_offset: int) -> None:
+    def __init__(self, address: int, length: int, file_offset: int,
+                 flash_mapped: bool = False) -> None:
         self.address = address
         self.length = length
         self.file_offset = file_offset
-
-    @property
-    def flash_mapped(self) -> bool:
-        return _is_flash_address(self.address)
+        self.flash_mapped = flash_mapped
 
     def __repr__(self) -> str:
         return f"Segment(0x{self.address:08x}, len=0x{self.length:x}, at=0x{self.file_offset:x})"
@@ -277,7 +276,8 @@ def read_image(data: bytes, path: str) -> ImageInfo:
         if pos + length > len(data):
             raise broken(f"segment {index} (load address 0x{addr:08x}) declares 0x{length:x} "
                          f"bytes but only 0x{len(data) - pos:x} remain", pos - 4)
-        segments.append(Segment(addr, length, pos))
+        segments.append(Segment(addr, length, pos,
+                                _is_flash_address(addr, CHIP_IDS.get(chip_id))))
         checksum ^= _xor_bytes(data[pos:pos + length])
         pos += length
 

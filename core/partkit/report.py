@@ -38,6 +38,10 @@ def bar(percent: float, width: int = BAR_WIDTH) -> str:
     return f"[{'=' * filled}{' ' * (width - filled)}]{over}{percent:5.1f}%"
 
 
+def _overflow(n: int) -> str:
+    return f"OVERFLOW by {n:#x} ({n} byte{'s' * (n != 1)})"
+
+
 def _image_line(image: ImageInfo) -> str:
     if not image.is_image:
         return f"  not an ESP image: measured by file size, {image.file_size} bytes"
@@ -59,7 +63,7 @@ def _image_line(image: ImageInfo) -> str:
 
 def _slot_line(r: SlotResult, name_width: int) -> str:
     p = r.partition
-    free = f"{r.free:#x} free" if r.fits else f"OVERFLOW by {-r.free:#x} ({-r.free} bytes)"
+    free = f"{r.free:#x} free" if r.fits else _overflow(-r.free)
     return (f"    {p.name:<{name_width}} @ {p.offset:#9x} size {p.size:#9x}  "
             f"{bar(r.percent_used)}  {free}")
 
@@ -78,7 +82,7 @@ def _bootloader_text(bl: BootloaderCheck) -> list[str]:
     lines = [f"bootloader {bl.image.path} at {bl.offset:#x}, before the table at "
              f"{bl.table_offset:#x} ({bl.limit:#x} bytes):", _image_line(bl.image),
              f"    {bar(used)}  " + (f"{bl.free:#x} free" if bl.fits
-                                      else f"OVERFLOW by {-bl.free:#x} ({-bl.free} bytes)")]
+                                      else _overflow(-bl.free))]
     if bl.recovery_offset is not None:
         lines.append(f"  recovery bootloader at {bl.recovery_offset:#x}")
     if bl.summary:
@@ -90,7 +94,7 @@ def _flash_text(flash: FlashCheck) -> list[str]:
     used = 100.0 * flash.highest_end / flash.flash_size if flash.flash_size else 100.0
     last = f" ('{flash.last.name}')" if flash.last is not None else ""
     state = (f"{flash.free:#x} ({flash.free} bytes) free at the end" if flash.fits
-             else f"OVERFLOW by {-flash.free:#x} ({-flash.free} bytes)")
+             else _overflow(-flash.free))
     return [f"flash {flash.flash_size:#x} bytes: partitions end at {flash.highest_end:#x}{last}",
             f"    {bar(used)}  {state}"]
 
@@ -98,7 +102,8 @@ def _flash_text(flash: FlashCheck) -> list[str]:
 def to_text(report: CheckReport) -> str:
     """The human report (stdout). Diagnostics are printed separately, to stderr."""
     table = report.table
-    lines = [f"table {table.path or '<table>'}: {len(table)} partitions, "
+    count = len(table)
+    lines = [f"table {table.path or '<table>'}: {count} partition{'s' * (count != 1)}, "
              f"at {report.options.table_offset:#x}"]
     if report.app is not None:
         lines += _app_text(report.app)
