@@ -8,7 +8,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NumberError", "format_size", "parse_int", "parse_size"]
 
-_SUFFIX = {"k": 1024, "K": 1024, "m": 1024 * 1024, "M": 1024 * 1024}
+_SUFFIX = {"k": 1024, "m": 1024 * 1024}
 
 
 class NumberError(ValueError):
@@ -29,8 +29,10 @@ def parse_int(text: str, keywords: Mapping[str, int] | None = None) -> int:
     """
     multiplier = 1
     value = text
-    while value and value[-1] in _SUFFIX:
-        multiplier *= _SUFFIX[value[-1]]
+    # The reference tests ``v.lower().endswith("k")``, so any character lowering to k/m
+    # (the Kelvin sign too) is a suffix; lowering only the last character keeps this linear.
+    while value and value[-1].lower()[-1:] in _SUFFIX:
+        multiplier *= _SUFFIX[value[-1].lower()[-1:]]
         value = value[:-1]
     try:
         return int(value, 0) * multiplier
