@@ -64,13 +64,9 @@ env.Append(
 if board.get("build.ldscript", ""):
     env.Replace(LDSCRIPT_PATH=board.get("build.ldscript"))
 
-target_elf = env.BuildProgram()
-target_firm = env.ElfToBin(os.path.join("$BUILD_DIR", "${PROGNAME}"), target_elf)
-env.Depends(target_firm, "checkprogsize")
-
-targets = [env.Alias("buildprog", target_firm, target_firm)]
-
-# Optional bootloader-like image from the same source directory.
+# Optional bootloader-like image from the same source directory, defined before the
+# program as platform-espressif32's frameworks do.
+bootloader_bin = []
 src_dir = env.subst("$PROJECT_SRC_DIR")
 bl_source = os.path.join(src_dir, "bootloader.c")
 bl_script = os.path.join(src_dir, "bootloader.ld")
@@ -81,7 +77,13 @@ if os.path.isfile(bl_source) and os.path.isfile(bl_script):
         bl_env.Object(os.path.join("$BUILD_DIR", "bootloader", "bootloader.o"), bl_source),
     )
     env.Depends(bl_elf, bl_script)
-    targets.append(env.ElfToBin(os.path.join("$BUILD_DIR", "bootloader"), bl_elf))
+    bootloader_bin = env.ElfToBin(os.path.join("$BUILD_DIR", "bootloader"), bl_elf)
+
+target_elf = env.BuildProgram()
+target_firm = env.ElfToBin(os.path.join("$BUILD_DIR", "${PROGNAME}"), target_elf)
+env.Depends(target_firm, "checkprogsize")
+
+targets = [env.Alias("buildprog", target_firm, target_firm), bootloader_bin]
 
 AlwaysBuild(env.Alias("nobuild", target_firm))
 target_size = env.Alias(
