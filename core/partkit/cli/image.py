@@ -1,0 +1,577 @@
+"""``partkit image``: parttool's operations on flash image files, plus assembly and inspection.
+
+    partkit image info    IMAGE [selector] [--info F ...] [--part-list] [--json]
+    partkit image read    IMAGE selector -o OUT
+    partkit image write   IMAGE selector INPUT [--force] [-o COPY] [--sync]
+    partkit image erase   IMAGE selector [--force] [-o COPY] [--sync]
+    partkit image inspect DUMP [--json]
+    partkit image create  IMAGE --table CSV --flash-size S [--chip C] [--bootloader BL]
+                          [--app NAME=FILE ...] [--data NAME=FILE ...] [--ota-slot N]
+
+Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
+``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
+or from ``--table FILE`` (CSV or binary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from partkit.cli.common import emit, report_error, size_option, table_options, usage_error
+from partkit.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from partkit.model import Partition, PartitionTable
+    from partkit.options import TableOptions
+
+__all__ = ["run"]
+
+TABLE_BYTES = 0xC00
+COMMANDS = ("info", "read", "write", "erase", "create", "inspect")
+
+
+# --- argument parsing ---------------------------------------------------------------------
+
+
+def _table_source(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("partition table")
+    g.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
+                   help="read the table from this CSV or binary instead of the image")
+    g.add_argument("--offset", "--partition-table-offset", metavar="N",
+                   help="table offset in the image (default 0x8000)")
+    g.add_argument("--chip", help="chip (bootloader offset, chip name in flasher_args.json)")
+    g.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
+                   help="extra subtypes, type,name,value (value in hex)")
+
+
+def _selector(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("partition selector (one of)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--name", "--partition-name", "-n", help="partition name")
+    x.add_argument("--type", "--partition-type", "-t", help="type keyword or number")
+    x.add_argument("--boot-default", "--partition-boot-default", "-d", action="store_true",
+                   help="the app the bootloader starts with blank otadata")
+    g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
+
+
+def _write_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", "--ignore-readonly", action="store_true",
+                   help="allow changing a partition flagged readonly")
+    p.add_argument("-o", "--output", metavar="COPY",
+                   help="write the result to COPY and leave IMAGE untouched")
+    p.add_argument("--sync", action="store_true",
+                   help="flush to the device at each step (survives power loss, ~2x slower)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="partkit image", description=(
+        "Read, write and erase partitions of flash image files, assemble images, and "
+        "inspect raw flash dumps."))
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="list partitions, or fields of the selected one")
+    p.add_argument("image")
+    _selector(p)
+    p.add_argument("--info", nargs="+", metavar="F",
+                   help="fields: name type subtype offset size encrypted readonly "
+                   "(default offset size, as parttool get_partition_info)")
+    p.add_argument("--part-list", "--part_list", action="store_true",
+                   help="every type/subtype match, not only the first")
+    p.add_argument("--json", action="store_true")
+    _table_source(p)
+
+    p = sub.add_parser("read", help="copy a partition's bytes to a file")
+    p.add_argument("image")
+    _selector(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    _table_source(p)
+
+    p = sub.add_parser("write", help="write a file into a partition (rest becomes 0xFF)")
+    p.add_argument("image")
+    p.add_argument("input", nargs="?", help="data to write")
+    p.add_argument("--input", dest="input_opt", metavar="FILE", help=argparse.SUPPRESS)
+    _selector(p)
+    _write_opts(p)
+    _table_source(p)
+
+    p = sub.add_parser("erase", help="set a partition to 0xFF")
+    p.add_argument("image")
+    _selector(p)
+    _write_opts(p)
+    _table_source(p)
+
+    p = sub.add_parser("inspect", help="find the table in a raw dump and tell what each "
+                       "partition holds")
+    p.add_argument("image")
+    p.add_argument("--json", action="store_true")
+    _table_source(p)
+
+    p = sub.add_parser("create", help="assemble a full flash image (+ flash_args)")
+    p.add_argument("image", help="image file to write")
+    p.add_argument("--table", "-f", required=True, metavar="FILE", help="CSV or binary table")
+    p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
+    p.add_argument("--flash-size", required=True, help="flash size, e.g. 4MB")
+    p.add_argument("--chip", help="chip (default: from the bootloader/app image header)")
+    p.add_argument("--bootloader", metavar="FILE", help="2nd-stage bootloader image")
+    p.add_argument("--bootloader-offset", metavar="N",
+                   help="bootloader offset (default: the chip's)")
+    p.add_argument("--app", action="append", default=[], metavar="NAME=FILE",
+                   help="app image for the named app partition (repeatable)")
+    p.add_argument("--data", action="append", default=[], metavar="NAME=FILE",
+                   help="contents of the named partition (repeatable)")
+    p.add_argument("--ota-slot", type=int, metavar="N",
+                   help="initial otadata selecting ota_N (default: erased, boots factory/ota_0)")
+    p.add_argument("--flash-mode", default="dio", help="for flash_args (default dio)")
+    p.add_argument("--flash-freq", help="for flash_args (default: the chip's, e.g. 80m)")
+    p.add_argument("--args-dir", metavar="DIR",
+                   help="where flash_args, flasher_args.json and generated pieces go "
+                   "(default: the image's directory)")
+    p.add_argument("--no-flash-args", action="store_true", help="write only the image")
+    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
+    return top
+
+
+def run(argv: list[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        handler = {
+            "info": _info, "read": _read, "write": _write, "erase": _erase,
+            "inspect": _inspect, "create": _create,
+        }[args.command]
+        return handler(args)
+    except PartkitError as exc:
+        return report_error(exc)
+
+
+# --- table and selection ------------------------------------------------------------------
+
+
+def _options(args: argparse.Namespace) -> TableOptions:
+    return table_options(offset=args.offset, chip=args.chip, verify=False,
+                         extra_subtypes=args.extra_partition_subtypes)
+
+
+def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
+    from partkit import flashimage
+    from partkit.codec import load_table, load_table_file
+
+    options = _options(args)
+    if args.table:
+        loaded = load_table_file(args.table, options)
+        emit(loaded.warnings)
+        return loaded.table, options
+    image = args.image
+    size = flashimage.image_size(image)
+    offset = options.table_offset
+    if size < offset + TABLE_BYTES:
+        raise PartkitError(error(
+            f"truncated image: {size} bytes (0x{size:x}), too short to hold the partition table "
+            f"at 0x{offset:x} (needs 0x{offset + TABLE_BYTES:x})", SourceLocation(image),
+            "is this a complete flash image? give --offset or --table if the table is elsewhere"))
+    data = flashimage.read_region(image, offset, TABLE_BYTES)
+    if data[:2] != b"\xaa\x50":
+        raise PartkitError(error(
+            f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, expected "
+            "aa 50)", SourceLocation(image),
+            "give --offset N or --table FILE; 'partkit image inspect' searches the image"))
+    loaded = load_table(data, f"{image}@0x{offset:x}", options)
+    emit(loaded.warnings)
+    return loaded.table, options
+
+
+def _select(args: argparse.Namespace, table: PartitionTable, *, single: bool) -> list[Partition]:
+    from partkit.partinfo import select
+
+    if args.name is None and args.type is None and not args.boot_default:
+        raise usage_error("no partition selected",
+                          "use --name NAME, --type T --subtype S, or --boot-default")
+    if args.subtype is not None and args.type is None:
+        raise usage_error("--subtype needs --type")
+    if single and args.type is not None and args.subtype is None:
+        raise usage_error("--subtype is required with --type",
+                          "e.g. --type data --subtype nvs (as parttool requires)")
+    part_list = bool(getattr(args, "part_list", False)) or (args.type is not None
+                                                              and args.subtype is None)
+    from partkit.cli.common import parse_extra_subtypes
+    from partkit.tables import BUILTIN_SUBTYPES
+
+    subtypes = parse_extra_subtypes(args.extra_partition_subtypes, BUILTIN_SUBTYPES)
+    found = list(select(table, name=args.name, type=args.type, subtype=args.subtype,
+                        boot_default=args.boot_default, part_list=part_list,
+                        subtypes=subtypes))
+    if not found:
+        if args.name is not None:
+            guess = closest(args.name, [p.name for p in table])
+            what = f"no partition named '{args.name}'"
+            hint = (f"did you mean '{guess}'? " if guess else "") + "partitions: " + (
+                ", ".join(p.name for p in table) or "(none)")
+        elif args.boot_default:
+            what, hint = "no boot-default app (no factory or ota_N app partition)", None
+        else:
+            what = f"no partition of type '{args.type}'" + (
+                f" subtype '{args.subtype}'" if args.subtype is not None else "")
+            hint = "partitions: " + (", ".join(p.name for p in table) or "(none)")
+        raise PartkitError(error(what, SourceLocation(table.path or args.image), hint))
+    return found[:1] if single else found
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _info(args: argparse.Namespace) -> int:
+    from partkit.partinfo import format_info
+    from partkit.render import flags_text
+    from partkit.tables import type_name
+
+    table, options = _load(args)
+    if args.name is None and args.type is None and not args.boot_default:
+        chosen = list(table)
+        if not args.info:
+            if args.json:
+                from partkit.render import to_json
+
+                sys.stdout.write(json.dumps(to_json(table, options), indent=2) + "\n")
+                return 0
+            rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
+            rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
+                      f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
+            sys.stdout.write(_columns(rows))
+            return 0
+    else:
+        chosen = _select(args, table, single=False)
+    fields = args.info or ["offset", "size"]
+    if args.json:
+        from partkit.render import partition_json
+
+        sys.stdout.write(json.dumps([partition_json(p, options) for p in chosen], indent=2)
+                         + "\n")
+        return 0
+    sys.stdout.write(format_info(chosen, fields) + "\n")
+    return 0
+
+
+def _columns(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
+                   for r in rows)
+
+
+def _read(args: argparse.Namespace) -> int:
+    from partkit import flashimage
+
+    table, _ = _load(args)
+    part = _select(args, table, single=True)[0]
+    flashimage.read_partition(args.image, part, args.output)
+    sys.stderr.write(f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
+                     f"to '{args.output}'\n")
+    return 0
+
+
+def _guard(args: argparse.Namespace, part: Partition, verb: str) -> None:
+    if part.readonly and not args.force:
+        raise PartkitError(error(
+            f"partition '{part.name}' is read-only; refusing to {verb} it",
+            SourceLocation(args.image), "pass --force to change it anyway"))
+
+
+def _write(args: argparse.Namespace) -> int:
+    from partkit import flashimage
+
+    source = args.input or args.input_opt
+    if source is None:
+        raise usage_error("no input file", "usage: partkit image write IMAGE -n NAME FILE")
+    table, _ = _load(args)
+    part = _select(args, table, single=True)[0]
+    _guard(args, part, "write")
+    size = os.path.getsize(source) if os.path.isfile(source) else None
+    if size is not None and size > part.size:
+        raise CheckFailed(error(
+            f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} bytes "
+            f"(0x{part.size:x}): {size - part.size} bytes too many", SourceLocation(source),
+            "use a smaller file or enlarge the partition; the image was not changed"))
+    flashimage.write_partition(args.image, part, source, output=args.output, sync=args.sync)
+    target = args.output or args.image
+    sys.stderr.write(f"Wrote '{source}' ({size} bytes) to partition '{part.name}' at "
+                     f"0x{part.offset:x} of '{target}'; verified"
+                     + (f", 0x{part.size - (size or 0):x} bytes after it set to 0xFF"
+                        if size is not None and size < part.size else "") + "\n")
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from partkit import flashimage
+
+    table, _ = _load(args)
+    part = _select(args, table, single=True)[0]
+    _guard(args, part, "erase")
+    flashimage.erase_partition(args.image, part, output=args.output, sync=args.sync)
+    sys.stderr.write(f"Erased partition '{part.name}' at 0x{part.offset:x} of "
+                     f"'{args.output or args.image}'\n")
+    return 0
+
+
+# --- inspect ------------------------------------------------------------------------------
+
+
+def _find_table(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions, int, list[int]]:
+    """The table to use, its offset, and any other table-like sectors seen."""
+    from partkit import flashimage
+
+    if args.table or args.offset:
+        table, options = _load(args)
+        return table, options, options.table_offset, []
+    from partkit.codec import load_table
+
+    options = _options(args)
+    size = flashimage.image_size(args.image)
+    candidates = [0x8000] + [o for o in range(0, size - TABLE_BYTES + 1, 0x1000) if o != 0x8000]
+    found: list[tuple[int, PartitionTable]] = []
+    for offset in candidates:
+        if offset + TABLE_BYTES > size:
+            continue
+        if flashimage.read_region(args.image, offset, 2) != b"\xaa\x50":
+            continue
+        data = flashimage.read_region(args.image, offset, TABLE_BYTES)
+        try:
+            loaded = load_table(data, f"{args.image}@0x{offset:x}",
+                                options.replace(table_offset=offset))
+        except PartkitError:
+            continue
+        found.append((offset, loaded.table))
+    if not found:
+        raise PartkitError(error(
+            f"no partition table found in {size} bytes (searched every 4 KiB sector for a "
+            "valid table)", SourceLocation(args.image),
+            "is this a raw flash dump? encrypted flash cannot be read without the key"))
+    offset, table = found[0]
+    return table, options.replace(table_offset=offset), offset, [o for o, _ in found[1:]]
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from partkit import flashimage
+    from partkit.contents import Finding, describe
+    from partkit.tables import type_name
+
+    table, options, offset, others = _find_table(args)
+    size = flashimage.image_size(args.image)
+    results: list[tuple[Partition, Finding]] = []
+    for part in table:
+        if part.end > size:
+            results.append((part, Finding("missing", "beyond the end of the image "
+                                          f"({size} bytes): truncated dump?")))
+        else:
+            results.append((part, describe(args.image, part, table)))
+    boot = _bootloader(args.image, offset)
+    if args.json:
+        doc = {
+            "image": args.image,
+            "size": size,
+            "table_offset": offset,
+            "other_tables": others,
+            "bootloader": boot,
+            "partitions": [
+                {"name": p.name, "type": p.type, "subtype": p.subtype, "offset": p.offset,
+                 "size": p.size, "readonly": p.readonly, "encrypted": p.encrypted,
+                 "contents": f.as_dict()} for p, f in results
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, default=_hexlify) + "\n")
+        return 0
+    out = [f"{args.image}: {size} bytes (0x{size:x}); partition table at 0x{offset:x}, "
+           f"{len(table)} entries"]
+    if boot is not None:
+        out.append(f"bootloader at 0x{boot['offset']:x}: {boot['summary']}")
+    for o in others:
+        out.append(f"another table at 0x{o:x} (a secondary table, e.g. ESP-AT at_customize)")
+    rows = [("Name", "Type", "SubType", "Offset", "Size", "Contents")]
+    rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
+              f"0x{p.offset:x}", f"0x{p.size:x}", f.summary) for p, f in results]
+    sys.stdout.write("\n".join(out) + "\n" + _columns(rows))
+    return 0
+
+
+def _hexlify(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _bootloader(image: str, table_offset: int) -> dict[str, object] | None:
+    """An ESP image at one of the known bootloader offsets below the table."""
+    from partkit import flashimage
+    from partkit.appimage import read_image
+
+    for offset in sorted({0x0, 0x1000, 0x2000}):
+        if offset >= table_offset or flashimage.read_region(image, offset, 1) != b"\xe9":
+            continue
+        data = flashimage.read_region(image, offset, table_offset - offset)
+        try:
+            info = read_image(data, f"{image}@0x{offset:x}")
+        except PartkitError as exc:
+            return {"offset": offset, "summary": f"broken ESP image: {exc.diagnostics[0].message}"}
+        chip = f", chip {info.chip}" if info.chip else ""
+        return {"offset": offset, "size": info.measured_size, "chip": info.chip,
+                "summary": f"ESP {info.kind} image, {info.measured_size} bytes{chip}"}
+    return None
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
+    out = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise usage_error(f"{option}: '{value}' is not NAME=FILE",
+                              f"example: {option} factory=build/app.bin")
+        out.append((name, path))
+    return out
+
+
+def _chip_from_images(paths: list[str]) -> str | None:
+    from partkit.chips import CHIP_IDS
+
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(24)
+        except OSError:
+            continue
+        if len(head) == 24 and head[0] == 0xE9:
+            chip = CHIP_IDS.get(int.from_bytes(head[12:14], "little"))
+            if chip:
+                return chip
+    return None
+
+
+def _size_text(size: int) -> str:
+    if size % 0x100000 == 0:
+        return f"{size // 0x100000}MB"
+    if size % 0x400 == 0:
+        return f"{size // 0x400}KB"
+    return str(size)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from partkit import flashargs, flashimage, otadata
+    from partkit.chips import BOOTLOADER_OFFSET
+    from partkit.codec import encode, load_table_file
+    from partkit.fileio import write_atomic
+    from partkit.flashimage import Piece
+    from partkit.tables import APP, DATA, SUBTYPE_DATA_OTA
+
+    flash_size = size_option("--flash-size", args.flash_size)
+    apps = _pairs(args.app, "--app")
+    datas = _pairs(args.data, "--data")
+    chip = args.chip or _chip_from_images(
+        ([args.bootloader] if args.bootloader else []) + [p for _, p in apps])
+    options = table_options(offset=args.offset, chip=chip, flash_size=flash_size,
+                            primary_bootloader_offset=args.bootloader_offset,
+                            extra_subtypes=args.extra_partition_subtypes)
+    loaded = load_table_file(args.table, options)
+    emit(loaded.warnings)
+    table = loaded.table
+    table_bin = encode(table, options)
+
+    pieces: list[Piece] = [Piece(options.table_offset, "partition table", data=table_bin)]
+    files: list[tuple[str, int, str | None, bytes | None]] = []  # name, offset, path, data
+    if args.bootloader:
+        bl_offset = options.primary_bootloader_offset
+        if bl_offset is None:
+            raise usage_error("cannot place the bootloader: chip unknown",
+                              f"give --chip ({', '.join(sorted(BOOTLOADER_OFFSET))}) or "
+                              "--bootloader-offset")
+        bl = Piece(bl_offset, "bootloader", path=args.bootloader)
+        if bl.end > options.table_offset:
+            raise CheckFailed(error(
+                f"bootloader of {bl.size} bytes (0x{bl.size:x}) at 0x{bl_offset:x} runs into the "
+                f"partition table at 0x{options.table_offset:x}", SourceLocation(args.bootloader),
+                f"it can be at most 0x{options.table_offset - bl_offset:x} bytes"))
+        pieces.append(bl)
+        files.append(("bootloader", bl_offset, args.bootloader, None))
+    files.append(("partition-table", options.table_offset, None, table_bin))
+
+    otadata_parts = table.find(DATA, SUBTYPE_DATA_OTA)
+    ota_apps = [p for p in table if p.type == APP and 0x10 <= p.subtype < 0x20]
+    if args.ota_slot is not None and not otadata_parts:
+        raise usage_error("--ota-slot needs an otadata (data, ota) partition in the table")
+    if otadata_parts:
+        part = otadata_parts[0]
+        try:
+            blob = otadata.encode_for_slot(args.ota_slot, len(ota_apps), part.size)
+        except ValueError as exc:
+            raise usage_error(f"--ota-slot: {exc}") from None
+        pieces.append(Piece(part.offset, f"otadata '{part.name}'", data=blob))
+        files.append(("otadata", part.offset, None, blob))
+
+    boot = table.boot_default()
+    for option, pairs in (("--app", apps), ("--data", datas)):
+        for name, path in pairs:
+            part_or_none = table.find_by_name(name)
+            if part_or_none is None:
+                guess = closest(name, [p.name for p in table])
+                raise usage_error(f"{option}: no partition named '{name}' in {args.table}",
+                                  (f"did you mean '{guess}'? " if guess else "")
+                                  + "partitions: " + ", ".join(p.name for p in table))
+            part = part_or_none
+            if option == "--app" and part.type != APP:
+                raise usage_error(f"--app: partition '{name}' is not an app partition",
+                                  "use --data for data partitions")
+            piece = Piece(part.offset, f"partition '{name}'", path=path)
+            if piece.size > part.size:
+                raise CheckFailed(error(
+                    f"{piece.size} bytes (0x{piece.size:x}) do not fit partition '{name}' of "
+                    f"{part.size} bytes (0x{part.size:x}): {piece.size - part.size} bytes too "
+                    "many", SourceLocation(path)))
+            pieces.append(piece)
+            key = "app" if part == boot else name
+            files.append((key, part.offset, path, None))
+    flashimage.create_image(args.image, flash_size, pieces)
+    sys.stderr.write(f"Created '{args.image}' ({_size_text(flash_size)}): "
+                     + ", ".join(f"{name} @ 0x{off:x}" for name, off, _, _ in
+                                 sorted(files, key=lambda f: f[1])) + "\n")
+    if args.no_flash_args:
+        return 0
+
+    args_dir = args.args_dir or os.path.dirname(os.path.abspath(args.image))
+    generated = {"partition-table": os.path.join("partition_table", "partition-table.bin"),
+                 "otadata": "ota_data_initial.bin"}
+    entries: list[flashargs.FlashFile] = []
+    for name, off, src, blob_or_none in sorted(files, key=lambda f: f[1]):
+        rel: str
+        if blob_or_none is not None:
+            rel = generated[name]
+            write_atomic(os.path.join(args_dir, rel), blob_or_none)
+        else:
+            rel = _relative(src or "", args_dir)
+        encrypted = any(p.encrypted for p in table if p.offset == off)
+        entries.append(flashargs.FlashFile(name, off, rel, encrypted))
+    mode = args.flash_mode
+    freq = args.flash_freq or flashargs.default_flash_freq(chip)
+    size_text = _size_text(flash_size)
+    write_atomic(os.path.join(args_dir, "flash_args"),
+                 flashargs.flash_args(entries, mode, freq, size_text).encode())
+    write_atomic(os.path.join(args_dir, "flasher_args.json"),
+                 flashargs.flasher_args_json(entries, mode, freq, size_text,
+                                             chip or "auto").encode())
+    sys.stderr.write(f"Wrote flash_args and flasher_args.json in '{args_dir}' (flash with: "
+                     "python -m esptool write-flash @flash_args)\n")
+    return 0
+
+
+def _relative(path: str, start: str) -> str:
+    try:
+        return os.path.relpath(os.path.abspath(path), start)
+    except ValueError:  # another drive on Windows
+        return os.path.abspath(path)
