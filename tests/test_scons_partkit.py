@@ -1,0 +1,229 @@
+"""The SCons tool driven by real ``scons``: table bytes, up-to-date behaviour, size checks.
+
+Projects live in tmp_path, laid out like a checkout (``examples/``, with ``plugins`` and
+``core`` linked in) so the tool is found through its toolpath and finds the core itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.firmware import app_of_size, bootloader_of_size
+from support.tools import require_tool
+
+pytestmark = [pytest.mark.scons, pytest.mark.firmware]
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV = """\
+# Name,   Type, SubType, Offset,  Size,    Flags
+nvs,      data, nvs,     0x9000,  0x6000,
+phy_init, data, phy,     0xf000,  0x1000,
+factory,  app,  factory, 0x10000, 0x30000,
+storage,  data, spiffs,  ,        0x100000,
+"""
+SLOT = 0x30000  # the factory partition above
+
+SCONSTRUCT = """\
+import os
+env = Environment(ENV=os.environ, tools=["default", "partkit"],
+                  toolpath=[os.path.join(Dir("#").abspath, "..", "plugins", "scons")])
+env.Decider("content")
+table = env.PartitionTable("build/partitions.bin", "partitions.csv",
+                           PARTKIT_FLASH_SIZE=ARGUMENTS.get("FLASH_SIZE", "4MB"),
+                           PARTKIT_OFFSET=ARGUMENTS.get("OFFSET", "0x8000"))
+checks = []
+if os.path.exists("app.bin"):
+    checks += env.CheckAppSize("app.bin", table)
+if os.path.exists("bootloader.bin"):
+    checks += env.CheckBootloaderSize("bootloader.bin", table, PARTKIT_CHIP="esp32c3")
+import partkit
+print("core package:", partkit.__file__)
+Default(table, checks)
+"""
+
+
+def _checkout(tmp_path: Path) -> Path:
+    """tmp_path/{plugins,core} -> the real ones; returns tmp_path/project."""
+    for name in ("plugins", "core"):
+        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    project = tmp_path / "project"
+    project.mkdir()
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = _checkout(tmp_path)
+    (project / "SConstruct").write_text(SCONSTRUCT)
+    (project / "partitions.csv").write_text(CSV)
+    return project
+
+
+def scons(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = require_tool("scons")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([exe, "-Q", *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def oracle_table(csv_text: str) -> bytes:
+    defs = pytest.importorskip("esp_idf_defs.partitions")
+    table = defs.PartitionTable.from_csv(csv_text)
+    table.verify()
+    data: bytes = table.to_binary()
+    return data + b"\xff" * (0xC00 - len(data))
+
+
+def partkit_gen(csv: Path, out: Path, *args: str) -> bytes:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "core"))
+    subprocess.run([sys.executable, "-m", "partkit", "gen", "-q", *args, str(csv), str(out)],
+                   check=True, env=env)
+    return out.read_bytes()
+
+
+def test_table_bytes_match_reference_and_cli(project: Path, tmp_path: Path) -> None:
+    result = scons(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = (project / "build" / "partitions.bin").read_bytes()
+    assert len(built) == 0xC00
+    assert built == oracle_table(CSV)
+    assert built == partkit_gen(project / "partitions.csv", tmp_path / "cli.bin")
+    # `import partkit` in the SConstruct is the core package, not the tool module.
+    line = next(x for x in result.stdout.splitlines() if x.startswith("core package:"))
+    assert line.endswith(os.path.join("core", "partkit", "__init__.py")), line
+
+
+def test_noop_rebuild_regenerates_nothing(project: Path) -> None:
+    assert scons(project).returncode == 0
+    table = project / "build" / "partitions.bin"
+    before = table.stat().st_mtime_ns
+    again = scons(project)
+    assert again.returncode == 0
+    assert "partkit: generating" not in again.stdout
+    assert "is up to date" in again.stdout
+    assert scons(project, "--question").returncode == 0
+    assert table.stat().st_mtime_ns == before
+
+
+def test_csv_edit_and_option_change_regenerate(project: Path) -> None:
+    assert scons(project).returncode == 0
+    table = project / "build" / "partitions.bin"
+    first = table.read_bytes()
+
+    edited = CSV.replace("storage,  data, spiffs,  ,        0x100000,",
+                         "storage,  data, fat,     ,        0x80000,")
+    (project / "partitions.csv").write_text(edited)
+    result = scons(project)
+    assert "partkit: generating build/partitions.bin" in result.stdout
+    assert table.read_bytes() == oracle_table(edited) != first
+
+    # An option is part of the build signature: a new flash size reruns the builder.
+    assert scons(project, "--question").returncode == 0
+    assert scons(project, "--question", "FLASH_SIZE=8MB").returncode != 0
+    result = scons(project, "FLASH_SIZE=8MB")
+    assert "partkit: generating build/partitions.bin" in result.stdout
+
+
+def test_option_value_reaches_the_core(project: Path) -> None:
+    result = scons(project, "FLASH_SIZE=1MB")
+    assert result.returncode != 0
+    # storage ends at 0x140000, past 1MB; the message names the CSV line of the row.
+    assert "partitions.csv:5:" in result.stderr
+    assert "does not fit in the flash size 1MB" in result.stderr
+    assert not (project / "build" / "partitions.bin").exists()
+
+
+def test_csv_error_fails_with_file_and_line(project: Path) -> None:
+    (project / "partitions.csv").write_text(CSV.replace("0x10000, 0x30000", "0x10800, 0x30000"))
+    result = scons(project)
+    assert result.returncode != 0
+    assert "scons: *** [build/partitions.bin] partitions.csv:4:" in result.stderr
+    assert "aligned" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_app_that_fits_exactly_passes(project: Path) -> None:
+    app_of_size(project, SLOT, name="app.bin")
+    result = scons(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0x0 bytes (0%) free" in result.stdout
+    stamp = project / "app.bin.partkit-check"
+    assert "check OK" in stamp.read_text()
+    # Nothing changed: the check is up to date too.
+    assert "partkit: checking" not in scons(project).stdout
+
+
+def test_app_too_big_fails_naming_slot_and_overflow(project: Path) -> None:
+    # ESP images grow in 16-byte steps: this is the smallest real overflow.
+    app_of_size(project, SLOT + 16, name="app.bin")
+    result = scons(project)
+    assert result.returncode != 0
+    assert "scons: *** [app.bin.partkit-check]" in result.stderr
+    assert "Part 'factory' 0/0 @ 0x10000 size 0x30000 (overflow 0x10)" in result.stderr
+    assert not (project / "app.bin.partkit-check").exists()
+    # Still failing on the next run: a failed check leaves nothing up to date.
+    assert scons(project).returncode != 0
+
+
+def test_table_change_reruns_the_app_check(project: Path) -> None:
+    app_of_size(project, SLOT, name="app.bin")
+    assert scons(project).returncode == 0
+    (project / "partitions.csv").write_text(CSV.replace("0x10000, 0x30000", "0x10000, 0x20000"))
+    result = scons(project)
+    assert result.returncode != 0
+    assert "(overflow 0x10000)" in result.stderr
+
+
+def test_bootloader_too_big_fails(project: Path) -> None:
+    bootloader_of_size(project, 0x8000 + 16, name="bootloader.bin")
+    result = scons(project)
+    assert result.returncode != 0
+    assert "scons: *** [bootloader.bin.partkit-check]" in result.stderr
+    assert "too large for partition table offset 0x8000" in result.stderr
+    # Moving the table up makes room (an option change reruns the check).
+    result = scons(project, "OFFSET=0x9000")
+    assert result.returncode != 0  # the CSV's fixed offsets now overlap the table
+    assert "partitions.csv:" in result.stderr
+
+
+def test_tool_from_scons_dir_of_the_package(tmp_path: Path) -> None:
+    """``partkit --scons-dir`` names a directory that env.Tool("partkit") loads from."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "core"))
+    scons_dir = subprocess.run([sys.executable, "-m", "partkit", "--scons-dir"], env=env,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "partitions.csv").write_text(CSV)
+    (tmp_path / "SConstruct").write_text(
+        "env = Environment(tools=[])\n"
+        f"env.Tool('partkit', toolpath=[{scons_dir!r}])\n"
+        "Default(env.PartitionTable('out.bin', 'partitions.csv'))\n")
+    result = subprocess.run([require_tool("scons"), "-Q"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.bin").read_bytes() == oracle_table(CSV)
+
+
+def test_scons_example_builds_real_firmware(tmp_path: Path) -> None:
+    require_tool("riscv64-unknown-elf-gcc")
+    _checkout(tmp_path)
+    examples = tmp_path / "examples"
+    for name in ("scons-esp32c3", "common"):
+        shutil.copytree(ROOT / "examples" / name, examples / name)
+    project = examples / "scons-esp32c3"
+    result = scons(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    build = project / "build"
+    assert (build / "firmware.bin").read_bytes()[0] == 0xE9  # ESP image magic
+    assert (build / "partitions.bin").read_bytes() == oracle_table(
+        (project / "partitions.csv").read_text())
+    assert "check OK" in (build / "firmware.bin.partkit-check").read_text()
+    assert "check OK" in (build / "bootloader.bin.partkit-check").read_text()
+
+    too_big = scons(project, "PAD_BYTES=1100000")
+    assert too_big.returncode != 0
+    assert "scons: *** [build/firmware.bin.partkit-check]" in too_big.stderr
+    assert "Part 'factory'" in too_big.stderr
