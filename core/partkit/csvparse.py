@@ -113,11 +113,11 @@ def decode_text(data: bytes, path: str) -> str:
 def _fields(line: str) -> list[tuple[str, int]]:
     """Split a raw line into stripped fields with their 1-based start columns."""
     fields: list[tuple[str, int]] = []
-    start = 0
+    start = 1
     for piece in (line + ",,,,,").split(","):
-        stripped = piece.strip()
-        lead = len(piece) - len(piece.lstrip()) if stripped else 0
-        fields.append((stripped, start + lead + 1))
+        stripped = piece.lstrip()
+        column = start + len(piece) - len(stripped)
+        fields.append((stripped.rstrip(), column))
         start += len(piece) + 1
     return fields
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
 __all__ = [
     "APP",
@@ -99,19 +99,20 @@ class SubtypeRegistry:
     Immutable once built; create a new one with :meth:`with_extra`.
     """
 
-    __slots__ = ("_by_type",)
+    __slots__ = ("_all_names", "_by_type")
 
     def __init__(self, by_type: Mapping[int, Mapping[str, int]] | None = None) -> None:
         src = _BUILTIN_SUBTYPES if by_type is None else by_type
         self._by_type: dict[int, dict[str, int]] = {t: dict(m) for t, m in src.items()}
+        self._all_names = frozenset(n for names in self._by_type.values() for n in names)
 
     def keywords(self, ptype: int) -> Mapping[str, int]:
         """Name -> value for one type (empty for custom types)."""
         return self._by_type.get(ptype, {})
 
-    def all_names(self) -> Iterable[str]:
-        for names in self._by_type.values():
-            yield from names
+    def all_names(self) -> frozenset[str]:
+        """Every subtype keyword of every type."""
+        return self._all_names
 
     def name(self, ptype: int, subtype: int) -> str | None:
         for name, value in self.keywords(ptype).items():

@@ -106,7 +106,7 @@ def _check_partition(p: Partition, options: TableOptions) -> list[Diagnostic]:
 
 def _misleading_subtype_name(p: Partition, options: TableOptions) -> bool:
     registry = options.subtypes
-    if p.name not in set(registry.all_names()):
+    if p.name not in registry.all_names():
         return False
     own = registry.keywords(p.type)
     return own.get(p.name) != p.subtype
