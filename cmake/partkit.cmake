@@ -37,13 +37,20 @@ set_property(GLOBAL PROPERTY _PARTKIT_MODULE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 # Discovery
 # ---------------------------------------------------------------------------------------
 
-# The interpreter of the Python environment this file was installed into, if any:
-# <prefix>/lib/pythonX.Y/site-packages/partkit/cmake (wheel) or
-# <prefix>/share/cmake/partkit (wheel shared-data).
+# The interpreter of the Python environment this file was installed into, if any. Layouts:
+# <prefix>/lib/pythonX.Y/site-packages/partkit/cmake (POSIX wheel install),
+# <prefix>/Lib/site-packages/partkit/cmake (Windows), <prefix>/share/cmake/partkit
+# (the wheel's shared-data copy). A source checkout has none.
 function(_partkit_env_python out_var)
   get_property(dir GLOBAL PROPERTY _PARTKIT_MODULE_DIR)
+  set(prefixes "")
+  if(dir MATCHES "/share/cmake/partkit$")
+    list(APPEND prefixes "${dir}/../../..")
+  elseif(EXISTS "${dir}/../__init__.py")
+    list(APPEND prefixes "${dir}/../../../../.." "${dir}/../../../..")
+  endif()
   set(found "")
-  foreach(prefix "${dir}/../../../../.." "${dir}/../../.." "${dir}/../../../..")
+  foreach(prefix IN LISTS prefixes)
     foreach(exe bin/python3 bin/python Scripts/python.exe python.exe)
       if(EXISTS "${prefix}/${exe}" AND NOT IS_DIRECTORY "${prefix}/${exe}")
         get_filename_component(found "${prefix}/${exe}" ABSOLUTE)
@@ -77,9 +84,10 @@ function(_partkit_discover out_var)
     set(origin "find_package(Python3)")
   endif()
   if(NOT python)
-    set(${out_var} "no Python 3.9+ interpreter found.\n"
+    string(CONCAT message "no Python 3.9+ interpreter found.\n"
       "Hint: install Python 3 and partkit (pip install partkit), or set PARTKIT_PYTHON "
-      "to the interpreter that has partkit installed." PARENT_SCOPE)
+      "to the interpreter that has partkit installed.")
+    set(${out_var} "${message}" PARENT_SCOPE)
     return()
   endif()
   message(DEBUG "using Python ${python} (from ${origin})")
@@ -98,9 +106,10 @@ function(_partkit_discover out_var)
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
     OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0 OR NOT out MATCHES "^partkit ([0-9][0-9A-Za-z.+-]*)$")
-    set(${out_var} "`${python} -m partkit --version` failed (${rc}): ${err}${out}\n"
+    string(CONCAT message "`${python} -m partkit --version` failed (${rc}): ${err}${out}\n"
       "Hint: install partkit into that interpreter (${python} -m pip install partkit), or set "
-      "PARTKIT_PYTHON to an interpreter that has it (found via ${origin})." PARENT_SCOPE)
+      "PARTKIT_PYTHON to an interpreter that has it (this one came from ${origin}).")
+    set(${out_var} "${message}" PARENT_SCOPE)
     return()
   endif()
   set(version "${CMAKE_MATCH_1}")

@@ -1,0 +1,151 @@
+"""The CMake module without a cross compiler: table generation, checks, rebuild behaviour.
+
+Each test configures a small ``project(... NONE)`` in a tmp dir whose path has spaces and
+builds it with real cmake + Ninja and cmake + Unix Makefiles. App and bootloader "images"
+are raw files of an exact size (partkit measures non-images by file size), so the
+one-byte boundary is exact; tests/test_cmake_build.py does the same with real firmware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cmake_projects.cmakebuild import CMAKE_MODULE_DIR, GENERATORS, Project, mtimes, oracle_table
+
+pytestmark = [pytest.mark.cmake, pytest.mark.slow]
+
+CSV = """\
+# Name,   Type, SubType, Offset,  Size, Flags
+nvs,      data, nvs,     ,        0x6000,
+phy_init, data, phy,     ,        0x1000,
+factory,  app,  factory, 0x10000, 1M,
+storage,  data, spiffs,  ,        0x40000,
+"""
+
+PROJECT = """\
+cmake_minimum_required(VERSION 3.16)
+project(tables NONE)
+include("@MODULE@/partkit.cmake")
+
+set(TABLE_ARGS "" CACHE STRING "extra partkit_add_partition_table arguments")
+set(APP_SIZE 4096 CACHE STRING "bytes in app.bin")
+set(BL_SIZE 4096 CACHE STRING "bytes in bootloader.bin")
+
+partkit_add_partition_table(partition-table CSV partitions.csv
+  OUTPUT "table dir/partition-table.bin" CHIP esp32c3 ${TABLE_ARGS} ALL)
+
+# Raw stand-ins for images, of an exact size.
+set(write_bytes "open((a := __import__('sys').argv)[1], 'wb').write(bytes([0xEE]) * int(a[2]))")
+add_custom_command(OUTPUT app.bin
+  COMMAND "${PARTKIT_PYTHON}" -c "${write_bytes}" app.bin ${APP_SIZE} VERBATIM)
+add_custom_target(app ALL DEPENDS app.bin)
+add_custom_command(OUTPUT bootloader.bin
+  COMMAND "${PARTKIT_PYTHON}" -c "${write_bytes}" bootloader.bin ${BL_SIZE} VERBATIM)
+add_custom_target(bootloader ALL DEPENDS bootloader.bin)
+
+partkit_check_app_size(app APP_BIN app.bin TABLE partition-table)
+partkit_check_bootloader_size(bootloader BOOTLOADER_BIN bootloader.bin TABLE partition-table)
+"""
+
+SLOT = 0x100000  # factory
+BOOTLOADER_MAX = 0x8000  # esp32c3: bootloader at 0x0, table at 0x8000
+
+
+def make_project(root: Path, generator: str, project: str = PROJECT, csv: str = CSV) -> Project:
+    src = root / "source dir"
+    src.mkdir(parents=True)
+    (src / "CMakeLists.txt").write_text(project.replace("@MODULE@", CMAKE_MODULE_DIR.as_posix()))
+    (src / "partitions.csv").write_text(csv)
+    return Project(src, root / "build dir", generator)
+
+
+@pytest.fixture(params=list(GENERATORS))
+def generator(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def table_path(p: Project) -> Path:
+    return p.path("table dir/partition-table.bin")
+
+
+def test_table_equals_reference_and_rebuilds_exactly(tmp_path: Path, generator: str) -> None:
+    p = make_project(tmp_path, generator)
+    p.configure()
+    first = p.build()
+    assert table_path(p).read_bytes() == oracle_table(CSV)
+    assert "partkit: generating partition table" in first.output
+    assert "check OK" in first.output
+
+    # No-op rebuild: nothing of partkit runs, no file changes.
+    watched = [table_path(p), *sorted(p.path("partkit").glob("*.stamp"))]
+    assert len(watched) == 3  # table + app check + bootloader check
+    before = mtimes(*watched)
+    again = p.build()
+    assert "partkit" not in again.output.replace("partition-table", "")
+    assert mtimes(*watched) == before
+    if generator == "Ninja":
+        assert "ninja: no work to do." in p.ninja_dry_run().output
+
+    # An option change regenerates the table (new bytes) and reruns both checks.
+    p.configure(TABLE_ARGS="NO_MD5")
+    changed = p.build()
+    assert table_path(p).read_bytes() == oracle_table(CSV, md5=False)
+    assert changed.output.count("partkit: checking") == 2
+    assert all(m != before[f] for f, m in mtimes(*watched).items())
+
+    # So does an edit of the CSV; the unchanged app image is not rebuilt.
+    app_before = mtimes(p.path("app.bin"))
+    edited = CSV.replace("0x40000", "0x80000")
+    (p.src / "partitions.csv").write_text(edited)
+    log = p.build()
+    assert table_path(p).read_bytes() == oracle_table(edited, md5=False)
+    assert log.output.count("partkit: generating partition table") == 1
+    assert log.output.count("partkit: checking") == 2
+    assert mtimes(p.path("app.bin")) == app_before
+
+
+def test_app_one_byte_too_big_fails_the_build(tmp_path: Path, generator: str) -> None:
+    p = make_project(tmp_path, generator)
+    p.configure(APP_SIZE=str(SLOT))
+    exact = p.build()
+    assert "0x0 bytes (0%) free" in exact.output
+
+    p.configure(APP_SIZE=str(SLOT + 1))
+    log = p.build(check=False)
+    assert log.returncode != 0
+    assert "Part 'factory' 0/0 @ 0x10000 size 0x100000 (overflow 0x1)" in log.output
+    # The failure sticks: no stale stamp lets the next build pass.
+    assert p.build(check=False).returncode != 0
+
+    p.configure(APP_SIZE=str(SLOT - 0x1000))
+    assert "0x1000 bytes (0%) free" in p.build().output
+
+
+def test_bootloader_one_byte_too_big_fails_the_build(tmp_path: Path, generator: str) -> None:
+    p = make_project(tmp_path, generator)
+    p.configure(BL_SIZE=str(BOOTLOADER_MAX))
+    assert "Bootloader binary size 0x8000 bytes. 0x0 bytes (0%) free." in p.build().output
+    p.configure(BL_SIZE=str(BOOTLOADER_MAX + 1))
+    log = p.build(check=False)
+    assert log.returncode != 0
+    assert "Bootloader binary size 0x8001 bytes is too large for partition table offset" in (
+        log.output
+    )
+
+
+def test_csv_error_fails_the_build_with_its_line(tmp_path: Path, generator: str) -> None:
+    p = make_project(tmp_path, generator)
+    p.configure()
+    p.build()
+    bad = CSV.replace("phy_init, data, phy,", "phy_init, data, nosuchsubtype,")
+    (p.src / "partitions.csv").write_text(bad)
+    log = p.build(check=False)
+    assert log.returncode != 0
+    assert "partitions.csv:3:" in log.output
+    assert "nosuchsubtype" in log.output
+    assert p.build(check=False).returncode != 0  # still failing: the old table is stale
+
+    (p.src / "partitions.csv").write_text(CSV)
+    p.build()
+    assert table_path(p).read_bytes() == oracle_table(CSV)
