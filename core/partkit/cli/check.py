@@ -64,7 +64,8 @@ def run(argv: list[str]) -> int:
             extra_subtypes=args.extra_partition_subtypes)
         warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
         fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-        loaded = load_table_file(args.table, options)
+        # Flash overflow is a check result here (exit 1), not a load error (exit 2).
+        loaded = load_table_file(args.table, options.replace(flash_size=None))
         app = None if args.app is None else read_image_file(args.app)
         bootloader = None if args.bootloader is None else read_image_file(args.bootloader)
         report = run_checks(
