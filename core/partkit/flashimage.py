@@ -47,7 +47,7 @@ __all__ = [
     "write_partition",
 ]
 
-CHUNK = 1 << 18  # 4 MiB: few syscalls, still a small fixed memory footprint
+CHUNK = 1 << 17  # 128 KiB buffers stay in CPU caches: fastest in bench/image_ops.py
 ERASED = 0xFF
 JOURNAL_SUFFIX = ".partkit-journal"
 _JOURNAL_MAGIC = b"PKJRNL\x00\x01"
