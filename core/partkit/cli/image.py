@@ -69,11 +69,31 @@ def _write_opts(p: argparse.ArgumentParser) -> None:
                    help="flush to the device at each step (survives power loss, ~2x slower)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="partkit image", description=(
-        "Read, write and erase partitions of flash image files, assemble images, and "
-        "inspect raw flash dumps."))
-    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+DESCRIPTION = ("Read, write and erase partitions of flash image files, assemble images, and "
+               "inspect raw flash dumps.")
+
+
+class _Commands:
+    """One independent parser per command, so options and files may come in any order."""
+
+    def __init__(self) -> None:
+        self.parsers: dict[str, argparse.ArgumentParser] = {}
+        self.helps: dict[str, str] = {}
+
+    def add_parser(self, name: str, help: str) -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(prog=f"partkit image {name}", description=help)
+        self.parsers[name] = p
+        self.helps[name] = help
+        return p
+
+    def usage(self) -> str:
+        lines = ["usage: partkit image COMMAND [options]", "", DESCRIPTION, "", "commands:"]
+        lines += [f"  {n:<8} {h}" for n, h in self.helps.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _parser() -> _Commands:
+    sub = _Commands()
 
     p = sub.add_parser("info", help="list partitions, or fields of the selected one")
     p.add_argument("image")
@@ -134,15 +154,23 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: the image's directory)")
     p.add_argument("--no-flash-args", action="store_true", help="write only the image")
     p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
-    return top
+    return sub
 
 
 def run(argv: list[str]) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
+    commands = _parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        (sys.stdout if argv else sys.stderr).write(commands.usage())
+        return 0 if argv else 2
+    parser = commands.parsers.get(argv[0])
+    if parser is None:
+        guess = closest(argv[0], commands.parsers)
+        sys.stderr.write(f"partkit image: error: unknown command '{argv[0]}'"
+                         + (f" (did you mean '{guess}'?)" if guess else "") + "\n"
+                         + commands.usage())
         return 2
+    args = parser.parse_intermixed_args(argv[1:])
+    args.command = argv[0]
     try:
         handler = {
             "info": _info, "read": _read, "write": _write, "erase": _erase,
