@@ -1,0 +1,69 @@
+"""``partkit map``: an SVG picture of the flash layout, app slots shown used vs free."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.errors import PartkitError
+
+__all__ = ["run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="partkit map", description=(
+        "Draw the flash layout to scale as SVG (open it in a browser)."))
+    p.add_argument("table", help="CSV or binary partition table")
+    p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
+                   help="app image; shown in every app slot, or only in SLOT (repeatable)")
+    p.add_argument("--chip", help="chip (sets the bootloader offset)")
+    p.add_argument("--offset", help="partition table offset (default 0x8000)")
+    p.add_argument("--primary-bootloader-offset")
+    p.add_argument("--recovery-bootloader-offset")
+    p.add_argument("--flash-size", help="flash size (4MB, 0x400000)")
+    p.add_argument("--title", help="heading of the picture")
+    p.add_argument("--disable-md5sum", action="store_true")
+    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
+    p.add_argument("-o", "--output", required=True, help="SVG file to write ('-' for stdout)")
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from partkit.appimage import read_image_file
+        from partkit.codec import load_table_file
+        from partkit.flashmap import app_usage, svg_map
+
+        options = table_options(
+            offset=args.offset, chip=args.chip,
+            primary_bootloader_offset=args.primary_bootloader_offset,
+            recovery_bootloader_offset=args.recovery_bootloader_offset,
+            flash_size=None if args.flash_size is None else size_option("--flash-size",
+                                                                        args.flash_size),
+            md5=not args.disable_md5sum, verify=False,
+            extra_subtypes=args.extra_partition_subtypes)
+        loaded = load_table_file(args.table, options.replace(flash_size=None))
+        apps = []
+        for spec in args.app:
+            slot, sep, path = spec.partition("=")
+            if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):
+                slot, path = "", spec  # a plain path (may itself contain '=')
+            elif loaded.table.find_by_name(slot) is None:
+                raise PartkitError(f"--app {spec}: no partition named '{slot}'")
+            apps.append((slot or None, read_image_file(path)))
+        document = svg_map(loaded.table, options, app_usage(loaded.table, apps),
+                           title=args.title)
+        if args.output == "-":
+            sys.stdout.write(document)
+        else:
+            from partkit.fileio import write_atomic
+
+            write_atomic(args.output, document.encode("utf-8"))
+    except PartkitError as exc:
+        return report_error(exc)
+    emit(loaded.warnings)
+    for _, image in apps:
+        emit(image.warnings)
+    return 0
