@@ -40,7 +40,7 @@ def test_error_has_path_line_column_and_hint(tmp_path: Path, capsys) -> None:
     rc, _, err = run(["gen", str(csv), str(tmp_path / "o.bin")], capsys)
     assert rc == 2
     first = err.splitlines()[2]  # after the two status lines
-    assert first.startswith(f"{csv}:2:16: error: Value 'factroy' is not valid. Known keywords: "
+    assert first.startswith(f"{csv}:2:15: error: Value 'factroy' is not valid. Known keywords: "
                             "factory, test, ota_0")
     assert "hint: did you mean 'factory'?" in err
     assert not (tmp_path / "o.bin").exists()
