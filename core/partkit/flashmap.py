@@ -141,7 +141,7 @@ def svg_map(
                 f'fill="{colour}" fill-opacity="0.75"/>')
             free = p.size - used
             pct = 100.0 * used / p.size if p.size else 100.0
-            state = (f"used {_size(used)} ({pct:.1f}%), free {free:#x}" if free >= 0
+            state = (f"image {used:#x} bytes, {pct:.1f}% used, {free:#x} free" if free >= 0
                      else f"OVERFLOW by {-free:#x} bytes")
             text += f" | {state}"
         labels.append((y + h / 2, "label", text))
@@ -169,6 +169,14 @@ def svg_map(
             f'fill="#555">{t:#x}</text>')
 
     _place_labels(out, labels, left + bar_w, label_x, top, height)
+    legend_y = top + height + 30
+    x = left
+    for colour, text in (("#cfe3ff", "app"), ("#4a90d9", "app image"), ("#ffe6bf", "data"),
+                         ("#e6e6e6", "bootloader / table"), ("url(#free)", "unused")):
+        add(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" fill="{colour}" '
+            'stroke="#555" stroke-width="0.5"/>')
+        add(f'<text x="{x + 17}" y="{legend_y}">{text}</text>')
+        x += 30 + 8 * len(text)
     add("</svg>")
     return "\n".join(out) + "\n"
 
