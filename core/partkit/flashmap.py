@@ -130,7 +130,7 @@ def svg_map(
             f'x="{left}" y="{y!r}" width="{bar_w}" height="{h!r}" fill="{fill}" '
             f'stroke="#333" stroke-width="0.5"><title>{_esc(_describe(p, options))}</title>'
             '</rect>')
-        text = f"{p.name}  {_describe(p, options)}"
+        text = f"{p.name} {_describe(p, options)}"
         image = usage.get(p.name)
         if image is not None:
             used = image.measured_size
