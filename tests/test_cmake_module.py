@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cmake_projects.cmakebuild import CMAKE_MODULE_DIR, GENERATORS, Project, mtimes, oracle_table
+from cmake_projects.cmakebuild import GENERATORS, Project, module_dir, mtimes, oracle_table
 
 pytestmark = [pytest.mark.cmake, pytest.mark.slow]
 
@@ -55,7 +55,7 @@ BOOTLOADER_MAX = 0x8000  # esp32c3: bootloader at 0x0, table at 0x8000
 def make_project(root: Path, generator: str, project: str = PROJECT, csv: str = CSV) -> Project:
     src = root / "source dir"
     src.mkdir(parents=True)
-    (src / "CMakeLists.txt").write_text(project.replace("@MODULE@", CMAKE_MODULE_DIR.as_posix()))
+    (src / "CMakeLists.txt").write_text(project.replace("@MODULE@", module_dir().as_posix()))
     (src / "partitions.csv").write_text(csv)
     return Project(src, root / "build dir", generator)
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from cmake_projects.cmakebuild import CMAKE_MODULE_DIR, Project, run
+from cmake_projects.cmakebuild import Project, module_dir, run
 from partkit.codec import load_table
 from partkit.errors import PartkitError
 from partkit.options import TableOptions
@@ -151,7 +151,7 @@ def test_cmake_function_matches_parttool(tmp_path: Path) -> None:
             args.append("PART_LIST")
         lookups.append(f"partkit_get_partition_info(r{i} {' '.join(args)})\n"
                        f"message(STATUS \"RESULT {i} = '${{r{i}}}'\")")
-    text = PROJECT.replace("@MODULE@", CMAKE_MODULE_DIR.as_posix())
+    text = PROJECT.replace("@MODULE@", module_dir().as_posix())
     (src / "CMakeLists.txt").write_text(text.replace("@LOOKUPS@", "\n".join(lookups)))
     log = Project(src, tmp_path / "build", "Ninja").configure()
     results = dict(re.findall(r"-- RESULT (\S+) = '(.*)'", log.output))
@@ -182,7 +182,7 @@ def test_cmake_argument_errors(tmp_path: Path, call: str, message: str) -> None:
     (src / "t.csv").write_text(BASIC_CSV)
     (src / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.16)\nproject(bad NONE)\n"
-        f'include("{CMAKE_MODULE_DIR.as_posix()}/partkit.cmake")\n'
+        f'include("{module_dir().as_posix()}/partkit.cmake")\n'
         f"add_custom_target(t)\n{call}\n")
     log = Project(src, tmp_path / "build", "Ninja").configure(check=False)
     assert log.returncode != 0

@@ -7,18 +7,41 @@ returned so tests can assert on the build log as a user would see it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from support.tools import missing, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-CMAKE_MODULE_DIR = ROOT / "cmake"
 TOOLCHAIN = ROOT / "examples" / "common" / "esp32c3" / "toolchain-esp32c3.cmake"
 GENERATORS = {"Ninja": "ninja", "Unix Makefiles": "make"}
+
+
+_snapshot: Path | None = None
+
+
+def module_dir() -> Path:
+    """The CMake module dir of a snapshot of this checkout (``cmake/`` + ``core/partkit``).
+
+    Generated tables depend on partkit's own sources, so an edit to the live checkout
+    during a test run would (rightly) trigger rebuilds; tests use a frozen copy, at a
+    path with spaces, which also proves the module is relocatable.
+    """
+    global _snapshot
+    if _snapshot is None:
+        base = Path(tempfile.mkdtemp(prefix="partkit-cmake-"))
+        atexit.register(shutil.rmtree, base, True)
+        checkout = base / "partkit checkout"
+        shutil.copytree(ROOT / "cmake", checkout / "cmake")
+        shutil.copytree(ROOT / "core" / "partkit", checkout / "core" / "partkit",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        _snapshot = checkout / "cmake"
+    return _snapshot
 
 
 class Log:
@@ -73,6 +96,7 @@ class Project:
         self.generator = generator
         self.cmake = tools_for(generator)
         self.defines: dict[str, str] = {}
+        self.builds: list[Log] = []  # every build's log, oldest first
 
     def configure(self, check: bool = True, **defines: str) -> Log:
         self.defines.update(defines)
@@ -90,6 +114,7 @@ class Project:
             args += ["--target", target]
         env = dict(os.environ, CLICOLOR="0", NINJA_STATUS="[%f/%t] ")
         log = run(args, env=env)
+        self.builds.append(log)
         if check:
             assert log.returncode == 0, log
         return log
