@@ -81,9 +81,10 @@ def _show_table(target, source, env) -> int:
     code = env.PartkitRun(["show", table, "--offset", "$PARTKIT_OFFSET"]
                           + (["--chip", chip] if chip else []))
     if code == 0:
-        print("\nTo flash the partition table, run:\n %s -m esptool%s write-flash %s %s"
-              % (os.path.basename(sys.executable), " --chip " + chip if chip else "",
-                 env.subst("$PARTKIT_OFFSET"), os.path.relpath(table)))
+        python = os.path.basename(sys.executable)
+        chip_arg = f" --chip {chip}" if chip else ""
+        print(f"\nTo flash the partition table, run:\n {python} -m esptool{chip_arg} "
+              f"write-flash {env.subst('$PARTKIT_OFFSET')} {os.path.relpath(table)}")
     return code
 
 
@@ -98,8 +99,8 @@ def _wire() -> None:
     mode = _option("generate", "auto").lower()
     platform_owned = table_bin.has_builder()
     if platform_owned and mode == "yes":
-        sys.stderr.write("partkit: error: the platform already generates %s; set "
-                         "custom_partkit_generate = auto\n" % table_bin)
+        sys.stderr.write(f"partkit: error: the platform already generates {table_bin}; "
+                         "set custom_partkit_generate = auto\n")
         env.Exit(2)
     if platform_owned or mode == "no":
         # platform-espressif32: its framework made partitions.bin; check its source.
@@ -123,13 +124,13 @@ def _wire() -> None:
     env.Default(checks)
 
     if not getattr(env, "IsIntegrationDump", lambda: False)():
+        origin = "from the platform" if platform_owned or mode == "no" else "generated"
         slot = env.get("PARTKIT_APP_SLOT")
-        print("partkit: table %s (%s at %s, flash %s, chip %s)%s" % (
-            table.get_path(env.Dir("$PROJECT_DIR")),
-            "generated" if not platform_owned and mode != "no" else "from the platform",
-            env.subst("$PARTKIT_OFFSET"), env.subst("$PARTKIT_FLASH_SIZE") or "unchecked",
-            env.subst("$PARTKIT_CHIP") or "?",
-            "; app slot '%s' %d bytes" % (slot, env["PARTKIT_APP_MAXIMUM_SIZE"]) if slot else ""))
+        app = f"; app slot '{slot}' {env['PARTKIT_APP_MAXIMUM_SIZE']} bytes" if slot else ""
+        print(f"partkit: table {table.get_path(env.Dir('$PROJECT_DIR'))} ({origin} at "
+              f"{env.subst('$PARTKIT_OFFSET')}, flash "
+              f"{env.subst('$PARTKIT_FLASH_SIZE') or 'unchecked'}, chip "
+              f"{env.subst('$PARTKIT_CHIP') or '?'}){app}")
 
     env.AddCustomTarget("partition-table", table_bin,
                         env.VerboseAction(_show_table, "partkit: partition table $SOURCE"),

@@ -46,7 +46,8 @@ def make_project(root: Path, csv: str = CSV, **ini: str) -> Path:
     shutil.copytree(ROOT / "examples" / "platformio-esp32c3", project,
                     ignore=shutil.ignore_patterns(".pio"))
     (project / "partitions.csv").write_text(csv)
-    set_options(project, **ini)
+    # An absolute platform URI per project: pio caches installed platforms by their spec.
+    set_options(project, platform=(project / "platform").as_uri(), **ini)
     return project
 
 
@@ -168,10 +169,10 @@ def test_app_exactly_full_passes_and_one_step_over_fails(core: Path, tmp_path: P
 
 
 def test_partition_table_target(core: Path, tmp_path: Path) -> None:
-    project = make_project(tmp_path, custom_partkit_offset="0x9000",
-                           board_build_partitions_unused="x")
-    (project / "partitions.csv").write_text(CSV.replace("nvs,      data, nvs,     0x9000,  0x6000,",
-                                                        "nvs,      data, nvs,     0xa000,  0x5000,"))
+    project = make_project(tmp_path, custom_partkit_offset="0x9000")
+    moved = CSV.replace("nvs,      data, nvs,     0x9000,  0x6000,",
+                        "nvs,      data, nvs,     0xa000,  0x5000,")
+    (project / "partitions.csv").write_text(moved)
     result = run_pio(core, project, "-t", "partition-table")
     assert result.returncode == 0, result
     rows = result.stdout
@@ -195,11 +196,12 @@ board = env.BoardConfig()
 csv = os.path.abspath(board.get("build.partitions", "default.csv"))
 env.Replace(PARTITIONS_TABLE_CSV=csv)
 table = env.Command("$BUILD_DIR/partitions.bin", "$PARTITIONS_TABLE_CSV",
-                    env.VerboseAction("$PYTHONEXE -c \\"import sys; from esp_idf_defs.partitions "
-                                      "import PartitionTable as T; "
-                                      "open(sys.argv[2], 'wb').write(T.from_csv(open(sys.argv[1]).read())"
-                                      ".to_binary().ljust(0xC00, b'\\\\xff'))\\" $SOURCE $TARGET",
-                                      "Generating partitions $TARGET"))
+                    env.VerboseAction(
+                        "$PYTHONEXE -c \\"import sys; from esp_idf_defs.partitions "
+                        "import PartitionTable as T; open(sys.argv[2], 'wb').write("
+                        "T.from_csv(open(sys.argv[1]).read()).to_binary()"
+                        ".ljust(0xC00, b'\\\\xff'))\\" $SOURCE $TARGET",
+                        "Generating partitions $TARGET"))
 env.Depends("$BUILD_DIR/$PROGNAME$PROGSUFFIX", table)
 '''
 

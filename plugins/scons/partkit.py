@@ -105,7 +105,8 @@ def _list(env: Any, name: str) -> list[str]:
 def table_options(env: Any) -> Any:
     """The env's PARTKIT_* values as a ``partkit.options.TableOptions`` (raises PartkitError)."""
     core()
-    from partkit.cli.common import size_option, table_options as make_options
+    from partkit.cli.common import size_option
+    from partkit.cli.common import table_options as make_options
 
     flash = _text(env, "PARTKIT_FLASH_SIZE")
     return make_options(
@@ -152,9 +153,12 @@ def check_argv(env: Any, kind: str, image: str, table: str) -> list[str]:
     """``partkit check`` arguments for an app or bootloader image (kind "app"/"bootloader")."""
     argv = ["check", table, f"--{kind}", image, "--offset", _text(env, "PARTKIT_OFFSET")]
     # --chip and --bootloader-offset are alternatives; an explicit offset wins.
-    where = "PARTKIT_BOOTLOADER_OFFSET" if _text(env, "PARTKIT_BOOTLOADER_OFFSET") else "PARTKIT_CHIP"
+    if _text(env, "PARTKIT_BOOTLOADER_OFFSET"):
+        where = ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET")
+    else:
+        where = ("--chip", "PARTKIT_CHIP")
     options = [
-        ("--bootloader-offset" if where != "PARTKIT_CHIP" else "--chip", where),
+        where,
         ("--flash-size", "PARTKIT_FLASH_SIZE"),
         ("--warn-free", "PARTKIT_WARN_FREE"),
         ("--fail-free", "PARTKIT_FAIL_FREE"),
