@@ -56,6 +56,7 @@ def _configure() -> None:
         PARTKIT_FAIL_FREE=_option("fail_free"),
         PARTKIT_BOOTLOADER_OFFSET=_option("bootloader_offset"),
         PARTKIT_APP_PARTITION=_option("app_partition") or _board("build.app_partition_name"),
+        PARTKIT_MAP=_option("map", "$BUILD_DIR/partitions.svg"),
     )
 
 
@@ -89,8 +90,17 @@ def _show_table(target, source, env) -> int:
 
 
 def _draw_map(target, source, env) -> int:
-    return env.PartkitRun(["map", str(source[0]), "--offset", "$PARTKIT_OFFSET",
-                           "-o", "$BUILD_DIR/partitions.svg"])
+    argv = ["map", str(source[0]), "--offset", "$PARTKIT_OFFSET", "-o", "$PARTKIT_MAP"]
+    for flag, name in (("--chip", "PARTKIT_CHIP"), ("--flash-size", "PARTKIT_FLASH_SIZE")):
+        if env.subst(f"${name}"):
+            argv += [flag, f"${name}"]
+    app = env.File("$BUILD_DIR/${PROGNAME}.bin")
+    if app.exists():  # drawn into its slot when it has been built
+        argv += ["--app", app.abspath]
+    code = env.PartkitRun(argv)
+    if code == 0:
+        print(f"partkit: wrote {env.subst('$PARTKIT_MAP')}")
+    return code
 
 
 def _wire() -> None:
@@ -137,7 +147,7 @@ def _wire() -> None:
                         title="Partition table",
                         description="Show the partition table and how to flash it")
     env.AddCustomTarget("partition-map", table_bin,
-                        env.VerboseAction(_draw_map, "partkit: $BUILD_DIR/partitions.svg"),
+                        env.VerboseAction(_draw_map, "partkit: drawing the partition map"),
                         title="Partition map", description="Draw the flash layout as SVG")
 
 

@@ -184,6 +184,11 @@ def test_partition_table_target(core: Path, tmp_path: Path) -> None:
     assert "Linking" not in rows  # only the table was built
     assert (build_dir(project) / "partitions.bin").read_bytes()[:2] == b"\xaa\x50"
 
+    drawn = run_pio(core, project, "-t", "partition-map")
+    assert drawn.returncode == 0, drawn
+    svg = (build_dir(project) / "partitions.svg").read_text()
+    assert svg.lstrip().startswith(("<svg", "<?xml")) and "factory" in svg
+
 
 ESPRESSIF32_FRAMEWORK = '''\
 """Stand-in for platform-espressif32's Arduino framework script: it owns partitions.bin."""
