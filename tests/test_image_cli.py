@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit import flashimage
 from partkit.cli import main
 
@@ -112,7 +111,7 @@ def test_faults_leave_image_identical(image: Path, tmp_path: Path,
     paths = {"img": image, "big": tmp_path / "big.bin", "small": tmp_path / "small.bin",
              "missing": tmp_path / "nope.bin", "out": tmp_path / "out.bin"}
     digest = _digest(image)
-    got, out, err = _run(capsys, *[a.format(**paths) for a in argv])
+    got, _out, err = _run(capsys, *[a.format(**paths) for a in argv])
     assert got == code, err
     assert message in err and "Traceback" not in err
     assert "error:" in err

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit.contents import SPIFFS_MAGIC, describe
 from partkit.model import Partition, PartitionTable
 from support.tools import missing

@@ -9,7 +9,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from partkit import flashimage, otadata
 from partkit.errors import PartkitError
 from partkit.model import Partition, PartitionTable

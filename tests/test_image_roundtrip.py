@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit.cli import main
 from support.firmware import build_app, build_bootloader
 from support.tools import missing
