@@ -348,3 +348,12 @@ def test_truncated_real_image_exit_2(tmp_path: Path) -> None:
 def test_usage_error_exit_2(tmp_path: Path) -> None:
     r = partkit()
     assert r.returncode == 2 and "usage: partkit check" in r.stderr
+
+
+@pytest.mark.firmware
+def test_bootloader_passed_as_app_is_flagged(tmp_path: Path) -> None:
+    table = write(tmp_path / "p.csv", OTA_CSV)
+    bl = bootloader_of_size(tmp_path, 0x4000, name="bootloader.bin")
+    r = partkit(table, "--app", bl)
+    assert r.returncode == 0
+    assert "warning: this looks like a bootloader image, checked as an app" in r.stderr
