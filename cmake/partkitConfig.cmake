@@ -15,3 +15,12 @@ if(PARTKIT_DISCOVERY_ERROR)
   unset(PARTKIT_DISCOVERY_ERROR)
   return()
 endif()
+
+# The partkit that will actually run must satisfy the request too (it can differ from
+# this file's package when PARTKIT_PYTHON points elsewhere, or for a vendored module).
+if(partkit_FIND_VERSION AND PARTKIT_VERSION VERSION_LESS partkit_FIND_VERSION)
+  set(partkit_FOUND FALSE)
+  string(CONCAT partkit_NOT_FOUND_MESSAGE "partkit ${PARTKIT_VERSION} (${PARTKIT_PYTHON}) "
+    "is older than the requested ${partkit_FIND_VERSION}.\n"
+    "Hint: upgrade it (pip install -U partkit) or set PARTKIT_PYTHON.")
+endif()

@@ -25,9 +25,11 @@ foreach(_partkit_init IN LISTS _partkit_inits)
 endforeach()
 
 if(PACKAGE_VERSION STREQUAL "")
-  set(PACKAGE_VERSION "0")
-  set(PACKAGE_VERSION_UNSUITABLE TRUE)  # cannot tell which partkit this is
-elseif(NOT DEFINED PACKAGE_FIND_VERSION OR PACKAGE_FIND_VERSION STREQUAL "")
+  # A vendored copy of the module alone: partkitConfig.cmake checks the version of the
+  # partkit it finds instead.
+  set(PACKAGE_VERSION "unknown")
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+elseif(NOT PACKAGE_FIND_VERSION)
   set(PACKAGE_VERSION_COMPATIBLE TRUE)
 elseif(PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION)
   set(PACKAGE_VERSION_COMPATIBLE FALSE)

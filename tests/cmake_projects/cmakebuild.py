@@ -97,13 +97,16 @@ class Project:
         self.cmake = tools_for(generator)
         self.defines: dict[str, str] = {}
         self.builds: list[Log] = []  # every build's log, oldest first
+        self.python: str | None = sys.executable  # passed as Python3_EXECUTABLE if set
+        self.env: dict[str, str] = dict(os.environ, CLICOLOR="0", NINJA_STATUS="[%f/%t] ")
 
     def configure(self, check: bool = True, **defines: str) -> Log:
         self.defines.update(defines)
-        args = [self.cmake, "-S", str(self.src), "-B", str(self.build_dir), "-G", self.generator,
-                f"-DPython3_EXECUTABLE={sys.executable}"]
+        args = [self.cmake, "-S", str(self.src), "-B", str(self.build_dir), "-G", self.generator]
+        if self.python:
+            args.append(f"-DPython3_EXECUTABLE={self.python}")
         args += [f"-D{k}={v}" for k, v in self.defines.items()]
-        log = run(args)
+        log = run(args, env=self.env)
         if check:
             assert log.returncode == 0, log
         return log
@@ -112,8 +115,7 @@ class Project:
         args = [self.cmake, "--build", str(self.build_dir)]
         for target in targets:
             args += ["--target", target]
-        env = dict(os.environ, CLICOLOR="0", NINJA_STATUS="[%f/%t] ")
-        log = run(args, env=env)
+        log = run(args, env=self.env)
         self.builds.append(log)
         if check:
             assert log.returncode == 0, log
