@@ -54,7 +54,8 @@ def main() -> int:
         if partkit_script.exists():
             commands["partkit gen (console script)"] = [str(partkit_script), "gen", "-q",
                                                         str(csv), str(Path(tmp, "pk2.bin"))]
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # any value disables .pyc caching
         for argv in commands.values():  # warm caches and .pyc files; check they work
             subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
         pk = Path(tmp, "pk.bin").read_bytes()

@@ -9,6 +9,11 @@ import sys
 from partkit.cli.common import emit, report_error, size_option, table_options
 from partkit.errors import PartkitError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.model import PartitionTable
+    from partkit.options import TableOptions
+
 __all__ = ["run"]
 
 
@@ -68,7 +73,7 @@ def run(argv: list[str]) -> int:
     return 0
 
 
-def _ascii_map(table: object, options: object) -> str:
+def _ascii_map(table: PartitionTable, options: TableOptions) -> str:
     try:
         from partkit.flashmap import ascii_map
     except ImportError:
