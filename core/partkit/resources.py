@@ -1,4 +1,4 @@
-"""Where the CMake module and SCons tool live, in a checkout or an installed wheel."""
+"""Where the CMake module, SCons tool and PlatformIO script live, installed or in a checkout."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ import os
 __all__ = ["resource_dir"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# Installed wheel: partkit/cmake, partkit/scons. Checkout: <root>/cmake, <root>/plugins/scons.
-_INSTALLED = {"cmake": os.path.join(_HERE, "cmake"), "scons": os.path.join(_HERE, "scons")}
-_CHECKOUT = {
-    "cmake": os.path.join(_HERE, os.pardir, os.pardir, "cmake"),
-    "scons": os.path.join(_HERE, os.pardir, os.pardir, "plugins", "scons"),
+_ROOT = os.path.join(_HERE, os.pardir, os.pardir)
+# kind -> (directory in an installed wheel, directory in a checkout, a file it must hold)
+_PLACES = {
+    "cmake": (os.path.join(_HERE, "cmake"), os.path.join(_ROOT, "cmake"), "partkit.cmake"),
+    "scons": (os.path.join(_HERE, "scons"), os.path.join(_ROOT, "plugins", "scons"),
+              "partkit.py"),
+    "pio": (os.path.join(_HERE, "pio"), _ROOT, "pio_extra_script.py"),
 }
 
 
 def resource_dir(kind: str) -> str:
-    for candidate in (_INSTALLED[kind], _CHECKOUT[kind]):
-        if os.path.isdir(candidate):
+    """Directory of the CMake module ("cmake"), SCons tool ("scons") or PlatformIO script."""
+    installed, checkout, marker = _PLACES[kind]
+    for candidate in (installed, checkout):
+        if os.path.exists(os.path.join(candidate, marker)):
             return os.path.normpath(candidate)
-    return os.path.normpath(_INSTALLED[kind])
+    return os.path.normpath(installed)

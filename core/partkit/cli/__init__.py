@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "at": ("partkit.cli.at", "ESP-AT secondary table (at_customize.csv)"),
 }
 
-USAGE = "usage: partkit [--version] [--cmake-dir] [--scons-dir] <command> [args...]\n"
+USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "
+         "<command> [args...]\n")
 
 
 def _help() -> str:
@@ -41,10 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"partkit {__version__}")
         return 0
-    if first in ("--cmake-dir", "--scons-dir"):
+    if first in ("--cmake-dir", "--scons-dir", "--pio-script"):
+        import os
+
         from partkit.resources import resource_dir
 
-        print(resource_dir("cmake" if first == "--cmake-dir" else "scons"))
+        if first == "--pio-script":
+            print(os.path.join(resource_dir("pio"), "pio_extra_script.py"))
+        else:
+            print(resource_dir("cmake" if first == "--cmake-dir" else "scons"))
         return 0
     entry = COMMANDS.get(first)
     if entry is None:
