@@ -635,4 +635,175 @@ except PartkitError as err:
   set(${out_var} "${out}" PARENT_SCOPE)
 endfunction()
 
+#[=[.md
+<!-- ANCHOR: partkit_add_flash_args -->
+## partkit_add_flash_args
+
+```cmake
+partkit_add_flash_args(TABLE <table-target>
+    [APP <file>] [BOOTLOADER <file>] [NO_OTADATA]
+    [FLASH_MODE <mode>] [FLASH_FREQ <freq>] [FLASH_SIZE <size>]
+    [DEPENDS <target>...])
+```
+
+Writes ESP-IDF's `flash_args` and `flasher_args.json` (reference §8.5) in
+`CMAKE_CURRENT_BINARY_DIR`, so `python -m esptool --chip <chip> write-flash @flash_args`
+(run there) flashes everything, and tools that read `flasher_args.json` work unchanged.
+Files are listed as ESP-IDF lists them: bootloader, app, partition table, then
+`ota_data_initial.bin` (an erased otadata image, built here) when the table has an otadata
+partition. Also adds a `flash` target (not in `ALL`) that runs that esptool command; the
+serial port comes from esptool's `ESPTOOL_PORT` environment variable.
+
+- `TABLE`: a target from `partkit_add_partition_table` (required); its chip and offset
+  are used.
+- `APP`: the app image, flashed at the table's boot app (factory, else `ota_0`).
+- `BOOTLOADER`: the bootloader image, flashed at the chip's bootloader offset.
+- `NO_OTADATA`: do not build and list `ota_data_initial.bin`.
+- `FLASH_MODE` (default `dio`), `FLASH_FREQ` (default `80m`), `FLASH_SIZE` (default: the
+  table's `FLASH_SIZE`, else `keep`).
+- `DEPENDS`: the targets that build `APP` and `BOOTLOADER`; `flash` builds them first.
+
+Paths are relative to `CMAKE_CURRENT_BINARY_DIR`.
+<!-- ANCHOR_END: partkit_add_flash_args -->
+#]=]
+function(partkit_add_flash_args)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_add_flash_args)
+  set(fn partkit_add_flash_args)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "NO_OTADATA"
+    "TABLE;APP;BOOTLOADER;FLASH_MODE;FLASH_FREQ;FLASH_SIZE" "DEPENDS")
+  _partkit_check_arguments(${fn} TABLE)
+  foreach(kw BINARY BIN_TARGET CHIP OFFSET FLASH_SIZE BOOTLOADER_OFFSET)
+    _partkit_table_property(table_${kw} ${fn} "${arg_TABLE}" PARTKIT_${kw})
+  endforeach()
+  set(mode dio)
+  set(freq 80m)
+  set(size keep)
+  if(arg_FLASH_MODE)
+    set(mode "${arg_FLASH_MODE}")
+  endif()
+  if(arg_FLASH_FREQ)
+    set(freq "${arg_FLASH_FREQ}")
+  endif()
+  if(arg_FLASH_SIZE)
+    set(size "${arg_FLASH_SIZE}")
+  elseif(table_FLASH_SIZE)
+    set(size "${table_FLASH_SIZE}")
+  endif()
+  set(chip "${table_CHIP}")
+  if(NOT chip)
+    set(chip auto)
+  endif()
+
+  # (name, offset, file) per image, in ESP-IDF's order.
+  set(names "")
+  set(depends "")
+  if(arg_BOOTLOADER)
+    set(bl_offset "${table_BOOTLOADER_OFFSET}")
+    if("${bl_offset}" STREQUAL "")
+      if(NOT table_CHIP)
+        message(FATAL_ERROR "${fn}: the bootloader offset is unknown. "
+          "Hint: give the table a CHIP or BOOTLOADER_OFFSET.")
+      endif()
+      # Same per-chip facts as the tool itself (partkit.chips).
+      get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+      execute_process(COMMAND ${python_command} -c
+        "import sys\nfrom partkit.chips import bootloader_offset\nprint(hex(bootloader_offset(sys.argv[1])))"
+        "${table_CHIP}" RESULT_VARIABLE rc OUTPUT_VARIABLE bl_offset
+        OUTPUT_STRIP_TRAILING_WHITESPACE)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "${fn}: unknown chip `${table_CHIP}`.")
+      endif()
+    endif()
+    list(APPEND names bootloader)
+    list(APPEND depends "${arg_BOOTLOADER}")
+    set(image_bootloader_offset "${bl_offset}")
+    set(image_bootloader_file "${arg_BOOTLOADER}")
+  endif()
+  if(arg_APP)
+    partkit_get_partition_info(app_offset TABLE "${arg_TABLE}" BOOT_DEFAULT INFO offset)
+    if(NOT app_offset)
+      message(FATAL_ERROR "${fn}: the table has no factory or OTA app partition for APP.")
+    endif()
+    list(APPEND names app)
+    list(APPEND depends "${arg_APP}")
+    set(image_app_offset "${app_offset}")
+    set(image_app_file "${arg_APP}")
+  endif()
+  list(APPEND names partition-table)
+  set(image_partition-table_offset "${table_OFFSET}")
+  set(image_partition-table_file "${table_BINARY}")
+  list(APPEND depends "${table_BINARY}")
+  if(NOT arg_NO_OTADATA)
+    partkit_get_partition_info(otadata TABLE "${arg_TABLE}" TYPE data SUBTYPE ota
+      INFO offset size)
+    if(otadata)
+      separate_arguments(otadata UNIX_COMMAND "${otadata}")
+      list(GET otadata 0 otadata_offset)
+      list(GET otadata 1 otadata_size)
+      math(EXPR otadata_bytes "${otadata_size}")
+      set(otadata_file "${CMAKE_CURRENT_BINARY_DIR}/ota_data_initial.bin")
+      get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+      add_custom_command(OUTPUT "${otadata_file}"
+        COMMAND ${python_command} -c
+          "open((a := __import__('sys').argv)[1], 'wb').write(bytes([0xFF]) * int(a[2]))"
+          "${otadata_file}" "${otadata_bytes}"
+        COMMENT "partkit: erased otadata image ota_data_initial.bin"
+        VERBATIM)
+      list(APPEND names otadata)
+      set(image_otadata_offset "${otadata_offset}")
+      set(image_otadata_file "${otadata_file}")
+      list(APPEND depends "${otadata_file}")
+    endif()
+  endif()
+
+  set(args_lines "--flash-mode ${mode} --flash-freq ${freq} --flash-size ${size}")
+  set(pairs "")
+  set(entries "")
+  foreach(name IN LISTS names)
+    get_filename_component(file "${image_${name}_file}" ABSOLUTE
+      BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+    file(RELATIVE_PATH rel "${CMAKE_CURRENT_BINARY_DIR}" "${file}")
+    set(offset "${image_${name}_offset}")
+    math(EXPR offset "${offset}" OUTPUT_FORMAT HEXADECIMAL)
+    string(APPEND args_lines "\n${offset} ${rel}")
+    list(APPEND pairs "        \"${offset}\" : \"${rel}\"")
+    string(APPEND entries "    \"${name}\" : { \"offset\" : \"${offset}\", \"file\" : \"${rel}\", "
+      "\"encrypted\" : \"false\" },\n")
+  endforeach()
+  string(REPLACE ";" ",\n" pairs "${pairs}")
+  string(CONCAT json
+    "{\n"
+    "    \"write_flash_args\" : [ \"--flash-mode\", \"${mode}\",\n"
+    "                           \"--flash-size\", \"${size}\",\n"
+    "                           \"--flash-freq\", \"${freq}\" ],\n"
+    "    \"flash_settings\" : {\n"
+    "        \"flash_mode\": \"${mode}\",\n"
+    "        \"flash_size\": \"${size}\",\n"
+    "        \"flash_freq\": \"${freq}\"\n"
+    "    },\n"
+    "    \"flash_files\" : {\n${pairs}\n    },\n"
+    "${entries}"
+    "    \"extra_esptool_args\" : {\n"
+    "        \"after\"  : \"hard-reset\",\n"
+    "        \"before\" : \"default-reset\",\n"
+    "        \"stub\"   : true,\n"
+    "        \"chip\"   : \"${chip}\"\n"
+    "    }\n"
+    "}\n")
+  _partkit_write_if_changed("${CMAKE_CURRENT_BINARY_DIR}/flash_args" "${args_lines}")
+  _partkit_write_if_changed("${CMAKE_CURRENT_BINARY_DIR}/flasher_args.json" "${json}")
+
+  add_custom_target(flash
+    COMMAND "${PARTKIT_PYTHON}" -m esptool --chip "${chip}" -b 460800 --before default-reset
+      --after hard-reset write-flash @flash_args
+    DEPENDS ${depends}
+    WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
+    COMMENT "esptool: flashing the images listed in flash_args"
+    VERBATIM)
+  add_dependencies(flash "${table_BIN_TARGET}" ${arg_DEPENDS})
+  if(otadata)
+    add_custom_target(ota_data_initial ALL DEPENDS "${otadata_file}")
+  endif()
+endfunction()
+
 list(POP_BACK CMAKE_MESSAGE_CONTEXT)
