@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
 from partkit.errors import PartkitError
 
 __all__ = ["run"]
@@ -27,13 +27,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(name or number; default app)")
     p.add_argument("--subtype", help="only slots of this subtype (e.g. ota_1, tee_0)")
     p.add_argument("--bootloader", metavar="BL.bin", help="bootloader image")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--chip", help="chip name; sets the bootloader offset")
-    where.add_argument("--bootloader-offset", metavar="N",
-                       help="bootloader flash offset (instead of --chip)")
-    p.add_argument("-o", "--offset", metavar="N", help="partition table offset (default 0x8000)")
-    p.add_argument("--recovery-bootloader-offset", metavar="N")
-    p.add_argument("--flash-size", metavar="S", help="flash size (4MB, 0x400000)")
+    add_table_arguments(p)
     p.add_argument("--warn-free", metavar="PCT%|BYTES",
                    help="warn when the app slot has less free space than this")
     p.add_argument("--fail-free", metavar="PCT%|BYTES",
@@ -42,8 +36,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="rule warnings become errors")
     p.add_argument("--verify", action="store_true",
                    help="also validate the table (check_sizes.py does not)")
-    p.add_argument("--disable-md5sum", action="store_true")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
     return p
 
 
@@ -54,14 +46,7 @@ def run(argv: list[str]) -> int:
         from partkit.checks import Budget, run_checks
         from partkit.codec import load_table_file
 
-        options = table_options(
-            offset=args.offset, chip=args.chip,
-            primary_bootloader_offset=args.bootloader_offset,
-            recovery_bootloader_offset=args.recovery_bootloader_offset,
-            flash_size=None if args.flash_size is None else size_option("--flash-size",
-                                                                        args.flash_size),
-            md5=not args.disable_md5sum, verify=args.verify,
-            extra_subtypes=args.extra_partition_subtypes)
+        options = options_from_args(args, verify=args.verify)
         warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
         fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
         # Flash overflow is a check result here (exit 1), not a load error (exit 2).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
 from partkit.errors import PartkitError
 
 __all__ = ["run"]
@@ -17,14 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("table", help="CSV or binary partition table")
     p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
                    help="app image; shown in every app slot, or only in SLOT (repeatable)")
-    p.add_argument("--chip", help="chip (sets the bootloader offset)")
-    p.add_argument("--offset", help="partition table offset (default 0x8000)")
-    p.add_argument("--primary-bootloader-offset")
-    p.add_argument("--recovery-bootloader-offset")
-    p.add_argument("--flash-size", help="flash size (4MB, 0x400000)")
+    add_table_arguments(p, short_offset=False)
     p.add_argument("--title", help="heading of the picture")
-    p.add_argument("--disable-md5sum", action="store_true")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
     p.add_argument("-o", "--output", required=True, help="SVG file to write ('-' for stdout)")
     return p
 
@@ -36,14 +30,7 @@ def run(argv: list[str]) -> int:
         from partkit.codec import load_table_file
         from partkit.flashmap import app_usage, svg_map
 
-        options = table_options(
-            offset=args.offset, chip=args.chip,
-            primary_bootloader_offset=args.primary_bootloader_offset,
-            recovery_bootloader_offset=args.recovery_bootloader_offset,
-            flash_size=None if args.flash_size is None else size_option("--flash-size",
-                                                                        args.flash_size),
-            md5=not args.disable_md5sum, verify=False,
-            extra_subtypes=args.extra_partition_subtypes)
+        options = options_from_args(args, verify=False)
         loaded = load_table_file(args.table, options.replace(flash_size=None))
         apps = []
         for spec in args.app:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
 from partkit.errors import PartkitError
 
 TYPE_CHECKING = False
@@ -25,15 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="machine-readable JSON")
     out.add_argument("--csv", action="store_true", help="the ESP-IDF CSV rendering")
     p.add_argument("--no-map", action="store_true", help="omit the ASCII flash map")
-    p.add_argument("--chip", help="chip (sets the bootloader offset)")
-    p.add_argument("-o", "--offset", help="partition table offset (default 0x8000)")
-    p.add_argument("--primary-bootloader-offset")
-    p.add_argument("--recovery-bootloader-offset")
-    p.add_argument("--flash-size", help="flash size (4MB, 0x400000): shows free space")
-    p.add_argument("--disable-md5sum", action="store_true")
+    add_table_arguments(p)
     p.add_argument("--no-verify", action="store_true")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
     return p
 
 
@@ -42,14 +36,7 @@ def run(argv: list[str]) -> int:
     try:
         from partkit.codec import load_table_file
 
-        options = table_options(
-            offset=args.offset, chip=args.chip,
-            primary_bootloader_offset=args.primary_bootloader_offset,
-            recovery_bootloader_offset=args.recovery_bootloader_offset,
-            flash_size=None if args.flash_size is None else size_option("--flash-size",
-                                                                        args.flash_size),
-            md5=not args.disable_md5sum, verify=not args.no_verify, strict=args.strict,
-            extra_subtypes=args.extra_partition_subtypes)
+        options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         loaded = load_table_file(args.table, options)
     except PartkitError as exc:
         return report_error(exc)
