@@ -6,7 +6,7 @@ The JSON layout is documented in ``docs/check.md`` and pinned by
 
 from __future__ import annotations
 
-from partkit.tables import type_name
+from partkit.render import partition_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
         FlashCheck,
         SlotResult,
     )
-    from partkit.model import Partition
     from partkit.options import TableOptions
 
 __all__ = ["SCHEMA", "bar", "to_json", "to_text"]
@@ -125,19 +124,6 @@ def to_text(report: CheckReport) -> str:
 # --- JSON -------------------------------------------------------------------------------
 
 
-def _partition(p: Partition, options: TableOptions) -> dict[str, object]:
-    return {
-        "name": p.name,
-        "type": p.type,
-        "type_name": type_name(p.type),
-        "subtype": p.subtype,
-        "subtype_name": options.subtypes.name(p.type, p.subtype),
-        "offset": p.offset,
-        "size": p.size,
-        "end": p.end,
-    }
-
-
 def _image(image: ImageInfo) -> dict[str, object]:
     desc = image.description
     return {
@@ -161,7 +147,7 @@ def _image(image: ImageInfo) -> dict[str, object]:
 
 def _slot(r: SlotResult, options: TableOptions) -> dict[str, object]:
     return {
-        "partition": _partition(r.partition, options),
+        "partition": partition_json(r.partition, options),
         "used": r.used,
         "free": r.free,
         "percent_free": round(r.percent_free, 3),
@@ -192,7 +178,7 @@ def to_json(report: CheckReport) -> dict[str, object]:
         "table": {
             "path": report.table.path,
             "offset": options.table_offset,
-            "partitions": [_partition(p, options) for p in report.table],
+            "partitions": [partition_json(p, options) for p in report.table],
         },
         "budgets": {
             "warn_free": report.warn_free.as_dict() if report.warn_free else None,
