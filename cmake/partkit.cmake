@@ -1,6 +1,6 @@
 #[=[.md
 <!-- ANCHOR: partkit-module -->
-# partkit CMake module
+## The module
 
 Partition tables and size checks as part of any CMake firmware build: the
 `idf.py partition-table` flow without ESP-IDF.
