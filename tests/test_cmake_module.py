@@ -150,3 +150,40 @@ def test_csv_error_fails_the_build_with_its_line(tmp_path: Path, generator: str)
     (p.src / "partitions.csv").write_text(CSV)
     p.build()
     assert table_path(p).read_bytes() == oracle_table(CSV)
+
+
+OPTIONS_CSV = """\
+bootloader,      bootloader,      primary, N/A,     N/A
+partition_table, partition_table, primary, N/A,     N/A
+nvs,             data,            nvs,     ,        0x5000
+factory,         app,             factory, 0x10000, 1M
+blob,            data,            blob,    ,        0x10000
+"""
+
+OPTIONS_PROJECT = """\
+cmake_minimum_required(VERSION 3.16)
+project(options NONE)
+include("@MODULE@/partkit.cmake")
+partkit_add_partition_table(pt CSV partitions.csv OFFSET 0x9000 CHIP esp32 SECURE v2
+  EXTRA_SUBTYPES "data, blob, 40" ALL)
+partkit_get_partition_info(blob TABLE pt TYPE data SUBTYPE blob INFO name subtype offset)
+message(STATUS "blob: ${blob}")
+get_target_property(props pt PARTKIT_OFFSET)
+get_target_property(chip pt PARTKIT_CHIP)
+message(STATUS "props: ${props} ${chip}")
+"""
+
+
+def test_table_options_reach_the_generator(tmp_path: Path) -> None:
+    p = make_project(tmp_path, "Ninja", OPTIONS_PROJECT, OPTIONS_CSV)
+    log = p.configure()
+    assert "blob: blob 64 0x110000" in log.output
+    assert "props: 0x9000 esp32" in log.output
+    build = p.build()
+    # The reference knows no extra subtypes: give it the number the name stands for.
+    reference = oracle_table(OPTIONS_CSV.replace("blob,    ,", "0x40,    ,"), offset=0x9000,
+                             bootloader_offset=0x1000)
+    assert p.path("partition-table.bin").read_bytes() == reference
+    assert "write-flash 0x9000 partition-table.bin" in build.output
+    assert "--chip esp32 " in build.output
+    assert "--secure v2" in p.path("build.ninja").read_text()
