@@ -15,10 +15,14 @@ echo "== pytest"
 
 # Core codec on Python 3.9 and 3.13 (pyenv installs them on these machines).
 for version in 3.9 3.13; do
-  interp="$(command -v "python$version" || true)"
-  if [ -z "$interp" ] && command -v pyenv >/dev/null; then
+  interp=""
+  if command -v pyenv >/dev/null; then  # pyenv's shims refuse versions not selected: go direct
     full="$(pyenv versions --bare | grep -E "^${version//./\\.}\.[0-9]+$" | tail -n 1 || true)"
     [ -n "$full" ] && interp="$(pyenv root)/versions/$full/bin/python"
+  fi
+  if [ -z "$interp" ] || ! "$interp" -c pass 2>/dev/null; then
+    interp="$(command -v "python$version" || true)"
+    if [ -n "$interp" ] && ! "$interp" -c pass 2>/dev/null; then interp=""; fi
   fi
   if [ -z "$interp" ] || [ ! -x "$interp" ]; then
     if [ "${CI:-}" = "true" ]; then echo "Python $version not found (required under CI)"; exit 1; fi
