@@ -32,5 +32,6 @@ for version in 3.9 3.13; do
   [ -x "$venv/bin/python" ] || "$interp" -m venv "$venv"
   "$venv/bin/python" -m pip install -q pytest hypothesis -e "$ROOT" 2>&1 | grep -v '^WARNING: Location' || true
   echo "== pytest core on Python $version"
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_conformance.py tests/test_fuzz.py
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_imports.py tests/test_conformance.py \
+    tests/test_fuzz.py tests/test_gen_cli.py
 done
