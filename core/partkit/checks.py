@@ -13,7 +13,10 @@ decides the exit code (0 ok, 1 failed). Bad input raises PartkitError (exit 2).
 
 from __future__ import annotations
 
+import os
+
 from partkit.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
+from partkit.numbers import parse_size
 from partkit.tables import (
     APP,
     BOOTLOADER,
@@ -96,7 +99,7 @@ class Budget:
                 if not 0 <= pct <= 100:
                     raise ValueError
                 return cls(pct, True)
-            return cls(_parse_size(raw), False)
+            return cls(parse_size(raw), False)
         except (ValueError, PartkitError):
             raise PartkitError(error(
                 f"{option}: '{text}' is not a percentage or a size",
@@ -232,19 +235,6 @@ class FlashCheck:
         return self.free >= 0
 
 
-def _parse_size(text: str) -> int:
-    try:
-        from partkit.numbers import parse_size
-    except ImportError:  # pragma: no cover - only before the codec lands
-        units = {"K": 1024, "KB": 1024, "M": 1024 * 1024, "MB": 1024 * 1024}
-        upper = text.upper()
-        for suffix in ("KB", "MB", "K", "M"):
-            if upper.endswith(suffix):
-                return int(text[: -len(suffix)], 0) * units[suffix]
-        return int(text, 0)
-    return parse_size(text)
-
-
 def _where(p: Partition | None, table: PartitionTable) -> SourceLocation | None:
     if p is not None and p.loc is not None:
         return p.loc
@@ -301,7 +291,7 @@ def check_app(
         slots = tuple(p for p in table.find(ptype)
                       if not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))
     size = image.measured_size
-    name = _basename(image.path)
+    name = os.path.basename(image.path)
     result.candidates = tuple(SlotResult(p, size) for p in slots)
     if not slots:
         result.status = "no-match"
@@ -492,12 +482,6 @@ def _status(findings: tuple[Finding, ...]) -> str:
     if any(f.is_error for f in findings):
         return "fail"
     return "warning" if findings else "ok"
-
-
-def _basename(path: str) -> str:
-    import os.path
-
-    return os.path.basename(path)
 
 
 def _align(value: int, boundary: int) -> int:
