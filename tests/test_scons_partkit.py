@@ -170,6 +170,17 @@ def test_app_too_big_fails_naming_slot_and_overflow(project: Path) -> None:
     assert scons(project).returncode != 0
 
 
+def test_raw_app_one_byte_too_big_fails(project: Path) -> None:
+    """A file that is not an ESP image is measured by its size: one byte over fails."""
+    (project / "app.bin").write_bytes(b"\x00" * (SLOT + 1))
+    result = scons(project)
+    assert result.returncode != 0
+    assert "Part 'factory' 0/0 @ 0x10000 size 0x30000 (overflow 0x1)" in result.stderr
+    assert "not an ESP image" in result.stderr
+    (project / "app.bin").write_bytes(b"\x00" * SLOT)
+    assert scons(project).returncode == 0
+
+
 def test_table_change_reruns_the_app_check(project: Path) -> None:
     app_of_size(project, SLOT, name="app.bin")
     assert scons(project).returncode == 0
