@@ -217,7 +217,8 @@ def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
     return loaded.table, options
 
 
-def _select(args: argparse.Namespace, table: PartitionTable, *, single: bool) -> list[Partition]:
+def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
+            single: bool) -> list[Partition]:
     from partkit.partinfo import select
 
     if args.name is None and args.type is None and not args.boot_default:
@@ -230,13 +231,9 @@ def _select(args: argparse.Namespace, table: PartitionTable, *, single: bool) ->
                           "e.g. --type data --subtype nvs (as parttool requires)")
     part_list = bool(getattr(args, "part_list", False)) or (args.type is not None
                                                               and args.subtype is None)
-    from partkit.cli.common import parse_extra_subtypes
-    from partkit.tables import BUILTIN_SUBTYPES
-
-    subtypes = parse_extra_subtypes(args.extra_partition_subtypes, BUILTIN_SUBTYPES)
     found = list(select(table, name=args.name, type=args.type, subtype=args.subtype,
                         boot_default=args.boot_default, part_list=part_list,
-                        subtypes=subtypes))
+                        subtypes=options.subtypes))
     if not found:
         if args.name is not None:
             guess = closest(args.name, [p.name for p in table])
@@ -276,7 +273,7 @@ def _info(args: argparse.Namespace) -> int:
             sys.stdout.write(_columns(rows))
             return 0
     else:
-        chosen = _select(args, table, single=False)
+        chosen = _select(args, table, options, single=False)
     fields = args.info or ["offset", "size"]
     if args.json:
         from partkit.render import partition_json
@@ -297,8 +294,8 @@ def _columns(rows: Sequence[Sequence[str]]) -> str:
 def _read(args: argparse.Namespace) -> int:
     from partkit import flashimage
 
-    table, _ = _load(args)
-    part = _select(args, table, single=True)[0]
+    table, options = _load(args)
+    part = _select(args, table, options, single=True)[0]
     flashimage.read_partition(args.image, part, args.output)
     sys.stderr.write(f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
                      f"to '{args.output}'\n")
@@ -318,8 +315,8 @@ def _write(args: argparse.Namespace) -> int:
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit image write IMAGE -n NAME FILE")
-    table, _ = _load(args)
-    part = _select(args, table, single=True)[0]
+    table, options = _load(args)
+    part = _select(args, table, options, single=True)[0]
     _guard(args, part, "write")
     size = os.path.getsize(source) if os.path.isfile(source) else None
     if size is not None and size > part.size:
@@ -339,8 +336,8 @@ def _write(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     from partkit import flashimage
 
-    table, _ = _load(args)
-    part = _select(args, table, single=True)[0]
+    table, options = _load(args)
+    part = _select(args, table, options, single=True)[0]
     _guard(args, part, "erase")
     flashimage.erase_partition(args.image, part, output=args.output, sync=args.sync)
     sys.stderr.write(f"Erased partition '{part.name}' at 0x{part.offset:x} of "
