@@ -28,10 +28,13 @@ from partkit.tables import (
     TYPES,
     SubtypeRegistry,
     is_ota_app,
+    lookup,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from partkit.appimage import ImageInfo
     from partkit.model import Partition, PartitionTable
     from partkit.options import TableOptions
@@ -249,24 +252,22 @@ def resolve_selector(
     Like check_sizes.py: exact keyword first, then any-base integer; the label is the
     literal text (``app``, ``app (ota_1)``, ``0x40``).
     """
-    def number(text: str, kind: str, known: list[str]) -> int:
+    def value(text: str, kind: str, keywords: Mapping[str, int]) -> int:
         try:
-            return int(text, 0)
+            return lookup(text, keywords)
         except ValueError:
-            guess = closest(text, known)
+            guess = closest(text, keywords)
             hint = f"did you mean '{guess}'? " if guess else ""
             raise PartkitError(error(
                 f"unknown partition {kind} '{text}'",
-                hint=f"{hint}known {kind}s: {', '.join(known)}, or a number",
+                hint=f"{hint}known {kind}s: {', '.join(keywords)}, or a number",
             )) from None
 
-    ptype = TYPES[type_text] if type_text in TYPES else number(type_text, "type", list(TYPES))
+    ptype = value(type_text, "type", TYPES)
     label = type_text
     subtype: int | None = None
     if subtype_text is not None:
-        names = subtypes.keywords(ptype)
-        subtype = names[subtype_text] if subtype_text in names else number(
-            subtype_text, "subtype", list(names))
+        subtype = value(subtype_text, "subtype", subtypes.keywords(ptype))
         label += f" ({subtype_text})"
     return ptype, subtype, label
 

@@ -9,7 +9,7 @@ would: fields joined by single spaces, and an empty string when nothing matches.
 from __future__ import annotations
 
 from partkit.errors import PartkitError, error
-from partkit.tables import BUILTIN_SUBTYPES, TYPES
+from partkit.tables import BUILTIN_SUBTYPES, TYPES, lookup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,20 +22,6 @@ __all__ = ["DEFAULT_FIELDS", "FIELDS", "format_info", "query_tokens", "select"]
 
 FIELDS = ("name", "type", "subtype", "offset", "size", "encrypted", "readonly")
 DEFAULT_FIELDS = ("offset", "size")
-
-
-def _type_value(text: str) -> int:
-    """Exact (case-sensitive) type keyword, else any-base integer; ValueError otherwise."""
-    if text in TYPES:
-        return TYPES[text]
-    return int(text, 0)
-
-
-def _subtype_value(ptype: int, text: str, subtypes: SubtypeRegistry) -> int:
-    keywords = subtypes.keywords(ptype)
-    if text in keywords:
-        return keywords[text]
-    return int(text, 0)
 
 
 def select(
@@ -64,8 +50,8 @@ def select(
         return (found,) if found is not None else ()
     assert type is not None
     try:
-        ptype = _type_value(type)
-        psubtype = None if subtype is None else _subtype_value(ptype, subtype, subtypes)
+        ptype = lookup(type, TYPES)
+        psubtype = None if subtype is None else lookup(subtype, subtypes.keywords(ptype))
     except ValueError:
         return ()  # parttool swallows lookup errors and prints nothing
     matches = table.find(ptype, psubtype)

@@ -85,6 +85,14 @@ def type_name(ptype: int) -> str:
     return str(ptype)
 
 
+def lookup(text: str, keywords: Mapping[str, int]) -> int:
+    """A selector word as parttool and check_sizes.py read it: exact (case-sensitive)
+    keyword, else any-base integer; raises ValueError for anything else."""
+    if text in keywords:
+        return keywords[text]
+    return int(text, 0)
+
+
 def is_ota_app(ptype: int, subtype: int) -> bool:
     return ptype == APP and SUBTYPE_APP_OTA_MIN <= subtype < SUBTYPE_APP_OTA_MIN + 16
 
