@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from partkit.tables import BUILTIN_SUBTYPES, SubtypeRegistry
+from partkit.errors import PartkitError, error
+from partkit.tables import BUILTIN_SUBTYPES, TYPES, SubtypeRegistry
 
-__all__ = ["DEFAULT_TABLE_OFFSET", "FLASH_SIZES", "TableOptions"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["DEFAULT_TABLE_OFFSET", "FLASH_SIZES", "TableOptions", "parse_extra_subtypes"]
 
 DEFAULT_TABLE_OFFSET = 0x8000  # CONFIG_PARTITION_TABLE_OFFSET default, every chip
 FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
@@ -78,3 +83,35 @@ class TableOptions:
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k != "subtypes")
         return f"TableOptions({inner})"
+
+
+def _extra_error(message: str, hint: str | None = None) -> PartkitError:
+    return PartkitError(error(f"--extra-partition-subtypes: {message}", None, hint))
+
+
+def parse_extra_subtypes(entries: Sequence[str], base: SubtypeRegistry) -> SubtypeRegistry:
+    """``type,name,value`` entries (value always hex, as ESP-IDF's CMake writes it)."""
+    registry = base
+    for entry in entries:
+        parts = [p.strip() for p in entry.split(",")]
+        if len(parts) != 3:
+            raise _extra_error(f"'{entry}' is not 'type,name,value'",
+                               "example: data,my_subtype,0x40")
+        tname, name, text = parts
+        if tname not in TYPES:
+            raise _extra_error(f"unknown partition type '{tname}' in '{entry}'",
+                               f"the type must be one of: {', '.join(TYPES)}")
+        try:
+            value = int(text, 16)
+        except ValueError:
+            raise _extra_error(f"value '{text}' is not hexadecimal",
+                               "values are hex with or without 0x, e.g. 40 or 0x40") from None
+        if not 0 <= value <= 0xFF:
+            raise _extra_error(f"value 0x{value:x} is out of 0..0xff")
+        ptype = TYPES[tname]
+        clash = registry.name(ptype, value)
+        if clash is not None and clash != name:
+            raise _extra_error(f"'{entry}' reuses value 0x{value:x} of {tname} subtype "
+                               f"'{clash}'", "each subtype value of a type must be unique")
+        registry = registry.with_extra(ptype, name, value)
+    return registry

@@ -78,21 +78,6 @@ def format_info(partitions: Iterable[Partition], fields: Sequence[str] = DEFAULT
     return " ".join(_field(p, f) for p in partitions for f in fields)
 
 
-def _with_extra(subtypes: SubtypeRegistry, entry: str) -> SubtypeRegistry:
-    """Apply one ``type,name,value`` entry (value in hex, as ESP-IDF reads it)."""
-    parts = [p.strip() for p in entry.replace(" ", "").split(",")]
-    if len(parts) != 3 or parts[0] not in TYPES:
-        msg = f"bad extra partition subtype '{entry}'"
-        raise PartkitError(error(msg, hint="expected type,name,value with type one of "
-                                 f"{', '.join(TYPES)} and a hex value"))
-    try:
-        value = int(parts[2], 16)
-    except ValueError:
-        msg = f"bad extra partition subtype '{entry}': value is not hexadecimal"
-        raise PartkitError(error(msg)) from None
-    return subtypes.with_extra(TYPES[parts[0]], parts[1], value)
-
-
 def query_tokens(tokens: Sequence[str]) -> str:
     """Answer one lookup described by ``key=value`` tokens (the CMake module's protocol).
 
@@ -103,7 +88,7 @@ def query_tokens(tokens: Sequence[str]) -> str:
     parttool reads ``--partition-table-file``: laid out, not verified.
     """
     from partkit.codec import load_table_file
-    from partkit.options import TableOptions
+    from partkit.options import TableOptions, parse_extra_subtypes
 
     single: dict[str, str] = {}
     infos: list[str] = []
@@ -115,7 +100,7 @@ def query_tokens(tokens: Sequence[str]) -> str:
         if key == "info":
             infos.append(value)
         elif key == "extra":
-            subtypes = _with_extra(subtypes, value)
+            subtypes = parse_extra_subtypes((value,), subtypes)
         else:
             single[key] = value
 

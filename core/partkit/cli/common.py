@@ -13,14 +13,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from partkit.options import TableOptions
-    from partkit.tables import SubtypeRegistry
 
 __all__ = [
     "add_table_arguments",
     "emit",
     "int_option",
     "options_from_args",
-    "parse_extra_subtypes",
     "report_error",
     "table_options",
 ]
@@ -77,38 +75,6 @@ def size_option(name: str, value: str) -> int:
         raise usage_error(f"{name}: {exc}") from None
 
 
-def parse_extra_subtypes(entries: Sequence[str], base: SubtypeRegistry) -> SubtypeRegistry:
-    """``type,name,value`` entries (value always hex, as ESP-IDF's CMake writes it)."""
-    from partkit.tables import TYPES
-
-    registry = base
-    for entry in entries:
-        parts = [p.strip() for p in entry.split(",")]
-        if len(parts) != 3:
-            raise usage_error(f"--extra-partition-subtypes: '{entry}' is not 'type,name,value'",
-                              "example: data,my_subtype,0x40")
-        tname, name, text = parts
-        if tname not in TYPES:
-            raise usage_error(
-                f"--extra-partition-subtypes: unknown partition type '{tname}' in '{entry}'",
-                f"the type must be one of: {', '.join(TYPES)}")
-        try:
-            value = int(text, 16)
-        except ValueError:
-            raise usage_error(f"--extra-partition-subtypes: value '{text}' is not hexadecimal",
-                              "values are hex with or without 0x, e.g. 40 or 0x40") from None
-        if not 0 <= value <= 0xFF:
-            raise usage_error(f"--extra-partition-subtypes: value 0x{value:x} is out of 0..0xff")
-        ptype = TYPES[tname]
-        clash = registry.name(ptype, value)
-        if clash is not None and clash != name:
-            raise usage_error(
-                f"--extra-partition-subtypes: '{entry}' reuses value 0x{value:x} of {tname} "
-                f"subtype '{clash}'", "each subtype value of a type must be unique")
-        registry = registry.with_extra(ptype, name, value)
-    return registry
-
-
 def table_options(
     *,
     offset: str | None = None,
@@ -123,7 +89,7 @@ def table_options(
     extra_subtypes: Sequence[str] = (),
 ) -> TableOptions:
     """Build TableOptions from option texts; ``chip`` supplies the bootloader offset default."""
-    from partkit.options import DEFAULT_TABLE_OFFSET, TableOptions
+    from partkit.options import DEFAULT_TABLE_OFFSET, TableOptions, parse_extra_subtypes
     from partkit.tables import BUILTIN_SUBTYPES
 
     bl_offset: int | None = None
