@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from partkit.errors import PartkitError, error
+from partkit.errors import PartkitError, closest, error
 from partkit.tables import BUILTIN_SUBTYPES, TYPES, SubtypeRegistry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["DEFAULT_TABLE_OFFSET", "FLASH_SIZES", "TableOptions", "parse_extra_subtypes"]
+__all__ = [
+    "DEFAULT_TABLE_OFFSET",
+    "FLASH_SIZES",
+    "TableOptions",
+    "int_option",
+    "parse_extra_subtypes",
+    "size_option",
+    "table_options",
+    "usage_error",
+]
 
 DEFAULT_TABLE_OFFSET = 0x8000  # CONFIG_PARTITION_TABLE_OFFSET default, every chip
 FLASH_SIZES = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")
@@ -115,3 +124,68 @@ def parse_extra_subtypes(entries: Sequence[str], base: SubtypeRegistry) -> Subty
                                f"'{clash}'", "each subtype value of a type must be unique")
         registry = registry.with_extra(ptype, name, value)
     return registry
+
+
+def usage_error(message: str, hint: str | None = None) -> PartkitError:
+    """Bad option text: an error with no source location."""
+    return PartkitError(error(message, None, hint))
+
+
+def int_option(name: str, value: str) -> int:
+    """An address option: any Python int literal (0x8000, 32768), as gen_esp32part takes."""
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise usage_error(f"{name}: '{value}' is not an integer",
+                          "use a number such as 0x8000 or 32768 (no K/M suffix)") from None
+
+
+def size_option(name: str, value: str) -> int:
+    from partkit.numbers import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise usage_error(f"{name}: {exc}") from None
+
+
+def table_options(
+    *,
+    offset: str | None = None,
+    chip: str | None = None,
+    primary_bootloader_offset: str | None = None,
+    recovery_bootloader_offset: str | None = None,
+    flash_size: int | None = None,
+    secure: str | None = None,
+    md5: bool = True,
+    verify: bool = True,
+    strict: bool = False,
+    extra_subtypes: Sequence[str] = (),
+) -> TableOptions:
+    """Build TableOptions from option texts; ``chip`` supplies the bootloader offset default."""
+    bl_offset: int | None = None
+    if chip is not None:
+        from partkit.chips import BOOTLOADER_OFFSET, chip_names
+
+        if chip.lower() not in BOOTLOADER_OFFSET:
+            guess = closest(chip, chip_names())
+            raise usage_error(f"--chip: unknown chip '{chip}'",
+                              (f"did you mean '{guess}'? " if guess else "")
+                              + f"known chips: {', '.join(chip_names())}")
+        bl_offset = BOOTLOADER_OFFSET[chip.lower()]
+        chip = chip.lower()
+    if primary_bootloader_offset is not None:
+        bl_offset = int_option("--primary-bootloader-offset", primary_bootloader_offset)
+    return TableOptions(
+        table_offset=DEFAULT_TABLE_OFFSET if offset is None else int_option("--offset", offset),
+        primary_bootloader_offset=bl_offset,
+        recovery_bootloader_offset=None if recovery_bootloader_offset is None else int_option(
+            "--recovery-bootloader-offset", recovery_bootloader_offset),
+        md5=md5,
+        verify=verify,
+        secure=secure,
+        flash_size=flash_size,
+        subtypes=parse_extra_subtypes(extra_subtypes, BUILTIN_SUBTYPES),
+        chip=chip,
+        strict=strict,
+    )

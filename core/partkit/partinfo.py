@@ -88,7 +88,7 @@ def query_tokens(tokens: Sequence[str]) -> str:
     parttool reads ``--partition-table-file``: laid out, not verified.
     """
     from partkit.codec import load_table_file
-    from partkit.options import TableOptions, parse_extra_subtypes
+    from partkit.options import parse_extra_subtypes, table_options
 
     single: dict[str, str] = {}
     infos: list[str] = []
@@ -104,36 +104,15 @@ def query_tokens(tokens: Sequence[str]) -> str:
         else:
             single[key] = value
 
-    def number(key: str) -> int | None:
-        text = single.get(key, "")
-        if not text:
-            return None
-        try:
-            return int(text, 0)
-        except ValueError:
-            raise PartkitError(error(f"{key} '{text}' is not an integer")) from None
-
     if not single.get("table"):
         raise PartkitError(error("no table given for the partition lookup"))
-    offset = number("offset")
-    bootloader_offset = number("bootloader_offset")
-    chip = single.get("chip")
-    if bootloader_offset is None and chip:
-        from partkit.chips import bootloader_offset as chip_bootloader_offset
-        from partkit.chips import chip_names
-
-        try:
-            bootloader_offset = chip_bootloader_offset(chip)
-        except KeyError:
-            msg = f"unknown chip '{chip}'"
-            raise PartkitError(error(msg, hint=f"known chips: {', '.join(chip_names())}")) from None
-    options = TableOptions(
-        table_offset=0x8000 if offset is None else offset,
-        primary_bootloader_offset=bootloader_offset,
-        recovery_bootloader_offset=number("recovery_bootloader_offset"),
+    options = table_options(
+        offset=single.get("offset") or None,
+        chip=single.get("chip") or None,
+        primary_bootloader_offset=single.get("bootloader_offset") or None,
+        recovery_bootloader_offset=single.get("recovery_bootloader_offset") or None,
         verify=False,
-        subtypes=subtypes,
-    )
+    ).replace(subtypes=subtypes)
     table = load_table_file(single["table"], options).table
     chosen = select(
         table,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.errors import Diagnostic, PartkitError, error
+from partkit.errors import Diagnostic, PartkitError
+from partkit.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     from partkit.options import TableOptions
 
@@ -20,7 +21,9 @@ __all__ = [
     "int_option",
     "options_from_args",
     "report_error",
+    "size_option",
     "table_options",
+    "usage_error",
 ]
 
 
@@ -51,75 +54,6 @@ def github_annotation(d: Diagnostic) -> str:
 def report_error(exc: PartkitError) -> int:
     emit(exc.diagnostics)
     return exc.exit_code
-
-
-def usage_error(message: str, hint: str | None = None) -> PartkitError:
-    return PartkitError(error(message, None, hint))
-
-
-def int_option(name: str, value: str) -> int:
-    """An address option: any Python int literal (0x8000, 32768), as gen_esp32part takes."""
-    try:
-        return int(value, 0)
-    except ValueError:
-        raise usage_error(f"{name}: '{value}' is not an integer",
-                          "use a number such as 0x8000 or 32768 (no K/M suffix)") from None
-
-
-def size_option(name: str, value: str) -> int:
-    from partkit.numbers import parse_size
-
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise usage_error(f"{name}: {exc}") from None
-
-
-def table_options(
-    *,
-    offset: str | None = None,
-    chip: str | None = None,
-    primary_bootloader_offset: str | None = None,
-    recovery_bootloader_offset: str | None = None,
-    flash_size: int | None = None,
-    secure: str | None = None,
-    md5: bool = True,
-    verify: bool = True,
-    strict: bool = False,
-    extra_subtypes: Sequence[str] = (),
-) -> TableOptions:
-    """Build TableOptions from option texts; ``chip`` supplies the bootloader offset default."""
-    from partkit.options import DEFAULT_TABLE_OFFSET, TableOptions, parse_extra_subtypes
-    from partkit.tables import BUILTIN_SUBTYPES
-
-    bl_offset: int | None = None
-    if chip is not None:
-        from partkit.chips import BOOTLOADER_OFFSET, chip_names
-
-        if chip.lower() not in BOOTLOADER_OFFSET:
-            from partkit.errors import closest
-
-            guess = closest(chip, chip_names())
-            raise usage_error(f"--chip: unknown chip '{chip}'",
-                              (f"did you mean '{guess}'? " if guess else "")
-                              + f"known chips: {', '.join(chip_names())}")
-        bl_offset = BOOTLOADER_OFFSET[chip.lower()]
-        chip = chip.lower()
-    if primary_bootloader_offset is not None:
-        bl_offset = int_option("--primary-bootloader-offset", primary_bootloader_offset)
-    return TableOptions(
-        table_offset=DEFAULT_TABLE_OFFSET if offset is None else int_option("--offset", offset),
-        primary_bootloader_offset=bl_offset,
-        recovery_bootloader_offset=None if recovery_bootloader_offset is None else int_option(
-            "--recovery-bootloader-offset", recovery_bootloader_offset),
-        md5=md5,
-        verify=verify,
-        secure=secure,
-        flash_size=flash_size,
-        subtypes=parse_extra_subtypes(extra_subtypes, BUILTIN_SUBTYPES),
-        chip=chip,
-        strict=strict,
-    )
 
 
 def add_table_arguments(parser: argparse.ArgumentParser, *, short_offset: bool = True) -> None:
