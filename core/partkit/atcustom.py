@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from partkit.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 from partkit.tables import APP, BOOTLOADER, DATA, PARTITION_TABLE, type_name
+from partkit.verify import LONG_NAME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -278,6 +279,7 @@ def _name_diagnostics(
                     f"gen_esp32part would silently cut it to '{cut}', and the AT firmware "
                     "looks partitions up by their full name; shorten it"
                 ),
+                code=LONG_NAME,
             )
         )
     elif not p.name:
@@ -479,10 +481,6 @@ class AtCustomize:
         raise AttributeError("AtCustomize is immutable")
 
 
-def _is_name_length(d: Diagnostic) -> bool:
-    return d.message.startswith("partition name '") and " bytes" in d.message
-
-
 def _auto_offset_lines(
     loaded: Loaded, data: bytes, path: str, options: TableOptions
 ) -> frozenset[int]:
@@ -542,10 +540,10 @@ def build(
         except PartkitError as exc:
             diagnostics += [d for d in exc.diagnostics if d not in diagnostics]
     # The codec only warns about long names; our error at the same place supersedes that.
-    long_names = {d.location for d in diagnostics if d.is_error and _is_name_length(d)}
+    long_names = {d.location for d in diagnostics if d.is_error and d.code == LONG_NAME}
     seen: list[Diagnostic] = []
     for d in (*primary.warnings, *loaded.warnings, *diagnostics):
-        superseded = not d.is_error and d.location in long_names and _is_name_length(d)
+        superseded = not d.is_error and d.location in long_names and d.code == LONG_NAME
         if d not in seen and not superseded:
             seen.append(d)
     errors = [d for d in seen if d.is_error]

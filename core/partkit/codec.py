@@ -69,8 +69,8 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
     if errors:
         raise PartkitError(
             d if d.is_error else Diagnostic("error", d.message + " [--strict]", d.location,
-                                            d.hint, d.notes)
-            for d in diagnostics if d in errors)
+                                            d.hint, d.notes, d.code)
+            for d in errors)
     return Loaded(table, is_binary, tuple(diagnostics))
 
 

@@ -73,13 +73,14 @@ class SourceLocation:
 class Diagnostic:
     """One error or warning, with its location and an optional remedy."""
 
-    __slots__ = ("hint", "location", "message", "notes", "severity")
+    __slots__ = ("code", "hint", "location", "message", "notes", "severity")
 
     severity: str  # "error" or "warning"
     message: str
     location: SourceLocation | None
     hint: str | None
     notes: tuple[tuple[SourceLocation | None, str], ...]
+    code: str | None  # stable identifier of the rule, for tools that match diagnostics
 
     def __init__(
         self,
@@ -88,12 +89,14 @@ class Diagnostic:
         location: SourceLocation | None = None,
         hint: str | None = None,
         notes: tuple[tuple[SourceLocation | None, str], ...] = (),
+        code: str | None = None,
     ) -> None:
         object.__setattr__(self, "severity", severity)
         object.__setattr__(self, "message", message)
         object.__setattr__(self, "location", location)
         object.__setattr__(self, "hint", hint)
         object.__setattr__(self, "notes", notes)
+        object.__setattr__(self, "code", code)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -135,8 +138,9 @@ def error(
     location: SourceLocation | None = None,
     hint: str | None = None,
     notes: tuple[tuple[SourceLocation | None, str], ...] = (),
+    code: str | None = None,
 ) -> Diagnostic:
-    return Diagnostic("error", message, location, hint, notes)
+    return Diagnostic("error", message, location, hint, notes, code)
 
 
 def warning(
@@ -144,8 +148,9 @@ def warning(
     location: SourceLocation | None = None,
     hint: str | None = None,
     notes: tuple[tuple[SourceLocation | None, str], ...] = (),
+    code: str | None = None,
 ) -> Diagnostic:
-    return Diagnostic("warning", message, location, hint, notes)
+    return Diagnostic("warning", message, location, hint, notes, code)
 
 
 class PartkitError(Exception):

@@ -24,12 +24,20 @@ if TYPE_CHECKING:
     from partkit.model import Partition, PartitionTable
     from partkit.options import TableOptions
 
-__all__ = ["MAX_NAME_BYTES", "NVS_RW_MIN_SIZE", "OTADATA_SIZE", "check_flash_size", "verify"]
+__all__ = [
+    "LONG_NAME",
+    "MAX_NAME_BYTES",
+    "NVS_RW_MIN_SIZE",
+    "OTADATA_SIZE",
+    "check_flash_size",
+    "verify",
+]
 
 NVS_RW_MIN_SIZE = 0x3000  # a read/write NVS needs at least 3 pages
 OTADATA_SIZE = 0x2000  # two 4 KiB otadata sectors
 MAX_NAME_BYTES = 16  # name field width in the binary entry
 MAX_U32 = 0xFFFFFFFF
+LONG_NAME = "long-name"  # Diagnostic.code of the name-truncation warning
 
 
 def _hex(value: int) -> str:
@@ -100,7 +108,8 @@ def _check_partition(p: Partition, options: TableOptions) -> list[Diagnostic]:
     if len(encoded) > MAX_NAME_BYTES:
         out.append(warning(
             f"partition name '{p.name}' is {len(encoded)} bytes; the table stores only the "
-            f"first {MAX_NAME_BYTES}", p.loc, "shorten the name: lookups by name will fail"))
+            f"first {MAX_NAME_BYTES}", p.loc, "shorten the name: lookups by name will fail",
+            code=LONG_NAME))
     return out
 
 
