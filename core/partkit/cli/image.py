@@ -465,18 +465,16 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
 
 
 def _chip_from_images(paths: list[str]) -> str | None:
-    from partkit.chips import CHIP_IDS
+    """The chip named in the first readable ESP image header among ``paths``."""
+    from partkit.appimage import read_image_file
 
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                head = f.read(24)
-        except OSError:
-            continue
-        if len(head) == 24 and head[0] == 0xE9:
-            chip = CHIP_IDS.get(int.from_bytes(head[12:14], "little"))
-            if chip:
-                return chip
+            chip = read_image_file(path).chip
+        except PartkitError:
+            continue  # reported when the file is placed
+        if chip:
+            return chip
     return None
 
 
