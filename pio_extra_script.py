@@ -29,7 +29,7 @@ def _tool_dir() -> str:
     checkout = os.path.join(_HERE, "plugins", "scons")
     if os.path.isfile(os.path.join(checkout, "partkit.py")):
         return checkout
-    from partkit.resources import resource_dir  # installed with pip
+    from partkit.common.resources import resource_dir  # installed with pip
 
     return resource_dir("scons")
 
@@ -62,7 +62,7 @@ def _configure() -> None:
 
 def _set_maximum_size(*_args, **_kw) -> None:
     """upload.maximum_size := size of the app slot partkit checks against."""
-    from partkit.errors import PartkitError
+    from partkit.common.errors import PartkitError
 
     try:
         found = env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"],

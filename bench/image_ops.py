@@ -3,7 +3,7 @@
 Each round writes new contents (two random 3 MB files, alternating, so every byte of the
 partition changes) with partkit and with ``dd conv=notrunc``; medians are compared.
 
-* partkit API: ``flashimage.write_partition`` in this process: the operation itself
+* partkit API: ``imagefile.write_partition`` in this process: the operation itself
   (undo journal + write + read-back verify), without interpreter start-up.
 * partkit CLI: ``python -m partkit image write`` as a user runs it (includes ~15-20 ms of
   interpreter start-up, which dd does not pay).
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "core"))
 
-from partkit import flashimage  # noqa: E402
+from partkit import imagefile  # noqa: E402
 from partkit.cli import main as partkit_main  # noqa: E402
 
 MB = 1 << 20
@@ -75,7 +75,7 @@ def dd(src: Path, image: Path, sync: bool) -> float:
 
 def api(src: Path, image: Path, part: object, sync: bool) -> float:
     t = time.perf_counter()
-    flashimage.write_partition(str(image), part, str(src), sync=sync)  # type: ignore[arg-type]
+    imagefile.write_partition(str(image), part, str(src), sync=sync)  # type: ignore[arg-type]
     return time.perf_counter() - t
 
 
@@ -110,7 +110,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
-    from partkit.model import Partition
+    from partkit.table.model import Partition
 
     part = Partition("storage", 1, 0x82, PART_OFFSET, PART_SIZE)
     results: list[dict[str, object]] = []

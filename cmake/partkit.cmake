@@ -617,8 +617,8 @@ function(partkit_get_partition_info out_var)
   # No semicolons in the script: CMake would split it into list items.
   set(script [[
 import sys
-from partkit.errors import PartkitError
-from partkit.partinfo import query_tokens
+from partkit.common.errors import PartkitError
+from partkit.flash.partinfo import query_tokens
 try:
     sys.stdout.write(query_tokens(sys.argv[1:]))
 except PartkitError as err:
@@ -704,10 +704,10 @@ function(partkit_add_flash_args)
         message(FATAL_ERROR "${fn}: the bootloader offset is unknown. "
           "Hint: give the table a CHIP or BOOTLOADER_OFFSET.")
       endif()
-      # Same per-chip facts as the tool itself (partkit.chips).
+      # Same per-chip facts as the tool itself (partkit.common.chips).
       get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
       execute_process(COMMAND ${python_command} -c
-        "import sys\nfrom partkit.chips import bootloader_offset\nprint(hex(bootloader_offset(sys.argv[1])))"
+        "import sys\nfrom partkit.common.chips import bootloader_offset\nprint(hex(bootloader_offset(sys.argv[1])))"
         "${table_CHIP}" RESULT_VARIABLE rc OUTPUT_VARIABLE bl_offset
         OUTPUT_STRIP_TRAILING_WHITESPACE)
       if(NOT rc EQUAL 0)

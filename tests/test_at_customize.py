@@ -13,7 +13,7 @@ import pytest
 from partkit.cli import main
 from support.tools import missing, require_tool
 
-ESP_AT = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "esp-at"
+ESP_AT = Path(__file__).resolve().parent / "data" / "conformance" / "esp-at"
 LEGACY_PREFIX = "legacy_v2_"
 
 

@@ -1,4 +1,4 @@
-"""partkit.checks: check_sizes.py parity (reference §6.1, §6.2, §9.2) and partkit's extras.
+"""partkit.check.checks: check_sizes.py parity (reference §6.1, §6.2, §9.2) and partkit's extras.
 
 Expected texts are built here from the reference's documented formulas (free = slot - size,
 ``{free/smallest:.0%}``, ``round(free*100/max)``), not copied from partkit's output.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from partkit.appimage import read_image
-from partkit.checks import (
+from partkit.check.appimage import read_image
+from partkit.check.checks import (
     Budget,
     check_app,
     check_bootloader,
@@ -18,10 +18,10 @@ from partkit.checks import (
     resolve_selector,
     run_checks,
 )
-from partkit.codec import load_table
-from partkit.errors import PartkitError
-from partkit.model import Partition, PartitionTable
-from partkit.options import TableOptions
+from partkit.table.codec import load_table
+from partkit.common.errors import PartkitError
+from partkit.table.model import Partition, PartitionTable
+from partkit.table.options import TableOptions
 
 K = 1024
 M = 1024 * 1024

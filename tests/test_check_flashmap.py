@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from partkit.appimage import read_image
-from partkit.codec import load_table
-from partkit.flashmap import app_usage, ascii_map, svg_map
-from partkit.options import TableOptions
+from partkit.check.appimage import read_image
+from partkit.table.codec import load_table
+from partkit.check.flashmap import app_usage, ascii_map, svg_map
+from partkit.table.options import TableOptions
 
 SVG = "{http://www.w3.org/2000/svg}"
 CSV = """\

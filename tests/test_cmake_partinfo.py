@@ -1,4 +1,4 @@
-"""partkit_get_partition_info / partkit.partinfo against parttool's get_partition_info.
+"""partkit_get_partition_info / partkit.flash.partinfo against parttool's get_partition_info.
 
 The cases and expected strings are ESP-IDF's PartToolTests (reference §9.1): the same
 CSVs, selectors and ``--info`` fields, through the core API and through a real CMake
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from cmake_projects.cmakebuild import Project, module_dir, run
-from partkit.codec import load_table
-from partkit.errors import PartkitError
-from partkit.options import TableOptions
-from partkit.partinfo import format_info, query_tokens, select
+from partkit.table.codec import load_table
+from partkit.common.errors import PartkitError
+from partkit.table.options import TableOptions
+from partkit.flash.partinfo import format_info, query_tokens, select
 
 BASIC_CSV = """\
 # Name, Type, SubType, Offset, Size, Flags

@@ -1,4 +1,4 @@
-"""Every recorded reference outcome in ../shared/conformance, replayed through `partkit gen`.
+"""Every recorded reference outcome in tests/data/conformance (a copy of the reference corpus), replayed through `partkit gen`.
 
 - reference succeeded -> byte-identical output (and the binary -> CSV rendering for cases.jsonl);
 - reference rejected (exit 2) -> partkit exits 2 and names the same CSV line when it names one;
@@ -18,7 +18,7 @@ import pytest
 from partkit.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CONFORMANCE = ROOT / "tests" / "data" / "conformance"
 COMPAT = ROOT / "docs" / "compat.md"
 
 # Inputs the reference crashed on although they are valid tables: partkit reads them.

@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from partkit import binary, codec
-from partkit.errors import PartkitError
-from partkit.options import TableOptions
+from partkit.table import binary
+from partkit.table import codec
+from partkit.common.errors import PartkitError
+from partkit.table.options import TableOptions
 
 oracle = pytest.importorskip("esp_idf_defs.partitions", reason="esp-idf-defs needs Python 3.10+")
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from partkit.cli import main
 
-CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "conformance"
 SEEDS = sorted((CONFORMANCE / "real").rglob("*.csv"))[:200]
 GOOD_BINARY = sorted((CONFORMANCE / "expected").glob("*.bin"))[:50]
 FUZZ = settings(max_examples=600, deadline=None,

@@ -116,7 +116,7 @@ def test_interrupted_write_leaves_no_truncated_table(tmp_path: Path) -> None:
     out = tmp_path / "pt.bin"
     out.write_bytes(b"old table")
     script = (
-        "import os, sys, partkit.fileio as f\n"
+        "import os, sys, partkit.common.fileio as f\n"
         "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
         "from partkit.cli import main\n"
         f"main(['gen', '-q', {str(csv)!r}, {str(out)!r}])\n"

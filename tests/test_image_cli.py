@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from partkit import flashimage
+from partkit.flash import imagefile
 from partkit.cli import main
 
 CSV = """\
@@ -116,7 +116,7 @@ def test_faults_leave_image_identical(image: Path, tmp_path: Path,
     assert message in err and "Traceback" not in err
     assert "error:" in err
     assert _digest(image) == digest
-    assert not os.path.exists(flashimage.journal_path(str(image)))
+    assert not os.path.exists(imagefile.journal_path(str(image)))
 
 
 def test_force_allows_readonly(image: Path, tmp_path: Path,
@@ -157,16 +157,16 @@ def test_corrupted_table(image: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 KILLER = """
 import os, signal, sys
-from partkit import flashimage
+from partkit.flash import imagefile
 from partkit.cli import main
-real = flashimage._write_chunk
+real = imagefile._write_chunk
 count = [0]
 def write_then_die(fd, data, offset):
     real(fd, data, offset)
     count[0] += 1
     if count[0] == int(os.environ["KILL_AFTER_CHUNKS"]):
         os.kill(os.getpid(), signal.SIGKILL)
-flashimage._write_chunk = write_then_die
+imagefile._write_chunk = write_then_die
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -189,7 +189,7 @@ def test_sigkill_mid_write_keeps_original(image: Path, tmp_path: Path, to_copy: 
         assert image.read_bytes() == original  # never touched
         assert not copy.exists()
         return
-    journal = Path(flashimage.journal_path(str(image)))
+    journal = Path(imagefile.journal_path(str(image)))
     assert journal.exists()
     torn = image.read_bytes()
     assert torn != original  # two chunks of new data had landed

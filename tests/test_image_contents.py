@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from partkit.contents import SPIFFS_MAGIC, describe
-from partkit.model import Partition, PartitionTable
+from partkit.flash.contents import SPIFFS_MAGIC, describe
+from partkit.table.model import Partition, PartitionTable
 from support.tools import missing
 
 SIZE = 0x10000

@@ -1,4 +1,4 @@
-"""flashimage and otadata on real files: streaming writes, journal recovery, otadata codec."""
+"""imagefile and otadata on real files: streaming writes, journal recovery, otadata codec."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from partkit import flashimage, otadata
-from partkit.errors import PartkitError
-from partkit.model import Partition, PartitionTable
+from partkit.flash import imagefile
+from partkit.flash import otadata
+from partkit.common.errors import PartkitError
+from partkit.table.model import Partition, PartitionTable
 
 MB = 1 << 20
 PART = Partition("storage", 1, 0x82, 0x20000, 0x60000)
@@ -32,7 +33,7 @@ def test_write_pads_with_ff_and_touches_only_the_partition(image: Path, tmp_path
     before = image.read_bytes()
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(0x12345))
-    flashimage.write_partition(str(image), PART, str(src))
+    imagefile.write_partition(str(image), PART, str(src))
     after = image.read_bytes()
     assert len(after) == len(before)
     assert after[: PART.offset] == before[: PART.offset]
@@ -40,13 +41,13 @@ def test_write_pads_with_ff_and_touches_only_the_partition(image: Path, tmp_path
     body = after[PART.offset:PART.end]
     assert body[:0x12345] == src.read_bytes()
     assert body[0x12345:] == b"\xff" * (PART.size - 0x12345)
-    assert not os.path.exists(flashimage.journal_path(str(image)))
+    assert not os.path.exists(imagefile.journal_path(str(image)))
 
 
 def test_erase_and_read(image: Path, tmp_path: Path) -> None:
-    flashimage.erase_partition(str(image), PART, sync=True)
+    imagefile.erase_partition(str(image), PART, sync=True)
     out = tmp_path / "out.bin"
-    flashimage.read_partition(str(image), PART, str(out))
+    imagefile.read_partition(str(image), PART, str(out))
     assert out.read_bytes() == b"\xff" * PART.size
 
 
@@ -55,7 +56,7 @@ def test_write_to_copy_leaves_original(image: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.bin"
     src.write_bytes(b"\x01" * 100)
     copy = tmp_path / "sub" / "copy.bin"
-    flashimage.write_partition(str(image), PART, str(src), output=str(copy))
+    imagefile.write_partition(str(image), PART, str(src), output=str(copy))
     assert _digest(image) == digest
     data = copy.read_bytes()
     assert data[PART.offset:PART.offset + 100] == b"\x01" * 100
@@ -67,10 +68,10 @@ def test_too_big_and_outside_image_change_nothing(image: Path, tmp_path: Path) -
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (PART.size + 1))
     with pytest.raises(PartkitError, match="do not fit partition 'storage'"):
-        flashimage.write_partition(str(image), PART, str(big))
+        imagefile.write_partition(str(image), PART, str(big))
     beyond = Partition("far", 1, 0x82, MB - 0x1000, 0x2000)
     with pytest.raises(PartkitError, match="beyond the end of the image"):
-        flashimage.erase_partition(str(image), beyond)
+        imagefile.erase_partition(str(image), beyond)
     assert _digest(image) == digest
     assert not list(tmp_path.glob(".*journal*"))
 
@@ -78,7 +79,7 @@ def test_too_big_and_outside_image_change_nothing(image: Path, tmp_path: Path) -
 def _journal_after_kill(image: Path, src: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate a kill after the first chunk reached the image (journal left behind)."""
     calls = {"n": 0}
-    real = flashimage._write_chunk
+    real = imagefile._write_chunk
 
     class Killed(BaseException):
         pass
@@ -89,11 +90,11 @@ def _journal_after_kill(image: Path, src: Path, monkeypatch: pytest.MonkeyPatch)
         if calls["n"] == 2:
             raise Killed
 
-    monkeypatch.setattr(flashimage, "_write_chunk", dying)
+    monkeypatch.setattr(imagefile, "_write_chunk", dying)
     # a real kill skips the rollback in the except handler: disable it for this simulation
-    monkeypatch.setattr(flashimage, "_recover_locked", lambda locked, sync: False)
+    monkeypatch.setattr(imagefile, "_recover_locked", lambda locked, sync: False)
     with pytest.raises(Killed):
-        flashimage.write_partition(str(image), PART, str(src))
+        imagefile.write_partition(str(image), PART, str(src))
     monkeypatch.undo()
 
 
@@ -103,12 +104,12 @@ def test_leftover_journal_rolls_back_on_next_open(image: Path, tmp_path: Path,
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(PART.size))
     _journal_after_kill(image, src, monkeypatch)
-    assert os.path.exists(flashimage.journal_path(str(image)))
+    assert os.path.exists(imagefile.journal_path(str(image)))
     assert image.read_bytes() != original  # torn: the first chunks were written
-    assert flashimage.image_size(str(image)) == MB  # any access recovers first
+    assert imagefile.image_size(str(image)) == MB  # any access recovers first
     assert image.read_bytes() == original
-    assert not os.path.exists(flashimage.journal_path(str(image)))
-    assert flashimage.recover(str(image)) is False
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+    assert imagefile.recover(str(image)) is False
 
 
 def test_damaged_journal_is_refused(image: Path, tmp_path: Path,
@@ -116,32 +117,32 @@ def test_damaged_journal_is_refused(image: Path, tmp_path: Path,
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(PART.size))
     _journal_after_kill(image, src, monkeypatch)
-    journal = Path(flashimage.journal_path(str(image)))
+    journal = Path(imagefile.journal_path(str(image)))
     journal.write_bytes(journal.read_bytes()[:-1])
     torn = _digest(image)
     with pytest.raises(PartkitError, match="does not match the image"):
-        flashimage.recover(str(image))
+        imagefile.recover(str(image))
     assert _digest(image) == torn
 
 
 def test_unsynced_journal_from_another_boot_is_not_applied(
     image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not flashimage._boot_id():
+    if not imagefile._boot_id():
         pytest.skip("no boot id on this OS: every write is synced")
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(PART.size))
     _journal_after_kill(image, src, monkeypatch)
-    monkeypatch.setattr(flashimage, "_boot_id", lambda: b"\x01" * 16)
+    monkeypatch.setattr(imagefile, "_boot_id", lambda: b"\x01" * 16)
     with pytest.raises(PartkitError, match="without --sync before the machine restarted"):
-        flashimage.recover(str(image))
+        imagefile.recover(str(image))
 
 
 def test_stale_tmp_journal_is_discarded(image: Path) -> None:
     digest = _digest(image)
-    tmp = Path(flashimage.journal_path(str(image)) + ".tmp")
+    tmp = Path(imagefile.journal_path(str(image)) + ".tmp")
     tmp.write_bytes(b"partial")
-    assert flashimage.image_size(str(image)) == MB
+    assert imagefile.image_size(str(image)) == MB
     assert not tmp.exists()
     assert _digest(image) == digest
 
@@ -150,21 +151,21 @@ def test_create_image_fills_gaps(tmp_path: Path) -> None:
     a = tmp_path / "a.bin"
     a.write_bytes(b"\x11" * 10)
     out = tmp_path / "img.bin"
-    flashimage.create_image(str(out), 0x10000, [
-        flashimage.Piece(0x1000, "a", path=str(a)),
-        flashimage.Piece(0x8000, "table", data=b"\x22" * 4),
+    imagefile.create_image(str(out), 0x10000, [
+        imagefile.Piece(0x1000, "a", path=str(a)),
+        imagefile.Piece(0x8000, "table", data=b"\x22" * 4),
     ])
     data = out.read_bytes()
     assert len(data) == 0x10000
     assert data[0x1000:0x100A] == b"\x11" * 10 and data[0x8000:0x8004] == b"\x22" * 4
     assert data.count(b"\xff") == 0x10000 - 14
     with pytest.raises(PartkitError, match="overlaps"):
-        flashimage.create_image(str(out), 0x10000, [
-            flashimage.Piece(0x1000, "a", path=str(a)),
-            flashimage.Piece(0x1004, "b", data=b"x"),
+        imagefile.create_image(str(out), 0x10000, [
+            imagefile.Piece(0x1000, "a", path=str(a)),
+            imagefile.Piece(0x1004, "b", data=b"x"),
         ])
     with pytest.raises(PartkitError, match="does not fit a flash"):
-        flashimage.create_image(str(out), 0x1005, [flashimage.Piece(0x1000, "a", path=str(a))])
+        imagefile.create_image(str(out), 0x1005, [imagefile.Piece(0x1000, "a", path=str(a))])
 
 
 # --- otadata ------------------------------------------------------------------------------
@@ -219,5 +220,5 @@ def test_table_objects_are_enough_for_io(image: Path, tmp_path: Path) -> None:
     found = table.find_by_name("storage")
     assert found is not None
     out = tmp_path / "o.bin"
-    flashimage.read_partition(str(image), found, str(out))
+    imagefile.read_partition(str(image), found, str(out))
     assert out.read_bytes() == image.read_bytes()[PART.offset:PART.end]

@@ -17,7 +17,7 @@ def _modules() -> list[str]:
 
 def test_every_core_module_imports() -> None:
     names = _modules()
-    assert {"partkit.codec", "partkit.checks", "partkit.flashimage", "partkit.cli.gen"} <= set(names)
+    assert {"partkit.table.codec", "partkit.check.checks", "partkit.flash.imagefile", "partkit.cli.gen"} <= set(names)
     for name in names:
         if name != "partkit.__main__":
             importlib.import_module(name)

@@ -5,7 +5,7 @@
     env.CheckAppSize("build/app.bin", table)
     env.CheckBootloaderSize("build/bootloader.bin", table, PARTKIT_CHIP="esp32c3")
 
-Everything is done by the partkit core, in-process: the table through ``partkit.codec``,
+Everything is done by the partkit core, in-process: the table through ``partkit.table.codec``,
 the size checks through ``partkit check`` (``partkit.cli.main``). Construction variables
 are in each action's varlist, so changing one rebuilds; with content signatures an
 unchanged CSV and unchanged options rebuild nothing. See docs/scons.md.
@@ -103,7 +103,7 @@ def _list(env: Any, name: str) -> list[str]:
 
 
 def table_options(env: Any) -> Any:
-    """The env's PARTKIT_* values as a ``partkit.options.TableOptions`` (raises PartkitError)."""
+    """The env's PARTKIT_* values as a ``partkit.table.options.TableOptions`` (raises PartkitError)."""
     core()
     from partkit.cli.common import size_option
     from partkit.cli.common import table_options as make_options
@@ -123,7 +123,7 @@ def table_options(env: Any) -> Any:
 def load_table(env: Any, path: str) -> Any:
     """Load and verify a CSV or binary table with the env's options -> ``codec.Loaded``."""
     core()
-    from partkit.codec import load_table_file
+    from partkit.table.codec import load_table_file
 
     return load_table_file(path, table_options(env))
 
@@ -135,9 +135,9 @@ def _build_error(target: Any, message: str, status: int) -> SCons.Errors.BuildEr
 def _table_action(target: Any, source: Any, env: Any) -> int:
     core()
     from partkit.cli.common import emit
-    from partkit.codec import encode
-    from partkit.errors import PartkitError
-    from partkit.fileio import write_atomic
+    from partkit.table.codec import encode
+    from partkit.common.errors import PartkitError
+    from partkit.common.fileio import write_atomic
 
     out = str(target[0])
     try:
@@ -240,8 +240,8 @@ def app_slot(env: Any, table: str, name: str | None = None) -> tuple[Any, str] |
     when the table has no app partition. Raises PartkitError for a bad table or name.
     """
     core()
-    from partkit.errors import PartkitError, SourceLocation, error
-    from partkit.tables import APP, SUBTYPE_APP_TEE
+    from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.table.names import APP, SUBTYPE_APP_TEE
 
     loaded = load_table(env, table)
     apps = [p for p in loaded.table if p.type == APP and p.subtype not in SUBTYPE_APP_TEE]

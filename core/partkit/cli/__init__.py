@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if first in ("--cmake-dir", "--scons-dir", "--pio-script"):
         import os
 
-        from partkit.resources import resource_dir
+        from partkit.common.resources import resource_dir
 
         if first == "--pio-script":
             print(os.path.join(resource_dir("pio"), "pio_extra_script.py"))
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     entry = COMMANDS.get(first)
     if entry is None:
-        from partkit.errors import closest
+        from partkit.common.errors import closest
 
         guess = closest(first, COMMANDS)
         hint = f" (did you mean '{guess}'?)" if guess else ""

@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from partkit.cli.common import emit, report_error, size_option, table_options
-from partkit.errors import PartkitError
+from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.atcustom import AtCustomize
+    from partkit.esp_at.customize import AtCustomize
 
 __all__ = ["run"]
 
@@ -84,7 +84,7 @@ def _report_json(
 ) -> str:
     import json
 
-    from partkit.errors import Diagnostic
+    from partkit.common.errors import Diagnostic
 
     def diag(d: Diagnostic) -> dict[str, object]:
         loc = d.location
@@ -124,7 +124,7 @@ def _report_json(
 
 
 def _free(result: AtCustomize) -> int:
-    from partkit.atcustom import TABLE_SECTOR
+    from partkit.esp_at.customize import TABLE_SECTOR
 
     used = sum(p.size for p in result.table)
     return result.region.size - TABLE_SECTOR - used
@@ -133,8 +133,8 @@ def _free(result: AtCustomize) -> int:
 def _report_text(result: AtCustomize, args: argparse.Namespace, output: str | None) -> str:
     import shlex
 
-    from partkit.numbers import format_size
-    from partkit.tables import BUILTIN_SUBTYPES, type_name
+    from partkit.common.numbers import format_size
+    from partkit.table.names import BUILTIN_SUBTYPES, type_name
 
     region = result.region
     lines = [
@@ -170,9 +170,9 @@ def run(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from partkit.atcustom import build
-    from partkit.fileio import read_input, write_atomic
-    from partkit.options import TableOptions
+    from partkit.common.fileio import read_input, write_atomic
+    from partkit.esp_at.customize import build
+    from partkit.table.options import TableOptions
 
     flash_size = None if args.flash_size is None else size_option("--flash-size",
                                                                    args.flash_size)

@@ -12,7 +12,7 @@ import json
 import sys
 
 from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
-from partkit.errors import PartkitError
+from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
@@ -42,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.appimage import read_image_file
-        from partkit.checks import Budget, run_checks
-        from partkit.codec import load_table_file
+        from partkit.check.appimage import read_image_file
+        from partkit.check.checks import Budget, run_checks
+        from partkit.table.codec import load_table_file
 
         options = options_from_args(args, verify=args.verify)
         warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
@@ -60,11 +60,11 @@ def run(argv: list[str]) -> int:
     except PartkitError as exc:
         return report_error(exc)
     if args.json:
-        from partkit.report import to_json
+        from partkit.check.report import to_json
 
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.report import to_text
+        from partkit.check.report import to_text
 
         sys.stdout.write(to_text(report))
     sys.stdout.flush()

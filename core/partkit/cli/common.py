@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.errors import Diagnostic, PartkitError
-from partkit.options import int_option, size_option, table_options, usage_error
+from partkit.common.errors import Diagnostic, PartkitError
+from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterable
 
-    from partkit.options import TableOptions
+    from partkit.table.options import TableOptions
 
 __all__ = [
     "add_table_arguments",

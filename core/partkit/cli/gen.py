@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from partkit.cli.common import emit, report_error, usage_error
-from partkit.errors import PartkitError
+from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
@@ -82,7 +82,7 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], set[str], list[str], list[s
             if i < len(argv) and argv[i] == "--":
                 i += 1
         elif arg.startswith("-") and arg != "-":
-            from partkit.errors import closest
+            from partkit.common.errors import closest
 
             guess = closest(name, sorted(_FLAGS | _VALUED | {"--secure",
                                                              "--extra-partition-subtypes"}))
@@ -105,8 +105,8 @@ def run(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     from partkit.cli.common import table_options
-    from partkit.fileio import read_input
-    from partkit.options import FLASH_SIZES
+    from partkit.common.fileio import read_input
+    from partkit.table.options import FLASH_SIZES
 
     values, flags, extra, positional = _parse(argv)
     if not positional or len(positional) > 2:
@@ -141,8 +141,8 @@ def _run(argv: list[str]) -> int:
     data = sys.stdin.buffer.read() if source == "-" else read_input(source)
     path = "<stdin>" if source == "-" else source
 
-    from partkit import codec
-    from partkit.binary import looks_binary
+    from partkit.table import codec
+    from partkit.table.binary import looks_binary
 
     if not quiet:
         kind = "binary partition" if looks_binary(data) else "CSV"
@@ -160,7 +160,7 @@ def _run(argv: list[str]) -> int:
         sys.stdout.buffer.write(result)
         sys.stdout.buffer.flush()
     else:
-        from partkit.fileio import write_atomic
+        from partkit.common.fileio import write_atomic
 
         write_atomic(output, result)
     if "--json" in flags:
@@ -171,9 +171,9 @@ def _run(argv: list[str]) -> int:
 def _print_json(loaded: object, options: object, output: str) -> None:
     import json
 
-    from partkit.codec import Loaded
-    from partkit.options import TableOptions
-    from partkit.render import to_json
+    from partkit.table.codec import Loaded
+    from partkit.table.options import TableOptions
+    from partkit.table.render import to_json
 
     assert isinstance(loaded, Loaded) and isinstance(options, TableOptions)
     doc = to_json(loaded.table, options)

@@ -21,14 +21,14 @@ import os
 import sys
 
 from partkit.cli.common import emit, report_error, size_option, table_options, usage_error
-from partkit.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from partkit.model import Partition, PartitionTable
-    from partkit.options import TableOptions
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
 
 __all__ = ["run"]
 
@@ -190,8 +190,8 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
-    from partkit import flashimage
-    from partkit.codec import load_table, load_table_file
+    from partkit.flash import imagefile
+    from partkit.table.codec import load_table, load_table_file
 
     options = _options(args)
     if args.table:
@@ -199,14 +199,14 @@ def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
         emit(loaded.warnings)
         return loaded.table, options
     image = args.image
-    size = flashimage.image_size(image)
+    size = imagefile.image_size(image)
     offset = options.table_offset
     if size < offset + TABLE_BYTES:
         raise PartkitError(error(
             f"truncated image: {size} bytes (0x{size:x}), too short to hold the partition table "
             f"at 0x{offset:x} (needs 0x{offset + TABLE_BYTES:x})", SourceLocation(image),
             "is this a complete flash image? give --offset or --table if the table is elsewhere"))
-    data = flashimage.read_region(image, offset, TABLE_BYTES)
+    data = imagefile.read_region(image, offset, TABLE_BYTES)
     if data[:2] != b"\xaa\x50":
         raise PartkitError(error(
             f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, expected "
@@ -219,7 +219,7 @@ def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
             single: bool) -> list[Partition]:
-    from partkit.partinfo import select
+    from partkit.flash.partinfo import select
 
     if args.name is None and args.type is None and not args.boot_default:
         raise usage_error("no partition selected",
@@ -254,16 +254,16 @@ def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptio
 
 
 def _info(args: argparse.Namespace) -> int:
-    from partkit.partinfo import format_info
-    from partkit.render import flags_text
-    from partkit.tables import type_name
+    from partkit.flash.partinfo import format_info
+    from partkit.table.names import type_name
+    from partkit.table.render import flags_text
 
     table, options = _load(args)
     if args.name is None and args.type is None and not args.boot_default:
         chosen = list(table)
         if not args.info:
             if args.json:
-                from partkit.render import to_json
+                from partkit.table.render import to_json
 
                 sys.stdout.write(json.dumps(to_json(table, options), indent=2) + "\n")
                 return 0
@@ -276,7 +276,7 @@ def _info(args: argparse.Namespace) -> int:
         chosen = _select(args, table, options, single=False)
     fields = args.info or ["offset", "size"]
     if args.json:
-        from partkit.render import partition_json
+        from partkit.table.render import partition_json
 
         sys.stdout.write(json.dumps([partition_json(p, options) for p in chosen], indent=2)
                          + "\n")
@@ -292,11 +292,11 @@ def _columns(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from partkit import flashimage
+    from partkit.flash import imagefile
 
     table, options = _load(args)
     part = _select(args, table, options, single=True)[0]
-    flashimage.read_partition(args.image, part, args.output)
+    imagefile.read_partition(args.image, part, args.output)
     sys.stderr.write(f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
                      f"to '{args.output}'\n")
     return 0
@@ -310,7 +310,7 @@ def _guard(args: argparse.Namespace, part: Partition, verb: str) -> None:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit import flashimage
+    from partkit.flash import imagefile
 
     source = args.input or args.input_opt
     if source is None:
@@ -324,7 +324,7 @@ def _write(args: argparse.Namespace) -> int:
             f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} bytes "
             f"(0x{part.size:x}): {size - part.size} bytes too many", SourceLocation(source),
             "use a smaller file or enlarge the partition; the image was not changed"))
-    flashimage.write_partition(args.image, part, source, output=args.output, sync=args.sync)
+    imagefile.write_partition(args.image, part, source, output=args.output, sync=args.sync)
     target = args.output or args.image
     sys.stderr.write(f"Wrote '{source}' ({size} bytes) to partition '{part.name}' at "
                      f"0x{part.offset:x} of '{target}'; verified"
@@ -334,12 +334,12 @@ def _write(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from partkit import flashimage
+    from partkit.flash import imagefile
 
     table, options = _load(args)
     part = _select(args, table, options, single=True)[0]
     _guard(args, part, "erase")
-    flashimage.erase_partition(args.image, part, output=args.output, sync=args.sync)
+    imagefile.erase_partition(args.image, part, output=args.output, sync=args.sync)
     sys.stderr.write(f"Erased partition '{part.name}' at 0x{part.offset:x} of "
                      f"'{args.output or args.image}'\n")
     return 0
@@ -350,23 +350,23 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _find_table(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions, int, list[int]]:
     """The table to use, its offset, and any other table-like sectors seen."""
-    from partkit import flashimage
+    from partkit.flash import imagefile
 
     if args.table or args.offset:
         table, options = _load(args)
         return table, options, options.table_offset, []
-    from partkit.codec import load_table
+    from partkit.table.codec import load_table
 
     options = _options(args)
-    size = flashimage.image_size(args.image)
+    size = imagefile.image_size(args.image)
     candidates = [0x8000] + [o for o in range(0, size - TABLE_BYTES + 1, 0x1000) if o != 0x8000]
     found: list[tuple[int, PartitionTable]] = []
     for offset in candidates:
         if offset + TABLE_BYTES > size:
             continue
-        if flashimage.read_region(args.image, offset, 2) != b"\xaa\x50":
+        if imagefile.read_region(args.image, offset, 2) != b"\xaa\x50":
             continue
-        data = flashimage.read_region(args.image, offset, TABLE_BYTES)
+        data = imagefile.read_region(args.image, offset, TABLE_BYTES)
         try:
             loaded = load_table(data, f"{args.image}@0x{offset:x}",
                                 options.replace(table_offset=offset))
@@ -383,12 +383,12 @@ def _find_table(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions,
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from partkit import flashimage
-    from partkit.contents import Finding, describe
-    from partkit.tables import type_name
+    from partkit.flash import imagefile
+    from partkit.flash.contents import Finding, describe
+    from partkit.table.names import type_name
 
     table, options, offset, others = _find_table(args)
-    size = flashimage.image_size(args.image)
+    size = imagefile.image_size(args.image)
     results: list[tuple[Partition, Finding]] = []
     for part in table:
         if part.end > size:
@@ -433,13 +433,13 @@ def _hexlify(value: object) -> object:
 
 def _bootloader(image: str, table_offset: int) -> dict[str, object] | None:
     """An ESP image at one of the known bootloader offsets below the table."""
-    from partkit import flashimage
-    from partkit.appimage import read_image
+    from partkit.check.appimage import read_image
+    from partkit.flash import imagefile
 
     for offset in sorted({0x0, 0x1000, 0x2000}):
-        if offset >= table_offset or flashimage.read_region(image, offset, 1) != b"\xe9":
+        if offset >= table_offset or imagefile.read_region(image, offset, 1) != b"\xe9":
             continue
-        data = flashimage.read_region(image, offset, table_offset - offset)
+        data = imagefile.read_region(image, offset, table_offset - offset)
         try:
             info = read_image(data, f"{image}@0x{offset:x}")
         except PartkitError as exc:
@@ -466,7 +466,7 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
 
 def _chip_from_images(paths: list[str]) -> str | None:
     """The chip named in the first readable ESP image header among ``paths``."""
-    from partkit.appimage import read_image_file
+    from partkit.check.appimage import read_image_file
 
     for path in paths:
         try:
@@ -487,12 +487,12 @@ def _size_text(size: int) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from partkit import flashargs, flashimage, otadata
-    from partkit.chips import BOOTLOADER_OFFSET
-    from partkit.codec import encode, load_table_file
-    from partkit.fileio import write_atomic
-    from partkit.flashimage import Piece
-    from partkit.tables import APP, DATA, SUBTYPE_DATA_OTA
+    from partkit.common.chips import BOOTLOADER_OFFSET
+    from partkit.common.fileio import write_atomic
+    from partkit.flash import flashargs, imagefile, otadata
+    from partkit.flash.imagefile import Piece
+    from partkit.table.codec import encode, load_table_file
+    from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 
     flash_size = size_option("--flash-size", args.flash_size)
     apps = _pairs(args.app, "--app")
@@ -560,7 +560,7 @@ def _create(args: argparse.Namespace) -> int:
             pieces.append(piece)
             key = "app" if part == boot else name
             files.append((key, part.offset, path, None))
-    flashimage.create_image(args.image, flash_size, pieces)
+    imagefile.create_image(args.image, flash_size, pieces)
     sys.stderr.write(f"Created '{args.image}' ({_size_text(flash_size)}): "
                      + ", ".join(f"{name} @ 0x{off:x}" for name, off, _, _ in
                                  sorted(files, key=lambda f: f[1])) + "\n")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
-from partkit.errors import PartkitError
+from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
@@ -26,9 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.appimage import read_image_file
-        from partkit.codec import load_table_file
-        from partkit.flashmap import app_usage, svg_map
+        from partkit.check.appimage import read_image_file
+        from partkit.check.flashmap import app_usage, svg_map
+        from partkit.table.codec import load_table_file
 
         options = options_from_args(args, verify=False)
         loaded = load_table_file(args.table, options.replace(flash_size=None))
@@ -45,7 +45,7 @@ def run(argv: list[str]) -> int:
         if args.output == "-":
             sys.stdout.write(document)
         else:
-            from partkit.fileio import write_atomic
+            from partkit.common.fileio import write_atomic
 
             write_atomic(args.output, document.encode("utf-8"))
     except PartkitError as exc:

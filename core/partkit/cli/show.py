@@ -7,12 +7,12 @@ import json
 import sys
 
 from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
-from partkit.errors import PartkitError
+from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.model import PartitionTable
-    from partkit.options import TableOptions
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
 
 __all__ = ["run"]
 
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.codec import load_table_file
+        from partkit.table.codec import load_table_file
 
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         loaded = load_table_file(args.table, options)
@@ -42,15 +42,15 @@ def run(argv: list[str]) -> int:
         return report_error(exc)
     emit(loaded.warnings)
     if args.json:
-        from partkit.render import to_json
+        from partkit.table.render import to_json
 
         sys.stdout.write(json.dumps(to_json(loaded.table, options), indent=2) + "\n")
     elif args.csv:
-        from partkit.render import to_csv
+        from partkit.table.render import to_csv
 
         sys.stdout.write(to_csv(loaded.table, options.subtypes))
     else:
-        from partkit.render import to_summary
+        from partkit.table.render import to_summary
 
         sys.stdout.write(to_summary(loaded.table, options))
         if not args.no_map:
@@ -62,7 +62,7 @@ def run(argv: list[str]) -> int:
 
 def _ascii_map(table: PartitionTable, options: TableOptions) -> str:
     try:
-        from partkit.flashmap import ascii_map
+        from partkit.check.flashmap import ascii_map
     except ImportError:
         return ""
     result: str = ascii_map(table, options)

@@ -1,0 +1,1 @@
+"""Size checks: ESP image reader, app/bootloader/flash checks, reports and the flash map."""

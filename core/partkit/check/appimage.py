@@ -1,0 +1,338 @@
+"""ESP firmware image reader: how many bytes of flash an app or bootloader really occupies.
+
+Walks the image as the ROM and the 2nd-stage bootloader do: a 24-byte header (8 common
+bytes + 16 extended), then ``segment_count`` segments of (load address, length, data),
+zero padding so the XOR checksum byte ends on a 16-byte boundary, then an optional
+32-byte SHA-256 of everything before it. A Secure Boot V2 signature sector (4 KiB, at the
+next 4 KiB boundary) counts too, since the bootloader reads it from the same partition.
+
+Layout facts: ESP-IDF ``esp_app_format.h`` / esptool image format documentation.
+A file that does not start with the image magic is measured by its size (check_sizes.py
+behaviour) and flagged with a warning.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from partkit.common.chips import CHIP_IDS
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+
+__all__ = [
+    "APP_DESC_MAGIC",
+    "IMAGE_MAGIC",
+    "AppDescription",
+    "ImageInfo",
+    "Segment",
+    "read_image",
+    "read_image_file",
+]
+
+IMAGE_MAGIC = 0xE9
+HEADER = struct.Struct("<BBBBI BBBB H B H H 4x B")  # 24 bytes, esp_image_header_t
+SEGMENT_HEADER = struct.Struct("<II")  # load_addr, data_len
+MAX_SEGMENTS = 16
+CHECKSUM_SEED = 0xEF
+SHA256_LEN = 32
+APP_DESC_MAGIC = 0xABCD5432
+APP_DESC_LEN = 256
+BOOTLOADER_DESC_MAGIC = 0x50
+BOOTLOADER_DESC_LEN = 80
+SIG_SECTOR = 0x1000
+SIG_BLOCK_MAGIC = 0xE7
+SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
+
+# Flash-mapped (cache) address windows per chip: segments there are IROM/DROM and mark an
+# app image; RAM-only images are bootloaders (or RAM apps).
+_CACHE_S3 = ((0x3C000000, 0x3E000000), (0x42000000, 0x44000000))
+_FLASH_WINDOWS: dict[str, tuple[tuple[int, int], ...]] = {
+    "esp32": ((0x3F400000, 0x3F800000), (0x400C2000, 0x40C00000)),
+    "esp32s2": ((0x3F000000, 0x3FF80000), (0x40080000, 0x40800000)),
+    "esp32p4": ((0x40000000, 0x4C000000),),
+}
+
+
+def _is_flash_address(addr: int, chip: str | None) -> bool:
+    windows = _FLASH_WINDOWS.get(chip or "", _CACHE_S3)
+    return any(lo <= addr < hi for lo, hi in windows)
+
+
+class Segment:
+    """One image segment: where it loads, how long it is, where its data sits in the file."""
+
+    __slots__ = ("address", "file_offset", "flash_mapped", "length")
+
+    address: int
+    length: int
+    file_offset: int
+    flash_mapped: bool  # in the chip's cache window (IROM/DROM), not internal RAM
+
+    def __init__(self, address: int, length: int, file_offset: int,
+                 flash_mapped: bool = False) -> None:
+        self.address = address
+        self.length = length
+        self.file_offset = file_offset
+        self.flash_mapped = flash_mapped
+
+    def __repr__(self) -> str:
+        return f"Segment(0x{self.address:08x}, len=0x{self.length:x}, at=0x{self.file_offset:x})"
+
+
+class AppDescription:
+    """What the app (esp_app_desc_t) or bootloader (esp_bootloader_desc_t) says about itself."""
+
+    __slots__ = ("date", "idf_version", "kind", "project_name", "secure_version", "time",
+                 "version")
+
+    kind: str  # "app" or "bootloader"
+    project_name: str
+    version: str
+    idf_version: str
+    date: str
+    time: str
+    secure_version: int
+
+    def __init__(self, kind: str, project_name: str, version: str, idf_version: str,
+                 date: str, time: str, secure_version: int) -> None:
+        self.kind = kind
+        self.project_name = project_name
+        self.version = version
+        self.idf_version = idf_version
+        self.date = date
+        self.time = time
+        self.secure_version = secure_version
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class ImageInfo:
+    """The result of reading one file: measured size plus what the image header revealed.
+
+    ``measured_size`` is what the checks compare against a slot: the image length (plus a
+    Secure Boot V2 signature sector when one follows) for an ESP image, else the file size.
+    """
+
+    __slots__ = ("chip", "chip_id", "description", "entry", "file_size", "hash_appended",
+                 "image_length", "is_image", "path", "segments", "signature_length",
+                 "signature_scheme", "trailing_bytes", "warnings")
+
+    path: str
+    file_size: int
+    is_image: bool
+    chip_id: int | None
+    chip: str | None
+    entry: int | None
+    segments: tuple[Segment, ...]
+    hash_appended: bool
+    image_length: int | None
+    signature_length: int
+    signature_scheme: str | None
+    trailing_bytes: int
+    description: AppDescription | None
+    warnings: tuple[Diagnostic, ...]
+
+    def __init__(self, path: str, file_size: int) -> None:
+        self.path = path
+        self.file_size = file_size
+        self.is_image = False
+        self.chip_id = None
+        self.chip = None
+        self.entry = None
+        self.segments = ()
+        self.hash_appended = False
+        self.image_length = None
+        self.signature_length = 0
+        self.signature_scheme = None
+        self.trailing_bytes = 0
+        self.description = None
+        self.warnings = ()
+
+    @property
+    def measured_size(self) -> int:
+        if self.image_length is None:
+            return self.file_size
+        return self.signed_length
+
+    @property
+    def signed_length(self) -> int:
+        """Image length, or up to the end of the signature sector when signed."""
+        assert self.image_length is not None
+        if self.signature_length:
+            return _align(self.image_length, SIG_SECTOR) + self.signature_length
+        return self.image_length
+
+    @property
+    def measured_by(self) -> str:
+        return "image" if self.is_image else "file"
+
+    @property
+    def kind(self) -> str:
+        """"app", "bootloader" or "unknown" (not an image, or no telltale)."""
+        if not self.is_image:
+            return "unknown"
+        if self.description is not None:
+            return self.description.kind
+        return "app" if any(s.flash_mapped for s in self.segments) else "bootloader"
+
+    def __repr__(self) -> str:
+        return (f"ImageInfo({self.path!r}, file_size={self.file_size}, "
+                f"measured={self.measured_size}, by={self.measured_by})")
+
+
+def _align(value: int, boundary: int) -> int:
+    return (value + boundary - 1) // boundary * boundary
+
+
+def _xor_bytes(body: bytes) -> int:
+    """XOR of all bytes, by folding one big integer in halves (linear, no per-byte loop)."""
+    value = int.from_bytes(body, "little")
+    width = len(body) * 8
+    while width > 8:
+        half = (width // 2 + 7) // 8 * 8  # keep byte lanes aligned
+        value = (value >> half) ^ (value & ((1 << half) - 1))
+        width = half
+    return value
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _describe(data: bytes, first: Segment) -> AppDescription | None:
+    """Parse the app or bootloader description at the start of the first segment."""
+    start = first.file_offset
+    blob = data[start:start + min(first.length, APP_DESC_LEN)]
+    if len(blob) >= APP_DESC_LEN and struct.unpack_from("<I", blob)[0] == APP_DESC_MAGIC:
+        return AppDescription(
+            "app",
+            project_name=_cstr(blob[48:80]),
+            version=_cstr(blob[16:48]),
+            idf_version=_cstr(blob[112:144]),
+            date=_cstr(blob[96:112]),
+            time=_cstr(blob[80:96]),
+            secure_version=struct.unpack_from("<I", blob, 4)[0],
+        )
+    if (len(blob) >= BOOTLOADER_DESC_LEN and blob[0] == BOOTLOADER_DESC_MAGIC
+            and not first.flash_mapped):
+        date_time = _cstr(blob[40:64])
+        date, _, time = date_time.rpartition(" ")
+        return AppDescription(
+            "bootloader",
+            project_name="bootloader",
+            version=str(struct.unpack_from("<I", blob, 4)[0]),
+            idf_version=_cstr(blob[8:40]),
+            date=date.strip(),
+            time=time,
+            secure_version=blob[3],
+        )
+    return None
+
+
+def read_image(data: bytes, path: str) -> ImageInfo:
+    """Measure one app/bootloader file. Raises PartkitError for empty or broken images."""
+    loc = SourceLocation(path)
+    info = ImageInfo(path, len(data))
+    if not data:
+        raise PartkitError(error("empty file, expected an ESP app or bootloader image", loc,
+                                 hint="the build step that makes this file probably failed"))
+    if data[:4] == b"\x7fELF":
+        info.warnings = (warning(
+            f"an ELF file, not an ESP image; measured by its file size ({len(data)} bytes), "
+            "which says little about the flash it needs", loc,
+            hint="run 'esptool elf2image' and check the .bin it writes"),)
+        return info
+    if data[0] != IMAGE_MAGIC:
+        info.warnings = (warning(
+            f"not an ESP image (first byte 0x{data[0]:02x}, expected 0x{IMAGE_MAGIC:02x}); "
+            f"measured by its file size ({len(data)} bytes)", loc,
+            hint="pass the .bin made by esptool elf2image, not the ELF or a raw dump"),)
+        return info
+
+    def broken(message: str, byte: int | None = None, hint: str | None = None) -> PartkitError:
+        where = f" (byte 0x{byte:x})" if byte is not None else ""
+        return PartkitError(error(f"truncated or corrupt ESP image{where}: {message}", loc,
+                                  hint=hint or "rebuild it; the file may have been cut short"))
+
+    if len(data) < HEADER.size:
+        raise broken(f"the file is {len(data)} bytes, shorter than the {HEADER.size}-byte "
+                     "image header")
+    (_, seg_count, _mode, _speed_size, entry, _wp, _d0, _d1, _d2, chip_id, _min_rev,
+     _min_full, _max_full, hash_appended) = HEADER.unpack_from(data)
+    if not 1 <= seg_count <= MAX_SEGMENTS:
+        raise broken(f"header declares {seg_count} segments (valid: 1..{MAX_SEGMENTS})", 1)
+    if hash_appended not in (0, 1):
+        raise broken(f"hash-appended flag is {hash_appended} (valid: 0 or 1)", 23)
+
+    pos = HEADER.size
+    checksum = CHECKSUM_SEED
+    segments: list[Segment] = []
+    for index in range(seg_count):
+        if pos + SEGMENT_HEADER.size > len(data):
+            raise broken(f"segment {index} header at 0x{pos:x} runs past the end of the file "
+                         f"(0x{len(data):x} bytes)", pos)
+        addr, length = SEGMENT_HEADER.unpack_from(data, pos)
+        pos += SEGMENT_HEADER.size
+        if pos + length > len(data):
+            raise broken(f"segment {index} (load address 0x{addr:08x}) declares 0x{length:x} "
+                         f"bytes but only 0x{len(data) - pos:x} remain", pos - 4)
+        segments.append(Segment(addr, length, pos,
+                                _is_flash_address(addr, CHIP_IDS.get(chip_id))))
+        checksum ^= _xor_bytes(data[pos:pos + length])
+        pos += length
+
+    checksum_at = _align(pos + 1, 16) - 1
+    length = checksum_at + 1
+    if length > len(data):
+        raise broken(f"the checksum byte at 0x{checksum_at:x} is past the end of the file", pos)
+    if data[checksum_at] != checksum:
+        raise broken(f"checksum byte is 0x{data[checksum_at]:02x}, segments give "
+                     f"0x{checksum:02x}", checksum_at,
+                     hint="the image was modified after esptool wrote it, or is not an image")
+    if hash_appended:
+        if length + SHA256_LEN > len(data):
+            raise broken("the appended SHA-256 is cut short", length)
+        import hashlib  # only for real images
+
+        if hashlib.sha256(data[:length]).digest() != data[length:length + SHA256_LEN]:
+            raise broken("the appended SHA-256 does not match the image", length,
+                         hint="the image was modified after esptool wrote it")
+        length += SHA256_LEN
+
+    info.is_image = True
+    info.chip_id = chip_id
+    info.chip = CHIP_IDS.get(chip_id)
+    info.entry = entry
+    info.segments = tuple(segments)
+    info.hash_appended = bool(hash_appended)
+    info.image_length = length
+    info.description = _describe(data, segments[0])
+
+    sig_at = _align(length, SIG_SECTOR)
+    if (sig_at + SIG_SECTOR <= len(data) and data[sig_at] == SIG_BLOCK_MAGIC
+            and data[sig_at + 1] in SIG_BLOCK_VERSIONS):
+        info.signature_length = SIG_SECTOR
+        info.signature_scheme = SIG_BLOCK_VERSIONS[data[sig_at + 1]]
+
+    end = info.measured_size
+    info.trailing_bytes = len(data) - end
+    warnings: list[Diagnostic] = []
+    if info.chip is None:
+        warnings.append(warning(f"unknown chip id {chip_id} in the image header", loc))
+    if info.trailing_bytes:
+        tail = data[end:]
+        filler = tail.strip(b"\xff") == b"" or tail.strip(b"\0") == b""
+        if not filler:
+            warnings.append(warning(
+                f"{info.trailing_bytes} bytes after the end of the image (0x{end:x}) are not "
+                "padding; they are not counted", loc,
+                hint="a file concatenated onto the image? only the image itself is loaded"))
+    info.warnings = tuple(warnings)
+    return info
+
+
+def read_image_file(path: str) -> ImageInfo:
+    """Read and measure an image file (missing/unreadable files raise PartkitError)."""
+    from partkit.common.fileio import read_input
+
+    return read_image(read_input(path), path)

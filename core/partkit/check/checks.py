@@ -1,0 +1,605 @@
+"""Size checks: app fits its slots, bootloader fits before the table, table fits the flash.
+
+Numbers, verdicts and message texts follow ESP-IDF's check_sizes.py for plain files, so a
+build that switches to partkit keeps its logs. What partkit adds: ESP images are measured
+by their real image length (see :mod:`partkit.check.appimage`), CI budgets (``warn_free`` /
+``fail_free``), a recovery-bootloader overlap check, a table-vs-flash check using the
+highest partition end, and rule warnings users asked for.
+
+Nothing here prints. Each check returns a result object with ``findings`` (a stable
+``code`` plus a :class:`~partkit.common.errors.Diagnostic`); :class:`CheckReport` gathers them and
+decides the exit code (0 ok, 1 failed). Bad input raises PartkitError (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
+from partkit.common.numbers import parse_size
+from partkit.table.names import (
+    APP,
+    BOOTLOADER,
+    BUILTIN_SUBTYPES,
+    DATA,
+    SUBTYPE_APP_FACTORY,
+    SUBTYPE_APP_TEE,
+    SUBTYPE_DATA_OTA,
+    TYPES,
+    SubtypeRegistry,
+    is_ota_app,
+    lookup,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from partkit.check.appimage import ImageInfo
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = [
+    "NEARLY_FULL",
+    "AppCheck",
+    "BootloaderCheck",
+    "Budget",
+    "CheckReport",
+    "Finding",
+    "FlashCheck",
+    "SlotResult",
+    "check_app",
+    "check_bootloader",
+    "check_flash",
+    "check_rules",
+    "resolve_selector",
+    "run_checks",
+]
+
+NEARLY_FULL = 0.05  # check_sizes.py warns below 5 % free in the smallest slot
+MAX_APP_SIZE = 16 * 1024 * 1024  # the cache MMU maps at most 16 MiB of one app
+MAX_NAME_BYTES = 15  # 16-byte field; a 16th byte leaves no terminating NUL
+
+
+class Finding:
+    """One warning or error from a check, with a stable machine-readable code."""
+
+    __slots__ = ("code", "diagnostic")
+
+    code: str
+    diagnostic: Diagnostic
+
+    def __init__(self, code: str, diagnostic: Diagnostic) -> None:
+        self.code = code
+        self.diagnostic = diagnostic
+
+    @property
+    def is_error(self) -> bool:
+        return self.diagnostic.is_error
+
+    def __repr__(self) -> str:
+        return f"Finding({self.code!r}, {self.diagnostic!r})"
+
+
+class Budget:
+    """A free-space threshold: a percentage of the slot (``10%``) or a byte count."""
+
+    __slots__ = ("percent", "value")
+
+    value: float
+    percent: bool
+
+    def __init__(self, value: float, percent: bool) -> None:
+        self.value = value
+        self.percent = percent
+
+    @classmethod
+    def parse(cls, text: str, option: str = "budget") -> Budget:
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                pct = float(raw[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError
+                return cls(pct, True)
+            return cls(parse_size(raw), False)
+        except (ValueError, PartkitError):
+            raise PartkitError(error(
+                f"{option}: '{text}' is not a percentage or a size",
+                hint="use e.g. 10% or 64K or 0x10000",
+            )) from None
+
+    def threshold(self, size: int) -> float:
+        """Bytes of free space this budget requires in a slot of ``size`` bytes."""
+        return size * self.value / 100 if self.percent else self.value
+
+    def __str__(self) -> str:
+        if self.percent:
+            return f"{self.value:g}%"
+        return f"{int(self.value):#x} bytes"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value, "unit": "percent" if self.percent else "bytes"}
+
+
+class SlotResult:
+    """How one image fits one partition."""
+
+    __slots__ = ("fits", "free", "partition", "used")
+
+    partition: Partition
+    used: int
+    free: int  # negative: overflow
+    fits: bool
+
+    def __init__(self, partition: Partition, used: int) -> None:
+        self.partition = partition
+        self.used = used
+        self.free = partition.size - used
+        self.fits = self.free >= 0
+
+    @property
+    def percent_free(self) -> float:
+        return 100.0 * self.free / self.partition.size if self.partition.size else 0.0
+
+    @property
+    def percent_used(self) -> float:
+        return 100.0 * self.used / self.partition.size if self.partition.size else 100.0
+
+
+class AppCheck:
+    """App image vs every candidate slot."""
+
+    __slots__ = ("candidates", "findings", "image", "label", "status", "subtype", "summary",
+                 "type")
+
+    image: ImageInfo
+    label: str
+    type: int
+    subtype: int | None
+    candidates: tuple[SlotResult, ...]
+    status: str  # "ok", "warning", "fail" or "no-match"
+    summary: str | None  # check_sizes.py's OK line
+    findings: tuple[Finding, ...]
+
+    def __init__(self, image: ImageInfo, label: str, ptype: int, subtype: int | None) -> None:
+        self.image = image
+        self.label = label
+        self.type = ptype
+        self.subtype = subtype
+        self.candidates = ()
+        self.status = "ok"
+        self.summary = None
+        self.findings = ()
+
+    @property
+    def smallest(self) -> SlotResult | None:
+        """The smallest candidate slot (first in table order on a tie)."""
+        if not self.candidates:
+            return None
+        return min(self.candidates, key=lambda r: r.partition.size)
+
+
+class BootloaderCheck:
+    """Bootloader image vs the space before the partition table (and a recovery copy)."""
+
+    __slots__ = ("findings", "fits", "free", "image", "limit", "offset", "recovery_offset",
+                 "summary", "table_offset")
+
+    image: ImageInfo
+    offset: int
+    table_offset: int
+    limit: int
+    free: int
+    fits: bool
+    recovery_offset: int | None
+    summary: str | None
+    findings: tuple[Finding, ...]
+
+    def __init__(self, image: ImageInfo, offset: int, table_offset: int,
+                 recovery_offset: int | None) -> None:
+        self.image = image
+        self.offset = offset
+        self.table_offset = table_offset
+        self.limit = table_offset - offset
+        self.free = self.limit - image.measured_size
+        self.fits = self.free >= 0
+        self.recovery_offset = recovery_offset
+        self.summary = None
+        self.findings = ()
+
+    @property
+    def percent_free(self) -> float:
+        return 100.0 * self.free / self.limit
+
+
+class FlashCheck:
+    """The highest partition end vs the flash size."""
+
+    __slots__ = ("findings", "flash_size", "highest_end", "last")
+
+    flash_size: int
+    highest_end: int
+    last: Partition | None
+    findings: tuple[Finding, ...]
+
+    def __init__(self, flash_size: int, table: PartitionTable) -> None:
+        self.flash_size = flash_size
+        self.last = max(table, key=lambda p: p.end, default=None)
+        self.highest_end = self.last.end if self.last is not None else 0
+        self.findings = ()
+
+    @property
+    def free(self) -> int:
+        return self.flash_size - self.highest_end
+
+    @property
+    def fits(self) -> bool:
+        return self.free >= 0
+
+
+def _where(p: Partition | None, table: PartitionTable) -> SourceLocation | None:
+    if p is not None and p.loc is not None:
+        return p.loc
+    return SourceLocation(table.path) if table.path else None
+
+
+def resolve_selector(
+    type_text: str, subtype_text: str | None, subtypes: SubtypeRegistry = BUILTIN_SUBTYPES
+) -> tuple[int, int | None, str]:
+    """``--type``/``--subtype`` words or numbers -> (type, subtype, check_sizes label).
+
+    Like check_sizes.py: exact keyword first, then any-base integer; the label is the
+    literal text (``app``, ``app (ota_1)``, ``0x40``).
+    """
+    def value(text: str, kind: str, keywords: Mapping[str, int]) -> int:
+        try:
+            return lookup(text, keywords)
+        except ValueError:
+            guess = closest(text, keywords)
+            hint = f"did you mean '{guess}'? " if guess else ""
+            raise PartkitError(error(
+                f"unknown partition {kind} '{text}'",
+                hint=f"{hint}known {kind}s: {', '.join(keywords)}, or a number",
+            )) from None
+
+    ptype = value(type_text, "type", TYPES)
+    label = type_text
+    subtype: int | None = None
+    if subtype_text is not None:
+        subtype = value(subtype_text, "subtype", subtypes.keywords(ptype))
+        label += f" ({subtype_text})"
+    return ptype, subtype, label
+
+
+def check_app(
+    table: PartitionTable,
+    image: ImageInfo,
+    *,
+    ptype: int = APP,
+    subtype: int | None = None,
+    label: str = "app",
+    warn_free: Budget | None = None,
+    fail_free: Budget | None = None,
+) -> AppCheck:
+    """Check an app image against every matching slot, as check_sizes.py does."""
+    result = AppCheck(image, label, ptype, subtype)
+    findings: list[Finding] = []
+    if subtype is not None:
+        slots = table.find(ptype, subtype)
+    else:
+        # TEE slots hold the TEE firmware, not this app: only checked when asked for.
+        slots = tuple(p for p in table.find(ptype)
+                      if not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))
+    size = image.measured_size
+    name = os.path.basename(image.path)
+    result.candidates = tuple(SlotResult(p, size) for p in slots)
+    if not slots:
+        result.status = "no-match"
+        findings.append(Finding("no-matching-partitions", warning(
+            f"Partition table does not contain any partitions matching {label}",
+            SourceLocation(table.path) if table.path else None)))
+        result.findings = tuple(findings)
+        return result
+
+    smallest = result.smallest
+    assert smallest is not None
+    if smallest.fits:
+        ratio = smallest.free / smallest.partition.size
+        result.summary = (
+            f"{name} binary size {size:#x} bytes. Smallest {label} partition is "
+            f"{smallest.partition.size:#x} bytes. {smallest.free:#x} bytes ({ratio:.0%}) free."
+        )
+        if ratio < NEARLY_FULL:
+            findings.append(Finding("nearly-full", warning(
+                f"The smallest {label} partition is nearly full ({ratio:.0%} free space left)!",
+                _where(smallest.partition, table))))
+    else:
+        too_small = [r for r in result.candidates if not r.fits]
+        total = len(result.candidates)
+        if total == 1:
+            head = f"{label} partition is"
+        elif len(too_small) == total:
+            head = f"All {label} partitions are"
+        else:
+            head = f"{len(too_small)}/{total} {label} partitions are"
+        message = f"{head} too small for binary {name} size {size:#x}:" + "".join(
+            f"\n  - {r.partition} (overflow {-r.free:#x})" for r in too_small)
+        worst = max(too_small, key=lambda r: -r.free)
+        need = -worst.free
+        hint = (f"'{worst.partition.name}' needs {need} more byte{'s' if need != 1 else ''}: "
+                f"make it at least {_align(size, 0x1000):#x} bytes or shrink the app")
+        all_bad = len(too_small) == total
+        make = error if all_bad else warning
+        findings.append(Finding("app-too-small" if all_bad else "some-slots-too-small",
+                                make(message, _where(too_small[0].partition, table), hint)))
+
+    fitting = [r for r in result.candidates if r.fits]
+    if fitting:
+        tightest = min(fitting, key=lambda r: r.free / r.partition.size)
+        for budget, code, make in ((fail_free, "budget-fail", error),
+                                   (warn_free, "budget-warn", warning)):
+            if budget is not None and tightest.free < budget.threshold(tightest.partition.size):
+                option = "--fail-free" if code == "budget-fail" else "--warn-free"
+                findings.append(Finding(code, make(
+                    f"{label} partition '{tightest.partition.name}' has {tightest.free:#x} "
+                    f"bytes ({tightest.percent_free:.1f}%) free for {name}, below the "
+                    f"{option} budget of {budget}",
+                    _where(tightest.partition, table),
+                    hint="shrink the app or grow the partition before it overflows")))
+                break  # a failed hard budget implies the soft one
+
+    findings.extend(_image_findings(image, expect="app"))
+    result.findings = tuple(findings)
+    result.status = _status(result.findings)
+    return result
+
+
+def check_bootloader(
+    image: ImageInfo,
+    *,
+    offset: int,
+    table_offset: int,
+    recovery_offset: int | None = None,
+    table: PartitionTable | None = None,
+    flash_size: int | None = None,
+) -> BootloaderCheck:
+    """The bootloader must end at or before the table, and clear of a recovery bootloader."""
+    if table_offset <= offset:
+        raise PartkitError(error(
+            f"partition table offset {table_offset:#x} is not after the bootloader offset "
+            f"{offset:#x}", hint="check --offset and --chip / --bootloader-offset"))
+    result = BootloaderCheck(image, offset, table_offset, recovery_offset)
+    size = image.measured_size
+    limit = result.limit
+    findings: list[Finding] = []
+    loc = SourceLocation(image.path)
+    if not result.fits:
+        findings.append(Finding("bootloader-too-large", error(
+            f"Bootloader binary size {size:#x} bytes is too large for partition table offset "
+            f"{table_offset:#02x}. Bootloader binary can be maximum {limit:#x} ({limit}) bytes "
+            "unless the partition table offset is increased in the Partition Table section of "
+            "the project configuration menu.", loc,
+            hint=f"it overflows by {-result.free} bytes; move the table to "
+                 f"{_align(offset + size, 0x1000):#x} or later")))
+    else:
+        result.summary = (f"Bootloader binary size {size:#x} bytes. {result.free:#x} bytes "
+                          f"({round(result.free * 100 / limit)}%) free.")
+    if recovery_offset is not None:
+        findings.extend(_recovery_findings(result, loc, table, flash_size))
+    findings.extend(_image_findings(image, expect="bootloader"))
+    result.findings = tuple(findings)
+    return result
+
+
+def _recovery_findings(result: BootloaderCheck, loc: SourceLocation,
+                       table: PartitionTable | None, flash_size: int | None) -> list[Finding]:
+    recovery = result.recovery_offset
+    assert recovery is not None
+    size = result.image.measured_size
+    out: list[Finding] = []
+    if result.offset <= recovery < result.offset + size:
+        out.append(Finding("bootloader-overlaps-recovery", error(
+            f"bootloader at {result.offset:#x} ({size:#x} bytes, ends {result.offset + size:#x}) "
+            f"overlaps the recovery bootloader at {recovery:#x}", loc,
+            hint="move the recovery bootloader offset past the primary bootloader")))
+    end = recovery + size
+    if table is not None:
+        for p in table:
+            if p.type == BOOTLOADER or not (p.offset < end and recovery < p.end):
+                continue
+            out.append(Finding("recovery-overlaps-partition", error(
+                f"recovery bootloader copy at {recovery:#x}..{end:#x} overlaps partition "
+                f"'{p.name}' ({p.offset:#x}..{p.end:#x})", _where(p, table),
+                hint="leave room for the recovery bootloader, e.g. with a "
+                     "'bootloader, recovery' entry")))
+    if flash_size is not None and end > flash_size:
+        out.append(Finding("recovery-exceeds-flash", error(
+            f"recovery bootloader copy at {recovery:#x}..{end:#x} is beyond the flash size "
+            f"{flash_size:#x}", loc)))
+    return out
+
+
+def check_flash(table: PartitionTable, flash_size: int) -> FlashCheck:
+    """Every partition must end within the flash (the highest end, not the last row)."""
+    result = FlashCheck(flash_size, table)
+    if not result.fits:
+        last = result.last
+        assert last is not None
+        result.findings = (Finding("table-exceeds-flash", error(
+            f"partition '{last.name}' ends at {result.highest_end:#x}, {-result.free:#x} bytes "
+            f"beyond the {_human(flash_size)} flash ({flash_size:#x} bytes)",
+            _where(last, table),
+            hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),)
+    return result
+
+
+def check_rules(table: PartitionTable, *, strict: bool = False) -> tuple[Finding, ...]:
+    """Layout rules the reference does not enforce: warnings, or errors when strict."""
+    make = error if strict else warning
+    out: list[Finding] = []
+    ota = [p for p in table if is_ota_app(p.type, p.subtype)]
+    if ota and not table.find(DATA, SUBTYPE_DATA_OTA):
+        out.append(Finding("ota-without-otadata", make(
+            f"OTA app partitions ({', '.join(p.name for p in ota)}) but no otadata partition; "
+            "the bootloader ignores OTA slots without it", _where(ota[0], table),
+            hint="add 'otadata, data, ota, , 0x2000' before the apps")))
+    if len({p.size for p in ota}) > 1:
+        sizes = ", ".join(f"{p.name} {p.size:#x}" for p in ota)
+        out.append(Finding("ota-unequal-sizes", make(
+            f"OTA app partitions differ in size ({sizes}); every update must fit the smallest",
+            _where(min(ota, key=lambda p: p.size), table))))
+    for p in table:
+        length = len(p.name.encode("utf-8"))
+        if length > MAX_NAME_BYTES:
+            out.append(Finding("name-too-long", make(
+                f"partition name '{p.name}' is {length} bytes; names over {MAX_NAME_BYTES} "
+                "bytes are cut or lose their terminating NUL in the 16-byte field",
+                _where(p, table))))
+        if p.type == APP and p.size > MAX_APP_SIZE:
+            out.append(Finding("app-over-16mib", make(
+                f"app partition '{p.name}' is {p.size:#x} bytes, over 16 MiB; the cache MMU "
+                "cannot map more than 16 MiB of one app", _where(p, table))))
+    factories = table.find(APP, SUBTYPE_APP_FACTORY)
+    if len(factories) > 1:
+        out.append(Finding("multiple-factory", make(
+            f"{len(factories)} factory app partitions ({', '.join(p.name for p in factories)}); "
+            "the bootloader only ever boots the first", _where(factories[1], table))))
+    return tuple(out)
+
+
+def _image_findings(image: ImageInfo, *, expect: str) -> list[Finding]:
+    out = [Finding("not-an-image" if not image.is_image else "image", d)
+           for d in image.warnings]
+    kind = image.kind
+    if kind not in ("unknown", expect):
+        out.append(Finding("image-kind", warning(
+            f"this looks like a{'n' if kind == 'app' else ''} {kind} image, checked as "
+            f"a{'n' if expect == 'app' else ''} {expect}", SourceLocation(image.path))))
+    return out
+
+
+def _status(findings: tuple[Finding, ...]) -> str:
+    if any(f.is_error for f in findings):
+        return "fail"
+    return "warning" if findings else "ok"
+
+
+def _align(value: int, boundary: int) -> int:
+    return (value + boundary - 1) // boundary * boundary
+
+
+def _human(size: int) -> str:
+    mib = size / (1024 * 1024)
+    return f"{mib:g}MB" if mib >= 1 else f"{size // 1024}KB"
+
+
+class CheckReport:
+    """Everything one ``partkit check`` run found. ``exit_code`` is 0 (ok) or 1 (failed)."""
+
+    __slots__ = ("app", "bootloader", "fail_free", "flash", "options", "rules", "table",
+                 "table_findings", "warn_free")
+
+    table: PartitionTable
+    options: TableOptions
+    app: AppCheck | None
+    bootloader: BootloaderCheck | None
+    flash: FlashCheck | None
+    rules: tuple[Finding, ...]
+    table_findings: tuple[Finding, ...]
+    warn_free: Budget | None
+    fail_free: Budget | None
+
+    def __init__(self, table: PartitionTable, options: TableOptions) -> None:
+        self.table = table
+        self.options = options
+        self.app = None
+        self.bootloader = None
+        self.flash = None
+        self.rules = ()
+        self.table_findings = ()
+        self.warn_free = None
+        self.fail_free = None
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        out: list[Finding] = list(self.table_findings)
+        for part in (self.app, self.bootloader, self.flash):
+            if part is not None:
+                out.extend(part.findings)
+        out.extend(self.rules)
+        return tuple(out)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.is_error)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if not f.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def run_checks(
+    table: PartitionTable,
+    options: TableOptions,
+    *,
+    app: ImageInfo | None = None,
+    app_type: str = "app",
+    app_subtype: str | None = None,
+    bootloader: ImageInfo | None = None,
+    bootloader_offset: int | None = None,
+    warn_free: Budget | None = None,
+    fail_free: Budget | None = None,
+    table_warnings: tuple[Diagnostic, ...] = (),
+) -> CheckReport:
+    """Run every check that has its inputs. Uses options.table_offset, .flash_size,
+    .recovery_bootloader_offset, .chip, .strict and .subtypes."""
+    report = CheckReport(table, options)
+    report.warn_free, report.fail_free = warn_free, fail_free
+    report.table_findings = tuple(Finding("table", d) for d in table_warnings)
+    if app is not None:
+        ptype, subtype, label = resolve_selector(app_type, app_subtype, options.subtypes)
+        report.app = check_app(table, app, ptype=ptype, subtype=subtype, label=label,
+                               warn_free=warn_free, fail_free=fail_free)
+        _chip_mismatch(report.app, options.chip)
+    if bootloader is not None:
+        offset = bootloader_offset
+        if offset is None:
+            offset = options.primary_bootloader_offset
+        if offset is None and options.chip is not None:
+            from partkit.common.chips import bootloader_offset as chip_offset
+
+            offset = chip_offset(options.chip)
+        if offset is None:
+            raise PartkitError(error(
+                "the bootloader check needs the bootloader's flash offset",
+                SourceLocation(bootloader.path),
+                hint="pass --chip (e.g. --chip esp32c3) or --bootloader-offset 0x0"))
+        report.bootloader = check_bootloader(
+            bootloader, offset=offset, table_offset=options.table_offset,
+            recovery_offset=options.recovery_bootloader_offset, table=table,
+            flash_size=options.flash_size)
+        _chip_mismatch(report.bootloader, options.chip)
+    if options.flash_size is not None:
+        report.flash = check_flash(table, options.flash_size)
+    report.rules = check_rules(table, strict=options.strict)
+    return report
+
+
+def _chip_mismatch(result: AppCheck | BootloaderCheck, chip: str | None) -> None:
+    image = result.image
+    if chip is None or image.chip is None or image.chip == chip.lower():
+        return
+    result.findings = (*result.findings, Finding("chip-mismatch", error(
+        f"image is for {image.chip} (chip id {image.chip_id}), not {chip}",
+        SourceLocation(image.path), hint="build for the right target or fix --chip")))
+    if isinstance(result, AppCheck):
+        result.status = "fail"

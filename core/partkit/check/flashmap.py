@@ -1,0 +1,242 @@
+"""Pictures of the flash layout: an SVG (``partkit map``) and an ASCII strip (``partkit show``).
+
+Both are to scale: one linear axis from 0 to the flash size (or the highest partition end
+when the flash size is unknown). The SVG draws every partition as a rectangle whose height
+is proportional to its size; app slots show the part an app image uses. Labels sit in a
+column beside the strip with leader lines, so tiny partitions stay readable.
+"""
+
+from __future__ import annotations
+
+from partkit.table.names import APP, SUBTYPE_APP_TEE, type_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from partkit.check.appimage import ImageInfo
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = ["app_usage", "ascii_map", "svg_map"]
+
+TABLE_REGION = 0x1000  # the table's flash sector (0xC00 bytes used)
+_KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# Fill colours by partition type (app, data, bootloader, table, custom).
+_COLOURS = {0x00: "#cfe3ff", 0x01: "#ffe6bf", 0x02: "#e0d4f7", 0x03: "#e0d4f7"}
+_CUSTOM = "#d9f2d9"
+
+
+def _span(table: PartitionTable, options: TableOptions) -> int:
+    end = max(table.highest_end(), options.table_offset + TABLE_REGION)
+    if options.flash_size is not None:
+        end = max(end, options.flash_size)
+    return end
+
+
+def _regions(options: TableOptions) -> list[tuple[str, int, int]]:
+    """Fixed areas before the partitions: (label, offset, end)."""
+    out = []
+    bl = options.primary_bootloader_offset
+    if bl is not None and bl < options.table_offset:
+        out.append(("bootloader", bl, options.table_offset))
+    out.append(("partition table", options.table_offset, options.table_offset + TABLE_REGION))
+    if options.recovery_bootloader_offset is not None:
+        rb = options.recovery_bootloader_offset
+        out.append(("recovery bootloader", rb, rb + options.table_offset - (bl or 0)))
+    return out
+
+
+def app_usage(
+    table: PartitionTable, apps: Sequence[tuple[str | None, ImageInfo]]
+) -> dict[str, ImageInfo]:
+    """Which image sits in which app slot: ``(slot name, image)`` pairs, or ``(None, image)``
+    for "every app slot" (TEE slots excepted, as in ``partkit check``)."""
+    usage: dict[str, ImageInfo] = {}
+    for slot, image in apps:
+        if slot is not None:
+            usage[slot] = image
+            continue
+        for p in table:
+            if p.type == APP and p.subtype not in SUBTYPE_APP_TEE:
+                usage.setdefault(p.name, image)
+    return usage
+
+
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _size(n: int) -> str:
+    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)}M"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}K"
+    return f"{n}B"
+
+
+def svg_map(
+    table: PartitionTable,
+    options: TableOptions,
+    usage: Mapping[str, ImageInfo] | None = None,
+    *,
+    height: int = 900,
+    title: str | None = None,
+) -> str:
+    """A standalone SVG document of the flash layout."""
+    usage = usage or {}
+    span = _span(table, options)
+    top, left, bar_w, label_x = 60, 110, 150, 330
+    scale = height / span
+    width = 900
+    out: list[str] = []
+    add = out.append
+    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + top + 60}" '
+        f'viewBox="0 0 {width} {height + top + 60}" data-span="{span}" '
+        f'data-scale="{scale!r}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">')
+    add(f'<rect width="{width}" height="{height + top + 60}" fill="#ffffff"/>')
+    heading = title or f"Flash layout: {table.path or 'partition table'}"
+    flash = (f"{_size(options.flash_size)} flash" if options.flash_size is not None
+             else "flash size unknown")
+    add(f'<text x="{left}" y="28" font-size="18" font-weight="bold">{_esc(heading)}</text>')
+    add(f'<text x="{left}" y="46" fill="#555">{_esc(flash)}; table at '
+        f'{options.table_offset:#x}; drawn to scale, 1 px = {span / height:.0f} bytes</text>')
+    # The whole flash as the background of the strip: unused space shows as hatched.
+    add('<defs><pattern id="free" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="8" height="8" fill="#f4f4f4"/>'
+        '<line x1="0" y1="0" x2="0" y2="8" stroke="#d0d0d0" stroke-width="3"/></pattern></defs>')
+    add(f'<rect class="flash" x="{left}" y="{top}" width="{bar_w}" height="{height}" '
+        f'fill="url(#free)" stroke="#333" data-size="{span}"/>')
+
+    labels: list[tuple[float, str, str]] = []  # (anchor y, css class, text)
+
+    def y_of(offset: float) -> float:
+        return top + offset * scale
+
+    for name, start, end in _regions(options):
+        add(f'<rect class="region" data-name="{_esc(name)}" data-offset="{start}" '
+            f'data-size="{end - start}" x="{left}" y="{y_of(start)!r}" width="{bar_w}" '
+            f'height="{(end - start) * scale!r}" fill="#e6e6e6" stroke="#888"/>')
+        labels.append((y_of((start + end) / 2), "region-label",
+                       f"({name}) {start:#x}, {_size(end - start)}"))
+
+    for p in table.sorted_by_offset():
+        y, h = y_of(p.offset), p.size * scale
+        fill = _COLOURS.get(p.type, _CUSTOM)
+        add(f'<rect class="partition" data-name="{_esc(p.name)}" data-type="{p.type}" '
+            f'data-subtype="{p.subtype}" data-offset="{p.offset}" data-size="{p.size}" '
+            f'x="{left}" y="{y!r}" width="{bar_w}" height="{h!r}" fill="{fill}" '
+            f'stroke="#333" stroke-width="0.5"><title>{_esc(_describe(p, options))}</title>'
+            '</rect>')
+        text = f"{p.name} {_describe(p, options)}"
+        image = usage.get(p.name)
+        if image is not None:
+            used = image.measured_size
+            shown = min(used, p.size)
+            colour = "#4a90d9" if used <= p.size else "#d0021b"
+            add(f'<rect class="used" data-name="{_esc(p.name)}" data-used="{used}" '
+                f'x="{left + 1}" y="{y!r}" width="{bar_w - 2}" height="{shown * scale!r}" '
+                f'fill="{colour}" fill-opacity="0.75"/>')
+            free = p.size - used
+            pct = 100.0 * used / p.size if p.size else 100.0
+            state = (f"image {used:#x} bytes, {pct:.1f}% used, {free:#x} free" if free >= 0
+                     else f"OVERFLOW by {-free:#x} bytes")
+            text += f" | {state}"
+        labels.append((y + h / 2, "label", text))
+
+    # Gaps between partitions and free space at the end, outlined so they read as empty.
+    cursor = options.table_offset + TABLE_REGION
+    for p in table.sorted_by_offset():
+        if p.offset > cursor:
+            add(_empty("gap", cursor, p.offset, left, bar_w, y_of, scale))
+        cursor = max(cursor, p.end)
+    if options.flash_size is not None and options.flash_size > cursor:
+        add(_empty("free", cursor, options.flash_size, left, bar_w, y_of, scale))
+        labels.append((y_of((cursor + options.flash_size) / 2), "free-label",
+                       f"free {_size(options.flash_size - cursor)} from {cursor:#x}"))
+
+    # Offsets on the left axis: every partition start plus the flash end.
+    ticks = sorted({0, span, *(p.offset for p in table)})
+    last_tick = -100.0
+    for t in ticks:
+        ty = y_of(t)
+        if ty - last_tick < 11 and t != span:
+            continue
+        last_tick = ty
+        add(f'<text class="tick" x="{left - 8}" y="{ty + 4!r}" text-anchor="end" '
+            f'fill="#555">{t:#x}</text>')
+
+    _place_labels(out, labels, left + bar_w, label_x, top, height)
+    legend_y = top + height + 30
+    x = left
+    for colour, text in (("#cfe3ff", "app"), ("#4a90d9", "app image"), ("#ffe6bf", "data"),
+                         ("#e6e6e6", "bootloader / table"), ("url(#free)", "unused")):
+        add(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" fill="{colour}" '
+            'stroke="#555" stroke-width="0.5"/>')
+        add(f'<text x="{x + 17}" y="{legend_y}">{text}</text>')
+        x += 30 + 8 * len(text)
+    add("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _empty(kind: str, start: int, end: int, left: int, bar_w: int, y_of: object,
+           scale: float) -> str:
+    y = y_of(start)  # type: ignore[operator]
+    return (f'<rect class="{kind}" data-offset="{start}" data-size="{end - start}" '
+            f'x="{left}" y="{y!r}" width="{bar_w}" height="{(end - start) * scale!r}" '
+            'fill="none" stroke="#999" stroke-dasharray="4 3"/>')
+
+
+def _place_labels(out: list[str], labels: list[tuple[float, str, str]], bar_right: int,
+                  label_x: int, top: int, height: int) -> None:
+    """Stack labels top-down at least one line apart, each with a leader to its anchor."""
+    line = 15.0
+    labels.sort(key=lambda item: item[0])
+    placed: list[float] = []
+    cursor = top - line
+    for anchor, _, _ in labels:
+        cursor = max(anchor, cursor + line)
+        placed.append(cursor)
+    overflow = placed[-1] - (top + height) if placed else 0.0
+    if overflow > 0:  # pull the stack up if it runs off the bottom
+        for i in range(len(placed) - 1, -1, -1):
+            limit = top + height if i == len(placed) - 1 else placed[i + 1] - line
+            placed[i] = min(placed[i], limit)
+    for (anchor, cls, text), y in zip(labels, placed):
+        out.append(f'<polyline points="{bar_right},{anchor!r} {bar_right + 20},{anchor!r} '
+                   f'{label_x - 6},{y!r}" fill="none" stroke="#999" stroke-width="0.7"/>')
+        out.append(f'<text class="{cls}" x="{label_x}" y="{y + 4!r}">{_esc(text)}</text>')
+
+
+def _describe(p: Partition, options: TableOptions) -> str:
+    sub = options.subtypes.render(p.type, p.subtype)
+    return f"{type_name(p.type)}/{sub} @ {p.offset:#x}, {_size(p.size)}"
+
+
+def ascii_map(table: PartitionTable, options: TableOptions, width: int = 64) -> str:
+    """A one-line strip of the flash, to scale, plus a key. ``.`` is unused space."""
+    span = _span(table, options)
+    items: list[tuple[int, int, str, str]] = []  # (start, end, key, legend line)
+    for name, start, end in _regions(options):
+        key = {"bootloader": "B", "partition table": "T"}.get(name, "R")
+        items.append((start, end, key, f"  {key} ({name}) {start:#x}..{end:#x}"))
+    for index, p in enumerate(table.sorted_by_offset()):
+        key = _KEYS[index] if index < len(_KEYS) else "#"
+        items.append((p.offset, p.end, key, f"  {key} {p.name} {_describe(p, options)}"))
+    items.sort(key=lambda item: item[0])
+    cells = ["."] * width
+    cursor = 0
+    for start, end, key, _ in items:
+        # To scale, except that every item keeps at least one character of its own.
+        a = min(max(start * width // span, cursor), width - 1)
+        b = min(width, max(a + 1, -(-end * width // span)))
+        for i in range(a, b):
+            cells[i] = key
+        cursor = b
+    unit = span / width
+    head = (f"flash map 0x0..{span:#x}, one character = {unit:.0f} bytes"
+            f"{'' if options.flash_size is not None else ' (flash size unknown)'}:")
+    legend = [line for _, _, _, line in items]
+    return "\n".join([head, "|" + "".join(cells) + "|", *legend]) + "\n"

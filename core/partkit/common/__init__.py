@@ -1,0 +1,1 @@
+"""Shared foundations: diagnostics, number syntax, records, file access, chip facts."""

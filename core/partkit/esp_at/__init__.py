@@ -1,0 +1,1 @@
+"""ESP-AT's secondary partition table (at_customize.csv)."""

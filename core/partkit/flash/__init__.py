@@ -1,0 +1,1 @@
+"""Flash contents: image files, otadata, partition contents, flash_args, lookups."""

@@ -1,0 +1,1 @@
+"""The partition-table codec: names, model, CSV and binary formats, layout, validation."""
