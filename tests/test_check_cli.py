@@ -71,7 +71,12 @@ def test_exactly_full_slot_passes_one_byte_over_fails(tmp_path: Path) -> None:
     full = partkit(single_slot(tmp_path, 0x40000), "--app", app)
     assert full.returncode == 0, full.stderr
     assert "0x0 bytes (0%) free." in full.stdout
-    over = partkit(single_slot(tmp_path, 0x40000 - 1, name="main_app"), "--app", app)
+    # An unaligned slot is an invalid table (exit 2) unless validation is off.
+    unaligned = single_slot(tmp_path, 0x40000 - 1, name="main_app")
+    invalid = partkit(unaligned, "--app", app)
+    assert invalid.returncode == 2
+    assert "size 0x3ffff is not aligned to 0x1000" in invalid.stderr
+    over = partkit(unaligned, "--app", app, "--no-verify")
     assert over.returncode == 1
     assert ("app partition is too small for binary app.bin size 0x40000:\n"
             "  - Part 'main_app' 0/0 @ 0x10000 size 0x3ffff (overflow 0x1)") in over.stderr
@@ -92,14 +97,46 @@ def test_sixteen_bytes_over_an_aligned_slot(tmp_path: Path) -> None:
 
 
 @pytest.mark.firmware
-def test_padded_file_measured_by_image_length(tmp_path: Path) -> None:
+def test_image_fits_but_padded_file_does_not(tmp_path: Path) -> None:
+    """esptool writes the whole file: 0xFF padding past the slot overwrites the next one."""
     app = app_of_size(tmp_path, 0x3F000, name="app.bin")
     padded = tmp_path / "padded.bin"
     padded.write_bytes(app.read_bytes() + b"\xff" * 0x3000)  # file is 0x42000 > slot
-    r = partkit(single_slot(tmp_path, 0x40000), "--app", padded)
-    assert r.returncode == 0, r.stderr
-    assert "padded.bin binary size 0x3f000 bytes" in r.stdout
-    assert "12288 trailing bytes not counted" in r.stdout
+    table = single_slot(tmp_path, 0x40000)
+    r = partkit(table, "--app", padded)
+    assert r.returncode == 1, r.stderr
+    assert ("app partition is too small for binary padded.bin size 0x42000:\n"
+            "  - Part 'factory' 0/0 @ 0x10000 size 0x40000 (overflow 0x2000)") in r.stderr
+    assert f"{table}:2:1: error:" in r.stderr  # the slot's CSV line
+    # The report explains it: the image fits, the padding does not.
+    assert "image length 0x3f000 (258048 bytes)" in r.stdout
+    assert "file 0x42000 (270336 bytes) with 12288 trailing bytes" in r.stdout
+    assert "the image itself is 0x3f000 bytes and would fit" in r.stderr
+    assert "OVERFLOW by 0x2000" in r.stdout and "check FAILED" in r.stdout
+    doc = json.loads(partkit(table, "--app", padded, "--json").stdout)
+    image = doc["app"]["image"]
+    assert (image["measured_size"], image["flashed_size"], image["trailing_bytes"]) == (
+        0x3F000, 0x42000, 0x3000)
+    assert doc["app"]["slots"][0]["free"] == -0x2000 and doc["exit_code"] == 1
+    # Padded exactly to the slot: every flashed byte fits.
+    padded.write_bytes(app.read_bytes() + b"\xff" * 0x1000)
+    full = partkit(table, "--app", padded)
+    assert full.returncode == 0, full.stderr
+    assert "padded.bin binary size 0x40000 bytes" in full.stdout
+
+
+@pytest.mark.firmware
+def test_padded_bootloader_past_the_table_fails(tmp_path: Path) -> None:
+    table = write(tmp_path / "p.csv", OTA_CSV)
+    bl = bootloader_of_size(tmp_path, 0x6000, name="bl.bin")
+    padded = tmp_path / "bl-padded.bin"
+    padded.write_bytes(bl.read_bytes() + b"\xff" * 0x2800)  # 0x8800 > 0x8000 before the table
+    r = partkit(table, "--bootloader", padded, "--chip", "esp32c3")
+    assert r.returncode == 1
+    assert "Bootloader binary size 0x8800 bytes is too large for partition table offset" in r.stderr
+    assert "it overflows by 2048 bytes" in r.stderr
+    assert "the image itself is 0x6000 bytes and would fit" in r.stderr
+    assert "OVERFLOW by 0x800" in r.stdout
 
 
 @pytest.mark.firmware
@@ -203,11 +240,11 @@ def test_flash_size_uses_highest_end(tmp_path: Path) -> None:
 def test_rules_warn_then_strict_fails(tmp_path: Path) -> None:
     table = write(tmp_path / "t.csv", "ota_0, app, ota_0, 0x10000, 0x100000\n"
                                       "ota_1, app, ota_1, 0x110000, 0x80000\n")
-    r = partkit(table)
+    r = partkit(table, "--flash-size", "4MB")
     assert r.returncode == 0
     assert "warning: OTA app partitions (ota_0, ota_1) but no otadata partition" in r.stderr
     assert "warning: OTA app partitions differ in size" in r.stderr
-    strict = partkit(table, "--strict")
+    strict = partkit(table, "--strict", "--flash-size", "4MB")
     assert strict.returncode == 1 and "error: OTA app partitions" in strict.stderr
 
 
@@ -318,7 +355,8 @@ def test_bad_inputs_exit_2(tmp_path: Path) -> None:
         ((table, "--app", empty), "empty.bin: error: empty file"),
         ((table, "--app", truncated), "trunc.bin: error: truncated or corrupt ESP image"),
         ((table, "--bootloader", empty, "--chip", "esp32c3"), "empty.bin: error: empty file"),
-        ((garbage_table,), "garbage.csv"),
+        ((garbage_table, "--flash-size", "4MB"), "garbage.csv"),
+        ((table,), "nothing to check: "),
         ((table, "--app", table, "--warn-free", "lots"), "--warn-free: 'lots' is not"),
         ((table, "--app", table, "--type", "apq"), "did you mean 'app'"),
         ((table, "--bootloader", table), "needs the bootloader's flash offset"),
@@ -357,3 +395,54 @@ def test_bootloader_passed_as_app_is_flagged(tmp_path: Path) -> None:
     r = partkit(table, "--app", bl)
     assert r.returncode == 0
     assert "warning: this looks like a bootloader image, checked as an app" in r.stderr
+
+
+# --- table validation and CSV locations (issue 9) ------------------------------------------
+
+
+def test_misaligned_app_offset_fails(tmp_path: Path) -> None:
+    table = write(tmp_path / "p.csv", OTA_CSV.replace("ota_0,    app,  ota_0,   0x10000,  0x100000",
+                                                      "ota_0,    app,  ota_0,   0x10800,  0xF0000"))
+    r = partkit(table, "--flash-size", "4MB")
+    assert r.returncode == 2
+    assert f"{table}:5:1: error: partition 'ota_0' offset 0x10800 is not aligned" in r.stderr
+    assert "check OK" not in r.stdout
+    # --no-verify: sizes only, as check_sizes.py.
+    assert partkit(table, "--flash-size", "4MB", "--no-verify").returncode == 0
+
+
+def _gen(csv: Path, out: Path) -> Path:
+    gen = subprocess.run([sys.executable, "-m", "partkit", "gen", "-q", str(csv), str(out)],
+                         capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    return out
+
+
+def test_table_source_points_errors_at_the_csv_line(tmp_path: Path) -> None:
+    csv = write(tmp_path / "partitions.csv", OTA_CSV)
+    binary = _gen(csv, tmp_path / "partition-table.bin")
+    plain = tmp_path / "big.bin"
+    plain.write_bytes(b"\xee" * 0x100001)
+    bare = partkit(binary, "--app", plain, "--subtype", "ota_1")
+    assert bare.returncode == 1
+    assert f"{binary}: entry 5 (byte 0x80): error:" in bare.stderr
+    r = partkit(binary, "--app", plain, "--subtype", "ota_1", "--table-source", csv)
+    assert r.returncode == 1
+    assert f"{csv}:6:1: error: app (ota_1) partition is too small" in r.stderr
+    assert "entry 5" not in r.stderr
+    assert f"table {binary}:" in r.stdout  # the binary is what was checked
+
+
+def test_table_source_mismatch_warns_and_keeps_binary_locations(tmp_path: Path) -> None:
+    csv = write(tmp_path / "partitions.csv", OTA_CSV)
+    binary = _gen(csv, tmp_path / "partition-table.bin")
+    write(csv, OTA_CSV.replace("ota_0,    app,  ota_0,   0x10000,  0x100000",
+                               "ota_0,    app,  ota_0,   0x10000,  0x80000"))
+    plain = tmp_path / "big.bin"
+    plain.write_bytes(b"\xee" * 0x100001)
+    r = partkit(binary, "--app", plain, "--table-source", csv)
+    assert r.returncode == 1
+    assert (f"{csv}: warning: {binary} does not match {csv} at entry 4 ('ota_0')") in r.stderr
+    assert f"{binary}: entry 4 (byte 0x60): error: All app partitions" in r.stderr
+    # The check used the binary's sizes (0x100000 slots), not the edited CSV's.
+    assert "(overflow 0x1)" in r.stderr

@@ -8,7 +8,8 @@ next 4 KiB boundary) counts too, since the bootloader reads it from the same par
 
 Layout facts: ESP-IDF ``esp_app_format.h`` / esptool image format documentation.
 A file that does not start with the image magic is measured by its size (check_sizes.py
-behaviour) and flagged with a warning.
+behaviour) and flagged with a warning. The size checks compare the whole file with a slot
+(``flashed_size``): the image length explains a failure, it never excuses one.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class AppDescription:
 class ImageInfo:
     """The result of reading one file: measured size plus what the image header revealed.
 
-    ``measured_size`` is what the checks compare against a slot: the image length (plus a
-    Secure Boot V2 signature sector when one follows) for an ESP image, else the file size.
+    ``measured_size`` is the image length (plus a Secure Boot V2 signature sector when one
+    follows) for an ESP image, else the file size. ``flashed_size`` is what the size checks
+    compare with a slot: the whole file, because esptool writes every byte of it, padding
+    included (``trailing_bytes`` says how much of it follows the image).
     """
 
     __slots__ = ("chip", "chip_id", "description", "entry", "file_size", "hash_appended",
@@ -153,6 +156,11 @@ class ImageInfo:
         if self.image_length is None:
             return self.file_size
         return self.signed_length
+
+    @property
+    def flashed_size(self) -> int:
+        """Bytes written to flash: the file, trailing padding and all."""
+        return self.file_size
 
     @property
     def signed_length(self) -> int:
@@ -325,7 +333,7 @@ def read_image(data: bytes, path: str) -> ImageInfo:
         if not filler:
             warnings.append(warning(
                 f"{info.trailing_bytes} bytes after the end of the image (0x{end:x}) are not "
-                "padding; they are not counted", loc,
+                "padding; they are flashed (and size-checked) with it", loc,
                 hint="a file concatenated onto the image? only the image itself is loaded"))
     info.warnings = tuple(warnings)
     return info

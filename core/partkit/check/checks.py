@@ -1,10 +1,12 @@
 """Size checks: app fits its slots, bootloader fits before the table, table fits the flash.
 
-Numbers, verdicts and message texts follow ESP-IDF's check_sizes.py for plain files, so a
-build that switches to partkit keeps its logs. What partkit adds: ESP images are measured
-by their real image length (see :mod:`partkit.check.appimage`), CI budgets (``warn_free`` /
-``fail_free``), a recovery-bootloader overlap check, a table-vs-flash check using the
-highest partition end, and rule warnings users asked for.
+Numbers, verdicts and message texts follow ESP-IDF's check_sizes.py, so a build that
+switches to partkit keeps its logs. "Fits" means the bytes that are flashed fit: the whole
+file (esptool writes all of it), never just the image inside it. What partkit adds: the
+image is read (see :mod:`partkit.check.appimage`) so a failure caused by padding after the
+image says so, CI budgets (``warn_free`` / ``fail_free``), a recovery-bootloader overlap
+check, a table-vs-flash check using the highest partition end, and rule warnings users
+asked for.
 
 Nothing here prints. Each check returns a result object with ``findings`` (a stable
 ``code`` plus a :class:`~partkit.common.errors.Diagnostic`); :class:`CheckReport` gathers them and
@@ -202,7 +204,7 @@ class BootloaderCheck:
         self.offset = offset
         self.table_offset = table_offset
         self.limit = table_offset - offset
-        self.free = self.limit - image.measured_size
+        self.free = self.limit - image.flashed_size
         self.fits = self.free >= 0
         self.recovery_offset = recovery_offset
         self.summary = None
@@ -291,7 +293,7 @@ def check_app(
         # TEE slots hold the TEE firmware, not this app: only checked when asked for.
         slots = tuple(p for p in table.find(ptype)
                       if not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))
-    size = image.measured_size
+    size = image.flashed_size
     name = os.path.basename(image.path)
     result.candidates = tuple(SlotResult(p, size) for p in slots)
     if not slots:
@@ -329,10 +331,14 @@ def check_app(
         need = -worst.free
         hint = (f"'{worst.partition.name}' needs {need} more byte{'s' if need != 1 else ''}: "
                 f"make it at least {_align(size, 0x1000):#x} bytes or shrink the app")
+        if _padding_note(image, worst.partition.size):
+            hint = (f"write the image without the {image.trailing_bytes} bytes of padding "
+                    f"after it, or {hint.split(': ', 1)[1]}")
         all_bad = len(too_small) == total
         make = error if all_bad else warning
         findings.append(Finding("app-too-small" if all_bad else "some-slots-too-small",
-                                make(message, _where(too_small[0].partition, table), hint)))
+                                make(message, _where(too_small[0].partition, table), hint,
+                                     _padding_note(image, worst.partition.size))))
 
     fitting = [r for r in result.candidates if r.fits]
     if fitting:
@@ -370,7 +376,7 @@ def check_bootloader(
             f"partition table offset {table_offset:#x} is not after the bootloader offset "
             f"{offset:#x}", hint="check --offset and --chip / --bootloader-offset"))
     result = BootloaderCheck(image, offset, table_offset, recovery_offset)
-    size = image.measured_size
+    size = image.flashed_size
     limit = result.limit
     findings: list[Finding] = []
     loc = SourceLocation(image.path)
@@ -381,7 +387,8 @@ def check_bootloader(
             "unless the partition table offset is increased in the Partition Table section of "
             "the project configuration menu.", loc,
             hint=f"it overflows by {-result.free} bytes; move the table to "
-                 f"{_align(offset + size, 0x1000):#x} or later")))
+                 f"{_align(offset + size, 0x1000):#x} or later",
+            notes=_padding_note(image, limit))))
     else:
         result.summary = (f"Bootloader binary size {size:#x} bytes. {result.free:#x} bytes "
                           f"({round(result.free * 100 / limit)}%) free.")
@@ -396,7 +403,7 @@ def _recovery_findings(result: BootloaderCheck, loc: SourceLocation,
                        table: PartitionTable | None, flash_size: int | None) -> list[Finding]:
     recovery = result.recovery_offset
     assert recovery is not None
-    size = result.image.measured_size
+    size = result.image.flashed_size
     out: list[Finding] = []
     if result.offset <= recovery < result.offset + size:
         out.append(Finding("bootloader-overlaps-recovery", error(
@@ -477,6 +484,15 @@ def _image_findings(image: ImageInfo, *, expect: str) -> list[Finding]:
             f"this looks like a{'n' if kind == 'app' else ''} {kind} image, checked as "
             f"a{'n' if expect == 'app' else ''} {expect}", SourceLocation(image.path))))
     return out
+
+
+def _padding_note(image: ImageInfo, room: int) -> tuple[tuple[SourceLocation | None, str], ...]:
+    """Why a file whose image would fit still fails: the padding after it is flashed too."""
+    if not image.trailing_bytes or image.measured_size > room:
+        return ()
+    return ((SourceLocation(image.path),
+             f"the image itself is {image.measured_size:#x} bytes and would fit; the file adds "
+             f"{image.trailing_bytes} bytes after it, and esptool writes the whole file"),)
 
 
 def _status(findings: tuple[Finding, ...]) -> str:

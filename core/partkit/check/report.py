@@ -55,8 +55,8 @@ def _image_line(image: ImageInfo) -> str:
     if image.signature_length:
         measured += f", including a {image.signature_scheme} Secure Boot V2 signature sector"
     if image.trailing_bytes:
-        measured += (f"; file is {image.file_size} bytes, {image.trailing_bytes} trailing "
-                     "bytes not counted")
+        measured += (f"; file {image.file_size:#x} ({image.file_size} bytes) with "
+                     f"{image.trailing_bytes} trailing bytes, all flashed and checked")
     return line + measured
 
 
@@ -131,6 +131,7 @@ def _image(image: ImageInfo) -> dict[str, object]:
         "file_size": image.file_size,
         "measured_size": image.measured_size,
         "measured_by": image.measured_by,
+        "flashed_size": image.flashed_size,
         "is_image": image.is_image,
         "kind": image.kind,
         "chip": image.chip,

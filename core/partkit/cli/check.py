@@ -1,8 +1,9 @@
 """``partkit check``: app-fits, bootloader-fits and table-vs-flash with CI budgets.
 
-Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 bad input.
-The report goes to stdout (text or ``--json``); diagnostics go to stderr, and also as
-GitHub Actions annotations when ``GITHUB_ACTIONS=true``.
+Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 bad input
+(including an invalid table, and nothing to check). The report goes to stdout (text or
+``--json``); diagnostics go to stderr, and also as GitHub Actions annotations when
+``GITHUB_ACTIONS=true``. The work is :func:`partkit.check.files.check_files`.
 """
 
 from __future__ import annotations
@@ -34,29 +35,40 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail when the app slot has less free space than this")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("--strict", action="store_true", help="rule warnings become errors")
-    p.add_argument("--verify", action="store_true",
-                   help="also validate the table (check_sizes.py does not)")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="validate the table as gen does: alignment, overlaps, names "
+                        "(default; --no-verify checks sizes only, as check_sizes.py)")
+    p.add_argument("--table-source", metavar="CSV",
+                   help="the CSV a binary TABLE was generated from: messages about a "
+                        "partition point at its CSV line (file:line:col)")
     return p
+
+
+def _nothing_to_check(args: argparse.Namespace) -> bool:
+    return args.app is None and args.bootloader is None and args.flash_size is None
 
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.check.appimage import read_image_file
-        from partkit.check.checks import Budget, run_checks
-        from partkit.table.codec import load_table_file
+        from partkit.check.checks import Budget
+        from partkit.check.files import check_files
 
-        options = options_from_args(args, verify=args.verify)
+        options = options_from_args(args, verify=args.verify, strict=args.strict)
         warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
         fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-        # Flash overflow is a check result here (exit 1), not a load error (exit 2).
-        loaded = load_table_file(args.table, options.replace(flash_size=None))
-        app = None if args.app is None else read_image_file(args.app)
-        bootloader = None if args.bootloader is None else read_image_file(args.bootloader)
-        report = run_checks(
-            loaded.table, options.replace(strict=args.strict), app=app,
-            app_type=args.type, app_subtype=args.subtype, bootloader=bootloader,
-            warn_free=warn, fail_free=fail, table_warnings=loaded.warnings)
+        report = check_files(
+            args.table, options, table_source=args.table_source, app=args.app,
+            app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
+            warn_free=warn, fail_free=fail)
+        if _nothing_to_check(args):  # the table was read and validated: say only that
+            from partkit.table.options import usage_error
+
+            emit(f.diagnostic for f in report.findings)
+            raise usage_error(
+                f"nothing to check: {args.table} is a valid table, but no --app, "
+                "--bootloader or --flash-size was given",
+                "give at least one of them; 'partkit show' prints a table")
     except PartkitError as exc:
         return report_error(exc)
     if args.json:

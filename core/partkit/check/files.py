@@ -1,0 +1,110 @@
+"""Checks on files: the table that is flashed, the CSV it came from, the images.
+
+The entry point every front end shares (``partkit check``, the SCons tool and through it
+PlatformIO; CMake runs ``partkit check``): :func:`check_files` reads the table and the
+images, validates the table as ``gen`` does, and runs :func:`~partkit.check.checks.run_checks`.
+
+A build checks the binary table it flashes, but users edit the CSV. Given the CSV the
+binary was generated from (``table_source``), every partition that matches its CSV row
+takes that row's location, so a failure reads ``partitions.csv:6:1: error: ...`` (IDEs
+jump there) instead of ``partition-table.bin: entry 4 (byte 0x60)``. A CSV that does not
+match the binary (stale, other options) is reported as a warning and the binary's own
+locations stay: a mismatch never changes what is checked, only where messages point.
+"""
+
+from __future__ import annotations
+
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
+from partkit.table import verify as table_verify
+from partkit.table.codec import Loaded, load_table_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.check.checks import Budget, CheckReport
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = ["attach_source", "check_files", "load_table_for_check"]
+
+
+def attach_source(table: PartitionTable, source: PartitionTable) -> tuple[PartitionTable,
+                                                                          tuple[Diagnostic, ...]]:
+    """``table`` with the locations of ``source``'s rows, where each entry matches its row.
+
+    Entries are matched in order (a binary keeps the CSV's row order) and must agree in
+    name, type, subtype, offset, size and flags. Returns the table and a warning when the
+    two differ (the unmatched entries keep their own locations).
+    """
+    partitions = list(table)
+    differs: int | None = None
+    for index, p in enumerate(partitions):
+        row = source[index] if index < len(source) else None
+        if row is None or row != p or row.flags != p.flags or row.loc is None:
+            if differs is None:
+                differs = index
+            continue
+        partitions[index] = p.replace(loc=row.loc)
+    if differs is None and len(source) != len(table):
+        differs = len(table)
+    notes: tuple[Diagnostic, ...] = ()
+    if differs is not None:
+        where = (f"entry {differs + 1} ('{table[differs].name}')" if differs < len(table)
+                 else f"its length ({len(table)} vs {len(source)} partitions)")
+        notes = (warning(
+            f"{table.path or 'the table'} does not match {source.path} at {where}; messages "
+            "about partitions from there on point at the binary, not the CSV",
+            SourceLocation(source.path), code="source-mismatch",
+            hint="regenerate the table from this CSV, with the same options"),)
+    return table.replace(partitions=tuple(partitions)), notes
+
+
+def load_table_for_check(path: str, options: TableOptions,
+                         table_source: str | None = None) -> Loaded:
+    """Read the table to check; validate it like ``gen`` when ``options.verify``.
+
+    The flash size is left to :func:`~partkit.check.checks.check_flash` (a check result,
+    exit 1, not bad input). With ``table_source`` (the CSV the binary was made from),
+    partitions and validation errors point at the CSV's lines. Raises PartkitError (2).
+    """
+    loaded = load_table_file(path, options.replace(flash_size=None, verify=False))
+    table = loaded.table
+    found = list(loaded.warnings)
+    if table_source is not None and table_source != path:
+        source = load_table_file(table_source, options.replace(flash_size=None, verify=False))
+        table, mismatch = attach_source(table, source.table)
+        found += mismatch
+    if options.verify:
+        checked = table_verify.verify(table, options)
+        errors = [d for d in checked if d.is_error]
+        if errors:
+            raise PartkitError(errors)
+        found += checked
+    return Loaded(table, loaded.is_binary, tuple(found))
+
+
+def check_files(
+    table_path: str,
+    options: TableOptions,
+    *,
+    table_source: str | None = None,
+    app: str | None = None,
+    app_type: str = "app",
+    app_subtype: str | None = None,
+    bootloader: str | None = None,
+    warn_free: Budget | None = None,
+    fail_free: Budget | None = None,
+) -> CheckReport:
+    """Load the table (see :func:`load_table_for_check`) and the images, then run the checks.
+
+    ``options.strict`` turns rule warnings into errors. Raises PartkitError (exit 2) for
+    bad input; a failed check is in the report (``report.exit_code`` 1).
+    """
+    from partkit.check.appimage import read_image_file
+    from partkit.check.checks import run_checks
+
+    loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
+    app_image = None if app is None else read_image_file(app)
+    bl_image = None if bootloader is None else read_image_file(bootloader)
+    return run_checks(loaded.table, options, app=app_image, app_type=app_type,
+                      app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
+                      fail_free=fail_free, table_warnings=loaded.warnings)
