@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["Loaded", "encode", "load_table", "load_table_file", "parse", "to_csv"]
+__all__ = ["Loaded", "encode", "load_table", "load_table_file", "parse", "read_table_input",
+           "to_csv"]
 
 
 class Loaded(Record):
@@ -71,10 +72,19 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
     return Loaded(table, is_binary, tuple(diagnostics))
 
 
-def load_table_file(path: str, options: TableOptions) -> Loaded:
+def read_table_input(path: str) -> bytes:
+    """A table file's bytes; ``builtin:NAME`` is a built-in table's CSV text."""
+    if path.startswith("builtin:"):  # builtin.PREFIX; the data is imported only when used
+        from partkit.table.builtin import csv_text, lookup
+
+        return csv_text(lookup(path[len("builtin:"):])).encode("utf-8")
     from partkit.common.fileio import read_input
 
-    return load_table(read_input(path), path, options)
+    return read_input(path)
+
+
+def load_table_file(path: str, options: TableOptions) -> Loaded:
+    return load_table(read_table_input(path), path, options)
 
 
 def encode(table: PartitionTable, options: TableOptions) -> bytes:
