@@ -152,7 +152,7 @@ def test_app_that_fits_exactly_passes(project: Path) -> None:
     result = scons(project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0x0 bytes (0%) free" in result.stdout
-    stamp = project / "app.bin.partkit-check"
+    stamp = project / "app.bin.partitions.partkit-check"
     assert "check OK" in stamp.read_text()
     # Nothing changed: the check is up to date too.
     assert "partkit: checking" not in scons(project).stdout
@@ -163,9 +163,9 @@ def test_app_too_big_fails_naming_slot_and_overflow(project: Path) -> None:
     app_of_size(project, SLOT + 16, name="app.bin")
     result = scons(project)
     assert result.returncode != 0
-    assert "scons: *** [app.bin.partkit-check]" in result.stderr
+    assert "scons: *** [app.bin.partitions.partkit-check]" in result.stderr
     assert "Part 'factory' 0/0 @ 0x10000 size 0x30000 (overflow 0x10)" in result.stderr
-    assert not (project / "app.bin.partkit-check").exists()
+    assert not (project / "app.bin.partitions.partkit-check").exists()
     # Still failing on the next run: a failed check leaves nothing up to date.
     assert scons(project).returncode != 0
 
@@ -194,7 +194,7 @@ def test_bootloader_too_big_fails(project: Path) -> None:
     bootloader_of_size(project, 0x8000 + 16, name="bootloader.bin")
     result = scons(project)
     assert result.returncode != 0
-    assert "scons: *** [bootloader.bin.partkit-check]" in result.stderr
+    assert "scons: *** [bootloader.bin.partitions.partkit-check]" in result.stderr
     assert "too large for partition table offset 0x8000" in result.stderr
     # Moving the table up makes room (an option change reruns the check).
     result = scons(project, "OFFSET=0x9000")
@@ -231,10 +231,133 @@ def test_scons_example_builds_real_firmware(tmp_path: Path) -> None:
     assert (build / "firmware.bin").read_bytes()[0] == 0xE9  # ESP image magic
     assert (build / "partitions.bin").read_bytes() == oracle_table(
         (project / "partitions.csv").read_text())
-    assert "check OK" in (build / "firmware.bin.partkit-check").read_text()
-    assert "check OK" in (build / "bootloader.bin.partkit-check").read_text()
+    assert "check OK" in (build / "firmware.bin.partitions.partkit-check").read_text()
+    assert "check OK" in (build / "bootloader.bin.partitions.partkit-check").read_text()
 
     too_big = scons(project, "PAD_BYTES=1100000")
     assert too_big.returncode != 0
-    assert "scons: *** [build/firmware.bin.partkit-check]" in too_big.stderr
+    assert "scons: *** [build/firmware.bin.partitions.partkit-check]" in too_big.stderr
     assert "Part 'factory'" in too_big.stderr
+
+
+# --- issue 9: the whole file fits; messages at the CSV line --------------------------------
+
+
+def test_padded_app_past_its_slot_fails_at_the_csv_line(project: Path) -> None:
+    """A real image that fits, padded with 0xFF past the slot: esptool would flash it all."""
+    app = app_of_size(project, SLOT - 0x1000, name="app.bin")
+    app.write_bytes(app.read_bytes() + b"\xff" * 0x1800)  # 0x800 past the slot
+    result = scons(project)
+    assert result.returncode != 0
+    # The table is a PartitionTable target: the error points at its CSV row, not the binary.
+    assert "scons: *** [app.bin.partitions.partkit-check] partitions.csv:4:1: error: " \
+        "app partition is too small for binary app.bin size 0x30800" in result.stderr
+    assert "Part 'factory' 0/0 @ 0x10000 size 0x30000 (overflow 0x800)" in result.stderr
+    assert "the image itself is 0x2f000 bytes and would fit" in result.stderr
+    assert "entry 3" not in result.stderr
+    # Padded to exactly the slot: passes.
+    app.write_bytes(app.read_bytes()[:SLOT])
+    ok = scons(project)
+    assert ok.returncode == 0, ok.stderr
+    assert "6144 trailing bytes" not in ok.stdout and "4096 trailing bytes" in ok.stdout
+
+
+def test_padded_bootloader_past_the_table_fails(project: Path) -> None:
+    bl = bootloader_of_size(project, 0x6000, name="bootloader.bin")
+    bl.write_bytes(bl.read_bytes() + b"\xff" * 0x2010)
+    result = scons(project)
+    assert result.returncode != 0
+    assert "[bootloader.bin.partitions.partkit-check]" in result.stderr
+    assert "Bootloader binary size 0x8010 bytes is too large" in result.stderr
+    assert "it overflows by 16 bytes" in result.stderr
+
+
+# --- issue 14: parallel builds, two tables, odd paths -------------------------------------
+
+PARALLEL = """\
+import os
+env = Environment(ENV=os.environ, tools=["default", "partkit"],
+                  toolpath=[os.path.join(Dir("#").abspath, "..", "plugins", "scons")])
+table = env.PartitionTable("build/partitions.bin", "partitions.csv")
+small = env.PartitionTable("build/small.bin", "small.csv")
+
+def noisy(target, source, env):
+    for i in range(400):
+        print("NOISE from", target[0], i)
+    with open(str(target[0]), "w") as f:
+        f.write("done")
+    return 0
+
+out = []
+for i in range(6):
+    out += env.Command(f"noise{i}.txt", [], noisy)
+for i in range(6):
+    out += env.CheckAppSize(f"app{i}.bin", table)
+# One image against two tables: one stamp each.
+out += env.CheckAppSize("app0.bin", small)
+Default(out)
+"""
+
+
+def test_parallel_checks_capture_only_their_own_output(project: Path) -> None:
+    (project / "SConstruct").write_text(PARALLEL)
+    (project / "small.csv").write_text(CSV.replace("0x10000, 0x30000", "0x10000, 0x20000"))
+    app = app_of_size(project, 0x18000, name="app0.bin")
+    for i in range(1, 6):
+        shutil.copy(app, project / f"app{i}.bin")
+    result = scons(project, "-j8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for i in range(6):
+        stamp = (project / f"app{i}.bin.partitions.partkit-check").read_text()
+        assert stamp.startswith("table build/partitions.bin: 4 partitions"), stamp[:200]
+        assert "NOISE" not in stamp
+        assert "check OK" in stamp
+    other = (project / "app0.bin.small.partkit-check").read_text()
+    assert other.startswith("table build/small.bin") and "NOISE" not in other
+    assert "0x8000 bytes (25%) free" in other
+    assert result.stdout.count("NOISE") == 6 * 400  # nothing swallowed either
+
+
+def test_same_table_name_twice_is_a_clear_error(project: Path) -> None:
+    (project / "SConstruct").write_text(SCONSTRUCT.replace(
+        "Default(table, checks)",
+        "other = env.PartitionTable('other/partitions.bin', 'partitions.csv')\n"
+        "checks += env.CheckAppSize('app.bin', other)\nDefault(table, checks)"))
+    app_of_size(project, SLOT, name="app.bin")
+    result = scons(project)
+    assert result.returncode != 0
+    assert "already checked against another table named partitions.bin" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+VARIANT = """\
+import os
+env = Environment(ENV=os.environ, tools=["default", "partkit"],
+                  toolpath=[os.path.join(Dir("#").abspath, "..", "plugins", "scons")])
+VariantDir("-build", "src", duplicate=1)
+table = env.PartitionTable("-build/partitions.bin", "-build/partitions.csv")
+Default(env.CheckAppSize("-build/app.bin", table))
+"""
+
+
+def test_dash_build_dir_and_variant_dir_copies(project: Path) -> None:
+    (project / "SConstruct").write_text(VARIANT)
+    src = project / "src"
+    src.mkdir()
+    (src / "partitions.csv").write_text(CSV)
+    app_of_size(src, SLOT, name="app.bin")
+    ok = scons(project)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "check OK" in (project / "-build" / "app.bin.partitions.partkit-check").read_text()
+    # Too big: the message names the CSV the user edits, not the copy in -build/.
+    app_of_size(src, SLOT + 16, name="app.bin")
+    bad = scons(project)
+    assert bad.returncode != 0
+    assert os.path.join("src", "partitions.csv") + ":4:1: error:" in bad.stderr, bad.stderr
+    assert "-build/partitions.csv" not in bad.stderr
+    # A CSV error in the table builder points at the source as well.
+    (src / "partitions.csv").write_text(CSV.replace("0x10000, 0x30000", "0x10800, 0x30000"))
+    broken = scons(project)
+    assert broken.returncode != 0
+    assert os.path.join("src", "partitions.csv") + ":4:" in broken.stderr, broken.stderr
+    assert "-build/partitions.csv" not in broken.stderr

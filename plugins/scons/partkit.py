@@ -6,16 +6,16 @@
     env.CheckBootloaderSize("build/bootloader.bin", table, PARTKIT_CHIP="esp32c3")
 
 Everything is done by the partkit core, in-process: the table through ``partkit.table.codec``,
-the size checks through ``partkit check`` (``partkit.cli.main``). Construction variables
-are in each action's varlist, so changing one rebuilds; with content signatures an
-unchanged CSV and unchanged options rebuild nothing. See docs/scons.md.
+the size checks through ``partkit.check.files.check_files`` (what ``partkit check`` runs),
+called directly: nothing redirects the process's stdout/stderr, so parallel (``-j``) actions
+never see each other's output. Construction variables are in each action's varlist, so
+changing one rebuilds; with content signatures an unchanged CSV and unchanged options
+rebuild nothing. See docs/scons.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import os
 import sys
 import threading
@@ -53,6 +53,9 @@ CHECK_VARS = {
     "PARTKIT_BOOTLOADER_OFFSET": "",  # default: from PARTKIT_CHIP
     "PARTKIT_WARN_FREE": "",  # e.g. 10% or 65536: warn below this much free space
     "PARTKIT_FAIL_FREE": "",  # fail below this much free space
+    # The CSV a binary table was generated from, for file:line messages. Default: the
+    # source of a PartitionTable target; "" for a table file made some other way.
+    "PARTKIT_TABLE_SOURCE": "",
 }
 _MESSAGES = {
     "PARTKIT_TABLECOMSTR": "partkit: generating $TARGET from $SOURCE",
@@ -60,8 +63,8 @@ _MESSAGES = {
     "PARTKIT_BLCHECKCOMSTR": "partkit: checking bootloader image ${SOURCES[0]}",
 }
 
-# partkit.cli writes to sys.stdout/sys.stderr; actions may run in parallel threads (-j),
-# so capturing its output is serialised.
+# PartkitRun runs a CLI command that prints as it goes; parallel (-j) actions would
+# interleave their lines, so those runs take turns. The checks print nothing themselves.
 _CLI_LOCK = threading.Lock()
 
 
@@ -102,8 +105,12 @@ def _list(env: Any, name: str) -> list[str]:
     return [env.subst(str(v)) for v in SCons.Util.flatten(env.get(name) or [])]
 
 
-def table_options(env: Any) -> Any:
-    """The env's PARTKIT_* values as a ``partkit.table.options.TableOptions`` (raises PartkitError)."""
+def table_options(env: Any, *, bootloader_offset: bool = False) -> Any:
+    """The env's PARTKIT_* values as a ``partkit.table.options.TableOptions`` (raises PartkitError).
+
+    ``bootloader_offset`` also applies PARTKIT_BOOTLOADER_OFFSET (the checks' option; it
+    wins over the chip's default, and the chip still checks the images' chip id).
+    """
     core()
     from partkit.cli.common import size_option
     from partkit.cli.common import table_options as make_options
@@ -112,6 +119,8 @@ def table_options(env: Any) -> Any:
     return make_options(
         offset=_text(env, "PARTKIT_OFFSET") or None,
         chip=_text(env, "PARTKIT_CHIP") or None,
+        primary_bootloader_offset=(_text(env, "PARTKIT_BOOTLOADER_OFFSET") or None
+                                   if bootloader_offset else None),
         flash_size=size_option("PARTKIT_FLASH_SIZE", flash) if flash else None,
         secure=_text(env, "PARTKIT_SECURE") or None,
         md5=not _flag(env, "PARTKIT_NO_MD5"),
@@ -132,6 +141,13 @@ def _build_error(target: Any, message: str, status: int) -> SCons.Errors.BuildEr
     return SCons.Errors.BuildError(node=target, errstr=message, exitstatus=status)
 
 
+def _source_path(node: Any) -> str:
+    """A file's path as the user knows it: with ``VariantDir(duplicate=1)`` the build reads
+    a copy of a source file, but messages should point at the file the user edits. (A
+    built file is its own source: its srcnode() would name a file that does not exist.)"""
+    return str(node if node.has_builder() else node.srcnode())
+
+
 def _table_action(target: Any, source: Any, env: Any) -> int:
     core()
     from partkit.cli.common import emit
@@ -141,7 +157,7 @@ def _table_action(target: Any, source: Any, env: Any) -> int:
 
     out = str(target[0])
     try:
-        loaded = load_table(env, str(source[0]))
+        loaded = load_table(env, _source_path(source[0]))
         emit(loaded.warnings)
         write_atomic(out, encode(loaded.table, table_options(env)))
     except PartkitError as exc:
@@ -149,16 +165,20 @@ def _table_action(target: Any, source: Any, env: Any) -> int:
     return 0
 
 
-def check_argv(env: Any, kind: str, image: str, table: str) -> list[str]:
-    """``partkit check`` arguments for an app or bootloader image (kind "app"/"bootloader")."""
-    argv = ["check", table, f"--{kind}", image, "--offset", _text(env, "PARTKIT_OFFSET")]
-    # --chip and --bootloader-offset are alternatives; an explicit offset wins.
-    if _text(env, "PARTKIT_BOOTLOADER_OFFSET"):
-        where = ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET")
-    else:
-        where = ("--chip", "PARTKIT_CHIP")
+def check_argv(env: Any, kind: str, image: str, table: str,
+               table_source: str | None = None) -> list[str]:
+    """``partkit check`` arguments equivalent to a CheckAppSize/CheckBootloaderSize run.
+
+    For logs and for running the same check by hand; the builders call the core directly.
+    Paths come after ``--``'s equivalent ``=`` forms, so a path starting with ``-`` stays a
+    path.
+    """
+    argv = ["check", f"--{kind}={image}", f"--offset={_text(env, 'PARTKIT_OFFSET')}"]
+    if table_source:
+        argv.append(f"--table-source={table_source}")
     options = [
-        where,
+        ("--chip", "PARTKIT_CHIP"),
+        ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET"),
         ("--flash-size", "PARTKIT_FLASH_SIZE"),
         ("--warn-free", "PARTKIT_WARN_FREE"),
         ("--fail-free", "PARTKIT_FAIL_FREE"),
@@ -168,31 +188,53 @@ def check_argv(env: Any, kind: str, image: str, table: str) -> list[str]:
     for flag, name in options:
         value = _text(env, name)
         if value:
-            argv += [flag, value]
+            argv.append(f"{flag}={value}")
     if _flag(env, "PARTKIT_STRICT"):
         argv.append("--strict")
-    extra = _list(env, "PARTKIT_EXTRA_SUBTYPES")
-    if extra:
-        argv += ["--extra-partition-subtypes", *extra, "--"]
-    return argv
+    argv += [f"--extra-partition-subtypes={e}" for e in _list(env, "PARTKIT_EXTRA_SUBTYPES")]
+    return [*argv, "--", table]
 
 
-def run_check(env: Any, kind: str, image: str, table: str) -> tuple[int, str]:
-    """Run ``partkit check`` in-process; returns (exit code, everything it printed)."""
+def run_check(env: Any, kind: str, image: str, table: str,
+              table_source: str | None = None) -> tuple[int, str, str]:
+    """Check ``image`` against ``table`` in-process.
+
+    Returns (exit code, report, diagnostics): what ``partkit check`` prints to stdout and
+    to stderr (with GitHub annotations under Actions). Calls the core; prints nothing.
+    """
     core()
-    from partkit.cli import main
+    from partkit.check.checks import Budget
+    from partkit.check.files import check_files
+    from partkit.check.report import to_text
+    from partkit.cli.common import github_annotation
+    from partkit.common.errors import PartkitError
 
-    captured = io.StringIO()
-    with _CLI_LOCK, contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-        code = _exit_code(main, check_argv(env, kind, image, table))
-    return code, captured.getvalue().rstrip("\n")
+    def budget(name: str, option: str) -> Any:
+        value = _text(env, name)
+        return Budget.parse(value, option) if value else None
 
-
-def _exit_code(main: Any, argv: list[str]) -> int:
     try:
-        return int(main(argv))
-    except SystemExit as exc:  # argparse usage errors
-        return exc.code if isinstance(exc.code, int) else 2
+        options = table_options(env, bootloader_offset=True)
+        report = check_files(
+            table, options, table_source=table_source or None,
+            app=image if kind == "app" else None,
+            bootloader=image if kind == "bootloader" else None,
+            app_type=_text(env, "PARTKIT_APP_TYPE") or "app",
+            app_subtype=_text(env, "PARTKIT_APP_SUBTYPE") or None,
+            warn_free=budget("PARTKIT_WARN_FREE", "PARTKIT_WARN_FREE"),
+            fail_free=budget("PARTKIT_FAIL_FREE", "PARTKIT_FAIL_FREE"))
+    except PartkitError as exc:
+        code, text, diagnostics = exc.exit_code, "", list(exc.diagnostics)
+    else:
+        code, text = report.exit_code, to_text(report).rstrip("\n")
+        diagnostics = [f.diagnostic for f in report.findings]
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    lines = []
+    for d in diagnostics:
+        lines.append(d.format())
+        if github:
+            lines.append(github_annotation(d))
+    return code, text, "\n".join(lines)
 
 
 def check_action(kind: str, table: str | None = None) -> SCons.Action.Action:
@@ -205,15 +247,25 @@ def check_action(kind: str, table: str | None = None) -> SCons.Action.Action:
 
     def action(target: Any, source: Any, env: Any) -> int:
         image = str(source[0]) if table is None else str(target[0])
-        table_path = str(source[1]) if table is None else env.subst(table)
-        code, report = run_check(env, kind, image, table_path)
+        if table is None:
+            table_path, csv = _source_path(source[1]), table_source(env, source[1])
+        else:
+            table_path, csv = env.subst(table), _text(env, "PARTKIT_TABLE_SOURCE") or None
+        code, report, diagnostics = run_check(env, kind, image, table_path, csv)
         if code != 0:
-            raise _build_error(target[0], report or f"partkit check exited with {code}", code)
-        if report:
-            print(report)
+            # The report first, then the error: scons prints it as
+            # "scons: *** [stamp] partitions.csv:4:1: error: ...", clickable in IDEs.
+            if report:
+                print(report)
+            raise _build_error(target[0], diagnostics or f"partkit check exited with {code}",
+                               code)
+        output = "\n".join(x for x in (report, diagnostics) if x)
+        print(report)
+        if diagnostics:
+            sys.stderr.write(diagnostics + "\n")
         if table is None:
             with open(str(target[0]), "w", encoding="utf-8") as stamp:
-                stamp.write(report + "\n")
+                stamp.write(output + "\n")
         return 0
 
     message = "$PARTKIT_APPCHECKCOMSTR" if kind == "app" else "$PARTKIT_BLCHECKCOMSTR"
@@ -222,6 +274,25 @@ def check_action(kind: str, table: str | None = None) -> SCons.Action.Action:
     return SCons.Action.Action(
         action, message, varlist=[*TABLE_VARS, *CHECK_VARS]
     )
+
+
+def table_source(env: Any, table: Any) -> str | None:
+    """The CSV to point messages at for a table node: PARTKIT_TABLE_SOURCE, else the
+    source of the PartitionTable builder that makes it, else None (a CSV is its own)."""
+    explicit = _text(env, "PARTKIT_TABLE_SOURCE")
+    if explicit:
+        return explicit
+    builder = getattr(table, "builder", None)
+    if getattr(builder, "partkit_table", False) and table.sources:
+        return _source_path(table.sources[0])
+    return None
+
+
+def _exit_code(main: Any, argv: list[str]) -> int:
+    try:
+        return int(main(argv))
+    except SystemExit as exc:  # argparse usage errors
+        return exc.code if isinstance(exc.code, int) else 2
 
 
 def run_cli(env: Any, argv: list[str]) -> int:
@@ -273,7 +344,14 @@ def _add_checker(kind: str, builder: Any) -> Any:
         if len(images) != 1 or len(tables) != 1:
             msg = f"Check{kind}Size takes one image and one partition table"
             raise SCons.Errors.UserError(msg)
-        stamp = images[0].abspath + ".partkit-check"
+        # One stamp per (image, table): the same image may be checked against two tables.
+        stem = os.path.splitext(tables[0].name)[0]
+        stamp = env.fs.File(f"{images[0].abspath}.{stem}.partkit-check")
+        if stamp.has_builder() and list(stamp.sources[1:2]) != [tables[0]]:
+            raise SCons.Errors.UserError(
+                f"Check{kind}Size: {images[0]} is already checked against another table "
+                f"named {tables[0].name} ({stamp.sources[1]}); give the tables different "
+                "file names")
         return builder(env, stamp, [images[0], tables[0]], **overrides)
 
     return method
@@ -286,7 +364,7 @@ def generate(env: Any) -> None:
         if name not in env:
             env[name] = default
     if "PartitionTable" not in env["BUILDERS"]:
-        env["BUILDERS"]["PartitionTable"] = SCons.Builder.Builder(
+        table_builder = SCons.Builder.Builder(
             action=SCons.Action.Action(
                 _table_action, "$PARTKIT_TABLECOMSTR", varlist=list(TABLE_VARS)
             ),
@@ -294,6 +372,8 @@ def generate(env: Any) -> None:
             src_suffix=".csv",
             emitter=_one_to_one,
         )
+        table_builder.partkit_table = True  # its targets' CSV is the checks' table source
+        env["BUILDERS"]["PartitionTable"] = table_builder
     app_builder = SCons.Builder.Builder(action=check_action("app"))
     bl_builder = SCons.Builder.Builder(action=check_action("bootloader"))
     env.AddMethod(_add_checker("App", app_builder), "CheckAppSize")

@@ -24,6 +24,7 @@ from partkit.table.names import (
     BOOTLOADER,
     BUILTIN_SUBTYPES,
     DATA,
+    NAME_BYTES,
     SUBTYPE_APP_FACTORY,
     SUBTYPE_APP_TEE,
     SUBTYPE_DATA_OTA,
@@ -31,6 +32,7 @@ from partkit.table.names import (
     SubtypeRegistry,
     is_ota_app,
     lookup,
+    name_overflow,
 )
 
 TYPE_CHECKING = False
@@ -60,7 +62,6 @@ __all__ = [
 
 NEARLY_FULL = 0.05  # check_sizes.py warns below 5 % free in the smallest slot
 MAX_APP_SIZE = 16 * 1024 * 1024  # the cache MMU maps at most 16 MiB of one app
-MAX_NAME_BYTES = 15  # 16-byte field; a 16th byte leaves no terminating NUL
 
 
 class Finding:
@@ -333,7 +334,8 @@ def check_app(
                 f"make it at least {_align(size, 0x1000):#x} bytes or shrink the app")
         if _padding_note(image, worst.partition.size):
             hint = (f"write the image without the {image.trailing_bytes} bytes of padding "
-                    f"after it, or {hint.split(': ', 1)[1]}")
+                    f"after it, or make '{worst.partition.name}' at least "
+                    f"{_align(size, 0x1000):#x} bytes")
         all_bad = len(too_small) == total
         make = error if all_bad else warning
         findings.append(Finding("app-too-small" if all_bad else "some-slots-too-small",
@@ -457,11 +459,11 @@ def check_rules(table: PartitionTable, *, strict: bool = False) -> tuple[Finding
             f"OTA app partitions differ in size ({sizes}); every update must fit the smallest",
             _where(min(ota, key=lambda p: p.size), table))))
     for p in table:
-        length = len(p.name.encode("utf-8"))
-        if length > MAX_NAME_BYTES:
+        length = name_overflow(p.name)  # the one name rule, explained in table.names
+        if length:
             out.append(Finding("name-too-long", make(
-                f"partition name '{p.name}' is {length} bytes; names over {MAX_NAME_BYTES} "
-                "bytes are cut or lose their terminating NUL in the 16-byte field",
+                f"partition name '{p.name}' is {length} bytes; names over {NAME_BYTES} "
+                f"bytes are cut to the first {NAME_BYTES} in the table",
                 _where(p, table))))
         if p.type == APP and p.size > MAX_APP_SIZE:
             out.append(Finding("app-over-16mib", make(
