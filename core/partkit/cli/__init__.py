@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "map": ("partkit.cli.map", "SVG picture of the flash layout"),
     "image": ("partkit.cli.image", "parttool-style work on flash image files"),
     "at": ("partkit.cli.at", "ESP-AT secondary table (at_customize.csv)"),
+    "diff": ("partkit.cli.diff", "OTA-safety verdict and migration plan for a table change"),
+    "new": ("partkit.cli.new", "write a valid table CSV from what you want on the flash"),
+    "resize": ("partkit.cli.resize", "resize partitions, keeping offsets stable"),
+    "data": ("partkit.cli.data", "build NVS/LittleFS/FAT images sized from the table"),
 }
 
 USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "

@@ -1,0 +1,411 @@
+"""The OTA-safety rules: one table, each rule with a stable code, a title and its reason.
+
+A rule looks at the two sides of a diff and the user's answers (which slot runs, which data
+partitions the update erases on purpose) and returns the violations it finds; an empty list
+means the rule holds. docs/diff.md lists the same rules with the same codes and reasons; a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from partkit.common.record import Record
+from partkit.table.names import (
+    APP,
+    DATA,
+    SUBTYPE_DATA_COREDUMP,
+    SUBTYPE_DATA_NVS,
+    SUBTYPE_DATA_NVS_KEYS,
+    SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_TEE_OTA,
+    is_ota_app,
+)
+from partkit.table.verify import OTADATA_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.check.appimage import ImageInfo
+    from partkit.diff.changes import Change
+    from partkit.diff.source import TableSide
+    from partkit.table.model import Partition, PartitionTable
+
+__all__ = ["RULES", "DiffContext", "Rule", "Violation", "evaluate", "rule"]
+
+SUBTYPE_DATA_PHY = 0x01
+SUBTYPE_DATA_EFUSE = 0x05
+# Data the device itself owns (calibration, credentials, keys, crash dumps): never moved
+# or resized by accident.
+SYSTEM_DATA: dict[int, str] = {
+    SUBTYPE_DATA_NVS: "nvs",
+    SUBTYPE_DATA_NVS_KEYS: "nvs_keys",
+    SUBTYPE_DATA_PHY: "phy",
+    SUBTYPE_DATA_COREDUMP: "coredump",
+    SUBTYPE_DATA_EFUSE: "efuse",
+    SUBTYPE_DATA_TEE_OTA: "tee_ota",
+}
+SECURE_ALIGN = {"v1": 0x10000, "v2": 0x1000}
+
+
+class Violation(Record):
+    """One broken rule: the partitions involved, what happened and what would fix it."""
+
+    __slots__ = ("code", "hint", "message", "partitions")
+
+    code: str
+    message: str
+    partitions: tuple[str, ...]
+    hint: str | None
+
+    def __init__(self, code: str, message: str, partitions: tuple[str, ...] = (),
+                 hint: str | None = None) -> None:
+        self._init(code=code, message=message, partitions=partitions, hint=hint)
+
+
+class DiffContext(Record):
+    """Everything a rule may look at. ``running`` are OLD's app partitions that may be
+    executing while the table changes; ``erase`` the names the update erases on purpose."""
+
+    __slots__ = ("app", "changes", "erase", "flash_size", "new", "old", "running", "secure")
+
+    old: TableSide
+    new: TableSide
+    changes: tuple[Change, ...]
+    running: tuple[Partition, ...]
+    erase: frozenset[str]
+    app: ImageInfo | None
+    flash_size: int | None
+    secure: str | None
+
+    def __init__(self, old: TableSide, new: TableSide, changes: tuple[Change, ...],
+                 running: tuple[Partition, ...], erase: frozenset[str],
+                 app: ImageInfo | None = None, flash_size: int | None = None,
+                 secure: str | None = None) -> None:
+        self._init(old=old, new=new, changes=changes, running=running, erase=erase, app=app,
+                   flash_size=flash_size, secure=secure)
+
+    def erased(self, change: Change) -> bool:
+        """The user listed this partition (by its old or new name) in --erase."""
+        return any(p is not None and p.name in self.erase for p in (change.old, change.new))
+
+    def new_at(self, offset: int) -> Partition | None:
+        """The NEW app partition starting at ``offset`` (where a running app stays)."""
+        for p in self.new.table:
+            if p.type == APP and p.offset == offset:
+                return p
+        return None
+
+
+class Rule(Record):
+    """A rule: stable ``code``, a one-line ``title``, the ``reason`` it exists, a check."""
+
+    __slots__ = ("check", "code", "reason", "title")
+
+    code: str
+    title: str
+    reason: str
+    check: Callable[[DiffContext], list[Violation]]
+
+    def __init__(self, code: str, title: str, reason: str,
+                 check: Callable[[DiffContext], list[Violation]]) -> None:
+        self._init(code=code, title=title, reason=reason, check=check)
+
+
+def _hex(n: int) -> str:
+    return f"0x{n:x}"
+
+
+def _ota_apps(table: PartitionTable) -> list[Partition]:
+    return [p for p in table if is_ota_app(p.type, p.subtype)]
+
+
+def _erase_hint(names: list[str]) -> str:
+    return ("if the update erases or migrates it on purpose, say so: --erase "
+            + " ".join(dict.fromkeys(names)))
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def _table_offset(ctx: DiffContext) -> list[Violation]:
+    old, new = ctx.old.table_offset, ctx.new.table_offset
+    if old == new:
+        return []
+    return [Violation("table-offset", f"the table moves from {_hex(old)} to {_hex(new)}",
+                      hint="keep the table where the bootloader on the devices looks: "
+                           f"{_hex(old)}")]
+
+
+def _md5_row(ctx: DiffContext) -> list[Violation]:
+    old, new = ctx.old.md5, ctx.new.md5
+    if old == new:
+        return []
+    what = "drops the MD5 row OLD has" if old else "adds an MD5 row OLD does not have"
+    return [Violation("md5-row", f"NEW {what}",
+                      hint="encode NEW as OLD was: " + ("with the MD5 row (no --disable-md5sum)"
+                                                        if old else "with --disable-md5sum"))]
+
+
+def _flash_size(ctx: DiffContext) -> list[Violation]:
+    if ctx.flash_size is None:
+        return []
+    out = []
+    for p in ctx.new.table:
+        if p.end > ctx.flash_size:
+            out.append(Violation(
+                "flash-size", f"'{p.name}' ends at {_hex(p.end)}, beyond the "
+                f"{_hex(ctx.flash_size)}-byte flash", (p.name,),
+                "shrink or move it; the devices' flash does not grow"))
+    return out
+
+
+def _running_moved(ctx: DiffContext) -> list[Violation]:
+    out = []
+    for run in ctx.running:
+        if ctx.new_at(run.offset) is None:
+            out.append(Violation(
+                "running-slot-moved",
+                f"no app partition starts at {_hex(run.offset)} in NEW, where the running app "
+                f"'{run.name}' sits", (run.name,),
+                f"keep an app partition at {_hex(run.offset)}; if '{run.name}' does not run "
+                "on the devices, name the slot that does with --running"))
+    return out
+
+
+def _running_shrunk(ctx: DiffContext) -> list[Violation]:
+    out = []
+    for run in ctx.running:
+        now = ctx.new_at(run.offset)
+        if now is not None and now.size < run.size:
+            out.append(Violation(
+                "running-slot-shrunk",
+                f"the running slot '{run.name}' shrinks from {_hex(run.size)} to "
+                f"{_hex(now.size)} bytes" + ("" if now.name == run.name
+                                             else f" (as '{now.name}')"),
+                (run.name,) if now.name == run.name else (run.name, now.name),
+                f"keep '{now.name}' at least {_hex(run.size)} bytes"))
+    return out
+
+
+def _app_fits(ctx: DiffContext) -> list[Violation]:
+    app = ctx.app
+    if app is None:
+        return []
+    out = []
+    size = app.measured_size
+    for run in ctx.running:
+        now = ctx.new_at(run.offset)
+        if now is not None and size > now.size:
+            out.append(Violation(
+                "app-does-not-fit",
+                f"--app {app.path} is {_hex(size)} bytes, {_hex(size - now.size)} more than the "
+                f"running slot '{now.name}' ({_hex(now.size)}) holds in NEW", (now.name,),
+                "grow the slot or shrink the app"))
+    return out
+
+
+def _ota_slots(ctx: DiffContext) -> list[Violation]:
+    before, after = _ota_apps(ctx.old.table), _ota_apps(ctx.new.table)
+    if len(before) < 2 or len(after) >= 2:
+        return []
+    return [Violation(
+        "ota-slots", f"OLD has {len(before)} OTA app slots, NEW has {len(after)}",
+        tuple(p.name for p in before),
+        "keep two OTA slots so the devices can still update over the air")]
+
+
+def _otadata(ctx: DiffContext) -> list[Violation]:
+    before = ctx.old.table.find(DATA, SUBTYPE_DATA_OTA)
+    after = ctx.new.table.find(DATA, SUBTYPE_DATA_OTA)
+    if not before:
+        return []
+    old = before[0]
+    if not after:
+        return [Violation("otadata", f"NEW has no otadata partition; OLD has '{old.name}' at "
+                          f"{_hex(old.offset)}", (old.name,),
+                          f"keep '{old.name}' at {_hex(old.offset)}, size {_hex(OTADATA_SIZE)}")]
+    out = []
+    if len(after) > 1:
+        out.append(Violation("otadata", f"NEW has {len(after)} otadata partitions",
+                             tuple(p.name for p in after), "keep exactly one"))
+    new = after[0]
+    if (new.offset, new.size) != (old.offset, OTADATA_SIZE):
+        out.append(Violation(
+            "otadata", f"otadata '{new.name}' is at {_hex(new.offset)} size {_hex(new.size)} in "
+            f"NEW; OLD has it at {_hex(old.offset)} size {_hex(old.size)}",
+            (old.name,) if old.name == new.name else (old.name, new.name),
+            f"keep it at {_hex(old.offset)}, size {_hex(OTADATA_SIZE)}"))
+    return out
+
+
+def _boot_default(ctx: DiffContext) -> list[Violation]:
+    if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
+        return []
+    default = ctx.new.table.boot_default()
+    out = []
+    for run in ctx.running:
+        now = ctx.new_at(run.offset)
+        if now is not None and now is not default:
+            boots = f"'{default.name}'" if default is not None else "nothing"
+            out.append(Violation(
+                "boot-default",
+                f"NEW has no otadata, so the bootloader boots {boots}, not the running app "
+                f"'{now.name}' at {_hex(now.offset)}", (now.name,),
+                "add an otadata partition, or make the running slot the factory app (or the "
+                "lowest OTA slot when there is no factory app)"))
+    return out
+
+
+def _data_changes(ctx: DiffContext, system: bool) -> list[Violation]:
+    code = "system-data" if system else "data-moved"
+    out = []
+    for change in ctx.changes:
+        old = change.old
+        if old is None or old.type != DATA or old.subtype == SUBTYPE_DATA_OTA:
+            continue
+        if (old.subtype in SYSTEM_DATA) != system or ctx.erased(change):
+            continue
+        new = change.new
+        if new is None:
+            what = "is removed"
+        elif change.has("moved") or change.has("resized"):
+            what = (f"moves from {_hex(old.offset)} size {_hex(old.size)} to {_hex(new.offset)} "
+                    f"size {_hex(new.size)}")
+        else:
+            continue
+        kind = f"{SYSTEM_DATA[old.subtype]} partition" if system else "data partition"
+        out.append(Violation(code, f"{kind} '{old.name}' {what}; its contents are lost",
+                             (old.name,), _erase_hint([old.name])))
+    return out
+
+
+def _system_data(ctx: DiffContext) -> list[Violation]:
+    return _data_changes(ctx, True)
+
+
+def _data_moved(ctx: DiffContext) -> list[Violation]:
+    return _data_changes(ctx, False)
+
+
+def _readonly(ctx: DiffContext) -> list[Violation]:
+    return [Violation("readonly", f"'{p.name}' is flagged readonly, but the "
+                      f"{'otadata' if p.subtype == SUBTYPE_DATA_OTA else 'coredump'} partition "
+                      "is written at run time", (p.name,), "remove the readonly flag")
+            for p in ctx.new.table
+            if p.readonly and p.type == DATA
+            and p.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_COREDUMP)]
+
+
+def _secure_alignment(ctx: DiffContext) -> list[Violation]:
+    align = SECURE_ALIGN.get(ctx.secure or "")
+    if align is None:
+        return []
+    return [Violation("secure-alignment", f"app partition '{p.name}' ({_hex(p.offset)}, size "
+                      f"{_hex(p.size)}) is not aligned to {_hex(align)} as Secure Boot "
+                      f"{ctx.secure} needs", (p.name,),
+                      f"use offsets and sizes that are multiples of {_hex(align)}")
+            for p in ctx.new.table if p.type == APP and (p.offset % align or p.size % align)]
+
+
+def _type_changed(ctx: DiffContext) -> list[Violation]:
+    running = {p.offset for p in ctx.running}
+    out = []
+    for change in ctx.changes:
+        old, new = change.old, change.new
+        if old is None or new is None or not change.has("type-changed") or ctx.erased(change):
+            continue
+        if old.type == new.type == APP and old.offset not in running:
+            continue  # a free app slot: the next OTA rewrites it
+        out.append(Violation(
+            "type-changed", f"'{new.name}' changes from type {old.type} subtype "
+            f"{_hex(old.subtype)} to type {new.type} subtype {_hex(new.subtype)}; code looking "
+            "it up finds other contents than it expects", (new.name,),
+            _erase_hint([new.name]) if new.type == DATA else
+            "give the partition a new name, or keep its type and subtype"))
+    return out
+
+
+def rule(code: str) -> Rule:
+    """The rule with this code (KeyError for an unknown code)."""
+    for r in RULES:
+        if r.code == code:
+            return r
+    raise KeyError(code)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("table-offset", "the partition table stays at the same offset",
+         "The bootloader on the devices is not updated over the air and reads the table at the "
+         "offset it was built with; a table written elsewhere is never read.", _table_offset),
+    Rule("md5-row", "the MD5 row is kept (or kept absent)",
+         "A bootloader built with the MD5 check rejects a table without the row and then "
+         "finds no partitions at all; keep the table encoded as the bootloader expects.",
+         _md5_row),
+    Rule("flash-size", "NEW fits the flash",
+         "Partitions past the end of the flash wrap around or fail every access.", _flash_size),
+    Rule("running-slot-moved", "the running app slot keeps its offset",
+         "The app performing the update executes from flash through the cache at that offset; "
+         "after the new table is in place the bootloader must find it there again.",
+         _running_moved),
+    Rule("running-slot-shrunk", "the running app slot does not shrink",
+         "A smaller slot cuts off the end of the running image: the bootloader refuses it "
+         "(or the next OTA overwrites its tail), and the device has nothing to boot.",
+         _running_shrunk),
+    Rule("app-does-not-fit", "--app fits the running slot in NEW",
+         "The image the devices run after the update must fit the slot it runs from.",
+         _app_fits),
+    Rule("ota-slots", "two OTA app slots remain when OLD had them",
+         "With fewer than two OTA slots the devices can no longer update over the air: the "
+         "running slot cannot be overwritten while it runs.", _ota_slots),
+    Rule("otadata", "exactly one otadata, at the same offset, size 0x2000",
+         "otadata selects the slot to boot; if power fails between writing the table and "
+         "rewriting otadata, the bootloader must still find valid otadata where it was.",
+         _otadata),
+    Rule("boot-default", "without otadata, the running slot is the boot default",
+         "With no otadata the bootloader starts the factory app, else the lowest OTA slot; "
+         "anything else never boots again.", _boot_default),
+    Rule("system-data", "nvs, nvs_keys, phy, coredump, efuse and tee_ota keep offset and size",
+         "They hold Wi-Fi credentials, calibration, keys and crash dumps: moved or resized, "
+         "their contents are lost or read as corrupt (NVS pages, key blocks).", _system_data),
+    Rule("data-moved", "other data partitions keep offset and size unless erased on purpose",
+         "A file system or custom data partition that moves or resizes no longer mounts or "
+         "reads its old contents; the update must erase or migrate it.", _data_moved),
+    Rule("readonly", "otadata and coredump are not readonly",
+         "The OTA code writes otadata and the panic handler writes coredump at run time; a "
+         "readonly flag makes both fail on the device.", _readonly),
+    Rule("secure-alignment", "app slots are aligned for --secure (v1: 64K, v2: 4K)",
+         "Secure Boot verifies and maps apps in these units; a misaligned slot does not "
+         "verify and the device does not boot it.", _secure_alignment),
+    Rule("type-changed", "a kept name keeps its type and subtype",
+         "Firmware finds partitions by name, type and subtype; the same name with another "
+         "type or subtype makes it read data in the wrong format.", _type_changed),
+)
+
+
+def evaluate(ctx: DiffContext) -> tuple[Violation, ...]:
+    """Every violation of every rule, in the order of :data:`RULES`."""
+    return tuple(v for r in RULES for v in r.check(ctx))
+
+
+def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
+                       ) -> tuple[Partition, ...]:
+    """OLD's app partitions that may run: the named ones, else every app partition.
+
+    Names are partition names or app subtype keywords (``factory``, ``ota_0``); raises
+    KeyError with the unknown name.
+    """
+    apps = [p for p in table if p.type == APP]
+    if names is None:
+        return tuple(apps)
+    from partkit.table.names import BUILTIN_SUBTYPES
+
+    keywords = BUILTIN_SUBTYPES.keywords(APP)
+    out: list[Partition] = []
+    for name in names:
+        found = [p for p in apps if p.name == name] or [
+            p for p in apps if name in keywords and p.subtype == keywords[name]]
+        if not found:
+            raise KeyError(name)
+        out.extend(p for p in found[:1] if p not in out)
+    return tuple(out)
+

@@ -1,0 +1,153 @@
+"""Where a table comes from: a CSV, a binary table, a flash image or dump, or (later) a device.
+
+A *side* of a diff is the table plus the facts around it that the rules need: the table
+offset, whether the binary carries an MD5 row, and the flash size when the source knows it
+(a flash image is as large as the flash it was read from).
+
+Sources are found by the text the user typed: ``scheme:rest`` for a registered scheme
+(:func:`register_scheme`; a device port plugs in here, e.g. ``port:/dev/ttyUSB0``), else a
+file whose bytes say what it is.
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.record import Record
+from partkit.table import binary
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.common.errors import Diagnostic
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = [
+    "TableSide",
+    "has_md5_row",
+    "load_side",
+    "read_source",
+    "register_scheme",
+]
+
+TABLE_SECTOR = 0x1000  # a table binary is 0xC00 bytes, or a whole sector with a signature
+KINDS = ("csv", "binary", "image", "device")
+
+
+class RawSource(Record):
+    """What a source yields before parsing: table bytes and what the source knows."""
+
+    __slots__ = ("data", "flash_size", "kind", "label")
+
+    data: bytes
+    kind: str  # one of KINDS
+    label: str  # shown in diagnostics (``dump.bin@0x8000``)
+    flash_size: int | None  # the flash behind the source, when it knows
+
+    def __init__(self, data: bytes, kind: str, label: str, flash_size: int | None) -> None:
+        self._init(data=data, kind=kind, label=label, flash_size=flash_size)
+
+
+class TableSide(Record):
+    """One side of a diff: the table and the facts the rules compare."""
+
+    __slots__ = ("flash_size", "kind", "md5", "source", "table", "table_offset", "warnings")
+
+    table: PartitionTable
+    source: str
+    kind: str
+    table_offset: int
+    md5: bool  # the binary has (or the CSV will be encoded with) an MD5 row
+    flash_size: int | None
+    warnings: tuple[Diagnostic, ...]
+
+    def __init__(self, table: PartitionTable, source: str, kind: str, table_offset: int,
+                 md5: bool, flash_size: int | None = None,
+                 warnings: tuple[Diagnostic, ...] = ()) -> None:
+        self._init(table=table, source=source, kind=kind, table_offset=table_offset, md5=md5,
+                   flash_size=flash_size, warnings=warnings)
+
+
+# scheme -> reader(rest_of_spec, table_offset) -> RawSource
+_SCHEMES: dict[str, Callable[[str, int], RawSource]] = {}
+
+
+def register_scheme(scheme: str, reader: Callable[[str, int], RawSource]) -> None:
+    """Make ``scheme:...`` sources readable (e.g. a device port reading the table sector)."""
+    _SCHEMES[scheme] = reader
+
+
+def has_md5_row(data: bytes) -> bool:
+    """True when a binary table has an MD5 row before its end marker."""
+    for start in range(0, len(data) - binary.ENTRY_SIZE + 1, binary.ENTRY_SIZE):
+        row = data[start:start + binary.ENTRY_SIZE]
+        if row == binary.END_MARKER:
+            return False
+        if row[:16] == binary.MD5_MARKER:
+            return True
+    return False
+
+
+def _looks_like_image(head: bytes, size: int) -> bool:
+    """A flash image: larger than a table sector and not text (ESP image, erased, NULs)."""
+    if size <= TABLE_SECTOR:
+        return False
+    return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
+
+
+def read_source(spec: str, table_offset: int) -> RawSource:
+    """The table bytes behind ``spec``; raises PartkitError for unreadable sources."""
+    scheme, sep, rest = spec.partition(":")
+    if sep and scheme in _SCHEMES and not os.path.exists(spec):
+        return _SCHEMES[scheme](rest, table_offset)
+    from partkit.flash import imagefile
+
+    try:
+        size = os.path.getsize(spec)
+    except OSError:
+        from partkit.common.fileio import read_input
+
+        read_input(spec)  # raises the standard "no such file" diagnostic
+        raise
+    if os.path.isdir(spec):
+        raise PartkitError(error("is a directory, expected a file", SourceLocation(spec)))
+    head = imagefile.read_region(spec, 0, TABLE_SECTOR)
+    if not _looks_like_image(head, size):
+        from partkit.common.fileio import read_input
+
+        data = read_input(spec)
+        return RawSource(data, "binary" if binary.looks_binary(data) else "csv", spec, None)
+    end = table_offset + binary.MAX_TABLE_BYTES
+    label = f"{spec}@0x{table_offset:x}"
+    if size < end:
+        raise PartkitError(error(
+            f"flash image of {size} bytes (0x{size:x}) is too short to hold a partition table "
+            f"at 0x{table_offset:x}", SourceLocation(spec),
+            "give the table offset with --offset (or --old-offset/--new-offset)"))
+    data = imagefile.read_region(spec, table_offset, binary.MAX_TABLE_BYTES)
+    if data[:2] != binary.MAGIC and data[:16] != binary.MD5_MARKER:
+        raise PartkitError(error(
+            f"no partition table at 0x{table_offset:x} of this flash image (found bytes "
+            f"{data[:4].hex(' ')}, expected aa 50)", SourceLocation(spec),
+            "give the table offset with --offset; 'partkit image inspect' finds it"))
+    return RawSource(data, "image", label, size)
+
+
+def load_side(spec: str, options: TableOptions) -> TableSide:
+    """Read and decode one side (gen's layout rules are the caller's: ``options.verify``).
+
+    Binary tables are read with or without their MD5 row as found; ``options.md5`` only
+    says whether a CSV will be encoded with one.
+    """
+    from partkit.table.codec import load_table
+
+    raw = read_source(spec, options.table_offset)
+    is_csv = raw.kind == "csv"
+    md5 = options.md5 if is_csv else has_md5_row(raw.data)
+    loaded = load_table(raw.data, raw.label,
+                        options.replace(md5=options.md5 if is_csv else True, flash_size=None))
+    return TableSide(loaded.table, raw.label, raw.kind, options.table_offset, md5,
+                     raw.flash_size, loaded.warnings)
