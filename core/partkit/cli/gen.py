@@ -15,10 +15,11 @@ __all__ = ["run"]
 
 HELP = """\
 usage: partkit gen [options] INPUT [OUTPUT]
+       partkit gen [options] --builtin NAME [OUTPUT]
 
 Convert a partition table CSV to the binary the bootloader reads, or a binary back to CSV
 (the format is detected). OUTPUT defaults to '-' (stdout). Same arguments as ESP-IDF's
-gen_esp32part.py.
+gen_esp32part.py. INPUT may be builtin:NAME, a built-in table (partkit show --list-builtin).
 
 options:
   -o, --offset N                  partition table offset (default 0x8000)
@@ -31,6 +32,11 @@ options:
   --no-verify                     skip table verification
   --secure [v1|v2]                secure boot app size alignment (bare flag means v1)
   --extra-partition-subtypes E... extra subtypes as type,name,hexvalue (end the list with --)
+  --builtin NAME                  the input is built-in table NAME (same as INPUT builtin:NAME)
+  --header FILE                   also write a C header: PARTITION_<NAME>_OFFSET/_SIZE/_TYPE/
+                                  _SUBTYPE per partition (rewritten only when it changes)
+  --subtypes-header FILE          also write the extra subtypes as ESP_PARTITION_SUBTYPE_<TYPE>_
+                                  <NAME> = <value>, lines (ESP-IDF's extra_partition_subtypes.inc)
   --strict                        treat warnings as errors
   --json                          print the table and diagnostics as JSON on stdout
   -q, --quiet                     no status lines
@@ -40,7 +46,7 @@ options:
 _FLAGS = {"--disable-md5sum", "--no-verify", "--verify", "-v", "--quiet", "-q", "--strict",
           "--json"}
 _VALUED = {"--offset", "-o", "--primary-bootloader-offset", "--recovery-bootloader-offset",
-           "--flash-size", "--chip"}
+           "--flash-size", "--chip", "--builtin", "--header", "--subtypes-header"}
 
 
 def _parse(argv: list[str]) -> tuple[dict[str, str], set[str], list[str], list[str]]:
@@ -105,10 +111,14 @@ def run(argv: list[str]) -> int:
 
 def _run(argv: list[str]) -> int:
     from partkit.cli.common import table_options
-    from partkit.common.fileio import read_input
+    from partkit.table.codec import read_table_input
     from partkit.table.options import FLASH_SIZES
 
     values, flags, extra, positional = _parse(argv)
+    if "--builtin" in values:
+        if len(positional) > 1:
+            raise usage_error("with --builtin, expected only [OUTPUT]", "see 'partkit gen --help'")
+        positional.insert(0, "builtin:" + values["--builtin"])
     if not positional or len(positional) > 2:
         raise usage_error("expected INPUT [OUTPUT]", "see 'partkit gen --help'")
     flash_size = None
@@ -138,7 +148,7 @@ def _run(argv: list[str]) -> int:
     quiet = "--quiet" in flags or "-q" in flags
     source = positional[0]
     output = positional[1] if len(positional) > 1 else "-"
-    data = sys.stdin.buffer.read() if source == "-" else read_input(source)
+    data = sys.stdin.buffer.read() if source == "-" else read_table_input(source)
     path = "<stdin>" if source == "-" else source
 
     from partkit.table import codec
@@ -163,9 +173,41 @@ def _run(argv: list[str]) -> int:
         from partkit.common.fileio import write_atomic
 
         write_atomic(output, result)
+    _write_headers(values, loaded.table, path, options, extra)
     if "--json" in flags:
         _print_json(loaded, options, output)
     return 0
+
+
+def _write_headers(values: dict[str, str], table: object, path: str, options: object,
+                   extra: list[str]) -> None:
+    """--header / --subtypes-header; unchanged files are left alone so nothing rebuilds."""
+    if "--header" not in values and "--subtypes-header" not in values:
+        return
+    from partkit.table import cheader
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
+
+    assert isinstance(table, PartitionTable) and isinstance(options, TableOptions)
+    if "--header" in values:
+        _write_if_changed(values["--header"],
+                          cheader.layout_header(table, path, options.table_offset))
+    if "--subtypes-header" in values:
+        _write_if_changed(values["--subtypes-header"],
+                          cheader.subtypes_header(extra, options.subtypes))
+
+
+def _write_if_changed(path: str, text: str) -> None:
+    from partkit.common.fileio import write_atomic
+
+    data = text.encode("utf-8")
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except OSError:
+        pass
+    write_atomic(path, data)
 
 
 def _print_json(loaded: object, options: object, output: str) -> None:

@@ -20,7 +20,9 @@ __all__ = ["run"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="partkit show", description=(
         "Summarise a partition table: offsets, ends, sizes, flags, gaps and free space."))
-    p.add_argument("table", help="CSV or binary partition table")
+    p.add_argument("table", nargs="?", help="CSV or binary partition table")
+    p.add_argument("--list-builtin", action="store_true",
+                   help="list the built-in tables (use one as TABLE builtin:NAME) and exit")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable JSON")
     out.add_argument("--csv", action="store_true", help="the ESP-IDF CSV rendering")
@@ -33,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.list_builtin:
+        return _list_builtin(args.json)
+    if args.table is None:
+        _parser().error("the following arguments are required: TABLE")
     try:
         from partkit.table.codec import load_table_file
 
@@ -67,3 +73,23 @@ def _ascii_map(table: PartitionTable, options: TableOptions) -> str:
         return ""
     result: str = ascii_map(table, options)
     return result if result.endswith("\n") else result + "\n"
+
+
+def _list_builtin(as_json: bool) -> int:
+    from partkit.table.builtin import all_builtins
+
+    tables = all_builtins()
+    if as_json:
+        doc = [{"name": b.name, "family": b.family, "origin": b.origin,
+                "description": b.description} for b in tables]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    width = max(len(b.name) for b in tables)
+    family = None
+    for b in tables:
+        if b.family != family:
+            family = b.family
+            sys.stdout.write(("" if b is tables[0] else "\n") + f"{family}:\n")
+        sys.stdout.write(f"  {b.name:<{width}}  {b.description}\n")
+    sys.stdout.write("\nread one as TABLE builtin:NAME, e.g. partkit show builtin:two_ota\n")
+    return 0
