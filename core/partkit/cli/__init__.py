@@ -25,7 +25,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "
-         "<command> [args...]\n")
+         "[--idf-component-dir] <command> [args...]\n")
+
+
+# option -> the installed file or directory it prints (see partkit.common.resources)
+_RESOURCES = {"--cmake-dir": "cmake", "--scons-dir": "scons", "--pio-script": "pio",
+              "--idf-component-dir": "idf"}
 
 
 def _help() -> str:
@@ -46,15 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"partkit {__version__}")
         return 0
-    if first in ("--cmake-dir", "--scons-dir", "--pio-script"):
-        import os
+    if first in _RESOURCES:
+        from partkit.common.resources import resource_path
 
-        from partkit.common.resources import resource_dir
-
-        if first == "--pio-script":
-            print(os.path.join(resource_dir("pio"), "pio_extra_script.py"))
-        else:
-            print(resource_dir("cmake" if first == "--cmake-dir" else "scons"))
+        print(resource_path(_RESOURCES[first]))
         return 0
     entry = COMMANDS.get(first)
     if entry is None:

@@ -1,0 +1,295 @@
+"""An ESP-IDF build directory, read from the files ``idf.py build`` leaves in it.
+
+Nothing is retyped by the user: the target comes from ``project_description.json``, the
+table options from ``config/sdkconfig.json`` (the same Kconfig values ESP-IDF's CMake hands
+to gen_esp32part and check_sizes.py) and the images that will be flashed, with their
+offsets, from ``flasher_args.json`` (or ``flash_args`` when only that exists). Any IDF
+version that writes these files works; the linux target writes no flasher files (its app
+runs on the host), so only the table is known there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.table.options import TableOptions
+
+__all__ = ["FlashedImage", "IdfBuild", "read_build_dir"]
+
+PROJECT_DESCRIPTION = "project_description.json"
+SDKCONFIG_JSON = os.path.join("config", "sdkconfig.json")
+FLASHER_ARGS = "flasher_args.json"
+FLASH_ARGS = "flash_args"
+TABLE_BIN = os.path.join("partition_table", "partition-table.bin")
+
+_HINT = "run 'idf.py build' (or 'idf.py reconfigure') first, or point --idf-build-dir at it"
+
+
+class FlashedImage(Record):
+    """One file ``idf.py flash`` writes: its role (``app``, ``bootloader``, ...), offset, path."""
+
+    __slots__ = ("encrypted", "name", "offset", "path")
+
+    name: str  # flasher_args.json entry name; "" for an image listed only by offset
+    offset: int
+    path: str  # absolute
+    encrypted: bool
+
+    def __init__(self, name: str, offset: int, path: str, encrypted: bool = False) -> None:
+        self._init(name=name, offset=offset, path=path, encrypted=encrypted)
+
+    def __repr__(self) -> str:
+        return f"FlashedImage({self.name!r}, 0x{self.offset:x}, {self.path!r})"
+
+
+class IdfBuild(Record):
+    """What partkit needs from one build directory; paths are absolute."""
+
+    __slots__ = ("app", "bootloader", "build_dir", "chip", "flash_size", "flash_size_text",
+                 "images", "options", "project_name", "table", "table_source", "target")
+
+    build_dir: str
+    project_name: str
+    target: str  # IDF_TARGET: a chip name, or "linux"
+    chip: str | None  # None for the linux target
+    table: str  # the binary table the build generated (may not exist yet)
+    table_source: str | None  # the CSV it came from
+    options: TableOptions
+    flash_size: int | None
+    flash_size_text: str | None  # as the build spells it: "4MB", "detect", "keep"
+    app: FlashedImage | None
+    bootloader: FlashedImage | None
+    images: tuple[FlashedImage, ...]  # everything flashed, in flasher_args order
+
+    def __init__(self, *, build_dir: str, project_name: str, target: str, chip: str | None,
+                 table: str, table_source: str | None, options: TableOptions,
+                 flash_size: int | None, flash_size_text: str | None,
+                 app: FlashedImage | None, bootloader: FlashedImage | None,
+                 images: tuple[FlashedImage, ...]) -> None:
+        self._init(build_dir=build_dir, project_name=project_name, target=target, chip=chip,
+                   table=table, table_source=table_source, options=options,
+                   flash_size=flash_size, flash_size_text=flash_size_text, app=app,
+                   bootloader=bootloader, images=images)
+
+
+def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(64 * 1024 * 1024)  # these files are kilobytes; bound a foreign one
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise PartkitError(error("missing: not an ESP-IDF build directory, or not configured",
+                                 SourceLocation(path), hint=_HINT)) from None
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PartkitError(error("not a JSON file (not UTF-8 text)", SourceLocation(path),
+                                 hint=_HINT)) from None
+    except json.JSONDecodeError as exc:
+        raise PartkitError(error(f"malformed JSON: {exc.msg}",
+                                 SourceLocation(path, exc.lineno, exc.colno),
+                                 hint=_HINT)) from None
+    if not isinstance(data, dict):
+        raise PartkitError(error("expected a JSON object", SourceLocation(path, 1, 1)))
+    return data
+
+
+def _text(data: dict[str, object], key: str, path: str, *, required: bool = True) -> str:
+    value = data.get(key)
+    if isinstance(value, str):
+        return value
+    if value is None and not required:
+        return ""
+    what = "missing" if value is None else f"not a string ({type(value).__name__})"
+    raise PartkitError(error(f"'{key}' is {what}: not the file ESP-IDF writes",
+                             SourceLocation(path), hint=_HINT))
+
+
+def _offset(value: object, where: str, path: str) -> int:
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return int(value, 0)
+    except ValueError:
+        pass
+    raise PartkitError(error(f"{where}: not a flash offset: {value!r}", SourceLocation(path)))
+
+
+def _config_int(config: dict[str, object], key: str, path: str) -> int | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise PartkitError(error(f"'{key}' is not a number: {value!r}", SourceLocation(path)))
+    return _offset(value, key, path)
+
+
+def _table_source(config: dict[str, object], project_path: str, idf_path: str) -> str | None:
+    """The CSV ESP-IDF's partition_table component generates from (reference §8.1)."""
+    if config.get("PARTITION_TABLE_CUSTOM"):
+        name = config.get("PARTITION_TABLE_CUSTOM_FILENAME")
+        if isinstance(name, str) and name:
+            return os.path.normpath(os.path.join(project_path, name))
+        return None
+    name = config.get("PARTITION_TABLE_FILENAME")
+    if isinstance(name, str) and name and idf_path:
+        return os.path.normpath(os.path.join(idf_path, "components", "partition_table", name))
+    return None
+
+
+def _secure(config: dict[str, object]) -> str | None:
+    # gen_esp32part gets --secure only when secure boot is on and short app partitions
+    # are not allowed; v2 when SECURE_BOOT_V2_ENABLED.
+    if not config.get("SECURE_BOOT") or config.get("SECURE_BOOT_ALLOW_SHORT_APP_PARTITION"):
+        return None
+    return "v2" if config.get("SECURE_BOOT_V2_ENABLED") else "v1"
+
+
+def _flash_size(text: str | None) -> int | None:
+    if not text or text in ("detect", "keep"):
+        return None
+    from partkit.common.numbers import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError:
+        return None
+
+
+def _flasher_images(flasher: dict[str, object], path: str,
+                    build_dir: str) -> tuple[list[FlashedImage], dict[str, FlashedImage]]:
+    files = flasher.get("flash_files", {})
+    if not isinstance(files, dict):
+        raise PartkitError(error("'flash_files' is not an object", SourceLocation(path)))
+    named: dict[str, FlashedImage] = {}
+    for name, entry in flasher.items():
+        if not isinstance(entry, dict) or "offset" not in entry or "file" not in entry:
+            continue
+        file = entry["file"]
+        if not isinstance(file, str):
+            raise PartkitError(error(f"'{name}.file' is not a path", SourceLocation(path)))
+        named[name] = FlashedImage(name, _offset(entry["offset"], f"'{name}.offset'", path),
+                                   os.path.join(build_dir, file),
+                                   str(entry.get("encrypted", "false")).lower() == "true")
+    by_place = {(i.offset, os.path.normpath(i.path)): i for i in named.values()}
+    images: list[FlashedImage] = []
+    for offset_text, file in files.items():
+        if not isinstance(file, str):
+            raise PartkitError(error(f"flash_files[{offset_text!r}] is not a path",
+                                     SourceLocation(path)))
+        offset = _offset(offset_text, f"flash_files key {offset_text!r}", path)
+        full = os.path.join(build_dir, file)
+        images.append(by_place.get((offset, os.path.normpath(full)),
+                                   FlashedImage("", offset, full)))
+    return images, named
+
+
+def _flash_args_images(path: str, build_dir: str) -> tuple[list[FlashedImage], str | None]:
+    """``flash_args``: an esptool argfile, options first, then ``offset file`` pairs."""
+    import shlex
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            words = shlex.split(f.read(1024 * 1024), comments=False)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PartkitError(error(f"cannot read: {exc}", SourceLocation(path))) from None
+    images: list[FlashedImage] = []
+    size: str | None = None
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("--flash-size", "--flash_size") and i + 1 < len(words):
+            size = words[i + 1]
+            i += 2
+        elif word.startswith("-"):
+            i += 2 if i + 1 < len(words) and not words[i + 1].startswith("0x") else 1
+        elif i + 1 < len(words):
+            images.append(FlashedImage("", _offset(word, "offset", path),
+                                       os.path.join(build_dir, words[i + 1])))
+            i += 2
+        else:
+            raise PartkitError(error(f"offset {word} has no file", SourceLocation(path)))
+    return images, size
+
+
+def read_build_dir(build_dir: str) -> IdfBuild:
+    """Read an ESP-IDF build directory. Raises PartkitError (exit 2) naming the bad file."""
+    from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
+
+    build_dir = os.path.abspath(build_dir)
+    if not os.path.isdir(build_dir):
+        raise PartkitError(error("not a directory", SourceLocation(build_dir), hint=_HINT))
+    desc_path = os.path.join(build_dir, PROJECT_DESCRIPTION)
+    desc = _load_json(desc_path)
+    assert desc is not None
+    target = _text(desc, "target", desc_path)
+    project_path = _text(desc, "project_path", desc_path, required=False)
+    idf_path = _text(desc, "idf_path", desc_path, required=False)
+    config_path = os.path.join(build_dir, SDKCONFIG_JSON)
+    config = _load_json(config_path)
+    assert config is not None
+    if "PARTITION_TABLE_OFFSET" not in config:
+        raise PartkitError(error(
+            "no PARTITION_TABLE_OFFSET: the project builds no partition table "
+            "(CONFIG_PARTITION_TABLE_* unset) or this is not ESP-IDF's sdkconfig.json",
+            SourceLocation(config_path), hint="add partition_table to the project's components"))
+    chip = None if target == "linux" else target
+    flasher_path = os.path.join(build_dir, FLASHER_ARGS)
+    flasher = _load_json(flasher_path, required=False)
+    named: dict[str, FlashedImage] = {}
+    size_text: str | None = None
+    if flasher is not None:
+        images, named = _flasher_images(flasher, flasher_path, build_dir)
+        settings = flasher.get("flash_settings")
+        if isinstance(settings, dict) and isinstance(settings.get("flash_size"), str):
+            size_text = str(settings["flash_size"])
+        extra = flasher.get("extra_esptool_args")
+        if isinstance(extra, dict) and isinstance(extra.get("chip"), str):
+            chip = str(extra["chip"])
+    elif os.path.exists(os.path.join(build_dir, FLASH_ARGS)):
+        images, size_text = _flash_args_images(os.path.join(build_dir, FLASH_ARGS), build_dir)
+    else:
+        images = []
+    if size_text is None:
+        configured = config.get("ESPTOOLPY_FLASHSIZE")
+        size_text = configured if isinstance(configured, str) else None
+    flash_size = _flash_size(size_text)
+    bootloader_offset = _config_int(config, "BOOTLOADER_OFFSET_IN_FLASH", config_path)
+    recovery = (_config_int(config, "BOOTLOADER_RECOVERY_OFFSET", config_path)
+                if config.get("BOOTLOADER_RECOVERY_ENABLE") else None)
+    table_offset = _config_int(config, "PARTITION_TABLE_OFFSET", config_path)
+    options = TableOptions(
+        table_offset=table_offset if table_offset is not None else DEFAULT_TABLE_OFFSET,
+        # CMake passes BOOTLOADER_OFFSET_IN_FLASH, or 0 where it is undefined (linux)
+        primary_bootloader_offset=bootloader_offset or 0,
+        recovery_bootloader_offset=recovery,
+        md5=bool(config.get("PARTITION_TABLE_MD5")),
+        secure=_secure(config),
+        flash_size=flash_size,
+        chip=chip,
+    )
+    table = named["partition-table"].path if "partition-table" in named else os.path.join(
+        build_dir, TABLE_BIN)
+    app = named.get("app")
+    if app is None and flasher is None:
+        app_bin = _text(desc, "app_bin", desc_path, required=False)
+        candidate = os.path.join(build_dir, app_bin) if app_bin else ""
+        if candidate and os.path.exists(candidate):
+            app = FlashedImage("app", -1, candidate)  # offset unknown: not flashed by idf.py
+    return IdfBuild(
+        build_dir=build_dir,
+        project_name=_text(desc, "project_name", desc_path, required=False),
+        target=target, chip=chip, table=table,
+        table_source=_table_source(config, project_path, idf_path),
+        options=options, flash_size=flash_size, flash_size_text=size_text,
+        app=app, bootloader=named.get("bootloader"), images=tuple(images))

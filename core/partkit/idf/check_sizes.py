@@ -1,0 +1,147 @@
+"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit (reference §6).
+
+ESP-IDF's build runs ``<tool> --offset N partition --type T [--subtype S] TABLE BINARY``
+after linking the app and ``<tool> --offset N bootloader OFFSET BINARY`` after the
+bootloader; the ESP-IDF component points ``PARTITION_TABLE_CHECK_SIZES_TOOL_PATH`` here
+when CONFIG_PARTKIT_REPLACE_CHECK_SIZES is set. Numbers, messages, streams and exit codes
+are those of ESP-IDF v5.5-v6.1's argparse check_sizes.py (so build logs and log parsers
+keep working), with one deliberate difference: TEE app slots are not candidates for
+``--type app`` (as in ESP-IDF master), since the TEE image has its own check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from partkit.table.model import Partition
+
+__all__ = ["main"]
+
+NEARLY_FULL = 0.05
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="check_sizes.py (partkit)",
+        description="ESP-IDF's size checks, as check_sizes.py runs them: does the app "
+                    "binary fit its partitions, does the bootloader end before the table.",
+        epilog="exit codes: 0 fits (or --allow-failures), 1 does not fit, 2 bad input")
+    p.add_argument("--target", choices=("esp32", "esp32s2"), help="accepted and ignored")
+    p.add_argument("--allow-failures", "--allow_failures", action="store_true",
+                   help="warn instead of failing when a binary does not fit")
+    p.add_argument("--offset", "-o", default="0x8000",
+                   help="partition table offset (default 0x8000)")
+    sub = p.add_subparsers(dest="command", required=True)
+    part = sub.add_parser("partition", help="check a binary against partitions of a type")
+    part.add_argument("--type", required=True, help="partition type (name or number)")
+    part.add_argument("--subtype", help="partition subtype (name or number)")
+    part.add_argument("partition_table", help="CSV or binary partition table")
+    part.add_argument("binary", help="the binary that will be flashed to the partition")
+    bl = sub.add_parser("bootloader", help="check that the bootloader ends before the table")
+    bl.add_argument("bootloader_offset", help="bootloader flash offset")
+    bl.add_argument("bootloader_binary", help="the bootloader binary")
+    return p
+
+
+def _part_str(p: Partition) -> str:
+    return f"Part '{p.name}' {p.type}/{p.subtype} @ 0x{p.offset:x} size 0x{p.size:x}"
+
+
+def _fail(message: str, allow: bool) -> int:
+    if allow:
+        print(f"Warning: {message}")
+        return 0
+    sys.stdout.flush()
+    sys.stderr.write(f"Error: {message}\n")
+    return 1
+
+
+def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
+    from partkit.check.checks import resolve_selector
+    from partkit.table.codec import load_table_file
+    from partkit.table.names import APP, SUBTYPE_APP_TEE
+    from partkit.table.options import TableOptions
+
+    table = load_table_file(args.partition_table,
+                            TableOptions(table_offset=table_offset, verify=False)).table
+    ptype, subtype, _ = resolve_selector(args.type, args.subtype, TableOptions().subtypes)
+    ptype_str = args.type + (f" ({args.subtype})" if args.subtype else "")
+    candidates = [p for p in table if p.type == ptype and (
+        p.subtype == subtype if subtype is not None
+        else not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))]
+    if not candidates:
+        print(f"WARNING: Partition table does not contain any partitions matching {ptype_str}")
+        return 0
+    name = os.path.basename(args.binary)
+    size = _file_size(args.binary)
+    smallest = min(p.size for p in candidates)
+    if smallest >= size:
+        free = smallest - size
+        print(f"{name} binary size {size:#x} bytes. Smallest {ptype_str} partition is "
+              f"{smallest:#x} bytes. {free:#x} bytes ({free / smallest:.0%}) free.")
+        if free / smallest < NEARLY_FULL:
+            print(f"Warning: The smallest {ptype_str} partition is nearly full "
+                  f"({free / smallest:.0%} free space left)!")
+        return 0
+    too_small = [p for p in candidates if p.size < size]
+    if len(candidates) == 1:
+        head = f"{ptype_str} partition is"
+    elif len(too_small) == len(candidates):
+        head = f"All {ptype_str} partitions are"
+    else:
+        head = f"{len(too_small)}/{len(candidates)} {ptype_str} partitions are"
+    message = f"{head} too small for binary {name} size {size:#x}:" + "".join(
+        f"\n  - {_part_str(p)} (overflow {size - p.size:#x})" for p in too_small)
+    allow = args.allow_failures or len(too_small) < len(candidates)
+    return _fail(message, allow)
+
+
+def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
+    from partkit.table.options import int_option
+
+    offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
+    size = _file_size(args.bootloader_binary)
+    room = table_offset - offset
+    free = room - size
+    if free < 0:
+        code = _fail(f"Bootloader binary size {size:#x} bytes is too large for partition "
+                     f"table offset {table_offset:#02x}. Bootloader binary can be maximum "
+                     f"{room:#x} ({room}) bytes unless the partition table offset is "
+                     "increased in the Partition Table section of the project "
+                     "configuration menu.", args.allow_failures)
+        if code:
+            return code
+    print(f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
+          f"({round(free * 100 / room)}%) free.")
+    return 0
+
+
+def _file_size(path: str) -> int:
+    from partkit.common.errors import PartkitError, SourceLocation, error
+
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from partkit.common.errors import PartkitError
+
+    args = _parser().parse_args(argv)
+    try:
+        from partkit.table.options import int_option
+
+        table_offset = int_option("--offset", args.offset)
+        if args.command == "partition":
+            return _check_partition(args, table_offset)
+        return _check_bootloader(args, table_offset)
+    except PartkitError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
