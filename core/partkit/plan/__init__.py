@@ -1,0 +1,1 @@
+"""Tables from intent: lay out a new table (:mod:`.new`) or edit one in place (:mod:`.resize`)."""
