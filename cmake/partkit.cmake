@@ -176,6 +176,17 @@ function(_partkit_check_integer fn keyword value)
   endif()
 endfunction()
 
+# A `;` in a path would split it into two list items in every command line: refuse it
+# here, with the keyword, rather than fail later in the generator with an unclear message.
+function(_partkit_check_path fn keyword value)
+  string(FIND "${value}" ";" semicolon)
+  if(NOT semicolon EQUAL -1)
+    message(FATAL_ERROR "${fn}: ${keyword} path `${value}` contains a `;`, which CMake "
+      "reads as a list separator, so no command can be given this path.\n"
+      "Hint: rename the file or directory without the `;`.")
+  endif()
+endfunction()
+
 # Rewrite a file only when its content changes: option changes then reach the build as a
 # changed input, which Makefiles need (they do not track command lines, Ninja does).
 function(_partkit_write_if_changed path content)
@@ -223,6 +234,9 @@ endfunction()
 function(_partkit_add_check name subject_target subject_file table check_args)
   _partkit_table_property(table_bin "${name}" "${table}" PARTKIT_BINARY)
   _partkit_table_property(bin_target "${name}" "${table}" PARTKIT_BIN_TARGET)
+  _partkit_table_property(csv "${name}" "${table}" PARTKIT_CSV)
+  # The binary is checked; messages point at the CSV line it came from (file:line:col).
+  list(APPEND check_args "--table-source=${csv}")
   get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
   get_property(sources GLOBAL PROPERTY _PARTKIT_SOURCES)
   set(work "${CMAKE_CURRENT_BINARY_DIR}/partkit")
@@ -232,7 +246,7 @@ function(_partkit_add_check name subject_target subject_file table check_args)
   _partkit_write_if_changed("${options_file}" "${options_text}\n")
   get_filename_component(shown "${subject_file}" NAME)
   add_custom_command(OUTPUT "${stamp}"
-    COMMAND ${command} check "${table_bin}" ${check_args}
+    COMMAND ${command} check ${check_args} -- "${table_bin}"
     COMMAND "${CMAKE_COMMAND}" -E touch "${stamp}"
     DEPENDS "${subject_file}" "${table_bin}" "${options_file}" ${sources}
     COMMENT "partkit: checking ${shown} against ${table}"
@@ -312,6 +326,8 @@ function(partkit_add_partition_table target)
     endif()
   endif()
 
+  _partkit_check_path(${fn} CSV "${arg_CSV}")
+  _partkit_check_path(${fn} OUTPUT "${arg_OUTPUT}")
   get_filename_component(csv "${arg_CSV}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
   get_source_file_property(csv_generated "${csv}" GENERATED)
   if(NOT EXISTS "${csv}" AND NOT csv_generated)
@@ -431,10 +447,25 @@ function(partkit_check_app_size app_target)
   if(NOT TARGET "${app_target}")
     message(FATAL_ERROR "partkit_check_app_size: `${app_target}` is not a target.")
   endif()
+  _partkit_check_path(partkit_check_app_size APP_BIN "${arg_APP_BIN}")
   get_filename_component(app "${arg_APP_BIN}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
   _partkit_table_property(offset partkit_check_app_size "${arg_TABLE}" PARTKIT_OFFSET)
   _partkit_table_property(extra partkit_check_app_size "${arg_TABLE}" PARTKIT_EXTRA_SUBTYPES)
-  set(args --app "${app}" --offset "${offset}")
+  _partkit_table_property(chip partkit_check_app_size "${arg_TABLE}" PARTKIT_CHIP)
+  _partkit_table_property(bl_offset partkit_check_app_size "${arg_TABLE}"
+    PARTKIT_BOOTLOADER_OFFSET)
+  _partkit_table_property(recovery partkit_check_app_size "${arg_TABLE}"
+    PARTKIT_RECOVERY_BOOTLOADER_OFFSET)
+  set(args "--app=${app}" "--offset=${offset}")
+  # The table's chip: an app built for another chip fails the check.
+  if(chip)
+    list(APPEND args "--chip=${chip}")
+  elseif(NOT "${bl_offset}" STREQUAL "")
+    list(APPEND args "--bootloader-offset=${bl_offset}")
+  endif()
+  if(NOT "${recovery}" STREQUAL "")
+    list(APPEND args "--recovery-bootloader-offset=${recovery}")
+  endif()
   foreach(kw TYPE SUBTYPE WARN_FREE FAIL_FREE)
     if(NOT "${arg_${kw}}" STREQUAL "")
       string(TOLOWER "--${kw}" option)
@@ -482,6 +513,7 @@ function(partkit_check_bootloader_size bl_target)
     message(FATAL_ERROR "${fn}: give CHIP or BOOTLOADER_OFFSET, not both.")
   endif()
   _partkit_check_integer(${fn} BOOTLOADER_OFFSET "${arg_BOOTLOADER_OFFSET}")
+  _partkit_check_path(${fn} BOOTLOADER_BIN "${arg_BOOTLOADER_BIN}")
   get_filename_component(bl "${arg_BOOTLOADER_BIN}" ABSOLUTE BASE_DIR
     "${CMAKE_CURRENT_BINARY_DIR}")
   _partkit_table_property(offset ${fn} "${arg_TABLE}" PARTKIT_OFFSET)
@@ -490,17 +522,17 @@ function(partkit_check_bootloader_size bl_target)
     _partkit_table_property(arg_BOOTLOADER_OFFSET ${fn} "${arg_TABLE}" PARTKIT_BOOTLOADER_OFFSET)
     _partkit_table_property(arg_CHIP ${fn} "${arg_TABLE}" PARTKIT_CHIP)
   endif()
-  set(args --bootloader "${bl}" --offset "${offset}")
+  set(args "--bootloader=${bl}" "--offset=${offset}")
   if(NOT "${arg_BOOTLOADER_OFFSET}" STREQUAL "")
-    list(APPEND args --bootloader-offset "${arg_BOOTLOADER_OFFSET}")
+    list(APPEND args "--bootloader-offset=${arg_BOOTLOADER_OFFSET}")
   elseif(arg_CHIP)
-    list(APPEND args --chip "${arg_CHIP}")
+    list(APPEND args "--chip=${arg_CHIP}")
   else()
     message(FATAL_ERROR "${fn}: where does the bootloader start? "
       "Hint: pass CHIP or BOOTLOADER_OFFSET here or to partkit_add_partition_table().")
   endif()
   if(NOT "${recovery}" STREQUAL "")
-    list(APPEND args --recovery-bootloader-offset "${recovery}")
+    list(APPEND args "--recovery-bootloader-offset=${recovery}")
   endif()
   _partkit_add_check("${bl_target}_check_bootloader_size" "${bl_target}" "${bl}"
     "${arg_TABLE}" "${args}")
@@ -672,6 +704,8 @@ function(partkit_add_flash_args)
   cmake_parse_arguments(PARSE_ARGV 0 arg "NO_OTADATA"
     "TABLE;APP;BOOTLOADER;FLASH_MODE;FLASH_FREQ;FLASH_SIZE" "DEPENDS")
   _partkit_check_arguments(${fn} TABLE)
+  _partkit_check_path(${fn} APP "${arg_APP}")
+  _partkit_check_path(${fn} BOOTLOADER "${arg_BOOTLOADER}")
   foreach(kw BINARY BIN_TARGET CHIP OFFSET FLASH_SIZE BOOTLOADER_OFFSET)
     _partkit_table_property(table_${kw} ${fn} "${arg_TABLE}" PARTKIT_${kw})
   endforeach()
@@ -765,7 +799,14 @@ function(partkit_add_flash_args)
     file(RELATIVE_PATH rel "${CMAKE_CURRENT_BINARY_DIR}" "${file}")
     set(offset "${image_${name}_offset}")
     math(EXPR offset "${offset}" OUTPUT_FORMAT HEXADECIMAL)
-    string(APPEND args_lines "\n${offset} ${rel}")
+    # esptool splits each argfile line as a POSIX shell would (shlex): quote unusual paths,
+    # as partkit.flash.flashargs.argfile_quote does.
+    set(word "${rel}")
+    if(word STREQUAL "" OR word MATCHES "[^A-Za-z0-9@%+=:,./_-]")
+      string(REPLACE "'" "'\"'\"'" word "${word}")
+      set(word "'${word}'")
+    endif()
+    string(APPEND args_lines "\n${offset} ${word}")
     list(APPEND pairs "        \"${offset}\" : \"${rel}\"")
     string(APPEND entries "    \"${name}\" : { \"offset\" : \"${offset}\", \"file\" : \"${rel}\", "
       "\"encrypted\" : \"false\" },\n")

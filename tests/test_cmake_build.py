@@ -134,6 +134,8 @@ def test_app_outgrowing_its_slot_fails_the_build(example: Project) -> None:
         assert log.returncode != 0
         assert "All app partitions are too small for binary app.bin size 0x100010" in log.output
         assert "Part 'factory' 0/0 @ 0x10000 size 0x100000 (overflow 0x10)" in log.output
+        # Reported at the factory row of the CSV (file:line:col), not the binary's entry.
+        assert f"{csv(example)}:6:1: error: All app partitions are too small" in log.output
         assert example.build(check=False).returncode != 0  # no stale success
     finally:
         example.configure(APP_PAD_BYTES=DEFAULT_PAD)

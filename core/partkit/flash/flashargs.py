@@ -6,16 +6,32 @@
 ``flasher_args.json`` lists the same images under ``flash_files`` plus one named entry per
 image, and the esptool settings (reference §8.5). Paths are relative to the directory the
 files are written to, as in a build directory.
+
+esptool reads an argfile line by line with ``shlex.split`` (POSIX rules), so a path with a
+space, quote or other shell character is written single-quoted (:func:`argfile_quote`);
+plain paths stay bare, byte-identical to ESP-IDF's file.
 """
 
 from __future__ import annotations
 
 import json
 
-__all__ = ["FlashFile", "default_flash_freq", "flash_args", "flasher_args_json"]
+__all__ = ["FlashFile", "argfile_quote", "default_flash_freq", "flash_args",
+           "flasher_args_json"]
 
 # Kconfig ESPTOOLPY_FLASHFREQ defaults per chip; 80m everywhere else.
 _DEFAULT_FREQ = {"esp32": "40m", "esp32c2": "60m", "esp32h2": "48m", "esp32h21": "48m"}
+
+
+# Characters shlex.split leaves alone outside quotes (shlex.quote's safe set; no `re` import).
+_BARE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def argfile_quote(text: str) -> str:
+    """``text`` as one word of an esptool argfile (``shlex.split`` gives it back unchanged)."""
+    if text and all(c in _BARE for c in text):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def default_flash_freq(chip: str | None) -> str:
@@ -36,7 +52,7 @@ class FlashFile:
 
 def flash_args(files: list[FlashFile], mode: str, freq: str, size: str) -> str:
     lines = [f"--flash-mode {mode} --flash-freq {freq} --flash-size {size}"]
-    lines += [f"0x{f.offset:x} {f.path}" for f in files]
+    lines += [f"0x{f.offset:x} {argfile_quote(f.path)}" for f in files]
     return "\n".join(lines)
 
 
