@@ -294,7 +294,7 @@ def rule_table() -> PartitionTable:
         Partition("factory_two", 0, 0, 0x110000, 0x100000),
         Partition("ota_0", 0, 0x10, 0x210000, 0x100000),
         Partition("ota_1", 0, 0x11, 0x310000, 0x80000),
-        Partition("a_very_long_name", 1, 0x82, 0x390000, 0x10000),
+        Partition("a_very_long_name1", 1, 0x82, 0x390000, 0x10000),
         Partition("huge", 0, 0x20, 0x1000000, 0x1100000),
     ], "rules.csv")
 
@@ -306,7 +306,7 @@ def test_rules_warn() -> None:
         "multiple-factory"])
     assert not any(f.is_error for f in findings)
     by_code = {f.code: f.diagnostic.message for f in findings}
-    assert "a_very_long_name' is 16 bytes" in by_code["name-too-long"]
+    assert "a_very_long_name1' is 17 bytes" in by_code["name-too-long"]
     assert "ota_0 0x100000, ota_1 0x80000" in by_code["ota-unequal-sizes"]
 
 

@@ -141,7 +141,7 @@ def test_missing_input_and_usage_errors(tmp_path: Path, capsys) -> None:
                  ["gen", "--chip", "esp33", "x.csv"]):
         rc, _, err = run(argv, capsys)
         assert rc == 2 and "error:" in err, argv
-    rc, _, err = run(["gne"], capsys)
+    rc, _, err = run(["gem"], capsys)
     assert rc == 2 and "did you mean 'gen'?" in err
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["app_usage", "ascii_map", "svg_map"]
+__all__ = ["app_usage", "ascii_map", "beyond_flash", "svg_map"]
 
 TABLE_REGION = 0x1000  # the table's flash sector (0xC00 bytes used)
 _KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -26,6 +26,18 @@ _KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Fill colours by partition type (app, data, bootloader, table, custom).
 _COLOURS = {0x00: "#cfe3ff", 0x01: "#ffe6bf", 0x02: "#e0d4f7", 0x03: "#e0d4f7"}
 _CUSTOM = "#d9f2d9"
+_REGION = "#e6e6e6"
+_USED = "#4a90d9"
+_ERROR = "#d0021b"  # an image past its slot, partitions past the flash
+_TYPE_LABELS = {0x00: "app", 0x01: "data", 0x02: "bootloader / table rows",
+                0x03: "bootloader / table rows"}
+
+
+def beyond_flash(table: PartitionTable, options: TableOptions) -> int:
+    """Bytes of the table that lie past the end of the flash (0 if it fits or is unknown)."""
+    if options.flash_size is None:
+        return 0
+    return max(0, table.highest_end() - options.flash_size)
 
 
 def _span(table: PartitionTable, options: TableOptions) -> int:
@@ -93,10 +105,10 @@ def svg_map(
     width = 900
     out: list[str] = []
     add = out.append
-    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + top + 60}" '
-        f'viewBox="0 0 {width} {height + top + 60}" data-span="{span}" '
+    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + top + 72}" '
+        f'viewBox="0 0 {width} {height + top + 72}" data-span="{span}" '
         f'data-scale="{scale!r}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">')
-    add(f'<rect width="{width}" height="{height + top + 60}" fill="#ffffff"/>')
+    add(f'<rect width="{width}" height="{height + top + 72}" fill="#ffffff"/>')
     heading = title or f"Flash layout: {table.path or 'partition table'}"
     flash = (f"{_size(options.flash_size)} flash" if options.flash_size is not None
              else "flash size unknown")
@@ -111,6 +123,7 @@ def svg_map(
         f'fill="url(#free)" stroke="#333" data-size="{span}"/>')
 
     labels: list[tuple[float, str, str]] = []  # (anchor y, css class, text)
+    legend: dict[str, str] = {}  # fill -> legend text, for every fill drawn (in order)
 
     def y_of(offset: float) -> float:
         return top + offset * scale
@@ -118,13 +131,15 @@ def svg_map(
     for name, start, end in _regions(options):
         add(f'<rect class="region" data-name="{_esc(name)}" data-offset="{start}" '
             f'data-size="{end - start}" x="{left}" y="{y_of(start)!r}" width="{bar_w}" '
-            f'height="{(end - start) * scale!r}" fill="#e6e6e6" stroke="#888"/>')
+            f'height="{(end - start) * scale!r}" fill="{_REGION}" stroke="#888"/>')
+        legend[_REGION] = "bootloader / table"
         labels.append((y_of((start + end) / 2), "region-label",
                        f"({name}) {start:#x}, {_size(end - start)}"))
 
     for p in table.sorted_by_offset():
         y, h = y_of(p.offset), p.size * scale
         fill = _COLOURS.get(p.type, _CUSTOM)
+        legend.setdefault(fill, _TYPE_LABELS.get(p.type, "custom type"))
         add(f'<rect class="partition" data-name="{_esc(p.name)}" data-type="{p.type}" '
             f'data-subtype="{p.subtype}" data-offset="{p.offset}" data-size="{p.size}" '
             f'x="{left}" y="{y!r}" width="{bar_w}" height="{h!r}" fill="{fill}" '
@@ -135,7 +150,8 @@ def svg_map(
         if image is not None:
             used = image.measured_size
             shown = min(used, p.size)
-            colour = "#4a90d9" if used <= p.size else "#d0021b"
+            colour = _USED if used <= p.size else _ERROR
+            legend.setdefault(colour, "app image" if used <= p.size else "overflow")
             add(f'<rect class="used" data-name="{_esc(p.name)}" data-used="{used}" '
                 f'x="{left + 1}" y="{y!r}" width="{bar_w - 2}" height="{shown * scale!r}" '
                 f'fill="{colour}" fill-opacity="0.75"/>')
@@ -148,17 +164,44 @@ def svg_map(
 
     # Gaps between partitions and free space at the end, outlined so they read as empty.
     cursor = options.table_offset + TABLE_REGION
+    start = 0
+    for _name, region_start, _ in _regions(options):
+        if region_start > start:
+            legend["url(#free)"] = "unused"  # flash before the bootloader shows as unused
+        start = max(start, region_start)
     for p in table.sorted_by_offset():
         if p.offset > cursor:
             add(_empty("gap", cursor, p.offset, left, bar_w, y_of, scale))
+            legend["url(#free)"] = "unused"
         cursor = max(cursor, p.end)
     if options.flash_size is not None and options.flash_size > cursor:
         add(_empty("free", cursor, options.flash_size, left, bar_w, y_of, scale))
+        legend["url(#free)"] = "unused"
         labels.append((y_of((cursor + options.flash_size) / 2), "free-label",
                        f"free {_size(options.flash_size - cursor)} from {cursor:#x}"))
+    over = beyond_flash(table, options)
+    if over and options.flash_size is not None:
+        # What lies past the flash end is drawn over in the error colour, below a line
+        # marking the end, so a table that cannot fit never looks as if it did.
+        end = options.flash_size
+        add(f'<rect class="beyond-flash" data-offset="{end}" data-size="{over}" x="{left}" '
+            f'y="{y_of(end)!r}" width="{bar_w}" height="{over * scale!r}" fill="{_ERROR}" '
+            'fill-opacity="0.45" stroke="none"/>')
+        legend[_ERROR] = "past the end of the flash" + (
+            " / overflow" if _ERROR in legend else "")
+        labels.append((y_of(end + over / 2), "beyond-label",
+                       f"{_size(over)} past the end of the flash"))
+    if options.flash_size is not None:
+        fy = y_of(options.flash_size)
+        add(f'<line class="flash-end" x1="{left - 4}" y1="{fy!r}" x2="{left + bar_w + 4}" '
+            f'y2="{fy!r}" stroke="{_ERROR if over else "#333"}" stroke-width="2"/>')
+        labels.append((fy, "flash-end-label",
+                       f"end of the {_size(options.flash_size)} flash at "
+                       f"{options.flash_size:#x}"))
 
     # Offsets on the left axis: every partition start plus the flash end.
-    ticks = sorted({0, span, *(p.offset for p in table)})
+    ticks = sorted({0, span, *(p.offset for p in table),
+                    *(() if options.flash_size is None else (options.flash_size,))})
     last_tick = -100.0
     for t in ticks:
         ty = y_of(t)
@@ -171,11 +214,13 @@ def svg_map(
     _place_labels(out, labels, left + bar_w, label_x, top, height)
     legend_y = top + height + 30
     x = left
-    for colour, text in (("#cfe3ff", "app"), ("#4a90d9", "app image"), ("#ffe6bf", "data"),
-                         ("#e6e6e6", "bootloader / table"), ("url(#free)", "unused")):
-        add(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" fill="{colour}" '
-            'stroke="#555" stroke-width="0.5"/>')
-        add(f'<text x="{x + 17}" y="{legend_y}">{text}</text>')
+    for colour, text in legend.items():
+        step = 30 + 8 * len(text)
+        if x + step > width and x > left:  # wrap to a second row
+            x, legend_y = left, legend_y + 18
+        add(f'<rect class="legend" x="{x}" y="{legend_y - 10}" width="12" height="12" '
+            f'fill="{colour}" stroke="#555" stroke-width="0.5"/>')
+        add(f'<text class="legend-text" x="{x + 17}" y="{legend_y}">{_esc(text)}</text>')
         x += 30 + 8 * len(text)
     add("</svg>")
     return "\n".join(out) + "\n"

@@ -5,18 +5,23 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.errors import Diagnostic, PartkitError
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
 from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
+    from typing import NoReturn
 
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "EXIT_CHECK",
+    "EXIT_PLAIN",
     "add_table_arguments",
+    "check_input_path",
+    "command_parser",
     "emit",
     "int_option",
     "options_from_args",
@@ -25,6 +30,69 @@ __all__ = [
     "table_options",
     "usage_error",
 ]
+
+
+# Exit-status epilogs for --help: every command lists what its codes mean.
+EXIT_PLAIN = """\
+exit status:
+  0  success (warnings may have been printed)
+  2  bad input or usage: an unreadable file, an invalid table or option
+"""
+EXIT_CHECK = """\
+exit status:
+  0  every check passed (warnings may have been printed)
+  1  a check failed
+  2  bad input or usage: an unreadable file, an invalid table or option
+"""
+
+_EXTRA_HINT = ("--extra-partition-subtypes takes every word after it up to the next option, "
+               "so it took your input file too; end the list with --, e.g. "
+               "--extra-partition-subtypes data,my_sub,0x40 -- partitions.csv")
+
+
+def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
+                   ) -> argparse.ArgumentParser:
+    """An ArgumentParser in the layout every partkit command shares: description and
+    epilog kept as written, exit codes in the epilog, usage errors with partkit's hints."""
+    import argparse
+
+    class CommandParser(argparse.ArgumentParser):
+        argv: tuple[str, ...] = ()
+
+        def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                             namespace: argparse.Namespace | None = None,
+                             ) -> tuple[argparse.Namespace, list[str]]:
+            self.argv = tuple(sys.argv[1:] if args is None else args)
+            return super().parse_known_args(args, namespace)
+
+        def error(self, message: str) -> NoReturn:
+            hint = ""
+            if "required" in message and "--extra-partition-subtypes" in self.argv:
+                hint = f"  hint: {_EXTRA_HINT}\n"
+            self.print_usage(sys.stderr)
+            self.exit(2, f"{self.prog}: error: {message}\n{hint}")
+
+    return CommandParser(prog=prog, description=description, epilog=epilog,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def check_input_path(path: str) -> None:
+    """One clear error for an input path that is not a readable file (exit 2)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise PartkitError(error("no such file", SourceLocation(path), "check the path "
+                                 f"(relative paths resolve from {os.getcwd()})")) from None
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                 SourceLocation(path))) from None
+    if stat.S_ISDIR(mode):
+        raise PartkitError(error("is a directory, expected a file", SourceLocation(path)))
+    if not os.access(path, os.R_OK):
+        raise PartkitError(error("cannot read: permission denied", SourceLocation(path),
+                                 "check the file's permissions"))
 
 
 def emit(diagnostics: Iterable[Diagnostic]) -> None:
@@ -56,28 +124,47 @@ def report_error(exc: PartkitError) -> int:
     return exc.exit_code
 
 
-def add_table_arguments(parser: argparse.ArgumentParser, *, short_offset: bool = True) -> None:
+def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = False) -> None:
     """The options that say how to read a table, shared by show, check and map.
 
-    ``short_offset`` False leaves ``-o`` free for commands whose ``-o`` is the output.
+    ``-o`` is the output in every command but gen; a command without an output
+    (``has_output`` False) still takes ``-o`` so that ``-o 0x9000`` gets a clear error
+    instead of a file named ``0x9000``.
     """
+    from partkit.common.chips import chip_names
+
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--chip", help="chip name; sets the bootloader offset")
+    where.add_argument("--chip", metavar="CHIP",
+                       help="target chip; sets the bootloader offset (one of: "
+                       f"{', '.join(chip_names())})")
     where.add_argument("--primary-bootloader-offset", "--bootloader-offset", metavar="N",
-                       dest="bootloader_offset", help="bootloader flash offset (instead of --chip)")
-    parser.add_argument(*(("-o", "--offset") if short_offset else ("--offset",)), metavar="N",
-                        help="partition table offset (default 0x8000)")
-    parser.add_argument("--recovery-bootloader-offset", metavar="N")
-    parser.add_argument("--flash-size", metavar="S", help="flash size (4MB, 4M, 0x400000)")
+                       dest="bootloader_offset",
+                       help="bootloader flash offset, instead of --chip")
+    parser.add_argument("--offset", metavar="N",
+                        help="flash offset of the partition table (default 0x8000)")
+    if not has_output:
+        import argparse
+
+        parser.add_argument("-o", dest="short_o", metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--recovery-bootloader-offset", metavar="N",
+                        help="recovery bootloader offset, for tables with a "
+                        "'bootloader, recovery' row")
+    parser.add_argument("--flash-size", metavar="SIZE",
+                        help="flash size (4MB, 4M, 0x400000)")
     parser.add_argument("--disable-md5sum", action="store_true",
                         help="the binary table has no MD5 row")
     parser.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                        help="extra subtypes as type,name,hexvalue")
+                        help="subtype names of your own, as type,name,value (value in hex); "
+                        "end the list with -- when the table follows")
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,
                       strict: bool = False) -> TableOptions:
     """TableOptions from the options added by :func:`add_table_arguments`."""
+    if getattr(args, "short_o", None) is not None:
+        raise usage_error(f"-o {args.short_o}: -o is the output file in partkit commands and "
+                          "this one writes none", "the table offset is --offset "
+                          f"{args.short_o} (only 'partkit gen' keeps -o for --offset)")
     return table_options(
         offset=args.offset, chip=args.chip,
         primary_bootloader_offset=args.bootloader_offset,

@@ -5,21 +5,32 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
+from partkit.cli.common import (
+    EXIT_CHECK,
+    add_table_arguments,
+    command_parser,
+    emit,
+    options_from_args,
+    report_error,
+)
 from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="partkit map", description=(
-        "Draw the flash layout to scale as SVG (open it in a browser)."))
-    p.add_argument("table", help="CSV or binary partition table")
+    p = command_parser("partkit map", (
+        "Draw the flash layout to scale as SVG (open it in a browser). With --flash-size\n"
+        "the end of the flash is marked, and whatever lies past it is drawn in red and\n"
+        "fails the command (exit 1, after writing the picture)."), EXIT_CHECK)
+    p.add_argument("table", metavar="TABLE",
+                   help="partition table: CSV, or the binary 'partkit gen' writes")
     p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
                    help="app image; shown in every app slot, or only in SLOT (repeatable)")
-    add_table_arguments(p, short_offset=False)
-    p.add_argument("--title", help="heading of the picture")
-    p.add_argument("-o", "--output", required=True, help="SVG file to write ('-' for stdout)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="SVG file to write ('-' for stdout)")
+    add_table_arguments(p, has_output=True)
+    p.add_argument("--title", help="heading of the picture (default: the table's path)")
     return p
 
 
@@ -27,7 +38,7 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         from partkit.check.appimage import read_image_file
-        from partkit.check.flashmap import app_usage, svg_map
+        from partkit.check.flashmap import app_usage, beyond_flash, svg_map
         from partkit.table.codec import load_table_file
 
         options = options_from_args(args, verify=False)
@@ -53,4 +64,15 @@ def run(argv: list[str]) -> int:
     emit(loaded.warnings)
     for _, image in apps:
         emit(image.warnings)
+    over = beyond_flash(loaded.table, options)
+    if over and options.flash_size is not None:
+        from partkit.common.errors import warning
+
+        last = max(loaded.table, key=lambda p: p.end)
+        emit([warning(
+            f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
+            f"at 0x{last.end:x}, the flash ({args.flash_size}) at 0x{options.flash_size:x}",
+            last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
+            "has it; the picture shows the part past the end in red")])
+        return 1
     return 0

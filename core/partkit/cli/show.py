@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
+from partkit.cli.common import (
+    EXIT_PLAIN,
+    add_table_arguments,
+    command_parser,
+    emit,
+    options_from_args,
+    report_error,
+)
 from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
@@ -18,17 +25,23 @@ __all__ = ["run"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="partkit show", description=(
-        "Summarise a partition table: offsets, ends, sizes, flags, gaps and free space."))
-    p.add_argument("table", nargs="?", help="CSV or binary partition table")
+    p = command_parser("partkit show", (
+        "Summarise a partition table: offsets, ends, sizes, flags, gaps and free space,\n"
+        "with a flash map drawn to scale. The table is validated like 'partkit gen' does."),
+        EXIT_PLAIN)
+    p.add_argument("table", nargs="?", metavar="TABLE",
+                   help="partition table: CSV, or the binary 'partkit gen' writes")
     p.add_argument("--list-builtin", action="store_true",
                    help="list the built-in tables (use one as TABLE builtin:NAME) and exit")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable JSON")
     out.add_argument("--csv", action="store_true", help="the ESP-IDF CSV rendering")
     p.add_argument("--no-map", action="store_true", help="omit the ASCII flash map")
-    add_table_arguments(p)
-    p.add_argument("--no-verify", action="store_true")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the summary, JSON or CSV to FILE instead of stdout")
+    add_table_arguments(p, has_output=True)
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the table checks (alignment, overlaps, names)")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     return p
 
@@ -44,25 +57,31 @@ def run(argv: list[str]) -> int:
 
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         loaded = load_table_file(args.table, options)
+        emit(loaded.warnings)
+        if args.json:
+            from partkit.table.render import to_json
+
+            text = json.dumps(to_json(loaded.table, options), indent=2) + "\n"
+        elif args.csv:
+            from partkit.table.render import to_csv
+
+            text = to_csv(loaded.table, options.subtypes)
+        else:
+            from partkit.table.render import to_summary
+
+            text = to_summary(loaded.table, options)
+            if not args.no_map:
+                ascii_map = _ascii_map(loaded.table, options)
+                if ascii_map:
+                    text += "\n" + ascii_map
+        if args.output is None or args.output == "-":
+            sys.stdout.write(text)
+        else:
+            from partkit.common.fileio import write_atomic
+
+            write_atomic(args.output, text.encode("utf-8"))
     except PartkitError as exc:
         return report_error(exc)
-    emit(loaded.warnings)
-    if args.json:
-        from partkit.table.render import to_json
-
-        sys.stdout.write(json.dumps(to_json(loaded.table, options), indent=2) + "\n")
-    elif args.csv:
-        from partkit.table.render import to_csv
-
-        sys.stdout.write(to_csv(loaded.table, options.subtypes))
-    else:
-        from partkit.table.render import to_summary
-
-        sys.stdout.write(to_summary(loaded.table, options))
-        if not args.no_map:
-            ascii_map = _ascii_map(loaded.table, options)
-            if ascii_map:
-                sys.stdout.write("\n" + ascii_map)
     return 0
 
 

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 from partkit.common.record import Record
-from partkit.table.names import APP, BOOTLOADER, DATA, PARTITION_TABLE, type_name
+from partkit.table.names import (
+    APP,
+    BOOTLOADER,
+    DATA,
+    NAME_BYTES,
+    PARTITION_TABLE,
+    name_overflow,
+    type_name,
+)
 from partkit.table.verify import LONG_NAME
 
 TYPE_CHECKING = False
@@ -41,7 +49,6 @@ __all__ = [
 REGION_NAME = "at_customize"
 REGION_TYPE = 0x40
 TABLE_SECTOR = 0x1000  # at_customize.bin occupies the region's first sector
-NAME_MAX = 16  # bytes in the binary name field; the firmware compares full names
 CUSTOM_TYPE_MIN = 0x40
 CUSTOM_TYPE_MAX = 0xFE  # 0xff is ESP_PARTITION_TYPE_ANY
 KCONFIG_OFFSET = "CONFIG_AT_CUSTOMIZED_PARTITION_TABLE_OFFSET"
@@ -269,12 +276,15 @@ def _name_diagnostics(
     p: Partition, loc: SourceLocation, primary: PartitionTable | None, primary_path: str
 ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    size = len(p.name.encode("utf-8"))
-    if size > NAME_MAX:
-        cut = p.name.encode("utf-8")[:NAME_MAX].decode("utf-8", "replace")
+    # The shared name rule (table.names); an error here, not a warning: the AT firmware
+    # looks partitions up by their full name, so a cut name is never found.
+    size = name_overflow(p.name)
+    if size:
+        cut = p.name.encode("utf-8")[:NAME_BYTES].decode("utf-8", "replace")
         out.append(
             error(
-                f"partition name '{p.name}' is {size} bytes; names are at most {NAME_MAX} bytes",
+                f"partition name '{p.name}' is {size} bytes; names are at most {NAME_BYTES} "
+                "bytes",
                 loc,
                 hint=(
                     f"gen_esp32part would silently cut it to '{cut}', and the AT firmware "

@@ -98,6 +98,9 @@ def decode_text(data: bytes, path: str) -> str:
     try:
         return data[skip:].decode(codec)
     except UnicodeDecodeError as exc:
+        other = _other_file_kind(data)
+        if other is not None:
+            raise PartkitError(_not_a_table(other, path)) from None
         bad = skip + exc.start
         line = data.count(b"\n", 0, bad) + 1
         column = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
@@ -108,6 +111,43 @@ def decode_text(data: bytes, path: str) -> str:
                 hint="save the CSV as UTF-8 (a UTF-8 or UTF-16 BOM is also accepted)",
             )
         ) from None
+
+
+def _other_file_kind(data: bytes) -> str | None:
+    """What a file that cannot be a partition table CSV is, judged by its magic bytes."""
+    if data[:4] == b"\x7fELF":
+        return "an ELF file (a compiled program, e.g. the app's .elf)"
+    if data[:1] == b"\xe9":
+        return "an ESP app or bootloader image (first byte 0xE9)"
+    return None
+
+
+def _not_a_table(kind: str, path: str) -> Diagnostic:
+    return error(f"this is {kind}, not a partition table", SourceLocation(path),
+                 "give the partition table: the CSV, or the binary that 'partkit gen' writes "
+                 "(partition-table.bin)")
+
+
+def _whole_file_problem(text: str, path: str, failed: list[int]) -> Diagnostic | None:
+    """One error for a file whose every row fails for the same reason, instead of a
+    confusing error per row: another kind of file, an unmarked encoding, ';' separators.
+    Only called when parsing failed, so it never rejects what the reference accepts."""
+    other = _other_file_kind(text[:4].encode("utf-8", "replace"))
+    if other is not None:
+        return _not_a_table(other, path)
+    if text.count("\x00") * 4 >= len(text) > 0:
+        return error(
+            "the text has a NUL character between its letters: the file is UTF-16 without a "
+            "byte-order mark (or UTF-32)", SourceLocation(path, failed[0], 1),
+            "save the CSV as UTF-8 (UTF-16 is accepted only with its BOM)")
+    lines = text.splitlines()
+    semicolon = [n for n in failed if ";" in lines[n - 1] and "," not in lines[n - 1]]
+    if semicolon and len(semicolon) * 2 >= len(failed):
+        return error(
+            "fields are separated by ';': partition tables separate them with ','",
+            SourceLocation(path, semicolon[0], lines[semicolon[0] - 1].index(";") + 1),
+            "save the CSV with ',' as the separator (spreadsheets in some locales write ';')")
+    return None
 
 
 def _fields(line: str) -> list[tuple[str, int]]:
@@ -143,6 +183,12 @@ class _RowParser:
                 guess = closest(exc.value, exc.keywords)
                 hint = (f"did you mean '{guess}'?" if guess
                         else f"{what} must be a keyword or a number")
+                if what == "subtype":
+                    hint += (" A subtype name of your own needs --extra-partition-subtypes "
+                             f"TYPE,{exc.value},VALUE (e.g. data,{exc.value},0x40).")
+            elif what == "subtype":
+                hint = ("types other than app, data, bootloader and partition_table have no "
+                        "subtype names: write a number (0x00-0xFE)")
             elif "\x00" in exc.value:
                 hint = "the text contains NUL characters: is the file UTF-32? save it as UTF-8"
             elif "#" in exc.value:
@@ -150,7 +196,7 @@ class _RowParser:
             elif "$" in exc.value:
                 hint = "environment variables are expanded only when set"
             else:
-                hint = f"{what} must be a number (0x1000, 4096, 4K, 1M) or a keyword"
+                hint = f"{what} must be a number: 0x1000, 4096, 4K or 1M"
             return self.fail(str(exc), column, hint)
 
     def parse(self, fields: list[tuple[str, int]]) -> CsvRow | list[Diagnostic]:
@@ -272,7 +318,10 @@ def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
         else:
             errors.extend(result)
     if errors:
-        raise PartkitError(errors)
+        failed = sorted({d.location.line for d in errors
+                         if d.location is not None and d.location.line is not None})
+        whole = _whole_file_problem(text, path, failed or [1])
+        raise PartkitError(whole if whole is not None else errors)
     return rows
 
 

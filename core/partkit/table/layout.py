@@ -57,11 +57,17 @@ def resolve(rows: list[CsvRow], path: str, options: TableOptions) -> PartitionTa
             else:
                 prev = f"'{last.name}' ends at 0x{last_end:x}" if last else f"0x{last_end:x}"
                 notes = ((last.loc, f"'{last.name}' is defined here"),) if last else ()
+                if last is not None and offset > last.offset:
+                    # Usually the partition before grew too big; shrinking it keeps the layout.
+                    fix = (f"shrink '{last.name}' to 0x{offset - last.offset:x} so it ends at "
+                           f"0x{offset:x}, or start '{row.name}' at 0x{last_end:x} or later "
+                           "(or leave its offset empty)")
+                else:
+                    fix = ("offsets must increase down the file: give it an offset of "
+                           f"0x{last_end:x} or more, or leave its offset empty")
                 errors.append(error(
                     f"partition '{row.name}' at 0x{offset:x} overlaps the previous partition: "
-                    f"{prev}", row.loc,
-                    "offsets must increase down the file; move the row or leave its offset "
-                    "empty", notes))
+                    f"{prev}", row.loc, fix, notes))
         if offset is None:
             align = alignment(row.type)
             offset = -(-last_end // align) * align

@@ -15,6 +15,7 @@ __all__ = [
     "APP",
     "BOOTLOADER",
     "DATA",
+    "NAME_BYTES",
     "PARTITION_TABLE",
     "SUBTYPE_DATA_OTA",
     "SUBTYPE_DATA_TEE_OTA",
@@ -75,6 +76,21 @@ _BUILTIN_SUBTYPES: dict[int, dict[str, int]] = {
         "tee_ota": 0x90,
     },
 }
+
+
+# Partition names: the one rule every command applies (gen and check warn, at refuses).
+# The binary entry stores the UTF-8 name in a 16-byte field, NUL-padded but with no room
+# reserved for a terminator: a 16-byte name fills it exactly. The bootloader and
+# esp_partition copy the field into `char label[17]` and terminate it there, so 16-byte
+# names work on the device (ESP-IDF's docs say "16 including the terminator", which is
+# stricter than the code). Longer names are cut to the first 16 bytes.
+NAME_BYTES = 16
+
+
+def name_overflow(name: str) -> int:
+    """The UTF-8 length of ``name`` if it is too long to store whole, else 0."""
+    length = len(name.encode("utf-8", "surrogatepass"))
+    return length if length > NAME_BYTES else 0
 
 
 def type_name(ptype: int) -> str:

@@ -12,11 +12,13 @@ from partkit.table.layout import alignment, is_primary_region
 from partkit.table.names import (
     APP,
     DATA,
+    NAME_BYTES,
     SUBTYPE_DATA_COREDUMP,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
     SUBTYPE_DATA_TEE_OTA,
     TYPES,
+    name_overflow,
 )
 
 TYPE_CHECKING = False
@@ -35,7 +37,7 @@ __all__ = [
 
 NVS_RW_MIN_SIZE = 0x3000  # a read/write NVS needs at least 3 pages
 OTADATA_SIZE = 0x2000  # two 4 KiB otadata sectors
-MAX_NAME_BYTES = 16  # name field width in the binary entry
+MAX_NAME_BYTES = NAME_BYTES  # the rule and its reason live in table.names
 MAX_U32 = 0xFFFFFFFF
 LONG_NAME = "long-name"  # Diagnostic.code of the name-truncation warning
 
@@ -104,11 +106,11 @@ def _check_partition(p: Partition, options: TableOptions) -> list[Diagnostic]:
             f"NVS partition '{p.name}' of size 0x{p.size:x} must be flagged 'readonly' "
             f"(a read/write NVS needs at least 0x{NVS_RW_MIN_SIZE:x})", p.loc,
             f"make it 0x{NVS_RW_MIN_SIZE:x} or larger, or add the 'readonly' flag"))
-    encoded = p.name.encode("utf-8", "surrogatepass")
-    if len(encoded) > MAX_NAME_BYTES:
+    length = name_overflow(p.name)
+    if length:
         out.append(warning(
-            f"partition name '{p.name}' is {len(encoded)} bytes; the table stores only the "
-            f"first {MAX_NAME_BYTES}", p.loc, "shorten the name: lookups by name will fail",
+            f"partition name '{p.name}' is {length} bytes; the table stores only the "
+            f"first {NAME_BYTES}", p.loc, "shorten the name: lookups by name will fail",
             code=LONG_NAME))
     return out
 
