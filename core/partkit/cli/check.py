@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from partkit.cli import idf_build
 from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
 from partkit.common.errors import PartkitError
 
@@ -22,13 +23,18 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="partkit check", description=(
         "Check that the real app image fits its partition slots, that the bootloader fits "
         "before the partition table, and that the table fits the flash."))
-    p.add_argument("table", help="CSV or binary partition table")
+    p.add_argument("table", nargs="?",
+                   help="CSV or binary partition table (not with --idf-build-dir)")
+    idf_build.add_argument(p)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="also write the JSON report to FILE (the text report still goes "
+                        "to stdout)")
     p.add_argument("--app", metavar="APP.bin", help="app image (esptool elf2image output)")
     p.add_argument("--type", default="app", help="partition type of the app slots "
                    "(name or number; default app)")
     p.add_argument("--subtype", help="only slots of this subtype (e.g. ota_1, tee_0)")
     p.add_argument("--bootloader", metavar="BL.bin", help="bootloader image")
-    add_table_arguments(p)
+    add_table_arguments(p, has_output=True)
     p.add_argument("--warn-free", metavar="PCT%|BYTES",
                    help="warn when the app slot has less free space than this")
     p.add_argument("--fail-free", metavar="PCT%|BYTES",
@@ -49,8 +55,13 @@ def _nothing_to_check(args: argparse.Namespace) -> bool:
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.table is None) == (args.idf_build_dir is None):
+        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
     try:
+        if args.idf_build_dir is not None:
+            return idf_build.run_check(args, args.output)
         from partkit.check.checks import Budget
         from partkit.check.files import check_files
 
@@ -69,6 +80,11 @@ def run(argv: list[str]) -> int:
                 f"nothing to check: {args.table} is a valid table, but no --app, "
                 "--bootloader or --flash-size was given",
                 "give at least one of them; 'partkit show' prints a table")
+        if args.output is not None:
+            from partkit.check.report import to_json
+            from partkit.common.fileio import write_atomic
+
+            write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     except PartkitError as exc:
         return report_error(exc)
     if args.json:

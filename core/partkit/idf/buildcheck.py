@@ -113,6 +113,10 @@ def _region(image: FlashedImage, build: IdfBuild,
     return "", 0, None
 
 
+def _is_app(image: FlashedImage, build: IdfBuild) -> bool:
+    return build.app is not None and os.path.samefile(image.path, build.app.path)
+
+
 def _placements(build: IdfBuild, table: PartitionTable) -> tuple[list[Placement],
                                                                  list[Finding]]:
     from partkit.check.checks import Finding
@@ -133,7 +137,7 @@ def _placements(build: IdfBuild, table: PartitionTable) -> tuple[list[Placement]
                 hint="flash it to a partition's offset, or add a partition for it")))
         elif name in ("bootloader", "partition table"):
             continue  # the bootloader check and the table's own generation cover these
-        elif size > room:
+        elif size > room and not _is_app(image, build):  # the app check reports the app
             findings.append(Finding("image-overflow", error(
                 f"{label} ({size:#x} bytes) flashed at 0x{image.offset:x} runs "
                 f"{size - room:#x} bytes past the end of partition '{name}' "

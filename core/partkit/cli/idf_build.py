@@ -1,0 +1,63 @@
+"""``--idf-build-dir``: the commands that read a table take an ESP-IDF build directory instead.
+
+The target, table offset, bootloader offsets, MD5 row, flash size and secure-boot mode
+come from the build (see :mod:`partkit.idf.builddir`), so nothing is retyped; the table is
+the binary the build generated, and messages point at the CSV it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from partkit.cli.common import emit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from partkit.idf.builddir import IdfBuild
+    from partkit.table.codec import Loaded
+
+__all__ = ["add_argument", "load", "run_check"]
+
+HELP = ("an ESP-IDF build directory (after 'idf.py build'): the table, the images and every "
+        "option are read from it (project_description.json, config/sdkconfig.json, "
+        "flasher_args.json) instead of the command line")
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--idf-build-dir", metavar="DIR", help=HELP)
+
+
+def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Loaded]:
+    """The build and its table (raises PartkitError, exit 2, naming the bad file)."""
+    from partkit.idf.buildcheck import load_build_table
+    from partkit.idf.builddir import read_build_dir
+
+    build = read_build_dir(args.idf_build_dir)
+    return build, load_build_table(build, verify=verify)
+
+
+def run_check(args: argparse.Namespace, report_path: str | None) -> int:
+    """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
+    from partkit.check.checks import Budget
+    from partkit.idf.buildcheck import check_build, to_json, to_text
+    from partkit.idf.builddir import read_build_dir
+
+    build = read_build_dir(args.idf_build_dir)
+    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
+                         strict=args.strict)
+    if report_path is not None:
+        from partkit.common.fileio import write_atomic
+
+        write_atomic(report_path, (json.dumps(to_json(result), indent=2) + "\n").encode())
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
+    else:
+        sys.stdout.write(to_text(result))
+    sys.stdout.flush()
+    emit(f.diagnostic for f in result.findings)
+    return result.exit_code

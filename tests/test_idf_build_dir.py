@@ -1,0 +1,199 @@
+"""`partkit check --idf-build-dir`: everything an ESP-IDF build flashes, options from the build.
+
+Build directories are written in ESP-IDF's own formats (support.idf_build) around real
+ESP32-C3 images; each broken case breaks one thing and must fail for that reason alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from partkit.cli import main
+from support.firmware import app_of_size, bootloader_of_size
+from support.idf_build import CSV_LINE, DEFAULT_CSV, make_idf_build
+
+pytestmark = pytest.mark.firmware
+
+
+def _check(capsys: pytest.CaptureFixture[str], build: Path, *extra: str) -> tuple[int, str, str]:
+    rc = main(["check", "--idf-build-dir", str(build), *extra])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_good_build_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    rc, out, err = _check(capsys, fx.build)
+    assert rc == 0, err
+    assert "target esp32c3, flash 4MB" in out
+    for name in ("bootloader/bootloader.bin", "demo.bin", "ota_data_initial.bin", "storage.bin"):
+        assert name in out
+    assert "check OK" in out
+    assert "error" not in err
+
+
+def test_json_report_names_build_and_flashed_files(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    rc, out, _ = _check(capsys, fx.build, "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["ok"] is True
+    assert doc["idf_build"]["target"] == "esp32c3"
+    assert doc["idf_build"]["table_source"] == str(fx.csv)
+    flashed = {f["name"]: f for f in doc["flashed"]}
+    assert flashed["storage"]["region"] == "storage" and flashed["storage"]["fits"] is True
+    assert flashed["app"]["region"] == "ota_0"
+    assert doc["app"]["image"]["chip"] == "esp32c3"
+    assert doc["bootloader"]["offset"] == 0
+
+
+def test_app_over_its_slot_fails_at_the_csv_line(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    app_of_size(fx.build, 0x30010, name="demo.bin")  # 16 bytes over the 0x30000 slots
+    rc, out, err = _check(capsys, fx.build)
+    assert rc == 1
+    assert f"{fx.csv}:{CSV_LINE['ota_0']}:" in err
+    assert "0x10" in err and "ota_0" in err
+    assert "check FAILED" in out
+
+
+def test_app_padded_past_its_slot_fails(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    with open(fx.app, "ab") as f:  # padding after the image is flashed too
+        f.write(b"\xff" * (0x30000 - os.path.getsize(fx.app) + 1))
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 1
+    assert "ota_0" in err
+
+
+def test_bootloader_into_the_table_fails(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    bootloader_of_size(fx.build / "bootloader", 0x8010, name="bootloader.bin")
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 1
+    assert "bootloader" in err.lower() and "0x8000" in err
+
+
+def test_table_offset_comes_from_sdkconfig(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # The same oversized bootloader fits when the build moved the table to 0x9000.
+    csv = DEFAULT_CSV.replace("nvs,      data, nvs,     0x9000,  0x4000,",
+                              "nvs,      data, nvs,     0xa000,  0x3000,")
+    fx = make_idf_build(tmp_path, csv=csv, table_offset=0x9000)
+    bootloader_of_size(fx.build / "bootloader", 0x8010, name="bootloader.bin")
+    rc, out, err = _check(capsys, fx.build, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["table"]["offset"] == 0x9000
+
+
+def test_extra_image_over_its_partition_fails(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path, storage_size=0x10001)
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 1
+    assert f"{fx.csv}:{CSV_LINE['storage']}:" in err
+    assert "storage.bin" in err and "0x1 bytes past the end of partition 'storage'" in err
+
+
+def test_flashed_images_that_overlap_fail(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "extra.bin").write_bytes(b"\x00" * 0x100)
+    files = fx.flasher_args["flash_files"]
+    assert isinstance(files, dict)
+    files["0x70100"] = "extra.bin"  # inside storage.bin's 0x8000 bytes
+    fx.write_flasher_args()
+    rc, out, err = _check(capsys, fx.build, "--json")
+    assert rc == 1
+    codes = {f["code"] for f in json.loads(out)["findings"]}
+    assert "images-overlap" in codes
+    assert "storage.bin (0x70000..0x78000) overlaps extra.bin at 0x70100" in err
+
+
+def test_table_past_the_flash_size_fails(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    csv = DEFAULT_CSV + "big,      data, fat,     0x80000, 0x200000,\n"
+    fx = make_idf_build(tmp_path, csv=csv, flash_size="2MB")
+    rc, out, err = _check(capsys, fx.build, "--json")
+    assert rc == 1, err
+    doc = json.loads(out)
+    assert doc["flash"]["flash_size"] == 0x200000 and doc["flash"]["fits"] is False
+
+
+def test_fail_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    rc, _, err = _check(capsys, fx.build, "--fail-free", "95%")
+    assert rc == 1
+    assert "95%" in err or "budget" in err
+
+
+@pytest.mark.parametrize("victim", ["project_description.json", "config/sdkconfig.json"])
+def test_missing_json_is_bad_input_naming_the_file(tmp_path: Path, victim: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / victim).unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert str(fx.build / victim) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("victim", ["project_description.json", "config/sdkconfig.json",
+                                    "flasher_args.json"])
+def test_malformed_json_points_at_the_spot(tmp_path: Path, victim: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    path = fx.build / victim
+    path.write_text('{\n  "target": "esp32c3",\n  oops\n}\n')
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert f"{path}:3:3: error: malformed JSON" in err
+
+
+def test_foreign_json_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "project_description.json").write_text('["not", "an", "idf", "file"]')
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2 and "project_description.json" in err
+
+
+def test_flashed_file_missing_is_bad_input(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "storage.bin").unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert str(fx.build / "storage.bin") in err and "missing" in err
+
+
+def test_not_a_build_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _check(capsys, tmp_path)
+    assert rc == 2 and "project_description.json" in err and "idf.py build" in err
+
+
+def test_flash_args_alone_is_enough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Older or trimmed builds: no flasher_args.json, only the esptool argfile.
+    fx = make_idf_build(tmp_path, storage_size=0x10001)
+    (fx.build / "flasher_args.json").unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 1
+    assert "storage.bin" in err and "past the end of partition 'storage'" in err
+
+
+def test_linux_target_checks_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "flasher_args.json").unlink()
+    (fx.build / "flash_args").unlink()
+    desc = json.loads((fx.build / "project_description.json").read_text())
+    desc["target"] = "linux"
+    desc["app_bin"] = "missing.bin"
+    (fx.build / "project_description.json").write_text(json.dumps(desc))
+    rc, out, err = _check(capsys, fx.build)
+    assert rc == 0, err
+    assert "target linux" in out
