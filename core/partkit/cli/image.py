@@ -7,6 +7,9 @@
     partkit image inspect DUMP [--json]
     partkit image create  IMAGE --table CSV --flash-size S [--chip C] [--bootloader BL]
                           [--app NAME=FILE ...] [--data NAME=FILE ...] [--ota-slot N]
+    partkit image check    IMAGE [--chip C] [--flash-size S] [--json]   (cli/image_check.py)
+    partkit image set-boot IMAGE --slot SLOT [-o COPY] [--sync]
+    partkit image otadata  IMAGE [--json]
 
 Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
 ``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
@@ -25,7 +28,7 @@ from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, clo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 TABLE_BYTES = 0xC00
-COMMANDS = ("info", "read", "write", "erase", "create", "inspect")
+COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata")
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -154,6 +157,10 @@ def _parser() -> _Commands:
                    "(default: the image's directory)")
     p.add_argument("--no-flash-args", action="store_true", help="write only the image")
     p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
+
+    from partkit.cli import image_check  # check, set-boot, otadata
+
+    image_check.add_parsers(sub)
     return sub
 
 
@@ -175,10 +182,16 @@ def run(argv: list[str]) -> int:
         handler = {
             "info": _info, "read": _read, "write": _write, "erase": _erase,
             "inspect": _inspect, "create": _create,
-        }[args.command]
+        }.get(args.command) or _image_check_handler(args.command)
         return handler(args)
     except PartkitError as exc:
         return report_error(exc)
+
+
+def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
+    from partkit.cli.image_check import HANDLERS
+
+    return HANDLERS[command]
 
 
 # --- table and selection ------------------------------------------------------------------

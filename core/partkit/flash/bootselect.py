@@ -1,0 +1,47 @@
+"""Selecting the boot slot in otadata, the way the OTA code on the device does it.
+
+The new record gets the smallest sequence number above the active one that maps to the
+wanted slot (``(seq - 1) % ota_count == slot``) and goes into the *other* sector, so the
+active record stays intact until the new one is complete: a device that loses power half
+way still boots the old selection. With no valid record, sequence ``slot + 1`` goes into
+sector 0. Selecting the factory app blanks both sectors (blank otadata boots factory).
+"""
+
+from __future__ import annotations
+
+from partkit.flash.otadata import (
+    ENTRY_SIZE,
+    SECTOR_SIZE,
+    STATE_UNDEFINED,
+    decode,
+    encode_entry,
+)
+
+__all__ = ["select_slot"]
+
+
+def select_slot(current: bytes, slot: int | None, ota_count: int,
+                state: int = STATE_UNDEFINED) -> bytes:
+    """New otadata bytes (same length as ``current``) selecting OTA ``slot``, or factory
+    when ``slot`` is None. Raises ValueError for a slot outside 0..ota_count-1."""
+    size = len(current)
+    if slot is None:
+        return b"\xff" * size
+    if not 0 <= slot < ota_count:
+        raise ValueError(f"OTA slot {slot} out of range (the table has {ota_count} OTA apps)")
+    data = bytearray(current.ljust(max(size, SECTOR_SIZE + ENTRY_SIZE), b"\xff"))
+    valid = [e for e in decode(bytes(data)) if e.valid]
+    if valid:
+        active = max(valid, key=lambda e: e.seq)
+        seq = active.seq + 1
+        seq += (slot - (seq - 1)) % ota_count
+        index = 1 - active.index
+    else:
+        seq, index = slot + 1, 0
+    if seq > 0xFFFFFFFE:
+        raise ValueError("otadata sequence number would overflow; erase otadata first")
+    start = index * SECTOR_SIZE
+    end = min(start + SECTOR_SIZE, size)
+    data[start:end] = b"\xff" * (end - start)
+    data[start:start + ENTRY_SIZE] = encode_entry(seq, state)
+    return bytes(data[:size])

@@ -1,0 +1,388 @@
+"""Pre-flight check of a whole flash image (merge-bin output, ``image create``, a dump).
+
+What must hold before an image is flashed or shipped, each failure with a stable code:
+
+* ``bootloader-missing`` / ``bootloader-invalid`` / ``bootloader-chip`` /
+  ``bootloader-too-large``: an ESP image for the chip at the chip's bootloader offset,
+  ending before the partition table;
+* ``flash-size``: the flash size in the bootloader header (byte 3, high nibble; the
+  bootloader configures the flash with it) reaches the end of the last partition;
+* ``table-missing`` / ``table-invalid``: a table gen would accept at the table offset;
+* ``app-invalid`` / ``app-chip`` / ``app-overflow``: every app slot is erased or holds a
+  valid image for the chip that fits the slot;
+* ``otadata-crc`` / ``otadata-sequence`` / ``otadata-target`` / ``boot-app``: otadata
+  decodes, and the slot it (or, blank, the boot default) selects holds a valid app;
+* ``data-contents``: NVS, FAT, SPIFFS and LittleFS partitions hold what their subtype
+  says (as :mod:`partkit.flash.contents` recognises it) or are erased.
+
+Partitions past the end of the image (merge-bin writes no padding) are not checked: the
+device keeps what its flash holds there. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from partkit.common.chips import BOOTLOADER_OFFSET
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.record import Record
+from partkit.flash import imagefile, otadata
+from partkit.table.names import (
+    APP,
+    DATA,
+    SUBTYPE_APP_OTA_MIN,
+    SUBTYPE_DATA_NVS,
+    SUBTYPE_DATA_OTA,
+    is_ota_app,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.check.appimage import ImageInfo
+    from partkit.flash.contents import Finding
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = ["FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem", "check_image",
+           "header_flash_size"]
+
+TABLE_BYTES = 0xC00
+MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
+MAX_APP = 16 << 20
+# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
+FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
+# What each data subtype may hold, as contents.describe() names it ("erased" always may).
+# SPIFFS-subtype partitions hold LittleFS on Arduino-ESP32 (its LittleFS uses that subtype).
+EXPECTED_CONTENTS: dict[int, tuple[str, ...]] = {
+    SUBTYPE_DATA_NVS: ("nvs",),
+    0x81: ("fat",),
+    0x82: ("spiffs", "littlefs"),
+    0x83: ("littlefs",),
+}
+
+
+class Problem(Record):
+    """One finding: a stable ``code``, a diagnostic, and the partition it concerns."""
+
+    __slots__ = ("code", "diagnostic", "partition")
+
+    code: str
+    diagnostic: Diagnostic
+    partition: str | None
+
+    def __init__(self, code: str, diagnostic: Diagnostic, partition: str | None = None) -> None:
+        self._init(code=code, diagnostic=diagnostic, partition=partition)
+
+    @property
+    def is_error(self) -> bool:
+        return self.diagnostic.is_error
+
+
+class PartitionState(Record):
+    """What one partition holds (``contents`` None when it lies outside the image)."""
+
+    __slots__ = ("contents", "partition", "status")
+
+    partition: Partition
+    contents: Finding | None
+    status: str  # "ok", "error", "absent" (beyond the image), "encrypted" (not readable)
+
+    def __init__(self, partition: Partition, contents: Finding | None, status: str) -> None:
+        self._init(partition=partition, contents=contents, status=status)
+
+
+class PreflightReport(Record):
+    """Everything ``image check`` found. ``exit_code`` 0 when no problem is an error."""
+
+    __slots__ = ("bootloader", "chip", "flash_size", "header_flash_size", "image", "partitions",
+                 "problems", "size", "table", "table_offset")
+
+    image: str
+    size: int
+    chip: str | None
+    bootloader: dict[str, object] | None
+    header_flash_size: int | None
+    flash_size: int | None
+    table_offset: int
+    table: PartitionTable | None
+    partitions: tuple[PartitionState, ...]
+    problems: tuple[Problem, ...]
+
+    def __init__(self, image: str, size: int, chip: str | None,
+                 bootloader: dict[str, object] | None, header_flash_size: int | None,
+                 flash_size: int | None, table_offset: int, table: PartitionTable | None,
+                 partitions: tuple[PartitionState, ...], problems: tuple[Problem, ...]) -> None:
+        self._init(image=image, size=size, chip=chip, bootloader=bootloader,
+                   header_flash_size=header_flash_size, flash_size=flash_size,
+                   table_offset=table_offset, table=table, partitions=partitions,
+                   problems=problems)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+def header_flash_size(header: bytes) -> int | None:
+    """Flash size the image header declares (None: too short or an unknown code)."""
+    if len(header) < 4:
+        return None
+    return FLASH_SIZE_CODES.get(header[3] >> 4)
+
+
+class _Checker:
+    """Collects problems while walking the image; one instance per check."""
+
+    def __init__(self, image: str, options: TableOptions) -> None:
+        self.image = image
+        self.options = options
+        self.size = imagefile.image_size(image)
+        self.problems: list[Problem] = []
+        self.chip = options.chip
+
+    def add(self, code: str, message: str, hint: str | None = None, *,
+            part: Partition | None = None, severity: str = "error") -> None:
+        where = f"{self.image}@0x{part.offset:x}" if part is not None else self.image
+        make = error if severity == "error" else warning
+        self.problems.append(Problem(code, make(message, SourceLocation(where), hint),
+                                     part.name if part is not None else None))
+
+    def region(self, offset: int, length: int) -> bytes:
+        return imagefile.read_region(self.image, offset, max(0, min(length,
+                                                                    self.size - offset)))
+
+    # --- bootloader -------------------------------------------------------------------
+
+    def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
+        from partkit.check.appimage import read_image
+
+        table_offset = self.options.table_offset
+        offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
+                   else sorted(set(BOOTLOADER_OFFSET.values())))
+        for offset in offsets:
+            if offset >= table_offset or self.region(offset, 1) != b"\xe9":
+                continue
+            label = f"{self.image}@0x{offset:x}"
+            try:
+                info = read_image(self.region(offset, table_offset - offset), label)
+            except PartkitError as exc:
+                self._broken_bootloader(offset, exc)
+                return {"offset": offset, "valid": False}, None
+            if self.chip is None:
+                self.chip = info.chip
+            hdr = header_flash_size(self.region(offset, 4))
+            doc: dict[str, object] = {"offset": offset, "valid": True, "chip": info.chip,
+                                      "size": info.measured_size, "header_flash_size": hdr}
+            if info.chip is not None and info.chip != self.chip:
+                self.add("bootloader-chip", f"the bootloader at 0x{offset:x} is built for "
+                         f"{info.chip}, not {self.chip}", "flash the bootloader built for "
+                         "this chip")
+            elif (info.chip is not None and BOOTLOADER_OFFSET.get(info.chip) != offset):
+                self.add("bootloader-missing", f"an {info.chip} bootloader at 0x{offset:x}, "
+                         f"but the {info.chip} ROM loads it from "
+                         f"0x{BOOTLOADER_OFFSET[info.chip]:x}", "place it at the chip's offset")
+            if hdr is None:
+                self.add("flash-size", f"the bootloader header at 0x{offset:x} has an unknown "
+                         f"flash size code 0x{self.region(offset + 3, 1)[0] >> 4:x}",
+                         "rebuild or merge with --flash-size")
+            return doc, hdr
+        where = (f"at 0x{offsets[0]:x}, where the {self.chip} ROM loads it from"
+                 if self.chip is not None else "at any bootloader offset below the table")
+        self.add("bootloader-missing", f"no bootloader image {where}",
+                 "merge the bootloader into the image (or give --chip if it is elsewhere)")
+        return None, None
+
+    def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
+        from partkit.check.appimage import read_image
+
+        table_offset = self.options.table_offset
+        try:
+            info = read_image(self.region(offset, MAX_BOOTLOADER), f"{self.image}@0x{offset:x}")
+        except PartkitError:
+            info = None
+        if info is not None and offset + info.measured_size > table_offset:
+            self.add("bootloader-too-large", f"the bootloader at 0x{offset:x} is "
+                     f"{info.measured_size} bytes (0x{info.measured_size:x}) and runs into the "
+                     f"partition table at 0x{table_offset:x}",
+                     f"it may be at most 0x{table_offset - offset:x} bytes; move the table")
+            return
+        message = exc.diagnostics[0].message if exc.diagnostics else str(exc)
+        self.add("bootloader-invalid", f"the bootloader at 0x{offset:x} is broken: {message}",
+                 "rebuild it, or re-merge the image")
+
+    # --- table --------------------------------------------------------------------------
+
+    def table(self) -> PartitionTable | None:
+        from partkit.table.codec import load_table
+
+        offset = self.options.table_offset
+        if self.size < offset + TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
+            self.add("table-missing", f"no partition table at 0x{offset:x}",
+                     "give the table offset with --offset; 'partkit image inspect' finds it")
+            return None
+        options = self.options.replace(flash_size=None, verify=True)
+        if self.chip is not None and options.primary_bootloader_offset is None:
+            options = options.replace(primary_bootloader_offset=BOOTLOADER_OFFSET[self.chip])
+        try:
+            loaded = load_table(self.region(offset, TABLE_BYTES), f"{self.image}@0x{offset:x}",
+                                options)
+        except PartkitError as exc:
+            self.problems.extend(Problem("table-invalid", d) for d in exc.diagnostics)
+            return None
+        self.problems.extend(Problem("table", d) for d in loaded.warnings)
+        return loaded.table
+
+    # --- partitions ---------------------------------------------------------------------
+
+    def app_slot(self, part: Partition, found: Finding, table: PartitionTable) -> bool:
+        """True when the slot holds a valid app (False: erased, or a problem was added)."""
+        if found.kind == "erased":
+            return False
+        if found.kind != "app":
+            self.add("app-invalid", f"app slot '{part.name}' holds neither an ESP image nor "
+                     f"erased flash: {found.summary}", "write an app image or erase the slot",
+                     part=part)
+            return False
+        if not found.details.get("valid"):
+            self._broken_app(part, found, table)
+            return False
+        chip = found.details.get("chip")
+        if self.chip is not None and chip is not None and chip != self.chip:
+            self.add("app-chip", f"app slot '{part.name}' holds an image for {chip}, not "
+                     f"{self.chip}", "build the app for the same chip as the bootloader",
+                     part=part)
+            return False
+        return True
+
+    def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
+        from partkit.check.appimage import read_image
+
+        try:
+            info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),
+                                                f"{self.image}@0x{part.offset:x}")
+        except PartkitError:
+            info = None
+        if info is not None and info.measured_size > part.size:
+            after = [p for p in table.sorted_by_offset() if part.end <= p.offset
+                     < part.offset + info.measured_size]
+            into = f" into '{after[0].name}'" if after else ""
+            self.add("app-overflow", f"the image in app slot '{part.name}' is "
+                     f"{info.measured_size} bytes (0x{info.measured_size:x}), "
+                     f"{info.measured_size - part.size} more than the slot: it spills{into}",
+                     f"make '{part.name}' at least 0x{-(-info.measured_size // 0x1000) * 0x1000:x}"
+                     " bytes or shrink the app", part=part)
+            return
+        self.add("app-invalid", f"app slot '{part.name}': {found.summary}",
+                 "rewrite the slot with a valid image, or erase it", part=part)
+
+    def data(self, part: Partition, found: Finding) -> bool:
+        expected = EXPECTED_CONTENTS.get(part.subtype)
+        if expected is None or found.kind == "erased" or found.kind in expected:
+            return True
+        subtype = self.options.subtypes.render(part.type, part.subtype)
+        self.add("data-contents", f"'{part.name}' is a {subtype} partition but holds "
+                 f"{found.summary}", f"write a {' or '.join(expected)} image into it, or erase "
+                 "it", part=part)
+        return False
+
+    def otadata(self, part: Partition, table: PartitionTable,
+                valid_apps: dict[int, Partition]) -> None:
+        entries = otadata.decode(self.region(part.offset, otadata.OTADATA_SIZE).ljust(
+            otadata.SECTOR_SIZE + otadata.ENTRY_SIZE, b"\xff"))
+        for e in entries:
+            if e.erased:
+                continue
+            if not e.crc_ok:
+                self.add("otadata-crc", f"otadata sector {e.index}: CRC 0x{e.crc:08x} does not "
+                         f"match ota_seq {e.seq} (expected 0x{otadata.entry_crc(e.seq):08x})",
+                         "the bootloader ignores this sector; rewrite otadata with "
+                         "'partkit image set-boot'", part=part)
+            elif e.seq == 0:
+                self.add("otadata-sequence", f"otadata sector {e.index} has ota_seq 0, which "
+                         "selects no slot the same way on every bootloader",
+                         "rewrite otadata with 'partkit image set-boot'", part=part)
+        ota = sorted((p for p in table if is_ota_app(p.type, p.subtype)),
+                     key=lambda p: p.subtype)
+        active = otadata.active_entry(entries)
+        if active is None or not ota:
+            self.boot_default(table, valid_apps)
+            return
+        slot = active.slot(len(ota))
+        assert slot is not None
+        target = table.find(APP, SUBTYPE_APP_OTA_MIN + slot)
+        if not target:
+            self.add("otadata-target", f"otadata (sector {active.index}, ota_seq {active.seq}) "
+                     f"selects ota_{slot}, which the table does not have",
+                     "rewrite otadata with 'partkit image set-boot'", part=part)
+        elif id(target[0]) not in valid_apps:
+            self.add("otadata-target", f"otadata (sector {active.index}, ota_seq {active.seq}) "
+                     f"selects ota_{slot} ('{target[0].name}'), which holds no valid app",
+                     f"write the app into '{target[0].name}', or select a slot that has one "
+                     "with 'partkit image set-boot'", part=part)
+
+    def boot_default(self, table: PartitionTable, valid_apps: dict[int, Partition]) -> None:
+        default = table.boot_default()
+        if default is None or id(default) in valid_apps:
+            return
+        if default.offset >= self.size:
+            return  # not in the image: the device keeps what it has there
+        self.add("boot-app", f"with blank otadata the bootloader starts '{default.name}', "
+                 "which holds no valid app", f"write the app into '{default.name}'",
+                 part=default)
+
+
+def check_image(image: str, options: TableOptions, *,
+                flash_size: int | None = None) -> PreflightReport:
+    """Check a whole image. ``options``: table offset, chip (None: from the bootloader
+    header), subtypes. Raises PartkitError only when the file cannot be read."""
+    from partkit.flash.contents import describe
+
+    c = _Checker(image, options)
+    boot, hdr = c.bootloader()
+    table = c.table()
+    states: list[PartitionState] = []
+    if table is None:
+        return PreflightReport(image, c.size, c.chip, boot, hdr, flash_size,
+                               options.table_offset, None, (), tuple(c.problems))
+    end = table.highest_end()
+    if hdr is not None and end > hdr:
+        c.add("flash-size", f"the bootloader header says {hdr >> 20}MB of flash (0x{hdr:x}), "
+              f"but the partitions end at 0x{end:x}", "merge or build the bootloader with "
+              "the right --flash-size (esptool merge-bin --flash-size)")
+    if flash_size is not None and end > flash_size:
+        c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{flash_size:x}-byte "
+              "flash (--flash-size)", "shrink or move partitions")
+    valid_apps: dict[int, Partition] = {}
+    otadata_parts: list[Partition] = []
+    for part in table:
+        if part.offset >= c.size:
+            states.append(PartitionState(part, None, "absent"))
+            continue
+        if part.encrypted:
+            states.append(PartitionState(part, None, "encrypted"))
+            continue
+        found = describe(image, part, table)
+        before = len(c.problems)
+        if part.type == APP:
+            if c.app_slot(part, found, table):
+                valid_apps[id(part)] = part
+        elif part.type == DATA and part.subtype == SUBTYPE_DATA_OTA:
+            otadata_parts.append(part)
+        elif part.type == DATA:
+            c.data(part, found)
+        states.append(PartitionState(part, found, "ok" if len(c.problems) == before
+                                     else "error"))
+    for part in otadata_parts:
+        before = len(c.problems)
+        c.otadata(part, table, valid_apps)
+        if len(c.problems) != before:
+            states = [s.replace(status="error") if s.partition is part else s for s in states]
+    if not otadata_parts:
+        c.boot_default(table, valid_apps)
+    return PreflightReport(image, c.size, c.chip, boot, hdr, flash_size, options.table_offset,
+                           table, tuple(states), tuple(c.problems))
