@@ -197,3 +197,42 @@ def test_linux_target_checks_the_table(tmp_path: Path, capsys: pytest.CaptureFix
     rc, out, err = _check(capsys, fx.build)
     assert rc == 0, err
     assert "target linux" in out
+
+
+def test_show_and_map_read_the_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path, table_offset=0x8000)
+    assert main(["show", "--idf-build-dir", str(fx.build), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in doc["partitions"]][:2] == ["nvs", "otadata"]
+    svg = tmp_path / "map.svg"
+    assert main(["map", "--idf-build-dir", str(fx.build), "-o", str(svg)]) == 0
+    text = svg.read_text()
+    assert text.startswith("<svg") or "<svg" in text[:200]
+    assert "ota_0" in text and "storage" in text
+
+
+def test_image_create_assembles_what_the_build_flashes(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    fx = make_idf_build(tmp_path)
+    image = tmp_path / "flash.img"
+    assert main(["image", "create", "--idf-build-dir", str(fx.build), "-o", str(image)]) == 0
+    data = image.read_bytes()
+    assert len(data) == 4 * 1024 * 1024
+    assert data[0x10000:0x10000 + fx.app.stat().st_size] == fx.app.read_bytes()
+    table = (fx.build / "partition_table" / "partition-table.bin").read_bytes()
+    assert data[0x8000:0x8000 + len(table)] == table
+    assert data[:fx.bootloader.stat().st_size] == fx.bootloader.read_bytes()
+    capsys.readouterr()
+    assert main(["image", "inspect", str(image), "--json"]) == 0
+
+
+def test_image_create_refuses_a_build_that_does_not_fit(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    fx = make_idf_build(tmp_path, storage_size=0x10001)
+    image = tmp_path / "flash.img"
+    rc = main(["image", "create", "--idf-build-dir", str(fx.build), "-o", str(image)])
+    assert rc == 1
+    assert not image.exists()
+    assert "storage" in capsys.readouterr().err

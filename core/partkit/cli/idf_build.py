@@ -8,6 +8,7 @@ the binary the build generated, and messages point at the CSV it came from.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from partkit.cli.common import emit
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from partkit.idf.builddir import IdfBuild
     from partkit.table.codec import Loaded
 
-__all__ = ["add_argument", "load", "run_check"]
+__all__ = ["add_argument", "create_image", "load", "run_check"]
 
 HELP = ("an ESP-IDF build directory (after 'idf.py build'): the table, the images and every "
         "option are read from it (project_description.json, config/sdkconfig.json, "
@@ -61,3 +62,38 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code
+
+
+def create_image(args: argparse.Namespace, output: str) -> int:
+    """``partkit image create --idf-build-dir DIR -o flash.img``: every file the build
+    flashes, at its offset, in one image. The build is checked first: an image that does
+    not fit is refused (exit 1) before anything is written."""
+    from partkit.common.errors import CheckFailed
+    from partkit.flash import imagefile
+    from partkit.flash.imagefile import Piece
+    from partkit.idf.buildcheck import check_build
+    from partkit.idf.builddir import read_build_dir
+    from partkit.table.options import size_option, usage_error
+
+    build = read_build_dir(args.idf_build_dir)
+    if not build.images:
+        raise usage_error(f"{build.build_dir} lists no images to flash (no flasher_args.json "
+                          "or flash_args)", "the linux target flashes nothing")
+    flash_size = build.flash_size
+    if args.flash_size is not None:
+        flash_size = size_option("--flash-size", args.flash_size)
+    if flash_size is None:
+        raise usage_error(f"the build's flash size is '{build.flash_size_text}'",
+                          "give --flash-size (e.g. 4MB) for the image")
+    result = check_build(build)
+    errors = [f.diagnostic for f in result.findings if f.is_error]
+    if errors:
+        raise CheckFailed(errors)
+    emit(f.diagnostic for f in result.findings)
+    pieces = [Piece(i.offset, i.name or os.path.basename(i.path), path=i.path)
+              for i in build.images]
+    imagefile.create_image(output, flash_size, pieces)
+    sys.stderr.write(f"Created '{output}' (0x{flash_size:x} bytes) from {build.build_dir}: "
+                     + ", ".join(f"{p.label} @ 0x{p.offset:x}"
+                                 for p in sorted(pieces, key=lambda p: p.offset)) + "\n")
+    return 0

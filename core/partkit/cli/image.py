@@ -136,10 +136,16 @@ def _parser() -> _Commands:
     _table_source(p)
 
     p = sub.add_parser("create", help="assemble a full flash image (+ flash_args)")
-    p.add_argument("image", help="image file to write")
-    p.add_argument("--table", "-f", required=True, metavar="FILE", help="CSV or binary table")
+    p.add_argument("image", nargs="?", help="image file to write (or -o IMAGE)")
+    p.add_argument("-o", "--output", metavar="IMAGE", help="image file to write")
+    p.add_argument("--idf-build-dir", metavar="DIR",
+                   help="assemble what an ESP-IDF build flashes (flasher_args.json), at the "
+                        "build's flash size, after checking that every file fits; no --table")
+    p.add_argument("--table", "-f", metavar="FILE",
+                   help="CSV or binary table (required without --idf-build-dir)")
     p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
-    p.add_argument("--flash-size", required=True, help="flash size, e.g. 4MB")
+    p.add_argument("--flash-size",
+                   help="flash size, e.g. 4MB (required without --idf-build-dir)")
     p.add_argument("--chip", help="chip (default: from the bootloader/app image header)")
     p.add_argument("--bootloader", metavar="FILE", help="2nd-stage bootloader image")
     p.add_argument("--bootloader-offset", metavar="N",
@@ -507,6 +513,18 @@ def _create(args: argparse.Namespace) -> int:
     from partkit.table.codec import encode, load_table_file
     from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 
+    if args.image is not None and args.output is not None:
+        raise usage_error("give the image once: IMAGE or -o IMAGE")
+    args.image = args.image or args.output
+    if args.image is None:
+        raise usage_error("no image to write", "give IMAGE or -o IMAGE")
+    if args.idf_build_dir is not None:
+        from partkit.cli import idf_build
+
+        return idf_build.create_image(args, args.image)
+    for option, value in (("--table", args.table), ("--flash-size", args.flash_size)):
+        if value is None:
+            raise usage_error(f"image create needs {option} (or --idf-build-dir)")
     flash_size = size_option("--flash-size", args.flash_size)
     apps = _pairs(args.app, "--app")
     datas = _pairs(args.data, "--data")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_CHECK,
     add_table_arguments,
@@ -23,8 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         "Draw the flash layout to scale as SVG (open it in a browser). With --flash-size\n"
         "the end of the flash is marked, and whatever lies past it is drawn in red and\n"
         "fails the command (exit 1, after writing the picture)."), EXIT_CHECK)
-    p.add_argument("table", metavar="TABLE",
+    p.add_argument("table", nargs="?", metavar="TABLE",
                    help="partition table: CSV, or the binary 'partkit gen' writes")
+    idf_build.add_argument(p)
     p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
                    help="app image; shown in every app slot, or only in SLOT (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -35,15 +37,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.table is None) == (args.idf_build_dir is None):
+        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
     try:
         from partkit.check.appimage import read_image_file
         from partkit.check.flashmap import app_usage, beyond_flash, svg_map
         from partkit.table.codec import load_table_file
 
-        options = options_from_args(args, verify=False)
-        loaded = load_table_file(args.table, options.replace(flash_size=None))
         apps = []
+        if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
+            build, loaded = idf_build.load(args, verify=False)
+            options = build.options
+            if build.app is not None:
+                slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
+                apps.append((slot or None, read_image_file(build.app.path)))
+        else:
+            options = options_from_args(args, verify=False)
+            loaded = load_table_file(args.table, options.replace(flash_size=None))
         for spec in args.app:
             slot, sep, path = spec.partition("=")
             if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):
@@ -71,7 +83,7 @@ def run(argv: list[str]) -> int:
         last = max(loaded.table, key=lambda p: p.end)
         emit([warning(
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
-            f"at 0x{last.end:x}, the flash ({args.flash_size}) at 0x{options.flash_size:x}",
+            f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x}",
             last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
             "has it; the picture shows the part past the end in red")])
         return 1

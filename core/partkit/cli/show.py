@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_PLAIN,
     add_table_arguments,
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         EXIT_PLAIN)
     p.add_argument("table", nargs="?", metavar="TABLE",
                    help="partition table: CSV, or the binary 'partkit gen' writes")
+    idf_build.add_argument(p)
     p.add_argument("--list-builtin", action="store_true",
                    help="list the built-in tables (use one as TABLE builtin:NAME) and exit")
     out = p.add_mutually_exclusive_group()
@@ -50,13 +52,17 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.list_builtin:
         return _list_builtin(args.json)
-    if args.table is None:
-        _parser().error("the following arguments are required: TABLE")
+    if (args.table is None) == (args.idf_build_dir is None):
+        _parser().error("give a TABLE or --idf-build-dir DIR (one of them)")
     try:
         from partkit.table.codec import load_table_file
 
-        options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
-        loaded = load_table_file(args.table, options)
+        if args.idf_build_dir is not None:
+            build, loaded = idf_build.load(args, verify=not args.no_verify)
+            options = build.options.replace(strict=args.strict)
+        else:
+            options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
+            loaded = load_table_file(args.table, options)
         emit(loaded.warnings)
         if args.json:
             from partkit.table.render import to_json
