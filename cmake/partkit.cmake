@@ -264,24 +264,33 @@ endfunction()
 ## partkit_add_partition_table
 
 ```cmake
-partkit_add_partition_table(<target> CSV <file>
+partkit_add_partition_table(<target> (CSV <file> | BUILTIN <name>)
     [OUTPUT <bin>] [OFFSET <n>] [CHIP <chip>] [FLASH_SIZE <size>]
     [BOOTLOADER_OFFSET <n>] [RECOVERY_BOOTLOADER_OFFSET <n>] [SECURE v1|v2]
-    [NO_MD5] [EXTRA_SUBTYPES <type,name,value>...] [ALL])
+    [NO_MD5] [EXTRA_SUBTYPES <type,name,value>...]
+    [HEADER <file>] [EXTRA_SUBTYPES_HEADER <file>] [ALL])
 ```
 
 Generates the binary partition table from a CSV with `partkit gen` (byte-identical to
 `gen_esp32part.py`). The table is regenerated exactly when the CSV, an option or partkit
 itself changes; when it is, the build log shows the table and the command to flash it.
 
-Creates two targets:
-- `<target>_bin` builds the binary (and nothing else), in `ALL` if `ALL` is given. Other
+Creates three targets:
+- `<target>_bin` builds the binary (and the headers), in `ALL` if `ALL` is given. Other
   targets depend on this one.
 - `<target>` builds the binary, then prints the table summary and the esptool command
   that flashes it, every time it is built (as `idf.py partition-table` does).
+- `<target>-flash` writes only the table to the device (`idf.py partition-table-flash`):
+  `python -m esptool --chip <chip> [-p $ESPPORT] -b ${ESPBAUD:-460800} --before default-reset
+  --after hard-reset write-flash <offset> <bin>`. `ESPPORT` and `ESPBAUD` are read from the
+  environment when the target runs, as idf.py does; without `ESPPORT` esptool finds the port.
 
 Keywords:
-- `CSV`: the partition CSV, relative to `CMAKE_CURRENT_SOURCE_DIR` (required).
+- `CSV`: the partition CSV, relative to `CMAKE_CURRENT_SOURCE_DIR`.
+- `BUILTIN`: instead of `CSV`, a built-in table by name: ESP-IDF's menuconfig choices
+  (`singleapp`, `two_ota`, `two_ota_large`, ...) or an Arduino-ESP32 scheme (`default`,
+  `huge_app`, `min_spiffs`, `no_ota`, ...); `partkit show --list-builtin` lists them. An
+  unknown name stops configuration with the known names.
 - `OUTPUT`: the binary, relative to `CMAKE_CURRENT_BINARY_DIR`; default
   `${CMAKE_CURRENT_BINARY_DIR}/partition-table.bin`.
 - `OFFSET`: flash offset of the table (`CONFIG_PARTITION_TABLE_OFFSET`), default `0x8000`.
@@ -293,24 +302,44 @@ Keywords:
 - `NO_MD5`: no MD5 row (bootloaders older than ESP-IDF v3.1).
 - `EXTRA_SUBTYPES`: extra subtype names, each `type,name,value` (value in hex), as
   ESP-IDF's `EXTRA_PARTITION_SUBTYPES`.
+- `HEADER`: also write a C header with `#define PARTITION_<NAME>_OFFSET 0x...`, `_SIZE`,
+  `_TYPE` and `_SUBTYPE` per partition (names upper-cased, other characters `_`; two names
+  that become the same macro are an error), relative to `CMAKE_CURRENT_BINARY_DIR`.
+- `EXTRA_SUBTYPES_HEADER`: also write `ESP_PARTITION_SUBTYPE_<TYPE>_<NAME> = <value>,`
+  lines for `EXTRA_SUBTYPES` (ESP-IDF's `extra_partition_subtypes.inc`), relative to
+  `CMAKE_CURRENT_BINARY_DIR`.
+
+The headers are written with the table and rewritten only when their text changes, so
+code that includes them recompiles exactly when the layout (or the subtypes) changes. Make
+the code's target depend on `<target>_bin` so they exist before it compiles:
+`add_dependencies(app <target>_bin)` and `target_include_directories(app PRIVATE <dir>)`.
 - `ALL`: build the table as part of the default build.
 
 Properties set on `<target>` (read them with `get_target_property`): `PARTKIT_BINARY`,
 `PARTKIT_CSV`, `PARTKIT_OFFSET`, `PARTKIT_CHIP`, `PARTKIT_FLASH_SIZE`,
-`PARTKIT_BOOTLOADER_OFFSET`, `PARTKIT_RECOVERY_BOOTLOADER_OFFSET`, `PARTKIT_EXTRA_SUBTYPES`
-and `PARTKIT_BIN_TARGET`.
+`PARTKIT_BOOTLOADER_OFFSET`, `PARTKIT_RECOVERY_BOOTLOADER_OFFSET`, `PARTKIT_EXTRA_SUBTYPES`,
+`PARTKIT_BIN_TARGET`, `PARTKIT_HEADER` and `PARTKIT_EXTRA_SUBTYPES_HEADER`. For a
+`BUILTIN` table, `PARTKIT_CSV` is `builtin:<name>`.
 <!-- ANCHOR_END: partkit_add_partition_table -->
 #]=]
 function(partkit_add_partition_table target)
   list(APPEND CMAKE_MESSAGE_CONTEXT partkit_add_partition_table)
   set(options NO_MD5 ALL)
   set(one_value_keywords CSV OUTPUT OFFSET CHIP FLASH_SIZE BOOTLOADER_OFFSET
-    RECOVERY_BOOTLOADER_OFFSET SECURE)
+    RECOVERY_BOOTLOADER_OFFSET SECURE BUILTIN HEADER EXTRA_SUBTYPES_HEADER)
   set(multi_value_keywords EXTRA_SUBTYPES)
   cmake_parse_arguments(PARSE_ARGV 1 arg "${options}" "${one_value_keywords}"
     "${multi_value_keywords}")
   set(fn partkit_add_partition_table)
-  _partkit_check_arguments(${fn} CSV)
+  _partkit_check_arguments(${fn})
+  if(NOT DEFINED arg_CSV AND NOT DEFINED arg_BUILTIN)
+    message(FATAL_ERROR "${fn}: missing required parameter `CSV` (or `BUILTIN <name>`).")
+  elseif(DEFINED arg_CSV AND DEFINED arg_BUILTIN)
+    message(FATAL_ERROR "${fn}: give CSV <file> or BUILTIN <name>, not both.")
+  endif()
+  if(TARGET "${target}-flash")
+    message(FATAL_ERROR "${fn}: a target named `${target}-flash` already exists.")
+  endif()
   foreach(name "${target}" "${target}_bin")
     if(TARGET "${name}")
       message(FATAL_ERROR "${fn}: a target named `${name}` already exists.")
@@ -328,11 +357,23 @@ function(partkit_add_partition_table target)
 
   _partkit_check_path(${fn} CSV "${arg_CSV}")
   _partkit_check_path(${fn} OUTPUT "${arg_OUTPUT}")
-  get_filename_component(csv "${arg_CSV}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
-  get_source_file_property(csv_generated "${csv}" GENERATED)
-  if(NOT EXISTS "${csv}" AND NOT csv_generated)
-    message(FATAL_ERROR "${fn}: partition CSV `${csv}` does not exist.\n"
-      "Hint: CSV paths are relative to ${CMAKE_CURRENT_SOURCE_DIR}.")
+  if(DEFINED arg_BUILTIN)
+    # Resolved by partkit itself (partkit.table.builtin); a bad name fails here, not later.
+    set(csv "builtin:${arg_BUILTIN}")
+    set(csv_depends "")
+    get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
+    execute_process(COMMAND ${command} gen -q "${csv}" OUTPUT_QUIET RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${fn}: BUILTIN `${arg_BUILTIN}` is not a built-in table (see above).")
+    endif()
+  else()
+    get_filename_component(csv "${arg_CSV}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+    get_source_file_property(csv_generated "${csv}" GENERATED)
+    if(NOT EXISTS "${csv}" AND NOT csv_generated)
+      message(FATAL_ERROR "${fn}: partition CSV `${csv}` does not exist.\n"
+        "Hint: CSV paths are relative to ${CMAKE_CURRENT_SOURCE_DIR}.")
+    endif()
+    set(csv_depends "${csv}")
   endif()
   if(NOT arg_OUTPUT)
     set(arg_OUTPUT partition-table.bin)
@@ -374,6 +415,27 @@ function(partkit_add_partition_table target)
     list(APPEND gen_args --extra-partition-subtypes ${extra})
     list(APPEND show_args --extra-partition-subtypes ${extra})
   endif()
+  # Headers are byproducts: rewritten only when their text changes, so with Ninja (restat)
+  # and Makefiles alike only code that includes a changed header recompiles.
+  set(headers "")
+  foreach(kw HEADER EXTRA_SUBTYPES_HEADER)
+    set(header_${kw} "")
+    if(arg_${kw})
+      get_filename_component(header_${kw} "${arg_${kw}}" ABSOLUTE
+        BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+      list(APPEND headers "${header_${kw}}")
+    endif()
+  endforeach()
+  if(header_HEADER)
+    list(APPEND gen_args --header "${header_HEADER}")
+  endif()
+  if(header_EXTRA_SUBTYPES_HEADER)
+    list(APPEND gen_args --subtypes-header "${header_EXTRA_SUBTYPES_HEADER}")
+  endif()
+  set(byproducts "")
+  if(headers)
+    set(byproducts BYPRODUCTS ${headers})
+  endif()
   message(DEBUG "${target}: ${csv} -> ${binary} (${gen_args})")
 
   get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
@@ -384,11 +446,11 @@ function(partkit_add_partition_table target)
   _partkit_flash_hint(flash_hint "${arg_CHIP}" "${arg_OFFSET}" "${binary}")
   file(RELATIVE_PATH shown "${CMAKE_BINARY_DIR}" "${binary}")
 
-  add_custom_command(OUTPUT "${binary}"
+  add_custom_command(OUTPUT "${binary}" ${byproducts}
     COMMAND ${command} gen -q ${gen_args} -- "${csv}" "${binary}"
     COMMAND ${command} show ${show_args} -- "${binary}"
     ${flash_hint}
-    DEPENDS "${csv}" "${options_file}" ${sources}
+    DEPENDS ${csv_depends} "${options_file}" ${sources}
     COMMENT "partkit: generating partition table ${shown}"
     VERBATIM)
   set(all "")
@@ -402,6 +464,14 @@ function(partkit_add_partition_table target)
     COMMENT "partkit: partition table ${shown}"
     VERBATIM)
   add_dependencies("${target}" "${target}_bin")
+  get_property(module_dir GLOBAL PROPERTY _PARTKIT_MODULE_DIR)
+  add_custom_target("${target}-flash"
+    COMMAND "${CMAKE_COMMAND}" "-DPYTHON=${PARTKIT_PYTHON}" "-DCHIP=${arg_CHIP}"
+      "-DOFFSET=${arg_OFFSET}" "-DFILE=${binary}" -P "${module_dir}/partkit-esptool.cmake"
+    COMMENT "esptool: writing ${shown} at ${arg_OFFSET}"
+    USES_TERMINAL
+    VERBATIM)
+  add_dependencies("${target}-flash" "${target}_bin")
   set_target_properties("${target}" PROPERTIES
     PARTKIT_BINARY "${binary}"
     PARTKIT_CSV "${csv}"
@@ -411,7 +481,9 @@ function(partkit_add_partition_table target)
     PARTKIT_BOOTLOADER_OFFSET "${arg_BOOTLOADER_OFFSET}"
     PARTKIT_RECOVERY_BOOTLOADER_OFFSET "${arg_RECOVERY_BOOTLOADER_OFFSET}"
     PARTKIT_EXTRA_SUBTYPES "${extra}"
-    PARTKIT_BIN_TARGET "${target}_bin")
+    PARTKIT_BIN_TARGET "${target}_bin"
+    PARTKIT_HEADER "${header_HEADER}"
+    PARTKIT_EXTRA_SUBTYPES_HEADER "${header_EXTRA_SUBTYPES_HEADER}")
 endfunction()
 
 #[=[.md
@@ -556,7 +628,7 @@ by single spaces, exactly as ESP-IDF's `partition_table_get_partition_info` (par
 the CSV re-runs CMake so the value stays current.
 
 - `TABLE`: a target from `partkit_add_partition_table` (its CSV and options are used), or a
-  CSV/binary file relative to `CMAKE_CURRENT_SOURCE_DIR`. For a file, `OFFSET` (default
+  CSV/binary file relative to `CMAKE_CURRENT_SOURCE_DIR`, or `builtin:<name>`. For a file, `OFFSET` (default
   `0x8000`), `BOOTLOADER_OFFSET`, `RECOVERY_BOOTLOADER_OFFSET`, `CHIP` and `EXTRA_SUBTYPES`
   describe how to read it.
 - `NAME`: the first partition with exactly this name.
@@ -615,7 +687,9 @@ function(partkit_get_partition_info out_var)
     endforeach()
   else()
     get_filename_component(table "${arg_TABLE}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
-    if(NOT EXISTS "${table}")
+    if(arg_TABLE MATCHES "^builtin:")
+      set(table "${arg_TABLE}")
+    elseif(NOT EXISTS "${table}")
       message(FATAL_ERROR "${fn}: TABLE `${arg_TABLE}` is neither a target nor an existing "
         "file (${table}).")
     endif()
@@ -623,7 +697,9 @@ function(partkit_get_partition_info out_var)
       _partkit_check_integer(${fn} ${kw} "${arg_${kw}}")
     endforeach()
   endif()
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${table}")
+  if(NOT table MATCHES "^builtin:")
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${table}")
+  endif()
 
   set(tokens "table=${table}")
   foreach(kw OFFSET BOOTLOADER_OFFSET RECOVERY_BOOTLOADER_OFFSET CHIP NAME TYPE SUBTYPE)
@@ -683,8 +759,10 @@ Writes ESP-IDF's `flash_args` and `flasher_args.json` (reference §8.5) in
 (run there) flashes everything, and tools that read `flasher_args.json` work unchanged.
 Files are listed as ESP-IDF lists them: bootloader, app, partition table, then
 `ota_data_initial.bin` (an erased otadata image, built here) when the table has an otadata
-partition. Also adds a `flash` target (not in `ALL`) that runs that esptool command; the
-serial port comes from esptool's `ESPTOOL_PORT` environment variable.
+partition. Also adds a `flash` target (not in `ALL`) that runs that esptool command
+(`python -m esptool --chip <chip> [-p $ESPPORT] -b ${ESPBAUD:-460800} --before default-reset
+--after hard-reset write-flash @flash_args`); as with idf.py, `ESPPORT` and `ESPBAUD` are
+read from the environment when it runs.
 
 - `TABLE`: a target from `partkit_add_partition_table` (required); its chip and offset
   are used.
@@ -834,9 +912,10 @@ function(partkit_add_flash_args)
   _partkit_write_if_changed("${CMAKE_CURRENT_BINARY_DIR}/flash_args" "${args_lines}")
   _partkit_write_if_changed("${CMAKE_CURRENT_BINARY_DIR}/flasher_args.json" "${json}")
 
+  get_property(module_dir GLOBAL PROPERTY _PARTKIT_MODULE_DIR)
   add_custom_target(flash
-    COMMAND "${PARTKIT_PYTHON}" -m esptool --chip "${chip}" -b 460800 --before default-reset
-      --after hard-reset write-flash @flash_args
+    COMMAND "${CMAKE_COMMAND}" "-DPYTHON=${PARTKIT_PYTHON}" "-DCHIP=${chip}" -DFILE=@flash_args
+      -P "${module_dir}/partkit-esptool.cmake"
     DEPENDS ${depends}
     WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
     COMMENT "esptool: flashing the images listed in flash_args"
