@@ -446,3 +446,36 @@ def test_table_source_mismatch_warns_and_keeps_binary_locations(tmp_path: Path) 
     assert f"{binary}: entry 4 (byte 0x60): error: All app partitions" in r.stderr
     # The check used the binary's sizes (0x100000 slots), not the edited CSV's.
     assert "(overflow 0x1)" in r.stderr
+
+
+def _long_binary(rows: list[tuple[str, int, int, int, int]]) -> bytes:
+    """Entry rows, the MD5 row and the end marker, however long that gets."""
+    import hashlib
+    import struct
+
+    entries = b"".join(struct.pack("<2sBBII16sI", b"\xaa\x50", t, s, off, size,
+                                   name.encode(), 0) for name, t, s, off, size in rows)
+    md5 = b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(entries).digest()
+    return entries + md5 + b"\xff" * 32
+
+
+def test_entries_past_0xc00_do_not_exist(tmp_path: Path) -> None:
+    """The bootloader reads 0xC00 bytes: a factory app as entry 121 is not on the device."""
+    rows = [(f"d{i}", 1, 0x81, 0x9000 + i * 0x1000, 0x1000) for i in range(120)]
+    rows.append(("factory", 0, 0, 0x100000, 0x100000))
+    table = tmp_path / "long.bin"
+    table.write_bytes(_long_binary(rows))
+    assert table.stat().st_size == 3936
+    plain = tmp_path / "app.bin"
+    plain.write_bytes(b"\xee" * 0x1000)
+    r = partkit(table, "--app", plain, "--no-verify")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "check OK" not in r.stdout
+    assert f"{table}: entry 97 (byte 0xc00): error: the table does not end within the first " \
+        "0xc00 bytes" in r.stderr
+    # A table that ends in time is read whatever follows (a signed 0x1000 sector).
+    signed = tmp_path / "signed.bin"
+    signed.write_bytes(binary_table([("factory", 0, 0, 0x10000, 0x100000)])
+                       + b"\xe7\x02" + b"\x5a" * 0x3FE)
+    ok = partkit(signed, "--app", plain)
+    assert ok.returncode == 0, ok.stderr

@@ -75,13 +75,26 @@ def encode(table: PartitionTable, md5sum: bool = True) -> bytes:
 
 
 def decode(data: bytes, path: str, md5sum: bool = True) -> tuple[PartitionTable, list[Diagnostic]]:
-    """Decode a binary table (any length: a signed sector is fine); returns warnings too."""
+    """Decode a binary table; returns warnings too.
+
+    The input may be longer than 0xC00 bytes (a signed 0x1000 sector is fine), but the
+    table must end within the first 0xC00: that is all the bootloader reads, so a row
+    after that does not exist on the device. gen_esp32part reads on; partkit refuses, or
+    a check would pass partitions the device never sees (docs/compat.md).
+    """
     partitions: list[Partition] = []
     warnings: list[Diagnostic] = []
     digest = md5()
     for index, start in enumerate(range(0, len(data), ENTRY_SIZE), start=1):
         chunk = data[start:start + ENTRY_SIZE]
         loc = SourceLocation(path, entry=index, byte=start)
+        if start >= MAX_TABLE_BYTES and chunk != END_MARKER:
+            raise PartkitError(error(
+                f"the table does not end within the first 0x{MAX_TABLE_BYTES:x} bytes, all "
+                f"the bootloader reads: row {index} at byte 0x{start:x} and any after it do "
+                "not exist on the device", loc,
+                "keep entries, MD5 row and the end marker (32 x 0xFF) within 0xC00 bytes; "
+                "at most 94 entries fit with the MD5 row"))
         if len(chunk) != ENTRY_SIZE:
             raise PartkitError(error(
                 f"table ends with a partial entry of {len(chunk)} bytes "
