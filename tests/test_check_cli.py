@@ -479,3 +479,23 @@ def test_entries_past_0xc00_do_not_exist(tmp_path: Path) -> None:
                        + b"\xe7\x02" + b"\x5a" * 0x3FE)
     ok = partkit(signed, "--app", plain)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_github_annotation_escapes_paths_and_messages(tmp_path: Path) -> None:
+    """Workflow commands: `%` CR LF escaped in the message, plus `:` `,` in properties."""
+    odd = tmp_path / "odd, 100%: dir"
+    odd.mkdir()
+    table = write(odd / "p.csv", OTA_CSV)
+    plain = odd / "big.bin"
+    plain.write_bytes(b"\xee" * 0x100001)
+    r = partkit(table, "--app", plain, env={"GITHUB_ACTIONS": "true"})
+    assert r.returncode == 1
+    annotation = next(x for x in r.stderr.splitlines() if x.startswith("::error "))
+    escaped = str(table).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+    assert annotation.startswith(f"::error file={escaped},line=5,col=1::"), annotation
+    props, message = annotation[len("::error "):].split("::", 1)
+    assert [p.split("=", 1)[0] for p in props.split(",")] == ["file", "line", "col"]
+    assert "\n" not in message and "%0A  - Part 'ota_1'" in message
+    warning = next(x for x in r.stderr.splitlines() if x.startswith("::warning "))
+    assert f"file={str(plain).replace('%', '%25').replace(':', '%3A').replace(',', '%2C')}::" \
+        in warning
