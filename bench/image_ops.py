@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "core"))
 
-from partkit import imagefile  # noqa: E402
+from partkit.flash import imagefile  # noqa: E402
 from partkit.cli import main as partkit_main  # noqa: E402
 
 MB = 1 << 20

@@ -19,10 +19,16 @@ import struct
 from partkit.common.chips import CHIP_IDS
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 __all__ = [
     "APP_DESC_MAGIC",
     "IMAGE_MAGIC",
     "AppDescription",
+    "ImageBytes",
     "ImageInfo",
     "Segment",
     "read_image",
@@ -42,6 +48,7 @@ BOOTLOADER_DESC_LEN = 80
 SIG_SECTOR = 0x1000
 SIG_BLOCK_MAGIC = 0xE7
 SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
+MAX_STREAM = 16 << 20  # an app image read from a pipe or device: the largest app slot
 
 # Flash-mapped (cache) address windows per chip: segments there are IROM/DROM and mark an
 # app image; RAM-only images are bootloaders (or RAM apps).
@@ -207,7 +214,7 @@ def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def _describe(data: bytes, first: Segment) -> AppDescription | None:
+def _describe(data: bytes | ImageBytes, first: Segment) -> AppDescription | None:
     """Parse the app or bootloader description at the start of the first segment."""
     start = first.file_offset
     blob = data[start:start + min(first.length, APP_DESC_LEN)]
@@ -237,7 +244,54 @@ def _describe(data: bytes, first: Segment) -> AppDescription | None:
     return None
 
 
-def read_image(data: bytes, path: str) -> ImageInfo:
+_STEP = 1 << 20  # checksum, hash and padding are computed 1 MiB at a time: bounded memory
+
+
+class ImageBytes:
+    """A file (or a range of one) read on demand: ``len``, ``[i]`` and ``[a:b]`` like bytes.
+
+    Lets :func:`read_image` walk a multi-GB file, or an app slot inside a flash image,
+    reading only the headers and streaming the segments.
+    """
+
+    __slots__ = ("_read", "_size")
+
+    def __init__(self, read: Callable[[int, int], bytes], size: int) -> None:
+        self._read = read  # (offset, length) -> bytes
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: int | slice) -> Any:  # int for an index, bytes for a slice
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self._size)
+            return self._read(start, stop - start) if stop > start else b""
+        if not 0 <= key < self._size:
+            raise IndexError(key)
+        return self._read(key, 1)[0]
+
+
+def _xor_range(data: bytes | ImageBytes, pos: int, length: int) -> int:
+    value = 0
+    for at in range(pos, pos + length, _STEP):
+        value ^= _xor_bytes(data[at:min(pos + length, at + _STEP)])
+    return value
+
+
+def _is_filler(data: bytes | ImageBytes, start: int) -> bool:
+    """Everything from ``start`` on is 0xFF padding, or all zeros."""
+    ff = zero = True
+    for at in range(start, len(data), _STEP):
+        chunk = data[at:at + _STEP]
+        ff = ff and not chunk.strip(b"\xff")
+        zero = zero and not chunk.strip(b"\0")
+        if not (ff or zero):
+            return False
+    return True
+
+
+def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
     """Measure one app/bootloader file. Raises PartkitError for empty or broken images."""
     loc = SourceLocation(path)
     info = ImageInfo(path, len(data))
@@ -266,7 +320,7 @@ def read_image(data: bytes, path: str) -> ImageInfo:
         raise broken(f"the file is {len(data)} bytes, shorter than the {HEADER.size}-byte "
                      "image header")
     (_, seg_count, _mode, _speed_size, entry, _wp, _d0, _d1, _d2, chip_id, _min_rev,
-     _min_full, _max_full, hash_appended) = HEADER.unpack_from(data)
+     _min_full, _max_full, hash_appended) = HEADER.unpack(data[:HEADER.size])
     if not 1 <= seg_count <= MAX_SEGMENTS:
         raise broken(f"header declares {seg_count} segments (valid: 1..{MAX_SEGMENTS})", 1)
     if hash_appended not in (0, 1):
@@ -279,14 +333,14 @@ def read_image(data: bytes, path: str) -> ImageInfo:
         if pos + SEGMENT_HEADER.size > len(data):
             raise broken(f"segment {index} header at 0x{pos:x} runs past the end of the file "
                          f"(0x{len(data):x} bytes)", pos)
-        addr, length = SEGMENT_HEADER.unpack_from(data, pos)
+        addr, length = SEGMENT_HEADER.unpack(data[pos:pos + SEGMENT_HEADER.size])
         pos += SEGMENT_HEADER.size
         if pos + length > len(data):
             raise broken(f"segment {index} (load address 0x{addr:08x}) declares 0x{length:x} "
                          f"bytes but only 0x{len(data) - pos:x} remain", pos - 4)
         segments.append(Segment(addr, length, pos,
                                 _is_flash_address(addr, CHIP_IDS.get(chip_id))))
-        checksum ^= _xor_bytes(data[pos:pos + length])
+        checksum ^= _xor_range(data, pos, length)
         pos += length
 
     checksum_at = _align(pos + 1, 16) - 1
@@ -302,7 +356,10 @@ def read_image(data: bytes, path: str) -> ImageInfo:
             raise broken("the appended SHA-256 is cut short", length)
         import hashlib  # only for real images
 
-        if hashlib.sha256(data[:length]).digest() != data[length:length + SHA256_LEN]:
+        digest = hashlib.sha256()
+        for at in range(0, length, _STEP):
+            digest.update(data[at:min(length, at + _STEP)])
+        if digest.digest() != data[length:length + SHA256_LEN]:
             raise broken("the appended SHA-256 does not match the image", length,
                          hint="the image was modified after esptool wrote it")
         length += SHA256_LEN
@@ -328,8 +385,7 @@ def read_image(data: bytes, path: str) -> ImageInfo:
     if info.chip is None:
         warnings.append(warning(f"unknown chip id {chip_id} in the image header", loc))
     if info.trailing_bytes:
-        tail = data[end:]
-        filler = tail.strip(b"\xff") == b"" or tail.strip(b"\0") == b""
+        filler = _is_filler(data, end)
         if not filler:
             warnings.append(warning(
                 f"{info.trailing_bytes} bytes after the end of the image (0x{end:x}) are not "
@@ -340,7 +396,36 @@ def read_image(data: bytes, path: str) -> ImageInfo:
 
 
 def read_image_file(path: str) -> ImageInfo:
-    """Read and measure an image file (missing/unreadable files raise PartkitError)."""
+    """Read and measure an image file (missing/unreadable files raise PartkitError).
+
+    A regular file is read as far as the image goes (headers, then segments streamed);
+    its size comes from stat, so a multi-GB file costs no memory. A stream or device is
+    read up to ``MAX_STREAM`` bytes.
+    """
+    import os
+    import stat
+
     from partkit.common.fileio import read_input
 
-    return read_image(read_input(path), path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return read_image(read_input(path), path)  # the same diagnostics as other inputs
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            fd = -1
+            return read_image(read_input(path, MAX_STREAM, "an app image"), path)
+
+        def pread(offset: int, length: int) -> bytes:
+            return os.pread(fd, length, offset)
+
+        try:
+            return read_image(ImageBytes(pread, st.st_size), path)
+        except OSError as exc:
+            raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                     SourceLocation(path))) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)

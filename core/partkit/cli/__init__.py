@@ -41,6 +41,43 @@ def _help() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; Ctrl-C and a closed stdout end it cleanly (130 / 141, no traceback)."""
+    for stream in (sys.stdout, sys.stderr):
+        # file names that are not UTF-8 (surrogate escapes) print as \udcXX, never crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except KeyboardInterrupt as exc:
+        # the operation that was cut short says what state its output is in
+        state = str(exc.args[0]) if exc.args else ("outputs are only replaced whole: each is "
+                                                   "complete or as it was")
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"partkit: interrupted; {state}\n")
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. '| head'): stop quietly, like a tool killed by SIGPIPE
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("-h", "--help"):
         (sys.stdout if args else sys.stderr).write(_help())

@@ -1,8 +1,9 @@
 """What a partition holds, told from its bytes: app image, otadata, NVS, file systems, erased.
 
-Detection reads headers only (a few KiB per partition) plus one streaming pass to tell
-"erased" from "data"; an app image is read whole (an app slot is at most 16 MiB) so its
-checksum and SHA-256 are verified like ``esptool image-info`` does.
+Detection reads headers only (a few KiB per partition) plus one streaming pass, from the
+end, to tell "erased" from "data"; an app image is walked segment by segment (streamed,
+never held whole) so its checksum and SHA-256 are verified like ``esptool image-info``
+does. The image is opened and locked once for all of it (:class:`imagefile.ImageReader`).
 
 Signatures (format facts):
 * ESP image: byte 0 = 0xE9 (walked and checked by :mod:`partkit.check.appimage`).
@@ -66,21 +67,21 @@ def _crc(data: bytes) -> int:
     return zlib.crc32(data, 0xFFFFFFFF) & 0xFFFFFFFF
 
 
-def _used_bytes(image: str, part: Partition) -> int:
+def _used_bytes(image: imagefile.ImageReader, part: Partition) -> int:
     """Offset just past the last non-0xFF byte of the partition (0 when fully erased)."""
-    last = 0
-    pos = 0
-    for chunk in imagefile.iter_region(image, part.offset, part.size):
-        stripped = chunk.rstrip(b"\xff")
-        if stripped:
-            last = pos + len(stripped)
-        pos += len(chunk)
-    return last
+    return image.last_not(part.offset, part.size)
 
 
-def describe(image: str, part: Partition, table: PartitionTable) -> Finding:
-    """Sniff one partition of an image file (the partition must lie inside the image)."""
-    head = imagefile.read_region(image, part.offset, min(part.size, 2 * SECTOR))
+def describe(image: str | imagefile.ImageReader, part: Partition,
+             table: PartitionTable) -> Finding:
+    """Sniff one partition of an image (a path, or an open reader for many partitions).
+
+    The partition must lie inside the image.
+    """
+    if isinstance(image, str):
+        with imagefile.open_image(image) as reader:
+            return describe(reader, part, table)
+    head = image.read(part.offset, min(part.size, 2 * SECTOR))
     if part.type == DATA and part.subtype == SUBTYPE_DATA_OTA and len(head) >= SECTOR + 32:
         return _otadata(head, table)
     for sniff in (_app, _nvs, _littlefs, _fat, _spiffs):
@@ -120,14 +121,17 @@ def _otadata(head: bytes, table: PartitionTable) -> Finding:
     return Finding("otadata", summary, {"entries": detail, "active_slot": slot})
 
 
-def _app(image: str, part: Partition, head: bytes) -> Finding | None:
+def _app(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     if not head or head[0] != 0xE9:
         return None
-    from partkit.check.appimage import read_image
+    from partkit.check.appimage import ImageBytes, read_image
 
-    data = imagefile.read_region(image, part.offset, min(part.size, MAX_APP_READ))
+    def read(offset: int, length: int) -> bytes:
+        return image.read(part.offset + offset, length)
+
+    slot = ImageBytes(read, min(part.size, MAX_APP_READ, image.size - part.offset))
     try:
-        info = read_image(data, f"{image}@0x{part.offset:x}")
+        info = read_image(slot, f"{image.path}@0x{part.offset:x}")
     except PartkitError as exc:
         message = exc.diagnostics[0].message if exc.diagnostics else str(exc)
         return Finding("app", f"broken ESP image: {message}", {"valid": False})
@@ -147,7 +151,7 @@ def _app(image: str, part: Partition, head: bytes) -> Finding | None:
     return Finding("app", ", ".join(parts), details)
 
 
-def _nvs(image: str, part: Partition, head: bytes) -> Finding | None:
+def _nvs(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     if len(head) < 32 or part.size < SECTOR:
         return None
     state, _seq, _version, crc = _NVS_HEADER.unpack_from(head)
@@ -156,7 +160,7 @@ def _nvs(image: str, part: Partition, head: bytes) -> Finding | None:
     counts: dict[str, int] = {}
     versions: set[int] = set()
     for index in range(part.size // SECTOR):
-        raw = imagefile.read_region(image, part.offset + index * SECTOR, 32)
+        raw = image.read(part.offset + index * SECTOR, 32)
         st, _s, ver, c = _NVS_HEADER.unpack_from(raw)
         name = NVS_STATES.get(st, "unknown")
         if st not in (0xFFFFFFFF,) and c != _crc(raw[4:28]):
@@ -170,7 +174,7 @@ def _nvs(image: str, part: Partition, head: bytes) -> Finding | None:
                    {"pages": counts, "format": fmt})
 
 
-def _littlefs(image: str, part: Partition, head: bytes) -> Finding | None:
+def _littlefs(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     for block in (0, 1):
         at = block * SECTOR + 8
         if head[at:at + 8] == b"littlefs":
@@ -179,7 +183,7 @@ def _littlefs(image: str, part: Partition, head: bytes) -> Finding | None:
     return None
 
 
-def _fat(image: str, part: Partition, head: bytes) -> Finding | None:
+def _fat(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     for start, layout in ((0, "raw"), (SECTOR, "wear-levelled")):
         sector = head[start:start + 512]
         if len(sector) == 512 and sector[510:512] == b"\x55\xaa" and (
@@ -192,7 +196,7 @@ def _fat(image: str, part: Partition, head: bytes) -> Finding | None:
     return None
 
 
-def _spiffs(image: str, part: Partition, head: bytes) -> Finding | None:
+def _spiffs(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     for block_size in (SECTOR, 2 * SECTOR):
         if part.size % block_size:
             continue

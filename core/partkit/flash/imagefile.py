@@ -2,18 +2,23 @@
 
 Nothing here loads a whole image: data moves in chunks of at most ``CHUNK`` bytes (in the
 kernel with ``copy_file_range`` where the OS has it). Writes in place are protected by an
-undo journal next to the image (``.<image>.partkit-journal``):
+undo journal next to the image's real file (``.<image>.partkit-journal``, symlinks
+resolved, long names shortened):
 
-1. the partition's current bytes are copied into ``<journal>.tmp``, flushed, and the file
-   is renamed to the journal name: from then on the journal is complete by construction;
+1. the partition's current bytes are copied into ``<journal>.tmp`` behind a header that
+   names the image (device, inode, size), the range, and a CRC of every 4 KiB page of
+   the *new* contents; the file is flushed and renamed to the journal name: from then on
+   the journal is complete by construction;
 2. the new bytes are written inside the partition only, flushed, and read back to verify;
 3. the journal is deleted: this is the commit point.
 
-Every operation in this module first looks for a leftover journal (a write that was killed
-between 1 and 3) and copies the saved bytes back, so the image is exactly as before the
-interrupted write. Writes to a copy (``output``) never touch the original at all: they go
-to a temp file next to the copy that is renamed over it once verified. docs/image.md has
-the full argument.
+Every operation first takes the image's lock and then looks for a leftover journal (a
+write killed between 1 and 3). It is applied only to the file it belongs to, and only
+while each page of the range still holds either its saved or its new bytes; otherwise it
+is stale (the file was replaced, resized or rewritten since) and is removed without
+touching the image. Each outcome is reported through :func:`set_notice_handler`.
+Commands that replace a whole file (create, ``-o`` copies) discard its journal first.
+docs/image.md has the full argument.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import struct
+import zlib
+from array import array
 
-from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import helper_name, real_target, write_output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,27 +44,45 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK",
     "JOURNAL_SUFFIX",
+    "ImageReader",
     "Piece",
     "create_image",
     "erase_partition",
     "image_size",
     "iter_region",
     "journal_path",
+    "open_image",
     "read_partition",
     "read_region",
     "recover",
+    "set_notice_handler",
     "write_partition",
 ]
 
 CHUNK = 1 << 17  # 128 KiB buffers stay in CPU caches: fastest in bench/image_ops.py
+PAGE = 0x1000  # journal identity granularity: the kernel writes page by page
 ERASED = 0xFF
 JOURNAL_SUFFIX = ".partkit-journal"
-_JOURNAL_MAGIC = b"PKJRNL\x00\x01"
-_JOURNAL_HEADER = struct.Struct("<8sQQQQ16s")  # magic, image size, offset, length, flags, boot
+_JOURNAL_MAGIC = b"PKJRNL\x00\x02"
+# magic, st_dev, st_ino, image size, offset, length, flags, boot id, partition name, page
+_JOURNAL_HEADER = struct.Struct("<8sQQQQQQ16s16sI4x")
 _JOURNAL_SYNCED = 1  # the journal was flushed to the device before the image was touched
 _ERASED_CHUNK = bytes([ERASED]) * CHUNK
-# copy_file_range refuses some file pairs (other filesystems, old kernels): fall back.
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+_ERASED_PAGE_CRC = zlib.crc32(_ERASED_CHUNK[:PAGE])
+# copy_file_range refuses some file pairs (other filesystems, pipes, old kernels): fall back.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
+                   errno.ESPIPE}
+_notice_handler: list[Callable[[Diagnostic], None]] = []
+
+
+def set_notice_handler(handler: Callable[[Diagnostic], None] | None) -> None:
+    """Where recovery reports go (the CLI prints them on stderr); None: nowhere."""
+    _notice_handler[:] = [handler] if handler is not None else []
+
+
+def _notify(diagnostic: Diagnostic) -> None:
+    for handler in _notice_handler:
+        handler(diagnostic)
 
 
 def _fail(path: str, message: str, hint: str | None = None) -> PartkitError:
@@ -82,13 +109,19 @@ def _pread(fd: int, length: int, offset: int) -> bytes:
 
 
 def _pwrite(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """Write at ``offset``; on a stream (pipe, tty) write in order instead."""
     view = memoryview(data)
     while view:
-        if hasattr(os, "pwrite"):
-            n = os.pwrite(fd, view, offset)
-        else:  # Windows
-            os.lseek(fd, offset, os.SEEK_SET)
-            n = os.write(fd, view)
+        try:
+            if hasattr(os, "pwrite"):
+                n = os.pwrite(fd, view, offset)
+            else:  # Windows
+                os.lseek(fd, offset, os.SEEK_SET)
+                n = os.write(fd, view)
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            n = os.write(fd, view)  # not seekable: callers write streams front to back
         view = view[n:]
         offset += n
 
@@ -101,7 +134,8 @@ def _copy_chunk(src: int, dst: int, length: int, src_off: int, dst_off: int) -> 
         except OSError as exc:
             if exc.errno not in _NO_KERNEL_COPY:
                 raise
-            _kernel_copy[0] = False
+            if exc.errno != errno.ESPIPE:
+                _kernel_copy[0] = False
     data = _pread(src, length, src_off)
     _pwrite(dst, data, dst_off)
     return len(data)
@@ -168,6 +202,16 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _is_regular(fd: int) -> bool:
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def _page_crcs(data: bytes | bytearray | memoryview, into: array[int]) -> None:
+    view = memoryview(data)
+    for at in range(0, len(view), PAGE):
+        into.append(zlib.crc32(view[at:at + PAGE]))
+
+
 # --- locking and recovery -----------------------------------------------------------------
 
 
@@ -176,6 +220,7 @@ class _Locked:
 
     def __init__(self, path: str, writable: bool) -> None:
         self.path = path
+        self.writable = writable
         try:
             self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY)
                               | getattr(os, "O_BINARY", 0))
@@ -189,6 +234,11 @@ class _Locked:
         with contextlib.suppress(OSError):
             fcntl.flock(self.fd, fcntl.LOCK_EX)
 
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
+
     def __enter__(self) -> _Locked:
         return self
 
@@ -198,12 +248,13 @@ class _Locked:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        os.close(self.fd)  # closing drops the flock
+        self.close()
 
 
 def journal_path(image: str) -> str:
-    directory, base = os.path.split(os.path.abspath(image))
-    return os.path.join(directory, f".{base}{JOURNAL_SUFFIX}")
+    """The undo journal of ``image``: next to the real file, whatever name reached it."""
+    directory, base = os.path.split(real_target(image))
+    return os.path.join(directory, helper_name(base, JOURNAL_SUFFIX))
 
 
 def _has_leftovers(image: str) -> bool:
@@ -212,17 +263,34 @@ def _has_leftovers(image: str) -> bool:
 
 
 def recover(image: str) -> bool:
-    """Undo an interrupted in-place write of ``image``; True if something was rolled back."""
+    """Undo an interrupted in-place write of ``image``; True if bytes were restored.
+
+    A journal that does not belong to the file as it is now is removed (and reported)
+    without touching the image.
+    """
     if not _has_leftovers(image):
         return False
     with _Locked(image, writable=True) as locked:
         return _recover_locked(locked, sync=True)
 
 
-def _recover_locked(locked: _Locked, sync: bool) -> bool:
+def _remove_journal(journal: str, sync: bool) -> None:
+    os.unlink(journal)
+    if sync:
+        _fsync_dir(os.path.dirname(journal))
+
+
+def _recover_locked(locked: _Locked, sync: bool, ours: bool = False) -> bool:
+    """Settle a leftover journal while holding the lock; True if bytes were restored.
+
+    ``ours``: this process wrote the journal and failed mid-write (a short write may have
+    torn a page): restore without the identity check.
+    """
     journal = journal_path(locked.path)
     try:
         os.unlink(journal + ".tmp")  # killed while saving: the image was not touched yet
+        _notify(warning("removed an incomplete undo journal: a write was interrupted before "
+                        "it changed the image; nothing to restore", SourceLocation(locked.path)))
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -234,61 +302,227 @@ def _recover_locked(locked: _Locked, sync: bool) -> bool:
     except OSError as exc:
         raise _os_error(journal, exc, "read journal") from None
     try:
-        header = _pread(jfd, _JOURNAL_HEADER.size, 0)
-        journal_size = os.fstat(jfd).st_size
-        image_bytes = os.fstat(locked.fd).st_size
-        ok = len(header) == _JOURNAL_HEADER.size
-        if ok:
-            magic, size, offset, length, flags, boot = _JOURNAL_HEADER.unpack(header)
-            ok = (
-                magic == _JOURNAL_MAGIC
-                and journal_size == _JOURNAL_HEADER.size + length
-                and size == image_bytes
-                and offset + length <= image_bytes
-            )
-        if not ok:
-            raise _fail(
-                journal,
-                f"undo journal of an interrupted write to '{locked.path}' does not match the "
-                "image; refusing to touch either",
-                "the image may be partially written: inspect it, then delete the journal",
-            )
-        if not flags & _JOURNAL_SYNCED and (not boot.strip(b"\0") or boot != _boot_id()):
-            raise _fail(
-                journal,
-                f"undo journal of an interrupted write to '{locked.path}' was written without "
-                "--sync before the machine restarted: its contents may never have reached the "
-                "disk, so it is not applied",
-                "if the image was not being written when the machine stopped, delete the "
-                "journal; otherwise recreate the image",
-            )
-        _copy(jfd, _JOURNAL_HEADER.size, locked.fd, offset, length)
-        if sync:
-            _sync(locked.fd)
+        return _apply_journal(locked, journal, jfd, sync, ours)
     except OSError as exc:
         raise _os_error(locked.path, exc, "roll back interrupted write") from None
     finally:
         os.close(jfd)
-    os.unlink(journal)
+
+
+def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bool) -> bool:
+    image = locked.path
+    header = _pread(jfd, _JOURNAL_HEADER.size, 0)
+    journal_size = os.fstat(jfd).st_size
+    st = os.fstat(locked.fd)
+    fields = _JOURNAL_HEADER.unpack(header) if len(header) == _JOURNAL_HEADER.size else None
+    if fields is None or fields[0] != _JOURNAL_MAGIC or fields[9] != PAGE:
+        raise _fail(journal, f"undo journal of an interrupted write to '{image}' is damaged "
+                    "or from another partkit version; refusing to touch either",
+                    "the image may be partially written: inspect it, then delete the journal")
+    _, dev, ino, size, offset, length, flags, boot, raw_name, _page = fields
+    name = raw_name.rstrip(b"\0").decode("utf-8", "replace")
+    pages = (length + PAGE - 1) // PAGE
+    saved_at = _JOURNAL_HEADER.size + 4 * pages
+    where = f"partition '{name}' (0x{offset:x}..0x{offset + length:x})"
+    if journal_size != saved_at + length:
+        raise _fail(journal, f"undo journal of an interrupted write to {where} of '{image}' "
+                    f"is cut short ({journal_size} bytes, expected {saved_at + length}); "
+                    "refusing to touch either",
+                    "the image may be partially written there: inspect it, then delete the "
+                    "journal")
+    loc = SourceLocation(image)
+    if (dev, ino) != (st.st_dev, st.st_ino) or size != st.st_size:
+        what = ("the file was replaced since" if (dev, ino) != (st.st_dev, st.st_ino)
+                else f"the file was resized since ({size} -> {st.st_size} bytes)")
+        _remove_journal(journal, sync)
+        _notify(warning(f"removed a stale undo journal of an interrupted write to {where}: "
+                        f"{what}, so its saved bytes do not belong to it; nothing restored",
+                        loc))
+        return False
+    rebooted = not boot.strip(b"\0") or boot != _boot_id()
+    if not flags & _JOURNAL_SYNCED and rebooted:
+        raise _fail(
+            journal,
+            f"undo journal of an interrupted write to {where} of '{image}' was written without "
+            "--sync before the machine restarted: its contents may never have reached the "
+            "disk, so it is not applied",
+            "if the image was not being written when the machine stopped, delete the "
+            "journal; otherwise recreate the image",
+        )
+    crcs = array("I")
+    crcs.frombytes(_pread(jfd, 4 * pages, _JOURNAL_HEADER.size))
+    changed, foreign = _classify(locked.fd, jfd, saved_at, offset, length, crcs)
+    # a power cut may tear a page of a --sync write: then trust the synced journal
+    if foreign and not ours and not (flags & _JOURNAL_SYNCED and rebooted):
+        _remove_journal(journal, sync)
+        _notify(warning(f"removed a stale undo journal of an interrupted write to {where}: "
+                        f"{foreign} page(s) there hold neither the saved nor the new bytes (the "
+                        "image was rewritten since); nothing restored", loc))
+        return False
+    if not changed and not foreign:
+        _remove_journal(journal, sync)
+        if ours:
+            return False
+        _notify(warning(f"removed the undo journal of an interrupted write to {where}: it had "
+                        "not changed the image yet; nothing to restore", loc))
+        return False
+    _copy(jfd, saved_at, locked.fd, offset, length)
     if sync:
-        _fsync_dir(os.path.dirname(journal))
+        _sync(locked.fd)
+    _remove_journal(journal, sync)
+    if ours:
+        return True
+    _notify(warning(f"restored {length} bytes (0x{length:x}) of {where} from the undo "
+                    f"journal: a write there was interrupted after changing {changed + foreign} "
+                    f"of {len(crcs)} pages; the image is as it was before that write", loc))
     return True
 
 
+def _classify(fd: int, jfd: int, saved_at: int, offset: int, length: int,
+              crcs: array[int]) -> tuple[int, int]:
+    """(pages holding the new bytes, pages holding neither old nor new) of the range."""
+    changed = foreign = 0
+    done = 0
+    while done < length:
+        n = min(CHUNK, length - done)
+        now = _pread(fd, n, offset + done)
+        old = _pread(jfd, n, saved_at + done)
+        for at in range(0, n, PAGE):
+            page = now[at:at + PAGE]
+            if page == old[at:at + PAGE]:
+                continue
+            if zlib.crc32(page) == crcs[(done + at) // PAGE]:
+                changed += 1
+            else:
+                foreign += 1
+        done += n
+    return changed, foreign
+
+
 def _open_checked(image: str, writable: bool) -> _Locked:
-    """Lock the image, rolling back any interrupted write first."""
-    need_write = writable or _has_leftovers(image)
-    locked = _Locked(image, writable=need_write)
+    """Lock the image, then roll back any interrupted write (seen only under the lock)."""
+    locked = _Locked(image, writable=writable)
     try:
-        if need_write:
+        if _has_leftovers(image):
+            if not locked.writable:
+                # recovery writes: trade the read lock for a writable one, then look again
+                locked.close()
+                locked = _Locked(image, writable=True)
             _recover_locked(locked, sync=True)
     except BaseException:
-        os.close(locked.fd)
+        locked.close()
         raise
     return locked
 
 
-# --- queries ------------------------------------------------------------------------------
+def _discard_for_replace(path: str) -> None:
+    """``path`` is about to be replaced as a whole: its undo journal no longer matters."""
+    if path == "-" or not _has_leftovers(path):
+        return
+    journal = journal_path(path)
+    locked: _Locked | None = None
+    try:
+        if os.path.isfile(path):
+            locked = _Locked(path, writable=False)  # wait for a writer still at work
+        for leftover in (journal + ".tmp", journal):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+    except OSError as exc:
+        raise _os_error(journal, exc, "remove the undo journal") from None
+    finally:
+        if locked is not None:
+            locked.close()
+    _notify(warning("discarded the undo journal of an earlier interrupted write: the file is "
+                    "replaced as a whole, so nothing is restored", SourceLocation(path)))
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+class ImageReader:
+    """An image opened and locked once, for many reads (inspect, content sniffing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._locked = _open_checked(path, writable=False)
+        self.size = os.fstat(self._locked.fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (short at the end of the image)."""
+        return _pread(self._locked.fd, length, offset) if length > 0 else b""
+
+    def chunks(self, offset: int, length: int) -> Iterator[bytes]:
+        done = 0
+        while done < length:
+            data = _pread(self._locked.fd, min(CHUNK, length - done), offset + done)
+            if not data:
+                return
+            yield data
+            done += len(data)
+
+    def last_not(self, offset: int, length: int, value: int = ERASED) -> int:
+        """Offset (from ``offset``) just past the last byte that is not ``value``; 0 if none.
+
+        Scans from the end: a dump with data near the end (or a sparse hole, which reads
+        as zeros) answers at once.
+        """
+        fill = bytes([value])
+        end = min(length, max(0, self.size - offset))
+        while end > 0:
+            start = max(0, end - CHUNK)
+            stripped = _pread(self._locked.fd, end - start, offset + start).rstrip(fill)
+            if stripped:
+                return start + len(stripped)
+            end = start
+        return 0
+
+    def sectors_starting_with(self, prefix: bytes, step: int) -> Iterator[int]:
+        """Offsets ``k * step`` (ascending) where the image holds ``prefix``.
+
+        Streams in CHUNK blocks and skips sparse holes (``SEEK_DATA``), which read as
+        zeros: ``prefix`` must not be all zeros.
+        """
+        fd = self._locked.fd
+        pos = 0
+        while pos < self.size:
+            pos = self._next_data(pos, step)
+            if pos >= self.size:
+                return
+            block = _pread(fd, min(CHUNK, self.size - pos) + len(prefix) - 1, pos)
+            for at in range(0, min(CHUNK, len(block)), step):
+                if block.startswith(prefix, at):
+                    yield pos + at
+            pos += CHUNK
+
+    def _next_data(self, pos: int, step: int) -> int:
+        seek_data = getattr(os, "SEEK_DATA", None)
+        if seek_data is None:
+            return pos
+        try:
+            data = os.lseek(self._locked.fd, pos, seek_data)
+        except OSError as exc:
+            # ENXIO: only a hole remains; anything else: no hole support, read everything
+            return self.size if exc.errno == errno.ENXIO else pos
+        return max(pos, data // step * step)
+
+    def close(self) -> None:
+        self._locked.close()
+
+    def __enter__(self) -> ImageReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_image(image: str) -> ImageReader:
+    """Open and lock ``image`` for reading (after rolling back an interrupted write)."""
+    return ImageReader(image)
 
 
 def image_size(image: str) -> int:
@@ -299,20 +533,14 @@ def image_size(image: str) -> int:
 
 def read_region(image: str, offset: int, length: int) -> bytes:
     """A small range of the image (tables, headers); short if the image ends first."""
-    with _open_checked(image, writable=False) as locked:
-        return _pread(locked.fd, length, offset) if length > 0 else b""
+    with ImageReader(image) as reader:
+        return reader.read(offset, length)
 
 
 def iter_region(image: str, offset: int, length: int) -> Iterator[bytes]:
     """Chunks of a range of the image, CHUNK bytes at most each."""
-    with _open_checked(image, writable=False) as locked:
-        done = 0
-        while done < length:
-            data = _pread(locked.fd, min(CHUNK, length - done), offset + done)
-            if not data:
-                return
-            yield data
-            done += len(data)
+    with ImageReader(image) as reader:
+        yield from reader.chunks(offset, length)
 
 
 def _check_inside(image: str, size: int, part: Partition) -> None:
@@ -329,7 +557,7 @@ def _check_inside(image: str, size: int, part: Partition) -> None:
 
 
 def read_partition(image: str, part: Partition, output: str) -> None:
-    """Copy the partition's bytes to ``output`` (written atomically)."""
+    """Copy the partition's bytes to ``output`` (a file replaced atomically, or a stream)."""
     with _open_checked(image, writable=False) as locked:
         _check_inside(image, os.fstat(locked.fd).st_size, part)
 
@@ -340,25 +568,9 @@ def read_partition(image: str, part: Partition, output: str) -> None:
 
 
 def _write_new_file(path: str, produce: Callable[[int], None]) -> None:
-    """Create ``path`` atomically: temp file in the same directory, fsync, rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
-                     0o666)
-        try:
-            produce(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _os_error(path, exc, "write") from None
-        raise
+    """Create or replace ``path`` (see :func:`partkit.common.fileio.write_output`)."""
+    _discard_for_replace(path)
+    write_output(path, produce)
 
 
 def _source_size(source: str | None) -> int:
@@ -368,8 +580,6 @@ def _source_size(source: str | None) -> int:
         st = os.stat(source)
     except OSError as exc:
         raise _os_error(source, exc, "read") from None
-    import stat
-
     if stat.S_ISDIR(st.st_mode):
         raise _fail(source, "is a directory, expected a file")
     if not stat.S_ISREG(st.st_mode):
@@ -429,12 +639,16 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str) -> None:
+def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str,
+         crcs: array[int] | None = None) -> None:
     """Write the source then 0xFF padding into the partition, checking each chunk read back.
 
     Each chunk goes source -> buffer -> image -> second buffer, so the data is read from
-    the source once and compared with what the image file now holds.
+    the source once and compared with what the image file now holds. ``crcs`` (in-place
+    writes) are the page CRCs the journal promised: a source that changed since is caught
+    before its bytes land. Streams (pipes, devices) are written without the read-back.
     """
+    verify = _is_regular(fd)
     size = min(CHUNK, part.size)
     data, back = bytearray(size), bytearray(size)
     done = 0
@@ -447,8 +661,14 @@ def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str) -> Non
             raise OSError(errno.EIO, "source ended early (file changed while writing?)")
         if from_src < n:
             data[from_src:] = _ERASED_CHUNK[: n - from_src]
+        if crcs is not None:
+            now = array("I")
+            _page_crcs(data, now)
+            first = done // PAGE
+            if now != crcs[first:first + len(now)]:
+                raise OSError(errno.EIO, "source changed while writing")
         _write_chunk(fd, data, part.offset + done)
-        if _read_into(fd, back, part.offset + done) != n or back != data:
+        if verify and (_read_into(fd, back, part.offset + done) != n or back != data):
             raise _fail(path, f"read-back of partition '{part.name}' at 0x{part.offset + done:x} "
                         "does not match what was written", "the disk or filesystem may be failing")
         done += n
@@ -456,6 +676,26 @@ def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str) -> Non
 
 def _write_chunk(fd: int, data: bytearray, offset: int) -> None:
     _pwrite(fd, data, offset)
+
+
+def _new_page_crcs(src_fd: int, src_size: int, length: int) -> array[int]:
+    """CRC of every page the write will leave in the range (source, then 0xFF padding)."""
+    crcs = array("I")
+    done = 0
+    while done < src_size:
+        n = min(CHUNK, src_size - done)
+        data = _pread(src_fd, n, done)
+        if len(data) != n:
+            raise OSError(errno.EIO, "source ended early (file changed while writing?)")
+        if done + n == src_size and n % PAGE:  # the source ends inside a page: 0xFF after it
+            data += _ERASED_CHUNK[:min(PAGE - n % PAGE, length - src_size)]
+        _page_crcs(data, crcs)
+        done += len(data)
+    while done < length:
+        n = min(PAGE, length - done)
+        crcs.append(_ERASED_PAGE_CRC if n == PAGE else zlib.crc32(_ERASED_CHUNK[:n]))
+        done += n
+    return crcs
 
 
 def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
@@ -466,18 +706,20 @@ def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
         sync = True  # no way to tell a kill from a power cut here: always flush
     with _open_checked(image, writable=True) as locked:
         fd = locked.fd
-        size = os.fstat(fd).st_size
-        _check_inside(image, size, part)
+        st = os.fstat(fd)
+        _check_inside(image, st.st_size, part)
         try:
+            crcs = _new_page_crcs(src_fd, src_size, part.size)
             # 1. save the old bytes; the rename makes the journal count only once complete
             tmp = journal + ".tmp"
             jfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
                           0o600)
             try:
-                header = _JOURNAL_HEADER.pack(_JOURNAL_MAGIC, size, part.offset, part.size,
-                                              _JOURNAL_SYNCED if sync else 0, boot)
-                _pwrite(jfd, header, 0)
-                _copy(fd, part.offset, jfd, _JOURNAL_HEADER.size, part.size)
+                header = _JOURNAL_HEADER.pack(
+                    _JOURNAL_MAGIC, st.st_dev, st.st_ino, st.st_size, part.offset, part.size,
+                    _JOURNAL_SYNCED if sync else 0, boot, part.name.encode("utf-8")[:16], PAGE)
+                _pwrite(jfd, header + crcs.tobytes(), 0)
+                _copy(fd, part.offset, jfd, _JOURNAL_HEADER.size + 4 * len(crcs), part.size)
                 if sync:
                     _sync(jfd)
             finally:
@@ -487,16 +729,25 @@ def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
                 _fsync_dir(os.path.dirname(journal))
         except OSError as exc:
             _discard(journal + ".tmp")
-            raise _os_error(journal, exc, "write undo journal") from None
+            raise _fail(journal, f"cannot write undo journal: {exc.strerror or exc}; the image "
+                        "was not changed", "the journal goes next to the image, so its directory "
+                        "must be writable; or write the result to a copy with -o COPY, which "
+                        "leaves the image untouched") from None
+        except KeyboardInterrupt:
+            _discard(journal + ".tmp")
+            raise KeyboardInterrupt(f"'{image}' is unchanged") from None
         try:
             # 2. write inside the partition only, then 3. read back
-            _put(fd, part, src_fd, src_size, image)
+            _put(fd, part, src_fd, src_size, image, crcs)
             if sync:
                 _sync(fd)
         except BaseException as exc:
-            _recover_locked(locked, sync)  # put the old bytes back before reporting
+            _recover_locked(locked, sync, ours=True)  # put the old bytes back, then report
             if isinstance(exc, OSError):
                 raise _os_error(image, exc, "write") from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt(f"'{image}' is unchanged: the partial write to "
+                                        f"partition '{part.name}' was rolled back") from None
             raise
         # 4. commit: without the journal nothing rolls back any more
         os.unlink(journal)
@@ -515,8 +766,10 @@ def _write_copy(image: str, part: Partition, src_fd: int, src_size: int, output:
         _check_inside(image, size, part)
 
         def produce(fd: int) -> None:
-            _copy(locked.fd, 0, fd, 0, size)
+            # front to back, so a stream output (pipe, device) gets the same bytes
+            _copy(locked.fd, 0, fd, 0, part.offset)
             _put(fd, part, src_fd, src_size, output)
+            _copy(locked.fd, part.end, fd, part.end, size - part.end)
 
         _write_new_file(output, produce)
 
