@@ -23,7 +23,10 @@ import pytest  # noqa: E402
 from support.tools import in_ci  # noqa: E402
 
 
-def _fail_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+def _fail_skip(report: pytest.CollectReport | pytest.TestReport, *,
+               allowed: bool = False) -> None:
+    if allowed:  # needs what CI can never have (a real ESP-IDF checkout); says why
+        return
     if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
@@ -33,7 +36,7 @@ def _fail_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
-    _fail_skip(outcome.get_result())
+    _fail_skip(outcome.get_result(), allowed=item.get_closest_marker("esp_idf") is not None)
 
 
 @pytest.hookimpl(hookwrapper=True)

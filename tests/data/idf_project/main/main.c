@@ -1,0 +1,1 @@
+void app_main(void) {}

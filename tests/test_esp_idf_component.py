@@ -1,0 +1,120 @@
+"""The partkit ESP-IDF component inside a real ``idf.py build`` (linux target).
+
+Runs only where ``IDF_PATH`` names an ESP-IDF checkout whose Python environment is active
+(``. $IDF_PATH/export.sh``) with partkit installed in it; CI can never have one (ESP-IDF
+is neither on PyPI nor in Debian), so there these tests skip and say why. Tried with
+ESP-IDF v6.0.2 (see docs/esp-idf.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from partkit.common.resources import resource_dir
+
+pytestmark = [pytest.mark.esp_idf, pytest.mark.slow]
+
+PROJECT = Path(__file__).parent / "data" / "idf_project"
+IDF_PATH = os.environ.get("IDF_PATH", "")
+
+
+def _idf_python() -> str:
+    env = os.environ.get("IDF_PYTHON_ENV_PATH")
+    if env and Path(env, "bin", "python").exists():
+        return str(Path(env, "bin", "python"))
+    return shutil.which("python") or sys.executable
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not IDF_PATH or not Path(IDF_PATH, "tools", "idf.py").is_file():
+        pytest.skip("needs a real ESP-IDF checkout: set IDF_PATH and activate its Python "
+                    "environment (. $IDF_PATH/export.sh); CI cannot download ESP-IDF")
+    probe = subprocess.run([_idf_python(), "-m", "partkit", "--version"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, (
+        f"partkit is not installed in ESP-IDF's Python ({_idf_python()}): {probe.stderr}")
+    root = tmp_path_factory.mktemp("idf") / "pktest"
+    shutil.copytree(PROJECT, root)
+    return root
+
+
+def _idf(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PARTKIT_COMPONENT_DIRS"] = os.path.dirname(resource_dir("idf"))
+    env.setdefault("IDF_COMPONENT_MANAGER", "0")  # no network for the component manager
+    return subprocess.run([_idf_python(), os.path.join(IDF_PATH, "tools", "idf.py"),
+                           "--preview", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _set_config(project: Path, *lines: str) -> None:
+    base = (PROJECT / "sdkconfig.defaults").read_text()
+    (project / "sdkconfig.defaults").write_text(base + "".join(f"{line}\n" for line in lines))
+    (project / "sdkconfig").unlink(missing_ok=True)  # re-read the defaults
+
+
+def test_build_runs_partkit_check(project: Path) -> None:
+    result = _idf(project, "set-target", "linux")
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _idf(project, "build")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "partkit: checking what the build flashes" in out
+    assert "check OK" in out
+    report = json.loads((project / "build" / "partkit" / "check.json").read_text())
+    assert report["ok"] is True
+    assert report["idf_build"]["target"] == "linux"
+    assert report["app"]["slots"][0]["partition"]["name"] == "factory"
+
+
+def test_partkit_map_target(project: Path) -> None:
+    result = _idf(project, "partkit-map")
+    assert result.returncode == 0, result.stdout + result.stderr
+    svg = (project / "build" / "partkit" / "flash-map.svg").read_text()
+    assert "<svg" in svg and "factory" in svg
+
+
+def test_kconfig_fail_budget_fails_the_build(project: Path) -> None:
+    _set_config(project, 'CONFIG_PARTKIT_FAIL_FREE="99%"')
+    try:
+        result = _idf(project, "build")
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, out
+        assert f"{project / 'partitions.csv'}:3:1: error:" in out
+        assert "--fail-free budget of 99%" in out
+    finally:
+        _set_config(project)
+
+
+def test_slot_too_small_fails_at_the_csv_line(project: Path) -> None:
+    csv = project / "partitions.csv"
+    original = csv.read_text()
+    csv.write_text(original.replace("1M,", "0x10000,"))
+    try:
+        result = _idf(project, "build")
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, out
+        assert f"{csv}:3:1: error:" in out and "factory" in out
+    finally:
+        csv.write_text(original)
+
+
+def test_check_can_be_switched_off(project: Path) -> None:
+    _set_config(project, "CONFIG_PARTKIT_CHECK_ON_BUILD=n", 'CONFIG_PARTKIT_FAIL_FREE="99%"')
+    try:
+        result = _idf(project, "build")
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert "partkit: checking" not in out
+        on_demand = _idf(project, "partkit-check")
+        assert on_demand.returncode != 0  # the budget still holds when asked
+    finally:
+        _set_config(project)
