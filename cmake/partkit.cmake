@@ -286,7 +286,8 @@ Creates three targets:
   environment when the target runs, as idf.py does; without `ESPPORT` esptool finds the port.
 
 Keywords:
-- `CSV`: the partition CSV, relative to `CMAKE_CURRENT_SOURCE_DIR`.
+- `CSV`: the partition CSV, relative to `CMAKE_CURRENT_SOURCE_DIR`. A path with a `;` is
+  refused at configure time (CMake would split it into two list items).
 - `BUILTIN`: instead of `CSV`, a built-in table by name: ESP-IDF's menuconfig choices
   (`singleapp`, `two_ota`, `two_ota_large`, ...) or an Arduino-ESP32 scheme (`default`,
   `huge_app`, `min_spiffs`, `no_ota`, ...); `partkit show --list-builtin` lists them. An
@@ -497,9 +498,11 @@ partkit_check_app_size(<app-target> APP_BIN <file> TABLE <table-target>
 ```
 
 After `<app-target>` has produced the app image `APP_BIN`, runs `partkit check` on it
-against the table's app slots (the real image length against every candidate slot, as
-ESP-IDF's `check_sizes.py` does). An app that fits no slot fails the build with partkit's
-message naming the slot and the overflow. The check is the target
+against the table's app slots: the whole file (padding included: esptool flashes all of
+it) against every candidate slot, as ESP-IDF's `check_sizes.py` does. An app that fits no
+slot fails the build with partkit's message naming the slot and the overflow, at the
+slot's line in the table's CSV (`partitions.csv:6:1: error: ...`). An app built for
+another chip than the table's `CHIP` fails too. The check is the target
 `<app-target>_check_app_size` (in `ALL`); it reruns exactly when the image, the table or an
 option changes.
 
@@ -561,7 +564,7 @@ partkit_check_bootloader_size(<bl-target> BOOTLOADER_BIN <file> TABLE <table-tar
     [CHIP <chip> | BOOTLOADER_OFFSET <n>])
 ```
 
-After `<bl-target>` has produced the bootloader image, checks that it ends before the
+After `<bl-target>` has produced the bootloader image, checks that the file ends before the
 partition table (and before a recovery bootloader, if the table has one configured); a
 bootloader that is too big fails the build. The check is the target
 `<bl-target>_check_bootloader_size` (in `ALL`).
@@ -773,7 +776,9 @@ read from the environment when it runs.
   table's `FLASH_SIZE`, else `keep`).
 - `DEPENDS`: the targets that build `APP` and `BOOTLOADER`; `flash` builds them first.
 
-Paths are relative to `CMAKE_CURRENT_BINARY_DIR`.
+Paths are relative to `CMAKE_CURRENT_BINARY_DIR`. In `flash_args` a path with a space or
+another shell character is single-quoted, since esptool splits each line of an `@file` as
+a shell would; plain paths are written as ESP-IDF writes them.
 <!-- ANCHOR_END: partkit_add_flash_args -->
 #]=]
 function(partkit_add_flash_args)
