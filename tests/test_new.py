@@ -11,7 +11,6 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from partkit.cli import main
 from partkit.common.errors import PartkitError
 from partkit.plan.new import Request, Want, plan, render_csv

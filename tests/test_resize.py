@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from partkit.cli import main
 from partkit.common.errors import PartkitError
+from partkit.diff.changes import compute_changes
 from partkit.plan.csvedit import rewrite
 from partkit.plan.new import Request, Want, plan, render_csv
-from partkit.diff.changes import compute_changes
 from partkit.plan.resize import Edit, resize
 from partkit.table import codec
 from partkit.table.names import BUILTIN_SUBTYPES

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from partkit.check.appimage import ImageInfo
+    from partkit.data.check import DataCheck
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
@@ -515,7 +516,7 @@ def _human(size: int) -> str:
 class CheckReport:
     """Everything one ``partkit check`` run found. ``exit_code`` is 0 (ok) or 1 (failed)."""
 
-    __slots__ = ("app", "bootloader", "fail_free", "flash", "options", "rules", "table",
+    __slots__ = ("app", "bootloader", "data", "fail_free", "flash", "options", "rules", "table",
                  "table_findings", "warn_free")
 
     table: PartitionTable
@@ -527,6 +528,7 @@ class CheckReport:
     table_findings: tuple[Finding, ...]
     warn_free: Budget | None
     fail_free: Budget | None
+    data: tuple[DataCheck, ...]  # data images against their partitions (check --data)
 
     def __init__(self, table: PartitionTable, options: TableOptions) -> None:
         self.table = table
@@ -538,6 +540,7 @@ class CheckReport:
         self.table_findings = ()
         self.warn_free = None
         self.fail_free = None
+        self.data = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -545,6 +548,8 @@ class CheckReport:
         for part in (self.app, self.bootloader, self.flash):
             if part is not None:
                 out.extend(part.findings)
+        for data in self.data:
+            out.extend(data.findings)
         out.extend(self.rules)
         return tuple(out)
 
@@ -577,6 +582,7 @@ def run_checks(
     warn_free: Budget | None = None,
     fail_free: Budget | None = None,
     table_warnings: tuple[Diagnostic, ...] = (),
+    data: tuple[DataCheck, ...] = (),
 ) -> CheckReport:
     """Run every check that has its inputs. Uses options.table_offset, .flash_size,
     .recovery_bootloader_offset, .chip, .strict and .subtypes."""
@@ -608,6 +614,7 @@ def run_checks(
         _chip_mismatch(report.bootloader, options.chip)
     if options.flash_size is not None:
         report.flash = check_flash(table, options.flash_size)
+    report.data = data
     report.rules = check_rules(table, strict=options.strict)
     return report
 

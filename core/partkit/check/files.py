@@ -93,11 +93,13 @@ def check_files(
     bootloader: str | None = None,
     warn_free: Budget | None = None,
     fail_free: Budget | None = None,
+    data: tuple[tuple[str, str], ...] = (),
 ) -> CheckReport:
     """Load the table (see :func:`load_table_for_check`) and the images, then run the checks.
 
     ``options.strict`` turns rule warnings into errors. Raises PartkitError (exit 2) for
-    bad input; a failed check is in the report (``report.exit_code`` 1).
+    bad input; a failed check is in the report (``report.exit_code`` 1). ``data`` pairs
+    (partition name, image file) are checked by :func:`partkit.data.check.check_data`.
     """
     from partkit.check.appimage import read_image_file
     from partkit.check.checks import run_checks
@@ -105,6 +107,9 @@ def check_files(
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
     app_image = None if app is None else read_image_file(app)
     bl_image = None if bootloader is None else read_image_file(bootloader)
+    from partkit.data.check import check_data
+
+    data_checks = tuple(check_data(loaded.table, name, path) for name, path in data)
     return run_checks(loaded.table, options, app=app_image, app_type=app_type,
                       app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
-                      fail_free=fail_free, table_warnings=loaded.warnings)
+                      fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks)

@@ -110,6 +110,7 @@ def to_text(report: CheckReport) -> str:
         lines += _bootloader_text(report.bootloader)
     if report.flash is not None:
         lines += _flash_text(report.flash)
+    lines += [d.summary() for d in report.data]
     budgets = [f"{name} {b}" for name, b in (("warn below", report.warn_free),
                                               ("fail below", report.fail_free)) if b is not None]
     if budgets:
@@ -222,5 +223,7 @@ def to_json(report: CheckReport) -> dict[str, object]:
             "free": flash.free,
             "fits": flash.fits,
         }
+    if report.data:
+        doc["data"] = [d.as_dict() for d in report.data]
     doc["findings"] = [_finding(f) for f in report.findings]
     return doc

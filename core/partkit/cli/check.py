@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                    "(name or number; default app)")
     p.add_argument("--subtype", help="only slots of this subtype (e.g. ota_1, tee_0)")
     p.add_argument("--bootloader", metavar="BL.bin", help="bootloader image")
+    p.add_argument("--data", action="append", default=[], metavar="NAME=IMG",
+                   help="data image (partkit data build, pio buildfs, ...) to check against "
+                        "partition NAME: the whole file must fit (repeatable)")
     add_table_arguments(p, has_output=True)
     p.add_argument("--warn-free", metavar="PCT%|BYTES",
                    help="warn when the app slot has less free space than this")
@@ -51,7 +54,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _nothing_to_check(args: argparse.Namespace) -> bool:
-    return args.app is None and args.bootloader is None and args.flash_size is None
+    return (args.app is None and args.bootloader is None and args.flash_size is None
+            and not args.data)
+
+
+def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
+    from partkit.table.options import usage_error
+
+    pairs = []
+    for value in values:
+        name, eq, path = value.partition("=")
+        if not eq or not name or not path:
+            raise usage_error(f"--data '{value}' is not NAME=IMG", "e.g. --data storage=fs.bin")
+        pairs.append((name, path))
+    return tuple(pairs)
 
 
 def run(argv: list[str]) -> int:
@@ -71,14 +87,14 @@ def run(argv: list[str]) -> int:
         report = check_files(
             args.table, options, table_source=args.table_source, app=args.app,
             app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
-            warn_free=warn, fail_free=fail)
+            warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
         if _nothing_to_check(args):  # the table was read and validated: say only that
             from partkit.table.options import usage_error
 
             emit(f.diagnostic for f in report.findings)
             raise usage_error(
                 f"nothing to check: {args.table} is a valid table, but no --app, "
-                "--bootloader or --flash-size was given",
+                "--bootloader, --data or --flash-size was given",
                 "give at least one of them; 'partkit show' prints a table")
         if args.output is not None:
             from partkit.check.report import to_json

@@ -1,0 +1,80 @@
+"""``partkit data build``: a data partition image at exactly its partition's size."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from partkit.cli.common import (
+    add_table_arguments,
+    command_parser,
+    options_from_args,
+    report_error,
+    usage_error,
+)
+from partkit.common.errors import PartkitError
+
+__all__ = ["run"]
+
+EPILOG = """\
+formats (the partkit[fs] extra: pip install partkit[fs]):
+  nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
+  littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64)
+  fat       from a directory, pyfatfs (4 KiB sectors, no wear levelling: ESP-IDF
+            mounts it read-only with esp_vfs_fat_spiflash_mount_ro)
+  SPIFFS images are not built: no maintained package exists (use ESP-IDF's spiffsgen.py).
+Without --format the partition's subtype decides (nvs, littlefs, fat); a 'spiffs'
+partition needs --format (Arduino-ESP32 and PlatformIO put LittleFS there).
+
+example:
+  partkit data build partitions.csv --partition storage --from data/ -o storage.bin
+
+exit status:
+  0  image written
+  2  bad input or usage: unknown partition, files that do not fit, a missing extra
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = command_parser("partkit data", epilog=EPILOG, description=(
+        "Build a data partition image (NVS, LittleFS, FAT) at exactly the size the table "
+        "gives the partition."))
+    sub = p.add_subparsers(dest="action", metavar="build", required=True)
+    b = sub.add_parser("build", help="build the image of one partition",
+                       description="Build the image of one data partition from a directory "
+                       "or an NVS CSV.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("table", help="CSV or binary partition table")
+    b.add_argument("--partition", required=True, metavar="NAME", help="the data partition")
+    b.add_argument("--from", dest="source", required=True, metavar="DIR|CSV",
+                   help="directory of files (littlefs, fat) or NVS CSV (nvs)")
+    b.add_argument("--format", choices=("nvs", "littlefs", "fat", "spiffs"),
+                   help="image format (default: from the partition's subtype)")
+    b.add_argument("-o", "--output", required=True, metavar="IMG",
+                   help="the image file to write")
+    add_table_arguments(b, has_output=True)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from partkit.common.fileio import write_atomic
+        from partkit.data import build_image, find_partition, format_for
+        from partkit.table.codec import load_table_file
+
+        options = options_from_args(args, verify=True)
+        table = load_table_file(args.table, options).table
+        part = find_partition(table, args.partition)
+        if part.type != 1:
+            raise usage_error(f"partition '{part.name}' is not a data partition",
+                              "app images come from the build (partkit check --app)")
+        fmt = format_for(part, args.format)
+        image = build_image(fmt, args.source, part.size)
+        write_atomic(args.output, image)
+    except PartkitError as exc:
+        return report_error(exc)
+    sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
+                     f"0x{part.offset:x} ({len(image)} bytes, the whole partition); flash "
+                     f"with: python -m esptool write-flash 0x{part.offset:x} {args.output}\n")
+    return 0

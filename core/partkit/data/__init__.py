@@ -1,0 +1,92 @@
+"""Data partition images built at exactly their partition's size, from the table.
+
+Thin adapters over the maintained libraries (the ``partkit[fs]`` extra), imported only
+when an image is built: NVS with ``esp-idf-nvs-partition-gen``, LittleFS with
+``littlefs-python``, FAT (plain, no wear levelling) with ``pyfatfs``. SPIFFS has no
+maintained package, so partkit does not build SPIFFS images.
+"""
+
+from __future__ import annotations
+
+from partkit.common.errors import PartkitError, SourceLocation, closest, error
+from partkit.table.names import DATA
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.table.model import Partition, PartitionTable
+
+__all__ = ["FORMATS", "SUBTYPE_FORMATS", "build_image", "format_for", "missing_extra"]
+
+# format -> (module, the package that builds it)
+FORMATS: dict[str, tuple[str, str]] = {
+    "nvs": ("partkit.data.nvs", "esp-idf-nvs-partition-gen"),
+    "littlefs": ("partkit.data.littlefs", "littlefs-python"),
+    "fat": ("partkit.data.fat", "pyfatfs"),
+}
+# data subtype -> the format its image has (spiffs is ambiguous: Arduino puts LittleFS there)
+SUBTYPE_FORMATS = {0x02: "nvs", 0x81: "fat", 0x83: "littlefs"}
+SPIFFS_SUBTYPE = 0x82
+SPIFFS_HINT = ("no maintained Python package builds SPIFFS images; build it with ESP-IDF's "
+               "spiffsgen.py, or put a LittleFS image there (--format littlefs, as "
+               "Arduino-ESP32 and PlatformIO do)")
+
+
+def missing_extra(package: str, what: str) -> PartkitError:
+    return PartkitError(error(f"building {what} images needs the '{package}' package", None,
+                              "install partkit's file-system extra: pip install partkit[fs]"))
+
+
+def format_for(part: Partition, requested: str | None) -> str:
+    """The image format for a partition: ``requested`` if given, else from its subtype."""
+    if requested is not None:
+        fmt = requested.lower()
+        if fmt == "spiffs":
+            raise PartkitError(error("SPIFFS images are not supported", None, SPIFFS_HINT))
+        if fmt not in FORMATS:
+            guess = closest(fmt, FORMATS)
+            raise PartkitError(error(
+                f"--format: unknown image format '{requested}'", None,
+                (f"did you mean '{guess}'? " if guess else "")
+                + f"formats: {', '.join(FORMATS)}"))
+        return fmt
+    if part.type == DATA and part.subtype in SUBTYPE_FORMATS:
+        return SUBTYPE_FORMATS[part.subtype]
+    if part.type == DATA and part.subtype == SPIFFS_SUBTYPE:
+        raise PartkitError(error(
+            f"partition '{part.name}' has subtype spiffs: which file system goes there?",
+            part.loc, "give --format littlefs (Arduino-ESP32/PlatformIO LittleFS) or --format "
+            "fat; " + SPIFFS_HINT))
+    raise PartkitError(error(
+        f"partition '{part.name}' (type {part.type}, subtype 0x{part.subtype:x}) has no image "
+        "format of its own", part.loc, f"give --format ({', '.join(FORMATS)})"))
+
+
+def find_partition(table: PartitionTable, name: str) -> Partition:
+    part = table.find_by_name(name)
+    if part is None:
+        guess = closest(name, [p.name for p in table])
+        raise PartkitError(error(
+            f"no partition named '{name}' in {table.path or 'the table'}", None,
+            (f"did you mean '{guess}'? " if guess else "")
+            + "partitions: " + ", ".join(p.name for p in table)))
+    return part
+
+
+def build_image(fmt: str, source: str, size: int) -> bytes:
+    """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``."""
+    import importlib
+    import os
+
+    module_name = FORMATS[fmt][0]
+    want_dir = fmt != "nvs"
+    if want_dir and not os.path.isdir(source):
+        raise PartkitError(error(f"a {fmt} image is built from a directory", SourceLocation(
+            source), "give the directory whose files go into the image"))
+    if not want_dir and not os.path.isfile(source):
+        raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
+                                 "value)", SourceLocation(source)))
+    module = importlib.import_module(module_name)
+    image: bytes = module.build(source, size)
+    if len(image) != size:  # the adapters pad to the partition; anything else is a bug
+        raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
+    return image

@@ -1,0 +1,109 @@
+"""Does a built data image fit the partition it will be flashed to? (``check --data``)
+
+"Fits" means the whole file: every byte of it is written from the partition's offset, so
+a file one byte longer than the partition overwrites the next one. The file's contents
+are sniffed (:mod:`partkit.flash.contents`) to report what it is and to catch an image
+built for another kind of partition.
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.errors import PartkitError, SourceLocation, error, warning
+from partkit.table.names import DATA
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.check.checks import Finding
+    from partkit.table.model import Partition, PartitionTable
+
+__all__ = ["DataCheck", "check_data"]
+
+# subtype -> the image kinds that belong there (spiffs partitions often hold LittleFS)
+EXPECTED_KINDS = {0x02: ("nvs",), 0x81: ("fat",), 0x82: ("spiffs", "littlefs", "fat"),
+                  0x83: ("littlefs",)}
+
+
+class DataCheck:
+    """One data image against its partition."""
+
+    __slots__ = ("findings", "kind", "partition", "path", "size")
+
+    def __init__(self, path: str, partition: Partition, size: int, kind: str) -> None:
+        self.path = path
+        self.partition = partition
+        self.size = size
+        self.kind = kind
+        self.findings: tuple[Finding, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.size <= self.partition.size
+
+    @property
+    def free(self) -> int:
+        return self.partition.size - self.size
+
+    def as_dict(self) -> dict[str, object]:
+        p = self.partition
+        return {"path": self.path, "partition": p.name, "offset": p.offset,
+                "partition_size": p.size, "image_size": self.size, "free": self.free,
+                "fits": self.fits, "kind": self.kind}
+
+    def summary(self) -> str:
+        p = self.partition
+        state = (f"fits, {self.free:#x} ({self.free} bytes) left" if self.fits else
+                 f"{-self.free:#x} ({-self.free} bytes) too large")
+        return (f"data '{p.name}' at {p.offset:#x} ({p.size:#x} bytes): {self.path}, "
+                f"{self.size:#x} bytes, {self.kind}: {state}")
+
+
+def _sniff(path: str, part: Partition, size: int) -> str:
+    """What the file holds, read as if it were the partition (at offset 0 of the file)."""
+    from partkit.flash.contents import describe
+    from partkit.table.model import PartitionTable
+
+    if size == 0:
+        return "empty"
+    view = part.replace(offset=0, size=min(size, part.size) // 0x1000 * 0x1000 or size)
+    try:
+        return describe(path, view, PartitionTable([view])).kind
+    except (PartkitError, OSError, ValueError):
+        return "data"
+
+
+def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
+    """Check one image file against partition ``name``; raises PartkitError for bad input."""
+    from partkit.check.checks import Finding
+    from partkit.data import find_partition
+
+    part = find_partition(table, name)
+    if part.type != DATA:
+        raise PartkitError(error(
+            f"--data {name}: '{name}' is not a data partition", part.loc,
+            "app images are checked with --app"))
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                 SourceLocation(path))) from None
+    result = DataCheck(path, part, size, _sniff(path, part, size))
+    findings = []
+    if not result.fits:
+        findings.append(Finding("data-too-large", error(
+            f"data image of {size} bytes ({size:#x}) does not fit partition '{name}' of "
+            f"{part.size} bytes ({part.size:#x}) at {part.offset:#x}: {size - part.size} bytes "
+            "too many; they would overwrite what follows", SourceLocation(path),
+            "build the image for the partition (partkit data build) or grow the partition "
+            "(partkit resize --set NAME=SIZE)",
+            ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
+    expected = EXPECTED_KINDS.get(part.subtype)
+    if expected and result.kind in ("nvs", "littlefs", "fat", "spiffs", "app") and \
+            result.kind not in expected:
+        findings.append(Finding("data-kind-mismatch", warning(
+            f"'{path}' holds {result.kind}, but partition '{name}' expects "
+            f"{' or '.join(expected)}", SourceLocation(path),
+            "is this the image for another partition?")))
+    result.findings = tuple(findings)
+    return result

@@ -1,0 +1,81 @@
+"""LittleFS images with ``littlefs-python``: 4 KiB blocks, block count from the partition.
+
+``name_max`` is 64, the esp_littlefs default (CONFIG_LITTLEFS_OBJ_NAME_LEN); an image with
+a larger limit in its superblock would not mount on the device.
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.errors import PartkitError, SourceLocation, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["BLOCK_SIZE", "NAME_MAX", "build", "mount"]
+
+BLOCK_SIZE = 4096
+NAME_MAX = 64
+
+
+def _lib() -> ModuleType:
+    import importlib
+
+    try:
+        return importlib.import_module("littlefs")
+    except ImportError:
+        from partkit.data import missing_extra
+
+        raise missing_extra("littlefs-python", "LittleFS") from None
+
+
+def build(source: str, size: int) -> bytes:
+    littlefs = _lib()
+    if size % BLOCK_SIZE or size < 2 * BLOCK_SIZE:
+        raise PartkitError(error(
+            f"a LittleFS partition needs at least 2 blocks of 4 KiB, not 0x{size:x} bytes"))
+    fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
+                           name_max=NAME_MAX)
+    total = 0
+    for root, dirs, files in os.walk(source):
+        dirs.sort()
+        rel = os.path.relpath(root, source).replace(os.sep, "/")
+        target = "" if rel == "." else rel
+        if target:
+            fs.makedirs(target, exist_ok=True)
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            inside = f"{target}/{name}" if target else name
+            if len(name.encode()) > NAME_MAX:
+                raise PartkitError(error(f"file name longer than {NAME_MAX} bytes",
+                                         SourceLocation(path)))
+            with open(path, "rb") as f:
+                data = f.read()
+            total += len(data)
+            try:
+                with fs.open(inside, "wb") as out:
+                    out.write(data)
+            except littlefs.errors.LittleFSError as exc:
+                if exc.code == littlefs.errors.LittleFSError.Error.LFS_ERR_NOSPC:
+                    raise PartkitError(error(
+                        f"the files do not fit a {size // 1024} KiB LittleFS partition "
+                        f"(full at '{inside}', {total} bytes of files so far)",
+                        SourceLocation(source),
+                        "make the partition bigger (partkit resize --set NAME=SIZE) or "
+                        "store less")) from None
+                raise
+    image = bytes(fs.context.buffer)
+    fs.unmount()
+    return image
+
+
+def mount(image: bytes) -> object:
+    """A mounted LittleFS over ``image`` (for reading an image back)."""
+    littlefs = _lib()
+    fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=len(image) // BLOCK_SIZE,
+                           name_max=NAME_MAX, mount=False)
+    fs.context.buffer = bytearray(image)
+    fs.mount()
+    return fs
