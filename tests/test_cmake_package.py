@@ -144,3 +144,15 @@ def test_vendored_module_checks_the_version_it_runs(tmp_path: Path) -> None:
     log = p.configure(check=False, partkit_DIR=str(vendored), PARTKIT_PYTHON=sys.executable)
     assert log.returncode != 0
     assert "is older than the requested 0.2" in " ".join(log.output.split())
+
+
+def test_idf_component_ships_in_the_wheel(venv: Path) -> None:
+    """`partkit --idf-component-dir` from the installed wheel names the component's files."""
+    out = run([str(bin_dir(venv) / "partkit"), "--idf-component-dir"]).output.strip()
+    component = Path(out)
+    assert "site-packages" in out and component.name == "partkit"  # the component's name
+    for name in ("CMakeLists.txt", "Kconfig", "project_include.cmake", "check_sizes.py"):
+        assert (component / name).is_file(), name
+    # The check_sizes entry ESP-IDF would run works from the wheel alone.
+    log = run([str(bin_dir(venv) / "python"), str(component / "check_sizes.py"), "--help"])
+    assert log.returncode == 0 and "bootloader" in log.output

@@ -1,0 +1,91 @@
+"""partkit's check_sizes.py entry (the ESP-IDF component's opt-in replacement).
+
+ESP-IDF's build runs it with check_sizes.py's command line; the lines it prints, their
+streams and the exit codes are those of ESP-IDF v6.0.2's check_sizes.py (reference §6,
+OLD variant), so logs read the same. Run as the component runs it: a script, in a child
+process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from partkit.common.resources import resource_dir
+
+SCRIPT = Path(resource_dir("idf")) / "check_sizes.py"
+CSV = """\
+nvs,     data, nvs,     0x9000,  0x6000,
+factory, app,  factory, 0x10000, 0x10000,
+ota_0,   app,  ota_0,   ,        0x20000,
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), "--offset", "0x8000", *args],
+                          cwd=tmp_path, capture_output=True, text=True)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "pt.csv").write_text(CSV)
+    (tmp_path / "app.bin").write_bytes(b"\0" * 70000)
+    (tmp_path / "small.bin").write_bytes(b"\0" * 20000)
+    (tmp_path / "full.bin").write_bytes(b"\0" * 0x1F800)
+    return tmp_path
+
+
+def test_fits(files: Path) -> None:
+    r = _run(files, "partition", "--type", "app", "pt.csv", "small.bin")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == ("small.bin binary size 0x4e20 bytes. Smallest app partition is "
+                        "0x10000 bytes. 0xb1e0 bytes (69%) free.\n")
+
+
+def test_some_slots_too_small_warns(files: Path) -> None:
+    r = _run(files, "partition", "--type", "app", "pt.csv", "app.bin")
+    assert r.returncode == 0
+    assert r.stdout == ("Warning: 1/2 app partitions are too small for binary app.bin size "
+                        "0x11170:\n  - Part 'factory' 0/0 @ 0x10000 size 0x10000 "
+                        "(overflow 0x1170)\n")
+
+
+def test_every_slot_too_small_fails(files: Path) -> None:
+    r = _run(files, "partition", "--type", "app", "--subtype", "factory", "pt.csv", "app.bin")
+    assert r.returncode == 1
+    assert r.stderr == ("Error: app (factory) partition is too small for binary app.bin size "
+                        "0x11170:\n  - Part 'factory' 0/0 @ 0x10000 size 0x10000 "
+                        "(overflow 0x1170)\n")
+
+
+def test_nearly_full_warns(files: Path) -> None:
+    r = _run(files, "partition", "--type", "app", "--subtype", "ota_0", "pt.csv", "full.bin")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[1] == ("Warning: The smallest app (ota_0) partition is "
+                                        "nearly full (2% free space left)!")
+
+
+def test_no_matching_partition(files: Path) -> None:
+    r = _run(files, "partition", "--type", "data", "--subtype", "fat", "pt.csv", "app.bin")
+    assert r.returncode == 0
+    assert r.stdout == "WARNING: Partition table does not contain any partitions matching data (fat)\n"
+
+
+def test_bootloader(files: Path) -> None:
+    ok = _run(files, "bootloader", "0x0", "small.bin")
+    assert ok.returncode == 0
+    assert ok.stdout == "Bootloader binary size 0x4e20 bytes. 0x31e0 bytes (39%) free.\n"
+    bad = _run(files, "bootloader", "0x1000", "app.bin")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error: Bootloader binary size 0x11170 bytes is too large for "
+                                 "partition table offset 0x8000. Bootloader binary can be "
+                                 "maximum 0x7000 (28672) bytes unless")
+
+
+def test_bad_input_is_a_clear_error(files: Path) -> None:
+    r = _run(files, "partition", "--type", "app", "missing.csv", "app.bin")
+    assert r.returncode == 2
+    assert "missing.csv" in r.stderr and "Traceback" not in r.stderr
