@@ -23,6 +23,7 @@ import threading
 import SCons.Action
 import SCons.Builder
 import SCons.Errors
+import SCons.Node.Python
 import SCons.Util
 
 TYPE_CHECKING = False
@@ -46,6 +47,14 @@ TABLE_VARS = {
     "PARTKIT_NO_MD5": False,  # leave out the MD5 row
     "PARTKIT_EXTRA_SUBTYPES": [],  # ["data,my_sub,0x40", ...]
     "PARTKIT_STRICT": False,  # warnings become errors
+    "PARTKIT_BUILTIN": "",  # a built-in table by name instead of a CSV source ("two_ota")
+    "PARTKIT_HEADER": "",  # also write PARTITION_<NAME>_OFFSET/... #defines to this file
+    "PARTKIT_SUBTYPES_HEADER": "",  # also write ESP_PARTITION_SUBTYPE_* enum lines here
+}
+FLASH_VARS = {
+    "PARTKIT_ESPTOOL": [sys.executable, "-m", "esptool"],  # the esptool command
+    "PARTKIT_PORT": "",  # serial port; default: $ESPPORT from the environment
+    "PARTKIT_BAUD": "",  # default: $ESPBAUD from the environment, else 460800
 }
 CHECK_VARS = {
     "PARTKIT_APP_TYPE": "app",  # partition type the app must fit (check --type)
@@ -61,6 +70,7 @@ _MESSAGES = {
     "PARTKIT_TABLECOMSTR": "partkit: generating $TARGET from $SOURCE",
     "PARTKIT_APPCHECKCOMSTR": "partkit: checking app image ${SOURCES[0]}",
     "PARTKIT_BLCHECKCOMSTR": "partkit: checking bootloader image ${SOURCES[0]}",
+    "PARTKIT_FLASHCOMSTR": "partkit: writing ${SOURCES[0]} to the device",
 }
 
 # PartkitRun runs a CLI command that prints as it goes; parallel (-j) actions would
@@ -145,24 +155,51 @@ def _source_path(node: Any) -> str:
     """A file's path as the user knows it: with ``VariantDir(duplicate=1)`` the build reads
     a copy of a source file, but messages should point at the file the user edits. (A
     built file is its own source: its srcnode() would name a file that does not exist.)"""
+    if isinstance(node, SCons.Node.Python.Value):  # PARTKIT_BUILTIN: "builtin:NAME"
+        return str(node.read())
     return str(node if node.has_builder() else node.srcnode())
 
 
 def _table_action(target: Any, source: Any, env: Any) -> int:
     core()
     from partkit.cli.common import emit
-    from partkit.table.codec import encode
     from partkit.common.errors import PartkitError
     from partkit.common.fileio import write_atomic
+    from partkit.table.codec import encode
 
     out = str(target[0])
     try:
         loaded = load_table(env, _source_path(source[0]))
         emit(loaded.warnings)
         write_atomic(out, encode(loaded.table, table_options(env)))
+        _write_headers(target[1:], env, loaded.table, _source_path(source[0]))
     except PartkitError as exc:
         raise _build_error(target[0], str(exc), exc.exit_code) from None
     return 0
+
+
+def _write_headers(targets: Any, env: Any, table: Any, source: str) -> None:
+    """PARTKIT_HEADER / PARTKIT_SUBTYPES_HEADER, rewritten only when their text changes."""
+    from partkit.common.fileio import write_atomic
+    from partkit.table import cheader
+
+    options = table_options(env)
+    texts = {}
+    if _text(env, "PARTKIT_HEADER"):
+        texts[env.File(_text(env, "PARTKIT_HEADER")).abspath] = cheader.layout_header(
+            table, source, options.table_offset)
+    if _text(env, "PARTKIT_SUBTYPES_HEADER"):
+        texts[env.File(_text(env, "PARTKIT_SUBTYPES_HEADER")).abspath] = cheader.subtypes_header(
+            _list(env, "PARTKIT_EXTRA_SUBTYPES"), options.subtypes)
+    for node in targets:
+        data = texts[node.abspath].encode("utf-8")
+        if not (os.path.isfile(node.abspath) and _read(node.abspath) == data):
+            write_atomic(node.abspath, data)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def check_argv(env: Any, kind: str, image: str, table: str,
@@ -329,6 +366,37 @@ def app_slot(env: Any, table: str, name: str | None = None) -> tuple[Any, str] |
     return min(apps, key=lambda p: p.size), ""
 
 
+def _table_emitter(target: Any, source: Any, env: Any) -> tuple[Any, Any]:
+    """One table from one CSV (or PARTKIT_BUILTIN / "builtin:NAME"), plus its headers."""
+    builtin = _text(env, "PARTKIT_BUILTIN")
+    if not builtin and len(source) == 1 and str(source[0]).startswith("builtin:") \
+            and not source[0].exists():
+        builtin = str(source[0])[len("builtin:"):]
+        builtin = builtin[:-4] if builtin.endswith(".csv") else builtin  # src_suffix added
+        source = []
+    if builtin and len(source) == 1 and len(target) == 1 and (
+            source[0] is target[0] or not source[0].exists()) \
+            and os.path.splitext(source[0].abspath)[0] == os.path.splitext(target[0].abspath)[0]:
+        source = []  # no source given: SCons made one up from the target's name
+    if builtin:
+        if source:
+            raise SCons.Errors.UserError(
+                f"PartitionTable: PARTKIT_BUILTIN={builtin} is the table; give no source CSV")
+        core()
+        from partkit.common.errors import PartkitError
+        from partkit.table.builtin import lookup
+
+        try:
+            lookup(builtin)
+        except PartkitError as exc:
+            raise SCons.Errors.UserError(str(exc)) from None
+        source = [env.Value(f"builtin:{builtin}")]
+    target, source = _one_to_one(target, source, env)
+    headers = [env.File(_text(env, name)) for name in ("PARTKIT_HEADER", "PARTKIT_SUBTYPES_HEADER")
+               if _text(env, name)]
+    return target + headers, source
+
+
 def _one_to_one(target: Any, source: Any, env: Any) -> tuple[Any, Any]:
     if len(target) != 1 or len(source) != 1:
         msg = (f"PartitionTable takes one target and one source, got {len(target)} target(s) "
@@ -360,7 +428,7 @@ def _add_checker(kind: str, builder: Any) -> Any:
 def generate(env: Any) -> None:
     """Add the PartitionTable builder, the size-check methods and their defaults."""
     core()  # also restores sys.modules["partkit"] to the package (see core())
-    for name, default in {**TABLE_VARS, **CHECK_VARS, **_MESSAGES}.items():
+    for name, default in {**TABLE_VARS, **CHECK_VARS, **FLASH_VARS, **_MESSAGES}.items():
         if name not in env:
             env[name] = default
     if "PartitionTable" not in env["BUILDERS"]:
@@ -370,7 +438,7 @@ def generate(env: Any) -> None:
             ),
             suffix=".bin",
             src_suffix=".csv",
-            emitter=_one_to_one,
+            emitter=_table_emitter,
         )
         table_builder.partkit_table = True  # its targets' CSV is the checks' table source
         env["BUILDERS"]["PartitionTable"] = table_builder
@@ -380,6 +448,41 @@ def generate(env: Any) -> None:
     env.AddMethod(run_cli, "PartkitRun")
     env.AddMethod(app_slot, "PartkitAppSlot")
     env.AddMethod(_add_checker("Bootloader", bl_builder), "CheckBootloaderSize")
+    env.AddMethod(table_flash, "PartitionTableFlash")
+
+
+def flash_argv(env: Any, table: str) -> list[str]:
+    """The esptool command that writes only the table (as ``idf.py partition-table-flash``)."""
+    port = _text(env, "PARTKIT_PORT") or os.environ.get("ESPPORT", "")
+    baud = _text(env, "PARTKIT_BAUD") or os.environ.get("ESPBAUD", "") or "460800"
+    argv = [*_list(env, "PARTKIT_ESPTOOL"), "--chip", _text(env, "PARTKIT_CHIP") or "auto"]
+    if port:
+        argv += ["-p", port]
+    return [*argv, "-b", baud, "--before", "default-reset", "--after", "hard-reset",
+            "write-flash", _text(env, "PARTKIT_OFFSET") or "0x8000", table]
+
+
+def _flash_action(target: Any, source: Any, env: Any) -> int:
+    import subprocess
+
+    argv = flash_argv(env, str(source[0]))
+    print(" ".join(argv))
+    return subprocess.call(argv)
+
+
+def table_flash(env: Any, table: Any, alias: str = "partition-table-flash",
+                **overrides: Any) -> Any:
+    """An alias (default ``partition-table-flash``) that builds the table and writes only it
+    to the device with esptool; PARTKIT_PORT/PARTKIT_BAUD, else $ESPPORT/$ESPBAUD."""
+    tables = env.arg2nodes(table, env.fs.File)
+    if not tables:  # PartitionTable's nodes: the binary first, then any headers
+        raise SCons.Errors.UserError("PartitionTableFlash takes a partition table")
+    flash_env = env.Override(overrides) if overrides else env
+    action = SCons.Action.Action(_flash_action, "$PARTKIT_FLASHCOMSTR",
+                                 varlist=[*TABLE_VARS, *FLASH_VARS])
+    node = flash_env.Alias(alias, tables[:1], action)
+    env.AlwaysBuild(node)
+    return node
 
 
 def exists(env: Any) -> bool:
