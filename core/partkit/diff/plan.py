@@ -54,14 +54,14 @@ class Step(Record):
                    source=source)
 
 
-def _data_step(change: Change, old: Partition, new: Partition) -> Step | None:
+def _data_step(change: Change, old: Partition, new: Partition, erased: bool) -> Step | None:
     if not (change.has(MOVED) or change.has(RESIZED) or change.has(TYPE_CHANGED)):
         return None
     same_kind = not change.has(TYPE_CHANGED)
-    if same_kind and not change.has(RESIZED):
+    if same_kind and not change.has(RESIZED) and not erased:
         return Step("copy", new.name, new.offset, new.size,
-                    f"carry the contents of '{old.name}' over from 0x{old.offset:x}, or erase "
-                    "the region if they are not needed", source=old.offset)
+                    f"carry the contents of '{old.name}' over from 0x{old.offset:x}",
+                    source=old.offset)
     if (same_kind and new.subtype == SUBTYPE_DATA_NVS and new.offset == old.offset
             and new.size > old.size):
         return Step("erase", new.name, old.end, new.size - old.size,
@@ -118,10 +118,32 @@ def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
                 erases.append(Step("erase", new.name, new.offset, new.size,
                                    "app slot changed: blank until the next OTA writes it"))
         else:
-            step = _data_step(change, old, new)
+            step = _data_step(change, old, new, ctx.erased(change))
             if step is not None:
                 (copies if step.action == "copy" else erases).append(step)
     table = Step("write-table", None, ctx.new.table_offset, MAX_TABLE_BYTES,
                  "write NEW's binary table (erase its 4 KiB sector first)")
     otadata = _otadata_step(ctx)
-    return (*copies, table, *erases, *(() if otadata is None else (otadata,)))
+    return (*_order_copies(copies), table, *erases, *(() if otadata is None else (otadata,)))
+
+
+def _overlap(a_start: int, a_size: int, b_start: int, b_size: int) -> bool:
+    return a_start < b_start + b_size and b_start < a_start + a_size
+
+
+def _order_copies(copies: list[Step]) -> list[Step]:
+    """Copies whose destination overwrites another copy's source go after that copy;
+    copies that overwrite each other's sources (a swap) are marked to go through a buffer."""
+    left, out = list(copies), []
+    while left:
+        for step in left:
+            if not any(o is not step and o.source is not None
+                       and _overlap(step.offset, step.size, o.source, o.size) for o in left):
+                break
+        else:
+            step = left[0].replace(note=left[0].note + "; its destination overlaps the source "
+                                   "of another copy: read both into a buffer first")
+            left[0] = step
+        left.remove(step)
+        out.append(step)
+    return out
