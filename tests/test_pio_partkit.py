@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from support.pio import offline_core, run_pio
+from support.firmware import bootloader_of_size
+from support.pio import ESPTOOL4_VERSION, esptoolpy_package, offline_core, run_pio
 from support.tools import require_tool
 
 pytestmark = [pytest.mark.pio, pytest.mark.firmware]
@@ -161,7 +165,7 @@ def test_app_exactly_full_passes_and_one_step_over_fails(core: Path, tmp_path: P
     over = run_pio(core, project)
     assert over.returncode != 0
     assert (build_dir(project) / "firmware.bin").stat().st_size == SLOT + 16
-    assert "[.pio/build/esp32c3/firmware.bin.partkit-check]" in over.output
+    assert re.search(r"\[\.pio/build/esp32c3/firmware\.bin\.(\w+\.)?partkit-check\]", over.output)
     assert f"Part 'factory' 0/0 @ 0x10000 size {SLOT:#x} (overflow 0x10)" in over.output
     assert "[FAILED]" in over.output
     # PlatformIO's own ELF-section check passed: it counts less than the real image.
@@ -252,3 +256,113 @@ def test_coexists_with_a_platform_that_generates_the_table(core: Path, tmp_path:
     # Our maximum wins over the platform's later "Retrieving maximum program size".
     assert f"from {SLOT} bytes)" in result.stdout
     assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
+
+
+# --- platform-espressif32 fixture (tests/data/pio_platforms/espressif32-arduino2) -----------
+
+FIXTURE = ROOT / "tests" / "data" / "pio_platforms" / "espressif32-arduino2"
+BOOTLOADER_ROOM = 0x8000  # ESP32-C3: bootloader at 0x0, table at 0x8000
+
+
+@pytest.fixture(scope="session")
+def esptoolpy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return esptoolpy_package(tmp_path_factory.mktemp("tool-esptoolpy"))
+
+
+def espressif32_project(root: Path, esptoolpy: Path, csv: str = CSV,
+                        bootloader_size: int | None = 0x5000, **ini: str) -> Path:
+    """The example's firmware on the espressif32 fixture: the framework owns the table."""
+    pytest.importorskip("esp_idf_defs.partitions")  # the fixture generator's engine
+    project = make_project(root, csv)
+    platform = project / "espressif32"
+    shutil.copytree(FIXTURE, platform)
+    manifest = platform / "platform.json"
+    manifest.write_text(manifest.read_text().replace("@TOOL_ESPTOOLPY_URI@", esptoolpy.as_uri()))
+    set_options(project, platform=platform.as_uri(), board="esp32c3-arduino2",
+                framework="arduino", **{"board_build.variants_dir": "variants"}, **ini)
+    if bootloader_size is not None:
+        set_bootloader(project, bootloader_size)
+    return project
+
+
+def set_bootloader(project: Path, size: int) -> Path:
+    """The variant's prebuilt bootloader.bin (a real ESP32-C3 image of ``size`` bytes)."""
+    return bootloader_of_size(project / "variants" / "partkit_c3", size, name="bootloader.bin")
+
+
+def test_espressif32_platform_table_is_validated_and_checked(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    project = espressif32_project(tmp_path, esptoolpy)
+    result = run_pio(core, project)
+    assert result.returncode == 0, result
+    out = result.stdout
+    # The platform stays the only builder of partitions.bin; partkit validates first.
+    assert out.index("partkit: validating ") < out.index(
+        "Generating partitions .pio/build/esp32c3/partitions.bin")
+    assert "partkit: generating" not in out
+    assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
+    assert ("partkit: table partitions.csv (from the platform at 0x8000, flash 4MB, chip "
+            f"esp32c3); app slot 'factory' {SLOT} bytes") in out
+    assert "firmware.bin binary size" in out
+    # The prebuilt bootloader from FLASH_EXTRA_IMAGES was checked (no $BUILD_DIR one).
+    assert not (build_dir(project) / "bootloader.bin").exists()
+    assert "partkit: checking bootloader image variants/partkit_c3/bootloader.bin" in out
+    assert "Bootloader binary size 0x5000 bytes" in out
+    assert f"from {SLOT} bytes)" in out  # our maximum wins over the platform's
+
+
+@pytest.mark.parametrize(("broken", "line"), [
+    (CSV.replace("phy_init, data, phy,", "phy_init, data, phyy,"), 3),
+    (CSV.replace("phy_init, data, phy,     0xf000,  0x1000,",
+                 "phy_init, data, phy,     0xe000,  0x1000,"), 3),
+], ids=["bad-subtype", "overlap"])
+def test_espressif32_broken_csv_stops_before_compiling(
+        core: Path, esptoolpy: Path, tmp_path: Path, broken: str, line: int) -> None:
+    project = espressif32_project(tmp_path, esptoolpy, broken)
+    result = run_pio(core, project)
+    assert result.returncode != 0, result
+    assert re.search(rf"\[\.pio/build/esp32c3/partitions\.bin\] partitions\.csv:{line}:\d+: "
+                     "error: ", result.output), result
+    assert "Generating partitions" not in result.output  # stopped before the platform's step
+    assert not list(build_dir(project).rglob("*.o")), "compiled despite the bad table"
+    assert "Compiling" not in result.output
+    assert "app slot unknown: the table is invalid" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_espressif32_extra_images_bootloader_too_big_fails(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    project = espressif32_project(tmp_path, esptoolpy, bootloader_size=BOOTLOADER_ROOM)
+    fits = run_pio(core, project)
+    assert fits.returncode == 0, fits
+    assert f"Bootloader binary size {BOOTLOADER_ROOM:#x} bytes" in fits.stdout
+
+    set_bootloader(project, BOOTLOADER_ROOM + 16)
+    over = run_pio(core, project)
+    assert over.returncode == 1, over
+    assert "variants/partkit_c3/bootloader.bin" in over.output
+    assert "too large" in over.output or "overflow" in over.output, over
+    assert "[FAILED]" in over.output
+
+
+def test_espressif32_flash_command_uses_the_platform_esptool(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    mock = pytest.importorskip("esp32_mock_bootloader")
+    project = espressif32_project(tmp_path, esptoolpy)
+    result = run_pio(core, project, "-t", "partition-table")
+    assert result.returncode == 0, result
+    assert "flash 4 MiB" in result.stdout and "flash size unknown" not in result.stdout
+    lines = result.stdout.splitlines()
+    command = shlex.split(lines[lines.index(next(x for x in lines
+                                                 if x.startswith("To flash"))) + 1])
+    installed = core / "packages" / "tool-esptoolpy" / "esptool.py"
+    assert command[:2] == [sys.executable, str(installed)]
+    assert command[2:] == ["--chip", "esp32c3", "write_flash", "0x8000",
+                           ".pio/build/esp32c3/partitions.bin"]
+    # Really runnable: the platform's esptool 4.x writes the table to a mock ESP32-C3.
+    with mock.mock_bootloader("esp32c3") as device:
+        ran = subprocess.run([*command[:2], "--port", device.url(), *command[2:]],
+                             cwd=project, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert f"esptool.py v{ESPTOOL4_VERSION}" in ran.stdout
+    assert "Wrote 3072 bytes" in ran.stdout and "Hash of data verified" in ran.stdout

@@ -11,19 +11,34 @@ example's ``examples/platformio-esp32c3/platform``; nothing is fetched from the 
 
     core = offline_core(tmp_path_factory.mktemp("pio-core"))   # once per session
     result = run_pio(core, project_dir, "-t", "partition-table")
+
+platform-espressif32 runs esptool from its ``tool-esptoolpy`` package (esptool 4.x, run as
+``"$PYTHONEXE" <package>/esptool.py``). ``esptoolpy_package`` makes such a package from the
+esptool 4.11.0 source distribution (fetched once with pip into the venv's
+``partkit-test-cache``); a test platform names it by its ``file://`` URI.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from support.tools import missing, require_tool
 
-__all__ = ["SCONS_PACKAGE_VERSION", "PioResult", "offline_core", "pio_env", "run_pio"]
+__all__ = [
+    "ESPTOOL4_VERSION",
+    "SCONS_PACKAGE_VERSION",
+    "PioResult",
+    "esptoolpy_package",
+    "offline_core",
+    "pio_env",
+    "run_pio",
+]
 
 # What platformio.dependencies.get_core_dependencies() requires (~4.41101.0 in 6.1.x/6.2).
 SCONS_PACKAGE_VERSION = "4.41101.0"
@@ -37,6 +52,11 @@ import SCons.Script
 if __name__ == "__main__":
     sys.exit(SCons.Script.main())
 """
+
+
+# The esptool of platform-espressif32 6.13.0 (tool-esptoolpy ~2.41100.0): 4.x, underscores.
+ESPTOOL4_VERSION = "4.11.0"
+_CACHE = Path(sys.prefix) / "partkit-test-cache"
 
 
 class PioResult:
@@ -136,3 +156,49 @@ def run_pio(core_dir: Path, project_dir: Path, *args: str, timeout: float = 300)
         timeout=timeout,
     )
     return PioResult(argv, proc)
+
+
+def _esptool4_sdist() -> Path:
+    """The esptool 4.x source distribution, downloaded once into the venv's cache."""
+    name = f"esptool-{ESPTOOL4_VERSION}.tar.gz"
+    cached = _CACHE / name
+    if cached.is_file():
+        return cached
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "esptool",
+         "-d", str(_CACHE), f"esptool=={ESPTOOL4_VERSION}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0 or not cached.is_file():
+        missing(f"cannot fetch esptool {ESPTOOL4_VERSION} with pip: {proc.stderr.strip()[-300:]}")
+    return cached
+
+
+def esptoolpy_package(dest: Path) -> Path:
+    """A ``tool-esptoolpy`` package directory (esptool.py + the esptool 4.x package)."""
+    sdist = _esptool4_sdist()
+    top = f"esptool-{ESPTOOL4_VERSION}/"
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(sdist) as archive:
+        members = [m for m in archive.getmembers()
+                   if m.name == top + "esptool.py" or m.name.startswith(top + "esptool/")]
+        for member in members:
+            if not (member.isfile() or member.isdir()):
+                continue
+            target = dest / member.name[len(top):]
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            assert source is not None
+            with source, target.open("wb") as out:
+                shutil.copyfileobj(source, out)
+    (dest / "package.json").write_text(json.dumps({
+        "name": "tool-esptoolpy",
+        "version": "2.41100.0",
+        "description": f"esptool {ESPTOOL4_VERSION} (partkit test stand-in for tool-esptoolpy)",
+        "system": "*",
+    }, indent=2))
+    return dest
