@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options
+from partkit.cli.common import EXIT_PLAIN, emit, report_error, size_option, table_options
 from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
@@ -25,6 +25,8 @@ Exit status: 0 ok, 2 bad input (every problem is listed).
 
 
 def _parser() -> argparse.ArgumentParser:
+    from partkit.common.chips import chip_names
+
     parser = argparse.ArgumentParser(
         prog="partkit at", description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         ("gen", "check at_customize.csv and write at_customize.bin"),
         ("check", "check a secondary table (CSV or binary) without writing anything"),
     ):
-        p = sub.add_parser(action, help=summary, description=summary)
+        p = sub.add_parser(action, help=summary, description=summary, epilog=EXIT_PLAIN,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("table", metavar="AT_CUSTOMIZE",
                        help="the secondary table: at_customize.csv (or .bin for 'check')")
         p.add_argument("--primary", required=True, metavar="PARTITIONS_AT",
@@ -44,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         if action == "gen":
             p.add_argument("-o", "--output", metavar="BIN",
                            help="where to write the binary (default: AT_CUSTOMIZE with .bin)")
-        p.add_argument("--chip", help="target chip: esptool command line and a cross-check "
-                                      "against the esp-at documented address")
+        p.add_argument("--chip", metavar="CHIP",
+                       help="target chip: esptool command line and a cross-check against the "
+                       f"esp-at documented address (one of: {', '.join(chip_names())})")
         p.add_argument("--flash-size", metavar="SIZE",
                        help="flash size (4MB, 0x400000): checks the primary table fits and "
                             "picks the documented address on chips that have two")

@@ -13,17 +13,23 @@ import json
 import sys
 
 from partkit.cli import idf_build
-from partkit.cli.common import add_table_arguments, emit, options_from_args, report_error
+from partkit.cli.common import (
+    add_table_arguments,
+    command_parser,
+    emit,
+    options_from_args,
+    report_error,
+)
 from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="partkit check", description=(
-        "Check that the real app image fits its partition slots, that the bootloader fits "
+    p = command_parser("partkit check", (
+        "Check that the real app image fits its partition slots, that the bootloader fits\n"
         "before the partition table, and that the table fits the flash."))
-    p.add_argument("table", nargs="?",
+    p.add_argument("table", nargs="?", metavar="TABLE",
                    help="CSV or binary partition table (not with --idf-build-dir)")
     idf_build.add_argument(p)
     p.add_argument("-o", "--output", metavar="FILE",

@@ -19,14 +19,17 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CHECK",
     "EXIT_PLAIN",
+    "EXTRA_SUBTYPES_HINT",
     "add_table_arguments",
     "check_input_path",
+    "check_output_option",
     "command_parser",
     "emit",
     "int_option",
     "options_from_args",
     "report_error",
     "size_option",
+    "swallowed",
     "table_options",
     "usage_error",
 ]
@@ -40,14 +43,15 @@ exit status:
 """
 EXIT_CHECK = """\
 exit status:
-  0  every check passed (warnings may have been printed)
-  1  a check failed
+  0  success: every check passed (warnings may have been printed)
+  1  a check failed (e.g. something does not fit)
   2  bad input or usage: an unreadable file, an invalid table or option
 """
 
-_EXTRA_HINT = ("--extra-partition-subtypes takes every word after it up to the next option, "
-               "so it took your input file too; end the list with --, e.g. "
-               "--extra-partition-subtypes data,my_sub,0x40 -- partitions.csv")
+EXTRA_SUBTYPES_HINT = (
+    "--extra-partition-subtypes takes every word after it up to the next option, so it took "
+    "your input file too; end the list with --, e.g. --extra-partition-subtypes "
+    "data,my_sub,0x40 -- partitions.csv")
 
 
 def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
@@ -66,14 +70,39 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
             return super().parse_known_args(args, namespace)
 
         def error(self, message: str) -> NoReturn:
-            hint = ""
-            if "required" in message and "--extra-partition-subtypes" in self.argv:
-                hint = f"  hint: {_EXTRA_HINT}\n"
+            hint = f"  hint: {EXTRA_SUBTYPES_HINT}\n" if swallowed(self.argv) else ""
             self.print_usage(sys.stderr)
             self.exit(2, f"{self.prog}: error: {message}\n{hint}")
 
     return CommandParser(prog=prog, description=description, epilog=epilog,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def swallowed(argv: Sequence[str]) -> list[str]:
+    """Words that ``--extra-partition-subtypes`` took although they are no type,name,value
+    (usually the input file, when the list was not ended with ``--``)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg != "--extra-partition-subtypes":
+            continue
+        for word in argv[i + 1:]:
+            if word.startswith("-"):
+                break
+            if word.count(",") != 2:
+                out.append(word)
+    return out
+
+
+_NUMBER = "0123456789abcdefABCDEFxX"
+
+
+def check_output_option(value: str | None) -> None:
+    """``-o 0x9000``: a number given as the output is gen's offset habit; refuse it
+    rather than write a file named 0x9000."""
+    if value and value[0].isdigit() and all(c in _NUMBER for c in value):
+        raise usage_error(f"-o {value}: -o is the output file in partkit commands (only "
+                          "'partkit gen' keeps -o for the offset)",
+                          f"the table offset is --offset {value}")
 
 
 def check_input_path(path: str) -> None:
@@ -171,6 +200,7 @@ def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = F
 def options_from_args(args: argparse.Namespace, *, verify: bool,
                       strict: bool = False) -> TableOptions:
     """TableOptions from the options added by :func:`add_table_arguments`."""
+    check_output_option(getattr(args, "output", None))
     if getattr(args, "short_o", None) is not None:
         raise usage_error(f"-o {args.short_o}: -o is the output file in partkit commands and "
                           "this one writes none", "the table offset is --offset "

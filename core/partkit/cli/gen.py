@@ -16,35 +16,51 @@ __all__ = ["run"]
 HELP = """\
 usage: partkit gen [options] INPUT [OUTPUT]
        partkit gen [options] --builtin NAME [OUTPUT]
+       partkit gen --check-only [options] INPUT...
 
 Convert a partition table CSV to the binary the bootloader reads, or a binary back to CSV
-(the format is detected). OUTPUT defaults to '-' (stdout). Same arguments as ESP-IDF's
-gen_esp32part.py. INPUT may be builtin:NAME, a built-in table (partkit show --list-builtin).
+(the format is detected). Same arguments as ESP-IDF's gen_esp32part.py, so -o here is
+--offset (in every other partkit command -o is the output).
+
+positional arguments:
+  INPUT                           partition table: a CSV, or a binary to turn back into
+                                  CSV; '-' reads stdin; builtin:NAME is a built-in table
+                                  (partkit show --list-builtin)
+  OUTPUT                          file to write (default '-': stdout)
 
 options:
+  -h, --help                      show this help message and exit
   -o, --offset N                  partition table offset (default 0x8000)
   --primary-bootloader-offset N   needed for bootloader rows (or use --chip)
   --recovery-bootloader-offset N  needed for bootloader/recovery rows
-  --chip CHIP                     sets the primary bootloader offset for CHIP
+  --chip CHIP                     sets the primary bootloader offset for CHIP, one of:
+{chips}
   --flash-size SIZE               fail if the table does not fit the flash
                                   (1MB 2MB 4MB 8MB 16MB 32MB 64MB 128MB)
   --disable-md5sum                no MD5 row (and no MD5 check of binary input)
   --no-verify                     skip table verification
   --secure [v1|v2]                secure boot app size alignment (bare flag means v1)
-  --extra-partition-subtypes E... extra subtypes as type,name,hexvalue (end the list with --)
+  --extra-partition-subtypes E... subtype names of your own as type,name,hexvalue; end the
+                                  list with -- when INPUT follows
   --builtin NAME                  the input is built-in table NAME (same as INPUT builtin:NAME)
   --header FILE                   also write a C header: PARTITION_<NAME>_OFFSET/_SIZE/_TYPE/
                                   _SUBTYPE per partition (rewritten only when it changes)
   --subtypes-header FILE          also write the extra subtypes as ESP_PARTITION_SUBTYPE_<TYPE>_
                                   <NAME> = <value>, lines (ESP-IDF's extra_partition_subtypes.inc)
+  --check-only                    only check every INPUT (any number of files) and write
+                                  nothing; the pre-commit hook runs this
   --strict                        treat warnings as errors
   --json                          print the table and diagnostics as JSON on stdout
   -q, --quiet                     no status lines
   -v, --verify                    accepted for compatibility (verification is the default)
+
+exit status:
+  0  success (warnings may have been printed)
+  2  bad input or usage: an unreadable file, an invalid table or option
 """
 
 _FLAGS = {"--disable-md5sum", "--no-verify", "--verify", "-v", "--quiet", "-q", "--strict",
-          "--json"}
+          "--json", "--check-only"}
 _VALUED = {"--offset", "-o", "--primary-bootloader-offset", "--recovery-bootloader-offset",
            "--flash-size", "--chip", "--builtin", "--header", "--subtypes-header"}
 
@@ -101,7 +117,13 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], set[str], list[str], list[s
 
 def run(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
-        sys.stdout.write(HELP)
+        import textwrap
+
+        from partkit.common.chips import chip_names
+
+        chips = textwrap.fill(", ".join(chip_names()), 90, initial_indent=" " * 34,
+                              subsequent_indent=" " * 34)
+        sys.stdout.write(HELP.format(chips=chips))
         return 0
     try:
         return _run(argv)
@@ -119,7 +141,12 @@ def _run(argv: list[str]) -> int:
         if len(positional) > 1:
             raise usage_error("with --builtin, expected only [OUTPUT]", "see 'partkit gen --help'")
         positional.insert(0, "builtin:" + values["--builtin"])
-    if not positional or len(positional) > 2:
+    if not positional and extra:
+        from partkit.cli.common import EXTRA_SUBTYPES_HINT, swallowed
+
+        if swallowed(argv):
+            raise usage_error("expected INPUT [OUTPUT]", EXTRA_SUBTYPES_HINT)
+    if not positional or (len(positional) > 2 and "--check-only" not in flags):
         raise usage_error("expected INPUT [OUTPUT]", "see 'partkit gen --help'")
     flash_size = None
     if "--flash-size" in values:
@@ -145,6 +172,8 @@ def _run(argv: list[str]) -> int:
         strict="--strict" in flags,
         extra_subtypes=extra,
     )
+    if "--check-only" in flags:
+        return _check_only(positional, options)
     quiet = "--quiet" in flags or "-q" in flags
     source = positional[0]
     output = positional[1] if len(positional) > 1 else "-"
@@ -177,6 +206,27 @@ def _run(argv: list[str]) -> int:
     if "--json" in flags:
         _print_json(loaded, options, output)
     return 0
+
+
+def _check_only(inputs: list[str], options: object) -> int:
+    """Check every input as gen would (including the encoded length) and write nothing."""
+    from partkit.table import codec
+    from partkit.table.options import TableOptions
+
+    assert isinstance(options, TableOptions)
+    failed = False
+    for source in inputs:
+        path = "<stdin>" if source == "-" else source
+        try:
+            data = sys.stdin.buffer.read() if source == "-" else codec.read_table_input(source)
+            loaded = codec.load_table(data, path, options)
+            emit(loaded.warnings)
+            if not loaded.is_binary:
+                codec.encode(loaded.table, options)
+        except PartkitError as exc:
+            emit(exc.diagnostics)
+            failed = True
+    return 2 if failed else 0
 
 
 def _write_headers(values: dict[str, str], table: object, path: str, options: object,

@@ -49,11 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.list_builtin:
         return _list_builtin(args.json)
     if (args.table is None) == (args.idf_build_dir is None):
-        _parser().error("give a TABLE or --idf-build-dir DIR (one of them)")
+        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
     try:
         from partkit.table.codec import load_table_file
 
