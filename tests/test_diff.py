@@ -188,8 +188,8 @@ def test_app_does_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     violations = report["violations"]
     assert isinstance(violations, list) and violations[0]["partitions"] == ["factory"]
     # the factory slot grows in place (ESP-IDF's large single-app layout): it fits
-    code, report = _diff(tmp_path, capsys, real(SINGLE), real(IDF + "partitions_singleapp_large.csv"),
-                         "--app", str(app))
+    large = real(IDF + "partitions_singleapp_large.csv")
+    code, report = _diff(tmp_path, capsys, real(SINGLE), large, "--app", str(app))
     assert code == 0, report
     code, report = _diff(tmp_path, capsys, real(SINGLE), real(SINGLE), "--app", str(app),
                          "--chip", "esp32")

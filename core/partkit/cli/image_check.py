@@ -230,7 +230,8 @@ def _otadata(args: argparse.Namespace) -> int:
         crc = "ok" if e.crc_ok else f"BAD (expected 0x{otadata.entry_crc(e.seq):08x})"
         sel = e.slot(len(ota))
         out.append(f"  sector {e.index}: ota_seq {e.seq} -> "
-                   + (f"ota_{sel}" if sel is not None else "no slot")
+                   + (f"ota_{sel}" if sel is not None else
+                      "ignored" if not e.crc_ok else "no OTA slot")
                    + f", state {e.state_name}, crc 0x{e.crc:08x} {crc}"
                    + (" (active)" if e is active else ""))
     how = (f"otadata selects ota_{slot}" if slot is not None else

@@ -144,6 +144,7 @@ class _Checker:
         self.size = imagefile.image_size(image)
         self.problems: list[Problem] = []
         self.chip = options.chip
+        self.spills: list[tuple[int, int, str]] = []  # (start, end, slot) of overflowing images
 
     def add(self, code: str, message: str, hint: str | None = None, *,
             part: Partition | None = None, severity: str = "error") -> None:
@@ -271,6 +272,7 @@ class _Checker:
             after = [p for p in table.sorted_by_offset() if part.end <= p.offset
                      < part.offset + info.measured_size]
             into = f" into '{after[0].name}'" if after else ""
+            self.spills.append((part.end, part.offset + info.measured_size, part.name))
             self.add("app-overflow", f"the image in app slot '{part.name}' is "
                      f"{info.measured_size} bytes (0x{info.measured_size:x}), "
                      f"{info.measured_size - part.size} more than the slot: it spills{into}",
@@ -279,6 +281,13 @@ class _Checker:
             return
         self.add("app-invalid", f"app slot '{part.name}': {found.summary}",
                  "rewrite the slot with a valid image, or erase it", part=part)
+
+    def spilled_into(self, part: Partition) -> str | None:
+        """The app slot whose oversized image runs into ``part`` (reported there already)."""
+        for start, end, slot in self.spills:
+            if start <= part.offset < end:
+                return slot
+        return None
 
     def data(self, part: Partition, found: Finding) -> bool:
         expected = EXPECTED_CONTENTS.get(part.subtype)
@@ -359,7 +368,8 @@ def check_image(image: str, options: TableOptions, *,
               "flash (--flash-size)", "shrink or move partitions")
     valid_apps: dict[int, Partition] = {}
     otadata_parts: list[Partition] = []
-    for part in table:
+    # In flash order, so an image overflowing its slot is known before the next partition.
+    for part in table.sorted_by_offset():
         if part.offset >= c.size:
             states.append(PartitionState(part, None, "absent"))
             continue
@@ -368,6 +378,9 @@ def check_image(image: str, options: TableOptions, *,
             continue
         found = describe(image, part, table)
         before = len(c.problems)
+        if c.spilled_into(part) is not None:
+            states.append(PartitionState(part, found, "error"))  # the overflow names it
+            continue
         if part.type == APP:
             if c.app_slot(part, found, table):
                 valid_apps[id(part)] = part
@@ -384,5 +397,7 @@ def check_image(image: str, options: TableOptions, *,
             states = [s.replace(status="error") if s.partition is part else s for s in states]
     if not otadata_parts:
         c.boot_default(table, valid_apps)
+    order = {id(p): i for i, p in enumerate(table)}
+    states.sort(key=lambda s: order[id(s.partition)])  # report in table order
     return PreflightReport(image, c.size, c.chip, boot, hdr, flash_size, options.table_offset,
                            table, tuple(states), tuple(c.problems))

@@ -1,0 +1,204 @@
+"""``partkit image check`` / ``set-boot`` / ``otadata`` on images that ``image create``
+assembled from real ESP32-C3 images (Debian's RISC-V gcc + esptool elf2image), each broken
+in exactly one way."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+
+pytestmark = pytest.mark.firmware
+
+TABLE = (Path(__file__).parent / "data" / "conformance" / "real" / "espressif__esp-idf"
+         / "components__partition_table__partitions_two_ota.csv")
+# nvs 0x9000, otadata 0xd000, phy_init 0xf000, factory 0x10000, ota_0 0x110000,
+# ota_1 0x210000 (1 MiB each): ESP-IDF's own two-OTA layout.
+OTADATA = 0xD000
+
+
+class Firmware:
+    def __init__(self, root: Path) -> None:
+        from support.firmware import build_app, build_bootloader
+
+        self.root = root
+        self.app = build_app(root, 20000, name="app.bin")
+        bootloader = build_bootloader(root, name="bl.bin")
+        self.bootloader = self.elf2image(bootloader.with_suffix(".elf"), "bl-4mb.bin",
+                                         "--flash-size", "4MB")
+        self.bootloader_2mb = self.elf2image(bootloader.with_suffix(".elf"), "bl-2mb.bin",
+                                             "--flash-size", "2MB")
+
+    def elf2image(self, elf: Path, name: str, *args: str, chip: str = "esp32c3") -> Path:
+        out = self.root / name
+        subprocess.run([sys.executable, "-m", "esptool", "--chip", chip, "elf2image", *args,
+                        "-o", str(out), str(elf)], check=True, capture_output=True)
+        return out
+
+    def image(self, name: str, *args: str, bootloader: Path | None = None,
+              slot: int | None = 0) -> Path:
+        out = self.root / name
+        argv = ["image", "create", str(out), "--table", str(TABLE), "--flash-size", "4MB",
+                "--bootloader", str(bootloader or self.bootloader), "--no-flash-args",
+                "--app", f"factory={self.app}", "--app", f"ota_0={self.app}", *args]
+        if slot is not None:
+            argv += ["--ota-slot", str(slot)]
+        assert main(argv) == 0
+        return out
+
+
+@pytest.fixture(scope="module")
+def fw(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
+    from support.tools import require_tool
+
+    require_tool("riscv64-unknown-elf-gcc")
+    return Firmware(tmp_path_factory.mktemp("fw"))
+
+
+def check(capsys: pytest.CaptureFixture[str], image: Path, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["image", "check", str(image), "--json", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, json.loads(out)
+
+
+def codes(report: dict) -> set[str]:
+    return {f["code"] for f in report["findings"] if f["severity"] == "error"}
+
+
+def test_good_image_passes(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    image = fw.image("good.bin")
+    code, report = check(capsys, image)
+    assert code == 0, report["findings"]
+    assert report["ok"] is True and report["chip"] == "esp32c3"
+    assert report["header_flash_size"] == 4 << 20
+    states = {p["name"]: (p["status"], p["contents"]["kind"]) for p in report["partitions"]}
+    assert states["factory"] == ("ok", "app") and states["ota_1"] == ("ok", "erased")
+    capsys.readouterr()
+    assert main(["image", "check", str(image)]) == 0
+    assert "image check OK: 0 errors" in capsys.readouterr().out
+
+
+def test_wrong_chip_app(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    c6 = fw.elf2image(fw.app.with_suffix(".elf"), "app-c6.bin", chip="esp32c6")
+    # image create refuses it; --force places it, as esptool merge-bin would without asking
+    code, report = check(capsys, fw.image("c6.bin", "--app", f"ota_1={c6}", "--force"))
+    assert code == 1 and codes(report) == {"app-chip"}
+    finding = next(f for f in report["findings"] if f["code"] == "app-chip")
+    assert finding["partition"] == "ota_1" and "esp32c6" in finding["message"]
+
+
+def test_bootloader_header_flash_size_too_small(fw: Firmware,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = check(capsys, fw.image("2mb.bin", bootloader=fw.bootloader_2mb))
+    assert code == 1 and codes(report) == {"flash-size"}
+    assert report["header_flash_size"] == 2 << 20
+    assert "0x310000" in report["findings"][0]["message"]  # where the partitions end
+
+
+def test_corrupted_otadata_crc(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    image = fw.image("crc.bin")
+    with open(image, "r+b") as f:  # the CRC is the last word of the 32-byte record
+        f.seek(OTADATA + 28)
+        f.write(b"\x00\x00\x00\x00")
+    code, report = check(capsys, image)
+    assert code == 1 and codes(report) == {"otadata-crc"}
+    capsys.readouterr()
+    assert main(["image", "otadata", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "sector 0: ota_seq 1 -> ignored" in out and "BAD (expected 0x" in out
+    assert "boots: factory (no valid record: the boot default)" in out
+
+
+def test_otadata_points_at_erased_slot(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = check(capsys, fw.image("erased-target.bin", slot=1))
+    assert code == 1 and codes(report) == {"otadata-target"}
+    assert "ota_1" in report["findings"][0]["message"]
+
+
+def test_app_overflowing_into_next_partition(fw: Firmware,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from support.firmware import app_of_size
+
+    big = app_of_size(fw.root, 0x100000 + 0x2000, name="big.bin")  # 8 KiB over factory
+    image = fw.image("overflow.bin", "--app", f"ota_1={fw.app}", slot=1)
+    with open(image, "r+b") as f:  # as a merge-bin of an oversized app would place it
+        f.seek(0x10000)
+        f.write(big.read_bytes())
+    code, report = check(capsys, image)
+    assert code == 1 and codes(report) == {"app-overflow"}
+    finding = report["findings"][0]
+    assert finding["partition"] == "factory" and "into 'ota_0'" in finding["message"]
+    assert {p["name"]: p["status"] for p in report["partitions"]}["ota_0"] == "error"
+
+
+def test_data_contents_must_match_subtype(fw: Firmware, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        from littlefs import LittleFS
+    except ImportError:
+        from support.tools import missing
+
+        missing("littlefs-python (test extra) is not installed")
+    fs = LittleFS(block_size=4096, block_count=4)
+    with fs.open("wifi.txt", "w") as f:
+        f.write("ssid")
+    blob = tmp_path / "lfs.bin"
+    blob.write_bytes(bytes(fs.context.buffer))
+    code, report = check(capsys, fw.image("lfs-in-nvs.bin", "--data", f"nvs={blob}"))
+    assert code == 1 and codes(report) == {"data-contents"}
+    assert "LittleFS" in report["findings"][0]["message"]
+
+
+def test_missing_bootloader(fw: Firmware, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "nobl.bin"
+    assert main(["image", "create", str(image), "--table", str(TABLE), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--app", f"factory={fw.app}", "--no-flash-args"]) == 0
+    code, report = check(capsys, image, "--chip", "esp32c3")
+    assert code == 1 and codes(report) == {"bootloader-missing"}
+
+
+def test_set_boot_selects_slot_crash_safe(fw: Firmware, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from partkit.flash.imagefile import journal_path
+
+    image = fw.image("setboot.bin", "--app", f"ota_1={fw.app}", slot=0)
+
+    def boots(path: Path) -> tuple[object, object]:
+        capsys.readouterr()
+        assert main(["image", "otadata", str(path), "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        return doc["boots"], doc["active_slot"]
+
+    assert boots(image) == ("ota_0", 0)
+    assert main(["image", "set-boot", str(image), "--slot", "ota_1"]) == 0
+    assert boots(image) == ("ota_1", 1)
+    assert not Path(journal_path(str(image))).exists()
+    assert check(capsys, image)[0] == 0
+    # a copy: the original keeps its selection
+    copy = tmp_path / "copy.bin"
+    assert main(["image", "set-boot", str(image), "--slot", "0", "-o", str(copy)]) == 0
+    assert boots(copy) == ("ota_0", 0) and boots(image) == ("ota_1", 1)
+    # blank otadata boots the factory app
+    assert main(["image", "set-boot", str(image), "--slot", "factory"]) == 0
+    assert boots(image) == ("factory", None)
+
+
+def test_set_boot_refuses_slot_without_app(fw: Firmware,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    image = fw.image("refuse.bin", slot=0)
+    before = image.read_bytes()
+    capsys.readouterr()
+    assert main(["image", "set-boot", str(image), "--slot", "ota_1"]) == 1
+    assert "holds no valid app" in capsys.readouterr().err
+    assert image.read_bytes() == before
+    assert main(["image", "set-boot", str(image), "--slot", "ota_7"]) == 2
+    assert main(["image", "set-boot", str(image), "--slot", "ota_1", "--force"]) == 0
+    code, report = check(capsys, image)
+    assert code == 1 and codes(report) == {"otadata-target"}
