@@ -107,6 +107,18 @@ def test_slot_too_small_fails_at_the_csv_line(project: Path) -> None:
         csv.write_text(original)
 
 
+def test_idf_py_extension_takes_options(project: Path) -> None:
+    # ESP-IDF v6.0+ loads the component's idf_ext.py: options on top of the Kconfig.
+    failing = _idf(project, "partkit-check", "--fail-free", "99%")
+    assert failing.returncode != 0, failing.stdout + failing.stderr
+    assert "--fail-free budget of 99%" in failing.stdout + failing.stderr
+    as_json = _idf(project, "partkit-check", "--json")
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    start = as_json.stdout.index('{\n  "schema"')
+    doc = json.loads(as_json.stdout[start:as_json.stdout.rindex("}") + 1])
+    assert doc["ok"] is True and doc["idf_build"]["target"] == "linux"
+
+
 def test_check_can_be_switched_off(project: Path) -> None:
     _set_config(project, "CONFIG_PARTKIT_CHECK_ON_BUILD=n", 'CONFIG_PARTKIT_FAIL_FREE="99%"')
     try:

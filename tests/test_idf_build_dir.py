@@ -236,3 +236,16 @@ def test_image_create_refuses_a_build_that_does_not_fit(tmp_path: Path,
     assert rc == 1
     assert not image.exists()
     assert "storage" in capsys.readouterr().err
+
+
+def test_component_kconfig_budgets_apply_and_the_command_line_wins(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    config_path = fx.build / "config" / "sdkconfig.json"
+    config = json.loads(config_path.read_text())
+    config.update({"PARTKIT_FAIL_FREE": "95%", "PARTKIT_WARN_FREE": "", "PARTKIT_STRICT": False})
+    config_path.write_text(json.dumps(config))
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 1 and "budget of 95%" in err
+    rc, _, err = _check(capsys, fx.build, "--fail-free", "1%")
+    assert rc == 0, err

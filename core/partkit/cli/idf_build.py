@@ -47,10 +47,13 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     from partkit.idf.builddir import read_build_dir
 
     build = read_build_dir(args.idf_build_dir)
-    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    # The command line wins over the project's partkit Kconfig (CONFIG_PARTKIT_*).
+    warn_text = args.warn_free if args.warn_free is not None else build.warn_free
+    fail_text = args.fail_free if args.fail_free is not None else build.fail_free
+    warn = None if warn_text is None else Budget.parse(warn_text, "--warn-free")
+    fail = None if fail_text is None else Budget.parse(fail_text, "--fail-free")
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
-                         strict=args.strict)
+                         strict=args.strict or build.strict)
     if report_path is not None:
         from partkit.common.fileio import write_atomic
 

@@ -51,8 +51,9 @@ class FlashedImage(Record):
 class IdfBuild(Record):
     """What partkit needs from one build directory; paths are absolute."""
 
-    __slots__ = ("app", "bootloader", "build_dir", "chip", "flash_size", "flash_size_text",
-                 "images", "options", "project_name", "table", "table_source", "target")
+    __slots__ = ("app", "bootloader", "build_dir", "chip", "fail_free", "flash_size",
+                 "flash_size_text", "images", "options", "project_name", "strict", "table",
+                 "table_source", "target", "warn_free")
 
     build_dir: str
     project_name: str
@@ -66,16 +67,22 @@ class IdfBuild(Record):
     app: FlashedImage | None
     bootloader: FlashedImage | None
     images: tuple[FlashedImage, ...]  # everything flashed, in flasher_args order
+    # the partkit component's Kconfig (CONFIG_PARTKIT_*), when the project uses it
+    warn_free: str | None
+    fail_free: str | None
+    strict: bool
 
     def __init__(self, *, build_dir: str, project_name: str, target: str, chip: str | None,
                  table: str, table_source: str | None, options: TableOptions,
                  flash_size: int | None, flash_size_text: str | None,
                  app: FlashedImage | None, bootloader: FlashedImage | None,
-                 images: tuple[FlashedImage, ...]) -> None:
+                 images: tuple[FlashedImage, ...], warn_free: str | None = None,
+                 fail_free: str | None = None, strict: bool = False) -> None:
         self._init(build_dir=build_dir, project_name=project_name, target=target, chip=chip,
                    table=table, table_source=table_source, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
-                   bootloader=bootloader, images=images)
+                   bootloader=bootloader, images=images, warn_free=warn_free,
+                   fail_free=fail_free, strict=strict)
 
 
 def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
@@ -153,6 +160,11 @@ def _secure(config: dict[str, object]) -> str | None:
     if not config.get("SECURE_BOOT") or config.get("SECURE_BOOT_ALLOW_SHORT_APP_PARTITION"):
         return None
     return "v2" if config.get("SECURE_BOOT_V2_ENABLED") else "v1"
+
+
+def _budget(config: dict[str, object], key: str) -> str | None:
+    value = config.get(key)
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _flash_size(text: str | None) -> int | None:
@@ -292,4 +304,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         target=target, chip=chip, table=table,
         table_source=_table_source(config, project_path, idf_path),
         options=options, flash_size=flash_size, flash_size_text=size_text,
-        app=app, bootloader=named.get("bootloader"), images=tuple(images))
+        app=app, bootloader=named.get("bootloader"), images=tuple(images),
+        warn_free=_budget(config, "PARTKIT_WARN_FREE"),
+        fail_free=_budget(config, "PARTKIT_FAIL_FREE"),
+        strict=bool(config.get("PARTKIT_STRICT")))

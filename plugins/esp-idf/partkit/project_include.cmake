@@ -62,16 +62,8 @@ function(_partkit_idf_add_targets)
   idf_build_get_property(python PYTHON)
   idf_build_get_property(build_dir BUILD_DIR)
   set(out_dir "${build_dir}/partkit")
+  # Budgets and strictness (CONFIG_PARTKIT_*) are read from build/config/sdkconfig.json.
   set(check_args --idf-build-dir "${build_dir}" -o "${out_dir}/check.json")
-  if(NOT "${CONFIG_PARTKIT_WARN_FREE}" STREQUAL "")
-    list(APPEND check_args --warn-free "${CONFIG_PARTKIT_WARN_FREE}")
-  endif()
-  if(NOT "${CONFIG_PARTKIT_FAIL_FREE}" STREQUAL "")
-    list(APPEND check_args --fail-free "${CONFIG_PARTKIT_FAIL_FREE}")
-  endif()
-  if(CONFIG_PARTKIT_STRICT)
-    list(APPEND check_args --strict)
-  endif()
 
   # What the check reads must be built first: the table, the app image (or, on the
   # linux target, the executable) and the bootloader.
@@ -97,7 +89,10 @@ function(_partkit_idf_add_targets)
     COMMAND ${python} -m partkit map --idf-build-dir "${build_dir}" -o "${out_dir}/flash-map.svg"
     COMMENT "partkit: drawing ${out_dir}/flash-map.svg"
     VERBATIM)
+  # What idf_ext.py's `idf.py partkit-check --fail-free ...` builds before it checks.
+  add_custom_target(partkit-inputs)
   if(inputs)
+    add_dependencies(partkit-inputs ${inputs})
     add_dependencies(partkit-check ${inputs})
     add_dependencies(partkit-map ${inputs})
   endif()
