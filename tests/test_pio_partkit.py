@@ -7,7 +7,6 @@ are linked in, so the project's relative paths work as in the checkout.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -172,8 +171,29 @@ def test_app_exactly_full_passes_and_one_step_over_fails(core: Path, tmp_path: P
     assert re.search(rf"used \d+ bytes from {SLOT} bytes", over.stdout)
 
 
+def flash_command(stdout: str) -> list[str]:
+    """The command the partition-table target prints to flash the table."""
+    lines = stdout.splitlines()
+    intro = next(i for i, line in enumerate(lines) if line.startswith("To flash"))
+    return shlex.split(lines[intro + 1])
+
+
+def run_against_mock(command: list[str], tool_args: int, cwd: Path) -> str:
+    """Run a printed esptool command against a mock ESP32-C3 (``--port`` added after the
+    ``tool_args`` words that start esptool); returns its output, asserting success."""
+    mock = pytest.importorskip("esp32_mock_bootloader")
+    with mock.mock_bootloader("esp32c3") as device:
+        ran = subprocess.run(
+            [*command[:tool_args], "--port", device.url(), *command[tool_args:]],
+            cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "Wrote 3072 bytes" in ran.stdout and "Hash of data verified" in ran.stdout
+    return ran.stdout
+
+
 def test_partition_table_target(core: Path, tmp_path: Path) -> None:
-    project = make_project(tmp_path, custom_partkit_offset="0x9000")
+    project = make_project(tmp_path, custom_partkit_offset="0x9000",
+                           custom_partkit_map="$BUILD_DIR/my  map.svg")
     moved = CSV.replace("nvs,      data, nvs,     0x9000,  0x6000,",
                         "nvs,      data, nvs,     0xa000,  0x5000,")
     (project / "partitions.csv").write_text(moved)
@@ -183,79 +203,20 @@ def test_partition_table_target(core: Path, tmp_path: Path) -> None:
     assert re.search(r"(?m)^nvs\s+data\s+nvs\s+0xa000\s+0xf000\s+20 KiB", rows)
     assert re.search(r"(?m)^factory\s+app\s+factory\s+0x10000\s+0x40000\s+192 KiB", rows)
     assert re.search(r"\(partition table\)\s+0x9000", rows)
-    assert ("-m esptool --chip esp32c3 write-flash 0x9000 .pio/build/esp32c3/partitions.bin"
-            in rows)
+    assert "flash 4 MiB: partitions end at 0x140000" in rows  # board_upload.flash_size
     assert "Linking" not in rows  # only the table was built
     assert (build_dir(project) / "partitions.bin").read_bytes()[:2] == b"\xaa\x50"
+    # No tool-esptoolpy here: PlatformIO's Python runs the esptool module (5.x: dashes).
+    command = flash_command(rows)
+    assert command == [sys.executable, "-m", "esptool", "--chip", "esp32c3", "write-flash",
+                       "0x9000", ".pio/build/esp32c3/partitions.bin"]
+    run_against_mock(command, 3, project)
 
     drawn = run_pio(core, project, "-t", "partition-map")
     assert drawn.returncode == 0, drawn
-    svg = (build_dir(project) / "partitions.svg").read_text()
+    svg = (build_dir(project) / "my  map.svg").read_text()  # both spaces kept
     assert svg.lstrip().startswith(("<svg", "<?xml")) and "factory" in svg
-
-
-ESPRESSIF32_FRAMEWORK = '''\
-"""Stand-in for platform-espressif32's Arduino framework script: it owns partitions.bin."""
-import os
-
-from SCons.Script import DefaultEnvironment
-
-env = DefaultEnvironment()
-board = env.BoardConfig()
-csv = os.path.abspath(board.get("build.partitions", "default.csv"))
-env.Replace(PARTITIONS_TABLE_CSV=csv)
-table = env.Command("$BUILD_DIR/partitions.bin", "$PARTITIONS_TABLE_CSV",
-                    env.VerboseAction(
-                        "$PYTHONEXE -c \\"import sys; from esp_idf_defs.partitions "
-                        "import PartitionTable as T; open(sys.argv[2], 'wb').write("
-                        "T.from_csv(open(sys.argv[1]).read()).to_binary()"
-                        ".ljust(0xC00, b'\\\\xff'))\\" $SOURCE $TARGET",
-                        "Generating partitions $TARGET"))
-env.Depends("$BUILD_DIR/$PROGNAME$PROGSUFFIX", table)
-'''
-
-# platform-espressif32's builder/main.py, after env.BuildProgram(): a lazy maximum.
-ESPRESSIF32_MAXIMUM = '''
-
-def _update_max_upload_size(source, target, env):
-    board.update("upload.maximum_size", 4096)  # stand-in for the first factory/ota_0 size
-
-
-if env.get("PIOMAINPROG"):
-    env.AddPreAction("checkprogsize", env.VerboseAction(_update_max_upload_size,
-                                                        "Retrieving maximum program size"))
-'''
-
-
-def test_coexists_with_a_platform_that_generates_the_table(core: Path, tmp_path: Path) -> None:
-    """On platform-espressif32 the framework owns partitions.bin: no second builder."""
-    pytest.importorskip("esp_idf_defs.partitions")
-    project = make_project(tmp_path, framework="arduino")
-    platform = project / "platform"
-    manifest = json.loads((platform / "platform.json").read_text())
-    manifest.update(name="espressif32", frameworks={
-        "arduino": {"script": "builder/frameworks/arduino.py"}})
-    (platform / "platform.json").write_text(json.dumps(manifest))
-    (platform / "platform.py").write_text(
-        "from platformio.public import PlatformBase\n\n\n"
-        "class Espressif32Platform(PlatformBase):\n    pass\n")
-    with (platform / "builder" / "main.py").open("a") as main:
-        main.write(ESPRESSIF32_MAXIMUM)
-    (platform / "builder" / "frameworks").mkdir()
-    (platform / "builder" / "frameworks" / "arduino.py").write_text(ESPRESSIF32_FRAMEWORK)
-    board = json.loads((platform / "boards" / "esp32c3-partkit.json").read_text())
-    board["frameworks"] = ["arduino"]
-    (platform / "boards" / "esp32c3-partkit.json").write_text(json.dumps(board))
-
-    result = run_pio(core, project)
-    assert result.returncode == 0, result
-    assert "Generating partitions .pio/build/esp32c3/partitions.bin" in result.stdout
-    assert "partkit: generating" not in result.stdout
-    assert "(from the platform at 0x8000" in result.stdout
-    assert "firmware.bin binary size" in result.stdout  # still checked
-    # Our maximum wins over the platform's later "Retrieving maximum program size".
-    assert f"from {SLOT} bytes)" in result.stdout
-    assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
+    assert not (build_dir(project) / "my map.svg").exists()
 
 
 # --- platform-espressif32 fixture (tests/data/pio_platforms/espressif32-arduino2) -----------
@@ -290,25 +251,40 @@ def set_bootloader(project: Path, size: int) -> Path:
     return bootloader_of_size(project / "variants" / "partkit_c3", size, name="bootloader.bin")
 
 
+# The platform's own maximum is the first factory/ota_0 row (ota_0, 0x40000); partkit
+# checks against the smallest app slot (ota_1, 0x30000) and its maximum wins.
+OTA_CSV = """\
+# Name,   Type, SubType, Offset,  Size,    Flags
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+ota_0,    app,  ota_0,   0x10000, 0x40000,
+ota_1,    app,  ota_1,   ,        0x30000,
+"""
+
+
 def test_espressif32_platform_table_is_validated_and_checked(
         core: Path, esptoolpy: Path, tmp_path: Path) -> None:
-    project = espressif32_project(tmp_path, esptoolpy)
+    project = espressif32_project(tmp_path, esptoolpy, OTA_CSV)
     result = run_pio(core, project)
     assert result.returncode == 0, result
     out = result.stdout
-    # The platform stays the only builder of partitions.bin; partkit validates first.
-    assert out.index("partkit: validating ") < out.index(
-        "Generating partitions .pio/build/esp32c3/partitions.bin")
+    # The platform stays the only builder of partitions.bin; partkit validates first,
+    # and nothing is compiled before the table is there.
+    assert (out.index("partkit: validating partitions.csv")
+            < out.index("Generating partitions .pio/build/esp32c3/partitions.bin")
+            < out.index("Compiling "))
     assert "partkit: generating" not in out
-    assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
+    assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(OTA_CSV)
     assert ("partkit: table partitions.csv (from the platform at 0x8000, flash 4MB, chip "
-            f"esp32c3); app slot 'factory' {SLOT} bytes") in out
+            f"esp32c3); app slot 'ota_1' {0x30000} bytes") in out
     assert "firmware.bin binary size" in out
     # The prebuilt bootloader from FLASH_EXTRA_IMAGES was checked (no $BUILD_DIR one).
     assert not (build_dir(project) / "bootloader.bin").exists()
     assert "partkit: checking bootloader image variants/partkit_c3/bootloader.bin" in out
     assert "Bootloader binary size 0x5000 bytes" in out
-    assert f"from {SLOT} bytes)" in out  # our maximum wins over the platform's
+    assert out.index("Retrieving maximum program size") < out.index("Checking size")
+    assert f"from {0x30000} bytes)" in out  # our maximum wins over the platform's
 
 
 @pytest.mark.parametrize(("broken", "line"), [
@@ -347,22 +323,78 @@ def test_espressif32_extra_images_bootloader_too_big_fails(
 
 def test_espressif32_flash_command_uses_the_platform_esptool(
         core: Path, esptoolpy: Path, tmp_path: Path) -> None:
-    mock = pytest.importorskip("esp32_mock_bootloader")
     project = espressif32_project(tmp_path, esptoolpy)
     result = run_pio(core, project, "-t", "partition-table")
     assert result.returncode == 0, result
     assert "flash 4 MiB" in result.stdout and "flash size unknown" not in result.stdout
-    lines = result.stdout.splitlines()
-    command = shlex.split(lines[lines.index(next(x for x in lines
-                                                 if x.startswith("To flash"))) + 1])
+    command = flash_command(result.stdout)
     installed = core / "packages" / "tool-esptoolpy" / "esptool.py"
     assert command[:2] == [sys.executable, str(installed)]
     assert command[2:] == ["--chip", "esp32c3", "write_flash", "0x8000",
                            ".pio/build/esp32c3/partitions.bin"]
     # Really runnable: the platform's esptool 4.x writes the table to a mock ESP32-C3.
-    with mock.mock_bootloader("esp32c3") as device:
-        ran = subprocess.run([*command[:2], "--port", device.url(), *command[2:]],
-                             cwd=project, capture_output=True, text=True, timeout=120)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert f"esptool.py v{ESPTOOL4_VERSION}" in ran.stdout
-    assert "Wrote 3072 bytes" in ran.stdout and "Hash of data verified" in ran.stdout
+    ran = run_against_mock(command, 2, project)
+    assert f"esptool.py v{ESPTOOL4_VERSION}" in ran
+
+
+PAD_SCRIPT = """\
+# Pads firmware.bin with 0xFF up to custom_pad_to bytes, as a merge or pad step would.
+import os
+
+Import("env")
+
+
+def pad(target, source, env):
+    path = str(target[0])
+    size = int(env.GetProjectOption("custom_pad_to"), 0)
+    with open(path, "ab") as image:
+        image.write(b"\\xff" * (size - os.path.getsize(path)))
+
+
+env.AddPostAction("$BUILD_DIR/${PROGNAME}.bin", pad)
+"""
+
+
+def test_app_padded_with_ff_past_its_slot_fails(core: Path, tmp_path: Path) -> None:
+    """The bytes flashed are the file's bytes: 0xFF padding past the slot is an overflow."""
+    project = make_project(tmp_path)
+    (project / "pad.py").write_text(PAD_SCRIPT)
+    set_options(project, extra_scripts="pre:../../pio_extra_script.py, post:pad.py",
+                custom_pad_to=hex(SLOT))
+    fits = run_pio(core, project)
+    assert fits.returncode == 0, fits
+    image = build_dir(project) / "firmware.bin"
+    assert image.stat().st_size == SLOT and image.read_bytes()[-16:] == b"\xff" * 16
+
+    set_options(project, custom_pad_to=hex(SLOT + 0x1000))
+    over = run_pio(core, project)
+    assert over.returncode == 1, over
+    assert image.stat().st_size == SLOT + 0x1000
+    assert re.search(r"'factory'.*overflow 0x1000", over.output), over
+    assert "[FAILED]" in over.output
+
+
+NO_BUILD_PROGRAM = """
+env.Replace(SIZETOOL="", SIZEPRINTCMD="true")  # no BuildProgram(): no checkprogsize
+target_elf = env.Program(
+    os.path.join("$BUILD_DIR", "${PROGNAME}"),
+    env.Object(os.path.join("$BUILD_DIR", "main.o"), os.path.join("$PROJECT_SRC_DIR", "main.c")),
+    LINKFLAGS=[*march, "-nostdlib", "-Wl,--gc-sections", "-T", "$LDSCRIPT_PATH"])
+"""
+
+
+def test_platform_without_build_program_warns_and_is_wired_late(
+        core: Path, tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    main = project / "platform" / "builder" / "main.py"
+    text = main.read_text()
+    assert "target_elf = env.BuildProgram()\n" in text
+    text = text.replace("target_elf = env.BuildProgram()\n", NO_BUILD_PROGRAM)
+    main.write_text(text.replace('env.Depends(target_firm, "checkprogsize")\n', ""))
+    result = run_pio(core, project)
+    assert result.returncode == 0, result
+    assert "partkit: warning: the platform never called env.BuildProgram()" in result.stderr
+    assert "partkit: table partitions.csv (generated at 0x8000" in result.stdout
+    assert "partkit: checking app image .pio/build/esp32c3/firmware.bin" in result.stdout
+    assert "firmware.bin binary size" in result.stdout
+    assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
