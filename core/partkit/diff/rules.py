@@ -338,18 +338,21 @@ RULES: tuple[Rule, ...] = (
          "The bootloader on the devices is not updated over the air and reads the table at the "
          "offset it was built with; a table written elsewhere is never read.", _table_offset),
     Rule("md5-row", "the MD5 row is kept (or kept absent)",
-         "A bootloader built with the MD5 check rejects a table without the row and then "
-         "finds no partitions at all; keep the table encoded as the bootloader expects.",
+         "The firmware on the devices was built for one table encoding "
+         "(CONFIG_PARTITION_TABLE_MD5); the over-the-air table update checks the MD5 row, and "
+         "a table without it loses its only guard against a torn or corrupted write.",
          _md5_row),
     Rule("flash-size", "NEW fits the flash",
-         "Partitions past the end of the flash wrap around or fail every access.", _flash_size),
+         "The bootloader rejects a table with a partition past the end of the flash chip, "
+         "and then boots nothing.", _flash_size),
     Rule("running-slot-moved", "the running app slot keeps its offset",
          "The app performing the update executes from flash through the cache at that offset; "
          "after the new table is in place the bootloader must find it there again.",
          _running_moved),
     Rule("running-slot-shrunk", "the running app slot does not shrink",
-         "A smaller slot cuts off the end of the running image: the bootloader refuses it "
-         "(or the next OTA overwrites its tail), and the device has nothing to boot.",
+         "A smaller slot no longer holds the whole running image: the bootloader's image "
+         "check reads past the slot and refuses it, and an update of the neighbouring slot "
+         "overwrites its tail.",
          _running_shrunk),
     Rule("app-does-not-fit", "--app fits the running slot in NEW",
          "The image the devices run after the update must fit the slot it runs from.",
@@ -374,8 +377,9 @@ RULES: tuple[Rule, ...] = (
          "The OTA code writes otadata and the panic handler writes coredump at run time; a "
          "readonly flag makes both fail on the device.", _readonly),
     Rule("secure-alignment", "app slots are aligned for --secure (v1: 64K, v2: 4K)",
-         "Secure Boot verifies and maps apps in these units; a misaligned slot does not "
-         "verify and the device does not boot it.", _secure_alignment),
+         "Secure Boot v1 signs apps in 64 KiB units; v2 puts the signature sector at a 4 KiB "
+         "boundary after the image; a slot that is not a multiple cannot hold a verifiable "
+         "image.", _secure_alignment),
     Rule("type-changed", "a kept name keeps its type and subtype",
          "Firmware finds partitions by name, type and subtype; the same name with another "
          "type or subtype makes it read data in the wrong format.", _type_changed),

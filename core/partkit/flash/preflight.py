@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem", "check_image",
-           "header_flash_size"]
+__all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem",
+           "check_image", "header_flash_size"]
 
 TABLE_BYTES = 0xC00
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
@@ -56,6 +56,28 @@ EXPECTED_CONTENTS: dict[int, tuple[str, ...]] = {
     0x81: ("fat",),
     0x82: ("spiffs", "littlefs"),
     0x83: ("littlefs",),
+}
+
+
+# Every finding code, with what it means (docs/diff.md lists the same; a test keeps them).
+CODES: dict[str, str] = {
+    "bootloader-missing": "no bootloader image at the chip's bootloader offset",
+    "bootloader-invalid": "the bootloader image is truncated or corrupt",
+    "bootloader-chip": "the bootloader is built for another chip",
+    "bootloader-too-large": "the bootloader runs into the partition table",
+    "flash-size": "the bootloader header's (or --flash-size's) flash ends before the "
+                  "partitions do",
+    "table-missing": "no partition table at the table offset",
+    "table-invalid": "the table is corrupt or breaks gen's rules",
+    "table": "a warning gen gives for the table",
+    "app-invalid": "an app slot holds neither a valid ESP image nor erased flash",
+    "app-chip": "an app slot holds an image for another chip",
+    "app-overflow": "an app image is larger than its slot and spills into what follows",
+    "otadata-crc": "an otadata sector has a CRC that does not match its sequence number",
+    "otadata-sequence": "an otadata sector has sequence number 0",
+    "otadata-target": "otadata selects a slot that is missing or holds no valid app",
+    "boot-app": "without a valid otadata record, the boot-default app slot holds no valid app",
+    "data-contents": "an NVS, FAT, SPIFFS or LittleFS partition holds something else",
 }
 
 
@@ -148,6 +170,7 @@ class _Checker:
 
     def add(self, code: str, message: str, hint: str | None = None, *,
             part: Partition | None = None, severity: str = "error") -> None:
+        assert code in CODES, code
         where = f"{self.image}@0x{part.offset:x}" if part is not None else self.image
         make = error if severity == "error" else warning
         self.problems.append(Problem(code, make(message, SourceLocation(where), hint),
