@@ -84,6 +84,24 @@ def test_good_image_passes(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> 
     assert "image check OK: 0 errors" in capsys.readouterr().out
 
 
+def test_esptool_merge_bin(fw: Firmware, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    """merge-bin writes no padding and patches the bootloader header's flash size."""
+    table = tmp_path / "pt.bin"
+    assert main(["gen", "-q", str(TABLE), str(table)]) == 0
+    bootloader = fw.root / "bl.bin"  # elf2image's default header: 1MB
+    for size, want in (("4MB", set()), ("2MB", {"flash-size"})):
+        merged = tmp_path / f"merged-{size}.bin"
+        subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32c3", "merge-bin",
+                        "-o", str(merged), "--flash-size", size, "0x0", str(bootloader),
+                        "0x8000", str(table), "0x10000", str(fw.app)],
+                       check=True, capture_output=True)
+        code, report = check(capsys, merged)
+        assert codes(report) == want and code == (1 if want else 0)
+        status = {p["name"]: p["status"] for p in report["partitions"]}
+        assert status["factory"] == "ok" and status["ota_1"] == "absent"
+
+
 def test_wrong_chip_app(fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
     c6 = fw.elf2image(fw.app.with_suffix(".elf"), "app-c6.bin", chip="esp32c6")
     # image create refuses it; --force places it, as esptool merge-bin would without asking

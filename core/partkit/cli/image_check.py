@@ -130,7 +130,7 @@ def check_json(report: PreflightReport) -> dict[str, object]:
 
 def check_text(report: PreflightReport) -> str:
     from partkit.cli.image import _columns
-    from partkit.table.names import type_name
+    from partkit.table.names import BUILTIN_SUBTYPES, type_name
 
     out = [f"{report.image}: {report.size} bytes (0x{report.size:x}), chip "
            f"{report.chip or 'unknown'}, partition table at 0x{report.table_offset:x}"]
@@ -146,7 +146,8 @@ def check_text(report: PreflightReport) -> str:
             contents = (s.contents.summary if s.contents is not None else
                         "beyond the end of the image" if s.status == "absent" else
                         "encrypted: not checked")
-            rows.append((p.name, f"{type_name(p.type)}/{p.subtype:#04x}", f"0x{p.offset:x}",
+            kind = f"{type_name(p.type)}/{BUILTIN_SUBTYPES.render(p.type, p.subtype)}"
+            rows.append((p.name, kind, f"0x{p.offset:x}",
                          f"0x{p.size:x}", s.status, contents))
         out.append(_columns(rows).rstrip("\n"))
     errors = len(report.errors)
