@@ -409,6 +409,9 @@ def _add_checker(kind: str, builder: Any) -> Any:
     def method(env: Any, image: Any, table: Any, **overrides: Any) -> Any:
         images = env.arg2nodes(image, env.fs.File)
         tables = env.arg2nodes(table, env.fs.File)
+        if len(tables) > 1 and all(t.get_executor() is tables[0].get_executor()
+                                   for t in tables if t.has_builder()):
+            tables = tables[:1]  # a PartitionTable's nodes: the binary, then its headers
         if len(images) != 1 or len(tables) != 1:
             msg = f"Check{kind}Size takes one image and one partition table"
             raise SCons.Errors.UserError(msg)

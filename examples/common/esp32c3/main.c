@@ -67,6 +67,21 @@ const app_desc_t app_desc = {
 __attribute__((section(".flash_pad"), used))
 const uint8_t app_padding[PAD_BYTES] = {1};
 
+#ifdef HAVE_PARTITIONS_H
+/*
+ * The flash layout from the partition table, via the header partkit generates with it
+ * (CMake HEADER / SCons PARTKIT_HEADER), so code and table cannot disagree: where the app
+ * finds its data partition, kept in the image.
+ */
+#include "partitions.h"
+
+_Static_assert(PARTITION_STORAGE_TYPE == 0x01, "storage must be a data partition");
+_Static_assert(PARTITION_FACTORY_OFFSET % 0x10000 == 0, "app partitions are 64K aligned");
+
+__attribute__((used))
+const uint32_t storage_partition[2] = {PARTITION_STORAGE_OFFSET, PARTITION_STORAGE_SIZE};
+#endif
+
 /* Initialised data and bss, so the image also carries a DRAM segment. */
 volatile uint32_t boot_counter = 0x1234;
 static volatile uint32_t scratch[16];
