@@ -23,7 +23,17 @@ import json
 import os
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options, usage_error
+from partkit.cli.common import (
+    EXIT_CHECK,
+    EXIT_PLAIN,
+    check_input_path,
+    command_parser,
+    emit,
+    report_error,
+    size_option,
+    table_options,
+    usage_error,
+)
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
 
 TYPE_CHECKING = False
@@ -48,9 +58,18 @@ def _table_source(p: argparse.ArgumentParser) -> None:
                    help="read the table from this CSV or binary instead of the image")
     g.add_argument("--offset", "--partition-table-offset", metavar="N",
                    help="table offset in the image (default 0x8000)")
-    g.add_argument("--chip", help="chip (bootloader offset, chip name in flasher_args.json)")
+    g.add_argument("--chip", metavar="CHIP",
+                   help="only to read a --table CSV with 'bootloader' rows: the chip sets "
+                   f"their offset ({_chips()})")
     g.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="extra subtypes, type,name,value (value in hex)")
+                   help="subtype names of your own, as type,name,value (value in hex); end "
+                   "the list with -- when IMAGE follows")
+
+
+def _chips() -> str:
+    from partkit.common.chips import chip_names
+
+    return ", ".join(chip_names())
 
 
 def _selector(p: argparse.ArgumentParser) -> None:
@@ -83,8 +102,9 @@ class _Commands:
         self.parsers: dict[str, argparse.ArgumentParser] = {}
         self.helps: dict[str, str] = {}
 
-    def add_parser(self, name: str, help: str) -> argparse.ArgumentParser:
-        p = argparse.ArgumentParser(prog=f"partkit image {name}", description=help)
+    def add_parser(self, name: str, help: str, exit_codes: str = EXIT_CHECK,
+                   ) -> argparse.ArgumentParser:
+        p = command_parser(f"partkit image {name}", help, exit_codes)
         self.parsers[name] = p
         self.helps[name] = help
         return p
@@ -98,45 +118,47 @@ class _Commands:
 def _parser() -> _Commands:
     sub = _Commands()
 
-    p = sub.add_parser("info", help="list partitions, or fields of the selected one")
-    p.add_argument("image")
+    p = sub.add_parser("info", help="list partitions, or fields of the selected one",
+                       exit_codes=EXIT_PLAIN)
+    p.add_argument("image", metavar="IMAGE", help="flash image file (e.g. a flash dump)")
     _selector(p)
     p.add_argument("--info", nargs="+", metavar="F",
                    help="fields: name type subtype offset size encrypted readonly "
                    "(default offset size, as parttool get_partition_info)")
     p.add_argument("--part-list", "--part_list", action="store_true",
                    help="every type/subtype match, not only the first")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     _table_source(p)
 
-    p = sub.add_parser("read", help="copy a partition's bytes to a file")
-    p.add_argument("image")
+    p = sub.add_parser("read", help="copy a partition's bytes to a file", exit_codes=EXIT_PLAIN)
+    p.add_argument("image", metavar="IMAGE", help="flash image file to read from")
     _selector(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="file to write the partition's bytes to")
     _table_source(p)
 
     p = sub.add_parser("write", help="write a file into a partition (rest becomes 0xFF)")
-    p.add_argument("image")
-    p.add_argument("input", nargs="?", help="data to write")
+    p.add_argument("image", metavar="IMAGE", help="flash image file to change")
+    p.add_argument("input", nargs="?", metavar="INPUT", help="file with the data to write")
     p.add_argument("--input", dest="input_opt", metavar="FILE", help=argparse.SUPPRESS)
     _selector(p)
     _write_opts(p)
     _table_source(p)
 
-    p = sub.add_parser("erase", help="set a partition to 0xFF")
-    p.add_argument("image")
+    p = sub.add_parser("erase", help="set a partition to 0xFF", exit_codes=EXIT_PLAIN)
+    p.add_argument("image", metavar="IMAGE", help="flash image file to change")
     _selector(p)
     _write_opts(p)
     _table_source(p)
 
     p = sub.add_parser("inspect", help="find the table in a raw dump and tell what each "
-                       "partition holds")
-    p.add_argument("image")
-    p.add_argument("--json", action="store_true")
+                       "partition holds", exit_codes=EXIT_PLAIN)
+    p.add_argument("image", metavar="IMAGE", help="raw flash dump or flash image file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     _table_source(p)
 
     p = sub.add_parser("create", help="assemble a full flash image (+ flash_args)")
-    p.add_argument("image", nargs="?", help="image file to write (or -o IMAGE)")
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="image file to write (or -o IMAGE)")
     p.add_argument("-o", "--output", metavar="IMAGE", help="image file to write")
     p.add_argument("--idf-build-dir", metavar="DIR",
                    help="assemble what an ESP-IDF build flashes (flasher_args.json), at the "
@@ -146,10 +168,16 @@ def _parser() -> _Commands:
     p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
     p.add_argument("--flash-size",
                    help="flash size, e.g. 4MB (required without --idf-build-dir)")
-    p.add_argument("--chip", help="chip (default: from the bootloader/app image header)")
+    p.add_argument("--chip", metavar="CHIP",
+                   help="the chip the image is for: places the bootloader, picks the flash "
+                   "frequency, goes into flasher_args.json; the bootloader and app images must "
+                   "be built for it (default: from their headers). One of: " + _chips())
+    p.add_argument("--force", action="store_true",
+                   help="place bootloader/app images built for another chip than --chip "
+                   "(a warning instead of an error)")
     p.add_argument("--bootloader", metavar="FILE", help="2nd-stage bootloader image")
-    p.add_argument("--bootloader-offset", metavar="N",
-                   help="bootloader offset (default: the chip's)")
+    p.add_argument("--primary-bootloader-offset", "--bootloader-offset", metavar="N",
+                   dest="bootloader_offset", help="bootloader offset (default: the chip's)")
     p.add_argument("--app", action="append", default=[], metavar="NAME=FILE",
                    help="app image for the named app partition (repeatable)")
     p.add_argument("--data", action="append", default=[], metavar="NAME=FILE",
@@ -162,7 +190,9 @@ def _parser() -> _Commands:
                    help="where flash_args, flasher_args.json and generated pieces go "
                    "(default: the image's directory)")
     p.add_argument("--no-flash-args", action="store_true", help="write only the image")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E")
+    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
+                   help="subtype names of your own, as type,name,value (value in hex); end "
+                   "the list with -- when IMAGE follows")
 
     from partkit.cli import image_check  # check, set-boot, otadata
 
@@ -185,6 +215,8 @@ def run(argv: list[str]) -> int:
     args = parser.parse_intermixed_args(argv[1:])
     args.command = argv[0]
     try:
+        if args.command != "create" and isinstance(getattr(args, "image", None), str):
+            check_input_path(args.image)  # one clear line for a directory, missing file, ...
         handler = {
             "info": _info, "read": _read, "write": _write, "erase": _erase,
             "inspect": _inspect, "create": _create,
@@ -497,6 +529,37 @@ def _chip_from_images(paths: list[str]) -> str | None:
     return None
 
 
+def _check_image_chips(chip: str | None, explicit: bool, force: bool,
+                       images: list[tuple[str, str]]) -> None:
+    """Bootloader and app images must be built for the image's chip (``--chip``, or the
+    first image's header): another chip's image does not boot. ``--force`` only warns."""
+    from partkit.check.appimage import read_image_file
+
+    found: list[tuple[str, str, str]] = []  # what, path, chip
+    for what, path in images:
+        try:
+            image_chip = read_image_file(path).chip
+        except PartkitError:
+            continue  # not an ESP image: placing it reports what is wrong
+        if image_chip:
+            found.append((what, path, image_chip))
+    if chip is None:
+        return
+    source = "--chip" if explicit else f"the chip of the {found[0][0]} image" if found else ""
+    problems = [error(f"{what} image is built for {image_chip}, but the flash image is for "
+                      f"{chip} "
+                      f"({source})", SourceLocation(path),
+                      f"build it for {chip}" + (", or give the right --chip" if explicit else "")
+                      + "; --force places it anyway")
+                for what, path, image_chip in found if image_chip != chip]
+    if not problems:
+        return
+    if force:
+        emit(p.replace(severity="warning", hint=None) for p in problems)
+        return
+    raise PartkitError(problems)
+
+
 def _size_text(size: int) -> str:
     if size % 0x100000 == 0:
         return f"{size // 0x100000}MB"
@@ -533,6 +596,9 @@ def _create(args: argparse.Namespace) -> int:
     options = table_options(offset=args.offset, chip=chip, flash_size=flash_size,
                             primary_bootloader_offset=args.bootloader_offset,
                             extra_subtypes=args.extra_partition_subtypes)
+    _check_image_chips(options.chip, args.chip is not None, args.force,
+                       ([("bootloader", args.bootloader)] if args.bootloader else [])
+                       + [(f"app '{name}'", path) for name, path in apps])
     loaded = load_table_file(args.table, options)
     emit(loaded.warnings)
     table = loaded.table
@@ -619,9 +685,26 @@ def _create(args: argparse.Namespace) -> int:
     write_atomic(os.path.join(args_dir, "flasher_args.json"),
                  flashargs.flasher_args_json(entries, mode, freq, size_text,
                                              chip or "auto").encode())
-    sys.stderr.write(f"Wrote flash_args and flasher_args.json in '{args_dir}' (flash with: "
-                     "python -m esptool write-flash @flash_args)\n")
+    _report_flash_files(args_dir, [generated[name] for name, _, _, blob
+                                   in sorted(files, key=lambda f: f[1]) if blob is not None],
+                        chip)
     return 0
+
+
+def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -> None:
+    """Say where every written file is, and how to flash from where the user is: esptool
+    reads the paths inside @flash_args relative to the current directory."""
+    written = ["flash_args", "flasher_args.json", *generated]
+    shown = _relative(args_dir, os.getcwd())
+    where = "the current directory" if shown == "." else f"'{shown}'"
+    sys.stderr.write(f"Wrote in {where}: {', '.join(written)}\n")
+    command = ("python -m esptool" + (f" --chip {chip}" if chip else "")
+               + " write-flash @flash_args")
+    if shown != ".":
+        import shlex
+
+        command = f"cd {shlex.quote(shown)} && {command}"
+    sys.stderr.write(f"Flash with: {command}\n")
 
 
 def _relative(path: str, start: str) -> str:
