@@ -361,3 +361,29 @@ def test_dash_build_dir_and_variant_dir_copies(project: Path) -> None:
     assert broken.returncode != 0
     assert os.path.join("src", "partitions.csv") + ":4:" in broken.stderr, broken.stderr
     assert "-build/partitions.csv" not in broken.stderr
+
+
+def test_check_argv_runs_the_same_check_on_the_cli(project: Path) -> None:
+    """check_argv (for logs / by hand) is a valid `partkit check` command line."""
+    app_of_size(project, SLOT + 16, name="-app.bin")
+    (project / "SConstruct").write_text(
+        SCONSTRUCT.split("checks = []")[0]
+        + "import subprocess, sys\n"
+        "env['PARTKIT_EXTRA_SUBTYPES'] = ['data,mine,0x40', 'data,yours,0x41']\n"
+        "env['PARTKIT_CHIP'] = 'esp32c3'\n"
+        "argv = env.PartkitCheckArgv('app', '-app.bin', 'build/partitions.bin',\n"
+        "                            'partitions.csv')\n"
+        "print('ARGV', argv)\n"
+        "Default(table)\n")
+    assert scons(project).returncode == 0
+    result = scons(project)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("ARGV "))
+    import ast
+
+    argv = ast.literal_eval(line[5:])
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "core"))
+    r = subprocess.run([sys.executable, "-m", "partkit", *argv], cwd=project, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert "partitions.csv:4:1: error: app partition is too small for binary -app.bin" \
+        in r.stderr

@@ -207,15 +207,20 @@ def check_argv(env: Any, kind: str, image: str, table: str,
     """``partkit check`` arguments equivalent to a CheckAppSize/CheckBootloaderSize run.
 
     For logs and for running the same check by hand; the builders call the core directly.
-    Paths come after ``--``'s equivalent ``=`` forms, so a path starting with ``-`` stays a
-    path.
+    Paths are passed as ``--app=PATH`` and after ``--``, so a path starting with ``-`` is
+    never read as an option.
     """
     argv = ["check", f"--{kind}={image}", f"--offset={_text(env, 'PARTKIT_OFFSET')}"]
     if table_source:
         argv.append(f"--table-source={table_source}")
+    # --chip and --bootloader-offset are alternatives on the command line; an explicit
+    # offset wins (run_check passes both to the core, which keeps the chip for its id check).
+    if _text(env, "PARTKIT_BOOTLOADER_OFFSET"):
+        where = ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET")
+    else:
+        where = ("--chip", "PARTKIT_CHIP")
     options = [
-        ("--chip", "PARTKIT_CHIP"),
-        ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET"),
+        where,
         ("--flash-size", "PARTKIT_FLASH_SIZE"),
         ("--warn-free", "PARTKIT_WARN_FREE"),
         ("--fail-free", "PARTKIT_FAIL_FREE"),
@@ -228,7 +233,9 @@ def check_argv(env: Any, kind: str, image: str, table: str,
             argv.append(f"{flag}={value}")
     if _flag(env, "PARTKIT_STRICT"):
         argv.append("--strict")
-    argv += [f"--extra-partition-subtypes={e}" for e in _list(env, "PARTKIT_EXTRA_SUBTYPES")]
+    extra = _list(env, "PARTKIT_EXTRA_SUBTYPES")
+    if extra:  # a list option: last, ended by the "--" before the table
+        argv += ["--extra-partition-subtypes", *extra]
     return [*argv, "--", table]
 
 
@@ -449,9 +456,11 @@ def generate(env: Any) -> None:
     bl_builder = SCons.Builder.Builder(action=check_action("bootloader"))
     env.AddMethod(_add_checker("App", app_builder), "CheckAppSize")
     env.AddMethod(run_cli, "PartkitRun")
+    env.AddMethod(check_argv, "PartkitCheckArgv")
     env.AddMethod(app_slot, "PartkitAppSlot")
     env.AddMethod(_add_checker("Bootloader", bl_builder), "CheckBootloaderSize")
     env.AddMethod(table_flash, "PartitionTableFlash")
+    env.AddMethod(data_image, "DataImage")
 
 
 def flash_argv(env: Any, table: str) -> list[str]:
