@@ -460,7 +460,6 @@ def generate(env: Any) -> None:
     env.AddMethod(app_slot, "PartkitAppSlot")
     env.AddMethod(_add_checker("Bootloader", bl_builder), "CheckBootloaderSize")
     env.AddMethod(table_flash, "PartitionTableFlash")
-    env.AddMethod(data_image, "DataImage")
 
 
 def flash_argv(env: Any, table: str) -> list[str]:
