@@ -116,6 +116,9 @@ CASES = [
     Case("type-changed", real(WLED), edit(WLED, {"spiffs": "spiffs, data, littlefs, 0x310000,"
                                                  " 0xF0000,"}),
          ("--running", "app0"), fixed=("--running", "app0", "--erase", "spiffs")),
+    Case("encryption-changed", real(WLED), edit(WLED, {"spiffs": "spiffs, data, spiffs, "
+                                                       "0x310000, 0xF0000, encrypted"}),
+         ("--running", "app0"), fixed=("--running", "app0", "--erase", "spiffs")),
 ]
 
 

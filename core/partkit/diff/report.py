@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from partkit.diff.source import TableSide
     from partkit.table.model import Partition
     from partkit.table.names import SubtypeRegistry
+    from partkit.table.options import TableOptions
 
 __all__ = ["SCHEMA", "DiffReport", "to_json", "to_text"]
 
@@ -68,13 +69,10 @@ class DiffReport(Record):
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def _partition(p: Partition | None, subtypes: SubtypeRegistry) -> dict[str, object] | None:
-    if p is None:
-        return None
-    return {"name": p.name, "type": p.type, "type_name": type_name(p.type),
-            "subtype": p.subtype, "subtype_name": subtypes.name(p.type, p.subtype),
-            "offset": p.offset, "size": p.size, "encrypted": p.encrypted,
-            "readonly": p.readonly}
+def _partition(p: Partition | None, options: TableOptions) -> dict[str, object] | None:
+    from partkit.table.render import partition_json  # the one JSON form of a partition
+
+    return None if p is None else partition_json(p, options)
 
 
 def _side(side: TableSide) -> dict[str, object]:
@@ -84,8 +82,9 @@ def _side(side: TableSide) -> dict[str, object]:
 
 def to_json(report: DiffReport) -> dict[str, object]:
     from partkit.diff.rules import rule
+    from partkit.table.options import TableOptions
 
-    sub = report.subtypes
+    sub = TableOptions(subtypes=report.subtypes)
     return {
         "schema": SCHEMA,
         "safe": report.safe,

@@ -325,6 +325,21 @@ def _type_changed(ctx: DiffContext) -> list[Violation]:
     return out
 
 
+def _encryption(ctx: DiffContext) -> list[Violation]:
+    out = []
+    for change in ctx.changes:
+        old, new = change.old, change.new
+        if (old is None or new is None or new.type != DATA or old.encrypted == new.encrypted
+                or ctx.erased(change)):
+            continue
+        now = "encrypted" if new.encrypted else "no longer encrypted"
+        out.append(Violation(
+            "encryption-changed", f"data partition '{new.name}' is {now} in NEW; with flash "
+            "encryption on, its existing contents read as garbage", (new.name,),
+            _erase_hint([new.name])))
+    return out
+
+
 def rule(code: str) -> Rule:
     """The rule with this code (KeyError for an unknown code)."""
     for r in RULES:
@@ -383,6 +398,9 @@ RULES: tuple[Rule, ...] = (
     Rule("type-changed", "a kept name keeps its type and subtype",
          "Firmware finds partitions by name, type and subtype; the same name with another "
          "type or subtype makes it read data in the wrong format.", _type_changed),
+    Rule("encryption-changed", "a kept data partition keeps its encrypted flag",
+         "With flash encryption enabled the flag decides whether reads are decrypted: bytes "
+         "written one way read as garbage the other way.", _encryption),
 )
 
 
