@@ -398,3 +398,36 @@ def test_platform_without_build_program_warns_and_is_wired_late(
     assert "partkit: checking app image .pio/build/esp32c3/firmware.bin" in result.stdout
     assert "firmware.bin binary size" in result.stdout
     assert (build_dir(project) / "partitions.bin").read_bytes() == oracle_table(CSV)
+
+
+# --- pioarduino fixture (tests/data/pio_platforms/pioarduino-arduino3) ----------------------
+
+PIOARDUINO = ROOT / "tests" / "data" / "pio_platforms" / "pioarduino-arduino3"
+
+
+def test_pioarduino_platform_esptool5_and_factory_slot(core: Path, tmp_path: Path) -> None:
+    """pioarduino: esptool 5 executable (write-flash), a framework-built bootloader.bin,
+    and a factory-only table, for which the platform's own maximum stays the board's."""
+    pytest.importorskip("esp_idf_defs.partitions")
+    project = make_project(tmp_path)
+    platform = project / "pioarduino"
+    shutil.copytree(PIOARDUINO, platform)
+    set_options(project, platform=platform.as_uri(), board="esp32c3-arduino3",
+                framework="arduino", **{"board_build.variants_dir": "variants"})
+    bootloader_of_size(project / "variants" / "partkit_c3", 0x6000, name="bootloader.bin")
+
+    result = run_pio(core, project)
+    assert result.returncode == 0, result
+    out = result.stdout
+    assert (out.index("partkit: validating partitions.csv")
+            < out.index("Generating partitions .pio/build/esp32c3/partitions.bin"))
+    assert "partkit: checking bootloader image .pio/build/esp32c3/bootloader.bin" in out
+    assert "Bootloader binary size 0x6000 bytes" in out
+    assert f"from {SLOT} bytes)" in out  # not the board's 4194304: partkit's slot wins
+
+    shown = run_pio(core, project, "-t", "partition-table")
+    assert shown.returncode == 0, shown
+    command = flash_command(shown.stdout)
+    assert command == [str(Path(sys.executable).parent / "esptool"), "--chip", "esp32c3",
+                       "write-flash", "0x8000", ".pio/build/esp32c3/partitions.bin"]
+    assert "esptool v5." in run_against_mock(command, 1, project)
