@@ -499,3 +499,14 @@ def test_github_annotation_escapes_paths_and_messages(tmp_path: Path) -> None:
     warning = next(x for x in r.stderr.splitlines() if x.startswith("::warning "))
     assert f"file={str(plain).replace('%', '%25').replace(':', '%3A').replace(',', '%2C')}::" \
         in warning
+
+
+def test_unreadable_table_source_warns_and_checks_the_binary(tmp_path: Path) -> None:
+    csv = write(tmp_path / "partitions.csv", OTA_CSV)
+    binary = _gen(csv, tmp_path / "partition-table.bin")
+    plain = tmp_path / "big.bin"
+    plain.write_bytes(b"\xee" * 0x100001)
+    r = partkit(binary, "--app", plain, "--table-source", tmp_path / "gone.csv")
+    assert r.returncode == 1, r.stderr
+    assert "warning: cannot read" in r.stderr and "gone.csv" in r.stderr
+    assert f"{binary}: entry 4 (byte 0x60): error: All app partitions" in r.stderr

@@ -70,9 +70,18 @@ def load_table_for_check(path: str, options: TableOptions,
     table = loaded.table
     found = list(loaded.warnings)
     if table_source is not None and table_source != path:
-        source = load_table_file(table_source, options.replace(flash_size=None, verify=False))
-        table, mismatch = attach_source(table, source.table)
-        found += mismatch
+        try:
+            source = load_table_file(table_source, options.replace(flash_size=None,
+                                                                   verify=False))
+        except PartkitError as exc:  # the binary is still checked, as it is
+            first = exc.diagnostics[0] if exc.diagnostics else None
+            found.append(warning(
+                f"cannot read {table_source}, the CSV {path} came from; messages point at "
+                "the binary", SourceLocation(table_source), code="source-unreadable",
+                notes=((first.location, first.message),) if first is not None else ()))
+        else:
+            table, mismatch = attach_source(table, source.table)
+            found += mismatch
     if options.verify:
         checked = table_verify.verify(table, options)
         errors = [d for d in checked if d.is_error]
