@@ -73,6 +73,63 @@ def _configure() -> None:
     )
 
 
+def _platform_has_partitions(name: str) -> bool:
+    """Whether the platform's framework resolves ``board_build.partitions = name`` itself
+    (Arduino: the variant's directory, then tools/partitions; ESP-IDF: partition_table)."""
+    try:
+        platform = env.PioPlatform()
+    except Exception:  # no platform object: nothing to look in
+        return False
+    for package, subdirs in (
+            ("framework-arduinoespressif32",
+             (os.path.join("variants", _board("build.variant")), os.path.join("tools",
+                                                                             "partitions"))),
+            ("framework-espidf", (os.path.join("components", "partition_table"),))):
+        try:
+            root = platform.get_package_dir(package)
+        except Exception:  # the platform has no such package
+            root = None
+        if root and any(os.path.isfile(os.path.join(root, d, name)) for d in subdirs):
+            return True
+    return False
+
+
+def _resolve_builtin_partitions() -> None:
+    """``board_build.partitions = two_ota``: a partkit built-in table when neither the
+    project nor the platform has a file of that name. Its CSV is written to the build
+    directory and the board option points there, so whichever generator runs (partkit's
+    or the framework's gen_esp32part) reads the same table."""
+    from partkit.common.errors import PartkitError
+    from partkit.common.fileio import write_atomic
+    from partkit.table import builtin
+
+    name = _board("build.partitions")
+    if (not name or os.path.isabs(name) or os.path.dirname(name)
+            or os.path.exists(os.path.join(env.subst("$PROJECT_DIR"), name))
+            or _platform_has_partitions(name)):
+        return
+    try:
+        table = builtin.lookup(name)
+    except PartkitError as exc:
+        if name.lower().endswith(".csv"):
+            return  # a missing file: the table builder reports it
+        sys.stderr.write(f"partkit: error: board_build.partitions = {name}: no such file, "
+                         f"and {exc}\n")
+        env.Exit(2)
+        return
+    path = os.path.join(env.subst("$BUILD_DIR"), "partkit", f"builtin-{table.name}.csv")
+    text = builtin.csv_text(table).encode("utf-8")
+    try:
+        with open(path, "rb") as f:
+            unchanged = f.read() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:  # an unchanged CSV keeps the table up to date
+        write_atomic(path, text)
+    env.BoardConfig().update("build.partitions", path)
+    env.Replace(PARTKIT_BUILTIN_NAME=table.name)
+
+
 def _set_maximum_size(*_args, **_kw) -> None:
     """upload.maximum_size := size of the app slot partkit checks against."""
     from partkit.common.errors import PartkitError
@@ -163,6 +220,29 @@ def _show_table(target, source, env) -> int:
         print("\nTo flash the partition table (add --port PORT to choose the port), run:\n "
               + shlex.join(command))
     return code
+
+
+def _flash_argv(env, table: str) -> list[str]:
+    """The platform's esptool writing only the table, at the platform's upload port."""
+    prefix, write_flash = _esptool(env)
+    dashes = write_flash == "write-flash"  # esptool 5 spelling; 4.x wants underscores
+    port = env.subst("$UPLOAD_PORT")
+    speed = env.subst("$UPLOAD_SPEED") or _board("upload.speed") or "460800"
+    argv = [*prefix, "--chip", env.subst("$PARTKIT_CHIP") or "auto"]
+    if port:
+        argv += ["--port", port]
+    return [*argv, "--baud", speed,
+            "--before", "default-reset" if dashes else "default_reset",
+            "--after", "hard-reset" if dashes else "hard_reset",
+            write_flash, env.subst("$PARTKIT_OFFSET"), table]
+
+
+def _flash_table(target, source, env) -> int:
+    if not env.subst("$UPLOAD_PORT") and hasattr(env, "AutodetectUploadPort"):
+        env.AutodetectUploadPort()
+    argv = _flash_argv(env, str(source[0]))
+    print(shlex.join(argv))
+    return subprocess.call(argv)
 
 
 def _draw_map(target, source, env) -> int:
@@ -342,6 +422,10 @@ def _wire() -> None:
                         env.VerboseAction(_show_table, "partkit: partition table $SOURCE"),
                         title="Partition table",
                         description="Show the partition table and how to flash it")
+    env.AddCustomTarget("partition-table-flash", table_bin,
+                        env.VerboseAction(_flash_table, "partkit: writing $SOURCE to the device"),
+                        title="Partition table flash",
+                        description="Write only the partition table with esptool (upload port)")
     env.AddCustomTarget("partition-map", table_bin,
                         env.VerboseAction(_draw_map, "partkit: drawing the partition map"),
                         title="Partition map", description="Draw the flash layout as SVG")
@@ -359,6 +443,7 @@ def _wire_late(*_args) -> None:
 
 env.Tool("partkit", toolpath=[_tool_dir()])
 _configure()
+_resolve_builtin_partitions()
 # After the platform's own "Retrieving maximum program size" pre-action, so ours wins:
 # registered now it is applied with PlatformIO's delayed actions (pre:), or appended (post:).
 env.AddPreAction("checkprogsize", env.VerboseAction(
