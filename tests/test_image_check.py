@@ -173,6 +173,32 @@ def test_data_contents_must_match_subtype(fw: Firmware, tmp_path: Path,
     assert "LittleFS" in report["findings"][0]["message"]
 
 
+def test_nvs_contents(fw: Firmware, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        import esp_idf_nvs_partition_gen  # noqa: F401
+    except ImportError:
+        from support.tools import missing
+
+        missing("esp-idf-nvs-partition-gen (test extra) is not installed")
+    csv = tmp_path / "nvs.csv"
+    csv.write_text("key,type,encoding,value\nwifi,namespace,,\nssid,data,string,home\n")
+    nvs = tmp_path / "nvs.bin"
+    subprocess.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(csv),
+                    str(nvs), "0x4000", "--outdir", str(tmp_path)], check=True,
+                   capture_output=True)
+    code, report = check(capsys, fw.image("nvs.bin", "--data", f"nvs={nvs}"))
+    assert code == 0, report["findings"]
+    # NVS recycles pages: a used partition may have a blank page 0 and live pages after it
+    recycled = tmp_path / "recycled.bin"
+    recycled.write_bytes(b"\xff" * 0x1000 + nvs.read_bytes()[:0x3000])
+    code, report = check(capsys, fw.image("recycled.bin", "--data", f"nvs={recycled}"))
+    assert code == 0, report["findings"]
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\xff" * 0x1000 + bytes(range(256)) * 16)
+    code, report = check(capsys, fw.image("garbage.bin", "--data", f"nvs={garbage}"))
+    assert code == 1 and codes(report) == {"data-contents"}
+
+
 def test_missing_bootloader(fw: Firmware, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     image = tmp_path / "nobl.bin"

@@ -45,6 +45,7 @@ __all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Pr
            "check_image", "header_flash_size"]
 
 TABLE_BYTES = 0xC00
+SECTOR = 0x1000
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
 MAX_APP = 16 << 20
 # Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
@@ -312,14 +313,28 @@ class _Checker:
                 return slot
         return None
 
-    def data(self, part: Partition, found: Finding) -> bool:
+    def data(self, part: Partition, found: Finding, table: PartitionTable) -> bool:
         expected = EXPECTED_CONTENTS.get(part.subtype)
         if expected is None or found.kind == "erased" or found.kind in expected:
+            return True
+        if part.subtype == SUBTYPE_DATA_NVS and found.kind == "data" and self._nvs_later(
+                part, table):
             return True
         subtype = self.options.subtypes.render(part.type, part.subtype)
         self.add("data-contents", f"'{part.name}' is a {subtype} partition but holds "
                  f"{found.summary}", f"write a {' or '.join(expected)} image into it, or erase "
                  "it", part=part)
+        return False
+
+    def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
+        """NVS recycles pages, so page 0 of a used partition may be blank: look from the
+        first page with a written header (the detector needs a header at the start)."""
+        from partkit.flash.contents import describe
+
+        for at in range(part.offset + SECTOR, part.end, SECTOR):
+            if self.region(at, 32) != b"\xff" * 32:
+                rest = part.replace(offset=at, size=part.end - at)
+                return describe(self.image, rest, table).kind == "nvs"
         return False
 
     def otadata(self, part: Partition, table: PartitionTable,
@@ -410,7 +425,7 @@ def check_image(image: str, options: TableOptions, *,
         elif part.type == DATA and part.subtype == SUBTYPE_DATA_OTA:
             otadata_parts.append(part)
         elif part.type == DATA:
-            c.data(part, found)
+            c.data(part, found, table)
         states.append(PartitionState(part, found, "ok" if len(c.problems) == before
                                      else "error"))
     for part in otadata_parts:
