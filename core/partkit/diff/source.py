@@ -103,23 +103,20 @@ def read_source(spec: str, table_offset: int) -> RawSource:
     scheme, sep, rest = spec.partition(":")
     if sep and scheme in _SCHEMES and not os.path.exists(spec):
         return _SCHEMES[scheme](rest, table_offset)
-    from partkit.flash import imagefile
+    from partkit.common.fileio import read_input
 
     try:
         size = os.path.getsize(spec)
+        with open(spec, "rb") as f:
+            head = f.read(TABLE_SECTOR)
     except OSError:
-        from partkit.common.fileio import read_input
-
-        read_input(spec)  # raises the standard "no such file" diagnostic
+        read_input(spec)  # raises the standard diagnostic (no such file, a directory, ...)
         raise
-    if os.path.isdir(spec):
-        raise PartkitError(error("is a directory, expected a file", SourceLocation(spec)))
-    head = imagefile.read_region(spec, 0, TABLE_SECTOR)
     if not _looks_like_image(head, size):
-        from partkit.common.fileio import read_input
-
         data = read_input(spec)
         return RawSource(data, "binary" if binary.looks_binary(data) else "csv", spec, None)
+    from partkit.flash import imagefile  # an image: read through its journal and lock
+
     end = table_offset + binary.MAX_TABLE_BYTES
     label = f"{spec}@0x{table_offset:x}"
     if size < end:
