@@ -747,6 +747,134 @@ except PartkitError as err:
 endfunction()
 
 #[=[.md
+<!-- ANCHOR: partkit_add_data_image -->
+## partkit_add_data_image
+
+```cmake
+partkit_add_data_image(<target> TABLE <table-target> PARTITION <name> FROM <dir|csv>
+    [FORMAT nvs|littlefs|fat] [OUTPUT <img>] [FLASH])
+```
+
+Builds the image of a data partition with `partkit data build`, at exactly the size the
+table gives the partition: LittleFS or FAT from a directory, NVS from an NVS CSV
+(`key,type,encoding,value`). Needs partkit's file-system extra (`pip install partkit[fs]`).
+The image is rebuilt when a file in the directory (or the CSV), the table or partkit
+changes: `partkit data build` writes a depfile naming every file and directory it read, so
+added and removed files count too (with Makefiles this needs CMake 3.20; older versions
+see the files present at configure time).
+
+- `TABLE`: a target from `partkit_add_partition_table` (required).
+- `PARTITION`: the data partition's name (required); checked at configure time.
+- `FROM`: the directory or NVS CSV, relative to `CMAKE_CURRENT_SOURCE_DIR` (required).
+- `FORMAT`: `nvs`, `littlefs` or `fat`; default from the partition's subtype (`nvs`,
+  `littlefs`, `fat`; a `spiffs` partition needs `FORMAT`). SPIFFS images are not built.
+- `OUTPUT`: the image, relative to `CMAKE_CURRENT_BINARY_DIR`; default `<target>.bin`.
+- `FLASH`: list the image in `flash_args` / `flasher_args.json` at the partition's offset.
+  Call `partkit_add_data_image` before `partkit_add_flash_args` for this.
+
+Creates `<target>` (in `ALL`), and sets `PARTKIT_DATA_IMAGE` (the image path),
+`PARTKIT_DATA_OFFSET` and `PARTKIT_DATA_SIZE` on it.
+<!-- ANCHOR_END: partkit_add_data_image -->
+#]=]
+function(partkit_add_data_image target)
+  list(APPEND CMAKE_MESSAGE_CONTEXT partkit_add_data_image)
+  set(fn partkit_add_data_image)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "FLASH" "TABLE;PARTITION;FROM;FORMAT;OUTPUT" "")
+  _partkit_check_arguments(${fn} TABLE PARTITION FROM)
+  _partkit_check_path(${fn} FROM "${arg_FROM}")
+  _partkit_check_path(${fn} OUTPUT "${arg_OUTPUT}")
+  if(TARGET "${target}")
+    message(FATAL_ERROR "${fn}: a target named `${target}` already exists.")
+  endif()
+  if(NOT "${arg_FORMAT}" STREQUAL "" AND NOT arg_FORMAT MATCHES "^(nvs|littlefs|fat)$")
+    message(FATAL_ERROR "${fn}: FORMAT must be nvs, littlefs or fat, not `${arg_FORMAT}`.")
+  endif()
+  foreach(kw BINARY BIN_TARGET OFFSET EXTRA_SUBTYPES)
+    _partkit_table_property(table_${kw} ${fn} "${arg_TABLE}" PARTKIT_${kw})
+  endforeach()
+  get_property(flashed TARGET "${arg_TABLE}" PROPERTY _PARTKIT_FLASH_ARGS_WRITTEN)
+  if(arg_FLASH AND flashed)
+    message(FATAL_ERROR "${fn}: partkit_add_flash_args() for `${arg_TABLE}` already ran. "
+      "Hint: call partkit_add_data_image(... FLASH) before partkit_add_flash_args().")
+  endif()
+  partkit_get_partition_info(where TABLE "${arg_TABLE}" NAME "${arg_PARTITION}"
+    INFO offset size)
+  if(NOT where)
+    message(FATAL_ERROR "${fn}: the table of `${arg_TABLE}` has no partition named "
+      "`${arg_PARTITION}`.")
+  endif()
+  separate_arguments(where UNIX_COMMAND "${where}")
+  list(GET where 0 part_offset)
+  list(GET where 1 part_size)
+
+  get_filename_component(from "${arg_FROM}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
+  if(NOT EXISTS "${from}")
+    message(FATAL_ERROR "${fn}: FROM `${from}` does not exist.\n"
+      "Hint: FROM is relative to ${CMAKE_CURRENT_SOURCE_DIR}.")
+  endif()
+  if(NOT arg_OUTPUT)
+    set(arg_OUTPUT "${target}.bin")
+  endif()
+  get_filename_component(image "${arg_OUTPUT}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_BINARY_DIR}")
+  # What the image is made of is known when it is built: partkit writes a depfile naming
+  # every file and directory under FROM (so added, changed and removed files count).
+  # Makefile generators read depfiles from CMake 3.20 on; before, the files found now are
+  # the dependencies (re-run CMake after adding files).
+  set(inputs "")
+  set(depfile_args "")
+  set(depfile_option "")
+  if(CMAKE_GENERATOR MATCHES "Ninja" OR NOT CMAKE_VERSION VERSION_LESS 3.20)
+    set(depfile "${CMAKE_CURRENT_BINARY_DIR}/partkit/${target}.d")
+    set(depfile_args DEPFILE "${depfile}")
+    # Ninja matches the depfile's target against its own output path: relative to the
+    # top build directory, or to this one when CMake rewrites depfiles (CMP0116 NEW).
+    set(relative_to "${CMAKE_BINARY_DIR}")
+    if(POLICY CMP0116)
+      cmake_policy(GET CMP0116 depfile_policy)
+      if(depfile_policy STREQUAL "NEW")
+        set(relative_to "${CMAKE_CURRENT_BINARY_DIR}")
+      endif()
+    endif()
+    file(RELATIVE_PATH depfile_target "${relative_to}" "${image}")
+    set(depfile_option --depfile "${depfile}" --depfile-target "${depfile_target}")
+  elseif(IS_DIRECTORY "${from}")
+    file(GLOB_RECURSE inputs LIST_DIRECTORIES true "${from}/*")
+    list(APPEND inputs "${from}")
+  else()
+    set(inputs "${from}")
+  endif()
+  set(args --partition "${arg_PARTITION}" --from "${from}" --offset "${table_OFFSET}")
+  if(arg_FORMAT)
+    list(APPEND args --format "${arg_FORMAT}")
+  endif()
+  if(table_EXTRA_SUBTYPES)
+    list(APPEND args --extra-partition-subtypes ${table_EXTRA_SUBTYPES})
+  endif()
+  get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
+  get_property(sources GLOBAL PROPERTY _PARTKIT_SOURCES)
+  set(options_file "${CMAKE_CURRENT_BINARY_DIR}/partkit/${target}.options")
+  string(REPLACE ";" "\n" options_text "${args}")
+  _partkit_write_if_changed("${options_file}" "${options_text}\n")
+  file(RELATIVE_PATH shown "${CMAKE_BINARY_DIR}" "${image}")
+  add_custom_command(OUTPUT "${image}"
+    COMMAND ${command} data build "${table_BINARY}" ${args} -o "${image}"
+      ${depfile_option}
+    ${depfile_args}
+    DEPENDS ${inputs} "${table_BINARY}" "${options_file}" ${sources}
+    COMMENT "partkit: data image ${shown} for partition ${arg_PARTITION}"
+    VERBATIM)
+  add_custom_target("${target}" ALL DEPENDS "${image}")
+  add_dependencies("${target}" "${table_BIN_TARGET}")
+  set_target_properties("${target}" PROPERTIES PARTKIT_DATA_IMAGE "${image}"
+    PARTKIT_DATA_OFFSET "${part_offset}" PARTKIT_DATA_SIZE "${part_size}")
+  if(arg_FLASH)
+    set_property(TARGET "${arg_TABLE}" APPEND PROPERTY _PARTKIT_DATA_TARGETS "${target}")
+    set_property(TARGET "${arg_TABLE}" APPEND PROPERTY _PARTKIT_DATA_NAMES
+      "${arg_PARTITION}")
+  endif()
+endfunction()
+
+#[=[.md
 <!-- ANCHOR: partkit_add_flash_args -->
 ## partkit_add_flash_args
 
@@ -762,7 +890,7 @@ Writes ESP-IDF's `flash_args` and `flasher_args.json` (reference §8.5) in
 (run there) flashes everything, and tools that read `flasher_args.json` work unchanged.
 Files are listed as ESP-IDF lists them: bootloader, app, partition table, then
 `ota_data_initial.bin` (an erased otadata image, built here) when the table has an otadata
-partition. Also adds a `flash` target (not in `ALL`) that runs that esptool command
+partition, then the data images of `partkit_add_data_image(... FLASH)`. Also adds a `flash` target (not in `ALL`) that runs that esptool command
 (`python -m esptool --chip <chip> [-p $ESPPORT] -b ${ESPBAUD:-460800} --before default-reset
 --after hard-reset write-flash @flash_args`); as with idf.py, `ESPPORT` and `ESPBAUD` are
 read from the environment when it runs.
@@ -872,6 +1000,23 @@ function(partkit_add_flash_args)
       list(APPEND depends "${otadata_file}")
     endif()
   endif()
+  # Data images from partkit_add_data_image(... FLASH), at their partitions' offsets.
+  get_property(data_targets TARGET "${arg_TABLE}" PROPERTY _PARTKIT_DATA_TARGETS)
+  get_property(data_names TARGET "${arg_TABLE}" PROPERTY _PARTKIT_DATA_NAMES)
+  set_property(TARGET "${arg_TABLE}" PROPERTY _PARTKIT_FLASH_ARGS_WRITTEN TRUE)
+  list(LENGTH data_targets data_count)
+  math(EXPR data_last "${data_count} - 1")
+  foreach(index RANGE 0 ${data_last})  # CMake 3.16: no ZIP_LISTS
+    if(index EQUAL data_count)  # RANGE 0 -1 still yields 0
+      break()
+    endif()
+    list(GET data_targets ${index} data_target)
+    list(GET data_names ${index} data_name)
+    list(APPEND names "${data_name}")
+    get_target_property(image_${data_name}_offset "${data_target}" PARTKIT_DATA_OFFSET)
+    get_target_property(image_${data_name}_file "${data_target}" PARTKIT_DATA_IMAGE)
+    list(APPEND depends "${image_${data_name}_file}")
+  endforeach()
 
   set(args_lines "--flash-mode ${mode} --flash-freq ${freq} --flash-size ${size}")
   set(pairs "")
@@ -925,7 +1070,7 @@ function(partkit_add_flash_args)
     WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}"
     COMMENT "esptool: flashing the images listed in flash_args"
     VERBATIM)
-  add_dependencies(flash "${table_BIN_TARGET}" ${arg_DEPENDS})
+  add_dependencies(flash "${table_BIN_TARGET}" ${arg_DEPENDS} ${data_targets})
   if(otadata)
     add_custom_target(ota_data_initial ALL DEPENDS "${otadata_file}")
   endif()

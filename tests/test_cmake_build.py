@@ -169,11 +169,12 @@ def test_flash_args_drive_esptool(example: Project) -> None:
     lines = example.path("flash_args").read_text().split("\n")
     assert lines == ["--flash-mode dio --flash-freq 80m --flash-size 4MB", "0x0 bootloader.bin",
                      "0x10000 app.bin", "0x8000 partition-table.bin",
-                     "0xd000 ota_data_initial.bin"]
+                     "0xd000 ota_data_initial.bin", "0x310000 storage.bin"]
     info = json.loads(example.path("flasher_args.json").read_text())
     assert info["flash_files"] == {"0x0": "bootloader.bin", "0x10000": "app.bin",
                                    "0x8000": "partition-table.bin",
-                                   "0xd000": "ota_data_initial.bin"}
+                                   "0xd000": "ota_data_initial.bin",
+                                   "0x310000": "storage.bin"}
     assert info["app"] == {"offset": "0x10000", "file": "app.bin", "encrypted": "false"}
     assert info["extra_esptool_args"]["chip"] == "esp32c3"
 

@@ -71,6 +71,7 @@ _MESSAGES = {
     "PARTKIT_APPCHECKCOMSTR": "partkit: checking app image ${SOURCES[0]}",
     "PARTKIT_BLCHECKCOMSTR": "partkit: checking bootloader image ${SOURCES[0]}",
     "PARTKIT_FLASHCOMSTR": "partkit: writing ${SOURCES[0]} to the device",
+    "PARTKIT_DATACOMSTR": "partkit: data image $TARGET for partition $PARTKIT_DATA_PARTITION",
 }
 
 # PartkitRun runs a CLI command that prints as it goes; parallel (-j) actions would
@@ -435,6 +436,51 @@ def _add_checker(kind: str, builder: Any) -> Any:
     return method
 
 
+DATA_VARS = ("PARTKIT_DATA_PARTITION", "PARTKIT_DATA_FORMAT", "PARTKIT_DATA_FROM")
+
+
+def _data_image_action(target: Any, source: Any, env: Any) -> int:
+    core()
+    from partkit.common.errors import PartkitError
+    from partkit.common.fileio import write_atomic
+    from partkit.data import build_partition_image
+
+    try:
+        table = load_table(env, _source_path(source[0])).table
+        part, fmt, image = build_partition_image(
+            table, _text(env, "PARTKIT_DATA_PARTITION"), _text(env, "PARTKIT_DATA_FROM"),
+            _text(env, "PARTKIT_DATA_FORMAT") or None)
+        write_atomic(str(target[0]), image)
+    except PartkitError as exc:
+        raise _build_error(target[0], str(exc), exc.exit_code) from None
+    print(f"partkit: {fmt} image {target[0]} for '{part.name}' at {part.offset:#x} "
+          f"({len(image)} bytes)")
+    return 0
+
+
+def data_image(env: Any, target: Any, table: Any, source: Any, partition: str,
+               format: str | None = None, **overrides: Any) -> Any:
+    """``env.DataImage(target, table, dir_or_csv, partition, format=None)``: the image of a
+    data partition (partkit data build) at exactly its size. Rebuilt when a file under the
+    directory (or the NVS CSV), the table or an option changes; the file list is read each
+    run, so added files count too. Returns the image node."""
+    tables = env.arg2nodes(table, env.fs.File)
+    if len(tables) < 1:
+        raise SCons.Errors.UserError("DataImage takes a partition table")
+    origin = env.Entry(source).srcnode().abspath
+    if os.path.isdir(origin):
+        inputs = [env.File(os.path.join(root, name))
+                  for root, dirs, files in sorted(os.walk(origin)) for name in sorted(files)]
+    elif os.path.isfile(origin):
+        inputs = [env.File(origin)]
+    else:
+        raise SCons.Errors.UserError(f"DataImage: {origin} does not exist")
+    builder = SCons.Builder.Builder(action=SCons.Action.Action(
+        _data_image_action, "$PARTKIT_DATACOMSTR", varlist=[*TABLE_VARS, *DATA_VARS]))
+    return builder(env, target, [tables[0], *inputs], PARTKIT_DATA_PARTITION=partition,
+                   PARTKIT_DATA_FORMAT=format or "", PARTKIT_DATA_FROM=origin, **overrides)
+
+
 def generate(env: Any) -> None:
     """Add the PartitionTable builder, the size-check methods and their defaults."""
     core()  # also restores sys.modules["partkit"] to the package (see core())
@@ -460,6 +506,7 @@ def generate(env: Any) -> None:
     env.AddMethod(app_slot, "PartkitAppSlot")
     env.AddMethod(_add_checker("Bootloader", bl_builder), "CheckBootloaderSize")
     env.AddMethod(table_flash, "PartitionTableFlash")
+    env.AddMethod(data_image, "DataImage")
 
 
 def flash_argv(env: Any, table: str) -> list[str]:

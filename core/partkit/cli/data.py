@@ -10,7 +10,6 @@ from partkit.cli.common import (
     command_parser,
     options_from_args,
     report_error,
-    usage_error,
 )
 from partkit.common.errors import PartkitError
 
@@ -52,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="image format (default: from the partition's subtype)")
     b.add_argument("-o", "--output", required=True, metavar="IMG",
                    help="the image file to write")
+    b.add_argument("--depfile", metavar="FILE",
+                   help="also write a Make/Ninja depfile: IMG depends on every file and "
+                        "directory under DIR (for build systems)")
+    b.add_argument("--depfile-target", metavar="NAME",
+                   help="the target the depfile names (default: IMG as given)")
     add_table_arguments(b, has_output=True)
     return p
 
@@ -60,18 +64,19 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         from partkit.common.fileio import write_atomic
-        from partkit.data import build_image, find_partition, format_for
+        from partkit.data import build_partition_image
         from partkit.table.codec import load_table_file
 
         options = options_from_args(args, verify=True)
         table = load_table_file(args.table, options).table
-        part = find_partition(table, args.partition)
-        if part.type != 1:
-            raise usage_error(f"partition '{part.name}' is not a data partition",
-                              "app images come from the build (partkit check --app)")
-        fmt = format_for(part, args.format)
-        image = build_image(fmt, args.source, part.size)
+        part, fmt, image = build_partition_image(table, args.partition, args.source,
+                                                 args.format)
         write_atomic(args.output, image)
+        if args.depfile:
+            from partkit.data import depfile
+
+            target = args.depfile_target or args.output
+            write_atomic(args.depfile, depfile(target, args.source).encode())
     except PartkitError as exc:
         return report_error(exc)
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "

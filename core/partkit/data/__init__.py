@@ -15,7 +15,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["FORMATS", "SUBTYPE_FORMATS", "build_image", "format_for", "missing_extra"]
+__all__ = [
+    "FORMATS",
+    "SUBTYPE_FORMATS",
+    "build_image",
+    "build_partition_image",
+    "depfile",
+    "find_partition",
+    "format_for",
+    "missing_extra",
+]
 
 # format -> (module, the package that builds it)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -90,3 +99,33 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
         raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
     return image
+
+
+def build_partition_image(table: PartitionTable, name: str, source: str,
+                          fmt: str | None = None) -> tuple[Partition, str, bytes]:
+    """The image of data partition ``name``: (partition, format, bytes of its size)."""
+    part = find_partition(table, name)
+    if part.type != DATA:
+        raise PartkitError(error(f"partition '{name}' is not a data partition", part.loc,
+                                 "app images come from the build (partkit check --app)"))
+    chosen = format_for(part, fmt)
+    return part, chosen, build_image(chosen, source, part.size)
+
+
+def _make_escape(path: str) -> str:
+    return path.replace("\\", "/").replace("$", "$$").replace("#", "\\#").replace(" ", "\\ ")
+
+
+def depfile(output: str, source: str) -> str:
+    """A Make-style depfile: ``output`` depends on every file and directory under
+    ``source`` (directories too, so an added or removed file counts)."""
+    import os
+
+    deps = [source]
+    if os.path.isdir(source):
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            deps += [os.path.join(root, d) for d in dirs]
+            deps += [os.path.join(root, f) for f in sorted(files)]
+    lines = [f"{_make_escape(output)}:"] + [f" {_make_escape(d)}" for d in deps]
+    return " \\\n".join(lines) + "\n"
