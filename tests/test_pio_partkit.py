@@ -371,6 +371,7 @@ def test_app_padded_with_ff_past_its_slot_fails(core: Path, tmp_path: Path) -> N
     assert over.returncode == 1, over
     assert image.stat().st_size == SLOT + 0x1000
     assert re.search(r"'factory'.*overflow 0x1000", over.output), over
+    assert "partitions.csv:4:1: error: " in over.output  # at the slot's CSV line, for IDEs
     assert "[FAILED]" in over.output
 
 
