@@ -42,9 +42,10 @@ def edit(rel: str, rows: dict[str, str | None] | None = None, add: tuple[str, ..
                 out.append(replacement)
         else:
             out.append(line)
-    for row in add:  # keep offsets increasing down the file
+    for row in add:  # keep offsets increasing down the file; rows without one go last
         at = _offset(row)
-        index = next((i for i, line in enumerate(out) if (_offset(line) or -1) > at), len(out))
+        index = len(out) if not at else next(
+            (i for i, line in enumerate(out) if _offset(line) > at), len(out))
         out.insert(index, row)
     return "\n".join(out) + "\n"
 
@@ -280,6 +281,9 @@ def test_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 2 and "did you mean 'spiffs'" in str(report["stderr"])
     code, report = _diff(tmp_path, capsys, tmp_path / "missing.csv", real(WLED))
     assert code == 2 and "no such file" in str(report["stderr"])
+    many = edit(WLED, add=tuple(f"p{i}, data, 0x99, , 0x1000," for i in range(95)))
+    code, report = _diff(tmp_path, capsys, real(WLED), many)
+    assert code == 2 and "at most 94 fit" in str(report["stderr"])
 
 
 # --- CSV, binary and flash images give the same verdicts -------------------------------------

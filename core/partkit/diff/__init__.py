@@ -92,6 +92,9 @@ def validate_new(side: TableSide, options: TableOptions) -> tuple[Diagnostic, ..
     errors = [d for d in found if d.is_error]
     if errors:
         raise PartkitError(errors)
+    from partkit.table.binary import encode
+
+    encode(table, side.md5)  # raises when the entries do not fit the 0xC00-byte sector
     return tuple(found)
 
 
