@@ -23,6 +23,7 @@ __all__ = [
     "add_table_arguments",
     "check_input_path",
     "check_output_option",
+    "chip_help",
     "command_parser",
     "emit",
     "int_option",
@@ -103,6 +104,13 @@ def check_output_option(value: str | None) -> None:
         raise usage_error(f"-o {value}: -o is the output file in partkit commands (only "
                           "'partkit gen' keeps -o for the offset)",
                           f"the table offset is --offset {value}")
+
+
+def chip_help(what: str) -> str:
+    """A --chip help text that lists the valid chips (argparse commands only: not gen)."""
+    from partkit.common.chips import chip_names
+
+    return f"{what} (one of: {', '.join(chip_names())})"
 
 
 def check_input_path(path: str) -> None:

@@ -10,7 +10,14 @@ import argparse
 import json
 import sys
 
-from partkit.cli.common import emit, report_error, size_option, table_options, usage_error
+from partkit.cli.common import (
+    chip_help,
+    emit,
+    report_error,
+    size_option,
+    table_options,
+    usage_error,
+)
 from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
@@ -23,7 +30,7 @@ EPILOG = """\
 OLD and NEW may each be a CSV, a binary table or a flash image/dump (the table is read at
 --offset). Rules, plan format and JSON schema: docs/diff.md.
 
-exit codes:
+exit status:
   0  the update is safe under every rule
   1  a rule is broken (each is listed with the partitions involved and why it matters)
   2  bad input: unreadable file, invalid NEW table (gen's diagnostics), unknown name
@@ -48,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flash-size", metavar="S",
                    help="flash size of the devices (4MB, 0x400000); default: the size of a "
                    "flash image given as OLD or NEW")
-    p.add_argument("--chip", help="chip name; sets the bootloader offset for NEW's checks")
+    p.add_argument("--chip", metavar="CHIP",
+                   help=chip_help("chip name; sets the bootloader offset for NEW's checks"))
     p.add_argument("--secure", choices=("v1", "v2"),
                    help="Secure Boot version: app slots must be aligned for it")
     p.add_argument("--offset", metavar="N", help="table offset of both sides (default 0x8000)")

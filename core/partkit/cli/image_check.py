@@ -28,19 +28,19 @@ if TYPE_CHECKING:
 __all__ = ["HANDLERS", "add_parsers"]
 
 CHECK_EPILOG = """\
-exit codes:
+exit status:
   0  every check passed (warnings allowed)
   1  a check failed (each finding has a code; docs/diff.md lists them)
   2  bad input (unreadable image, bad option)
 """
 SET_BOOT_EPILOG = """\
-exit codes:
+exit status:
   0  otadata written and read back
   1  the slot holds no valid app (use --force to select it anyway)
   2  bad input (unknown slot, no otadata partition, unreadable image)
 """
 OTADATA_EPILOG = """\
-exit codes:
+exit status:
   0  otadata decoded (also when a sector has a bad CRC: the output says so)
   2  bad input (no otadata partition, unreadable image)
 """
@@ -49,6 +49,7 @@ STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "pending_verify": 0x1, "valid": 0
 
 def add_parsers(sub: _Commands) -> None:
     """Add the three commands to ``partkit image``'s command set."""
+    from partkit.cli.common import chip_help
     from partkit.cli.image import _table_source, _write_opts
 
     make = sub.add_parser
@@ -56,7 +57,8 @@ def add_parsers(sub: _Commands) -> None:
     p.epilog = CHECK_EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("image", help="merged image (esptool merge-bin, image create) or flash dump")
-    p.add_argument("--chip", help="chip the image is for (default: from the bootloader header)")
+    p.add_argument("--chip", metavar="CHIP",
+                   help=chip_help("chip the image is for (default: from the bootloader header)"))
     p.add_argument("--offset", "--partition-table-offset", metavar="N",
                    help="partition table offset (default 0x8000)")
     p.add_argument("--flash-size", metavar="S",

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from partkit.cli.common import (
+    chip_help,
     command_parser,
     emit,
     report_error,
@@ -46,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                     "then your data partitions. The table summary goes to stderr.")
     p.add_argument("--flash-size", required=True, metavar="SIZE",
                    help="flash size (4MB, 8MB, 0x800000); required")
-    p.add_argument("--chip", help="chip name (checks the bootloader sits below the table)")
+    p.add_argument("--chip", metavar="CHIP",
+                   help=chip_help("chip name (checks the bootloader sits below the table)"))
     p.add_argument("--offset", metavar="N", help="partition table offset (default 0x8000)")
     apps = p.add_mutually_exclusive_group()
     apps.add_argument("--ota", type=int, metavar="N", default=0,
