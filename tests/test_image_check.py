@@ -246,3 +246,36 @@ def test_set_boot_refuses_slot_without_app(fw: Firmware,
     assert main(["image", "set-boot", str(image), "--slot", "ota_1", "--force"]) == 0
     code, report = check(capsys, image)
     assert code == 1 and codes(report) == {"otadata-target"}
+
+
+REGIONS = ((0x0, 0x40), (0x8000, 0x8100), (OTADATA, OTADATA + 0x20),
+           (OTADATA + 0x1000, OTADATA + 0x1020), (0x10000, 0x10040))
+
+
+def test_damaged_images_never_traceback(fw: Firmware, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Byte damage where the checks look (headers, table, otadata): exit 0 or 1 and a
+    report, never an exception; the image is only read."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = fw.image("fuzz-base.bin").read_bytes()
+    damaged = tmp_path / "damaged.bin"
+
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.lists(st.tuples(st.sampled_from(REGIONS), st.integers(0, 0xFF),
+                              st.integers(0, 0xFF)), min_size=1, max_size=6))
+    def run(edits: list[tuple[tuple[int, int], int, int]]) -> None:
+        data = bytearray(good)
+        for (start, end), at, value in edits:
+            data[start + at % (end - start)] = value
+        damaged.write_bytes(data)
+        capsys.readouterr()
+        code = main(["image", "check", str(damaged), "--json"])
+        out, _ = capsys.readouterr()
+        assert code in (0, 1)
+        assert json.loads(out)["ok"] is (code == 0)
+        assert damaged.read_bytes() == data
+
+    run()
