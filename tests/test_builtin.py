@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit.table import builtin, codec
 from partkit.table.options import TableOptions
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 from cmake_projects.cmakebuild import Project, module_dir
-from support.tools import require_tool
-
 from partkit.table import builtin
+from support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

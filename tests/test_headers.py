@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 from cmake_projects.cmakebuild import GENERATORS, TOOLCHAIN, Project, copy_tree, module_dir, mtimes
-from support.tools import require_tool
-
 from partkit.table import builtin
+from support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 CC_FLAGS = ["-march=rv32imc_zicsr", "-mabi=ilp32", "-ffreestanding", "-nostdlib", "-Os", "-Wall",
