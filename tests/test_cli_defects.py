@@ -503,3 +503,53 @@ def test_pre_commit_try_repo(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "partitions_bad.csv:4:1: error: partition 'storage'" in result.stdout
+
+
+# --- "cannot write undo journal" points at -o COPY ---------------------------------------------
+
+
+def _freeze(directory: Path) -> None:
+    """Make ``directory`` refuse new files: chmod for users, the immutable flag for root."""
+    directory.chmod(0o555)
+    probe = directory / ".probe"
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return
+    probe.unlink()
+    subprocess.run(["chattr", "+i", str(directory)], check=True)
+
+
+def _thaw(directory: Path) -> None:
+    subprocess.run(["chattr", "-i", str(directory)], check=False, capture_output=True)
+    directory.chmod(0o755)
+
+
+def test_undo_journal_failure_suggests_a_copy(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    csv = write(tmp_path / "t.csv", TABLE)
+    image = folder / "flash.bin"
+    assert run(["image", "create", str(image), "--table", str(csv), "--flash-size", "2MB",
+                "--no-flash-args"], capsys)[0] == 0
+    data = write(tmp_path / "nvs.bin", "x" * 100)
+    before = image.read_bytes()
+    _freeze(folder)
+    try:
+        code, _, err = run(["image", "write", str(image), "-n", "nvs", str(data)], capsys)
+    finally:
+        _thaw(folder)
+    assert code == 2
+    assert "error: cannot write undo journal" in err and "-o COPY" in err
+    assert image.read_bytes() == before
+    # ... and the suggestion works: the copy is written, the image left alone.
+    _freeze(folder)
+    try:
+        copy = tmp_path / "copy.bin"
+        code, _, err = run(["image", "write", str(image), "-n", "nvs", str(data), "-o", str(copy)],
+                           capsys)
+    finally:
+        _thaw(folder)
+    assert code == 0, err
+    assert image.read_bytes() == before and copy.read_bytes()[0x9000:0x9064] == b"x" * 100
