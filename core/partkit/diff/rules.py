@@ -268,9 +268,12 @@ def _data_changes(ctx: DiffContext, system: bool) -> list[Violation]:
         new = change.new
         if new is None:
             what = "is removed"
-        elif change.has("moved") or change.has("resized"):
+        elif change.has("moved"):
             what = (f"moves from {_hex(old.offset)} size {_hex(old.size)} to {_hex(new.offset)} "
                     f"size {_hex(new.size)}")
+        elif change.has("resized"):
+            what = (f"{'grows' if new.size > old.size else 'shrinks'} from {_hex(old.size)} to "
+                    f"{_hex(new.size)} bytes at {_hex(old.offset)}")
         else:
             continue
         kind = f"{SYSTEM_DATA[old.subtype]} partition" if system else "data partition"
