@@ -162,3 +162,18 @@ def test_semicolon_in_csv_path_is_a_configure_error(tmp_path: Path) -> None:
     assert "partkit_add_partition_table: CSV path" in log.output
     assert "contains a `;`, which CMake" in log.output, log
     assert "rename the file or directory" in log.output
+
+
+def test_flash_target_writes_quoted_paths_to_a_device(project: Project) -> None:
+    """The `flash` target (esptool write-flash @flash_args) against a mock ESP32-C3."""
+    from cmake_projects.cmakebuild import run
+
+    mock = pytest.importorskip("esp32_mock_bootloader")
+    with mock.mock_bootloader("esp32c3") as device:
+        env = dict(project.env, ESPPORT=device.url())
+        log = run([project.cmake, "--build", str(project.build_dir), "--target", "flash"],
+                  env=env)
+    assert log.returncode == 0, log
+    assert log.output.count("Hash of data verified") == 4, log  # bl, app, table, otadata
+    size = (project.path("images dir/app.bin")).stat().st_size
+    assert f"Wrote {size} bytes" in log.output
