@@ -169,7 +169,7 @@ def _esptool(env) -> tuple[list[str], str]:
     ``write_flash``); pioarduino runs an ``esptool`` executable (5.x: ``write-flash``).
     Both name it in $UPLOADER (upload_protocol = esptool) and $OBJCOPY.
     """
-    python = env.subst("$PYTHONEXE") or sys.executable
+    python = env.subst("$PYTHONEXE", raw=1) or sys.executable
     tool = ""
     for name in ("UPLOADER", "OBJCOPY"):
         value = env.subst(f"${name}", raw=1).strip().strip('"')
@@ -429,6 +429,39 @@ def _wire() -> None:
     env.AddCustomTarget("partition-map", table_bin,
                         env.VerboseAction(_draw_map, "partkit: drawing the partition map"),
                         title="Partition map", description="Draw the flash layout as SVG")
+    _wire_fs_image_check()
+
+
+def _check_fs_image(target, source, env) -> int:
+    """After ``pio run -t buildfs``: the whole image against the partition uploadfs writes
+    it to (the platform's choice, see partkit.data.upload), named in the log."""
+    from partkit.cli.common import emit, table_options
+    from partkit.common.errors import PartkitError
+    from partkit.data.upload import check_fs_image
+    from partkit.table.codec import load_table_file
+
+    try:
+        options = table_options(offset=env.subst("$PARTKIT_OFFSET") or None,
+                                extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
+        table = load_table_file(env.subst("$PARTKIT_TABLE_PATH"), options).table
+        result, where = check_fs_image(
+            table, str(target[0]), name=_board("build.filesystem_partition") or None,
+            filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
+    except PartkitError as exc:
+        emit(exc.diagnostics)
+        return exc.exit_code
+    print(f"partkit: {where}\npartkit: {result.summary()}")
+    emit(f.diagnostic for f in result.findings)
+    return 1 if any(f.is_error for f in result.findings) else 0
+
+
+def _wire_fs_image_check() -> None:
+    """pio run -t buildfs makes $BUILD_DIR/${ESP32_FS_IMAGE_NAME}.bin (platform-espressif32);
+    a platform that names it later gets each usual name hooked (only the built one runs)."""
+    name = env.subst("$ESP32_FS_IMAGE_NAME")
+    for stem in [name] if name else ["spiffs", "littlefs", "fatfs"]:
+        env.AddPostAction(os.path.join("$BUILD_DIR", f"{stem}.bin"), env.VerboseAction(
+            _check_fs_image, "partkit: checking $TARGET against its uploadfs partition"))
 
 
 def _wire_late(*_args) -> None:
