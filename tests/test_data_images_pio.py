@@ -1,0 +1,120 @@
+"""``pio run -t buildfs``: partkit checks the file-system image against the partition
+``uploadfs`` writes it to (the last spiffs/fat/littlefs data partition, as
+platform-espressif32 picks it) and names that partition in the log.
+
+The example's offline platform gets a ``buildfs`` target at test time, shaped like
+platform-espressif32's: ``$BUILD_DIR/${ESP32_FS_IMAGE_NAME}.bin`` made from the project's
+data directory by a real LittleFS tool (littlefs-python's ``create``), at the size of the
+partition the platform found, unless the test overrides that size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from partkit.data.upload import uploadfs_partition
+from partkit.table import codec
+from partkit.table.options import TableOptions
+from support.pio import offline_core, run_pio
+from support.tools import require_tool
+
+pytest.importorskip("littlefs", reason="littlefs-python (partkit[fs]) missing")
+
+# Two file-system partitions: uploadfs uses the last one ('storage'), not 'spiffs'.
+CSV = """\
+# Name,   Type, SubType,  Offset,   Size
+nvs,      data, nvs,      0x9000,   0x6000
+phy_init, data, phy,      0xf000,   0x1000
+factory,  app,  factory,  0x10000,  0x100000
+spiffs,   data, spiffs,   0x110000, 0x40000
+storage,  data, spiffs,   0x150000, 0x20000
+"""
+
+BUILDFS = '''
+
+# --- test addition: buildfs as platform-espressif32 wires it -------------------------
+import os as _os
+import sys as _sys
+
+_fs_name = board.get("build.filesystem", "littlefs")
+env.Replace(ESP32_FS_IMAGE_NAME=_fs_name)
+
+
+def _fs_partition(env):
+    """The last spiffs/fat/littlefs data row of the CSV (explicit offsets only here)."""
+    found = None
+    csv = _os.path.join(env.subst("$PROJECT_DIR"), board.get("build.partitions"))
+    for line in open(csv):
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 5 and not line.startswith("#") and cells[1] == "data" and \\
+                cells[2] in ("spiffs", "fat", "littlefs"):
+            found = (int(cells[3], 0), int(cells[4], 0))
+    return found
+
+
+def _fs_emitter(target, source, env):
+    start, size = _fs_partition(env)
+    override = env.GetProjectOption("custom_test_fs_size", "")
+    env.Replace(FS_START=start, FS_SIZE=int(override, 0) if override else size)
+    return target, source
+
+
+env.Append(BUILDERS=dict(DataToBin=Builder(
+    action=env.VerboseAction(
+        '"$PYTHONEXE" -m littlefs create --block-size 4096 --fs-size $FS_SIZE '
+        "--name-max 64 $SOURCE $TARGET", "Building FS image from '$SOURCE' to $TARGET"),
+    emitter=_fs_emitter, source_factory=env.Dir, suffix=".bin")))
+_fs_image = env.DataToBin(_os.path.join("$BUILD_DIR", "${ESP32_FS_IMAGE_NAME}"),
+                          "$PROJECT_DATA_DIR")
+AlwaysBuild(_fs_image)
+env.AddPlatformTarget("buildfs", _fs_image, _fs_image, "Build Filesystem Image")
+'''
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tool("riscv64-unknown-elf-gcc")
+    return offline_core(tmp_path_factory.mktemp("pio-fs") / "core")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    from test_pio_partkit import make_project
+
+    project = make_project(tmp_path, CSV)
+    main = project / "platform" / "builder" / "main.py"
+    main.write_text(main.read_text() + BUILDFS)
+    data = project / "data"
+    data.mkdir()
+    (data / "index.html").write_text("<p>hello</p>\n")
+    (data / "config.json").write_text('{"a": 1}\n')
+    return project
+
+
+def test_uploadfs_partition_is_the_last_fs_one() -> None:
+    table = codec.load_table(CSV.encode(), "p.csv", TableOptions()).table
+    assert uploadfs_partition(table).name == "storage"
+    assert uploadfs_partition(table, "spiffs").name == "spiffs"
+
+
+@pytest.mark.pio
+@pytest.mark.firmware
+def test_buildfs_image_checked_against_its_partition(core: Path, project: Path) -> None:
+    ok = run_pio(core, project, "-t", "buildfs")
+    assert ok.returncode == 0, ok
+    image = project / ".pio" / "build" / "esp32c3" / "littlefs.bin"
+    assert image.stat().st_size == 0x20000
+    assert ("uploadfs writes .pio/build/esp32c3/littlefs.bin to 'storage' at 0x150000 "
+            "(0x20000 bytes; the last spiffs/fat/littlefs data partition)") in ok.output, ok
+    assert "littlefs: fits" in ok.output
+
+    # An image one 4 KiB block larger than the partition fails the build, by name.
+    from test_pio_partkit import set_options
+
+    set_options(project, custom_test_fs_size="0x21000")
+    over = run_pio(core, project, "-t", "buildfs")
+    assert over.returncode != 0, over
+    assert "does not fit partition 'storage' of 131072 bytes (0x20000) at 0x150000: " \
+           "4096 bytes too many" in over.output, over
+    assert "partitions.csv:6:1: note: 'storage' is defined here" in over.output
