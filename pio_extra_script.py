@@ -348,7 +348,9 @@ def _compile_nodes(program, table_bin) -> list:
 
 def _summary(table, origin: str) -> str:
     error = _state["table_error"]
-    if error is not None:
+    if not table.has_builder() and not os.path.isfile(table.abspath):
+        app = "; app slot unknown: the table file does not exist"
+    elif error is not None:
         app = "; app slot unknown: the table is invalid (see the error below)"
     elif env.get("PARTKIT_APP_SLOT"):
         app = (f"; app slot '{env['PARTKIT_APP_SLOT']}' "

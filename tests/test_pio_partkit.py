@@ -436,3 +436,13 @@ def test_pioarduino_platform_esptool5_and_factory_slot(core: Path, tmp_path: Pat
     assert command == [str(Path(sys.executable).parent / "esptool"), "--chip", "esp32c3",
                        "write-flash", "0x8000", ".pio/build/esp32c3/partitions.bin"]
     assert "esptool v5." in run_against_mock(command, 1, project)
+
+
+def test_espressif32_missing_csv_stops_before_compiling(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    project = espressif32_project(tmp_path, esptoolpy, **{"board_build.partitions": "nothere.csv"})
+    result = run_pio(core, project)
+    assert result.returncode != 0, result
+    assert "app slot unknown: the table file does not exist" in result.stdout
+    assert "Source `nothere.csv' not found" in result.output
+    assert not list(build_dir(project).rglob("*.o")), "compiled without a table"
