@@ -177,7 +177,7 @@ def _run(argv: list[str]) -> int:
     quiet = "--quiet" in flags or "-q" in flags
     source = positional[0]
     output = positional[1] if len(positional) > 1 else "-"
-    data = sys.stdin.buffer.read() if source == "-" else read_table_input(source)
+    data = _read_stdin() if source == "-" else read_table_input(source)
     path = "<stdin>" if source == "-" else source
 
     from partkit.table import codec
@@ -218,7 +218,7 @@ def _check_only(inputs: list[str], options: object) -> int:
     for source in inputs:
         path = "<stdin>" if source == "-" else source
         try:
-            data = sys.stdin.buffer.read() if source == "-" else codec.read_table_input(source)
+            data = _read_stdin() if source == "-" else codec.read_table_input(source)
             loaded = codec.load_table(data, path, options)
             emit(loaded.warnings)
             if not loaded.is_binary:
@@ -272,3 +272,10 @@ def _print_json(loaded: object, options: object, output: str) -> None:
     doc["output"] = output
     doc["warnings"] = [w.format() for w in loaded.warnings]
     sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _read_stdin() -> bytes:
+    """stdin, bounded like a file input (``gen - < /dev/zero`` ends with an error)."""
+    from partkit.common.fileio import read_stream
+
+    return read_stream(sys.stdin.buffer, "<stdin>")

@@ -38,8 +38,9 @@ from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, clo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
+    from partkit.flash.imagefile import ImageReader
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
@@ -212,8 +213,11 @@ def run(argv: list[str]) -> int:
                          + (f" (did you mean '{guess}'?)" if guess else "") + "\n"
                          + commands.usage())
         return 2
-    args = parser.parse_intermixed_args(argv[1:])
+    args = _parse_args(parser, argv[1:])
     args.command = argv[0]
+    from partkit.flash import imagefile
+
+    imagefile.set_notice_handler(lambda notice: emit([notice]))  # recoveries go to stderr
     try:
         if args.command != "create" and isinstance(getattr(args, "image", None), str):
             check_input_path(args.image)  # one clear line for a directory, missing file, ...
@@ -224,6 +228,26 @@ def run(argv: list[str]) -> int:
         return handler(args)
     except PartkitError as exc:
         return report_error(exc)
+
+
+def _parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_intermixed_args, except that everything after ``--`` is positional.
+
+    argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
+    fails): they are swapped for placeholders that cannot look like options, then back.
+    """
+    if "--" not in argv:
+        return parser.parse_intermixed_args(argv)
+    cut = argv.index("--")
+    after = argv[cut + 1:]
+    marks = {f"\0{i}": value for i, value in enumerate(after)}
+    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
+    for key, value in vars(args).items():
+        if isinstance(value, str) and value in marks:
+            setattr(args, key, marks[value])
+        elif isinstance(value, list):
+            setattr(args, key, [marks.get(v, v) if isinstance(v, str) else v for v in value])
+    return args
 
 
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
@@ -399,38 +423,52 @@ def _erase(args: argparse.Namespace) -> int:
 # --- inspect ------------------------------------------------------------------------------
 
 
-def _find_table(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions, int, list[int]]:
-    """The table to use, its offset, and any other table-like sectors seen."""
-    from partkit.flash import imagefile
+MAX_OTHER_TABLES = 64  # a dump full of table copies still gives a bounded report
 
+
+def _find_table(args: argparse.Namespace, image: ImageReader
+                ) -> tuple[PartitionTable, TableOptions, int, list[int]]:
+    """The table to use, its offset, and any other table-like sectors seen.
+
+    Streams the open image once (sparse holes skipped), so a 64 GiB dump costs no memory.
+    """
     if args.table or args.offset:
         table, options = _load(args)
         return table, options, options.table_offset, []
     from partkit.table.codec import load_table
 
     options = _options(args)
-    size = imagefile.image_size(args.image)
-    candidates = [0x8000] + [o for o in range(0, size - TABLE_BYTES + 1, 0x1000) if o != 0x8000]
-    found: list[tuple[int, PartitionTable]] = []
-    for offset in candidates:
-        if offset + TABLE_BYTES > size:
+
+    def candidates() -> Iterator[int]:
+        yield 0x8000
+        for at in image.sectors_starting_with(b"\xaa\x50", 0x1000):
+            if at != 0x8000:
+                yield at
+
+    first: tuple[int, PartitionTable] | None = None
+    others: list[int] = []
+    for offset in candidates():
+        if offset + TABLE_BYTES > image.size:
             continue
-        if imagefile.read_region(args.image, offset, 2) != b"\xaa\x50":
+        data = image.read(offset, TABLE_BYTES)
+        if data[:2] != b"\xaa\x50":
             continue
-        data = imagefile.read_region(args.image, offset, TABLE_BYTES)
         try:
             loaded = load_table(data, f"{args.image}@0x{offset:x}",
                                 options.replace(table_offset=offset))
         except PartkitError:
             continue
-        found.append((offset, loaded.table))
-    if not found:
+        if first is None:
+            first = (offset, loaded.table)
+        elif len(others) < MAX_OTHER_TABLES:
+            others.append(offset)
+    if first is None:
         raise PartkitError(error(
-            f"no partition table found in {size} bytes (searched every 4 KiB sector for a "
-            "valid table)", SourceLocation(args.image),
+            f"no partition table found in {image.size} bytes (searched every 4 KiB sector for "
+            "a valid table)", SourceLocation(args.image),
             "is this a raw flash dump? encrypted flash cannot be read without the key"))
-    offset, table = found[0]
-    return table, options.replace(table_offset=offset), offset, [o for o, _ in found[1:]]
+    offset, table = first
+    return table, options.replace(table_offset=offset), offset, others
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -438,16 +476,17 @@ def _inspect(args: argparse.Namespace) -> int:
     from partkit.flash.contents import Finding, describe
     from partkit.table.names import type_name
 
-    table, options, offset, others = _find_table(args)
-    size = imagefile.image_size(args.image)
-    results: list[tuple[Partition, Finding]] = []
-    for part in table:
-        if part.end > size:
-            results.append((part, Finding("missing", "beyond the end of the image "
-                                          f"({size} bytes): truncated dump?")))
-        else:
-            results.append((part, describe(args.image, part, table)))
-    boot = _bootloader(args.image, offset)
+    with imagefile.open_image(args.image) as image:  # opened and locked once
+        table, options, offset, others = _find_table(args, image)
+        size = image.size
+        results: list[tuple[Partition, Finding]] = []
+        for part in table:
+            if part.end > size:
+                results.append((part, Finding("missing", "beyond the end of the image "
+                                              f"({size} bytes): truncated dump?")))
+            else:
+                results.append((part, describe(image, part, table)))
+        boot = _bootloader(image, offset)
     if args.json:
         doc = {
             "image": args.image,
@@ -482,17 +521,20 @@ def _hexlify(value: object) -> object:
     return str(value)
 
 
-def _bootloader(image: str, table_offset: int) -> dict[str, object] | None:
+def _bootloader(image: ImageReader, table_offset: int) -> dict[str, object] | None:
     """An ESP image at one of the known bootloader offsets below the table."""
-    from partkit.check.appimage import read_image
-    from partkit.flash import imagefile
+    from partkit.check.appimage import ImageBytes, read_image
 
     for offset in sorted({0x0, 0x1000, 0x2000}):
-        if offset >= table_offset or imagefile.read_region(image, offset, 1) != b"\xe9":
+        if offset >= table_offset or image.read(offset, 1) != b"\xe9":
             continue
-        data = imagefile.read_region(image, offset, table_offset - offset)
+
+        def read(at: int, length: int, base: int = offset) -> bytes:
+            return image.read(base + at, length)
+
+        data = ImageBytes(read, max(0, min(table_offset, image.size) - offset))
         try:
-            info = read_image(data, f"{image}@0x{offset:x}")
+            info = read_image(data, f"{image.path}@0x{offset:x}")
         except PartkitError as exc:
             return {"offset": offset, "summary": f"broken ESP image: {exc.diagnostics[0].message}"}
         chip = f", chip {info.chip}" if info.chip else ""
@@ -681,7 +723,9 @@ def _create(args: argparse.Namespace) -> int:
     freq = args.flash_freq or flashargs.default_flash_freq(chip)
     size_text = _size_text(flash_size)
     write_atomic(os.path.join(args_dir, "flash_args"),
-                 flashargs.flash_args(entries, mode, freq, size_text).encode())
+                 # surrogateescape: a path that is not UTF-8 keeps its real bytes
+                 flashargs.flash_args(entries, mode, freq, size_text).encode(
+                     "utf-8", "surrogateescape"))
     write_atomic(os.path.join(args_dir, "flasher_args.json"),
                  flashargs.flasher_args_json(entries, mode, freq, size_text,
                                              chip or "auto").encode())

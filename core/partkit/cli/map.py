@@ -68,9 +68,9 @@ def run(argv: list[str]) -> int:
         if args.output == "-":
             sys.stdout.write(document)
         else:
-            from partkit.common.fileio import write_atomic
+            from partkit.common.fileio import write_text
 
-            write_atomic(args.output, document.encode("utf-8"))
+            write_text(args.output, document)
     except PartkitError as exc:
         return report_error(exc)
     emit(loaded.warnings)

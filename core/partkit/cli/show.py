@@ -84,9 +84,9 @@ def run(argv: list[str]) -> int:
         if args.output is None or args.output == "-":
             sys.stdout.write(text)
         else:
-            from partkit.common.fileio import write_atomic
+            from partkit.common.fileio import write_text
 
-            write_atomic(args.output, text.encode("utf-8"))
+            write_text(args.output, text)
     except PartkitError as exc:
         return report_error(exc)
     return 0

@@ -1,8 +1,8 @@
 """File access for the CLI, the image operations and the plugins (the codec never touches files).
 
 Inputs are read with a bound: a partition table is at most 0xC00 bytes as a binary and a
-few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` instead of reading
-``/dev/zero`` until memory runs out.
+few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` (512 KiB) instead of
+reading ``/dev/zero`` until memory runs out.
 
 Outputs go through :func:`write_output`, the one place that decides how a file is written:
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import stat
 import sys
@@ -37,12 +36,16 @@ __all__ = [
     "clean_stale_temps",
     "helper_name",
     "read_input",
+    "read_stream",
     "real_target",
     "write_atomic",
     "write_output",
+    "write_text",
 ]
 
-MAX_INPUT = 4 << 20  # 4 MiB: ~100 000 CSV lines; a binary table is 0xC00 bytes
+# 512 KiB: ~16 000 CSV partition lines (a real table has at most 95 entries, a binary one
+# is 0xC00 bytes); parsing, checking and drawing that many stays well under 64 MB
+MAX_INPUT = 512 << 10
 NAME_MAX = 255
 _RESERVED = 40  # room for the longest helper suffix (".partkit-journal.tmp", ".<pid>.tmp")
 _TMP_SUFFIX = ".tmp"
@@ -67,10 +70,15 @@ def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table
                                  SourceLocation(path))) from None
     if len(data) > limit:
         raise PartkitError(error(
-            f"more than {limit} bytes ({limit >> 20} MiB); too large for {what}",
+            f"more than {_size_text(limit)}; too large for {what}",
             SourceLocation(path), hint="is this the right file? (a device or a stream such "
             "as /dev/zero never ends)"))
     return data
+
+
+def _size_text(limit: int) -> str:
+    unit = "MiB" if limit >= 1 << 20 else "KiB"
+    return f"{limit} bytes ({limit >> (20 if unit == 'MiB' else 10)} {unit})"
 
 
 def read_stream(stream: object, label: str, limit: int = MAX_INPUT,
@@ -79,8 +87,8 @@ def read_stream(stream: object, label: str, limit: int = MAX_INPUT,
     read = getattr(stream, "read")  # noqa: B009 - any object with read(n)
     data: bytes = read(limit + 1)
     if len(data) > limit:
-        raise PartkitError(error(f"more than {limit} bytes ({limit >> 20} MiB); too large "
-                                 f"for {what}", SourceLocation(label)))
+        raise PartkitError(error(f"more than {_size_text(limit)}; too large for {what}",
+                                 SourceLocation(label)))
     return data
 
 
@@ -94,6 +102,8 @@ def helper_name(base: str, suffix: str) -> str:
     """
     raw = os.fsencode(base)
     if 1 + len(raw) + _RESERVED > NAME_MAX:
+        import hashlib
+
         digest = hashlib.sha256(raw).hexdigest()[:16].encode()
         keep = NAME_MAX - _RESERVED - 1 - len(digest) - 1
         # fsdecode keeps a cut multi-byte character as surrogates: the stem stays unique
@@ -196,9 +206,8 @@ def write_output(path: str, produce: Callable[[int], None]) -> None:
                 raise
             raise _write_error("<stdout>", exc) from None
         return
-    target = real_target(path)
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode  # follows symlinks: /dev/stdout -> the pipe itself
     except FileNotFoundError:
         mode = None
     except OSError as exc:
@@ -206,9 +215,9 @@ def write_output(path: str, produce: Callable[[int], None]) -> None:
     if mode is not None and stat.S_ISDIR(mode):
         raise PartkitError(error("is a directory, expected a file", SourceLocation(path)))
     if mode is not None and _written_directly(mode):
-        _write_direct(path, target, produce)
+        _write_direct(path, path, produce)
         return
-    _replace(path, target, mode, produce)
+    _replace(path, real_target(path), mode, produce)
 
 
 def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> None:
@@ -301,6 +310,15 @@ def _lock(fd: int) -> None:
         return
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a text document (SVG, report) as UTF-8.
+
+    A file name that is not UTF-8 (a surrogate escape) inside it is written as
+    ``\\udcXX`` instead of failing the write.
+    """
+    write_atomic(path, text.encode("utf-8", "backslashreplace"))
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -1,0 +1,652 @@
+"""Issue 14: faults, hostile input and parallel runs against the real CLI and image code.
+
+Kill, race and Ctrl-C tests run partkit in a child process; a few lines of harness (HARNESS)
+wrap one internal function to pause or report at a chosen point, then call the real
+``partkit.cli.main``. Memory bounds are asserted with ``ru_maxrss`` of a child process
+(under an address-space limit, so a regression fails fast instead of eating the machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+from partkit.flash import imagefile
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, FIFOs, flock")
+
+CSV = """\
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+factory,  app,  factory, 0x10000, 0x100000,
+ota_0,    app,  ota_0,   ,        0x100000,
+ota_1,    app,  ota_1,   ,        0x100000,
+storage,  data, spiffs,  ,        0x80000,
+"""
+STORAGE = (0x310000, 0x80000)
+MB = 1 << 20
+MEMORY_BOUND_KB = 64 * 1024
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _storage(path: Path) -> bytes:
+    offset, size = STORAGE
+    return path.read_bytes()[offset:offset + size]
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    path = tmp_path / "parts.csv"
+    path.write_text(CSV)
+    return path
+
+
+@pytest.fixture
+def image(tmp_path: Path, table: Path) -> Path:
+    img = tmp_path / "flash.bin"
+    assert main(["image", "create", str(img), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--no-flash-args"]) == 0
+    with open(img, "r+b") as f:  # recognisable old contents in the partition written below
+        f.seek(STORAGE[0])
+        f.write(os.urandom(STORAGE[1]))
+    return img
+
+
+def _cli(*argv: str | bytes, env: dict[str, str] | None = None,
+         **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "partkit", *argv], capture_output=True,
+                          env=env, timeout=120, **kw)  # type: ignore[call-overload,no-any-return]
+
+
+# --- harness: pause or die at a chosen point, then run the real CLI ------------------------
+
+HARNESS = """
+import os, sys, time, signal
+from partkit.flash import imagefile, contents
+from partkit.cli import main
+
+modules = {"imagefile": imagefile, "contents": contents}
+
+def install(module, name, mode):
+    target = modules[module]
+    real = getattr(target, name)
+    calls = [0]
+    ready = os.environ["HARNESS_READY"] + "." + name
+
+    def hooked(*args, **kwargs):
+        calls[0] += 1
+        first = calls[0] == 1
+        if mode == "before" and first:  # pause before the first call until HARNESS_GO exists
+            open(ready, "w").close()
+            while not os.path.exists(os.environ["HARNESS_GO"]):
+                time.sleep(0.01)
+        result = real(*args, **kwargs)
+        if mode != "before" and first:
+            open(ready, "w").close()
+            if mode == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(60)  # "pause": wait here for the test's signal
+        return result
+
+    setattr(target, name, hooked)
+
+for spec in os.environ["HARNESS_HOOKS"].split(","):
+    install(*spec.split(":"))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _start(tmp_path: Path, hooks: str, *argv: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Run ``partkit ARGV`` with HOOKS (``module:function:before|pause|kill``, comma-separated).
+
+    Returns the process and the ready-file prefix (``<prefix>.<function>`` appears when the
+    hook is reached).
+    """
+    ready = tmp_path / f"ready-{time.monotonic_ns()}"
+    env = dict(os.environ, HARNESS_READY=str(ready), HARNESS_HOOKS=hooks,
+               HARNESS_GO=str(tmp_path / "go"))
+    proc = subprocess.Popen([sys.executable, "-c", HARNESS, *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, ready
+
+
+def _reached(ready: Path, function: str) -> Path:
+    return ready.with_name(f"{ready.name}.{function}")
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"child ended early: {proc.communicate()}")
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.01)
+
+
+def _kill_mid_write(tmp_path: Path, image: Path, *, name: str | None = None) -> bytes:
+    """SIGKILL ``image write`` after its first chunk landed; returns the new data."""
+    src = tmp_path / "new.bin"
+    data = os.urandom(STORAGE[1])
+    src.write_bytes(data)
+    proc, ready = _start(tmp_path, "imagefile:_write_chunk:kill", "image", "write",
+                         name or str(image), "-n", "storage", str(src))
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert _reached(ready, "_write_chunk").exists()
+    return data
+
+
+# --- 1. the undo journal belongs to one file ------------------------------------------------
+
+
+def test_recovery_says_what_it_restored(tmp_path: Path, image: Path) -> None:
+    old = _storage(image)
+    _kill_mid_write(tmp_path, image)
+    assert _storage(image) != old
+    proc = _cli("image", "info", str(image), "-n", "storage")
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert "restored 524288 bytes (0x80000) of partition 'storage' (0x310000..0x390000)" in err
+    assert _storage(image) == old
+
+
+def test_journal_found_through_a_symlink(tmp_path: Path, image: Path) -> None:
+    """A write killed through a link is rolled back when the real name is used, and back."""
+    link = tmp_path / "link.bin"
+    link.symlink_to(image.name)
+    old = _storage(image)
+    _kill_mid_write(tmp_path, image, name=str(link))
+    assert imagefile.journal_path(str(link)) == imagefile.journal_path(str(image))
+    proc = _cli("image", "info", str(image), "-n", "storage")
+    assert proc.returncode == 0 and b"restored" in proc.stderr
+    assert _storage(image) == old
+    # a later successful write through the real name is never reverted through the link
+    new = tmp_path / "v2.bin"
+    new.write_bytes(b"\x42" * 0x1000)
+    assert _cli("image", "write", str(image), "-n", "storage", str(new)).returncode == 0
+    proc = _cli("image", "info", str(link), "-n", "storage")
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert _storage(image)[:0x1000] == b"\x42" * 0x1000
+
+
+def test_create_discards_the_journal_of_the_file_it_replaces(tmp_path: Path, image: Path,
+                                                            table: Path) -> None:
+    _kill_mid_write(tmp_path, image)
+    assert os.path.exists(imagefile.journal_path(str(image)))
+    proc = _cli("image", "create", str(image), "--table", str(table), "--flash-size", "4MB",
+                "--chip", "esp32c3", "--no-flash-args")
+    assert proc.returncode == 0, proc.stderr
+    assert b"discarded the undo journal" in proc.stderr
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+    fresh = _digest(image)
+    proc = _cli("image", "info", str(image), "-n", "storage")
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert _digest(image) == fresh  # the new image is never rolled back to old bytes
+
+
+def test_copy_output_discards_the_journal_of_the_file_it_replaces(tmp_path: Path,
+                                                                  image: Path) -> None:
+    other = tmp_path / "other.bin"
+    other.write_bytes(image.read_bytes())
+    _kill_mid_write(tmp_path, other)
+    src = tmp_path / "small.bin"
+    src.write_bytes(b"\x01" * 16)
+    proc = _cli("image", "write", str(image), "-n", "storage", str(src), "-o", str(other))
+    assert proc.returncode == 0, proc.stderr
+    assert b"discarded the undo journal" in proc.stderr
+    written = _digest(other)
+    assert _cli("image", "info", str(other)).returncode == 0
+    assert _digest(other) == written
+
+
+def test_journal_of_a_rewritten_file_is_stale(tmp_path: Path, image: Path) -> None:
+    """Same inode and size (``cp`` over it), different bytes: never rolled back."""
+    _kill_mid_write(tmp_path, image)
+    replacement = bytearray(image.read_bytes())
+    replacement[STORAGE[0]:STORAGE[0] + STORAGE[1]] = os.urandom(STORAGE[1])
+    inode = image.stat().st_ino
+    with open(image, "r+b") as f:  # like cp: truncate and rewrite the same inode
+        f.truncate(0)
+        f.write(replacement)
+    assert image.stat().st_ino == inode
+    proc = _cli("image", "info", str(image), "-n", "storage")
+    assert proc.returncode == 0, proc.stderr
+    assert b"removed a stale undo journal" in proc.stderr
+    assert b"hold neither the saved nor the new bytes" in proc.stderr
+    assert image.read_bytes() == bytes(replacement)
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+
+
+@pytest.mark.parametrize("change", ["replace", "resize"])
+def test_journal_of_a_replaced_or_resized_file_is_stale(tmp_path: Path, image: Path,
+                                                       change: str) -> None:
+    _kill_mid_write(tmp_path, image)
+    content = image.read_bytes()
+    if change == "replace":  # a new inode at the same name, same size
+        fresh = tmp_path / "fresh.bin"
+        fresh.write_bytes(content)
+        os.replace(fresh, image)
+        expected = b"the file was replaced since"
+    else:
+        with open(image, "ab") as f:
+            f.write(b"\xff" * MB)
+        content = image.read_bytes()
+        expected = b"the file was resized since"
+    proc = _cli("image", "info", str(image), "-n", "storage")
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stderr and b"nothing restored" in proc.stderr
+    assert b"partially written" not in proc.stderr
+    assert image.read_bytes() == content
+
+
+# --- 2. outputs write through symlinks, devices and FIFOs -----------------------------------
+
+
+def _char_device(tmp_path: Path) -> Path:
+    """A null device node: a private one as root, else the real /dev/null (not replaceable)."""
+    if os.geteuid() == 0:
+        node = tmp_path / "null"
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        return node
+    return Path(os.devnull)
+
+
+def _read_fifo(fifo: Path, into: list[bytes]) -> threading.Thread:
+    def reader() -> None:
+        with open(fifo, "rb") as f:
+            into.append(f.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_gen_writes_into_a_device_and_a_fifo(tmp_path: Path, table: Path) -> None:
+    node = _char_device(tmp_path)
+    proc = _cli("gen", "-q", str(table), str(node))
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(node.stat().st_mode)  # still the device, not a regular file
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    thread = _read_fifo(fifo, got)
+    proc = _cli("gen", "-q", str(table), str(fifo))
+    thread.join(30)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and got[0][:2] == b"\xaa\x50" and len(got[0]) == 0xC00
+
+
+def test_gen_to_dev_stdout_reaches_the_pipe(tmp_path: Path, table: Path) -> None:
+    # a private link like /dev/stdout (-> /proc/self/fd/1): a regression replaces only it
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    proc = _cli("gen", "-q", str(table), str(stdout))
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout) == 0xC00 and proc.stdout[:2] == b"\xaa\x50"
+    assert stdout.is_symlink()
+
+
+@pytest.mark.parametrize("command", ["gen", "map", "create", "read", "write-copy"])
+def test_outputs_write_through_symlinks(tmp_path: Path, table: Path, image: Path,
+                                        command: str) -> None:
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    target = real_dir / "target.out"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.out"
+    link.symlink_to(target)
+    argv = {
+        "gen": ["gen", "-q", str(table), str(link)],
+        "map": ["map", str(table), "-o", str(link)],
+        "create": ["image", "create", str(link), "--table", str(table), "--flash-size", "4MB",
+                   "--chip", "esp32c3", "--no-flash-args"],
+        "read": ["image", "read", str(image), "-n", "nvs", "-o", str(link)],
+        "write-copy": ["image", "erase", str(image), "-n", "nvs", "-o", str(link)],
+    }[command]
+    proc = _cli(*argv)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() != b"old" and target.stat().st_size > 3
+    assert sorted(p.name for p in real_dir.iterdir()) == ["target.out"]  # no temp left
+
+
+def test_image_read_into_a_fifo(tmp_path: Path, image: Path) -> None:
+    fifo = tmp_path / "part.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    thread = _read_fifo(fifo, got)
+    proc = _cli("image", "read", str(image), "-n", "storage", "-o", str(fifo))
+    thread.join(30)
+    assert proc.returncode == 0, proc.stderr
+    assert got == [_storage(image)]
+
+
+def test_image_erase_copy_to_stdout(tmp_path: Path, image: Path) -> None:
+    """A copy to a stream is written front to back (no seeks, no read-back)."""
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    proc = _cli("image", "erase", str(image), "-n", "nvs", "-o", str(stdout))
+    assert proc.returncode == 0, proc.stderr
+    expected = bytearray(image.read_bytes())
+    expected[0x9000:0xD000] = b"\xff" * 0x4000
+    assert proc.stdout == bytes(expected)
+
+
+# --- 5. a reader checks for an interrupted write after it holds the lock --------------------
+
+
+def _blocked_on_flock(pid: int) -> bool:
+    with open("/proc/locks") as f:
+        return any("->" in line and f" {pid} " in line for line in f)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="Linux /proc/locks")
+def test_reader_waiting_for_the_lock_never_sees_a_half_written_partition(
+    tmp_path: Path, image: Path
+) -> None:
+    old = _storage(image)
+    src = tmp_path / "new.bin"
+    src.write_bytes(os.urandom(STORAGE[1]))
+    # the writer holds the lock and pauses before it saves the journal; once let go it
+    # saves the journal, writes one chunk and dies there
+    writer, ready = _start(tmp_path, "imagefile:_check_inside:before,imagefile:_write_chunk:kill",
+                           "image", "write", str(image), "-n", "storage", str(src))
+    _wait_for(_reached(ready, "_check_inside"), writer)
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+    out = tmp_path / "read.bin"
+    reader_code = ("import sys\nfrom partkit.flash import imagefile\n"
+                   "from partkit.table.model import Partition\n"
+                   "imagefile.read_partition(sys.argv[1], "
+                   "Partition('storage', 1, 0x82, 0x310000, 0x80000), sys.argv[2])\n")
+    reader = subprocess.Popen([sys.executable, "-c", reader_code, str(image), str(out)],
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not _blocked_on_flock(reader.pid):  # the reader waits for the writer's lock
+        assert reader.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    writer.communicate(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    assert _reached(ready, "_write_chunk").exists()
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    assert out.read_bytes() == old
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+
+
+# --- 6. Ctrl-C and a closed stdout ------------------------------------------------------------
+
+
+def _interrupt(proc: subprocess.Popen[bytes], ready: Path) -> tuple[int, str]:
+    _wait_for(ready, proc)
+    time.sleep(0.05)  # into the sleep after the hook
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()
+
+
+def test_ctrl_c_during_write_rolls_back_and_says_so(tmp_path: Path, image: Path) -> None:
+    before = _digest(image)
+    src = tmp_path / "new.bin"
+    src.write_bytes(os.urandom(STORAGE[1]))
+    proc, ready = _start(tmp_path, "imagefile:_write_chunk:pause", "image", "write",
+                         str(image), "-n", "storage", str(src))
+    code, err = _interrupt(proc, _reached(ready, "_write_chunk"))
+    assert code == 130
+    assert err.splitlines() == [f"partkit: interrupted; '{image}' is unchanged: the partial "
+                                "write to partition 'storage' was rolled back"]
+    assert _digest(image) == before
+    assert not os.path.exists(imagefile.journal_path(str(image)))
+
+
+def test_ctrl_c_during_create_leaves_no_output(tmp_path: Path, table: Path) -> None:
+    out = tmp_path / "new.bin"
+    proc, ready = _start(tmp_path, "imagefile:_fill:pause", "image", "create", str(out),
+                         "--table", str(table), "--flash-size", "4MB", "--chip", "esp32c3",
+                         "--no-flash-args")
+    code, err = _interrupt(proc, _reached(ready, "_fill"))
+    assert code == 130
+    assert err.splitlines() == [f"partkit: interrupted; '{out}' not created"]
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_ctrl_c_during_inspect(tmp_path: Path, image: Path) -> None:
+    proc, ready = _start(tmp_path, "contents:_used_bytes:pause", "image", "inspect", str(image))
+    code, err = _interrupt(proc, _reached(ready, "_used_bytes"))
+    assert code == 130
+    assert len(err.splitlines()) == 1 and err.startswith("partkit: interrupted; ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["show", "{table}"], ["check", "{table}", "--flash-size",
+                                                        "4MB", "--json"]])
+def test_closed_stdout_exits_quietly(table: Path, argv: list[str]) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before partkit writes a byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "partkit",
+                               *(a.format(table=table) for a in argv)],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == b""
+    assert proc.returncode == 141  # like a tool killed by SIGPIPE; never 1 ("check failed")
+
+
+# --- 7. file names that are not UTF-8 ------------------------------------------------------
+
+
+def test_non_utf8_file_names(tmp_path: Path, table: Path) -> None:
+    bad = os.fsencode(tmp_path) + b"/bad\xff.csv"
+    with open(bad, "wb") as f:
+        f.write(table.read_bytes())
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")  # strict, as in a UTF-8 locale
+    out = os.fsencode(tmp_path) + b"/map.svg"
+    for argv in ([b"map", bad, b"-o", out], [b"show", bad], [b"check", bad, b"--flash-size",
+                                                              b"4MB"],
+                 [b"show", bad[:-4] + b"-missing.csv"]):
+        proc = _cli(*argv, env=env)
+        assert b"Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode in (0, 2), proc.stderr
+    assert b"bad\\udcff.csv" in Path(os.fsdecode(out)).read_bytes()
+
+
+# --- 8. file names that start with '-' -------------------------------------------------------
+
+
+def test_dash_file_names_after_double_dash(tmp_path: Path, table: Path) -> None:
+    (tmp_path / "-t.csv").write_text(CSV)
+    run = {"cwd": tmp_path}
+    assert _cli("image", "create", "--table", str(table), "--flash-size", "4MB", "--chip",
+                "esp32c3", "--no-flash-args", "--", "-img.bin", **run).returncode == 0
+    assert (tmp_path / "-img.bin").stat().st_size == 4 * MB
+    proc = _cli("image", "info", "-n", "nvs", "--", "-img.bin", **run)
+    assert (proc.returncode, proc.stdout) == (0, b"0x9000 0x4000\n"), proc.stderr
+    (tmp_path / "-in.bin").write_bytes(b"\x07" * 100)
+    proc = _cli("image", "write", "-n", "nvs", "--", "-img.bin", "-in.bin", **run)
+    assert proc.returncode == 0, proc.stderr
+    proc = _cli("image", "read", "-n", "nvs", "-o", "out.bin", "--", "-img.bin", **run)
+    assert proc.returncode == 0 and (tmp_path / "out.bin").read_bytes()[:100] == b"\x07" * 100
+    proc = _cli("image", "inspect", "--", "-img.bin", **run)
+    assert proc.returncode == 0 and b"nvs" in proc.stdout, proc.stderr
+    assert _cli("gen", "-q", "--", "-t.csv", "-t.bin", **run).returncode == 0
+    assert (tmp_path / "-t.bin").read_bytes()[:2] == b"\xaa\x50"
+    assert _cli("show", "--", "-t.csv", **run).returncode == 0
+    assert _cli("check", "--flash-size", "4MB", "--", "-t.csv", **run).returncode == 0
+    assert _cli("map", "--output", "m.svg", "--", "-t.csv", **run).returncode == 0
+
+
+# --- 9. bounded memory on huge inputs ------------------------------------------------------
+
+RSS_PROBE = """
+import resource, subprocess, sys
+limit = 1 << 30  # address space: a regression fails fast instead of swapping the machine
+def cap():
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+proc = subprocess.run(sys.argv[1:], preexec_fn=cap, capture_output=True)
+sys.stdout.write(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss} {proc.returncode}\\n")
+sys.stdout.write(proc.stderr.decode(errors="replace"))
+"""
+
+
+def _peak_kb(*argv: str, cwd: Path | None = None) -> tuple[int, int, str]:
+    """(peak RSS in KiB, exit code, stderr) of ``partkit ARGV`` in a fresh process."""
+    proc = subprocess.run([sys.executable, "-c", RSS_PROBE, sys.executable, "-m", "partkit",
+                           *argv], capture_output=True, text=True, cwd=cwd, timeout=300)
+    first, _, err = proc.stdout.partition("\n")
+    rss, code = first.split()
+    return int(rss), int(code), err
+
+
+def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    return path
+
+
+def test_gen_from_an_endless_device_stops_with_an_error(tmp_path: Path) -> None:
+    rss, code, err = _peak_kb("gen", "/dev/zero", str(tmp_path / "out.bin"))
+    assert code == 2, err
+    assert "too large for a partition table" in err and "Traceback" not in err
+    assert rss < MEMORY_BOUND_KB
+    assert not (tmp_path / "out.bin").exists()
+
+
+def test_check_app_of_one_gib_reads_only_its_headers(tmp_path: Path, table: Path) -> None:
+    # an ESP image header whose first segment runs past the end: reported, not loaded
+    header = bytes([0xE9, 1, 2, 0x20]) + bytes(20) + (0x3C000020).to_bytes(4, "little") + \
+        (0x7FFFFFFF).to_bytes(4, "little")
+    app = _sparse(tmp_path / "app.bin", 1 << 30, header)
+    rss, code, err = _peak_kb("check", str(table), "--app", str(app))
+    assert code in (1, 2) and "Traceback" not in err, err
+    assert rss < MEMORY_BOUND_KB
+    plain = _sparse(tmp_path / "zeros.bin", 1 << 30)
+    rss, code, err = _peak_kb("check", str(table), "--app", str(plain))
+    assert code == 1 and "Traceback" not in err, err
+    assert rss < MEMORY_BOUND_KB
+
+
+def test_create_with_a_one_gib_app_checks_the_size_first(tmp_path: Path, table: Path) -> None:
+    app = _sparse(tmp_path / "app.bin", 1 << 30, bytes([0xE9, 1, 2, 0x20]) + bytes(8)
+                  + bytes([5, 0]))  # chip id 5 (esp32c3)
+    rss, code, err = _peak_kb("image", "create", str(tmp_path / "img.bin"), "--table",
+                              str(table), "--flash-size", "4MB", "--app", f"factory={app}",
+                              "--no-flash-args")
+    assert code == 1 and "do not fit partition 'factory'" in err, err
+    assert rss < MEMORY_BOUND_KB
+
+
+def test_inspect_streams_a_64_gib_sparse_dump(tmp_path: Path, image: Path) -> None:
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(image.read_bytes())
+    with open(dump, "r+b") as f:
+        f.truncate(64 << 30)
+    rss, code, err = _peak_kb("image", "inspect", str(dump))
+    assert code == 0, err
+    assert rss < MEMORY_BOUND_KB
+
+
+OPEN_COUNTER = """
+import os, sys
+from partkit.cli import main
+image = os.path.abspath(sys.argv[-1])
+real_open, count = os.open, [0]
+def counting(path, *args, **kwargs):
+    if isinstance(path, str) and os.path.abspath(path) == image:
+        count[0] += 1
+    return real_open(path, *args, **kwargs)
+os.open = counting
+code = main(sys.argv[1:])
+sys.stderr.write(f"opens={count[0]}\\n")
+sys.exit(code)
+"""
+
+
+def test_inspect_opens_the_image_once(tmp_path: Path, image: Path) -> None:
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(image.read_bytes() + b"\xff" * (60 * MB))
+    proc = subprocess.run([sys.executable, "-c", OPEN_COUNTER, "image", "inspect", str(dump)],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    opens = int(proc.stderr.decode().rsplit("opens=", 1)[1])
+    assert opens == 1
+
+
+# --- 10. killed runs leave no temp files ------------------------------------------------------
+
+
+def test_killed_create_leaves_no_temp(tmp_path: Path, table: Path) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc, ready = _start(tmp_path, "imagefile:_fill:kill", "image", "create",
+                         str(out_dir / "img.bin"), "--table", str(table), "--flash-size", "4MB",
+                         "--chip", "esp32c3", "--no-flash-args")
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and _reached(ready, "_fill").exists()
+    assert list(out_dir.iterdir()) == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temps_of_dead_processes_are_removed(tmp_path: Path, table: Path) -> None:
+    out = tmp_path / "t.bin"
+    stale = tmp_path / f".t.bin.{_dead_pid()}.tmp"
+    stale.write_bytes(b"x" * 1000)
+    # a temp whose writer is alive (it holds the temp's flock) is left alone
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)\n"),
+        str(tmp_path / ".t.bin.PID.tmp")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        live = tmp_path / f".t.bin.{holder.pid}.tmp"
+        os.rename(tmp_path / ".t.bin.PID.tmp", live)
+        assert _cli("gen", "-q", str(table), str(out)).returncode == 0
+        assert not stale.exists()
+        assert live.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- 11. long file names ----------------------------------------------------------------------
+
+
+def test_249_character_names(tmp_path: Path, table: Path) -> None:
+    name = "n" * 245 + ".bin"
+    assert len(name) == 249
+    img = tmp_path / name
+    proc = _cli("image", "create", str(img), "--table", str(table), "--flash-size", "4MB",
+                "--chip", "esp32c3", "--no-flash-args")
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"\x05" * 64)
+    proc = _cli("image", "write", str(img), "-n", "storage", str(src))
+    assert proc.returncode == 0, proc.stderr
+    copy = tmp_path / ("c" * 245 + ".bin")
+    assert _cli("image", "read", str(img), "-n", "storage", "-o", str(copy)).returncode == 0
+    assert copy.read_bytes()[:64] == b"\x05" * 64
+    assert _cli("gen", "-q", str(table), str(tmp_path / ("g" * 249))).returncode == 0
+    assert all(len(p.name) <= 255 for p in tmp_path.iterdir())
+    assert sorted(p.name[0] for p in tmp_path.iterdir()) == ["c", "g", "i", "n", "p"]
