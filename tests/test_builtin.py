@@ -151,6 +151,12 @@ def test_builtin_is_read_by_show_check_and_map(tmp_path: Path) -> None:
     proc = cli("map", "builtin:huge_app", "-o", str(svg))
     assert proc.returncode == 0, proc.stderr
     assert "<svg" in svg.read_text()
+    atc = tmp_path / "at_customize.csv"
+    atc.write_text("name,type,subtype,offset,size\n")
+    proc = cli("at", "gen", str(atc), "--primary", "builtin:two_ota")
+    assert proc.returncode == 2  # read, and found without the ESP-AT region
+    assert "builtin:two_ota: error: the primary table has no 'at_customize'" in \
+        proc.stderr.decode()
 
 
 def test_headers_from_gen(tmp_path: Path) -> None:

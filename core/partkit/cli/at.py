@@ -188,7 +188,9 @@ def _run(args: argparse.Namespace) -> int:
         raw = read_input(args.sdkconfig)
         sdkconfig = (args.sdkconfig, raw.decode("utf-8", "replace"))
     data = read_input(args.table)
-    primary_data = read_input(args.primary)
+    from partkit.table.codec import read_table_input
+
+    primary_data = read_table_input(args.primary)  # a file or builtin:NAME
     # esp-at runs plain 'gen_esp32part.py -q at_customize.csv at_customize.bin': defaults.
     result = build(data, args.table, primary_data, args.primary, TableOptions(),
                    primary_options, chip=chip, flash_size=flash_size, sdkconfig=sdkconfig)
