@@ -18,6 +18,7 @@ import struct
 
 from partkit.common.chips import CHIP_IDS
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _is_flash_address(addr: int, chip: str | None) -> bool:
     return any(lo <= addr < hi for lo, hi in windows)
 
 
-class Segment:
+class Segment(Record):
     """One image segment: where it loads, how long it is, where its data sits in the file."""
 
     __slots__ = ("address", "file_offset", "flash_mapped", "length")
@@ -77,16 +78,14 @@ class Segment:
 
     def __init__(self, address: int, length: int, file_offset: int,
                  flash_mapped: bool = False) -> None:
-        self.address = address
-        self.length = length
-        self.file_offset = file_offset
-        self.flash_mapped = flash_mapped
+        self._init(address=address, length=length, file_offset=file_offset,
+                   flash_mapped=flash_mapped)
 
     def __repr__(self) -> str:
         return f"Segment(0x{self.address:08x}, len=0x{self.length:x}, at=0x{self.file_offset:x})"
 
 
-class AppDescription:
+class AppDescription(Record):
     """What the app (esp_app_desc_t) or bootloader (esp_bootloader_desc_t) says about itself."""
 
     __slots__ = ("date", "idf_version", "kind", "project_name", "secure_version", "time",
@@ -102,19 +101,15 @@ class AppDescription:
 
     def __init__(self, kind: str, project_name: str, version: str, idf_version: str,
                  date: str, time: str, secure_version: int) -> None:
-        self.kind = kind
-        self.project_name = project_name
-        self.version = version
-        self.idf_version = idf_version
-        self.date = date
-        self.time = time
-        self.secure_version = secure_version
+        self._init(kind=kind, project_name=project_name, version=version,
+                   idf_version=idf_version, date=date, time=time,
+                   secure_version=secure_version)
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-class ImageInfo:
+class ImageInfo(Record):
     """The result of reading one file: measured size plus what the image header revealed.
 
     ``measured_size`` is the image length (plus a Secure Boot V2 signature sector when one
@@ -142,21 +137,29 @@ class ImageInfo:
     description: AppDescription | None
     warnings: tuple[Diagnostic, ...]
 
-    def __init__(self, path: str, file_size: int) -> None:
-        self.path = path
-        self.file_size = file_size
-        self.is_image = False
-        self.chip_id = None
-        self.chip = None
-        self.entry = None
-        self.segments = ()
-        self.hash_appended = False
-        self.image_length = None
-        self.signature_length = 0
-        self.signature_scheme = None
-        self.trailing_bytes = 0
-        self.description = None
-        self.warnings = ()
+    def __init__(
+        self,
+        path: str,
+        file_size: int,
+        *,
+        is_image: bool = False,
+        chip_id: int | None = None,
+        chip: str | None = None,
+        entry: int | None = None,
+        segments: tuple[Segment, ...] = (),
+        hash_appended: bool = False,
+        image_length: int | None = None,
+        signature_length: int = 0,
+        signature_scheme: str | None = None,
+        trailing_bytes: int = 0,
+        description: AppDescription | None = None,
+        warnings: tuple[Diagnostic, ...] = (),
+    ) -> None:
+        self._init(path=path, file_size=file_size, is_image=is_image, chip_id=chip_id,
+                   chip=chip, entry=entry, segments=segments, hash_appended=hash_appended,
+                   image_length=image_length, signature_length=signature_length,
+                   signature_scheme=signature_scheme, trailing_bytes=trailing_bytes,
+                   description=description, warnings=warnings)
 
     @property
     def measured_size(self) -> int:
@@ -173,9 +176,7 @@ class ImageInfo:
     def signed_length(self) -> int:
         """Image length, or up to the end of the signature sector when signed."""
         assert self.image_length is not None
-        if self.signature_length:
-            return _align(self.image_length, SIG_SECTOR) + self.signature_length
-        return self.image_length
+        return _signed_end(self.image_length, self.signature_length)
 
     @property
     def measured_by(self) -> str:
@@ -197,6 +198,13 @@ class ImageInfo:
 
 def _align(value: int, boundary: int) -> int:
     return (value + boundary - 1) // boundary * boundary
+
+
+def _signed_end(image_length: int, signature_length: int) -> int:
+    """Where the image ends, its signature sector (at the next 4 KiB boundary) included."""
+    if signature_length:
+        return _align(image_length, SIG_SECTOR) + signature_length
+    return image_length
 
 
 def _xor_bytes(body: bytes) -> int:
@@ -294,22 +302,19 @@ def _is_filler(data: bytes | ImageBytes, start: int) -> bool:
 def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
     """Measure one app/bootloader file. Raises PartkitError for empty or broken images."""
     loc = SourceLocation(path)
-    info = ImageInfo(path, len(data))
     if not data:
         raise PartkitError(error("empty file, expected an ESP app or bootloader image", loc,
                                  hint="the build step that makes this file probably failed"))
     if data[:4] == b"\x7fELF":
-        info.warnings = (warning(
+        return ImageInfo(path, len(data), warnings=(warning(
             f"an ELF file, not an ESP image; measured by its file size ({len(data)} bytes), "
             "which says little about the flash it needs", loc,
-            hint="run 'esptool elf2image' and check the .bin it writes"),)
-        return info
+            hint="run 'esptool elf2image' and check the .bin it writes"),))
     if data[0] != IMAGE_MAGIC:
-        info.warnings = (warning(
+        return ImageInfo(path, len(data), warnings=(warning(
             f"not an ESP image (first byte 0x{data[0]:02x}, expected 0x{IMAGE_MAGIC:02x}); "
             f"measured by its file size ({len(data)} bytes)", loc,
-            hint="pass the .bin made by esptool elf2image, not the ELF or a raw dump"),)
-        return info
+            hint="pass the .bin made by esptool elf2image, not the ELF or a raw dump"),))
 
     def broken(message: str, byte: int | None = None, hint: str | None = None) -> PartkitError:
         where = f" (byte 0x{byte:x})" if byte is not None else ""
@@ -364,35 +369,32 @@ def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
                          hint="the image was modified after esptool wrote it")
         length += SHA256_LEN
 
-    info.is_image = True
-    info.chip_id = chip_id
-    info.chip = CHIP_IDS.get(chip_id)
-    info.entry = entry
-    info.segments = tuple(segments)
-    info.hash_appended = bool(hash_appended)
-    info.image_length = length
-    info.description = _describe(data, segments[0])
-
+    chip = CHIP_IDS.get(chip_id)
     sig_at = _align(length, SIG_SECTOR)
+    signature_length, signature_scheme = 0, None
     if (sig_at + SIG_SECTOR <= len(data) and data[sig_at] == SIG_BLOCK_MAGIC
             and data[sig_at + 1] in SIG_BLOCK_VERSIONS):
-        info.signature_length = SIG_SECTOR
-        info.signature_scheme = SIG_BLOCK_VERSIONS[data[sig_at + 1]]
+        signature_length = SIG_SECTOR
+        signature_scheme = SIG_BLOCK_VERSIONS[data[sig_at + 1]]
 
-    end = info.measured_size
-    info.trailing_bytes = len(data) - end
+    end = _signed_end(length, signature_length)
+    trailing = len(data) - end
     warnings: list[Diagnostic] = []
-    if info.chip is None:
+    if chip is None:
         warnings.append(warning(f"unknown chip id {chip_id} in the image header", loc))
-    if info.trailing_bytes:
+    if trailing:
         filler = _is_filler(data, end)
         if not filler:
             warnings.append(warning(
-                f"{info.trailing_bytes} bytes after the end of the image (0x{end:x}) are not "
+                f"{trailing} bytes after the end of the image (0x{end:x}) are not "
                 "padding; they are flashed (and size-checked) with it", loc,
                 hint="a file concatenated onto the image? only the image itself is loaded"))
-    info.warnings = tuple(warnings)
-    return info
+    return ImageInfo(
+        path, len(data), is_image=True, chip_id=chip_id, chip=chip, entry=entry,
+        segments=tuple(segments), hash_appended=bool(hash_appended), image_length=length,
+        signature_length=signature_length, signature_scheme=signature_scheme,
+        trailing_bytes=trailing, description=_describe(data, segments[0]),
+        warnings=tuple(warnings))
 
 
 def read_image_file(path: str) -> ImageInfo:
