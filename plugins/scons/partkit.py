@@ -282,6 +282,13 @@ def run_check(env: Any, kind: str, image: str, table: str,
     return code, text, "\n".join(lines)
 
 
+def _say(text: str) -> None:
+    # One write per report: under -j, actions run in threads and print()'s separate
+    # newline write lets another job's output land between a report and its end.
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def check_action(kind: str, table: str | None = None) -> SCons.Action.Action:
     """An action checking ``source[0]`` (builder) or ``target[0]`` (post-action) against a table.
 
@@ -301,11 +308,11 @@ def check_action(kind: str, table: str | None = None) -> SCons.Action.Action:
             # The report first, then the error: scons prints it as
             # "scons: *** [stamp] partitions.csv:4:1: error: ...", clickable in IDEs.
             if report:
-                print(report)
+                _say(report)
             raise _build_error(target[0], diagnostics or f"partkit check exited with {code}",
                                code)
         output = "\n".join(x for x in (report, diagnostics) if x)
-        print(report)
+        _say(report)
         if diagnostics:
             sys.stderr.write(diagnostics + "\n")
         if table is None:
