@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.common.errors import Diagnostic
+
 __all__ = ["main"]
 
 # command -> (module, one-line summary)
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     try:
         code = _main(argv)
+    from partkit.common import notices
+
+    notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt as exc:
@@ -69,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _silence_stdout() -> None:
     import os
+def _print_notice(notice: Diagnostic) -> None:
+    from partkit.cli.common import emit
+
+    emit([notice])
+
+
 
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -31,7 +31,8 @@ import struct
 import zlib
 from array import array
 
-from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common import notices
+from partkit.common.errors import PartkitError, SourceLocation, error, warning
 from partkit.common.fileio import helper_name, real_target, write_output
 
 TYPE_CHECKING = False
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
+    from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition
 
 __all__ = [
@@ -72,17 +74,14 @@ _ERASED_PAGE_CRC = zlib.crc32(_ERASED_CHUNK[:PAGE])
 # copy_file_range refuses some file pairs (other filesystems, pipes, old kernels): fall back.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
                    errno.ESPIPE}
-_notice_handler: list[Callable[[Diagnostic], None]] = []
 
 
 def set_notice_handler(handler: Callable[[Diagnostic], None] | None) -> None:
-    """Where recovery reports go (the CLI prints them on stderr); None: nowhere."""
-    _notice_handler[:] = [handler] if handler is not None else []
+    """Where recovery reports go (:mod:`partkit.common.notices`; the CLI prints them)."""
+    notices.set_handler(handler)
 
 
-def _notify(diagnostic: Diagnostic) -> None:
-    for handler in _notice_handler:
-        handler(diagnostic)
+_notify = notices.notify
 
 
 def _fail(path: str, message: str, hint: str | None = None) -> PartkitError:
