@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("partkit.cli.new", "write a valid table CSV from what you want on the flash"),
     "resize": ("partkit.cli.resize", "resize partitions, keeping offsets stable"),
     "data": ("partkit.cli.data", "build NVS/LittleFS/FAT images sized from the table"),
+    "device": ("partkit.cli.device", "partitions on a connected chip (esptool, one connection)"),
+    "parttool": ("partkit.cli.parttool", "drop-in for parttool.py's command line (port or image)"),
 }
 
 USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "
@@ -52,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
-    try:
-        code = _main(argv)
     from partkit.common import notices
 
     notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
+    try:
+        code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt as exc:
@@ -74,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
-def _silence_stdout() -> None:
-    import os
 def _print_notice(notice: Diagnostic) -> None:
     from partkit.cli.common import emit
 
     emit([notice])
 
 
+def _silence_stdout() -> None:
+    import os
 
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

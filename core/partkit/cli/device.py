@@ -1,0 +1,494 @@
+"""``partkit device``: partitions on a connected chip, over one esptool connection.
+
+    partkit device --port PORT [connection options] COMMAND [options]
+
+    show      the table read off the device, with partkit's summary (--json)
+    info      list partitions, or fields of the selected one (parttool's line; --json)
+    read      copy a partition to a file (-o FILE)
+    write     write a file into a partition (rest 0xFF), verified with the flash MD5
+    erase     erase a partition, verified
+    otadata   decode otadata and tell which app boots (--json)
+    set-boot  write otadata selecting an app slot, verified
+
+Selectors and output formats are those of ``partkit image``. Options may come before or
+after the command. Needs the ``device`` extra (esptool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from partkit.cli.common import command_parser, emit, report_error, table_options, usage_error
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.device.session import Progress, Session
+    from partkit.device.target import DeviceTarget
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = ["progress_bar", "run"]
+
+COMMANDS = {
+    "show": "the partition table read off the device, with partkit's summary",
+    "info": "list partitions, or fields of the selected one",
+    "read": "copy a partition's bytes to a file",
+    "write": "write a file into a partition (rest becomes 0xFF), verified",
+    "erase": "erase a partition (all 0xFF), verified",
+    "otadata": "decode both otadata sectors and tell which app boots",
+    "set-boot": "write otadata selecting an app slot, verified",
+}
+
+EXIT_DEVICE = """\
+exit status:
+  0  success
+  1  the device failed: no answer, connection lost, verification mismatch (the message
+     says which flash range may have changed); or the input does not fit the partition
+  2  bad input or refused: options, selector, table, missing esptool (pip install
+     partkit[device]), read-only partition without --force, flash encryption or secure
+     boot enabled without --force-security; nothing on the device was changed
+"""
+
+# connection and table options, accepted before or after the command (-> value count)
+_VALUED = {"--port", "-p", "--baud", "-b", "--chip", "--offset", "--partition-table-offset",
+           "--table", "--partition-table-file", "-f", "--before", "--after",
+           "--connect-attempts"}
+
+
+def _connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection")
+    g.add_argument("--port", "-p", required=True,
+                   help="serial port or any port esptool accepts, e.g. /dev/ttyUSB0, COM3, "
+                   "socket://host:port, rfc2217://host:port")
+    g.add_argument("--baud", "-b", type=int, metavar="N",
+                   help="baud rate after connecting (default 115200, esptool's ROM rate)")
+    g.add_argument("--chip", metavar="CHIP",
+                   help="expected chip (default: detected); also sets the bootloader offset "
+                   "for a --table CSV with bootloader rows")
+    g.add_argument("--before", default="default-reset",
+                   choices=("default-reset", "usb-reset", "no-reset", "no-reset-no-sync"),
+                   help="how to put the chip into its bootloader (esptool --before)")
+    g.add_argument("--after", default="hard-reset",
+                   choices=("hard-reset", "soft-reset", "no-reset"),
+                   help="what to do with the chip when done (esptool --after)")
+    g.add_argument("--no-stub", action="store_true",
+                   help="talk to the ROM loader only (slow 64-byte reads; no flasher stub)")
+    g.add_argument("--connect-attempts", type=int, default=7, metavar="N",
+                   help="connection attempts before giving up (default 7, about 1 s each)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no status lines")
+    t = p.add_argument_group("partition table")
+    t.add_argument("--offset", "--partition-table-offset", metavar="N",
+                   help="flash offset of the table on the device (default 0x8000)")
+    t.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
+                   help="use this CSV or binary table instead of the one on the device")
+    t.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
+                   help="subtype names of your own, as type,name,value (value in hex)")
+
+
+def _selector(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("partition selector (one of)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--name", "--partition-name", "-n", help="partition name")
+    x.add_argument("--type", "--partition-type", "-t", help="type keyword or number")
+    x.add_argument("--boot-default", "--partition-boot-default", "-d", action="store_true",
+                   help="the app the bootloader starts with blank otadata")
+    g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
+
+
+def _change_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", "--ignore-readonly", action="store_true",
+                   help="allow changing a partition flagged readonly")
+    p.add_argument("--force-security", action="store_true",
+                   help="change flash even though the device has flash encryption or secure "
+                   "boot enabled (you know the data is right for it)")
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    out: dict[str, argparse.ArgumentParser] = {}
+
+    def make(name: str) -> argparse.ArgumentParser:
+        p = command_parser(f"partkit device {name}", COMMANDS[name], EXIT_DEVICE)
+        out[name] = p
+        return p
+
+    p = make("show")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON (as partkit show)")
+    _connection(p)
+
+    p = make("info")
+    _selector(p)
+    p.add_argument("--info", nargs="+", metavar="F",
+                   help="fields: name type subtype offset size encrypted readonly "
+                   "(default offset size, as parttool get_partition_info)")
+    p.add_argument("--part-list", "--part_list", action="store_true",
+                   help="every type/subtype match, not only the first")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    _connection(p)
+
+    p = make("read")
+    _selector(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    _connection(p)
+
+    p = make("write")
+    p.add_argument("input", nargs="?", help="data to write")
+    p.add_argument("--input", dest="input_opt", metavar="FILE", help="the same as INPUT")
+    _selector(p)
+    _change_opts(p)
+    _connection(p)
+
+    p = make("erase")
+    _selector(p)
+    _change_opts(p)
+    _connection(p)
+
+    p = make("otadata")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON")
+    _connection(p)
+
+    p = make("set-boot")
+    p.add_argument("--slot", required=True, metavar="SLOT",
+                   help="app partition to boot: a name, factory, ota_N, or the OTA index N")
+    p.add_argument("--state", default="undefined",
+                   choices=("new", "pending_verify", "valid", "invalid", "aborted",
+                            "undefined"),
+                   help="ota_state of the new record (default undefined: no rollback check)")
+    p.add_argument("--force", "--ignore-readonly", action="store_true",
+                   help="also when otadata is readonly or the slot holds no app image")
+    p.add_argument("--force-security", action="store_true",
+                   help="change flash even with flash encryption or secure boot enabled")
+    _connection(p)
+    return out
+
+
+def _usage() -> str:
+    lines = ["usage: partkit device --port PORT [options] COMMAND [options]", "",
+             "Partitions on a connected chip (parttool's operations, one esptool connection).",
+             "", "commands:"]
+    lines += [f"  {n:<9} {h}" for n, h in COMMANDS.items()]
+    lines += ["", "run 'partkit device COMMAND --help' for its options.", "", EXIT_DEVICE]
+    return "\n".join(lines)
+
+
+def _split(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The command word and the other arguments (options may precede the command)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in COMMANDS:
+            return word, argv[:i] + argv[i + 1:]
+        if word == "--":
+            break
+        i += 2 if word in _VALUED else 1
+    return None, argv
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        (sys.stdout if argv else sys.stderr).write(_usage())
+        return 0 if argv else 2
+    command, rest = _split(argv)
+    if command is None:
+        from partkit.common.errors import closest
+
+        words = [w for w in argv if not w.startswith("-")]
+        guess = closest(words[-1], COMMANDS) if words else None
+        sys.stderr.write("partkit device: error: no command given"
+                         + (f" (did you mean '{guess}'?)" if guess else "") + "\n" + _usage())
+        return 2
+    args = _parsers()[command].parse_intermixed_args(rest)
+    args.command = command
+    args.image = args.port  # the location selection errors name
+    try:
+        return HANDLERS[command](args)
+    except PartkitError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("partkit device: interrupted\n")
+        return 130
+
+
+# --- session, table, selection ------------------------------------------------------------
+
+
+def _options(args: argparse.Namespace) -> TableOptions:
+    return table_options(offset=args.offset, chip=args.chip, verify=False,
+                         extra_subtypes=args.extra_partition_subtypes)
+
+
+def _session(args: argparse.Namespace) -> Session:
+    from partkit.device.session import Session
+
+    return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
+                   after=args.after, stub=not args.no_stub,
+                   connect_attempts=args.connect_attempts)
+
+
+def _table(args: argparse.Namespace, target: DeviceTarget
+           ) -> tuple[PartitionTable, TableOptions]:
+    from partkit.device.ops import load_table
+
+    options = _options(args)
+    if options.chip is None and target.session.chip_name:
+        from partkit.common.chips import BOOTLOADER_OFFSET
+
+        chip = target.session.chip_name
+        if chip in BOOTLOADER_OFFSET and options.primary_bootloader_offset is None:
+            options = options.replace(chip=chip,
+                                      primary_bootloader_offset=BOOTLOADER_OFFSET[chip])
+    table, warnings = load_table(target, options, args.table)
+    emit(warnings)
+    return table, options.replace(flash_size=target.session.flash_size)
+
+
+def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
+            single: bool) -> list[Partition]:
+    from partkit.cli.image import _select as select
+
+    return select(args, table, options, single=single)
+
+
+def progress_bar(label: str, quiet: bool) -> Progress | None:
+    """A one-line bar on stderr when it is a terminal (None otherwise or when quiet)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    state = {"last": -1}
+
+    def show(done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        if pct == state["last"]:
+            return
+        state["last"] = pct
+        width = 30
+        fill = width * pct // 100
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {pct:3d}% "
+                         f"{done >> 10}/{total >> 10} KiB")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(text + "\n")
+
+
+def _with_device(args: argparse.Namespace,
+                 work: Callable[[DeviceTarget], int]) -> int:
+    from partkit.device.target import DeviceTarget
+
+    with _session(args) as session:
+        target = DeviceTarget(session)
+        code = work(target)
+        if session.resumed_reads and not args.quiet:
+            sys.stderr.write(f"note: {session.resumed_reads} stalled read stream(s) were "
+                             "resumed; the data was checked against the flash MD5\n")
+        return code
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    def work(target: DeviceTarget) -> int:
+        from partkit.table.render import to_json, to_summary
+
+        table, options = _table(args, target)
+        if args.json:
+            doc = to_json(table, options)
+            doc["device"] = _device_json(target)
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return 0
+        s = target.session
+        security = ", ".join(s.security.active) or "no flash encryption, no secure boot"
+        sys.stdout.write(f"{args.port}: {s.chip_name}, "
+                         + (f"{s.flash_size >> 20} MB flash" if s.flash_size else
+                            "flash size unknown")
+                         + f", {security}; table at 0x{options.table_offset:x}\n"
+                         + to_summary(table, options))
+        return 0
+
+    return _with_device(args, work)
+
+
+def _device_json(target: DeviceTarget) -> dict[str, object]:
+    s = target.session
+    return {"port": s.port, "chip": s.chip_name, "flash_size": s.flash_size,
+            "flash_encryption": s.security.flash_encryption,
+            "secure_boot": s.security.secure_boot}
+
+
+def _info(args: argparse.Namespace) -> int:
+    def work(target: DeviceTarget) -> int:
+        from partkit.cli.image import _columns
+        from partkit.flash.partinfo import format_info
+        from partkit.table.names import type_name
+        from partkit.table.render import flags_text, partition_json
+
+        table, options = _table(args, target)
+        if args.name is None and args.type is None and not args.boot_default:
+            chosen = list(table)
+            if not args.info and not args.json:
+                rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
+                rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
+                          f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
+                sys.stdout.write(_columns(rows))
+                return 0
+        else:
+            chosen = _select(args, table, options, single=False)
+        if args.json:
+            sys.stdout.write(json.dumps([partition_json(p, options) for p in chosen],
+                                        indent=2) + "\n")
+            return 0
+        sys.stdout.write(format_info(chosen, args.info or ["offset", "size"]) + "\n")
+        return 0
+
+    return _with_device(args, work)
+
+
+def _read(args: argparse.Namespace) -> int:
+    def work(target: DeviceTarget) -> int:
+        table, options = _table(args, target)
+        part = _select(args, table, options, single=True)[0]
+        target.read_partition(part, args.output, progress_bar(f"read {part.name}", args.quiet))
+        _say(args, f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
+             f"from {args.port} to '{args.output}'")
+        return 0
+
+    return _with_device(args, work)
+
+
+def _write(args: argparse.Namespace) -> int:
+    from partkit.device.ops import check_fits, check_writable, read_input_file
+
+    source = args.input or args.input_opt
+    if source is None:
+        raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
+    if not os.path.isfile(source):
+        read_input_file(source, 0)  # the clear error for a missing file or a directory
+
+    def work(target: DeviceTarget) -> int:
+        table, options = _table(args, target)
+        part = _select(args, table, options, single=True)[0]
+        check_writable(part, args.force, table.path or args.port)
+        data = read_input_file(source, part.size)
+        check_fits(part, os.path.getsize(source), source, f"the device on {args.port}")
+        target.write_partition(part, data, force_security=args.force_security,
+                               progress=progress_bar(f"write {part.name}", args.quiet))
+        _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "
+             f"0x{part.offset:x} on {args.port}; verified (flash MD5)"
+             + (f", 0x{part.size - len(data):x} bytes after it set to 0xFF"
+                if len(data) < part.size else ""))
+        return 0
+
+    return _with_device(args, work)
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from partkit.device.ops import check_writable
+
+    def work(target: DeviceTarget) -> int:
+        table, options = _table(args, target)
+        part = _select(args, table, options, single=True)[0]
+        check_writable(part, args.force, table.path or args.port, "erase")
+        target.erase_partition(part, force_security=args.force_security,
+                               progress=progress_bar(f"erase {part.name}", args.quiet))
+        _say(args, f"Erased partition '{part.name}' at 0x{part.offset:x} on {args.port}; "
+             "verified (flash MD5)")
+        return 0
+
+    return _with_device(args, work)
+
+
+def _otadata(args: argparse.Namespace) -> int:
+    def work(target: DeviceTarget) -> int:
+        from partkit.cli.image_check import _entry_json, _ota_apps, _otadata_partition
+        from partkit.flash import otadata
+
+        table, _ = _table(args, target)
+        part = _otadata_partition(args, table)
+        entries = otadata.decode(target.read(part.offset, part.size))
+        ota = _ota_apps(table)
+        active = otadata.active_entry(entries)
+        slot = otadata.active_slot(entries, len(ota))
+        if slot is not None:
+            found = table.find(0, 0x10 + slot)
+            boots = found[0].name if found else None
+        else:
+            default = table.boot_default()
+            boots = default.name if default is not None else None
+        if args.json:
+            sys.stdout.write(json.dumps({
+                "otadata": part.name, "offset": part.offset, "ota_apps": [p.name for p in ota],
+                "sectors": [_entry_json(e, len(ota)) for e in entries],
+                "active_sector": None if active is None else active.index,
+                "active_slot": slot, "boots": boots}, indent=2) + "\n")
+            return 0
+        out = [f"otadata '{part.name}' at 0x{part.offset:x} on {args.port}; OTA apps: "
+               + (", ".join(f"ota_{p.subtype - 0x10}={p.name}" for p in ota) or "none")]
+        for e in entries:
+            if e.erased:
+                out.append(f"  sector {e.index}: erased")
+                continue
+            crc = "ok" if e.crc_ok else f"BAD (expected 0x{otadata.entry_crc(e.seq):08x})"
+            sel = e.slot(len(ota))
+            out.append(f"  sector {e.index}: ota_seq {e.seq} -> "
+                       + (f"ota_{sel}" if sel is not None else
+                          "ignored" if not e.crc_ok else "no OTA slot")
+                       + f", state {e.state_name}, crc 0x{e.crc:08x} {crc}"
+                       + (" (active)" if e is active else ""))
+        how = (f"otadata selects ota_{slot}" if slot is not None else
+               "no valid record: the boot default")
+        out.append(f"boots: {boots or 'nothing (no app partition)'} ({how})")
+        sys.stdout.write("\n".join(out) + "\n")
+        return 0
+
+    return _with_device(args, work)
+
+
+def _set_boot(args: argparse.Namespace) -> int:
+    def work(target: DeviceTarget) -> int:
+        from partkit.cli.image_check import STATES, _ota_apps, _otadata_partition, _target
+        from partkit.device.ops import check_writable
+        from partkit.flash import otadata
+        from partkit.flash.bootselect import select_slot
+
+        table, _ = _table(args, target)
+        part = _otadata_partition(args, table)
+        app, slot = _target(args, table)
+        check_writable(part, args.force, table.path or args.port)
+        if not args.force and target.read(app.offset, 1) != b"\xe9":
+            raise CheckFailed(error(
+                f"app slot '{app.name}' holds no app image (no 0xE9 magic byte at "
+                f"0x{app.offset:x}); the device would not boot it", SourceLocation(args.port),
+                "write the app first, or pass --force"))
+        current = target.read(part.offset, part.size)
+        try:
+            blob = select_slot(current, slot, len(_ota_apps(table)), STATES[args.state])
+        except ValueError as exc:
+            raise PartkitError(error(f"--slot: {exc}", SourceLocation(args.port))) from None
+        target.write_partition(part, blob, force_security=args.force_security)
+        active = otadata.active_entry(otadata.decode(blob))
+        detail = ("both sectors erased: boots the factory app" if slot is None else
+                  f"sector {active.index if active else 0}, "
+                  f"ota_seq {active.seq if active else 0}")
+        _say(args, f"Selected '{app.name}' in otadata '{part.name}' at 0x{part.offset:x} on "
+             f"{args.port} ({detail}); verified (flash MD5)")
+        return 0
+
+    return _with_device(args, work)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "show": _show, "info": _info, "read": _read, "write": _write, "erase": _erase,
+    "otadata": _otadata, "set-boot": _set_boot,
+}

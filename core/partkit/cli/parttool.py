@@ -1,0 +1,233 @@
+"""``partkit parttool``: a drop-in for ESP-IDF's ``parttool.py`` command line.
+
+    partkit parttool [-q] [--port P | --image FILE] [-b N] [-o OFFSET] [-f TABLE]
+                     [--esptool-args A ...] [--esptool-{write,read,erase}-args A ...]
+                     {read_partition,write_partition,erase_partition,get_partition_info} ...
+
+Same global options, subcommands, options and output as parttool (reference §7), run
+through :class:`partkit.parttool.ParttoolTarget`: one esptool connection, every check
+before the first flash change, verified writes. ``-o`` is the table offset here, as in
+parttool; ``--image FILE`` works on a flash image file instead of a device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from partkit.cli.common import emit, report_error
+from partkit.common.errors import PartkitError, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.parttool import ParttoolTarget
+
+__all__ = ["run"]
+
+EPILOG = """\
+exit status:
+  0  success; also get_partition_info when nothing matches (it prints nothing, like
+     parttool, so build scripts get an empty string)
+  1  the device failed (no answer, connection lost: the message says which flash range
+     may have changed; verification mismatch) or the input does not fit the partition
+  2  bad input or refused: options, selector, table, missing esptool (pip install
+     partkit[device]), read-only partition without --ignore-readonly, flash encryption or
+     secure boot enabled without --esptool-erase-args=force; the device was not changed
+"""
+
+INFO_FIELDS = ("name", "type", "subtype", "offset", "size", "encrypted", "readonly")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="partkit parttool",
+        description="Read, write and erase partitions on a device (or a flash image file) "
+        "and print their info: ESP-IDF parttool.py's command line, one esptool connection.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quiet", "-q", action="store_true", help="suppress status messages")
+    for kind, what in (("", "every esptool step (chip, baud, before, after, no_stub, "
+                        "connect_attempts)"),
+                       ("write-", "writes (force: allow with flash encryption / secure boot)"),
+                       ("read-", "reads (none supported)"),
+                       ("erase-", "erases (force: allow with flash encryption / secure boot)")):
+        p.add_argument(f"--esptool-{kind}args", action="append", default=[], metavar="ARG",
+                       help=f"esptool options for {what}; one or more words up to the next "
+                       "option or subcommand; key=value means --key value, a word --word")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--port", "-p", help="port of the device (anything esptool accepts, "
+                        "socket://host:port included)")
+    target.add_argument("--image", metavar="FILE",
+                        help="work on this flash image file instead of a device (partkit)")
+    p.add_argument("--baud", "-b", type=int, help="baud rate after connecting")
+    p.add_argument("--partition-table-offset", "-o", default="0x8000", metavar="N",
+                   help="flash offset of the partition table (default 0x8000)")
+    p.add_argument("--primary-bootloader-offset", metavar="N",
+                   help="bootloader offset (for a --partition-table-file CSV with bootloader "
+                   "rows)")
+    p.add_argument("--recovery-bootloader-offset", metavar="N",
+                   help="recovery bootloader offset (for a CSV with a recovery row)")
+    p.add_argument("--partition-table-file", "-f", metavar="FILE",
+                   help="CSV or binary table to use instead of reading it from the target")
+
+    sub = p.add_subparsers(dest="operation", metavar="SUBCOMMAND")
+
+    def selector(s: argparse.ArgumentParser) -> None:
+        x = s.add_mutually_exclusive_group()
+        x.add_argument("--partition-name", "-n", help="name of the partition")
+        x.add_argument("--partition-type", "-t", help="type of the partition")
+        x.add_argument("--partition-boot-default", "-d", action="store_true",
+                       help="the default boot partition")
+        s.add_argument("--partition-subtype", "-s", help="subtype of the partition")
+        s.add_argument("--extra-partition-subtypes", nargs="+", default=[], metavar="E",
+                       help="extra subtypes as type,name,hexvalue")
+
+    s = sub.add_parser("read_partition", help="read a partition to a file")
+    selector(s)
+    s.add_argument("--output", required=True, help="file to dump the partition to")
+    s = sub.add_parser("write_partition", help="write a file to a partition")
+    selector(s)
+    s.add_argument("--input", required=True, help="file whose contents go to the partition")
+    s.add_argument("--ignore-readonly", action="store_true",
+                   help="write even if the partition is read-only")
+    s = sub.add_parser("erase_partition", help="erase a partition")
+    selector(s)
+    s = sub.add_parser("get_partition_info", help="print a partition's info")
+    selector(s)
+    s.add_argument("--info", nargs="+", choices=INFO_FIELDS, default=["offset", "size"],
+                   metavar="F", help=f"fields to print: {' '.join(INFO_FIELDS)} (default "
+                   "offset size)")
+    s.add_argument("--part_list", "--part-list", action="store_true",
+                   help="all partitions of the type/subtype, not only the first")
+    return p
+
+
+SUBCOMMANDS = ("read_partition", "write_partition", "erase_partition", "get_partition_info")
+
+
+def _spread(argv: list[str]) -> list[str]:
+    """``--esptool-args a b SUB`` -> ``--esptool-args=a --esptool-args=b SUB``: each of
+    those options takes words up to the next option or subcommand name, as in parttool."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word.startswith("--esptool-") and word.endswith("args") and "=" not in word:
+            while i < len(argv) and not argv[i].startswith("-") and argv[i] not in SUBCOMMANDS:
+                out.append(f"{word}={argv[i]}")
+                i += 1
+        else:
+            out.append(word)
+    return out
+
+
+def run(argv: list[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(_spread(argv))
+    if args.operation is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return _operate(args)
+    except PartkitError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("partkit parttool: interrupted\n")
+        return 130
+
+
+def _selector(args: argparse.Namespace) -> object:
+    from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType
+
+    if args.partition_name is not None:
+        return PartitionName(args.partition_name)
+    if args.partition_type is not None:
+        if args.partition_subtype is None:
+            raise PartkitError(error(
+                "--partition-subtype should be defined when --partition-type is defined",
+                hint="e.g. --partition-type=data --partition-subtype=nvs"))
+        return PartitionType(args.partition_type, args.partition_subtype,
+                             bool(getattr(args, "part_list", False)))
+    if args.partition_boot_default:
+        return PARTITION_BOOT_DEFAULT
+    raise PartkitError(error(
+        "partition to operate on should be defined using --partition-name OR "
+        "--partition-type and --partition-subtype OR --partition-boot-default"))
+
+
+def _int(name: str, value: str | None) -> int | None:
+    from partkit.table.options import int_option
+
+    return None if value is None else int_option(name, value)
+
+
+def _operate(args: argparse.Namespace) -> int:
+    from partkit.parttool import ParttoolTarget
+
+    selector = _selector(args)
+    if args.port is None and args.image is None:
+        raise PartkitError(error("no target: give --port PORT (a device) or --image FILE",
+                                 hint="parttool's default port is not guessed by partkit"))
+    progress = None
+    if not args.quiet and args.operation in ("read_partition", "write_partition",
+                                             "erase_partition"):
+        from partkit.cli.device import progress_bar
+
+        progress = progress_bar(args.operation.split("_")[0], quiet=False)
+    target = ParttoolTarget(
+        args.port,
+        partition_table_offset=_int("--partition-table-offset",
+                                    args.partition_table_offset) or 0,
+        partition_table_file=args.partition_table_file,
+        esptool_args=args.esptool_args,
+        esptool_write_args=args.esptool_write_args,
+        esptool_read_args=args.esptool_read_args,
+        esptool_erase_args=args.esptool_erase_args,
+        baud=args.baud,
+        primary_bootloader_offset=_int("--primary-bootloader-offset",
+                                       args.primary_bootloader_offset),
+        recovery_bootloader_offset=_int("--recovery-bootloader-offset",
+                                        args.recovery_bootloader_offset),
+        extra_partition_subtypes=args.extra_partition_subtypes,
+        image=args.image,
+        progress=progress,
+    )
+    with target:
+        if not args.quiet:
+            emit(target.warnings)
+        return _dispatch(args, target, selector)
+
+
+def _dispatch(args: argparse.Namespace, target: ParttoolTarget, selector: object) -> int:
+    op = args.operation
+    if op == "get_partition_info":
+        from partkit.flash.partinfo import format_info
+
+        try:
+            found = target.get_partition_info(selector)
+        except PartkitError as exc:
+            # parttool prints nothing and succeeds; CMake relies on the empty string
+            if not args.quiet:
+                sys.stderr.write(f"warning: {exc.diagnostics[0].message}\n")
+            return 0
+        parts = found if isinstance(found, list) else [found]
+        sys.stdout.write(format_info(parts, args.info) + "\n")
+        return 0
+    part = target._find(selector)[0]
+    where = "device" if args.port is not None else f"image '{args.image}'"
+    if op == "erase_partition":
+        target.erase_partition(selector)
+        _status(args, f"Erased partition '{part.name}' at offset 0x{part.offset:x}")
+    elif op == "read_partition":
+        target.read_partition(selector, args.output)
+        _status(args, f"Read partition '{part.name}' contents from {where} at offset "
+                f"0x{part.offset:x} to file '{args.output}'")
+    else:
+        target.write_partition(selector, args.input, args.ignore_readonly)
+        _status(args, f"Written contents of file '{args.input}' at offset 0x{part.offset:x}")
+    return 0
+
+
+def _status(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(text + "\n")

@@ -1,0 +1,89 @@
+"""The checks and steps shared by ``partkit device``, ``partkit parttool`` and the Python API.
+
+Every check runs before the target is asked to change anything: the table is read and
+parsed, the partition selected, its read-only flag and the input size checked. Only then
+does :class:`~partkit.device.target.Target` touch flash (or the image file).
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.common.errors import Diagnostic
+    from partkit.device.target import Target
+    from partkit.table.model import Partition, PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = [
+    "TABLE_BYTES",
+    "check_fits",
+    "check_writable",
+    "load_table",
+    "read_input_file",
+]
+
+TABLE_BYTES = 0xC00
+
+
+def load_table(target: Target, options: TableOptions, table_file: str | None = None,
+               ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
+    """The table from ``table_file`` (CSV or binary), else read off the target at
+    ``options.table_offset``. Parsed (MD5 checked) but not re-verified, like parttool."""
+    from partkit.table.codec import load_table as decode
+    from partkit.table.codec import load_table_file
+
+    if table_file is not None:
+        loaded = load_table_file(table_file, options)
+        return loaded.table, loaded.warnings
+    offset = options.table_offset
+    data = target.read(offset, TABLE_BYTES)
+    where = f"{target.label}@0x{offset:x}"
+    if data[:2] != b"\xaa\x50":
+        raise PartkitError(error(
+            f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, expected "
+            "aa 50)", SourceLocation(where),
+            "is the right firmware flashed? give the table offset (--offset) or the table "
+            "file (--table)"))
+    loaded = decode(data, where, options)
+    return loaded.table, loaded.warnings
+
+
+def check_writable(part: Partition, force: bool, where: str, verb: str = "write",
+                   hint: str = "pass --force to change it anyway") -> None:
+    """A partition flagged readonly changes only when forced (exit 2 otherwise)."""
+    if part.readonly and not force:
+        raise PartkitError(error(
+            f"partition '{part.name}' is read-only; refusing to {verb} it",
+            SourceLocation(where), hint))
+
+
+def check_fits(part: Partition, size: int, source: str, where: str) -> None:
+    """The whole input must fit the partition; a failed check changes nothing (exit 1)."""
+    if size > part.size:
+        raise CheckFailed(error(
+            f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} "
+            f"bytes (0x{part.size:x}): {size - part.size} bytes too many",
+            SourceLocation(source),
+            f"use a smaller file or enlarge the partition; {where} was not changed"))
+
+
+def read_input_file(path: str, limit: int) -> bytes:
+    """An input file's bytes; clear errors for missing files and directories, and no
+    reading past ``limit`` + 1 bytes (enough to tell that it is too big)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    except FileNotFoundError:
+        raise PartkitError(error("no such file", SourceLocation(path),
+                                 f"check the path (relative paths resolve from "
+                                 f"{os.getcwd()})")) from None
+    except IsADirectoryError:
+        raise PartkitError(error("is a directory, expected a file",
+                                 SourceLocation(path))) from None
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                 SourceLocation(path))) from None
