@@ -206,3 +206,35 @@ def test_binary_input_needs_output(tmp_path, capsys) -> None:  # type: ignore[no
     out = tmp_path / "p.csv"
     assert main(["resize", str(binary), "--set", "storage=512K", "-o", str(out)]) == 0
     assert load(out.read_text()).table.find_by_name("storage").size == 512 * K  # type: ignore[union-attr]
+
+
+@st.composite
+def last_app_growth(draw: st.DrawFn) -> tuple[str, int, int]:
+    """A table whose last partition is an app slot with free flash after it, and a size
+    for that slot that stays inside the free space."""
+    flash = draw(st.sampled_from([4 * M, 8 * M, 16 * M]))
+    slots = draw(st.sampled_from([0, 2, 3]))
+    unit = 64 * K
+    app = draw(st.integers(1, 8)) * unit
+    table = plan(Request(flash_size=flash, ota=slots, app_size=app, otadata=slots == 0,
+                         nvs=16 * K))  # nvs and otadata then fit before the first app
+    text = render_csv(table, BUILTIN_SUBTYPES, "t")
+    last = table.sorted_by_offset()[-1]
+    room = flash - last.end
+    assert last.type == 0 and room > 0
+    grow = draw(st.integers(1, room // 0x1000)) * 0x1000
+    return text, last.size + grow, flash
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=last_app_growth())
+def test_set_last_app_into_free_space_diff_is_safe(case: tuple[str, int, int]) -> None:
+    from partkit.diff import DiffOptions, diff_tables, side_of
+
+    text, size, flash = case
+    old = load(text, flash).table
+    last = old.sorted_by_offset()[-1]
+    new = resize(old, Edit(sizes=((last.name, size),)), flash)
+    assert [p.offset for p in new] == [p.offset for p in old]
+    report = diff_tables(side_of(old), side_of(new), DiffOptions(flash_size=flash))
+    assert report.safe, report.broken_codes
