@@ -19,6 +19,7 @@ import os
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
 from partkit.common.numbers import parse_size
+from partkit.common.record import Record
 from partkit.table.names import (
     APP,
     BOOTLOADER,
@@ -65,7 +66,7 @@ NEARLY_FULL = 0.05  # check_sizes.py warns below 5 % free in the smallest slot
 MAX_APP_SIZE = 16 * 1024 * 1024  # the cache MMU maps at most 16 MiB of one app
 
 
-class Finding:
+class Finding(Record):
     """One warning or error from a check, with a stable machine-readable code."""
 
     __slots__ = ("code", "diagnostic")
@@ -74,8 +75,7 @@ class Finding:
     diagnostic: Diagnostic
 
     def __init__(self, code: str, diagnostic: Diagnostic) -> None:
-        self.code = code
-        self.diagnostic = diagnostic
+        self._init(code=code, diagnostic=diagnostic)
 
     @property
     def is_error(self) -> bool:
@@ -85,7 +85,7 @@ class Finding:
         return f"Finding({self.code!r}, {self.diagnostic!r})"
 
 
-class Budget:
+class Budget(Record):
     """A free-space threshold: a percentage of the slot (``10%``) or a byte count."""
 
     __slots__ = ("percent", "value")
@@ -94,8 +94,7 @@ class Budget:
     percent: bool
 
     def __init__(self, value: float, percent: bool) -> None:
-        self.value = value
-        self.percent = percent
+        self._init(value=value, percent=percent)
 
     @classmethod
     def parse(cls, text: str, option: str = "budget") -> Budget:
@@ -126,21 +125,25 @@ class Budget:
         return {"value": self.value, "unit": "percent" if self.percent else "bytes"}
 
 
-class SlotResult:
+class SlotResult(Record):
     """How one image fits one partition."""
 
-    __slots__ = ("fits", "free", "partition", "used")
+    __slots__ = ("partition", "used")
 
     partition: Partition
     used: int
-    free: int  # negative: overflow
-    fits: bool
 
     def __init__(self, partition: Partition, used: int) -> None:
-        self.partition = partition
-        self.used = used
-        self.free = partition.size - used
-        self.fits = self.free >= 0
+        self._init(partition=partition, used=used)
+
+    @property
+    def free(self) -> int:
+        """Bytes left in the slot; negative: overflow."""
+        return self.partition.size - self.used
+
+    @property
+    def fits(self) -> bool:
+        return self.free >= 0
 
     @property
     def percent_free(self) -> float:
@@ -151,7 +154,7 @@ class SlotResult:
         return 100.0 * self.used / self.partition.size if self.partition.size else 100.0
 
 
-class AppCheck:
+class AppCheck(Record):
     """App image vs every candidate slot."""
 
     __slots__ = ("candidates", "findings", "image", "label", "status", "subtype", "summary",
@@ -166,72 +169,70 @@ class AppCheck:
     summary: str | None  # check_sizes.py's OK line
     findings: tuple[Finding, ...]
 
-    def __init__(self, image: ImageInfo, label: str, ptype: int, subtype: int | None) -> None:
-        self.image = image
-        self.label = label
-        self.type = ptype
-        self.subtype = subtype
-        self.candidates = ()
-        self.status = "ok"
-        self.summary = None
-        self.findings = ()
+    def __init__(self, image: ImageInfo, label: str, type: int, subtype: int | None, *,
+                 candidates: tuple[SlotResult, ...] = (), status: str = "ok",
+                 summary: str | None = None, findings: tuple[Finding, ...] = ()) -> None:
+        self._init(image=image, label=label, type=type, subtype=subtype,
+                   candidates=candidates, status=status, summary=summary, findings=findings)
 
     @property
     def smallest(self) -> SlotResult | None:
         """The smallest candidate slot (first in table order on a tie)."""
-        if not self.candidates:
-            return None
-        return min(self.candidates, key=lambda r: r.partition.size)
+        return _smallest(self.candidates)
 
 
-class BootloaderCheck:
+class BootloaderCheck(Record):
     """Bootloader image vs the space before the partition table (and a recovery copy)."""
 
-    __slots__ = ("findings", "fits", "free", "image", "limit", "offset", "recovery_offset",
-                 "summary", "table_offset")
+    __slots__ = ("findings", "image", "offset", "recovery_offset", "summary", "table_offset")
 
     image: ImageInfo
     offset: int
     table_offset: int
-    limit: int
-    free: int
-    fits: bool
     recovery_offset: int | None
     summary: str | None
     findings: tuple[Finding, ...]
 
     def __init__(self, image: ImageInfo, offset: int, table_offset: int,
-                 recovery_offset: int | None) -> None:
-        self.image = image
-        self.offset = offset
-        self.table_offset = table_offset
-        self.limit = table_offset - offset
-        self.free = self.limit - image.flashed_size
-        self.fits = self.free >= 0
-        self.recovery_offset = recovery_offset
-        self.summary = None
-        self.findings = ()
+                 recovery_offset: int | None, *, summary: str | None = None,
+                 findings: tuple[Finding, ...] = ()) -> None:
+        self._init(image=image, offset=offset, table_offset=table_offset,
+                   recovery_offset=recovery_offset, summary=summary, findings=findings)
+
+    @property
+    def limit(self) -> int:
+        """Bytes from the bootloader offset to the table."""
+        return self.table_offset - self.offset
+
+    @property
+    def free(self) -> int:
+        return self.limit - self.image.flashed_size
+
+    @property
+    def fits(self) -> bool:
+        return self.free >= 0
 
     @property
     def percent_free(self) -> float:
         return 100.0 * self.free / self.limit
 
 
-class FlashCheck:
+class FlashCheck(Record):
     """The highest partition end vs the flash size."""
 
-    __slots__ = ("findings", "flash_size", "highest_end", "last")
+    __slots__ = ("findings", "flash_size", "last")
 
     flash_size: int
-    highest_end: int
-    last: Partition | None
+    last: Partition | None  # the partition that ends highest
     findings: tuple[Finding, ...]
 
-    def __init__(self, flash_size: int, table: PartitionTable) -> None:
-        self.flash_size = flash_size
-        self.last = max(table, key=lambda p: p.end, default=None)
-        self.highest_end = self.last.end if self.last is not None else 0
-        self.findings = ()
+    def __init__(self, flash_size: int, last: Partition | None,
+                 findings: tuple[Finding, ...] = ()) -> None:
+        self._init(flash_size=flash_size, last=last, findings=findings)
+
+    @property
+    def highest_end(self) -> int:
+        return self.last.end if self.last is not None else 0
 
     @property
     def free(self) -> int:
@@ -240,6 +241,12 @@ class FlashCheck:
     @property
     def fits(self) -> bool:
         return self.free >= 0
+
+
+def _smallest(candidates: tuple[SlotResult, ...]) -> SlotResult | None:
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: r.partition.size)
 
 
 def _where(p: Partition | None, table: PartitionTable) -> SourceLocation | None:
@@ -285,9 +292,11 @@ def check_app(
     label: str = "app",
     warn_free: Budget | None = None,
     fail_free: Budget | None = None,
+    chip: str | None = None,
 ) -> AppCheck:
-    """Check an app image against every matching slot, as check_sizes.py does."""
-    result = AppCheck(image, label, ptype, subtype)
+    """Check an app image against every matching slot, as check_sizes.py does.
+
+    With ``chip``, an image built for another chip is an error too."""
     findings: list[Finding] = []
     if subtype is not None:
         slots = table.find(ptype, subtype)
@@ -297,20 +306,21 @@ def check_app(
                       if not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))
     size = image.flashed_size
     name = os.path.basename(image.path)
-    result.candidates = tuple(SlotResult(p, size) for p in slots)
+    candidates = tuple(SlotResult(p, size) for p in slots)
     if not slots:
-        result.status = "no-match"
         findings.append(Finding("no-matching-partitions", warning(
             f"Partition table does not contain any partitions matching {label}",
             SourceLocation(table.path) if table.path else None)))
-        result.findings = tuple(findings)
-        return result
+        mismatch = _chip_findings(image, chip)
+        return AppCheck(image, label, ptype, subtype, status="fail" if mismatch else "no-match",
+                        findings=(*findings, *mismatch))
 
-    smallest = result.smallest
+    smallest = _smallest(candidates)
     assert smallest is not None
+    summary: str | None = None
     if smallest.fits:
         ratio = smallest.free / smallest.partition.size
-        result.summary = (
+        summary = (
             f"{name} binary size {size:#x} bytes. Smallest {label} partition is "
             f"{smallest.partition.size:#x} bytes. {smallest.free:#x} bytes ({ratio:.0%}) free."
         )
@@ -319,8 +329,8 @@ def check_app(
                 f"The smallest {label} partition is nearly full ({ratio:.0%} free space left)!",
                 _where(smallest.partition, table))))
     else:
-        too_small = [r for r in result.candidates if not r.fits]
-        total = len(result.candidates)
+        too_small = [r for r in candidates if not r.fits]
+        total = len(candidates)
         if total == 1:
             head = f"{label} partition is"
         elif len(too_small) == total:
@@ -343,7 +353,7 @@ def check_app(
                                 make(message, _where(too_small[0].partition, table), hint,
                                      _padding_note(image, worst.partition.size))))
 
-    fitting = [r for r in result.candidates if r.fits]
+    fitting = [r for r in candidates if r.fits]
     if fitting:
         tightest = min(fitting, key=lambda r: r.free / r.partition.size)
         for budget, code, make in ((fail_free, "budget-fail", error),
@@ -359,9 +369,9 @@ def check_app(
                 break  # a failed hard budget implies the soft one
 
     findings.extend(_image_findings(image, expect="app"))
-    result.findings = tuple(findings)
-    result.status = _status(result.findings)
-    return result
+    findings.extend(_chip_findings(image, chip))
+    return AppCheck(image, label, ptype, subtype, candidates=candidates,
+                    status=_status(findings), summary=summary, findings=tuple(findings))
 
 
 def check_bootloader(
@@ -372,45 +382,48 @@ def check_bootloader(
     recovery_offset: int | None = None,
     table: PartitionTable | None = None,
     flash_size: int | None = None,
+    chip: str | None = None,
 ) -> BootloaderCheck:
-    """The bootloader must end at or before the table, and clear of a recovery bootloader."""
+    """The bootloader must end at or before the table, and clear of a recovery bootloader.
+
+    With ``chip``, an image built for another chip is an error too."""
     if table_offset <= offset:
         raise PartkitError(error(
             f"partition table offset {table_offset:#x} is not after the bootloader offset "
             f"{offset:#x}", hint="check --offset and --chip / --bootloader-offset"))
-    result = BootloaderCheck(image, offset, table_offset, recovery_offset)
     size = image.flashed_size
-    limit = result.limit
+    limit = table_offset - offset
+    free = limit - size
     findings: list[Finding] = []
+    summary: str | None = None
     loc = SourceLocation(image.path)
-    if not result.fits:
+    if free < 0:
         findings.append(Finding("bootloader-too-large", error(
             f"Bootloader binary size {size:#x} bytes is too large for partition table offset "
             f"{table_offset:#02x}. Bootloader binary can be maximum {limit:#x} ({limit}) bytes "
             "unless the partition table offset is increased in the Partition Table section of "
             "the project configuration menu.", loc,
-            hint=f"it overflows by {-result.free} bytes; move the table to "
+            hint=f"it overflows by {-free} bytes; move the table to "
                  f"{_align(offset + size, 0x1000):#x} or later",
             notes=_padding_note(image, limit))))
     else:
-        result.summary = (f"Bootloader binary size {size:#x} bytes. {result.free:#x} bytes "
-                          f"({round(result.free * 100 / limit)}%) free.")
+        summary = (f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
+                   f"({round(free * 100 / limit)}%) free.")
     if recovery_offset is not None:
-        findings.extend(_recovery_findings(result, loc, table, flash_size))
+        findings.extend(_recovery_findings(offset, size, recovery_offset, loc, table, flash_size))
     findings.extend(_image_findings(image, expect="bootloader"))
-    result.findings = tuple(findings)
-    return result
+    findings.extend(_chip_findings(image, chip))
+    return BootloaderCheck(image, offset, table_offset, recovery_offset, summary=summary,
+                           findings=tuple(findings))
 
 
-def _recovery_findings(result: BootloaderCheck, loc: SourceLocation,
+def _recovery_findings(offset: int, size: int, recovery: int, loc: SourceLocation,
                        table: PartitionTable | None, flash_size: int | None) -> list[Finding]:
-    recovery = result.recovery_offset
-    assert recovery is not None
-    size = result.image.flashed_size
+    """A recovery copy of the ``size``-byte bootloader at ``offset`` must overlap nothing."""
     out: list[Finding] = []
-    if result.offset <= recovery < result.offset + size:
+    if offset <= recovery < offset + size:
         out.append(Finding("bootloader-overlaps-recovery", error(
-            f"bootloader at {result.offset:#x} ({size:#x} bytes, ends {result.offset + size:#x}) "
+            f"bootloader at {offset:#x} ({size:#x} bytes, ends {offset + size:#x}) "
             f"overlaps the recovery bootloader at {recovery:#x}", loc,
             hint="move the recovery bootloader offset past the primary bootloader")))
     end = recovery + size
@@ -432,16 +445,14 @@ def _recovery_findings(result: BootloaderCheck, loc: SourceLocation,
 
 def check_flash(table: PartitionTable, flash_size: int) -> FlashCheck:
     """Every partition must end within the flash (the highest end, not the last row)."""
-    result = FlashCheck(flash_size, table)
-    if not result.fits:
-        last = result.last
-        assert last is not None
-        result.findings = (Finding("table-exceeds-flash", error(
-            f"partition '{last.name}' ends at {result.highest_end:#x}, {-result.free:#x} bytes "
-            f"beyond the {_human(flash_size)} flash ({flash_size:#x} bytes)",
-            _where(last, table),
-            hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),)
-    return result
+    last = max(table, key=lambda p: p.end, default=None)
+    if last is None or last.end <= flash_size:
+        return FlashCheck(flash_size, last)
+    return FlashCheck(flash_size, last, (Finding("table-exceeds-flash", error(
+        f"partition '{last.name}' ends at {last.end:#x}, {last.end - flash_size:#x} bytes "
+        f"beyond the {_human(flash_size)} flash ({flash_size:#x} bytes)",
+        _where(last, table),
+        hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),))
 
 
 def check_rules(table: PartitionTable, *, strict: bool = False) -> tuple[Finding, ...]:
@@ -498,7 +509,15 @@ def _padding_note(image: ImageInfo, room: int) -> tuple[tuple[SourceLocation | N
              f"{image.trailing_bytes} bytes after it, and esptool writes the whole file"),)
 
 
-def _status(findings: tuple[Finding, ...]) -> str:
+def _chip_findings(image: ImageInfo, chip: str | None) -> tuple[Finding, ...]:
+    if chip is None or image.chip is None or image.chip == chip.lower():
+        return ()
+    return (Finding("chip-mismatch", error(
+        f"image is for {image.chip} (chip id {image.chip_id}), not {chip}",
+        SourceLocation(image.path), hint="build for the right target or fix --chip")),)
+
+
+def _status(findings: list[Finding]) -> str:
     if any(f.is_error for f in findings):
         return "fail"
     return "warning" if findings else "ok"
@@ -513,7 +532,7 @@ def _human(size: int) -> str:
     return f"{mib:g}MB" if mib >= 1 else f"{size // 1024}KB"
 
 
-class CheckReport:
+class CheckReport(Record):
     """Everything one ``partkit check`` run found. ``exit_code`` is 0 (ok) or 1 (failed)."""
 
     __slots__ = ("app", "bootloader", "data", "fail_free", "flash", "options", "rules", "table",
@@ -530,17 +549,23 @@ class CheckReport:
     fail_free: Budget | None
     data: tuple[DataCheck, ...]  # data images against their partitions (check --data)
 
-    def __init__(self, table: PartitionTable, options: TableOptions) -> None:
-        self.table = table
-        self.options = options
-        self.app = None
-        self.bootloader = None
-        self.flash = None
-        self.rules = ()
-        self.table_findings = ()
-        self.warn_free = None
-        self.fail_free = None
-        self.data = ()
+    def __init__(
+        self,
+        table: PartitionTable,
+        options: TableOptions,
+        *,
+        app: AppCheck | None = None,
+        bootloader: BootloaderCheck | None = None,
+        flash: FlashCheck | None = None,
+        rules: tuple[Finding, ...] = (),
+        table_findings: tuple[Finding, ...] = (),
+        warn_free: Budget | None = None,
+        fail_free: Budget | None = None,
+        data: tuple[DataCheck, ...] = (),
+    ) -> None:
+        self._init(table=table, options=options, app=app, bootloader=bootloader, flash=flash,
+                   rules=rules, table_findings=table_findings, warn_free=warn_free,
+                   fail_free=fail_free, data=data)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -586,14 +611,12 @@ def run_checks(
 ) -> CheckReport:
     """Run every check that has its inputs. Uses options.table_offset, .flash_size,
     .recovery_bootloader_offset, .chip, .strict and .subtypes."""
-    report = CheckReport(table, options)
-    report.warn_free, report.fail_free = warn_free, fail_free
-    report.table_findings = tuple(Finding("table", d) for d in table_warnings)
+    app_check: AppCheck | None = None
     if app is not None:
         ptype, subtype, label = resolve_selector(app_type, app_subtype, options.subtypes)
-        report.app = check_app(table, app, ptype=ptype, subtype=subtype, label=label,
-                               warn_free=warn_free, fail_free=fail_free)
-        _chip_mismatch(report.app, options.chip)
+        app_check = check_app(table, app, ptype=ptype, subtype=subtype, label=label,
+                              warn_free=warn_free, fail_free=fail_free, chip=options.chip)
+    bootloader_check: BootloaderCheck | None = None
     if bootloader is not None:
         offset = bootloader_offset
         if offset is None:
@@ -607,24 +630,13 @@ def run_checks(
                 "the bootloader check needs the bootloader's flash offset",
                 SourceLocation(bootloader.path),
                 hint="pass --chip (e.g. --chip esp32c3) or --bootloader-offset 0x0"))
-        report.bootloader = check_bootloader(
+        bootloader_check = check_bootloader(
             bootloader, offset=offset, table_offset=options.table_offset,
             recovery_offset=options.recovery_bootloader_offset, table=table,
-            flash_size=options.flash_size)
-        _chip_mismatch(report.bootloader, options.chip)
-    if options.flash_size is not None:
-        report.flash = check_flash(table, options.flash_size)
-    report.data = data
-    report.rules = check_rules(table, strict=options.strict)
-    return report
-
-
-def _chip_mismatch(result: AppCheck | BootloaderCheck, chip: str | None) -> None:
-    image = result.image
-    if chip is None or image.chip is None or image.chip == chip.lower():
-        return
-    result.findings = (*result.findings, Finding("chip-mismatch", error(
-        f"image is for {image.chip} (chip id {image.chip_id}), not {chip}",
-        SourceLocation(image.path), hint="build for the right target or fix --chip")))
-    if isinstance(result, AppCheck):
-        result.status = "fail"
+            flash_size=options.flash_size, chip=options.chip)
+    return CheckReport(
+        table, options, app=app_check, bootloader=bootloader_check,
+        flash=check_flash(table, options.flash_size) if options.flash_size is not None else None,
+        rules=check_rules(table, strict=options.strict),
+        table_findings=tuple(Finding("table", d) for d in table_warnings),
+        warn_free=warn_free, fail_free=fail_free, data=data)
