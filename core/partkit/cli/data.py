@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit data", epilog=EPILOG, description=(
         "Build a data partition image (NVS, LittleFS, FAT) at exactly the size the table "
         "gives the partition."))
-    sub = p.add_subparsers(dest="action", metavar="build", required=True)
+    sub = p.add_subparsers(dest="action", metavar="build", required=True,
+                           help="the action (partkit data build --help for its options)")
     b = sub.add_parser("build", help="build the image of one partition",
                        description="Build the image of one data partition from a directory "
                        "or an NVS CSV.", epilog=EPILOG,
