@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 
+from partkit.common.record import Record
+
 __all__ = ["FlashFile", "argfile_quote", "default_flash_freq", "flash_args",
            "flasher_args_json"]
 
@@ -38,16 +40,19 @@ def default_flash_freq(chip: str | None) -> str:
     return _DEFAULT_FREQ.get((chip or "").lower(), "80m")
 
 
-class FlashFile:
+class FlashFile(Record):
     """One image to flash: its entry name (``bootloader``, ``app``, ...), offset, file."""
 
     __slots__ = ("encrypted", "name", "offset", "path")
 
+    name: str
+    offset: int
+    path: str
+    encrypted: bool
+
     def __init__(self, name: str, offset: int, path: str, encrypted: bool = False) -> None:
-        self.name = name
-        self.offset = offset
-        self.path = path.replace("\\", "/")  # esptool accepts forward slashes everywhere
-        self.encrypted = encrypted
+        # esptool accepts forward slashes everywhere
+        self._init(name=name, offset=offset, path=path.replace("\\", "/"), encrypted=encrypted)
 
 
 def flash_args(files: list[FlashFile], mode: str, freq: str, size: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+from partkit.common.record import Record
+
 __all__ = [
     "ENTRY_SIZE",
     "OTADATA_SIZE",
@@ -53,17 +55,19 @@ def entry_crc(seq: int) -> int:
     return zlib.crc32(struct.pack("<I", seq), 0xFFFFFFFF) & 0xFFFFFFFF
 
 
-class OtaEntry:
+class OtaEntry(Record):
     """One decoded select entry (sector ``index`` 0 or 1)."""
 
     __slots__ = ("crc", "index", "label", "seq", "state")
 
+    index: int
+    seq: int
+    label: bytes
+    state: int
+    crc: int
+
     def __init__(self, index: int, seq: int, label: bytes, state: int, crc: int) -> None:
-        self.index = index
-        self.seq = seq
-        self.label = label
-        self.state = state
-        self.crc = crc
+        self._init(index=index, seq=seq, label=label, state=state, crc=crc)
 
     @property
     def erased(self) -> bool:
