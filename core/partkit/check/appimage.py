@@ -18,6 +18,7 @@ import struct
 
 from partkit.common.chips import CHIP_IDS
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.numbers import align_up
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -196,14 +197,10 @@ class ImageInfo(Record):
                 f"measured={self.measured_size}, by={self.measured_by})")
 
 
-def _align(value: int, boundary: int) -> int:
-    return (value + boundary - 1) // boundary * boundary
-
-
 def _signed_end(image_length: int, signature_length: int) -> int:
     """Where the image ends, its signature sector (at the next 4 KiB boundary) included."""
     if signature_length:
-        return _align(image_length, SIG_SECTOR) + signature_length
+        return align_up(image_length, SIG_SECTOR) + signature_length
     return image_length
 
 
@@ -348,7 +345,7 @@ def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
         checksum ^= _xor_range(data, pos, length)
         pos += length
 
-    checksum_at = _align(pos + 1, 16) - 1
+    checksum_at = align_up(pos + 1, 16) - 1
     length = checksum_at + 1
     if length > len(data):
         raise broken(f"the checksum byte at 0x{checksum_at:x} is past the end of the file", pos)
@@ -370,7 +367,7 @@ def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
         length += SHA256_LEN
 
     chip = CHIP_IDS.get(chip_id)
-    sig_at = _align(length, SIG_SECTOR)
+    sig_at = align_up(length, SIG_SECTOR)
     signature_length, signature_scheme = 0, None
     if (sig_at + SIG_SECTOR <= len(data) and data[sig_at] == SIG_BLOCK_MAGIC
             and data[sig_at + 1] in SIG_BLOCK_VERSIONS):

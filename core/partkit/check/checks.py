@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
-from partkit.common.numbers import parse_size
+from partkit.common.numbers import align_up, parse_size
 from partkit.common.record import Record
 from partkit.table.names import (
     APP,
@@ -342,11 +342,11 @@ def check_app(
         worst = max(too_small, key=lambda r: -r.free)
         need = -worst.free
         hint = (f"'{worst.partition.name}' needs {need} more byte{'s' if need != 1 else ''}: "
-                f"make it at least {_align(size, 0x1000):#x} bytes or shrink the app")
+                f"make it at least {align_up(size, 0x1000):#x} bytes or shrink the app")
         if _padding_note(image, worst.partition.size):
             hint = (f"write the image without the {image.trailing_bytes} bytes of padding "
                     f"after it, or make '{worst.partition.name}' at least "
-                    f"{_align(size, 0x1000):#x} bytes")
+                    f"{align_up(size, 0x1000):#x} bytes")
         all_bad = len(too_small) == total
         make = error if all_bad else warning
         findings.append(Finding("app-too-small" if all_bad else "some-slots-too-small",
@@ -404,7 +404,7 @@ def check_bootloader(
             "unless the partition table offset is increased in the Partition Table section of "
             "the project configuration menu.", loc,
             hint=f"it overflows by {-free} bytes; move the table to "
-                 f"{_align(offset + size, 0x1000):#x} or later",
+                 f"{align_up(offset + size, 0x1000):#x} or later",
             notes=_padding_note(image, limit))))
     else:
         summary = (f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
@@ -521,10 +521,6 @@ def _status(findings: list[Finding]) -> str:
     if any(f.is_error for f in findings):
         return "fail"
     return "warning" if findings else "ok"
-
-
-def _align(value: int, boundary: int) -> int:
-    return (value + boundary - 1) // boundary * boundary
 
 
 def _human(size: int) -> str:

@@ -6,7 +6,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["NumberError", "format_size", "parse_int", "parse_size"]
+__all__ = ["NumberError", "align_up", "format_size", "parse_int", "parse_size"]
 
 _SUFFIX = {"k": 1024, "m": 1024 * 1024}
 
@@ -83,6 +83,11 @@ def parse_size(text: str) -> int:
     if result < 0:
         raise ValueError(f"invalid size '{text}': negative")
     return result
+
+
+def align_up(value: int, boundary: int) -> int:
+    """``value`` rounded up to the next multiple of ``boundary`` (itself when aligned)."""
+    return -(-value // boundary) * boundary
 
 
 def format_size(size: int) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
 from partkit.table.names import (
@@ -300,7 +301,7 @@ class _Checker:
             self.add("app-overflow", f"the image in app slot '{part.name}' is "
                      f"{info.measured_size} bytes (0x{info.measured_size:x}), "
                      f"{info.measured_size - part.size} more than the slot: it spills{into}",
-                     f"make '{part.name}' at least 0x{-(-info.measured_size // 0x1000) * 0x1000:x}"
+                     f"make '{part.name}' at least 0x{align_up(info.measured_size, SECTOR):x}"
                      " bytes or shrink the app", part=part)
             return
         self.add("app-invalid", f"app slot '{part.name}': {found.summary}",

@@ -14,7 +14,7 @@ and ``rest`` both mean "what is left", so a request may use only one of them.
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
-from partkit.common.numbers import format_size
+from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
 from partkit.table.layout import APP_ALIGNMENT, DATA_ALIGNMENT
@@ -44,10 +44,6 @@ SUBTYPE_DATA_PHY = 0x01
 REST_MINIMUM = {SUBTYPE_DATA_NVS: NVS_RW_MIN_SIZE, 0x81: 0x2000, 0x82: 0x2000, 0x83: 0x2000}
 
 
-def _up(value: int, unit: int) -> int:
-    return -(-value // unit) * unit
-
-
 class Want(Record):
     """One requested data partition; ``size`` None means ``rest`` (to the flash end)."""
 
@@ -66,7 +62,7 @@ class Want(Record):
     @property
     def minimum(self) -> int:
         if self.size is not None:
-            return _up(self.size, DATA_ALIGNMENT)
+            return align_up(self.size, DATA_ALIGNMENT)
         return REST_MINIMUM.get(self.subtype, DATA_ALIGNMENT)
 
 
@@ -157,20 +153,20 @@ def plan(req: Request) -> PartitionTable:
     _validate(req)
     head: list[Want] = []
     if req.nvs:
-        head.append(Want("nvs", SUBTYPE_DATA_NVS, _up(req.nvs, DATA_ALIGNMENT)))
+        head.append(Want("nvs", SUBTYPE_DATA_NVS, align_up(req.nvs, DATA_ALIGNMENT)))
     if req.ota or req.otadata:
         head.append(Want("otadata", SUBTYPE_DATA_OTA, OTADATA_SIZE))
     if req.phy:
         head.append(Want("phy_init", SUBTYPE_DATA_PHY, PHY_SIZE))
     tail: list[Want] = []
     if req.coredump:
-        tail.append(Want("coredump", SUBTYPE_DATA_COREDUMP, _up(req.coredump, DATA_ALIGNMENT)))
+        tail.append(Want("coredump", SUBTYPE_DATA_COREDUMP, align_up(req.coredump, DATA_ALIGNMENT)))
     tail += [w for w in req.data if w.size is not None]
     rest = next((w for w in req.data if w.size is None), None)
 
     parts: list[Partition] = []
     cursor = req.table_offset + PARTITION_TABLE_SIZE
-    app_start = _up(cursor, APP_ALIGNMENT)
+    app_start = align_up(cursor, APP_ALIGNMENT)
     # Partitions that fit fill the space before the first 64 KiB boundary (first fit, in
     # order); the others follow the apps, so no 64 KiB of flash is lost to alignment.
     after_apps: list[Want] = []
@@ -188,7 +184,7 @@ def plan(req: Request) -> PartitionTable:
         if slot == 0:
             _shortfall(req, slots * APP_ALIGNMENT - available, "one 64 KiB unit per app slot")
     else:
-        slot = _up(max(req.app_size, 1), APP_ALIGNMENT)
+        slot = align_up(max(req.app_size, 1), APP_ALIGNMENT)
         if slots * slot > available:
             _shortfall(req, slots * slot - available,
                        f"{slots} app slot{'s' if slots > 1 else ''} of {format_size(slot)}")
@@ -206,7 +202,7 @@ def plan(req: Request) -> PartitionTable:
 
 
 def _shortfall(req: Request, missing: int, apps: str) -> None:
-    missing = _up(missing, DATA_ALIGNMENT)
+    missing = align_up(missing, DATA_ALIGNMENT)
     raise PartkitError(error(
         f"the request does not fit the {format_size(req.flash_size)} flash: "
         f"{format_size(missing)} ({missing} bytes) missing for {apps}", None,

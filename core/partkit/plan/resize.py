@@ -10,7 +10,7 @@ from an image (nvs, otadata, phy, coredump) are never moved unless ``allow_move`
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
-from partkit.common.numbers import format_size
+from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
 from partkit.table.layout import alignment
 from partkit.table.names import (
@@ -95,7 +95,7 @@ def resize(table: PartitionTable, edit: Edit, flash_size: int | None) -> Partiti
 def _set_size(parts: list[Partition], index: int, size: int, allow_move: bool) -> list[Partition]:
     p = parts[index]
     if size <= 0 or size % SECTOR:
-        up = max(-(-size // SECTOR) * SECTOR, SECTOR)
+        up = max(align_up(size, SECTOR), SECTOR)
         raise PartkitError(error(
             f"--set {p.name}: size 0x{size:x} is not a positive multiple of 4K", p.loc,
             f"use 0x{up:x} ({format_size(up)})"))
@@ -110,8 +110,7 @@ def _set_size(parts: list[Partition], index: int, size: int, allow_move: bool) -
             continue
         if q.offset >= end:
             break
-        align = alignment(q.type)
-        moved = -(-end // align) * align
+        moved = align_up(end, alignment(q.type))
         why = _protected(q)
         if why is not None and (not allow_move or q.type in (BOOTLOADER, PARTITION_TABLE)):
             raise PartkitError(error(

@@ -8,6 +8,7 @@ offset continues after the previous partition (apps aligned to 64 KiB, everythin
 from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, PartkitError, error
+from partkit.common.numbers import align_up
 from partkit.table.csvparse import PARTITION_TABLE_SIZE, CsvRow
 from partkit.table.model import Partition, PartitionTable
 from partkit.table.names import APP, BOOTLOADER, PARTITION_TABLE, SUBTYPE_PRIMARY
@@ -69,8 +70,7 @@ def resolve(rows: list[CsvRow], path: str, options: TableOptions) -> PartitionTa
                     f"partition '{row.name}' at 0x{offset:x} overlaps the previous partition: "
                     f"{prev}", row.loc, fix, notes))
         if offset is None:
-            align = alignment(row.type)
-            offset = -(-last_end // align) * align
+            offset = align_up(last_end, alignment(row.type))
         if size < 0:
             end = -size
             size = end - offset

@@ -7,6 +7,7 @@ and become errors under ``strict``.
 from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, error, warning
+from partkit.common.numbers import align_up
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
 from partkit.table.layout import alignment, is_primary_region
 from partkit.table.names import (
@@ -81,7 +82,7 @@ def _check_partition(p: Partition, options: TableOptions) -> list[Diagnostic]:
     if p.type == APP:
         size_align = 0x10000 if options.secure == "v1" else 0x1000
         if p.size % size_align:
-            up = -(-p.size // size_align) * size_align
+            up = align_up(p.size, size_align)
             out.append(error(
                 f"app partition '{p.name}' size {_hex(p.size)} is not aligned to "
                 f"0x{size_align:x}", p.loc,
