@@ -136,13 +136,15 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes] | None = None) -> None:
         time.sleep(0.01)
 
 
-def _kill_mid_write(tmp_path: Path, image: Path, *, name: str | None = None) -> bytes:
+def _kill_mid_write(tmp_path: Path, image: Path, *, name: str | None = None,
+                    sync: bool = False) -> bytes:
     """SIGKILL ``image write`` after its first chunk landed; returns the new data."""
     src = tmp_path / "new.bin"
     data = os.urandom(STORAGE[1])
     src.write_bytes(data)
     proc, ready = _start(tmp_path, "imagefile:_write_chunk:kill", "image", "write",
-                         name or str(image), "-n", "storage", str(src))
+                         name or str(image), "-n", "storage", str(src),
+                         *(["--sync"] if sync else []))
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert _reached(ready, "_write_chunk").exists()
@@ -152,14 +154,17 @@ def _kill_mid_write(tmp_path: Path, image: Path, *, name: str | None = None) -> 
 # --- 1. the undo journal belongs to one file ------------------------------------------------
 
 
-def test_recovery_says_what_it_restored(tmp_path: Path, image: Path) -> None:
+@pytest.mark.parametrize("sync", [False, True])
+def test_recovery_says_what_it_restored(tmp_path: Path, image: Path, sync: bool) -> None:
     old = _storage(image)
-    _kill_mid_write(tmp_path, image)
-    assert _storage(image) != old
+    new = _kill_mid_write(tmp_path, image, sync=sync)
+    torn = _storage(image)
+    assert torn[:0x20000] == new[:0x20000] and torn[0x20000:] == old[0x20000:]
     proc = _cli("image", "info", str(image), "-n", "storage")
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr.decode()
     assert "restored 524288 bytes (0x80000) of partition 'storage' (0x310000..0x390000)" in err
+    assert "after changing 1 of 4 blocks of 128 KiB" in err
     assert _storage(image) == old
 
 
@@ -225,7 +230,7 @@ def test_journal_of_a_rewritten_file_is_stale(tmp_path: Path, image: Path) -> No
     proc = _cli("image", "info", str(image), "-n", "storage")
     assert proc.returncode == 0, proc.stderr
     assert b"removed a stale undo journal" in proc.stderr
-    assert b"hold neither the saved nor the new bytes" in proc.stderr
+    assert b"holds neither the saved nor the new bytes" in proc.stderr
     assert image.read_bytes() == bytes(replacement)
     assert not os.path.exists(imagefile.journal_path(str(image)))
 

@@ -6,17 +6,19 @@ undo journal next to the image's real file (``.<image>.partkit-journal``, symlin
 resolved, long names shortened):
 
 1. the partition's current bytes are copied into ``<journal>.tmp`` behind a header that
-   names the image (device, inode, size), the range, and a CRC of every 4 KiB page of
-   the *new* contents; the file is flushed and renamed to the journal name: from then on
-   the journal is complete by construction;
-2. the new bytes are written inside the partition only, flushed, and read back to verify;
+   names the image (device, inode, size) and the range; the file is flushed and renamed
+   to the journal name: from then on the journal is complete by construction;
+2. the new bytes are written inside the partition only, in CHUNK blocks, each one's CRC
+   appended to the journal before it lands (with ``sync``: all of them before step 2),
+   then flushed, and read back to verify;
 3. the journal is deleted: this is the commit point.
 
 Every operation first takes the image's lock and then looks for a leftover journal (a
 write killed between 1 and 3). It is applied only to the file it belongs to, and only
-while each page of the range still holds either its saved or its new bytes; otherwise it
-is stale (the file was replaced, resized or rewritten since) and is removed without
-touching the image. Each outcome is reported through :func:`set_notice_handler`.
+while the range looks like that write was cut short: blocks holding the new bytes, one
+block in flight, then the saved bytes. Otherwise it is stale (the file was replaced,
+resized or rewritten since) and is removed without touching the image. Each outcome is
+reported through :mod:`partkit.common.notices`.
 Commands that replace a whole file (create, ``-o`` copies) discard its journal first.
 docs/image.md has the full argument.
 """
@@ -62,15 +64,13 @@ __all__ = [
 ]
 
 CHUNK = 1 << 17  # 128 KiB buffers stay in CPU caches: fastest in bench/image_ops.py
-PAGE = 0x1000  # journal identity granularity: the kernel writes page by page
 ERASED = 0xFF
 JOURNAL_SUFFIX = ".partkit-journal"
 _JOURNAL_MAGIC = b"PKJRNL\x00\x02"
-# magic, st_dev, st_ino, image size, offset, length, flags, boot id, partition name, page
+# magic, st_dev, st_ino, image size, offset, length, flags, boot id, partition name, block
 _JOURNAL_HEADER = struct.Struct("<8sQQQQQQ16s16sI4x")
 _JOURNAL_SYNCED = 1  # the journal was flushed to the device before the image was touched
 _ERASED_CHUNK = bytes([ERASED]) * CHUNK
-_ERASED_PAGE_CRC = zlib.crc32(_ERASED_CHUNK[:PAGE])
 # copy_file_range refuses some file pairs (other filesystems, pipes, old kernels): fall back.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
                    errno.ESPIPE}
@@ -205,10 +205,7 @@ def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def _page_crcs(data: bytes | bytearray | memoryview, into: array[int]) -> None:
-    view = memoryview(data)
-    for at in range(0, len(view), PAGE):
-        into.append(zlib.crc32(view[at:at + PAGE]))
+_CRC = struct.Struct("<I")
 
 
 # --- locking and recovery -----------------------------------------------------------------
@@ -314,18 +311,20 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
     journal_size = os.fstat(jfd).st_size
     st = os.fstat(locked.fd)
     fields = _JOURNAL_HEADER.unpack(header) if len(header) == _JOURNAL_HEADER.size else None
-    if fields is None or fields[0] != _JOURNAL_MAGIC or fields[9] != PAGE:
+    if fields is None or fields[0] != _JOURNAL_MAGIC or fields[9] != CHUNK:
         raise _fail(journal, f"undo journal of an interrupted write to '{image}' is damaged "
                     "or from another partkit version; refusing to touch either",
                     "the image may be partially written: inspect it, then delete the journal")
-    _, dev, ino, size, offset, length, flags, boot, raw_name, _page = fields
+    _, dev, ino, size, offset, length, flags, boot, raw_name, _block = fields
     name = raw_name.rstrip(b"\0").decode("utf-8", "replace")
-    pages = (length + PAGE - 1) // PAGE
-    saved_at = _JOURNAL_HEADER.size + 4 * pages
+    blocks = (length + CHUNK - 1) // CHUNK
+    saved_at = _JOURNAL_HEADER.size
+    crc_bytes = journal_size - saved_at - length  # CRCs of the blocks the write reached
     where = f"partition '{name}' (0x{offset:x}..0x{offset + length:x})"
-    if journal_size != saved_at + length:
+    if not 0 <= crc_bytes <= 4 * blocks or crc_bytes % 4:
         raise _fail(journal, f"undo journal of an interrupted write to {where} of '{image}' "
-                    f"is cut short ({journal_size} bytes, expected {saved_at + length}); "
+                    f"is cut short or damaged ({journal_size} bytes, expected "
+                    f"{saved_at + length}..{saved_at + length + 4 * blocks}); "
                     "refusing to touch either",
                     "the image may be partially written there: inspect it, then delete the "
                     "journal")
@@ -349,16 +348,16 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
             "journal; otherwise recreate the image",
         )
     crcs = array("I")
-    crcs.frombytes(_pread(jfd, 4 * pages, _JOURNAL_HEADER.size))
+    crcs.frombytes(_pread(jfd, crc_bytes, saved_at + length))
     changed, foreign = _classify(locked.fd, jfd, saved_at, offset, length, crcs)
-    # a power cut may tear a page of a --sync write: then trust the synced journal
+    # a power cut may leave any block half written by a --sync write: trust that journal
     if foreign and not ours and not (flags & _JOURNAL_SYNCED and rebooted):
         _remove_journal(journal, sync)
         _notify(warning(f"removed a stale undo journal of an interrupted write to {where}: "
-                        f"{foreign} page(s) there hold neither the saved nor the new bytes (the "
-                        "image was rewritten since); nothing restored", loc))
+                        "the range holds neither the saved nor the new bytes (the image was "
+                        "rewritten since); nothing restored", loc))
         return False
-    if not changed and not foreign:
+    if not changed:
         _remove_journal(journal, sync)
         if ours:
             return False
@@ -372,29 +371,36 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
     if ours:
         return True
     _notify(warning(f"restored {length} bytes (0x{length:x}) of {where} from the undo "
-                    f"journal: a write there was interrupted after changing {changed + foreign} "
-                    f"of {len(crcs)} pages; the image is as it was before that write", loc))
+                    f"journal: a write there was interrupted after changing {changed} of "
+                    f"{blocks} blocks of {CHUNK >> 10} KiB; the image is as it was before that "
+                    "write", loc))
     return True
 
 
 def _classify(fd: int, jfd: int, saved_at: int, offset: int, length: int,
-              crcs: array[int]) -> tuple[int, int]:
-    """(pages holding the new bytes, pages holding neither old nor new) of the range."""
-    changed = foreign = 0
-    done = 0
+              crcs: array[int]) -> tuple[int, bool]:
+    """(blocks changed, foreign) for the range as it is now.
+
+    A write cut short leaves blocks with the new bytes (their CRC logged), at most one
+    block in flight (logged, partly written), and the saved bytes after it. Anything
+    else (a second odd block, a change past the last logged block) was written by
+    something else: ``foreign``.
+    """
+    changed = 0
+    odd: int | None = None  # the one block that is neither saved nor new
+    foreign = False
+    done = index = 0
     while done < length:
         n = min(CHUNK, length - done)
         now = _pread(fd, n, offset + done)
-        old = _pread(jfd, n, saved_at + done)
-        for at in range(0, n, PAGE):
-            page = now[at:at + PAGE]
-            if page == old[at:at + PAGE]:
-                continue
-            if zlib.crc32(page) == crcs[(done + at) // PAGE]:
-                changed += 1
-            else:
-                foreign += 1
+        if now != _pread(jfd, n, saved_at + done):
+            changed += 1
+            if odd is not None or index >= len(crcs):
+                foreign = True  # changed after the block in flight, or never logged
+            elif zlib.crc32(now) != crcs[index]:
+                odd = index
         done += n
+        index += 1
     return changed, foreign
 
 
@@ -639,13 +645,13 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str,
-         crcs: array[int] | None = None) -> None:
+         log: Callable[[int, bytearray], None] | None = None) -> None:
     """Write the source then 0xFF padding into the partition, checking each chunk read back.
 
     Each chunk goes source -> buffer -> image -> second buffer, so the data is read from
-    the source once and compared with what the image file now holds. ``crcs`` (in-place
-    writes) are the page CRCs the journal promised: a source that changed since is caught
-    before its bytes land. Streams (pipes, devices) are written without the read-back.
+    the source once and compared with what the image file now holds. ``log(done, chunk)``
+    (in-place writes) records each chunk in the journal before it lands. Streams (pipes,
+    devices) are written without the read-back.
     """
     verify = _is_regular(fd)
     size = min(CHUNK, part.size)
@@ -660,12 +666,8 @@ def _put(fd: int, part: Partition, src_fd: int, src_size: int, path: str,
             raise OSError(errno.EIO, "source ended early (file changed while writing?)")
         if from_src < n:
             data[from_src:] = _ERASED_CHUNK[: n - from_src]
-        if crcs is not None:
-            now = array("I")
-            _page_crcs(data, now)
-            first = done // PAGE
-            if now != crcs[first:first + len(now)]:
-                raise OSError(errno.EIO, "source changed while writing")
+        if log is not None:
+            log(done, data)
         _write_chunk(fd, data, part.offset + done)
         if verify and (_read_into(fd, back, part.offset + done) != n or back != data):
             raise _fail(path, f"read-back of partition '{part.name}' at 0x{part.offset + done:x} "
@@ -677,24 +679,17 @@ def _write_chunk(fd: int, data: bytearray, offset: int) -> None:
     _pwrite(fd, data, offset)
 
 
-def _new_page_crcs(src_fd: int, src_size: int, length: int) -> array[int]:
-    """CRC of every page the write will leave in the range (source, then 0xFF padding)."""
-    crcs = array("I")
-    done = 0
-    while done < src_size:
-        n = min(CHUNK, src_size - done)
-        data = _pread(src_fd, n, done)
-        if len(data) != n:
+def _new_crcs(src_fd: int, src_size: int, length: int) -> bytes:
+    """CRC of every CHUNK block the write will leave in the range (source, 0xFF after)."""
+    out = bytearray()
+    for done in range(0, length, CHUNK):
+        n = min(CHUNK, length - done)
+        data = _pread(src_fd, min(n, src_size - done), done) if done < src_size else b""
+        if len(data) < min(n, max(0, src_size - done)):
             raise OSError(errno.EIO, "source ended early (file changed while writing?)")
-        if done + n == src_size and n % PAGE:  # the source ends inside a page: 0xFF after it
-            data += _ERASED_CHUNK[:min(PAGE - n % PAGE, length - src_size)]
-        _page_crcs(data, crcs)
-        done += len(data)
-    while done < length:
-        n = min(PAGE, length - done)
-        crcs.append(_ERASED_PAGE_CRC if n == PAGE else zlib.crc32(_ERASED_CHUNK[:n]))
-        done += n
-    return crcs
+        crc = zlib.crc32(data)
+        out += _CRC.pack(zlib.crc32(_ERASED_CHUNK[:n - len(data)], crc))
+    return bytes(out)
 
 
 def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
@@ -707,37 +702,48 @@ def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
         fd = locked.fd
         st = os.fstat(fd)
         _check_inside(image, st.st_size, part)
+        jfd = -1
         try:
-            crcs = _new_page_crcs(src_fd, src_size, part.size)
-            # 1. save the old bytes; the rename makes the journal count only once complete
+            # 1. save the old bytes; the rename makes the journal count only once complete.
+            # The CRC of each block of new bytes follows the saved ones: with --sync all of
+            # them up front (flushed once), else each block's just before it lands.
             tmp = journal + ".tmp"
             jfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
                           0o600)
-            try:
-                header = _JOURNAL_HEADER.pack(
-                    _JOURNAL_MAGIC, st.st_dev, st.st_ino, st.st_size, part.offset, part.size,
-                    _JOURNAL_SYNCED if sync else 0, boot, part.name.encode("utf-8")[:16], PAGE)
-                _pwrite(jfd, header + crcs.tobytes(), 0)
-                _copy(fd, part.offset, jfd, _JOURNAL_HEADER.size + 4 * len(crcs), part.size)
-                if sync:
-                    _sync(jfd)
-            finally:
-                os.close(jfd)
+            header = _JOURNAL_HEADER.pack(
+                _JOURNAL_MAGIC, st.st_dev, st.st_ino, st.st_size, part.offset, part.size,
+                _JOURNAL_SYNCED if sync else 0, boot, part.name.encode("utf-8")[:16], CHUNK)
+            _pwrite(jfd, header, 0)
+            crc_at = _JOURNAL_HEADER.size + part.size
+            _copy(fd, part.offset, jfd, _JOURNAL_HEADER.size, part.size)
+            if sync:
+                _pwrite(jfd, _new_crcs(src_fd, src_size, part.size), crc_at)
+                _sync(jfd)
             os.replace(tmp, journal)
             if sync:
                 _fsync_dir(os.path.dirname(journal))
         except OSError as exc:
+            if jfd >= 0:
+                os.close(jfd)
             _discard(journal + ".tmp")
             raise _fail(journal, f"cannot write undo journal: {exc.strerror or exc}; the image "
                         "was not changed", "the journal goes next to the image, so its directory "
                         "must be writable; or write the result to a copy with -o COPY, which "
                         "leaves the image untouched") from None
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            if jfd >= 0:
+                os.close(jfd)
             _discard(journal + ".tmp")
-            raise KeyboardInterrupt(f"'{image}' is unchanged") from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt(f"'{image}' is unchanged") from None
+            raise
+
+        def log(done: int, data: bytearray) -> None:
+            _pwrite(jfd, _CRC.pack(zlib.crc32(data)), crc_at + 4 * (done // CHUNK))
+
         try:
             # 2. write inside the partition only, then 3. read back
-            _put(fd, part, src_fd, src_size, image, crcs)
+            _put(fd, part, src_fd, src_size, image, None if sync else log)
             if sync:
                 _sync(fd)
         except BaseException as exc:
@@ -748,6 +754,8 @@ def _write_in_place(image: str, part: Partition, src_fd: int, src_size: int,
                 raise KeyboardInterrupt(f"'{image}' is unchanged: the partial write to "
                                         f"partition '{part.name}' was rolled back") from None
             raise
+        finally:
+            os.close(jfd)
         # 4. commit: without the journal nothing rolls back any more
         os.unlink(journal)
         if sync:
