@@ -145,10 +145,13 @@ class ParttoolTarget:
         from partkit.device.ops import load_table
         from partkit.table.options import table_options
 
-        if (port is None) == (image is None):
-            raise PartkitError(error("give exactly one of a port and an image file",
+        if port is not None and image is not None:
+            raise PartkitError(error("give a port or an image file, not both"))
+        if port is None and image is None and partition_table_file is None:
+            raise PartkitError(error("no target: give a port or an image file",
                                      hint="ParttoolTarget('/dev/ttyUSB0') or "
-                                     "ParttoolTarget(image='flash.bin')"))
+                                     "ParttoolTarget(image='flash.bin'); with only "
+                                     "partition_table_file, get_partition_info works"))
         opts = esptool_options(esptool_args, "global")
         self._write_force = "force" in esptool_options(esptool_write_args, "write")
         self._erase_force = "force" in esptool_options(esptool_erase_args, "erase")
@@ -161,7 +164,9 @@ class ParttoolTarget:
             recovery_bootloader_offset=None if recovery_bootloader_offset is None
             else hex(recovery_bootloader_offset),
             verify=False, extra_subtypes=tuple(extra_partition_subtypes or ()))
-        self._target: Target = self._open(port, image, baud, opts)
+        self._target: Target | None = None
+        if port is not None or image is not None:
+            self._target = self._open(port, image, baud, opts)
         try:
             table, self.warnings = load_table(self._target, self.options, partition_table_file)
         except BaseException:
@@ -200,8 +205,9 @@ class ParttoolTarget:
     def close(self) -> None:
         """Reset the chip and close the port (no-op for images and when closed)."""
         target = getattr(self, "_target", None)
+        self._target = None
+        self._closed = True
         if target is not None:
-            self._target = None  # type: ignore[assignment]
             target.close()
 
     def __enter__(self) -> ParttoolTarget:
@@ -216,8 +222,11 @@ class ParttoolTarget:
             self.close()
 
     def _live(self) -> Target:
-        if getattr(self, "_target", None) is None:
-            raise PartkitError(error("this ParttoolTarget is closed"))
+        if self._target is None:
+            if getattr(self, "_closed", False):
+                raise PartkitError(error("this ParttoolTarget is closed"))
+            raise PartkitError(error("no device or image to operate on (only a table file)",
+                                     hint="give a port (--port) or an image (--image)"))
         return self._target
 
     # --- operations ---------------------------------------------------------------------

@@ -165,9 +165,11 @@ def _operate(args: argparse.Namespace) -> int:
     from partkit.parttool import ParttoolTarget
 
     selector = _selector(args)
-    if args.port is None and args.image is None:
+    if args.port is None and args.image is None and (
+            args.partition_table_file is None or args.operation != "get_partition_info"):
         raise PartkitError(error("no target: give --port PORT (a device) or --image FILE",
-                                 hint="parttool's default port is not guessed by partkit"))
+                                 hint="parttool's default port is not guessed by partkit; "
+                                 "get_partition_info needs only --partition-table-file"))
     progress = None
     if not args.quiet and args.operation in ("read_partition", "write_partition",
                                              "erase_partition"):

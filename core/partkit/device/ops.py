@@ -29,7 +29,7 @@ __all__ = [
 TABLE_BYTES = 0xC00
 
 
-def load_table(target: Target, options: TableOptions, table_file: str | None = None,
+def load_table(target: Target | None, options: TableOptions, table_file: str | None = None,
                ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
     """The table from ``table_file`` (CSV or binary), else read off the target at
     ``options.table_offset``. Parsed (MD5 checked) but not re-verified, like parttool."""
@@ -39,6 +39,8 @@ def load_table(target: Target, options: TableOptions, table_file: str | None = N
     if table_file is not None:
         loaded = load_table_file(table_file, options)
         return loaded.table, loaded.warnings
+    if target is None:
+        raise PartkitError(error("no partition table: give a table file, a port or an image"))
     offset = options.table_offset
     data = target.read(offset, TABLE_BYTES)
     where = f"{target.label}@0x{offset:x}"

@@ -1,0 +1,295 @@
+"""``partkit device`` against esp32-mock-bootloader over socket:// (esptool's real protocol).
+
+Every command runs on a mock ESP32-C3 whose flash holds the table of
+tests/data/device/partitions.csv. What partkit wrote is read back by a separate
+``python -m esptool`` process, so the checks do not trust partkit's own reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+from partkit.flash import otadata
+from partkit.table.codec import encode, load_table_file
+from partkit.table.options import table_options
+from support.mock_device import MockDevice, Proxy, SilentPort
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV = ROOT / "tests" / "data" / "device" / "partitions.csv"
+TABLE = encode(load_table_file(str(CSV), table_options()).table, table_options())
+
+STORAGE = (0x70000, 0x10000)
+FACTORY = (0x10000, 0x20000)
+
+
+def flash_table(mock: MockDevice, tmp: Path) -> None:
+    mock.write(tmp, 0x8000, TABLE)
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory: pytest.TempPathFactory) -> MockDevice:
+    tmp = tmp_path_factory.mktemp("mock")
+    device = MockDevice(tmp / "state")
+    flash_table(device, tmp)
+    yield device  # type: ignore[misc]
+    device.stop()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def pattern(size: int, seed: int) -> bytes:
+    """Data that compresses poorly and differs per seed."""
+    import hashlib
+
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def test_show_reads_the_table_off_the_device(mock: MockDevice,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "device", "--port", mock.url, "show")
+    assert code == 0
+    assert "esp32c3, 4 MB flash, no flash encryption, no secure boot" in out
+    assert "storage" in out and "0x70000" in out and "readonly" in out
+    code, out, _ = run(capsys, "device", "show", "--port", mock.url, "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["device"]["chip"] == "esp32c3" and doc["device"]["flash_size"] == 4 << 20
+    assert [p["name"] for p in doc["partitions"]][:3] == ["nvs", "otadata", "phy_init"]
+
+
+def test_info_lists_and_selects_like_image_info(mock: MockDevice,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "device", "--port", mock.url, "info")
+    assert code == 0 and out.splitlines()[0].split() == ["Name", "Type", "SubType", "Offset",
+                                                         "Size", "Flags"]
+    assert len(out.splitlines()) == 10
+    code, out, _ = run(capsys, "device", "--port", mock.url, "info", "-t", "data", "-s", "nvs",
+                       "--info", "name", "offset", "size", "encrypted")
+    assert (code, out) == (0, "nvs 0x9000 0x4000 False\n")
+    code, out, _ = run(capsys, "device", "info", "--port", mock.url, "-d", "--info", "size")
+    assert (code, out) == (0, "0x20000\n")
+    code, out, _ = run(capsys, "device", "--port", mock.url, "info", "-n", "storage", "--json")
+    assert json.loads(out)[0]["offset"] == STORAGE[0]
+
+
+def test_write_then_read_back(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                              tmp_path: Path) -> None:
+    data = pattern(5000, 1)
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage", str(src))
+    assert code == 0, err
+    assert "verified (flash MD5)" in err
+    expected = data + b"\xff" * (STORAGE[1] - len(data))  # the rest of the partition: 0xFF
+    assert mock.read(tmp_path, *STORAGE) == expected
+    out = tmp_path / "out.bin"
+    code, _, err = run(capsys, "device", "--port", mock.url, "read", "-n", "storage",
+                       "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes() == expected
+
+
+def test_erase(mock: MockDevice, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    mock.write(tmp_path, STORAGE[0], pattern(0x3000, 2))
+    code, _, err = run(capsys, "device", "--port", mock.url, "erase", "-t", "data", "-s",
+                       "spiffs")
+    assert code == 0, err
+    assert "Erased partition 'storage'" in err
+    assert mock.read(tmp_path, *STORAGE) == b"\xff" * STORAGE[1]
+
+
+def test_too_big_write_leaves_flash_unchanged(mock: MockDevice,
+                                              capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    before = pattern(STORAGE[1], 3)
+    mock.write(tmp_path, STORAGE[0], before)
+    big = tmp_path / "big.bin"
+    big.write_bytes(pattern(STORAGE[1] + 1, 4))
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage", str(big))
+    assert code == 1
+    assert "65537 bytes (0x10001) do not fit partition 'storage'" in err
+    assert "Traceback" not in err
+    assert mock.read(tmp_path, *STORAGE) == before
+
+
+def test_readonly_needs_force(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                              tmp_path: Path) -> None:
+    mock.write(tmp_path, 0x81000, b"\x11" * 0x1000)
+    src = tmp_path / "calib.bin"
+    src.write_bytes(b"\x22" * 100)
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "calib", str(src))
+    assert code == 2
+    assert "partition 'calib' is read-only; refusing to write it" in err
+    code, _, err = run(capsys, "device", "--port", mock.url, "erase", "-n", "calib")
+    assert code == 2 and "read-only" in err
+    assert mock.read(tmp_path, 0x81000, 0x1000) == b"\x11" * 0x1000
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "calib", str(src),
+                       "--force")
+    assert code == 0, err
+    assert mock.read(tmp_path, 0x81000, 0x1000) == b"\x22" * 100 + b"\xff" * (0x1000 - 100)
+
+
+def test_bad_selector(mock: MockDevice, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "device", "--port", mock.url, "read", "-n", "storag", "-o", "x")
+    assert code == 2
+    assert "no partition named 'storag'" in err and "did you mean 'storage'?" in err
+    code, _, err = run(capsys, "device", "--port", mock.url, "erase", "-t", "data")
+    assert code == 2 and "--subtype is required with --type" in err
+
+
+def test_otadata_and_set_boot(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                              tmp_path: Path) -> None:
+    mock.write(tmp_path, 0xd000, b"\xff" * 0x2000)
+    mock.write(tmp_path, 0x50000, b"\xe9" + b"\x00" * 0xfff)  # an app header in ota_1
+    code, out, _ = run(capsys, "device", "--port", mock.url, "otadata")
+    assert code == 0
+    assert "sector 0: erased" in out and "boots: factory" in out
+    code, _, err = run(capsys, "device", "--port", mock.url, "set-boot", "--slot", "ota_0")
+    assert code == 1 and "holds no app image" in err  # ota_0 is blank
+    code, _, err = run(capsys, "device", "--port", mock.url, "set-boot", "--slot", "ota_1")
+    assert code == 0, err
+    entries = otadata.decode(mock.read(tmp_path, 0xd000, 0x2000))
+    assert otadata.active_slot(entries, 2) == 1
+    code, out, _ = run(capsys, "device", "--port", mock.url, "otadata", "--json")
+    doc = json.loads(out)
+    assert (doc["active_slot"], doc["boots"]) == (1, "ota_1")
+
+
+def test_table_file_option(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                           tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "device", "--port", mock.url, "--table", str(CSV), "info", "-n",
+                       "calib", "--info", "offset", "readonly")
+    assert (code, out) == (0, "0x81000 True\n")
+
+
+def test_no_table_on_the_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    device = MockDevice(tmp_path / "state")
+    try:
+        code, _, err = run(capsys, "device", "--port", device.url, "info")
+    finally:
+        device.stop()
+    assert code == 2
+    assert "no partition table at 0x8000 (found bytes ff ff ff ff" in err
+
+
+def test_port_that_does_not_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    silent = SilentPort()
+    try:
+        code, _, err = run(capsys, "device", "--port", silent.url, "--connect-attempts", "2",
+                           "info")
+    finally:
+        silent.close()
+    assert code == 1
+    assert f"error: cannot connect to a chip on {silent.url}" in err
+    assert "Traceback" not in err
+
+
+def test_nothing_listening(capsys: pytest.CaptureFixture[str]) -> None:
+    from support.mock_device import free_port
+
+    url = f"socket://127.0.0.1:{free_port()}"
+    code, _, err = run(capsys, "device", "--port", url, "show")
+    assert code == 1 and f"cannot open {url}" in err and "Connection refused" in err
+
+
+def test_connection_dropped_mid_write(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    device = MockDevice(tmp_path / "state")
+    blocks = []
+
+    def kill_on_third_block(frame: bytes) -> bool:
+        if frame[:2] == b"\x00\x11":  # FLASH_DEFL_DATA
+            blocks.append(len(frame))
+            if len(blocks) == 3:
+                device.kill()
+                return False
+        return True
+
+    try:
+        flash_table(device, tmp_path)
+        proxy = Proxy(device.port, on_client=kill_on_third_block)
+        src = tmp_path / "app.bin"
+        src.write_bytes(pattern(0x18000, 5))
+        code, _, err = run(capsys, "device", "--port", proxy.url, "write", "-n", "factory",
+                           str(src))
+        proxy.close()
+    finally:
+        device.stop()
+    assert len(blocks) == 3
+    assert code == 1
+    assert "error: writing partition 'factory'" in err
+    assert "0x10000..0x28000 may be erased or partially written" in err
+    assert "0x28000..0x30000 was not touched yet" in err
+    assert "nothing outside the partition was touched" in err
+    assert "Traceback" not in err
+
+
+def _security_on(flag_byte: int, crypt_cnt: int):  # type: ignore[no-untyped-def]
+    def rewrite(frame: bytes) -> bytes:
+        if frame[:2] == b"\x01\x14" and len(frame) >= 13:  # GET_SECURITY_INFO answer
+            flags = struct.unpack_from("<I", frame, 8)[0] | flag_byte
+            return frame[:8] + struct.pack("<IB", flags, crypt_cnt) + frame[13:]
+        return frame
+    return rewrite
+
+
+@pytest.mark.parametrize(("flags", "crypt", "what"), [(1, 0, "secure boot"),
+                                                      (0, 1, "flash encryption")])
+def test_refuses_changes_with_security_enabled(mock: MockDevice,
+                                               capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path, flags: int, crypt: int,
+                                               what: str) -> None:
+    before = pattern(STORAGE[1], 6)
+    mock.write(tmp_path, STORAGE[0], before)
+    proxy = Proxy(mock.port, on_device=_security_on(flags, crypt))
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"\x33" * 64)
+    try:
+        code, out, err = run(capsys, "device", "--port", proxy.url, "show")
+        assert code == 0 and what in out
+        for argv in (("write", "-n", "storage", str(src)), ("erase", "-n", "storage")):
+            code, _, err = run(capsys, "device", "--port", proxy.url, *argv)
+            assert code == 2
+            assert f"the device on {proxy.url} has {what} enabled; refusing to" in err
+            assert "--force-security" in err
+        assert mock.read(tmp_path, *STORAGE) == before
+        code, _, err = run(capsys, "device", "--port", proxy.url, "erase", "-n", "storage",
+                           "--force-security")
+        assert code == 0, err
+    finally:
+        proxy.close()
+    assert mock.read(tmp_path, *STORAGE) == b"\xff" * STORAGE[1]
+
+
+def test_cli_subprocess_help_and_missing_extra(mock: MockDevice) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "partkit", "device", "write", "--help"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0
+    for option in ("--port", "--baud", "--chip", "--offset", "--table", "--force",
+                   "--force-security", "--name", "exit status:"):
+        assert option in proc.stdout
+    code = ("import sys; sys.modules['esptool'] = None; from partkit.cli import main; "
+            f"raise SystemExit(main(['device', '--port', '{mock.url}', 'info']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode == 2
+    assert "needs esptool, which is not installed" in proc.stderr
+    assert "pip install partkit[device]" in proc.stderr
+    assert "Traceback" not in proc.stderr
