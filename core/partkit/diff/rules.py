@@ -13,9 +13,11 @@ from partkit.table.names import (
     APP,
     DATA,
     SUBTYPE_DATA_COREDUMP,
+    SUBTYPE_DATA_EFUSE,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_NVS_KEYS,
     SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_PHY,
     SUBTYPE_DATA_TEE_OTA,
     is_ota_app,
 )
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RULES", "DiffContext", "Rule", "Violation", "evaluate", "rule"]
 
-SUBTYPE_DATA_PHY = 0x01
-SUBTYPE_DATA_EFUSE = 0x05
 # Data the device itself owns (calibration, credentials, keys, crash dumps): never moved
 # or resized by accident.
 SYSTEM_DATA: dict[int, str] = {

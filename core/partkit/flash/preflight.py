@@ -30,8 +30,11 @@ from partkit.table.names import (
     APP,
     DATA,
     SUBTYPE_APP_OTA_MIN,
+    SUBTYPE_DATA_FAT,
+    SUBTYPE_DATA_LITTLEFS,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_SPIFFS,
     is_ota_app,
 )
 
@@ -55,9 +58,9 @@ FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)
 # SPIFFS-subtype partitions hold LittleFS on Arduino-ESP32 (its LittleFS uses that subtype).
 EXPECTED_CONTENTS: dict[int, tuple[str, ...]] = {
     SUBTYPE_DATA_NVS: ("nvs",),
-    0x81: ("fat",),
-    0x82: ("spiffs", "littlefs"),
-    0x83: ("littlefs",),
+    SUBTYPE_DATA_FAT: ("fat",),
+    SUBTYPE_DATA_SPIFFS: ("spiffs", "littlefs"),
+    SUBTYPE_DATA_LITTLEFS: ("littlefs",),
 }
 
 

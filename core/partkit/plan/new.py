@@ -26,8 +26,12 @@ from partkit.table.names import (
     SUBTYPE_APP_OTA_COUNT,
     SUBTYPE_APP_OTA_MIN,
     SUBTYPE_DATA_COREDUMP,
+    SUBTYPE_DATA_FAT,
+    SUBTYPE_DATA_LITTLEFS,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_PHY,
+    SUBTYPE_DATA_SPIFFS,
 )
 from partkit.table.verify import MAX_NAME_BYTES, NVS_RW_MIN_SIZE, OTADATA_SIZE
 
@@ -39,9 +43,9 @@ __all__ = ["DEFAULT_NVS_SIZE", "Request", "Want", "plan", "render_csv"]
 
 DEFAULT_NVS_SIZE = 0x6000  # 24 KiB, ESP-IDF's single-app default
 PHY_SIZE = 0x1000
-SUBTYPE_DATA_PHY = 0x01
 # Smallest useful size of a ``rest`` partition: NVS needs 3 pages, a file system 2 blocks.
-REST_MINIMUM = {SUBTYPE_DATA_NVS: NVS_RW_MIN_SIZE, 0x81: 0x2000, 0x82: 0x2000, 0x83: 0x2000}
+REST_MINIMUM = {SUBTYPE_DATA_NVS: NVS_RW_MIN_SIZE, SUBTYPE_DATA_FAT: 0x2000,
+                SUBTYPE_DATA_SPIFFS: 0x2000, SUBTYPE_DATA_LITTLEFS: 0x2000}
 
 
 class Want(Record):

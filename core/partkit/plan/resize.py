@@ -20,6 +20,7 @@ from partkit.table.names import (
     SUBTYPE_DATA_COREDUMP,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_PHY,
 )
 
 TYPE_CHECKING = False
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PROTECTED_SUBTYPES", "Edit", "resize"]
 
-SUBTYPE_DATA_PHY = 0x01
 PROTECTED_SUBTYPES = {SUBTYPE_DATA_NVS: "nvs", SUBTYPE_DATA_OTA: "otadata",
                       SUBTYPE_DATA_PHY: "phy", SUBTYPE_DATA_COREDUMP: "coredump"}
 SECTOR = 0x1000

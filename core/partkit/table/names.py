@@ -43,10 +43,15 @@ SUBTYPE_APP_OTA_MIN = 0x10  # ota_0 .. ota_15 = 0x10 .. 0x1F
 SUBTYPE_APP_OTA_COUNT = 16
 SUBTYPE_APP_TEE = (0x30, 0x31)  # tee_0, tee_1
 SUBTYPE_DATA_OTA = 0x00
+SUBTYPE_DATA_PHY = 0x01
 SUBTYPE_DATA_NVS = 0x02
 SUBTYPE_DATA_COREDUMP = 0x03
 SUBTYPE_DATA_NVS_KEYS = 0x04
+SUBTYPE_DATA_EFUSE = 0x05
 SUBTYPE_DATA_UNDEFINED = 0x06  # what an empty subtype means for every non-app type
+SUBTYPE_DATA_FAT = 0x81
+SUBTYPE_DATA_SPIFFS = 0x82
+SUBTYPE_DATA_LITTLEFS = 0x83
 SUBTYPE_DATA_TEE_OTA = 0x90
 SUBTYPE_PRIMARY = 0x00  # bootloader/primary and partition_table/primary
 SUBTYPE_BOOTLOADER_RECOVERY = 0x02
@@ -62,18 +67,18 @@ _BUILTIN_SUBTYPES: dict[int, dict[str, int]] = {
         "tee_1": SUBTYPE_APP_TEE[1],
     },
     DATA: {
-        "ota": 0x00,
-        "phy": 0x01,
-        "nvs": 0x02,
-        "coredump": 0x03,
-        "nvs_keys": 0x04,
-        "efuse": 0x05,
-        "undefined": 0x06,
+        "ota": SUBTYPE_DATA_OTA,
+        "phy": SUBTYPE_DATA_PHY,
+        "nvs": SUBTYPE_DATA_NVS,
+        "coredump": SUBTYPE_DATA_COREDUMP,
+        "nvs_keys": SUBTYPE_DATA_NVS_KEYS,
+        "efuse": SUBTYPE_DATA_EFUSE,
+        "undefined": SUBTYPE_DATA_UNDEFINED,
         "esphttpd": 0x80,
-        "fat": 0x81,
-        "spiffs": 0x82,
-        "littlefs": 0x83,
-        "tee_ota": 0x90,
+        "fat": SUBTYPE_DATA_FAT,
+        "spiffs": SUBTYPE_DATA_SPIFFS,
+        "littlefs": SUBTYPE_DATA_LITTLEFS,
+        "tee_ota": SUBTYPE_DATA_TEE_OTA,
     },
 }
 
