@@ -8,6 +8,7 @@ column beside the strip with leader lines, so tiny partitions stay readable.
 
 from __future__ import annotations
 
+from partkit.table.csvparse import PARTITION_TABLE_SIZE
 from partkit.table.names import APP, SUBTYPE_APP_TEE, type_name
 
 TYPE_CHECKING = False
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["app_usage", "ascii_map", "beyond_flash", "svg_map"]
 
-TABLE_REGION = 0x1000  # the table's flash sector (0xC00 bytes used)
 _KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # Fill colours by partition type (app, data, bootloader, table, custom).
@@ -41,7 +41,7 @@ def beyond_flash(table: PartitionTable, options: TableOptions) -> int:
 
 
 def _span(table: PartitionTable, options: TableOptions) -> int:
-    end = max(table.highest_end(), options.table_offset + TABLE_REGION)
+    end = max(table.highest_end(), options.table_offset + PARTITION_TABLE_SIZE)
     if options.flash_size is not None:
         end = max(end, options.flash_size)
     return end
@@ -53,7 +53,8 @@ def _regions(options: TableOptions) -> list[tuple[str, int, int]]:
     bl = options.primary_bootloader_offset
     if bl is not None and bl < options.table_offset:
         out.append(("bootloader", bl, options.table_offset))
-    out.append(("partition table", options.table_offset, options.table_offset + TABLE_REGION))
+    table_end = options.table_offset + PARTITION_TABLE_SIZE
+    out.append(("partition table", options.table_offset, table_end))
     if options.recovery_bootloader_offset is not None:
         rb = options.recovery_bootloader_offset
         out.append(("recovery bootloader", rb, rb + options.table_offset - (bl or 0)))
@@ -163,7 +164,7 @@ def svg_map(
         labels.append((y + h / 2, "label", text))
 
     # Gaps between partitions and free space at the end, outlined so they read as empty.
-    cursor = options.table_offset + TABLE_REGION
+    cursor = options.table_offset + PARTITION_TABLE_SIZE
     start = 0
     for _name, region_start, _ in _regions(options):
         if region_start > start:

@@ -16,6 +16,7 @@ import os
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.table import binary
+from partkit.table.csvparse import PARTITION_TABLE_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ __all__ = [
     "register_scheme",
 ]
 
-TABLE_SECTOR = 0x1000  # a table binary is 0xC00 bytes, or a whole sector with a signature
 KINDS = ("csv", "binary", "image", "device")
 
 
@@ -93,7 +93,7 @@ def has_md5_row(data: bytes) -> bool:
 
 def _looks_like_image(head: bytes, size: int) -> bool:
     """A flash image: larger than a table sector and not text (ESP image, erased, NULs)."""
-    if size <= TABLE_SECTOR:
+    if size <= PARTITION_TABLE_SIZE:  # 0xC00 bytes, or the whole sector when signed
         return False
     return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
 
@@ -108,7 +108,7 @@ def read_source(spec: str, table_offset: int) -> RawSource:
     try:
         size = os.path.getsize(spec)
         with open(spec, "rb") as f:
-            head = f.read(TABLE_SECTOR)
+            head = f.read(PARTITION_TABLE_SIZE)
     except OSError:
         read_input(spec)  # raises the standard diagnostic (no such file, a directory, ...)
         raise

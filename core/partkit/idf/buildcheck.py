@@ -13,6 +13,7 @@ import os
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
+from partkit.table.csvparse import PARTITION_TABLE_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["BuildCheck", "Placement", "check_build", "load_build_table"]
-
-TABLE_REGION = 0x1000  # the table's flash sector: 0xC00 bytes of entries, then erased
 
 
 class Placement(Record):
@@ -103,7 +102,7 @@ def _region(image: FlashedImage, build: IdfBuild,
             table: PartitionTable) -> tuple[str, int, Partition | None]:
     offset, options = image.offset, build.options
     if image.name == "partition-table" or offset == options.table_offset:
-        return "partition table", options.table_offset + TABLE_REGION - offset, None
+        return "partition table", options.table_offset + PARTITION_TABLE_SIZE - offset, None
     bl = options.primary_bootloader_offset
     if image.name == "bootloader" or (bl is not None and offset == bl):
         return "bootloader", options.table_offset - offset, None
