@@ -7,6 +7,8 @@ binary table is rendered back to CSV.
 
 from __future__ import annotations
 
+from partkit.common.record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -122,18 +124,22 @@ def is_tee_app(ptype: int, subtype: int) -> bool:
     return ptype == APP and subtype in SUBTYPE_APP_TEE
 
 
-class SubtypeRegistry:
+class SubtypeRegistry(Record):
     """Subtype keywords per type, built-ins plus ``--extra-partition-subtypes``.
 
-    Immutable once built; create a new one with :meth:`with_extra`.
+    Immutable once built; create a new one with :meth:`with_extra` (not ``replace``).
     """
 
     __slots__ = ("_all_names", "_by_type")
 
+    _by_type: dict[int, dict[str, int]]
+    _all_names: frozenset[str]
+
     def __init__(self, by_type: Mapping[int, Mapping[str, int]] | None = None) -> None:
         src = _BUILTIN_SUBTYPES if by_type is None else by_type
-        self._by_type: dict[int, dict[str, int]] = {t: dict(m) for t, m in src.items()}
-        self._all_names = frozenset(n for names in self._by_type.values() for n in names)
+        copy = {t: dict(m) for t, m in src.items()}
+        self._init(_by_type=copy,
+                   _all_names=frozenset(n for names in copy.values() for n in names))
 
     def keywords(self, ptype: int) -> Mapping[str, int]:
         """Name -> value for one type (empty for custom types)."""
