@@ -38,7 +38,6 @@ class SourceLocation(Record):
     ) -> None:
         self._init(path=path, line=line, column=column, entry=entry, byte=byte)
 
-
     def _key(self) -> tuple[object, ...]:
         return (self.path, self.line, self.column, self.entry, self.byte)
 
@@ -95,7 +94,6 @@ class Diagnostic(Record):
             notes=notes,
             code=code,
         )
-
 
     def __repr__(self) -> str:
         return f"Diagnostic({self.severity!r}, {self.message!r}, {self.location!r})"

@@ -83,7 +83,6 @@ class CsvRow(Record):
             loc=loc,
         )
 
-
     def __repr__(self) -> str:
         return f"CsvRow({self.name!r}, {self.type}, {self.subtype}, {self.offset}, {self.size})"
 

@@ -103,7 +103,6 @@ class PartitionTable(Record):
     def __init__(self, partitions: tuple[Partition, ...] | list[Partition], path: str = "") -> None:
         self._init(partitions=tuple(partitions), path=path)
 
-
     def __iter__(self) -> Iterator[Partition]:
         return iter(self.partitions)
 
