@@ -418,7 +418,10 @@ def read_image_file(path: str) -> ImageInfo:
             return read_image(read_input(path, MAX_STREAM, "an app image"), path)
 
         def pread(offset: int, length: int) -> bytes:
-            return os.pread(fd, length, offset)
+            if hasattr(os, "pread"):
+                return os.pread(fd, length, offset)
+            os.lseek(fd, offset, os.SEEK_SET)  # Windows
+            return os.read(fd, length)
 
         try:
             return read_image(ImageBytes(pread, st.st_size), path)
