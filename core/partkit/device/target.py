@@ -107,6 +107,9 @@ class DeviceTarget(Target):
         self.session = session
         self.label = session.port
 
+    def close(self) -> None:
+        self.session.close()
+
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
         size = self.session.flash_size
         if size is not None and offset + length > size:
@@ -193,6 +196,8 @@ def _interrupted(part: Partition, step: str, head: int, acked: int, label: str,
     if step == "verifying":
         state = (f"the new contents were sent completely but could not be verified; "
                  f"partition '{part.name}' ({span}) probably holds them")
+    elif step == "erasing" and not head:
+        state = f"{span} may be partly erased"
     elif step == "erasing":
         state = (f"0x{part.offset:x}..0x{part.offset + head:x} was written; "
                  f"0x{part.offset + head:x}..0x{part.end:x} may be partly erased")
