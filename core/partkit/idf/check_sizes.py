@@ -19,11 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from partkit.table.model import Partition
-
 __all__ = ["main"]
-
-NEARLY_FULL = 0.05
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,10 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _part_str(p: Partition) -> str:
-    return f"Part '{p.name}' {p.type}/{p.subtype} @ 0x{p.offset:x} size 0x{p.size:x}"
-
-
 def _fail(message: str, allow: bool) -> int:
     if allow:
         print(f"Warning: {message}")
@@ -63,43 +55,36 @@ def _fail(message: str, allow: bool) -> int:
 
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
-    from partkit.check.checks import resolve_selector
+    """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
+    from partkit.check.appimage import ImageInfo
+    from partkit.check.checks import check_app, resolve_selector
+    from partkit.common.errors import PartkitError
     from partkit.table.codec import load_table_file
-    from partkit.table.names import APP, SUBTYPE_APP_TEE
     from partkit.table.options import TableOptions
 
     table = load_table_file(args.partition_table,
                             TableOptions(table_offset=table_offset, verify=False)).table
-    ptype, subtype, _ = resolve_selector(args.type, args.subtype, TableOptions().subtypes)
-    ptype_str = args.type + (f" ({args.subtype})" if args.subtype else "")
-    candidates = [p for p in table if p.type == ptype and (
-        p.subtype == subtype if subtype is not None
-        else not (ptype == APP and p.subtype in SUBTYPE_APP_TEE))]
-    if not candidates:
-        print(f"WARNING: Partition table does not contain any partitions matching {ptype_str}")
+    ptype, subtype, label = resolve_selector(args.type, args.subtype, TableOptions().subtypes)
+    # check_sizes.py looks at the binary only when some partition matches.
+    unreadable: PartkitError | None = None
+    try:
+        size = _file_size(args.binary)
+    except PartkitError as exc:
+        size, unreadable = 0, exc
+    result = check_app(table, ImageInfo(args.binary, size), ptype=ptype, subtype=subtype,
+                       label=label)
+    if result.status == "no-match":
+        print(f"WARNING: {result.findings[0].diagnostic.message}")
         return 0
-    name = os.path.basename(args.binary)
-    size = _file_size(args.binary)
-    smallest = min(p.size for p in candidates)
-    if smallest >= size:
-        free = smallest - size
-        print(f"{name} binary size {size:#x} bytes. Smallest {ptype_str} partition is "
-              f"{smallest:#x} bytes. {free:#x} bytes ({free / smallest:.0%}) free.")
-        if free / smallest < NEARLY_FULL:
-            print(f"Warning: The smallest {ptype_str} partition is nearly full "
-                  f"({free / smallest:.0%} free space left)!")
+    if unreadable is not None:
+        raise unreadable
+    if result.summary is not None:  # fits; the findings are warnings (nearly full)
+        print(result.summary)
+        for finding in result.findings:
+            print(f"Warning: {finding.diagnostic.message}")
         return 0
-    too_small = [p for p in candidates if p.size < size]
-    if len(candidates) == 1:
-        head = f"{ptype_str} partition is"
-    elif len(too_small) == len(candidates):
-        head = f"All {ptype_str} partitions are"
-    else:
-        head = f"{len(too_small)}/{len(candidates)} {ptype_str} partitions are"
-    message = f"{head} too small for binary {name} size {size:#x}:" + "".join(
-        f"\n  - {_part_str(p)} (overflow {size - p.size:#x})" for p in too_small)
-    allow = args.allow_failures or len(too_small) < len(candidates)
-    return _fail(message, allow)
+    too_small = result.findings[0]
+    return _fail(too_small.diagnostic.message, args.allow_failures or not too_small.is_error)
 
 
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
