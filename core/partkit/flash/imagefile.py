@@ -31,7 +31,6 @@ import os
 import stat
 import struct
 import zlib
-from array import array
 
 from partkit.common import notices
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
@@ -347,8 +346,7 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
             "if the image was not being written when the machine stopped, delete the "
             "journal; otherwise recreate the image",
         )
-    crcs = array("I")
-    crcs.frombytes(_pread(jfd, crc_bytes, saved_at + length))
+    crcs = [crc for (crc,) in _CRC.iter_unpack(_pread(jfd, crc_bytes, saved_at + length))]
     changed, foreign = _classify(locked.fd, jfd, saved_at, offset, length, crcs)
     # a power cut may leave any block half written by a --sync write: trust that journal
     if foreign and not ours and not (flags & _JOURNAL_SYNCED and rebooted):
@@ -378,7 +376,7 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
 
 
 def _classify(fd: int, jfd: int, saved_at: int, offset: int, length: int,
-              crcs: array[int]) -> tuple[int, bool]:
+              crcs: list[int]) -> tuple[int, bool]:
     """(blocks changed, foreign) for the range as it is now.
 
     A write cut short leaves blocks with the new bytes (their CRC logged), at most one
