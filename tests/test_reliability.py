@@ -295,6 +295,18 @@ def test_gen_writes_into_a_device_and_a_fifo(tmp_path: Path, table: Path) -> Non
     assert got and got[0][:2] == b"\xaa\x50" and len(got[0]) == 0xC00
 
 
+def test_create_into_a_device_keeps_it_and_writes_pieces_here(tmp_path: Path,
+                                                              table: Path) -> None:
+    node = _char_device(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _cli("image", "create", str(node), "--table", str(table), "--flash-size", "4MB",
+                "--chip", "esp32c3", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISCHR(node.stat().st_mode)
+    assert (work / "flash_args").exists() and (work / "partition_table").is_dir()
+
+
 def test_gen_to_dev_stdout_reaches_the_pipe(tmp_path: Path, table: Path) -> None:
     # a private link like /dev/stdout (-> /proc/self/fd/1): a regression replaces only it
     stdout = tmp_path / "stdout"

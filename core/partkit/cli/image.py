@@ -706,7 +706,9 @@ def _create(args: argparse.Namespace) -> int:
     if args.no_flash_args:
         return 0
 
-    args_dir = args.args_dir or os.path.dirname(os.path.abspath(args.image))
+    # an image written into a device or pipe (/dev/stdout, a FIFO): pieces go to the cwd
+    args_dir = args.args_dir or (os.path.dirname(os.path.abspath(args.image))
+                                 if os.path.isfile(args.image) else os.getcwd())
     generated = {"partition-table": os.path.join("partition_table", "partition-table.bin"),
                  "otadata": "ota_data_initial.bin"}
     entries: list[flashargs.FlashFile] = []
