@@ -296,7 +296,8 @@ def check_app(
 ) -> AppCheck:
     """Check an app image against every matching slot, as check_sizes.py does.
 
-    With ``chip``, an image built for another chip is an error too."""
+    With ``chip``, an image built for another chip is an error too.
+    """
     findings: list[Finding] = []
     if subtype is not None:
         slots = table.find(ptype, subtype)
@@ -308,12 +309,12 @@ def check_app(
     name = os.path.basename(image.path)
     candidates = tuple(SlotResult(p, size) for p in slots)
     if not slots:
-        findings.append(Finding("no-matching-partitions", warning(
+        no_match = Finding("no-matching-partitions", warning(
             f"Partition table does not contain any partitions matching {label}",
-            SourceLocation(table.path) if table.path else None)))
+            SourceLocation(table.path) if table.path else None))
         mismatch = _chip_findings(image, chip)
         return AppCheck(image, label, ptype, subtype, status="fail" if mismatch else "no-match",
-                        findings=(*findings, *mismatch))
+                        findings=(no_match, *mismatch))
 
     smallest = _smallest(candidates)
     assert smallest is not None
@@ -386,7 +387,8 @@ def check_bootloader(
 ) -> BootloaderCheck:
     """The bootloader must end at or before the table, and clear of a recovery bootloader.
 
-    With ``chip``, an image built for another chip is an error too."""
+    With ``chip``, an image built for another chip is an error too.
+    """
     if table_offset <= offset:
         raise PartkitError(error(
             f"partition table offset {table_offset:#x} is not after the bootloader offset "
