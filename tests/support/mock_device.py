@@ -10,6 +10,7 @@ answer or to cut the link at a chosen moment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -183,10 +184,10 @@ class Proxy:
                         continue
                     buf = buf[end + 1:]
                     frame = raw.replace(b"\xdb\xdc", b"\xc0").replace(b"\xdb\xdd", b"\xdb")
-                    if side == "client" and self.on_client is not None and frame:
-                        if not self.on_client(frame):
-                            dst.sendall(out)
-                            raise ConnectionAbortedError
+                    if (side == "client" and self.on_client is not None and frame
+                            and not self.on_client(frame)):
+                        dst.sendall(out)
+                        raise ConnectionAbortedError
                     if side == "device" and self.on_device is not None and frame:
                         frame = self.on_device(frame)
                     out += b"\xc0" + frame.replace(b"\xdb", b"\xdb\xdd").replace(
@@ -197,10 +198,8 @@ class Proxy:
             pass
         finally:
             for s in (client, device):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
 
