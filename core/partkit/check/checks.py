@@ -54,6 +54,8 @@ __all__ = [
     "Finding",
     "FlashCheck",
     "SlotResult",
+    "bootloader_summary",
+    "bootloader_too_large",
     "check_app",
     "check_bootloader",
     "check_flash",
@@ -311,7 +313,7 @@ def check_app(
     if not slots:
         no_match = Finding("no-matching-partitions", warning(
             f"Partition table does not contain any partitions matching {label}",
-            SourceLocation(table.path) if table.path else None))
+            _where(None, table)))
         mismatch = _chip_findings(image, chip)
         return AppCheck(image, label, ptype, subtype, status="fail" if mismatch else "no-match",
                         findings=(no_match, *mismatch))
@@ -401,22 +403,33 @@ def check_bootloader(
     loc = SourceLocation(image.path)
     if free < 0:
         findings.append(Finding("bootloader-too-large", error(
-            f"Bootloader binary size {size:#x} bytes is too large for partition table offset "
-            f"{table_offset:#02x}. Bootloader binary can be maximum {limit:#x} ({limit}) bytes "
-            "unless the partition table offset is increased in the Partition Table section of "
-            "the project configuration menu.", loc,
+            bootloader_too_large(size, table_offset, limit), loc,
             hint=f"it overflows by {-free} bytes; move the table to "
                  f"{align_up(offset + size, 0x1000):#x} or later",
             notes=_padding_note(image, limit))))
     else:
-        summary = (f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
-                   f"({round(free * 100 / limit)}%) free.")
+        summary = bootloader_summary(size, limit)
     if recovery_offset is not None:
         findings.extend(_recovery_findings(offset, size, recovery_offset, loc, table, flash_size))
     findings.extend(_image_findings(image, expect="bootloader"))
     findings.extend(_chip_findings(image, chip))
     return BootloaderCheck(image, offset, table_offset, recovery_offset, summary=summary,
                            findings=tuple(findings))
+
+
+def bootloader_too_large(size: int, table_offset: int, limit: int) -> str:
+    """check_sizes.py's failure text for a bootloader of ``size`` bytes with ``limit`` room."""
+    return (f"Bootloader binary size {size:#x} bytes is too large for partition table offset "
+            f"{table_offset:#02x}. Bootloader binary can be maximum {limit:#x} ({limit}) bytes "
+            "unless the partition table offset is increased in the Partition Table section of "
+            "the project configuration menu.")
+
+
+def bootloader_summary(size: int, limit: int) -> str:
+    """check_sizes.py's size line (free space negative when it overflows)."""
+    free = limit - size
+    return (f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
+            f"({round(free * 100 / limit)}%) free.")
 
 
 def _recovery_findings(offset: int, size: int, recovery: int, loc: SourceLocation,

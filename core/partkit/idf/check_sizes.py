@@ -88,22 +88,19 @@ def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
 
 
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
+    """The texts of ``partkit check``'s bootloader check, with check_sizes.py's rules: no
+    sanity check of the offsets, and the size line even after an allowed failure."""
+    from partkit.check.checks import bootloader_summary, bootloader_too_large
     from partkit.table.options import int_option
 
     offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
-    free = room - size
-    if free < 0:
-        code = _fail(f"Bootloader binary size {size:#x} bytes is too large for partition "
-                     f"table offset {table_offset:#02x}. Bootloader binary can be maximum "
-                     f"{room:#x} ({room}) bytes unless the partition table offset is "
-                     "increased in the Partition Table section of the project "
-                     "configuration menu.", args.allow_failures)
+    if size > room:
+        code = _fail(bootloader_too_large(size, table_offset, room), args.allow_failures)
         if code:
             return code
-    print(f"Bootloader binary size {size:#x} bytes. {free:#x} bytes "
-          f"({round(free * 100 / room)}%) free.")
+    print(bootloader_summary(size, room))
     return 0
 
 
