@@ -667,3 +667,33 @@ def test_249_character_names(tmp_path: Path, table: Path) -> None:
     assert _cli("gen", "-q", str(table), str(tmp_path / ("g" * 249))).returncode == 0
     assert all(len(p.name) <= 255 for p in tmp_path.iterdir())
     assert sorted(p.name[0] for p in tmp_path.iterdir()) == ["c", "g", "i", "n", "p"]
+
+
+def test_huge_csvs_stay_bounded_and_never_pass(tmp_path: Path) -> None:
+    # 100 000 lines of comments around a real table: read and converted as before.
+    comments = tmp_path / "commented.csv"
+    comments.write_text("".join(f"# note {i}: {'x' * 30}\n" for i in range(100_000))
+                        + "nvs, data, nvs, 0x9000, 0x6000,\nfactory, app, factory, 0x10000, 1M,\n")
+    rss, code, err = _peak_kb("gen", str(comments), str(tmp_path / "c.bin"))
+    assert code == 0, err
+    assert rss < MEMORY_BOUND_KB
+    # 100 000 partition rows: one clear error at the row where it stops, bounded memory.
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"p{i}, data, 0x40, , 4K,\n" for i in range(100_000)))
+    for argv in (["gen", str(rows), str(tmp_path / "r.bin")], ["show", str(rows)],
+                 ["map", str(rows), "-o", str(tmp_path / "r.svg")]):
+        rss, code, err = _peak_kb(*argv)
+        assert code == 2 and f"{rows}:1001:1: error: more than 1000 partition rows" in err, err
+        assert rss < MEMORY_BOUND_KB
+
+
+def test_a_table_with_too_many_entries_never_checks_ok(tmp_path: Path) -> None:
+    # gen cannot encode 100 entries (94 fit with the MD5 row): check must not say "OK".
+    csv = tmp_path / "t.csv"
+    csv.write_text("nvs, data, nvs, 0x9000, 0x6000,\nfactory, app, factory, 0x10000, 1M,\n"
+                   + "".join(f"p{i}, data, 0x40, , 4K,\n" for i in range(98)))
+    proc = subprocess.run([sys.executable, "-m", "partkit", "check", str(csv), "--flash-size",
+                           "4MB"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stdout
+    assert "check OK" not in proc.stdout
+    assert "100 entries; at most 94 fit with the MD5 row" in proc.stderr

@@ -15,8 +15,7 @@ locations stay: a mismatch never changes what is checked, only where messages po
 from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
-from partkit.table import verify as table_verify
-from partkit.table.codec import Loaded, load_table_file
+from partkit.table.codec import Loaded, load_table_file, validate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ def load_table_for_check(path: str, options: TableOptions,
             table, mismatch = attach_source(table, source.table)
             found += mismatch
     if options.verify:
-        checked = table_verify.verify(table, options)
+        checked = validate(table, options, is_binary=loaded.is_binary)
         errors = [d for d in checked if d.is_error]
         if errors:
             raise PartkitError(errors)

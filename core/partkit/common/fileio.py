@@ -43,9 +43,10 @@ __all__ = [
     "write_text",
 ]
 
-# 512 KiB: ~16 000 CSV partition lines (a real table has at most 95 entries, a binary one
-# is 0xC00 bytes); parsing, checking and drawing that many stays well under 64 MB
-MAX_INPUT = 512 << 10
+# 8 MiB: a 100 000-line CSV with comments still reads (a real table has at most 95
+# entries, a binary one is 0xC00 bytes); the CSV parser stops at MAX_CSV_ROWS partition
+# rows, so parsing, checking and drawing stay well under 64 MB
+MAX_INPUT = 8 << 20
 NAME_MAX = 255
 _RESERVED = 40  # room for the longest helper suffix (".partkit-journal.tmp", ".<pid>.tmp")
 _TMP_SUFFIX = ".tmp"

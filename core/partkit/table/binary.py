@@ -27,6 +27,8 @@ __all__ = [
     "decode",
     "encode",
     "looks_binary",
+    "max_entries",
+    "too_long",
 ]
 
 ENTRY = struct.Struct("<2sBBLL16sL")
@@ -53,6 +55,23 @@ def encode_entry(p: Partition) -> bytes:
     return ENTRY.pack(MAGIC, p.type, p.subtype, p.offset, p.size, name, p.flags)
 
 
+def max_entries(md5sum: bool) -> int:
+    """How many entries fit before the end marker within 0xC00 bytes (94 with the MD5 row)."""
+    return (MAX_TABLE_BYTES - 1) // ENTRY_SIZE - (1 if md5sum else 0)
+
+
+def too_long(table: PartitionTable, md5sum: bool) -> Diagnostic:
+    """The error for a table with more than :func:`max_entries` entries."""
+    size = len(table) * ENTRY_SIZE + (ENTRY_SIZE if md5sum else 0)
+    return error(
+        f"binary partition table would be {size} bytes, longer than the maximum "
+        f"{MAX_TABLE_BYTES - ENTRY_SIZE} ({len(table)} entries; at most "
+        f"{max_entries(md5sum)} fit{' with the MD5 row' if md5sum else ''})",
+        SourceLocation(table.path) if table.path else None,
+        "merge or remove partitions" + ("" if not md5sum else
+                                        ", or drop the MD5 row (--disable-md5sum)"))
+
+
 def encode(table: PartitionTable, md5sum: bool = True) -> bytes:
     """Encode a validated table; raises PartkitError when it exceeds 0xC00 bytes."""
     try:
@@ -63,14 +82,7 @@ def encode(table: PartitionTable, md5sum: bool = True) -> bytes:
     if md5sum:
         body += MD5_MARKER + md5(body).digest()
     if len(body) >= MAX_TABLE_BYTES:
-        limit = (MAX_TABLE_BYTES - 1) // ENTRY_SIZE - (1 if md5sum else 0)
-        raise PartkitError(error(
-            f"binary partition table would be {len(body)} bytes, longer than the maximum "
-            f"{MAX_TABLE_BYTES - ENTRY_SIZE} ({len(table)} entries; at most {limit} fit"
-            f"{' with the MD5 row' if md5sum else ''})",
-            SourceLocation(table.path) if table.path else None,
-            "merge or remove partitions" + ("" if not md5sum else
-                                            ", or drop the MD5 row (--disable-md5sum)")))
+        raise PartkitError(too_long(table, md5sum))
     return body + b"\xff" * (MAX_TABLE_BYTES - len(body))
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = ["Loaded", "encode", "load_table", "load_table_file", "parse", "read_table_input",
-           "to_csv"]
+           "to_csv", "validate"]
 
 
 class Loaded(Record):
@@ -54,12 +54,22 @@ def parse(data: bytes, path: str, options: TableOptions) -> tuple[PartitionTable
     return layout.resolve(rows, path, options), False, []
 
 
+def validate(table: PartitionTable, options: TableOptions, *,
+             is_binary: bool) -> list[Diagnostic]:
+    """gen's validation of a laid-out table: every rule of :mod:`verify`, and for a CSV
+    that the table encodes at all (a binary fits by construction)."""
+    found = verify.verify(table, options)
+    if not is_binary and len(table) > binary.max_entries(options.md5):
+        found.append(binary.too_long(table, options.md5))
+    return found
+
+
 def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
     """Parse and validate; raises PartkitError with every error found."""
     check_options(options)
     table, is_binary, diagnostics = parse(data, path, options)
     if options.verify:
-        diagnostics += verify.verify(table, options)
+        diagnostics += validate(table, options, is_binary=is_binary)
     diagnostics += verify.check_ranges(table)
     if options.flash_size is not None:
         diagnostics += verify.check_flash_size(table, options.flash_size)

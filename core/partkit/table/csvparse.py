@@ -291,6 +291,11 @@ class _RowParser:
             col, "pass --chip (e.g. --chip esp32c3) or --primary-bootloader-offset")
 
 
+# Far past the 95 entries a table can hold, so every real table (valid or not) is parsed
+# and reported whole; a runaway file stops here instead of filling memory.
+MAX_CSV_ROWS = 1000
+
+
 def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
     """Parse CSV text into rows; raises PartkitError with every row's error."""
     rows: list[CsvRow] = []
@@ -316,6 +321,11 @@ def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
             rows.append(result)
         else:
             errors.extend(result)
+        if len(rows) + len(errors) > MAX_CSV_ROWS:  # bounded memory for runaway input
+            raise PartkitError([*errors[:MAX_CSV_ROWS], error(
+                f"more than {MAX_CSV_ROWS} partition rows: not a partition table (a table "
+                "holds at most 95 entries)", SourceLocation(path, number, 1),
+                "is this the right file?")])
     if errors:
         failed = sorted({d.location.line for d in errors
                          if d.location is not None and d.location.line is not None})
