@@ -293,3 +293,44 @@ def test_cli_subprocess_help_and_missing_extra(mock: MockDevice) -> None:
     assert "needs esptool, which is not installed" in proc.stderr
     assert "pip install partkit[device]" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_rom_loader_only(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                         tmp_path: Path) -> None:
+    """--no-stub: ROM reads (64 bytes a request) and erases written as 0xFF, still verified."""
+    data = pattern(3000, 7)
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    code, _, err = run(capsys, "device", "--port", mock.url, "--no-stub", "write", "-n",
+                       "nvs", str(src))
+    assert code == 0, err
+    out = tmp_path / "out.bin"
+    code, _, err = run(capsys, "device", "--port", mock.url, "--no-stub", "read", "-n", "nvs",
+                       "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes() == data + b"\xff" * (0x4000 - 3000)
+    code, _, err = run(capsys, "device", "--port", mock.url, "--no-stub", "erase", "-n", "nvs")
+    assert code == 0, err
+    assert mock.read(tmp_path, 0x9000, 0x4000) == b"\xff" * 0x4000
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from partkit.cli.device import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    bar = progress_bar("read storage", quiet=False)
+    assert bar is not None
+    for done in (0, 0x4000, 0x8000, 0x10000):
+        bar(done, 0x10000)
+    text = tty.getvalue()
+    assert "\rread storage [" in text and " 50% 32/64 KiB" in text and text.endswith("\n")
+    assert progress_bar("read storage", quiet=True) is None
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
+    assert progress_bar("read storage", quiet=False) is None

@@ -53,7 +53,7 @@ ROM_BAUD = 115200
 _READ_PACKET = 0x1000  # bytes per READ_FLASH packet (what esptool asks for)
 _READ_IN_FLIGHT = 64  # packets the stub may send ahead of the acknowledgements
 _MAX_STALLS = 8  # resumes in a row without a single new byte before giving up
-_LOG_TAIL = 6  # esptool log lines quoted in an error
+_LOG_TAIL = 3  # esptool log lines quoted in an error
 
 
 class DeviceError(PartkitError):
@@ -194,7 +194,8 @@ class Session:
             yield
 
     def _log_tail(self) -> str:
-        lines = [ln.strip() for ln in self.log.getvalue().splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in self.log.getvalue().splitlines()
+                 if ln.strip() and "VID/PID" not in ln]  # socket:// ports have none
         return " | ".join(lines[-_LOG_TAIL:])
 
     def _fail(self, what: str, exc: BaseException, hint: str | None = None) -> DeviceError:

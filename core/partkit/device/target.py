@@ -203,7 +203,7 @@ def _interrupted(part: Partition, step: str, head: int, acked: int, label: str,
                  f"0x{part.offset + head:x}..0x{part.end:x} may be partly erased")
     else:
         state = (f"0x{part.offset:x}..0x{part.offset + head:x} may be erased or partially "
-                 f"written (the device had acknowledged {acked} of {head} bytes); "
+                 f"written (the device had acknowledged about {acked} of {head} bytes); "
                  f"0x{part.offset + head:x}..0x{part.end:x} was not touched yet")
     notes = ((None, "nothing outside the partition was touched"),
              *((None, d.message) for d in cause.diagnostics),
