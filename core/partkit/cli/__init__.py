@@ -41,7 +41,7 @@ _RESOURCES = {"--cmake-dir": "cmake", "--scons-dir": "scons", "--pio-script": "p
 
 def _help() -> str:
     lines = [USAGE, "commands:"]
-    lines += [f"  {name:<7} {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += [f"  {name:<8} {summary}" for name, (_, summary) in COMMANDS.items()]
     lines.append("\nrun 'partkit <command> --help' for a command's options and exit codes "
                  "(0 success, 1 a check failed, 2 bad input or usage; any command: 130\n"
                  "interrupted by Ctrl-C, 141 stdout closed by its reader).")
