@@ -186,7 +186,7 @@ class Session:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close(reset=exc is None)
+        self.close()  # --after applies after a refusal or failure too, as with esptool
 
     @contextlib.contextmanager
     def _quiet(self) -> Iterator[None]:

@@ -179,6 +179,10 @@ class DeviceTarget(Target):
         except DeviceError as exc:
             raise _interrupted(part, step, len(head), session.written, self.label,
                                exc) from None
+        except KeyboardInterrupt:  # Ctrl-C half way: the same report, not a bare 130
+            stop = DeviceError(error("interrupted (Ctrl-C)"))
+            raise _interrupted(part, step, len(head), session.written, self.label,
+                               stop) from None
         if got != expected:
             raise DeviceError(error(
                 f"verification failed: partition '{part.name}' (0x{part.offset:x}..0x"
