@@ -89,3 +89,10 @@ def test_bad_input_is_a_clear_error(files: Path) -> None:
     r = _run(files, "partition", "--type", "app", "missing.csv", "app.bin")
     assert r.returncode == 2
     assert "missing.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bootloader_offset_at_the_table_is_bad_input(files: Path) -> None:
+    r = _run(files, "--allow-failures", "bootloader", "0x8000", "small.bin")
+    assert r.returncode == 2
+    assert "not below the partition table offset 0x8000" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -96,6 +96,13 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
+    if room <= 0:  # check_sizes.py divides by zero here; no bootloader fits at all
+        from partkit.common.errors import PartkitError, error
+
+        raise PartkitError(error(
+            f"the bootloader offset 0x{offset:x} is not below the partition table offset "
+            f"0x{table_offset:x}", hint="the bootloader must come before the table: check "
+            "BOOTLOADER_OFFSET_IN_FLASH and PARTITION_TABLE_OFFSET"))
     if size > room:
         code = _fail(bootloader_too_large(size, table_offset, room), args.allow_failures)
         if code:
