@@ -144,3 +144,36 @@ def test_image_target(tmp_path: Path) -> None:
     assert out.read_bytes() == data.read_bytes() + b"\xff" * 0x3000
     with pytest.raises(PartkitError, match="no target"):
         ParttoolTarget()
+
+
+def test_dropped_mid_write_and_no_answer(tmp_path: Path) -> None:
+    from support.mock_device import SilentPort
+
+    device = MockDevice(tmp_path / "state")
+    seen: list[int] = []
+
+    def kill_on_second_block(frame: bytes) -> bool:
+        if frame[:2] == b"\x00\x11":  # FLASH_DEFL_DATA
+            seen.append(1)
+            if len(seen) == 2:
+                device.kill()
+                return False
+        return True
+
+    src = tmp_path / "app.bin"
+    src.write_bytes(pattern(0x10000, 25))
+    try:
+        device.write(tmp_path, 0x8000, TABLE)
+        proxy = Proxy(device.port, on_client=kill_on_second_block)
+        with ParttoolTarget(proxy.url) as target, pytest.raises(DeviceError) as exc:
+            target.write_partition(PartitionName("factory"), str(src))
+        proxy.close()
+    finally:
+        device.stop()
+    assert "0x10000..0x20000 may be erased or partially written" in str(exc.value)
+    silent = SilentPort()
+    try:
+        with pytest.raises(DeviceError, match="cannot connect to a chip"):
+            ParttoolTarget(silent.url, esptool_args=["connect_attempts=1"])
+    finally:
+        silent.close()

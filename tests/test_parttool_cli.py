@@ -268,3 +268,33 @@ def test_port_that_does_not_answer_is_bounded() -> None:
         silent.close()
     assert proc.returncode == 1
     assert "cannot connect to a chip" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_connection_dropped_mid_write(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    device = MockDevice(tmp_path / "state")
+    blocks: list[int] = []
+
+    def kill_on_second_block(frame: bytes) -> bool:
+        if frame[:2] == b"\x00\x11":  # FLASH_DEFL_DATA
+            blocks.append(1)
+            if len(blocks) == 2:
+                device.kill()
+                return False
+        return True
+
+    try:
+        device.write(tmp_path, 0x8000, TABLE)
+        proxy = Proxy(device.port, on_client=kill_on_second_block)
+        src = tmp_path / "app.bin"
+        src.write_bytes(pattern(0x10000, 19))
+        code, _, err = parttool(capsys, "--port", proxy.url, "write_partition",
+                                "--partition-name=factory", "--input", str(src))
+        proxy.close()
+    finally:
+        device.stop()
+    assert code == 1
+    assert "writing partition 'factory'" in err
+    assert "0x10000..0x20000 may be erased or partially written" in err
+    assert "0x20000..0x30000 was not touched yet" in err
+    assert "Traceback" not in err
