@@ -51,11 +51,11 @@ def test_documented_calls_on_a_device(mock: MockDevice, tmp_path: Path) -> None:
 
 
 def test_one_connection_for_many_calls(mock: MockDevice, tmp_path: Path) -> None:
-    connects = []
+    stub_starts = []
 
     def count(frame: bytes) -> bool:
-        if frame[:2] == b"\x00\x08":  # SYNC: a (re)connection
-            connects.append(1)
+        if frame[:2] == b"\x00\x06":  # MEM_END: the flasher stub is started
+            stub_starts.append(1)
         return True
 
     proxy = Proxy(mock.port, on_client=count)
@@ -65,10 +65,11 @@ def test_one_connection_for_many_calls(mock: MockDevice, tmp_path: Path) -> None
                 target.get_partition_info(PartitionName("nvs"))
                 target.erase_partition(PartitionName("storage"))
                 target.read_partition(PartitionName("nvs"), str(tmp_path / "nvs.bin"))
-        syncs = len(connects)
+        connections = proxy.connections
     finally:
         proxy.close()
-    assert 1 <= syncs <= 2  # esptool may send SYNC twice while connecting, never per step
+    assert connections == 1  # parttool: one esptool process (and connection) per step
+    assert len(stub_starts) == 1
 
 
 def test_checks_before_flash(mock: MockDevice, tmp_path: Path) -> None:

@@ -136,6 +136,7 @@ class Proxy:
         self.srv.listen(4)
         self.port = self.srv.getsockname()[1]
         self.closed = False
+        self.connections = 0  # clients accepted so far
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -152,6 +153,7 @@ class Proxy:
                 client, _ = self.srv.accept()
             except OSError:
                 return
+            self.connections += 1
             try:
                 device = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
