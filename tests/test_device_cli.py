@@ -334,3 +334,57 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     assert progress_bar("read storage", quiet=True) is None
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
     assert progress_bar("read storage", quiet=False) is None
+
+
+def test_stalled_read_stream_is_resumed_and_verified(mock: MockDevice,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    """The mock drops a READ_FLASH stream when an acknowledgement comes later than 50 ms
+    (docs/device.md); partkit resumes at the first missing byte and checks the flash MD5."""
+    import time
+
+    data = pattern(STORAGE[1], 8)
+    mock.write(tmp_path, STORAGE[0], data)
+    delayed: list[int] = []
+
+    def late_ack(frame: bytes) -> bool:
+        if len(frame) == 4 and frame != b"\x00\x00\x00\x00" and not delayed:
+            ack = int.from_bytes(frame, "little")
+            if ack == 0x2000:  # the 2nd packet's acknowledgement of the partition read
+                delayed.append(ack)
+                time.sleep(0.3)
+        return True
+
+    proxy = Proxy(mock.port, on_client=late_ack)
+    out = tmp_path / "out.bin"
+    try:
+        code, _, err = run(capsys, "device", "--port", proxy.url, "read", "-n", "storage",
+                           "-o", str(out))
+    finally:
+        proxy.close()
+    assert delayed == [0x2000]
+    assert code == 0, err
+    assert "stalled read stream(s) were resumed" in err
+    assert out.read_bytes() == data
+
+
+def test_corrupted_read_is_an_error(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    mock.write(tmp_path, STORAGE[0], pattern(STORAGE[1], 9))
+
+    def flip(frame: bytes) -> bytes:
+        if len(frame) == 0x1000:  # a READ_FLASH data packet
+            return bytes([frame[0] ^ 0xFF]) + frame[1:]
+        return frame
+
+    proxy = Proxy(mock.port, on_device=flip)
+    out = tmp_path / "out.bin"
+    try:
+        code, _, err = run(capsys, "device", "--port", proxy.url, "read", "-n", "storage",
+                           "-o", str(out))
+    finally:
+        proxy.close()
+    assert code == 1
+    # the stream's digest catches it (or, after a resumed stall, the flash MD5)
+    assert "MD5 digest does not match" in err or "does not match the flash MD5" in err
+    assert not out.exists()
