@@ -298,3 +298,23 @@ def test_connection_dropped_mid_write(capsys: pytest.CaptureFixture[str],
     assert "0x10000..0x20000 may be erased or partially written" in err
     assert "0x20000..0x30000 was not touched yet" in err
     assert "Traceback" not in err
+
+
+HELP_COMMANDS = [["device", c] for c in ("show", "info", "read", "write", "erase", "otadata",
+                                         "set-boot")] + [
+    ["parttool"], *(["parttool", s] for s in ("read_partition", "write_partition",
+                                              "erase_partition", "get_partition_info"))]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS, ids=["-".join(c) for c in HELP_COMMANDS])
+def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The same rules as every other command's --help (tests/test_cli_defects.py)."""
+    from test_cli_defects import _options_without_help, help_text
+
+    text = help_text(command, capsys)
+    assert _options_without_help(text) == []
+    assert "exit status:" in text and "\n  0  " in text and "\n  2  " in text
+    if "--chip" in text:
+        from partkit.common.chips import chip_names
+
+        assert all(chip in text for chip in chip_names())

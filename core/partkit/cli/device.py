@@ -21,7 +21,14 @@ import json
 import os
 import sys
 
-from partkit.cli.common import command_parser, emit, report_error, table_options, usage_error
+from partkit.cli.common import (
+    chip_help,
+    command_parser,
+    emit,
+    report_error,
+    table_options,
+    usage_error,
+)
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 
 TYPE_CHECKING = False
@@ -69,8 +76,8 @@ def _connection(p: argparse.ArgumentParser) -> None:
     g.add_argument("--baud", "-b", type=int, metavar="N",
                    help="baud rate after connecting (default 115200, esptool's ROM rate)")
     g.add_argument("--chip", metavar="CHIP",
-                   help="expected chip (default: detected); also sets the bootloader offset "
-                   "for a --table CSV with bootloader rows")
+                   help=chip_help("expected chip (default: detected); also sets the "
+                                  "bootloader offset for a --table CSV with bootloader rows"))
     g.add_argument("--before", default="default-reset",
                    choices=("default-reset", "usb-reset", "no-reset", "no-reset-no-sync"),
                    help="how to put the chip into its bootloader (esptool --before)")

@@ -69,7 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--partition-table-file", "-f", metavar="FILE",
                    help="CSV or binary table to use instead of reading it from the target")
 
-    sub = p.add_subparsers(dest="operation", metavar="SUBCOMMAND")
+    sub = p.add_subparsers(dest="operation", metavar="SUBCOMMAND",
+                           help="the operation; 'SUBCOMMAND --help' lists its options")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
     def selector(s: argparse.ArgumentParser) -> None:
         x = s.add_mutually_exclusive_group()
@@ -81,17 +86,17 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--extra-partition-subtypes", nargs="+", default=[], metavar="E",
                        help="extra subtypes as type,name,hexvalue")
 
-    s = sub.add_parser("read_partition", help="read a partition to a file")
+    s = add("read_partition", "read a partition to a file")
     selector(s)
     s.add_argument("--output", required=True, help="file to dump the partition to")
-    s = sub.add_parser("write_partition", help="write a file to a partition")
+    s = add("write_partition", "write a file to a partition")
     selector(s)
     s.add_argument("--input", required=True, help="file whose contents go to the partition")
     s.add_argument("--ignore-readonly", action="store_true",
                    help="write even if the partition is read-only")
-    s = sub.add_parser("erase_partition", help="erase a partition")
+    s = add("erase_partition", "erase a partition")
     selector(s)
-    s = sub.add_parser("get_partition_info", help="print a partition's info")
+    s = add("get_partition_info", "print a partition's info")
     selector(s)
     s.add_argument("--info", nargs="+", choices=INFO_FIELDS, default=["offset", "size"],
                    metavar="F", help=f"fields to print: {' '.join(INFO_FIELDS)} (default "
