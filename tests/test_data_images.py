@@ -3,6 +3,7 @@ built at the partition's size with the real libraries and read back with them.""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -191,6 +192,30 @@ def test_check_data_json_and_kind_mismatch(project: Path,
     jsonschema.validate(doc, schema)
     assert doc["data"][0]["kind"] == "nvs" and doc["data"][0]["fits"] is True
     assert "holds nvs, but partition 'storage' expects littlefs" in captured.err
+
+
+def test_spiffs_partition_may_hold_littlefs_not_fat(project: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # One table (flash.contents.EXPECTED_CONTENTS) for check --data and image check: FAT in a
+    # spiffs partition never mounts (ESP-IDF's and Arduino's FAT mounts want subtype fat).
+    table = str(project / "partitions.csv")
+    for fmt in ("littlefs", "fat"):
+        assert build(project, "--partition", "legacy", "--from", str(project / "data"),
+                     "--format", fmt, "-o", str(project / f"legacy-{fmt}.bin")) == 0
+    capsys.readouterr()
+    assert main(["check", table, "--data", f"legacy={project / 'legacy-littlefs.bin'}"]) == 0
+    assert "holds" not in capsys.readouterr().err
+    assert main(["check", table, "--data", f"legacy={project / 'legacy-fat.bin'}"]) == 0
+    assert ("holds fat, but partition 'legacy' expects spiffs or littlefs"
+            in capsys.readouterr().err)
+    flash = project / "flash.bin"
+    assert main(["image", "create", str(flash), "--table", table, "--flash-size", "4MB",
+                 "--data", f"legacy={project / 'legacy-fat.bin'}"]) == 0
+    capsys.readouterr()
+    main(["image", "check", str(flash), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    contents = [f for f in report["findings"] if f["code"] == "data-contents"]
+    assert [f["partition"] for f in contents] == ["legacy"], report["findings"]
 
 
 def test_image_create_and_inspect_recognise_built_images(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
+from partkit.common.record import Record
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
@@ -20,22 +21,25 @@ if TYPE_CHECKING:
 
 __all__ = ["DataCheck", "check_data"]
 
-# subtype -> the image kinds that belong there (spiffs partitions often hold LittleFS)
-EXPECTED_KINDS = {0x02: ("nvs",), 0x81: ("fat",), 0x82: ("spiffs", "littlefs", "fat"),
-                  0x83: ("littlefs",)}
+# The formats a file can be recognised as; other kinds ("data", "erased", ...) are not
+# judged against the partition's subtype.
+JUDGED_KINDS = ("nvs", "littlefs", "fat", "spiffs", "app")
 
 
-class DataCheck:
-    """One data image against its partition."""
+class DataCheck(Record):
+    """One data image against its partition, built once with its findings."""
 
     __slots__ = ("findings", "kind", "partition", "path", "size")
 
-    def __init__(self, path: str, partition: Partition, size: int, kind: str) -> None:
-        self.path = path
-        self.partition = partition
-        self.size = size
-        self.kind = kind
-        self.findings: tuple[Finding, ...] = ()
+    path: str
+    partition: Partition
+    size: int
+    kind: str
+    findings: tuple[Finding, ...]
+
+    def __init__(self, path: str, partition: Partition, size: int, kind: str,
+                 findings: tuple[Finding, ...] = ()) -> None:
+        self._init(path=path, partition=partition, size=size, kind=kind, findings=findings)
 
     @property
     def fits(self) -> bool:
@@ -77,6 +81,7 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
     from partkit.check.checks import Finding
     from partkit.data import find_partition
+    from partkit.flash.contents import EXPECTED_CONTENTS
 
     part = find_partition(table, name)
     if part.type != DATA:
@@ -88,9 +93,9 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     except OSError as exc:
         raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
                                  SourceLocation(path))) from None
-    result = DataCheck(path, part, size, _sniff(path, part, size))
+    kind = _sniff(path, part, size)
     findings = []
-    if not result.fits:
+    if size > part.size:
         findings.append(Finding("data-too-large", error(
             f"data image of {size} bytes ({size:#x}) does not fit partition '{name}' of "
             f"{part.size} bytes ({part.size:#x}) at {part.offset:#x}: {size - part.size} bytes "
@@ -98,12 +103,10 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             "build the image for the partition (partkit data build) or grow the partition "
             "(partkit resize --set NAME=SIZE)",
             ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
-    expected = EXPECTED_KINDS.get(part.subtype)
-    if expected and result.kind in ("nvs", "littlefs", "fat", "spiffs", "app") and \
-            result.kind not in expected:
+    expected = EXPECTED_CONTENTS.get(part.subtype)
+    if expected and kind in JUDGED_KINDS and kind not in expected:
         findings.append(Finding("data-kind-mismatch", warning(
-            f"'{path}' holds {result.kind}, but partition '{name}' expects "
+            f"'{path}' holds {kind}, but partition '{name}' expects "
             f"{' or '.join(expected)}", SourceLocation(path),
             "is this the image for another partition?")))
-    result.findings = tuple(findings)
-    return result
+    return DataCheck(path, part, size, kind, tuple(findings))

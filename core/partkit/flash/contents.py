@@ -24,14 +24,23 @@ import struct
 import zlib
 
 from partkit.common.errors import PartkitError
+from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
-from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
+from partkit.table.names import (
+    APP,
+    DATA,
+    SUBTYPE_DATA_FAT,
+    SUBTYPE_DATA_LITTLEFS,
+    SUBTYPE_DATA_NVS,
+    SUBTYPE_DATA_OTA,
+    SUBTYPE_DATA_SPIFFS,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["Finding", "describe"]
+__all__ = ["EXPECTED_CONTENTS", "Finding", "describe"]
 
 SECTOR = 0x1000
 NVS_STATES = {
@@ -45,16 +54,32 @@ _NVS_HEADER = struct.Struct("<II B 19x I")
 SPIFFS_MAGIC = 0x20140529
 MAX_APP_READ = 16 << 20
 
+# What each data subtype may hold, as describe() names it (erased flash always may; other
+# subtypes are not judged). The one table for image pre-flight and ``check --data``.
+# A spiffs (0x82) partition may hold LittleFS: esp_littlefs looks its partition up by label
+# with any data subtype, and Arduino-ESP32's LittleFS mounts the one labelled "spiffs".
+# It may not hold FAT: ESP-IDF's FAT mounts (esp_vfs_fat_spiflash_mount_rw_wl/_ro) and
+# Arduino's FFat only find data partitions of subtype fat (0x81), so FAT written to a
+# spiffs partition (PlatformIO's fatfs uploadfs can do that) never mounts.
+EXPECTED_CONTENTS: dict[int, tuple[str, ...]] = {
+    SUBTYPE_DATA_NVS: ("nvs",),
+    SUBTYPE_DATA_FAT: ("fat",),
+    SUBTYPE_DATA_SPIFFS: ("spiffs", "littlefs"),
+    SUBTYPE_DATA_LITTLEFS: ("littlefs",),
+}
 
-class Finding:
+
+class Finding(Record):
     """The verdict for one partition: a kind keyword, a one-line summary, and details."""
 
     __slots__ = ("details", "kind", "summary")
 
+    kind: str
+    summary: str
+    details: dict[str, object]
+
     def __init__(self, kind: str, summary: str, details: dict[str, object] | None = None) -> None:
-        self.kind = kind
-        self.summary = summary
-        self.details: dict[str, object] = details or {}
+        self._init(kind=kind, summary=summary, details=details or {})
 
     def as_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "summary": self.summary, **self.details}

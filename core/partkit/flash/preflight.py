@@ -26,15 +26,13 @@ from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, erro
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
+from partkit.flash.contents import EXPECTED_CONTENTS
 from partkit.table.names import (
     APP,
     DATA,
     SUBTYPE_APP_OTA_MIN,
-    SUBTYPE_DATA_FAT,
-    SUBTYPE_DATA_LITTLEFS,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
-    SUBTYPE_DATA_SPIFFS,
     is_ota_app,
 )
 
@@ -54,15 +52,6 @@ MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one t
 MAX_APP = 16 << 20
 # Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
 FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
-# What each data subtype may hold, as contents.describe() names it ("erased" always may).
-# SPIFFS-subtype partitions hold LittleFS on Arduino-ESP32 (its LittleFS uses that subtype).
-EXPECTED_CONTENTS: dict[int, tuple[str, ...]] = {
-    SUBTYPE_DATA_NVS: ("nvs",),
-    SUBTYPE_DATA_FAT: ("fat",),
-    SUBTYPE_DATA_SPIFFS: ("spiffs", "littlefs"),
-    SUBTYPE_DATA_LITTLEFS: ("littlefs",),
-}
-
 
 # Every finding code, with what it means (docs/diff.md lists the same; a test keeps them).
 CODES: dict[str, str] = {
