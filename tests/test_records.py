@@ -26,7 +26,10 @@ from partkit.check.checks import (
 )
 from partkit.common.errors import warning
 from partkit.common.record import Record
+from partkit.data.check import DataCheck, check_data
+from partkit.flash import contents
 from partkit.flash.flashargs import FlashFile
+from partkit.flash.imagefile import Piece
 from partkit.flash.otadata import SECTOR_SIZE, OtaEntry, decode, encode_entry
 from partkit.table.codec import load_table
 from partkit.table.names import BUILTIN_SUBTYPES, SubtypeRegistry
@@ -36,10 +39,6 @@ from support.firmware import build_app
 # Classes with __slots__ that are not records, and why.
 NOT_RECORDS = {
     "partkit.check.appimage.ImageBytes": "a reader over a file, not a value",
-    # Still hand-rolled; their modules were being edited by others during the clean-up.
-    "partkit.flash.contents.Finding": "pending conversion",
-    "partkit.flash.imagefile.Piece": "pending conversion",
-    "partkit.data.check.DataCheck": "pending conversion (its findings are set after construction)",
 }
 
 CSV = b"""\
@@ -139,3 +138,32 @@ def test_flash_records_are_immutable() -> None:
     with pytest.raises(AttributeError, match="immutable"):
         registry._by_type = {}
     assert BUILTIN_SUBTYPES.keywords(0x40) == {}
+
+
+def test_contents_piece_and_data_check_records(tmp_path: Path) -> None:
+    found = contents.Finding("nvs", "NVS", {"format": "2"})
+    with pytest.raises(AttributeError, match="immutable"):
+        found.kind = "fat"
+    assert found.replace(kind="fat").as_dict() == {"kind": "fat", "summary": "NVS",
+                                                   "format": "2"}
+
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(b"x" * 10)
+    piece = Piece(0x1000, "blob", path=str(blob))
+    with pytest.raises(AttributeError, match="immutable"):
+        piece.offset = 0
+    assert (piece.size, piece.end) == (10, 0x100A)
+    # A new source is measured again; a move keeps the size.
+    as_bytes = piece.replace(path=None, data=b"abc")
+    assert (as_bytes.size, as_bytes.replace(offset=0).size, piece.size) == (3, 3, 10)
+
+    table = load_table(CSV, "parts.csv", TableOptions()).table
+    result = check_data(table, "nvs", str(blob))
+    # Built once: the findings (the blob is 'data', which fits) come with the record.
+    assert isinstance(result, DataCheck) and result.findings == () and result.fits
+    with pytest.raises(AttributeError, match="immutable"):
+        result.findings = ()
+    blob.write_bytes(b"x" * 0x7000)
+    big = check_data(table, "nvs", str(blob))
+    assert [f.code for f in big.findings] == ["data-too-large"] and not big.fits
+    assert big.replace(size=1).fits and big.replace(size=1).findings == big.findings

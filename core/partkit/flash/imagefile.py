@@ -35,6 +35,7 @@ import zlib
 from partkit.common import notices
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
 from partkit.common.fileio import helper_name, real_target, write_output
+from partkit.common.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -782,20 +783,34 @@ def _write_copy(image: str, part: Partition, src_fd: int, src_size: int, output:
 # --- assembly -----------------------------------------------------------------------------
 
 
-class Piece:
-    """Something to place in a new image: a file or bytes at a flash offset."""
+class Piece(Record):
+    """Something to place in a new image: a file or bytes at a flash offset.
+
+    ``size`` is what it puts in the image: measured (``len(data)`` or the file's size)
+    unless given.
+    """
 
     __slots__ = ("data", "label", "offset", "path", "size")
 
+    offset: int
+    label: str
+    path: str | None
+    data: bytes | None
+    size: int
+
     def __init__(self, offset: int, label: str, *, path: str | None = None,
-                 data: bytes | None = None) -> None:
+                 data: bytes | None = None, size: int | None = None) -> None:
         if (path is None) == (data is None):
             raise ValueError("give exactly one of path or data")
-        self.offset = offset
-        self.label = label
-        self.path = path
-        self.data = data
-        self.size = len(data) if data is not None else _source_size(path)
+        if size is None:
+            size = len(data) if data is not None else _source_size(path)
+        self._init(offset=offset, label=label, path=path, data=data, size=size)
+
+    def replace(self, **changes: object) -> Piece:
+        """A copy with some fields changed; a new path or data is measured again."""
+        if ("path" in changes or "data" in changes) and "size" not in changes:
+            changes["size"] = None
+        return super().replace(**changes)
 
     @property
     def end(self) -> int:
