@@ -41,9 +41,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import TracebackType
+    from typing import TypeVar
 
     from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition
+
+    _C = TypeVar("_C", bound="_Closing")
 
 __all__ = [
     "CHUNK",
@@ -211,7 +214,25 @@ _CRC = struct.Struct("<I")
 # --- locking and recovery -----------------------------------------------------------------
 
 
-class _Locked:
+class _Closing:
+    """``with`` closes it: the context-manager half of the open files below."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _Locked(_Closing):
     """An open image with an exclusive advisory lock (POSIX ``flock``; none elsewhere)."""
 
     def __init__(self, path: str, writable: bool) -> None:
@@ -234,17 +255,6 @@ class _Locked:
         if self.fd >= 0:
             os.close(self.fd)  # closing drops the flock
             self.fd = -1
-
-    def __enter__(self) -> _Locked:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def journal_path(image: str) -> str:
@@ -443,7 +453,7 @@ def _discard_for_replace(path: str) -> None:
 # --- reading ------------------------------------------------------------------------------
 
 
-class ImageReader:
+class ImageReader(_Closing):
     """An image opened and locked once, for many reads (inspect, content sniffing)."""
 
     def __init__(self, path: str) -> None:
@@ -511,17 +521,6 @@ class ImageReader:
 
     def close(self) -> None:
         self._locked.close()
-
-    def __enter__(self) -> ImageReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_image(image: str) -> ImageReader:
