@@ -50,6 +50,7 @@ SECTOR = 0x1000  # SPI flash erase unit
 DEVICE_EXTRA_HINT = "install the device extra: pip install partkit[device]"
 DEFAULT_CONNECT_ATTEMPTS = 7  # esptool's default
 ROM_BAUD = 115200
+_CMD_READ_FLASH = 0xD2  # the stub's streaming read (esptool < 5 has no ESP_CMDS table)
 _READ_PACKET = 0x1000  # bytes per READ_FLASH packet (what esptool asks for)
 _READ_IN_FLIGHT = 64  # packets the stub may send ahead of the acknowledgements
 _MAX_STALLS = 8  # resumes in a row without a single new byte before giving up
@@ -227,9 +228,12 @@ class Session:
                              "is the device (or the bootloader mock) running on that "
                              "address?") from None
         baud = self.baud or ROM_BAUD
+        before = self.before
+        if str(getattr(esptool, "__version__", "5")).split(".")[0] in ("2", "3", "4"):
+            before = before.replace("-", "_")  # esptool < 5 spells modes with underscores
         try:
             with self._quiet():
-                esp = detect_chip(link, min(baud, ROM_BAUD), self.before, self.trace,
+                esp = detect_chip(link, min(baud, ROM_BAUD), before, self.trace,
                                   self.connect_attempts)
         except self._errors() as exc:
             if not isinstance(link, str):
@@ -364,7 +368,7 @@ class Session:
         start = offset + len(out)
         want = length - len(out)
         if want > 0:
-            esp.check_command("read flash", esp.ESP_CMDS["READ_FLASH"],
+            esp.check_command("read flash", _CMD_READ_FLASH,
                               struct.pack("<IIII", start, want, _READ_PACKET, _READ_IN_FLIGHT))
         got = bytearray()
         esp._port.timeout = self._packet_timeout()
