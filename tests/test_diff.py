@@ -330,3 +330,35 @@ def test_same_verdicts_from_csv_binary_and_images(case: Case, tmp_path: Path,
                 changes = report["changes"]
                 assert isinstance(changes, list)
     assert verdicts == {(1, (case.rule,)), (0, ())}
+
+
+def test_table_read_out_of_an_image_alike_by_diff_and_image(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    # One reader (flash.tablearea) for both commands: same refusals, same empty-table reading.
+    good = _as("image", real(WLED), tmp_path / "wled", "0x8000")
+    short = tmp_path / "short.img"
+    short.write_bytes(good.read_bytes()[:0x8400])
+    blank = tmp_path / "blank.img"
+    blank.write_bytes(b"\xff" * 0x10000)
+    for bad, words in ((short, "truncated image: 33792 bytes (0x8400), too short to hold the "
+                        "partition table at 0x8000 (needs 0x8c00)"),
+                       (blank, "no partition table at 0x8000 (found bytes ff ff ff ff, "
+                        "expected aa 50)")):
+        code, report = _diff(tmp_path, capsys, bad, good)
+        assert code == 2 and words in str(report["stderr"]), report
+        assert main(["image", "info", str(bad)]) == 2
+        assert words in capsys.readouterr().err
+    # gen writes an empty table as the MD5 row alone: a table, with no partitions.
+    empty_csv = tmp_path / "empty.csv"
+    empty_csv.write_text("# no partitions\n")
+    assert main(["gen", "-q", str(empty_csv), str(tmp_path / "empty.bin")]) == 0
+    image = bytearray(blank.read_bytes())
+    table = (tmp_path / "empty.bin").read_bytes()
+    image[0x8000:0x8000 + len(table)] = table
+    empty = tmp_path / "empty.img"
+    empty.write_bytes(bytes(image))
+    code, report = _diff(tmp_path, capsys, empty, empty)
+    assert code == 0 and report["changes"] == [], report
+    assert main(["image", "info", str(empty), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["partitions"] == []

@@ -265,7 +265,7 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
-    from partkit.flash import imagefile
+    from partkit.flash.tablearea import read_table_area
     from partkit.table.codec import load_table, load_table_file
 
     options = _options(args)
@@ -273,20 +273,8 @@ def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
         loaded = load_table_file(args.table, options)
         emit(loaded.warnings)
         return loaded.table, options
-    image = args.image
-    size = imagefile.image_size(image)
-    offset = options.table_offset
-    if size < offset + TABLE_BYTES:
-        raise PartkitError(error(
-            f"truncated image: {size} bytes (0x{size:x}), too short to hold the partition table "
-            f"at 0x{offset:x} (needs 0x{offset + TABLE_BYTES:x})", SourceLocation(image),
-            "is this a complete flash image? give --offset or --table if the table is elsewhere"))
-    data = imagefile.read_region(image, offset, TABLE_BYTES)
-    if data[:2] != b"\xaa\x50":
-        raise PartkitError(error(
-            f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, expected "
-            "aa 50)", SourceLocation(image),
-            "give --offset N or --table FILE; 'partkit image inspect' searches the image"))
+    image, offset = args.image, options.table_offset
+    data = read_table_area(image, offset, "--offset N or --table FILE")
     loaded = load_table(data, f"{image}@0x{offset:x}", options)
     emit(loaded.warnings)
     return loaded.table, options

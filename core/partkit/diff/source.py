@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.table import binary
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
@@ -115,21 +114,10 @@ def read_source(spec: str, table_offset: int) -> RawSource:
     if not _looks_like_image(head, size):
         data = read_input(spec)
         return RawSource(data, "binary" if binary.looks_binary(data) else "csv", spec, None)
-    from partkit.flash import imagefile  # an image: read through its journal and lock
+    from partkit.flash.tablearea import read_table_area  # through its journal and lock
 
-    end = table_offset + binary.MAX_TABLE_BYTES
+    data = read_table_area(spec, table_offset, "--offset N (or --old-offset/--new-offset)")
     label = f"{spec}@0x{table_offset:x}"
-    if size < end:
-        raise PartkitError(error(
-            f"flash image of {size} bytes (0x{size:x}) is too short to hold a partition table "
-            f"at 0x{table_offset:x}", SourceLocation(spec),
-            "give the table offset with --offset (or --old-offset/--new-offset)"))
-    data = imagefile.read_region(spec, table_offset, binary.MAX_TABLE_BYTES)
-    if data[:2] != binary.MAGIC and data[:16] != binary.MD5_MARKER:
-        raise PartkitError(error(
-            f"no partition table at 0x{table_offset:x} of this flash image (found bytes "
-            f"{data[:4].hex(' ')}, expected aa 50)", SourceLocation(spec),
-            "give the table offset with --offset; 'partkit image inspect' finds it"))
     return RawSource(data, "image", label, size)
 
 
