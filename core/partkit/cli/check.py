@@ -29,9 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit check", (
         "Check that the real app image fits its partition slots, that the bootloader fits\n"
         "before the partition table, and that the table fits the flash."))
-    p.add_argument("table", nargs="?", metavar="TABLE",
-                   help="CSV or binary partition table (not with --idf-build-dir)")
-    idf_build.add_argument(p)
+    idf_build.add_table_or_build(p, "CSV or binary partition table (not with --idf-build-dir)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also write the JSON report to FILE (the text report still goes "
                         "to stdout)")
@@ -79,8 +77,7 @@ def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if (args.table is None) == (args.idf_build_dir is None):
-        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
+    idf_build.require_table_or_build(parser, args)
     try:
         if args.idf_build_dir is not None:
             return idf_build.run_check(args, args.output)

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from partkit.idf.builddir import IdfBuild
     from partkit.table.codec import Loaded
 
-__all__ = ["add_argument", "create_image", "load", "run_check"]
+__all__ = ["add_argument", "add_table_or_build", "create_image", "load",
+           "require_table_or_build", "run_check"]
 
 HELP = ("an ESP-IDF build directory (after 'idf.py build'): the table, the images and every "
         "option are read from it (project_description.json, config/sdkconfig.json, "
@@ -29,6 +30,18 @@ HELP = ("an ESP-IDF build directory (after 'idf.py build'): the table, the image
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idf-build-dir", metavar="DIR", help=HELP)
+
+
+def add_table_or_build(parser: argparse.ArgumentParser, table_help: str) -> None:
+    """The optional TABLE positional and ``--idf-build-dir``: the command reads one of them."""
+    parser.add_argument("table", nargs="?", metavar="TABLE", help=table_help)
+    add_argument(parser)
+
+
+def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 (argparse's usage error) unless exactly one of TABLE and the build is given."""
+    if (args.table is None) == (args.idf_build_dir is None):
+        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
 
 
 def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Loaded]:

@@ -24,9 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "Draw the flash layout to scale as SVG (open it in a browser). With --flash-size\n"
         "the end of the flash is marked, and whatever lies past it is drawn in red and\n"
         "fails the command (exit 1, after writing the picture)."), EXIT_CHECK)
-    p.add_argument("table", nargs="?", metavar="TABLE",
-                   help="partition table: CSV, or the binary 'partkit gen' writes")
-    idf_build.add_argument(p)
+    idf_build.add_table_or_build(p, "partition table: CSV, or the binary 'partkit gen' writes")
     p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
                    help="app image; shown in every app slot, or only in SLOT (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -39,8 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if (args.table is None) == (args.idf_build_dir is None):
-        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
+    idf_build.require_table_or_build(parser, args)
     try:
         from partkit.check.appimage import read_image_file
         from partkit.check.flashmap import app_usage, beyond_flash, svg_map

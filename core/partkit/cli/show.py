@@ -30,9 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         "Summarise a partition table: offsets, ends, sizes, flags, gaps and free space,\n"
         "with a flash map drawn to scale. The table is validated like 'partkit gen' does."),
         EXIT_PLAIN)
-    p.add_argument("table", nargs="?", metavar="TABLE",
-                   help="partition table: CSV, or the binary 'partkit gen' writes")
-    idf_build.add_argument(p)
+    idf_build.add_table_or_build(p, "partition table: CSV, or the binary 'partkit gen' writes")
     p.add_argument("--list-builtin", action="store_true",
                    help="list the built-in tables (use one as TABLE builtin:NAME) and exit")
     out = p.add_mutually_exclusive_group()
@@ -53,8 +51,7 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.list_builtin:
         return _list_builtin(args.json)
-    if (args.table is None) == (args.idf_build_dir is None):
-        parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
+    idf_build.require_table_or_build(parser, args)
     try:
         from partkit.table.codec import load_table_file
 
