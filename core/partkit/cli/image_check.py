@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from partkit.flash.preflight import PreflightReport
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["HANDLERS", "add_parsers"]
+__all__ = ["HANDLERS", "add_parsers", "write_otadata_report"]
 
 CHECK_EPILOG = """\
 exit status:
@@ -203,11 +203,22 @@ def _entry_json(e: OtaEntry, count: int) -> dict[str, object]:
 
 def _otadata(args: argparse.Namespace) -> int:
     from partkit.cli.image import _load
-    from partkit.flash import otadata
 
     table, _ = _load(args)
     part = _otadata_partition(args, table)
-    entries = otadata.decode(_read_otadata(args, part))
+    write_otadata_report(table, part, _read_otadata(args, part), as_json=args.json)
+    return 0
+
+
+def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
+                         as_json: bool, where: str = "") -> None:
+    """Print what otadata ``part`` (its bytes ``data``) holds and which app boots (stdout).
+
+    ``where`` follows the offset in the text report (`` on PORT`` for a device).
+    """
+    from partkit.flash import otadata
+
+    entries = otadata.decode(data)
     ota = _ota_apps(table)
     active = otadata.active_entry(entries)
     slot = otadata.active_slot(entries, len(ota))
@@ -217,14 +228,14 @@ def _otadata(args: argparse.Namespace) -> int:
     else:
         default = table.boot_default()
         boots = default.name if default is not None else None
-    if args.json:
+    if as_json:
         sys.stdout.write(json.dumps({
             "otadata": part.name, "offset": part.offset, "ota_apps": [p.name for p in ota],
             "sectors": [_entry_json(e, len(ota)) for e in entries],
             "active_sector": None if active is None else active.index,
             "active_slot": slot, "boots": boots}, indent=2) + "\n")
-        return 0
-    out = [f"otadata '{part.name}' at 0x{part.offset:x}; OTA apps: "
+        return
+    out = [f"otadata '{part.name}' at 0x{part.offset:x}{where}; OTA apps: "
            + (", ".join(f"ota_{p.subtype - 0x10}={p.name}" for p in ota) or "none")]
     for e in entries:
         if e.erased:
@@ -241,7 +252,6 @@ def _otadata(args: argparse.Namespace) -> int:
            "no valid record: the boot default")
     out.append(f"boots: {boots or 'nothing (no app partition)'} ({how})")
     sys.stdout.write("\n".join(out) + "\n")
-    return 0
 
 
 # --- set-boot ---------------------------------------------------------------------------------
