@@ -418,45 +418,12 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _otadata(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_check import _entry_json, _ota_apps, _otadata_partition
-        from partkit.flash import otadata
+        from partkit.cli.image_check import _otadata_partition, write_otadata_report
 
         table, _ = _table(args, target)
         part = _otadata_partition(args, table)
-        entries = otadata.decode(target.read(part.offset, part.size))
-        ota = _ota_apps(table)
-        active = otadata.active_entry(entries)
-        slot = otadata.active_slot(entries, len(ota))
-        if slot is not None:
-            found = table.find(0, 0x10 + slot)
-            boots = found[0].name if found else None
-        else:
-            default = table.boot_default()
-            boots = default.name if default is not None else None
-        if args.json:
-            sys.stdout.write(json.dumps({
-                "otadata": part.name, "offset": part.offset, "ota_apps": [p.name for p in ota],
-                "sectors": [_entry_json(e, len(ota)) for e in entries],
-                "active_sector": None if active is None else active.index,
-                "active_slot": slot, "boots": boots}, indent=2) + "\n")
-            return 0
-        out = [f"otadata '{part.name}' at 0x{part.offset:x} on {args.port}; OTA apps: "
-               + (", ".join(f"ota_{p.subtype - 0x10}={p.name}" for p in ota) or "none")]
-        for e in entries:
-            if e.erased:
-                out.append(f"  sector {e.index}: erased")
-                continue
-            crc = "ok" if e.crc_ok else f"BAD (expected 0x{otadata.entry_crc(e.seq):08x})"
-            sel = e.slot(len(ota))
-            out.append(f"  sector {e.index}: ota_seq {e.seq} -> "
-                       + (f"ota_{sel}" if sel is not None else
-                          "ignored" if not e.crc_ok else "no OTA slot")
-                       + f", state {e.state_name}, crc 0x{e.crc:08x} {crc}"
-                       + (" (active)" if e is active else ""))
-        how = (f"otadata selects ota_{slot}" if slot is not None else
-               "no valid record: the boot default")
-        out.append(f"boots: {boots or 'nothing (no app partition)'} ({how})")
-        sys.stdout.write("\n".join(out) + "\n")
+        write_otadata_report(table, part, target.read(part.offset, part.size),
+                             as_json=args.json, where=f" on {args.port}")
         return 0
 
     return _with_device(args, work)
