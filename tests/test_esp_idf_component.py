@@ -119,6 +119,28 @@ def test_idf_py_extension_takes_options(project: Path) -> None:
     assert doc["ok"] is True and doc["idf_build"]["target"] == "linux"
 
 
+def test_partition_lookups_answered_by_partkit(project: Path) -> None:
+    # Same answer as ESP-IDF's parttool.py for a good table ...
+    _set_config(project, "CONFIG_PARTKIT_PARTITION_INFO=y")
+    csv = project / "partitions.csv"
+    original = csv.read_text()
+    try:
+        result = _idf(project, "reconfigure")
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert "factory partition offset: '0x10000'" in out
+        # ... and a broken table stops configuration at its line, where ESP-IDF's lookup
+        # answers '' and warns.
+        csv.write_text(original + "broken,   data, nosuch,  ,        4K,\n")
+        result = _idf(project, "reconfigure")
+        out = result.stdout + result.stderr
+        assert result.returncode != 0, out
+        assert f"{csv}:4:" in out and "nosuch" in out
+    finally:
+        csv.write_text(original)
+        _set_config(project)
+
+
 def test_check_can_be_switched_off(project: Path) -> None:
     _set_config(project, "CONFIG_PARTKIT_CHECK_ON_BUILD=n", 'CONFIG_PARTKIT_FAIL_FREE="99%"')
     try:
