@@ -318,3 +318,17 @@ def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]
         from partkit.common.chips import chip_names
 
         assert all(chip in text for chip in chip_names())
+
+
+def test_image_without_a_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"\xff" * 0x8100)
+    code, _, err = parttool(capsys, "--image", str(short), "get_partition_info", "-n", "nvs")
+    # a table that cannot be read is an error even here (parttool: a traceback, exit 1)
+    assert code == 2 and "truncated image" in err
+    code, _, err = parttool(capsys, "--image", str(short), "erase_partition", "-n", "nvs")
+    assert code == 2 and "truncated image" in err and "--partition-table-offset N" in err
+    blank = tmp_path / "blank.bin"
+    blank.write_bytes(b"\xff" * 0x10000)
+    code, _, err = parttool(capsys, "--image", str(blank), "erase_partition", "-n", "nvs")
+    assert code == 2 and "no partition table at 0x8000" in err

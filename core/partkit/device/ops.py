@@ -19,15 +19,11 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
-    "TABLE_BYTES",
     "check_fits",
     "check_writable",
     "load_table",
     "read_input_file",
 ]
-
-TABLE_BYTES = 0xC00
-
 
 def load_table(target: Target | None, options: TableOptions, table_file: str | None = None,
                ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
@@ -42,15 +38,8 @@ def load_table(target: Target | None, options: TableOptions, table_file: str | N
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
     offset = options.table_offset
-    data = target.read(offset, TABLE_BYTES)
-    where = f"{target.label}@0x{offset:x}"
-    if data[:2] != b"\xaa\x50":
-        raise PartkitError(error(
-            f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, expected "
-            "aa 50)", SourceLocation(where),
-            "is the right firmware flashed? give the table offset (--offset) or the table "
-            "file (--table)"))
-    loaded = decode(data, where, options)
+    data = target.read_table_area(offset)
+    loaded = decode(data, f"{target.label}@0x{offset:x}", options)
     return loaded.table, loaded.warnings
 
 

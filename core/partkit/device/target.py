@@ -33,6 +33,19 @@ class Target:
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
         raise NotImplementedError
 
+    def read_table_area(self, offset: int) -> bytes:
+        """The table area at ``offset``; an error when it holds no partition table."""
+        from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
+
+        data = self.read(offset, MAX_TABLE_BYTES)
+        if data[:2] != MAGIC and data[:16] != MD5_MARKER:  # (gen's empty table: MD5 row)
+            raise PartkitError(error(
+                f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, "
+                "expected aa 50)", SourceLocation(f"{self.label}@0x{offset:x}"),
+                "is the right firmware flashed? give the table offset (--offset) or the "
+                "table file (--table)"))
+        return data
+
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
         raise NotImplementedError
@@ -58,6 +71,12 @@ class ImageTarget(Target):
         self.path = path
         self.output = output
         self.sync = sync
+
+    def read_table_area(self, offset: int) -> bytes:
+        from partkit.flash.tablearea import read_table_area
+
+        return read_table_area(self.path, offset, "--partition-table-offset N or "
+                               "--partition-table-file FILE")
 
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
         from partkit.flash import imagefile
