@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 EPILOG = """\
-OLD and NEW may each be a CSV, a binary table or a flash image/dump (the table is read at
---offset). Rules, plan format and JSON schema: docs/diff.md.
+OLD and NEW may each be a CSV, a binary table, a flash image/dump (the table is read at
+--offset) or a connected chip: port:/dev/ttyUSB0 or socket://host:port (partkit[device]). Rules, plan format and JSON schema: docs/diff.md.
 
 exit status:
   0  the update is safe under every rule
@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="partkit diff", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compare the table on the devices (OLD) with a new one (NEW): what "
         "changes, whether devices in the field survive the change, and the migration plan.")
-    p.add_argument("old", metavar="OLD", help="table on the devices: CSV, binary or flash image")
+    p.add_argument("old", metavar="OLD", help="table on the devices: CSV, binary, flash image, "
+                   "or a connected chip (port:/dev/ttyUSB0, socket://host:port; needs "
+                   "partkit[device])")
     p.add_argument("new", metavar="NEW", help="table after the update: CSV, binary or flash image")
     p.add_argument("--running", action="append", metavar="SLOT",
                    help="app slot the devices run from (name or factory/ota_N; repeatable); "

@@ -1,11 +1,12 @@
-"""Where a table comes from: a CSV, a binary table, a flash image or dump, or (later) a device.
+"""Where a table comes from: a CSV, a binary table, a flash image or dump, or a device.
 
 A *side* of a diff is the table plus the facts around it that the rules need: the table
 offset, whether the binary carries an MD5 row, and the flash size when the source knows it
 (a flash image is as large as the flash it was read from).
 
 Sources are found by the text the user typed: ``scheme:rest`` for a registered scheme
-(:func:`register_scheme`; a device port plugs in here, e.g. ``port:/dev/ttyUSB0``), else a
+(:func:`register_scheme`), a connected chip (``port:/dev/ttyUSB0`` or an esptool URL such
+as ``socket://host:port``: its table sector, over one esptool connection), else a
 file whose bytes say what it is.
 """
 
@@ -97,9 +98,28 @@ def _looks_like_image(head: bytes, size: int) -> bool:
     return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
 
 
+def _device_source(port: str, table_offset: int) -> RawSource:
+    """The table sector of a connected chip (``port:/dev/ttyUSB0``, ``socket://host:N``),
+    read over one esptool connection (the ``partkit[device]`` extra)."""
+    from partkit.device.session import Session
+    from partkit.device.target import DeviceTarget
+
+    with Session(port) as session:
+        data = DeviceTarget(session).read_table_area(table_offset)
+        return RawSource(data, "device", f"{port}@0x{table_offset:x}", session.flash_size)
+
+
+# esptool's port URLs name a device too; ``port:`` says so for a plain serial port.
+_DEVICE_URLS = ("socket://", "rfc2217://")
+
+
 def read_source(spec: str, table_offset: int) -> RawSource:
     """The table bytes behind ``spec``; raises PartkitError for unreadable sources."""
+    if spec.startswith(_DEVICE_URLS):
+        return _device_source(spec, table_offset)
     scheme, sep, rest = spec.partition(":")
+    if sep and scheme == "port":
+        return _device_source(rest, table_offset)
     if sep and scheme in _SCHEMES and not os.path.exists(spec):
         return _SCHEMES[scheme](rest, table_offset)
     from partkit.common.fileio import read_input
