@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
+    "add_selector",
     "add_table_arguments",
     "check_input_path",
     "check_output_option",
@@ -169,6 +170,17 @@ def github_annotation(d: Diagnostic) -> str:
 def report_error(exc: PartkitError) -> int:
     emit(exc.diagnostics)
     return exc.exit_code
+
+
+def add_selector(p: argparse.ArgumentParser) -> None:
+    """parttool's partition selector, shared by ``partkit image`` and ``partkit device``."""
+    g = p.add_argument_group("partition selector (one of)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--name", "--partition-name", "-n", help="partition name")
+    x.add_argument("--type", "--partition-type", "-t", help="type keyword or number")
+    x.add_argument("--boot-default", "--partition-boot-default", "-d", action="store_true",
+                   help="the app the bootloader starts with blank otadata")
+    g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
 
 
 def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = False) -> None:

@@ -22,6 +22,7 @@ import os
 import sys
 
 from partkit.cli.common import (
+    add_selector,
     chip_help,
     command_parser,
     emit,
@@ -99,16 +100,6 @@ def _connection(p: argparse.ArgumentParser) -> None:
                    help="subtype names of your own, as type,name,value (value in hex)")
 
 
-def _selector(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("partition selector (one of)")
-    x = g.add_mutually_exclusive_group()
-    x.add_argument("--name", "--partition-name", "-n", help="partition name")
-    x.add_argument("--type", "--partition-type", "-t", help="type keyword or number")
-    x.add_argument("--boot-default", "--partition-boot-default", "-d", action="store_true",
-                   help="the app the bootloader starts with blank otadata")
-    g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
-
-
 def _change_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="allow changing a partition flagged readonly")
@@ -130,7 +121,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     _connection(p)
 
     p = make("info")
-    _selector(p)
+    add_selector(p)
     p.add_argument("--info", nargs="+", metavar="F",
                    help="fields: name type subtype offset size encrypted readonly "
                    "(default offset size, as parttool get_partition_info)")
@@ -140,19 +131,19 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     _connection(p)
 
     p = make("read")
-    _selector(p)
+    add_selector(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     _connection(p)
 
     p = make("write")
     p.add_argument("input", nargs="?", help="data to write")
     p.add_argument("--input", dest="input_opt", metavar="FILE", help="the same as INPUT")
-    _selector(p)
+    add_selector(p)
     _change_opts(p)
     _connection(p)
 
     p = make("erase")
-    _selector(p)
+    add_selector(p)
     _change_opts(p)
     _connection(p)
 

@@ -28,7 +28,8 @@ __all__ = ["run"]
 
 EPILOG = """\
 OLD and NEW may each be a CSV, a binary table, a flash image/dump (the table is read at
---offset) or a connected chip: port:/dev/ttyUSB0 or socket://host:port (partkit[device]). Rules, plan format and JSON schema: docs/diff.md.
+--offset) or a connected chip: port:/dev/ttyUSB0 or socket://host:port (partkit[device]).
+Rules, plan format and JSON schema: docs/diff.md.
 
 exit status:
   0  the update is safe under every rule

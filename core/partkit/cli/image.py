@@ -26,6 +26,7 @@ import sys
 from partkit.cli.common import (
     EXIT_CHECK,
     EXIT_PLAIN,
+    add_selector,
     check_input_path,
     command_parser,
     emit,
@@ -73,16 +74,6 @@ def _chips() -> str:
     return ", ".join(chip_names())
 
 
-def _selector(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("partition selector (one of)")
-    x = g.add_mutually_exclusive_group()
-    x.add_argument("--name", "--partition-name", "-n", help="partition name")
-    x.add_argument("--type", "--partition-type", "-t", help="type keyword or number")
-    x.add_argument("--boot-default", "--partition-boot-default", "-d", action="store_true",
-                   help="the app the bootloader starts with blank otadata")
-    g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
-
-
 def _write_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="allow changing a partition flagged readonly")
@@ -122,7 +113,7 @@ def _parser() -> _Commands:
     p = sub.add_parser("info", help="list partitions, or fields of the selected one",
                        exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file (e.g. a flash dump)")
-    _selector(p)
+    add_selector(p)
     p.add_argument("--info", nargs="+", metavar="F",
                    help="fields: name type subtype offset size encrypted readonly "
                    "(default offset size, as parttool get_partition_info)")
@@ -133,7 +124,7 @@ def _parser() -> _Commands:
 
     p = sub.add_parser("read", help="copy a partition's bytes to a file", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to read from")
-    _selector(p)
+    add_selector(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="file to write the partition's bytes to")
     _table_source(p)
@@ -142,13 +133,13 @@ def _parser() -> _Commands:
     p.add_argument("image", metavar="IMAGE", help="flash image file to change")
     p.add_argument("input", nargs="?", metavar="INPUT", help="file with the data to write")
     p.add_argument("--input", dest="input_opt", metavar="FILE", help=argparse.SUPPRESS)
-    _selector(p)
+    add_selector(p)
     _write_opts(p)
     _table_source(p)
 
     p = sub.add_parser("erase", help="set a partition to 0xFF", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to change")
-    _selector(p)
+    add_selector(p)
     _write_opts(p)
     _table_source(p)
 
