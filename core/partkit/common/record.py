@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Record"]
 
+_set = object.__setattr__  # bound once: records are built by the thousand on big tables
+
 
 class Record:
     """Base of partkit's immutable records.
@@ -26,7 +28,7 @@ class Record:
 
     def _init(self, **fields: object) -> None:
         for name, value in fields.items():
-            object.__setattr__(self, name, value)
+            _set(self, name, value)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; use replace()")

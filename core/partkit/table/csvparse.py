@@ -249,8 +249,7 @@ class _RowParser:
         if errors:
             return errors
         assert not isinstance(offset, Diagnostic) and not isinstance(size, Diagnostic)
-        return CsvRow(name, ptype, subtype, offset, size, encrypted, readonly,
-                      self.loc.with_column(fields[0][1]))
+        return CsvRow(name, ptype, subtype, offset, size, encrypted, readonly, self.loc)
 
     def _offset(self, ptype: int, subtype: int, text: str, col: int) -> int | Diagnostic | None:
         opts = self.options
@@ -314,9 +313,11 @@ def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        parser = _RowParser(options, SourceLocation(path, number, 1))
         # Columns refer to the raw line whenever expansion did not change it.
-        result = parser.parse(_fields(line))
+        fields = _fields(line)
+        # The row's location is its name column; messages about a field take its column.
+        parser = _RowParser(options, SourceLocation(path, number, fields[0][1]))
+        result = parser.parse(fields)
         if isinstance(result, CsvRow):
             rows.append(result)
         else:
