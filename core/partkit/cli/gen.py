@@ -248,16 +248,9 @@ def _write_headers(values: dict[str, str], table: object, path: str, options: ob
 
 
 def _write_if_changed(path: str, text: str) -> None:
-    from partkit.common.fileio import write_atomic
+    from partkit.common.fileio import write_if_changed
 
-    data = text.encode("utf-8")
-    try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return
-    except OSError:
-        pass
-    write_atomic(path, data)
+    write_if_changed(path, text.encode("utf-8"))
 
 
 def _print_json(loaded: object, options: object, output: str) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "read_stream",
     "real_target",
     "write_atomic",
+    "write_if_changed",
     "write_output",
     "write_text",
 ]
@@ -331,3 +332,19 @@ def write_atomic(path: str, data: bytes) -> None:
             view = view[os.write(fd, view):]
 
     write_output(path, produce)
+
+
+def write_if_changed(path: str, data: bytes) -> bool:
+    """Write ``data`` unless ``path`` already holds exactly it; True when written.
+
+    For generated inputs of a build (headers, a table's CSV): an untouched file keeps its
+    timestamp, so nothing that depends on it rebuilds.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except OSError:
+        pass
+    write_atomic(path, data)
+    return True
