@@ -4,8 +4,11 @@
     extra_scripts = pre:path/to/pio_extra_script.py
     board_build.partitions = partitions.csv
 
-A thin layer over the SCons tool (plugins/scons/partkit.py); options and behaviour are
-documented in docs/platformio.md. The platform (and, on platform-espressif32, the
+A thin layer: it reads the environment and the board, registers actions and targets, and
+leaves the rest to the SCons tool (plugins/scons/partkit.py) and to
+``partkit.buildsys.platformio`` (what it decides: esptool, flash commands, built-in tables,
+the bootloader image, the summary line). Options and behaviour are documented in
+docs/platformio.md. The platform (and, on platform-espressif32, the
 framework) define the program, ``$PROGNAME``, ``$PARTITIONS_TABLE_CSV``, their own
 ``partitions.bin`` and ``FLASH_EXTRA_IMAGES`` only inside ``env.BuildProgram()``, so a pre:
 script wires the build right after it; as a post: script it wires at once. A platform
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -73,25 +75,11 @@ def _configure() -> None:
     )
 
 
-def _platform_has_partitions(name: str) -> bool:
-    """Whether the platform's framework resolves ``board_build.partitions = name`` itself
-    (Arduino: the variant's directory, then tools/partitions; ESP-IDF: partition_table)."""
+def _package_dir(package: str) -> str | None:
     try:
-        platform = env.PioPlatform()
-    except Exception:  # no platform object: nothing to look in
-        return False
-    for package, subdirs in (
-            ("framework-arduinoespressif32",
-             (os.path.join("variants", _board("build.variant")), os.path.join("tools",
-                                                                             "partitions"))),
-            ("framework-espidf", (os.path.join("components", "partition_table"),))):
-        try:
-            root = platform.get_package_dir(package)
-        except Exception:  # the platform has no such package
-            root = None
-        if root and any(os.path.isfile(os.path.join(root, d, name)) for d in subdirs):
-            return True
-    return False
+        return env.PioPlatform().get_package_dir(package)
+    except Exception:  # no platform object, or no such package on it
+        return None
 
 
 def _resolve_builtin_partitions() -> None:
@@ -99,35 +87,20 @@ def _resolve_builtin_partitions() -> None:
     project nor the platform has a file of that name. Its CSV is written to the build
     directory and the board option points there, so whichever generator runs (partkit's
     or the framework's gen_esp32part) reads the same table."""
-    from partkit.common.errors import PartkitError
-    from partkit.common.fileio import write_atomic
-    from partkit.table import builtin
-
     name = _board("build.partitions")
-    if (not name or os.path.isabs(name) or os.path.dirname(name)
-            or os.path.exists(os.path.join(env.subst("$PROJECT_DIR"), name))
-            or _platform_has_partitions(name)):
+    if not pio.builtin_candidate(name, env.subst("$PROJECT_DIR")) or pio.framework_has_table(
+            name, {p: _package_dir(p) for p in pio.FRAMEWORK_PACKAGES}, _board("build.variant")):
         return
     try:
-        table = builtin.lookup(name)
-    except PartkitError as exc:
-        if name.lower().endswith(".csv"):
-            return  # a missing file: the table builder reports it
-        sys.stderr.write(f"partkit: error: board_build.partitions = {name}: no such file, "
-                         f"and {exc}\n")
+        written = pio.write_builtin_table(name, env.subst("$BUILD_DIR"))
+    except pio.SetupError as exc:
+        sys.stderr.write(f"partkit: error: {exc}\n")
         env.Exit(2)
         return
-    path = os.path.join(env.subst("$BUILD_DIR"), "partkit", f"builtin-{table.name}.csv")
-    text = builtin.csv_text(table).encode("utf-8")
-    try:
-        with open(path, "rb") as f:
-            unchanged = f.read() == text
-    except OSError:
-        unchanged = False
-    if not unchanged:  # an unchanged CSV keeps the table up to date
-        write_atomic(path, text)
-    env.BoardConfig().update("build.partitions", path)
-    env.Replace(PARTKIT_BUILTIN_NAME=table.name)
+    if written is not None:
+        path, table_name = written
+        env.BoardConfig().update("build.partitions", path)
+        env.Replace(PARTKIT_BUILTIN_NAME=table_name)
 
 
 def _set_maximum_size(*_args, **_kw) -> None:
@@ -163,152 +136,85 @@ def _validate_table(target, source, env) -> int:
 
 
 def _esptool(env) -> tuple[list[str], str]:
-    """How this platform runs esptool (argv prefix) and how that esptool spells write-flash.
-
-    platform-espressif32 runs ``"$PYTHONEXE" <tool-esptoolpy>/esptool.py`` (4.x:
-    ``write_flash``); pioarduino runs an ``esptool`` executable (5.x: ``write-flash``).
-    Both name it in $UPLOADER (upload_protocol = esptool) and $OBJCOPY.
-    """
+    """How this platform runs esptool (argv prefix) and how that esptool spells write-flash."""
     python = env.subst("$PYTHONEXE", raw=1) or sys.executable
-    tool = ""
-    for name in ("UPLOADER", "OBJCOPY"):
-        value = env.subst(f"${name}", raw=1).strip().strip('"')
-        if os.path.basename(value).startswith("esptool") and os.path.isfile(value):
-            tool = value
-            break
-    if not tool:
-        try:
-            package = env.PioPlatform().get_package_dir("tool-esptoolpy")
-        except Exception:  # no such package on this platform
-            package = None
-        if package and os.path.isfile(os.path.join(package, "esptool.py")):
-            tool = os.path.join(package, "esptool.py")
-    if tool.endswith(".py"):
-        prefix = [python, tool]
-    else:
-        prefix = [tool] if tool else [python, "-m", "esptool"]
+    prefix = pio.esptool_prefix(python, [env.subst(f"${name}", raw=1)
+                                         for name in ("UPLOADER", "OBJCOPY")],
+                                _package_dir("tool-esptoolpy"))
     flags = [str(f) for f in SCons.Util.flatten(env.get("UPLOADERFLAGS", []))]
-    for spelling in ("write_flash", "write-flash"):
-        if spelling in flags:  # the platform's own upload command
-            return prefix, spelling
-    return prefix, _write_flash_spelling(prefix)
+    return prefix, pio.write_flash_spelling(prefix, flags)
 
 
-def _write_flash_spelling(prefix: list[str]) -> str:
-    """esptool 5 spells its commands with dashes; 4.x and older know only underscores."""
-    try:
-        proc = subprocess.run([*prefix, "version"], capture_output=True, text=True,
-                              timeout=120, check=False)
-        major = int(re.search(r"\bv?(\d+)\.\d+", proc.stdout).group(1))
-    except (OSError, subprocess.SubprocessError, AttributeError, ValueError):
-        return "write_flash"  # every esptool version still accepts it
-    return "write-flash" if major >= 5 else "write_flash"
+def _run(env, argv: list[str]) -> int:
+    """``partkit`` with plain values (PartkitRun substitutes: ``$`` escaped first)."""
+    return env.PartkitRun([_literal(a) for a in argv])
+
+
+def _table_values(env) -> dict[str, str]:
+    return {"offset": env.subst("$PARTKIT_OFFSET"), "chip": env.subst("$PARTKIT_CHIP"),
+            "flash_size": env.subst("$PARTKIT_FLASH_SIZE")}
 
 
 def _show_table(target, source, env) -> int:
     table = str(source[0])
-    argv = ["show", _literal(table), "--offset", "$PARTKIT_OFFSET"]
-    for flag, name in (("--chip", "PARTKIT_CHIP"), ("--flash-size", "PARTKIT_FLASH_SIZE")):
-        if env.subst(f"${name}"):
-            argv += [flag, f"${name}"]
-    code = env.PartkitRun(argv)
+    code = _run(env, commands.show_argv(table, **_table_values(env)))
     if code == 0:
         prefix, write_flash = _esptool(env)
-        chip = env.subst("$PARTKIT_CHIP")
-        command = [*prefix, *(["--chip", chip] if chip else []), write_flash,
-                   env.subst("$PARTKIT_OFFSET"), os.path.relpath(table)]
-        print("\nTo flash the partition table (add --port PORT to choose the port), run:\n "
-              + shlex.join(command))
+        print(pio.flash_hint(prefix, write_flash, os.path.relpath(table),
+                             offset=env.subst("$PARTKIT_OFFSET"),
+                             chip=env.subst("$PARTKIT_CHIP")))
     return code
-
-
-def _flash_argv(env, table: str) -> list[str]:
-    """The platform's esptool writing only the table, at the platform's upload port."""
-    prefix, write_flash = _esptool(env)
-    dashes = write_flash == "write-flash"  # esptool 5 spelling; 4.x wants underscores
-    port = env.subst("$UPLOAD_PORT")
-    speed = env.subst("$UPLOAD_SPEED") or _board("upload.speed") or "460800"
-    argv = [*prefix, "--chip", env.subst("$PARTKIT_CHIP") or "auto"]
-    if port:
-        argv += ["--port", port]
-    return [*argv, "--baud", speed,
-            "--before", "default-reset" if dashes else "default_reset",
-            "--after", "hard-reset" if dashes else "hard_reset",
-            write_flash, env.subst("$PARTKIT_OFFSET"), table]
 
 
 def _flash_table(target, source, env) -> int:
     if not env.subst("$UPLOAD_PORT") and hasattr(env, "AutodetectUploadPort"):
         env.AutodetectUploadPort()
-    argv = _flash_argv(env, str(source[0]))
+    prefix, write_flash = _esptool(env)
+    argv = commands.write_table_argv(
+        prefix, str(source[0]), offset=env.subst("$PARTKIT_OFFSET"),
+        chip=env.subst("$PARTKIT_CHIP"), port=env.subst("$UPLOAD_PORT"),
+        baud=env.subst("$UPLOAD_SPEED") or _board("upload.speed"), write_flash=write_flash)
     print(shlex.join(argv))
     return subprocess.call(argv)
 
 
 def _draw_map(target, source, env) -> int:
     output = env.subst("$PARTKIT_MAP", raw=1)  # raw: a path keeps its spaces
-    argv = ["map", _literal(str(source[0])), "--offset", "$PARTKIT_OFFSET",
-            "--output", _literal(output)]
-    for flag, name in (("--chip", "PARTKIT_CHIP"), ("--flash-size", "PARTKIT_FLASH_SIZE")):
-        if env.subst(f"${name}"):
-            argv += [flag, f"${name}"]
     app = env.File("$BUILD_DIR/${PROGNAME}.bin")
-    if app.exists():  # drawn into its slot when it has been built
-        argv += ["--app", _literal(app.abspath)]
-    code = env.PartkitRun(argv)
+    code = _run(env, commands.map_argv(
+        str(source[0]), output, **_table_values(env),
+        app=app.abspath if app.exists() else None))  # drawn into its slot once built
     if code == 0:
         print(f"partkit: wrote {output}")
     return code
 
 
-def _bootloader_offset() -> int | None:
-    from partkit.common.numbers import parse_int
-
-    text = env.subst("$PARTKIT_BOOTLOADER_OFFSET")
-    if text:
-        return parse_int(text)
-    from partkit.common.chips import BOOTLOADER_OFFSET
-
-    return BOOTLOADER_OFFSET.get(env.subst("$PARTKIT_CHIP").lower())
-
-
 def _extra_image_bootloader():
-    """The FLASH_EXTRA_IMAGES entry at the bootloader offset: (offset text, file node).
-
-    platform-espressif32's Arduino 2.0.x flashes a prebuilt bootloader from the framework
-    package instead of building $BUILD_DIR/bootloader.bin.
-    """
-    from partkit.common.numbers import parse_int
-
-    wanted = _bootloader_offset()
+    """The FLASH_EXTRA_IMAGES entry at the bootloader offset: (offset text, file node)."""
+    wanted = pio.bootloader_offset(env.subst("$PARTKIT_BOOTLOADER_OFFSET"),
+                                   env.subst("$PARTKIT_CHIP"))
     if wanted is None:
         return None
+    images = []
     for entry in env.get("FLASH_EXTRA_IMAGES", []):
         try:
-            offset, path = entry[0], entry[1]
-            if parse_int(env.subst(str(offset))) == wanted:
-                return env.subst(str(offset)), env.File(env.subst(str(path), raw=1))
-        except (ValueError, IndexError, TypeError):
+            images.append((env.subst(str(entry[0])), env.subst(str(entry[1]), raw=1)))
+        except (IndexError, TypeError):
             continue
-    return None
+    found = pio.bootloader_image(images, wanted)
+    return None if found is None else (found[0], env.File(found[1]))
 
 
 def _check_extra_bootloader(target, source, env) -> int:
     """`partkit check --bootloader` of a file the platform flashes but does not build."""
-    argv = ["check", f"--bootloader={_literal(str(source[0]))}", "--offset=$PARTKIT_OFFSET"]
+    values = _table_values(env)
     # --chip (which also checks the image's chip) unless the platform flashes it elsewhere.
-    if env.subst("$PARTKIT_CHIP") and not env.subst("$PARTKIT_BOOTLOADER_OFFSET"):
-        argv.append("--chip=$PARTKIT_CHIP")
-    else:
-        argv.append("--bootloader-offset=$PARTKIT_EXTRA_BOOTLOADER_OFFSET")
-    if env.subst("$PARTKIT_FLASH_SIZE"):
-        argv.append("--flash-size=$PARTKIT_FLASH_SIZE")
-    if env.subst("$PARTKIT_STRICT").lower() in ("1", "true", "yes", "on"):
-        argv.append("--strict")
-    extra = env.get("PARTKIT_EXTRA_SUBTYPES") or []
-    if extra:
-        argv += ["--extra-partition-subtypes", *extra]
-    code = env.PartkitRun([*argv, "--", _literal(str(source[1]))])
+    elsewhere = not values["chip"] or env.subst("$PARTKIT_BOOTLOADER_OFFSET")
+    code = _run(env, commands.check_argv(
+        "bootloader", str(source[0]), str(source[1]), **values,
+        bootloader_offset=env.subst("$PARTKIT_EXTRA_BOOTLOADER_OFFSET") if elsewhere else "",
+        strict=pio.is_yes(env.subst("$PARTKIT_STRICT")),
+        extra_subtypes=[env.subst(str(s)) for s in env.get("PARTKIT_EXTRA_SUBTYPES") or []]))
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
             f"partkit: the bootloader {source[0]} (FLASH_EXTRA_IMAGES) failed its check"))
@@ -347,34 +253,27 @@ def _compile_nodes(program, table_bin) -> list:
 
 
 def _summary(table, origin: str) -> str:
-    error = _state["table_error"]
-    if not table.has_builder() and not os.path.isfile(table.abspath):
-        app = "; app slot unknown: the table file does not exist"
-    elif error is not None:
-        app = "; app slot unknown: the table is invalid (see the error below)"
-    elif env.get("PARTKIT_APP_SLOT"):
-        app = (f"; app slot '{env['PARTKIT_APP_SLOT']}' "
-               f"{env['PARTKIT_APP_MAXIMUM_SIZE']} bytes")
-    else:
-        app = "; no app slot in the table"
-    return (f"partkit: table {table.get_path(env.Dir('$PROJECT_DIR'))} ({origin} at "
-            f"{env.subst('$PARTKIT_OFFSET')}, flash "
-            f"{env.subst('$PARTKIT_FLASH_SIZE') or 'unchecked'}, chip "
-            f"{env.subst('$PARTKIT_CHIP') or '?'}){app}")
+    return pio.table_summary(
+        table.get_path(env.Dir("$PROJECT_DIR")), origin, **_table_values(env),
+        missing=not table.has_builder() and not os.path.isfile(table.abspath),
+        invalid=_state["table_error"] is not None,
+        slot=str(env.get("PARTKIT_APP_SLOT") or ""),
+        slot_size=env.get("PARTKIT_APP_MAXIMUM_SIZE", 0))
 
 
 def _wire() -> None:
     """Table builder (unless the platform has one), size checks, targets."""
     _state["wired"] = True
     table_bin = env.File("$BUILD_DIR/partitions.bin")
-    mode = _option("generate", "auto").lower()
     platform_owned = table_bin.has_builder()
-    if platform_owned and mode == "yes":
-        sys.stderr.write(f"partkit: error: the platform already generates {table_bin}; "
-                         "set custom_partkit_generate = auto\n")
+    try:
+        from_platform = pio.table_from_platform(_option("generate", "auto"), platform_owned,
+                                                str(table_bin))
+    except pio.SetupError as exc:
+        sys.stderr.write(f"partkit: error: {exc}\n")
         env.Exit(2)
     program = _program_node()
-    if platform_owned or mode == "no":
+    if from_platform:
         # platform-espressif32: its framework made partitions.bin; check its source.
         csv = env.subst("$PARTITIONS_TABLE_CSV", raw=1) or (
             str(table_bin.sources[0]) if table_bin.sources else "")
@@ -389,8 +288,7 @@ def _wire() -> None:
         if program is not None:
             env.Depends(program, table_bin)
     # Relative to the project (PlatformIO's working directory) in messages, when inside it.
-    inside = os.path.relpath(table.abspath, env.subst("$PROJECT_DIR"))
-    env.Replace(PARTKIT_TABLE_PATH=table.abspath if inside.startswith(os.pardir) else inside)
+    env.Replace(PARTKIT_TABLE_PATH=pio.display_path(table.abspath, env.subst("$PROJECT_DIR")))
     if program is not None and table_bin.has_builder():
         # Order only (no rebuild when the table changes): a bad table stops the build
         # before anything is compiled.
@@ -417,7 +315,7 @@ def _wire() -> None:
     env.Default(checks)
 
     if not getattr(env, "IsIntegrationDump", lambda: False)():
-        origin = "from the platform" if platform_owned or mode == "no" else "generated"
+        origin = "from the platform" if from_platform else "generated"
         print(_summary(table, origin))
 
     env.AddCustomTarget("partition-table", table_bin,
@@ -437,24 +335,18 @@ def _wire() -> None:
 def _check_fs_image(target, source, env) -> int:
     """After ``pio run -t buildfs``: the whole image against the partition uploadfs writes
     it to (the platform's choice, see partkit.data.upload), named in the log."""
-    from partkit.cli.common import emit, table_options
-    from partkit.common.errors import PartkitError
-    from partkit.data.upload import check_fs_image
-    from partkit.table.codec import load_table_file
+    from partkit.cli.common import emit
 
-    try:
-        options = table_options(offset=env.subst("$PARTKIT_OFFSET") or None,
-                                extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
-        table = load_table_file(env.subst("$PARTKIT_TABLE_PATH"), options).table
-        result, where = check_fs_image(
-            table, str(target[0]), name=_board("build.filesystem_partition") or None,
-            filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
-    except PartkitError as exc:
-        emit(exc.diagnostics)
-        return exc.exit_code
-    print(f"partkit: {where}\npartkit: {result.summary()}")
-    emit(f.diagnostic for f in result.findings)
-    return 1 if any(f.is_error for f in result.findings) else 0
+    code, report, diagnostics = pio.check_fs_image_file(
+        env.subst("$PARTKIT_TABLE_PATH"), str(target[0]),
+        offset=env.subst("$PARTKIT_OFFSET") or None,
+        extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
+        partition=_board("build.filesystem_partition") or None,
+        filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
+    if report:
+        print(report)
+    emit(diagnostics)
+    return code
 
 
 def _wire_fs_image_check() -> None:
@@ -477,6 +369,10 @@ def _wire_late(*_args) -> None:
 
 
 env.Tool("partkit", toolpath=[_tool_dir()])
+# The tool makes the partkit package importable (a checkout's core/ on sys.path).
+from partkit.buildsys import commands  # noqa: E402
+from partkit.buildsys import platformio as pio  # noqa: E402
+
 _configure()
 _resolve_builtin_partitions()
 # After the platform's own "Retrieving maximum program size" pre-action, so ours wins:
