@@ -181,7 +181,7 @@ def _table_action(target: Any, source: Any, env: Any) -> int:
 
 def _write_headers(targets: Any, env: Any, table: Any, source: str) -> None:
     """PARTKIT_HEADER / PARTKIT_SUBTYPES_HEADER, rewritten only when their text changes."""
-    from partkit.common.fileio import write_atomic
+    from partkit.common.fileio import write_if_changed
     from partkit.table import cheader
 
     options = table_options(env)
@@ -193,14 +193,7 @@ def _write_headers(targets: Any, env: Any, table: Any, source: str) -> None:
         texts[env.File(_text(env, "PARTKIT_SUBTYPES_HEADER")).abspath] = cheader.subtypes_header(
             _list(env, "PARTKIT_EXTRA_SUBTYPES"), options.subtypes)
     for node in targets:
-        data = texts[node.abspath].encode("utf-8")
-        if not (os.path.isfile(node.abspath) and _read(node.abspath) == data):
-            write_atomic(node.abspath, data)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+        write_if_changed(node.abspath, texts[node.abspath].encode("utf-8"))
 
 
 def check_argv(env: Any, kind: str, image: str, table: str,
@@ -209,35 +202,21 @@ def check_argv(env: Any, kind: str, image: str, table: str,
 
     For logs and for running the same check by hand; the builders call the core directly.
     Paths are passed as ``--app=PATH`` and after ``--``, so a path starting with ``-`` is
-    never read as an option.
+    never read as an option (``partkit.buildsys.commands.check_argv``).
     """
-    argv = ["check", f"--{kind}={image}", f"--offset={_text(env, 'PARTKIT_OFFSET')}"]
-    if table_source:
-        argv.append(f"--table-source={table_source}")
-    # --chip and --bootloader-offset are alternatives on the command line; an explicit
-    # offset wins (run_check passes both to the core, which keeps the chip for its id check).
-    if _text(env, "PARTKIT_BOOTLOADER_OFFSET"):
-        where = ("--bootloader-offset", "PARTKIT_BOOTLOADER_OFFSET")
-    else:
-        where = ("--chip", "PARTKIT_CHIP")
-    options = [
-        where,
-        ("--flash-size", "PARTKIT_FLASH_SIZE"),
-        ("--warn-free", "PARTKIT_WARN_FREE"),
-        ("--fail-free", "PARTKIT_FAIL_FREE"),
-    ]
-    if kind == "app":
-        options += [("--type", "PARTKIT_APP_TYPE"), ("--subtype", "PARTKIT_APP_SUBTYPE")]
-    for flag, name in options:
-        value = _text(env, name)
-        if value:
-            argv.append(f"{flag}={value}")
-    if _flag(env, "PARTKIT_STRICT"):
-        argv.append("--strict")
-    extra = _list(env, "PARTKIT_EXTRA_SUBTYPES")
-    if extra:  # a list option: last, ended by the "--" before the table
-        argv += ["--extra-partition-subtypes", *extra]
-    return [*argv, "--", table]
+    core()
+    from partkit.buildsys.commands import check_argv as argv
+
+    return argv(kind, image, table, offset=_text(env, "PARTKIT_OFFSET"),
+                table_source=table_source, chip=_text(env, "PARTKIT_CHIP"),
+                bootloader_offset=_text(env, "PARTKIT_BOOTLOADER_OFFSET"),
+                flash_size=_text(env, "PARTKIT_FLASH_SIZE"),
+                warn_free=_text(env, "PARTKIT_WARN_FREE"),
+                fail_free=_text(env, "PARTKIT_FAIL_FREE"),
+                app_type=_text(env, "PARTKIT_APP_TYPE"),
+                app_subtype=_text(env, "PARTKIT_APP_SUBTYPE"),
+                strict=_flag(env, "PARTKIT_STRICT"),
+                extra_subtypes=_list(env, "PARTKIT_EXTRA_SUBTYPES"))
 
 
 def run_check(env: Any, kind: str, image: str, table: str,
@@ -518,13 +497,14 @@ def generate(env: Any) -> None:
 
 def flash_argv(env: Any, table: str) -> list[str]:
     """The esptool command that writes only the table (as ``idf.py partition-table-flash``)."""
-    port = _text(env, "PARTKIT_PORT") or os.environ.get("ESPPORT", "")
-    baud = _text(env, "PARTKIT_BAUD") or os.environ.get("ESPBAUD", "") or "460800"
-    argv = [*_list(env, "PARTKIT_ESPTOOL"), "--chip", _text(env, "PARTKIT_CHIP") or "auto"]
-    if port:
-        argv += ["-p", port]
-    return [*argv, "-b", baud, "--before", "default-reset", "--after", "hard-reset",
-            "write-flash", _text(env, "PARTKIT_OFFSET") or "0x8000", table]
+    core()
+    from partkit.buildsys.commands import write_table_argv
+
+    return write_table_argv(
+        _list(env, "PARTKIT_ESPTOOL"), table, offset=_text(env, "PARTKIT_OFFSET") or "0x8000",
+        chip=_text(env, "PARTKIT_CHIP"),
+        port=_text(env, "PARTKIT_PORT") or os.environ.get("ESPPORT", ""),
+        baud=_text(env, "PARTKIT_BAUD") or os.environ.get("ESPBAUD", ""), short_options=True)
 
 
 def _flash_action(target: Any, source: Any, env: Any) -> int:
