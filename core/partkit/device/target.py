@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from abc import ABC, abstractmethod
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.device.session import SECTOR, DeviceError
@@ -25,13 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["DeviceTarget", "ImageTarget", "Target"]
 
 
-class Target:
+class Target(ABC):
     """Where partitions live. ``label`` names it in messages (a port or a path)."""
 
     label = ""
 
+    @abstractmethod
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
-        raise NotImplementedError
+        ...
 
     def read_table_area(self, offset: int) -> bytes:
         """The table area at ``offset``; an error when it holds no partition table."""
@@ -46,20 +48,23 @@ class Target:
                 "table file (--table)"))
         return data
 
+    @abstractmethod
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
         """``data`` (at most ``part.size`` bytes, checked by the caller), rest 0xFF; verified."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def erase_partition(self, part: Partition, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional: nothing to release by default)
         """Release the target (for a device: reset the chip and close the port)."""
 
 

@@ -31,6 +31,7 @@ import os
 import stat
 import struct
 import zlib
+from abc import ABC, abstractmethod
 
 from partkit.common import notices
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
@@ -214,11 +215,11 @@ _CRC = struct.Struct("<I")
 # --- locking and recovery -----------------------------------------------------------------
 
 
-class _Closing:
+class _Closing(ABC):
     """``with`` closes it: the context-manager half of the open files below."""
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self: _C) -> _C:
         return self
