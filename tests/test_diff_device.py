@@ -24,8 +24,7 @@ spiffs,   data, spiffs,  0x290000, 0x170000,
 @pytest.fixture(scope="module")
 def device(tmp_path_factory: pytest.TempPathFactory) -> MockDevice:
     tmp = tmp_path_factory.mktemp("diff-device")
-    mock = MockDevice(tmp / "state")
-    mock.start()
+    mock = MockDevice(tmp / "state")  # started by its constructor
     csv = tmp / "old.csv"
     csv.write_text(OLD)
     mock.write(tmp, 0x8000, encode(load_table_file(str(csv), table_options()).table,
