@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     )
     from partkit.table.options import TableOptions
 
-__all__ = ["SCHEMA", "bar", "to_json", "to_text"]
+__all__ = ["SCHEMA", "bar", "finding_json", "to_json", "to_text"]
 
 SCHEMA = "partkit.check/1"
 BAR_WIDTH = 20
@@ -157,7 +157,7 @@ def _slot(r: SlotResult, options: TableOptions) -> dict[str, object]:
     }
 
 
-def _finding(f: Finding) -> dict[str, object]:
+def finding_json(f: Finding) -> dict[str, object]:
     d = f.diagnostic
     loc = d.location
     return {
@@ -225,5 +225,5 @@ def to_json(report: CheckReport) -> dict[str, object]:
         }
     if report.data:
         doc["data"] = [d.as_dict() for d in report.data]
-    doc["findings"] = [_finding(f) for f in report.findings]
+    doc["findings"] = [finding_json(f) for f in report.findings]
     return doc

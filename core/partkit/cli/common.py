@@ -183,6 +183,15 @@ def add_selector(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subtype", "--partition-subtype", "-s", help="subtype (with --type)")
 
 
+def add_info_options(p: argparse.ArgumentParser) -> None:
+    """parttool's ``get_partition_info`` output options, for ``image info`` and ``device info``."""
+    p.add_argument("--info", nargs="+", metavar="F",
+                   help="fields: name type subtype offset size encrypted readonly "
+                   "(default offset size, as parttool get_partition_info)")
+    p.add_argument("--part-list", "--part_list", action="store_true",
+                   help="every type/subtype match, not only the first")
+
+
 def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = False) -> None:
     """The options that say how to read a table, shared by show, check and map.
 

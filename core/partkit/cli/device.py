@@ -22,6 +22,7 @@ import os
 import sys
 
 from partkit.cli.common import (
+    add_info_options,
     add_selector,
     chip_help,
     command_parser,
@@ -122,11 +123,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
     p = make("info")
     add_selector(p)
-    p.add_argument("--info", nargs="+", metavar="F",
-                   help="fields: name type subtype offset size encrypted readonly "
-                   "(default offset size, as parttool get_partition_info)")
-    p.add_argument("--part-list", "--part_list", action="store_true",
-                   help="every type/subtype match, not only the first")
+    add_info_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     _connection(p)
 

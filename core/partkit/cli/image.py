@@ -26,6 +26,7 @@ import sys
 from partkit.cli.common import (
     EXIT_CHECK,
     EXIT_PLAIN,
+    add_info_options,
     add_selector,
     check_input_path,
     command_parser,
@@ -114,11 +115,7 @@ def _parser() -> _Commands:
                        exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file (e.g. a flash dump)")
     add_selector(p)
-    p.add_argument("--info", nargs="+", metavar="F",
-                   help="fields: name type subtype offset size encrypted readonly "
-                   "(default offset size, as parttool get_partition_info)")
-    p.add_argument("--part-list", "--part_list", action="store_true",
-                   help="every type/subtype match, not only the first")
+    add_info_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _table_source(p)
 

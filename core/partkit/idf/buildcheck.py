@@ -213,14 +213,14 @@ def to_text(result: BuildCheck) -> str:
 
 def to_json(result: BuildCheck) -> dict[str, object]:
     """The check report's JSON plus ``idf_build`` and ``flashed`` (see docs/esp-idf.md)."""
-    from partkit.check.report import _finding
+    from partkit.check.report import finding_json
     from partkit.check.report import to_json as report_json
 
     build = result.build
     doc = report_json(result.report)
     doc["ok"] = result.exit_code == 0
     doc["exit_code"] = result.exit_code
-    doc["findings"] = [_finding(f) for f in result.findings]
+    doc["findings"] = [finding_json(f) for f in result.findings]
     doc["idf_build"] = {
         "build_dir": build.build_dir,
         "project_name": build.project_name,
