@@ -21,6 +21,11 @@ from pathlib import Path
 import pytest
 from partkit.cli import main
 from partkit.flash import imagefile
+from partkit.table.model import Partition
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, FIFOs, flock")
 
@@ -697,3 +702,79 @@ def test_a_table_with_too_many_entries_never_checks_ok(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout
     assert "check OK" not in proc.stdout
     assert "100 entries; at most 94 fit with the MD5 row" in proc.stderr
+
+
+# --- issue 20, item 1: recovery itself survives any number of kills -------------------------
+
+
+def _forked(work: Callable[[], None]) -> int:
+    """Run ``work`` in a forked child (the real code, this process's imports); its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            imagefile.set_notice_handler(lambda _d: None)
+            work()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _torn_write(image: Path, part: Partition, new: bytes, block: int) -> None:
+    """A write SIGKILLed half-way through block ``block``: the in-flight block is torn."""
+
+    def work() -> None:
+        real = imagefile._write_chunk
+        calls = [0]
+
+        def chunk(fd: int, data: bytearray, offset: int) -> None:
+            if calls[0] == block:
+                real(fd, data[: len(data) // 2], offset)
+                os.kill(os.getpid(), signal.SIGKILL)
+            calls[0] += 1
+            real(fd, data, offset)
+
+        imagefile._write_chunk = chunk  # type: ignore[assignment]
+        src = image.with_name("new.bin")
+        src.write_bytes(new)
+        imagefile.write_partition(str(image), part, str(src))
+
+    _, status = os.waitpid(_forked(work), 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_recovery_killed_any_number_of_times_restores_the_original_bytes(
+        tmp_path: Path) -> None:
+    """SIGKILL recovery again and again, at delays spread over its run: the saved bytes win.
+
+    The torn write leaves new blocks, one half-written block, then old blocks; a restore
+    cut short adds restored blocks and a half-restored one in front: a range no
+    classification can read, so the decision to restore must already be in the journal.
+    """
+    size = 24 * MB
+    image = tmp_path / "flash.img"
+    part = Partition("storage", 1, 0x82, 0x10000, size - 0x10000)
+    original = os.urandom(size)
+    kills = mid_restore = 0
+    window = 0.05  # seconds; measured from each uninterrupted recovery below
+    for round_ in range(6):
+        image.write_bytes(original)
+        _torn_write(image, part, os.urandom(part.size), block=40 + 17 * round_)
+        torn = hashlib.sha256(image.read_bytes()).digest()
+        assert os.path.exists(imagefile.journal_path(str(image)))
+        for step in range(5):
+            pid = _forked(lambda: imagefile.recover(str(image)))
+            time.sleep(window * (round_ * 5 + step + 0.5) / 30)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            kills += 1
+            now = hashlib.sha256(image.read_bytes()).digest()
+            if now != torn and os.path.exists(imagefile.journal_path(str(image))):
+                mid_restore += 1
+        start = time.monotonic()
+        _, status = os.waitpid(_forked(lambda: imagefile.recover(str(image))), 0)
+        window = max(window, time.monotonic() - start)
+        assert os.WIFEXITED(status)
+        assert image.read_bytes() == original, f"round {round_}: original bytes lost"
+        assert not os.path.exists(imagefile.journal_path(str(image)))
+    assert kills == 30
+    assert mid_restore, "no kill landed inside a restore: the test did not test anything"

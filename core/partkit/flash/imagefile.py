@@ -17,8 +17,10 @@ Every operation first takes the image's lock and then looks for a leftover journ
 write killed between 1 and 3). It is applied only to the file it belongs to, and only
 while the range looks like that write was cut short: blocks holding the new bytes, one
 block in flight, then the saved bytes. Otherwise it is stale (the file was replaced,
-resized or rewritten since) and is removed without touching the image. Each outcome is
-reported through :mod:`partkit.common.notices`.
+resized or rewritten since) and is removed without touching the image. Before restoring,
+recovery marks the journal (after flushing it): a recovery killed while copying is simply
+resumed by the next one, however often that happens. Each outcome is reported through
+:mod:`partkit.common.notices`.
 Commands that replace a whole file (create, ``-o`` copies) discard its journal first.
 docs/image.md has the full argument.
 """
@@ -74,6 +76,10 @@ _JOURNAL_MAGIC = b"PKJRNL\x00\x02"
 # magic, st_dev, st_ino, image size, offset, length, flags, boot id, partition name, block
 _JOURNAL_HEADER = struct.Struct("<8sQQQQQQ16s16sI4x")
 _JOURNAL_SYNCED = 1  # the journal was flushed to the device before the image was touched
+# recovery decided to restore and may have started: the range may hold any mix of saved,
+# new and half-copied blocks, so the next recovery copies the saved bytes again unasked
+_JOURNAL_RESTORING = 2
+_FLAGS_AT = 48  # offset of the flags field in _JOURNAL_HEADER
 _ERASED_CHUNK = bytes([ERASED]) * CHUNK
 # copy_file_range refuses some file pairs (other filesystems, pipes, old kernels): fall back.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
@@ -303,7 +309,7 @@ def _recover_locked(locked: _Locked, sync: bool, ours: bool = False) -> bool:
     except OSError as exc:
         raise _os_error(journal + ".tmp", exc, "remove stale journal") from None
     try:
-        jfd = os.open(journal, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        jfd = os.open(journal, os.O_RDWR | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         return False
     except OSError as exc:
@@ -358,6 +364,13 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
             "if the image was not being written when the machine stopped, delete the "
             "journal; otherwise recreate the image",
         )
+    if flags & _JOURNAL_RESTORING:
+        _restore(locked, jfd, saved_at, offset, length, flags, sync)
+        _remove_journal(journal, sync)
+        _notify(warning(f"restored {length} bytes (0x{length:x}) of {where} from the undo "
+                        "journal: an earlier restore was interrupted, it has now finished; "
+                        "the image is as it was before the interrupted write", loc))
+        return True
     crcs = [crc for (crc,) in _CRC.iter_unpack(_pread(jfd, crc_bytes, saved_at + length))]
     changed, foreign = _classify(locked.fd, jfd, saved_at, offset, length, crcs)
     # a power cut may leave any block half written by a --sync write: trust that journal
@@ -374,9 +387,7 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
         _notify(warning(f"removed the undo journal of an interrupted write to {where}: it had "
                         "not changed the image yet; nothing to restore", loc))
         return False
-    _copy(jfd, saved_at, locked.fd, offset, length)
-    if sync:
-        _sync(locked.fd)
+    _restore(locked, jfd, saved_at, offset, length, flags, sync)
     _remove_journal(journal, sync)
     if ours:
         return True
@@ -385,6 +396,27 @@ def _apply_journal(locked: _Locked, journal: str, jfd: int, sync: bool, ours: bo
                     f"{blocks} blocks of {CHUNK >> 10} KiB; the image is as it was before that "
                     "write", loc))
     return True
+
+
+def _restore(locked: _Locked, jfd: int, saved_at: int, offset: int, length: int,
+             flags: int, sync: bool) -> None:
+    """Copy the saved bytes back, first marking the journal so that a kill here is resumed.
+
+    Once copying starts the range is no longer "new blocks, one in flight, saved blocks"
+    and could not be classified again; the mark makes the decision to restore stick. With
+    ``sync`` the saved bytes reach the disk before the mark does, so a power cut during the
+    restore also resumes it.
+    """
+    if not flags & _JOURNAL_RESTORING:
+        if sync:
+            _sync(jfd)
+            flags |= _JOURNAL_SYNCED
+        _pwrite(jfd, struct.pack("<Q", flags | _JOURNAL_RESTORING), _FLAGS_AT)
+        if sync:
+            _sync(jfd)
+    _copy(jfd, saved_at, locked.fd, offset, length)
+    if sync:
+        _sync(locked.fd)
 
 
 def _classify(fd: int, jfd: int, saved_at: int, offset: int, length: int,
