@@ -269,16 +269,13 @@ class ParttoolTarget:
     def write_partition(self, partition_id: object, input: str,
                         ignore_readonly: bool = False) -> None:
         """Write the file ``input`` at the partition's start; the rest becomes 0xFF."""
-        import os
-
-        from partkit.device.ops import check_fits, check_writable, read_input_file
+        from partkit.device.ops import check_writable, read_input_file
 
         target = self._live()
         part = self._find(partition_id)[0]
         check_writable(part, ignore_readonly, self.partition_table.path or target.label,
                        hint="pass ignore_readonly=True (--ignore-readonly) to change it anyway")
-        data = read_input_file(input, part.size)
-        check_fits(part, os.path.getsize(input), input, target.label)
+        data = read_input_file(part, input, target.label)
         target.write_partition(part, data, force_security=self._write_force or self._erase_force,
                                progress=self.progress)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from partkit.cli.common import (
@@ -363,20 +362,18 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_fits, check_writable, read_input_file
+    from partkit.device.ops import check_input_file, check_writable, read_input_file
 
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
-    if not os.path.isfile(source):
-        read_input_file(source, 0)  # the clear error for a missing file or a directory
+    check_input_file(source)  # a missing file fails before connecting; a pipe is not read
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
-        data = read_input_file(source, part.size)
-        check_fits(part, os.path.getsize(source), source, f"the device on {args.port}")
+        data = read_input_file(part, source, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
                                progress=progress_bar(f"write {part.name}", args.quiet))
         _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "

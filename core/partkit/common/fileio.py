@@ -2,7 +2,11 @@
 
 Inputs are read with a bound: a partition table is at most 0xC00 bytes as a binary and a
 few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` (512 KiB) instead of
-reading ``/dev/zero`` until memory runs out.
+reading ``/dev/zero`` until memory runs out. Every input goes through
+:func:`check_input` / :func:`read_limited`: missing files, directories, link loops and
+unreadable files are diagnostics; inputs whose size must be known (images, apps, data
+images) must be regular files; streams are read once and bounded; a silent FIFO is an
+error after ``FIFO_WAIT`` seconds, never a hang.
 
 Outputs go through :func:`write_output`, the one place that decides how a file is written:
 
@@ -32,10 +36,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "FIFO_WAIT",
     "MAX_INPUT",
+    "check_input",
     "clean_stale_temps",
     "helper_name",
     "read_input",
+    "read_limited",
     "read_stream",
     "real_target",
     "write_atomic",
@@ -48,6 +55,8 @@ __all__ = [
 # entries, a binary one is 0xC00 bytes); the CSV parser stops at MAX_CSV_ROWS partition
 # rows, so parsing, checking and drawing stay well under 64 MB
 MAX_INPUT = 8 << 20
+# seconds a FIFO may stay silent (no writer yet, or no data) before reading it is an error
+FIFO_WAIT = 10.0
 NAME_MAX = 255
 _RESERVED = 40  # room for the longest helper suffix (".partkit-journal.tmp", ".<pid>.tmp")
 _TMP_SUFFIX = ".tmp"
@@ -58,19 +67,112 @@ def _no_such_file(path: str) -> PartkitError:
                               f"(relative paths resolve from {os.getcwd()})"))
 
 
-def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table") -> bytes:
-    """Read an input file of at most ``limit`` bytes, turning OS errors into diagnostics."""
+def _read_error(path: str, exc: OSError) -> PartkitError:
+    if isinstance(exc, FileNotFoundError):
+        return _no_such_file(path)
+    if isinstance(exc, IsADirectoryError):
+        return PartkitError(error("is a directory, expected a file", SourceLocation(path)))
+    if exc.errno == errno.ELOOP:
+        return PartkitError(error("symbolic link loop", SourceLocation(path),
+                                  hint="a link in this path points back at itself"))
+    return PartkitError(error(f"cannot read: {exc.strerror or exc}", SourceLocation(path)))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO or pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_input(path: str, *, regular: bool = False, what: str = "a file") -> os.stat_result:
+    """The checks every input passes before anything else happens; nothing is read.
+
+    Missing files, directories, link loops and unreadable files are errors; with
+    ``regular`` so is anything that is not a regular file (a device, FIFO or socket),
+    for inputs whose size must be known up front (images, apps, data images).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except IsADirectoryError:
-        raise PartkitError(error("is a directory, expected a file", SourceLocation(path))) from None
-    except FileNotFoundError:
-        raise _no_such_file(path) from None
+        st = os.stat(path)
     except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+        raise _read_error(path, exc) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PartkitError(error("is a directory, expected a file", SourceLocation(path)))
+    if regular and not stat.S_ISREG(st.st_mode):
+        raise PartkitError(error(f"{_kind(st.st_mode)}, not a regular file: {what} must be a "
+                                 "file", SourceLocation(path),
+                                 hint="write the data to a file first"))
+    if not os.access(path, os.R_OK):
+        raise PartkitError(error("cannot read: Permission denied", SourceLocation(path)))
+    return st
+
+
+def read_limited(path: str, limit: int, *, regular: bool = False,
+                 what: str = "a file") -> tuple[bytes, int | None]:
+    """``(data, size)`` of an input, reading at most ``limit`` + 1 bytes, exactly once.
+
+    A regular file's size comes from the file system and its bytes are read only when
+    they fit ``limit``. A stream (pipe, FIFO, device) is read once, front to back: its
+    ``size`` is how many bytes it gave, or None when it had more than ``limit`` (so a
+    caller can refuse it without guessing). A FIFO that stays silent for
+    ``FIFO_WAIT`` seconds is an error, not a hang.
+    """
+    st = check_input(path, regular=regular, what=what)
+    fifo = stat.S_ISFIFO(st.st_mode)
+    try:
+        # a FIFO's open() waits for a writer: open it without blocking, wait in select
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)
+                     | (getattr(os, "O_NONBLOCK", 0) if fifo else 0))
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            return b"", st.st_size
+        data = _read_stream_fd(fd, limit + 1, path, fifo)
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
+        return b"", None
+    return data, len(data)
+
+
+def _read_stream_fd(fd: int, limit: int, path: str, fifo: bool) -> bytes:
+    chunks: list[bytes] = []
+    got = 0
+    while got < limit:
+        if fifo and not _readable(fd, FIFO_WAIT):
+            raise PartkitError(error(
+                f"nothing to read for {FIFO_WAIT:g} s from this FIFO", SourceLocation(path),
+                hint="start the program that writes into it first, or give a file"))
+        try:
+            chunk = os.read(fd, min(1 << 17, limit - got))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    import select
+
+    ready, _, _ = select.select([fd], [], [], timeout)
+    return bool(ready)
+
+
+def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table", *,
+               regular: bool = False) -> bytes:
+    """Read an input file of at most ``limit`` bytes, turning OS errors into diagnostics."""
+    data, size = read_limited(path, limit, regular=regular, what=what)
+    if size is None or size > limit:
         raise PartkitError(error(
             f"more than {_size_text(limit)}; too large for {what}",
             SourceLocation(path), hint="is this the right file? (a device or a stream such "

@@ -7,8 +7,6 @@ does :class:`~partkit.device.target.Target` touch flash (or the image file).
 
 from __future__ import annotations
 
-import os
-
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 
 TYPE_CHECKING = False
@@ -20,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_fits",
+    "check_input_file",
     "check_writable",
     "load_table",
     "read_input_file",
@@ -52,29 +51,34 @@ def check_writable(part: Partition, force: bool, where: str, verb: str = "write"
             SourceLocation(where), hint))
 
 
-def check_fits(part: Partition, size: int, source: str, where: str) -> None:
-    """The whole input must fit the partition; a failed check changes nothing (exit 1)."""
-    if size > part.size:
+def check_fits(part: Partition, size: int | None, source: str, where: str) -> None:
+    """The whole input must fit the partition; a failed check changes nothing (exit 1).
+
+    ``size`` None: a stream that gave more bytes than the partition holds.
+    """
+    if size is None or size > part.size:
+        what = (f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} "
+                f"bytes (0x{part.size:x}): {size - part.size} bytes too many"
+                if size is not None else
+                f"the stream gave more than {part.size} bytes (0x{part.size:x}), the size of "
+                f"partition '{part.name}'")
         raise CheckFailed(error(
-            f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} "
-            f"bytes (0x{part.size:x}): {size - part.size} bytes too many",
-            SourceLocation(source),
+            what, SourceLocation(source),
             f"use a smaller file or enlarge the partition; {where} was not changed"))
 
 
-def read_input_file(path: str, limit: int) -> bytes:
-    """An input file's bytes; clear errors for missing files and directories, and no
-    reading past ``limit`` + 1 bytes (enough to tell that it is too big)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit + 1)
-    except FileNotFoundError:
-        raise PartkitError(error("no such file", SourceLocation(path),
-                                 f"check the path (relative paths resolve from "
-                                 f"{os.getcwd()})")) from None
-    except IsADirectoryError:
-        raise PartkitError(error("is a directory, expected a file",
-                                 SourceLocation(path))) from None
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+def check_input_file(path: str) -> None:
+    """Before connecting: the input exists and is readable (nothing is read from it)."""
+    from partkit.common.fileio import check_input
+
+    check_input(path)
+
+
+def read_input_file(part: Partition, path: str, where: str) -> bytes:
+    """The bytes to write into ``part``: read once (a pipe cannot be read twice), at most
+    the partition's size + 1, and refused (exit 1) when they do not fit."""
+    from partkit.common.fileio import read_limited
+
+    data, size = read_limited(path, part.size)
+    check_fits(part, size, path, where)
+    return data
