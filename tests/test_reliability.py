@@ -778,3 +778,133 @@ def test_recovery_killed_any_number_of_times_restores_the_original_bytes(
         assert not os.path.exists(imagefile.journal_path(str(image)))
     assert kills == 30
     assert mid_restore, "no kill landed inside a restore: the test did not test anything"
+
+
+# --- issue 20, item 4: an output that is an input is refused, nothing written ---------------
+
+NVS_CSV = "key,type,encoding,value\nns,namespace,,\nanswer,data,u8,42\n"
+
+
+@pytest.mark.parametrize("case", ["header-is-bin", "header-is-csv", "read-into-image",
+                                  "data-into-its-csv", "data-into-table", "map-into-table",
+                                  "map-through-link", "write-copy-onto-source"])
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path, table: Path, image: Path,
+                                               case: str, capsys: pytest.CaptureFixture[str],
+                                               ) -> None:
+    pytest.importorskip("esp_idf_nvs_partition_gen") if case.startswith("data") else None
+    bin_ = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(table), str(bin_)]) == 0
+    nvs = tmp_path / "d.csv"
+    nvs.write_text(NVS_CSV)
+    link = tmp_path / "link.csv"
+    link.symlink_to(table.name)
+    argv, victim = {
+        "header-is-bin": (["gen", str(table), str(bin_), "--header", str(bin_)], bin_),
+        "header-is-csv": (["gen", str(table), str(tmp_path / "o.bin"), "--header",
+                           str(table)], table),
+        "read-into-image": (["image", "read", str(image), "-n", "storage", "-o",
+                             str(image)], image),
+        "data-into-its-csv": (["data", "build", str(table), "--partition", "nvs", "--from",
+                               str(nvs), "-o", str(nvs)], nvs),
+        "data-into-table": (["data", "build", str(table), "--partition", "nvs", "--from",
+                             str(nvs), "-o", str(table)], table),
+        "map-into-table": (["map", str(table), "-o", str(table)], table),
+        "map-through-link": (["map", str(table), "-o", str(link)], table),
+        "write-copy-onto-source": (["image", "write", str(image), "-n", "nvs", str(bin_),
+                                    "-o", str(bin_)], bin_),
+    }[case]
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite it" in err and "Traceback" not in err, err
+    assert victim.read_bytes() == before[victim]
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+# --- issue 20, items 5, 8, 10, 16: the tree a LittleFS/FAT image is built from --------------
+
+FS_TABLE = """\
+nvs,      data, nvs,      0x9000,   16K
+storage,  data, littlefs, 0x10000,  128K
+ffat,     data, fat,      0x30000,  256K
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    pytest.importorskip("littlefs")
+    pytest.importorskip("pyfatfs")
+    (tmp_path / "fs.csv").write_text(FS_TABLE)
+    web = tmp_path / "web"
+    (web / "css").mkdir(parents=True)
+    (web / "index.html").write_text("<h1>hi</h1>\n")
+    (web / "css" / "site.css").write_text("body{}\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "top.txt").write_text("top\n")
+    (data / "www").symlink_to("../web")
+    return data
+
+
+def _build(tmp_path: Path, part: str, source: Path, out: str = "out.img") -> int:
+    return main(["data", "build", str(tmp_path / "fs.csv"), "--partition", part, "--from",
+                 str(source), "-o", str(tmp_path / out)])
+
+
+def test_symlinked_directories_are_followed_not_dropped(tmp_path: Path, tree: Path) -> None:
+    import littlefs
+    from pyfatfs.PyFatFS import PyFatFS
+
+    assert _build(tmp_path, "storage", tree, "lfs.img") == 0
+    fs = littlefs.LittleFS(block_size=4096, block_count=32, mount=False)
+    fs.context.buffer = bytearray((tmp_path / "lfs.img").read_bytes())
+    fs.mount()
+    assert sorted(fs.listdir("www")) == ["css", "index.html"]
+    with fs.open("www/css/site.css", "r") as f:
+        assert f.read() == "body{}\n"
+    assert _build(tmp_path, "ffat", tree, "fat.img") == 0
+    fat = PyFatFS(str(tmp_path / "fat.img"))
+    try:
+        assert fat.readtext("/www/index.html") == "<h1>hi</h1>\n"
+    finally:
+        fat.close()
+
+
+@pytest.mark.parametrize("kind", ["loop-dir", "self-link", "dangling", "fifo", "dev-zero",
+                                  "sparse-1g"])
+@pytest.mark.parametrize("part", ["storage", "ffat"])
+def test_hostile_tree_entries_are_errors_before_reading(
+        tmp_path: Path, tree: Path, kind: str, part: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each used to be dropped silently, hang, traceback or read without bound."""
+    bad = tree / "bad"
+    if kind == "loop-dir":
+        bad.symlink_to(".")
+    elif kind == "self-link":
+        bad.symlink_to("bad")
+    elif kind == "dangling":
+        bad.symlink_to("nowhere")
+    elif kind == "fifo":
+        os.mkfifo(bad)
+    elif kind == "dev-zero":
+        bad.symlink_to("/dev/zero")
+    else:
+        _sparse(bad, 1 << 30)
+    capsys.readouterr()
+    assert _build(tmp_path, part, tree) == 2
+    err = capsys.readouterr().err
+    expected = {"loop-dir": "symbolic link loop", "self-link": "symbolic link loop",
+                "dangling": "dangling symbolic link", "fifo": "a FIFO, not a regular file",
+                "dev-zero": "a device, not a regular file",
+                "sparse-1g": "this file alone has 1073741824 bytes"}[kind]
+    assert f"{bad}: error: " in err and expected in err, err
+    assert not (tmp_path / "out.img").exists()
+
+
+def test_tree_of_a_huge_sparse_file_stays_small(tmp_path: Path, tree: Path) -> None:
+    _sparse(tree / "big.bin", 10 << 30)
+    rss, code, err = _peak_kb("data", "build", str(tmp_path / "fs.csv"), "--partition",
+                              "ffat", "--from", str(tree), "-o", str(tmp_path / "o.img"))
+    assert code == 2 and "do not fit a 256 KiB partition" in err, err
+    assert rss < MEMORY_BOUND_KB

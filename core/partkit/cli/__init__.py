@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     from partkit.common import notices
 
     notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
+    from partkit.common.fileio import command_scope
+
     try:
-        code = _main(argv)
+        with command_scope():  # no output of the command may replace one of its inputs
+            code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt as exc:

@@ -33,14 +33,17 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = [
     "FIFO_WAIT",
     "MAX_INPUT",
     "check_input",
+    "check_outputs",
     "clean_stale_temps",
+    "command_scope",
     "helper_name",
+    "note_input",
     "read_input",
     "read_limited",
     "read_stream",
@@ -107,6 +110,7 @@ def check_input(path: str, *, regular: bool = False, what: str = "a file") -> os
                                  hint="write the data to a file first"))
     if not os.access(path, os.R_OK):
         raise PartkitError(error("cannot read: Permission denied", SourceLocation(path)))
+    note_input(path)
     return st
 
 
@@ -194,6 +198,84 @@ def read_stream(stream: object, label: str, limit: int = MAX_INPUT,
         raise PartkitError(error(f"more than {_size_text(limit)}; too large for {what}",
                                  SourceLocation(label)))
     return data
+
+
+# --- one command's inputs and outputs ------------------------------------------------------
+# Inside command_scope() (the CLI runs every command in one) every regular file read as an
+# input is noted by inode, and write_output refuses to replace one of them or a file this
+# command already wrote: ``gen t.csv o.bin --header t.csv`` would destroy its own source.
+# Outside a scope (the Python API, build plugins in one long process) nothing is noted.
+
+_scope: list[dict[tuple[int, int], tuple[str, str]]] = []
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """Note the inputs and outputs of one command (nested scopes share nothing)."""
+    _scope.append({})
+    try:
+        yield
+    finally:
+        _scope.pop()
+
+
+def _key(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a regular file, symlinks followed; None for anything else."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def note_input(path: str) -> None:
+    """``path`` is read by the running command: it may not be replaced by one of its outputs."""
+    key = _key(path) if _scope else None
+    if key is not None:
+        _scope[-1].setdefault(key, ("input", path))
+
+
+def _note_output(path: str) -> None:
+    key = _key(path) if _scope else None
+    if key is not None:
+        _scope[-1][key] = ("output", path)
+
+
+def _refuse_clobber(path: str) -> None:
+    key = _key(path) if _scope else None
+    if key is None or key not in _scope[-1]:
+        return
+    role, other = _scope[-1][key]
+    same = "" if other == path else f" ('{other}')"
+    what = "an input of this command" if role == "input" else "already written by this command"
+    raise PartkitError(error(
+        f"output is {what}{same}; refusing to overwrite it", SourceLocation(path),
+        hint="write the output to another file"))
+
+
+def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str | None] = ()) -> None:
+    """Before writing anything: no output is an input, and no two outputs are one file.
+
+    Files compare by inode (symlinks and hard links resolved); names not created yet
+    compare by their absolute path with symlinked directories resolved.
+    """
+    seen: dict[object, tuple[str, str]] = {}
+    for role, paths in (("input", inputs), ("output", outputs)):
+        for path in paths:
+            if path is None or path == "-":
+                continue
+            key: object = _key(path) or real_target(path)
+            if role == "input":
+                seen.setdefault(key, (role, path))
+                continue
+            if key in seen:
+                other_role, other = seen[key]
+                same = "" if other == path else f" ('{other}')"
+                what = "an input" if other_role == "input" else "also another output"
+                raise PartkitError(error(
+                    f"output is {what} of this command{same}; refusing to overwrite it",
+                    SourceLocation(path), hint="give each output its own file"))
+            seen[key] = (role, path)
 
 
 # --- helper names -------------------------------------------------------------------------
@@ -321,7 +403,9 @@ def write_output(path: str, produce: Callable[[int], None]) -> None:
     if mode is not None and _written_directly(mode):
         _write_direct(path, path, produce)
         return
+    _refuse_clobber(path)
     _replace(path, real_target(path), mode, produce)
+    _note_output(path)
 
 
 def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> None:

@@ -91,9 +91,13 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
     if want_dir and not os.path.isdir(source):
         raise PartkitError(error(f"a {fmt} image is built from a directory", SourceLocation(
             source), "give the directory whose files go into the image"))
-    if not want_dir and not os.path.isfile(source):
+    if not want_dir and os.path.isdir(source):
         raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
                                  "value)", SourceLocation(source)))
+    if not want_dir:
+        from partkit.common.fileio import check_input
+
+        check_input(source, regular=True, what="an NVS CSV")
     module = importlib.import_module(module_name)
     image: bytes = module.build(source, size)
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
@@ -113,19 +117,31 @@ def build_partition_image(table: PartitionTable, name: str, source: str,
 
 
 def _make_escape(path: str) -> str:
-    return path.replace("\\", "/").replace("$", "$$").replace("#", "\\#").replace(" ", "\\ ")
+    """A path as Make and Ninja read it from a depfile.
+
+    Only Windows separators become "/"; on POSIX a backslash is part of the name and is
+    doubled where it would otherwise escape what follows (a space, '#', the end).
+    """
+    import os
+    import re
+
+    if os.sep == "\\":
+        path = path.replace("\\", "/")
+    path = re.sub(r"(\\+)(?=[ #]|$)", lambda m: m.group(1) * 2, path)
+    return path.replace("$", "$$").replace("#", "\\#").replace(" ", "\\ ")
 
 
 def depfile(output: str, source: str) -> str:
     """A Make-style depfile: ``output`` depends on every file and directory under
-    ``source`` (directories too, so an added or removed file counts)."""
+    ``source`` (directories too, so an added or removed file counts), symlinked
+    directories followed as the build followed them."""
     import os
+    import sys
+
+    from partkit.data.tree import walk
 
     deps = [source]
     if os.path.isdir(source):
-        for root, dirs, files in os.walk(source):
-            dirs.sort()
-            deps += [os.path.join(root, d) for d in dirs]
-            deps += [os.path.join(root, f) for f in sorted(files)]
+        deps += [entry.path for entry in walk(source, sys.maxsize, "an image")]
     lines = [f"{_make_escape(output)}:"] + [f" {_make_escape(d)}" for d in deps]
     return " \\\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import os
 import tempfile
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.data.tree import chunks, walk
 
 __all__ = ["SECTOR_SIZE", "build"]
 
@@ -64,23 +65,18 @@ def _copy(fs: object, source: str, size: int) -> None:
 
     PyFATException = importlib.import_module("pyfatfs._exceptions").PyFATException
 
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        rel = os.path.relpath(root, source).replace(os.sep, "/")
-        target = "/" if rel == "." else "/" + rel
-        if target != "/":
-            fs.makedirs(target, recreate=True)  # type: ignore[attr-defined]
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                data = f.read()
-            inside = target.rstrip("/") + "/" + name
-            try:
-                with fs.openbin(inside, "w") as out:  # type: ignore[attr-defined]
+    for entry in walk(source, size, "a FAT image"):
+        inside = "/" + entry.inside
+        try:
+            if entry.is_dir:
+                fs.makedirs(inside, recreate=True)  # type: ignore[attr-defined]
+                continue
+            with fs.openbin(inside, "w") as out:  # type: ignore[attr-defined]
+                for data in chunks(entry):
                     out.write(data)
-            except PyFATException as exc:
-                raise PartkitError(error(
-                    f"cannot add '{inside}' to a {size // 1024} KiB FAT image: {exc}",
-                    SourceLocation(path),
-                    "make the partition bigger (partkit resize --set NAME=SIZE) or store "
-                    "less")) from None
+        except PyFATException as exc:
+            raise PartkitError(error(
+                f"cannot add '{inside}' to a {size // 1024} KiB FAT image: {exc}",
+                SourceLocation(entry.path),
+                "make the partition bigger (partkit resize --set NAME=SIZE) or store "
+                "less")) from None

@@ -37,7 +37,13 @@ from abc import ABC, abstractmethod
 
 from partkit.common import notices
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
-from partkit.common.fileio import helper_name, real_target, write_output
+from partkit.common.fileio import (
+    check_input,
+    helper_name,
+    note_input,
+    real_target,
+    write_output,
+)
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -449,6 +455,8 @@ def _classify(fd: int, jfd: int, saved_at: int, offset: int, length: int,
 def _open_checked(image: str, writable: bool) -> _Locked:
     """Lock the image, then roll back any interrupted write (seen only under the lock)."""
     locked = _Locked(image, writable=writable)
+    if not writable:
+        note_input(image)  # an output of the same command may not replace it
     try:
         if _has_leftovers(image):
             if not locked.writable:
@@ -612,15 +620,7 @@ def _write_new_file(path: str, produce: Callable[[int], None]) -> None:
 def _source_size(source: str | None) -> int:
     if source is None:
         return 0
-    try:
-        st = os.stat(source)
-    except OSError as exc:
-        raise _os_error(source, exc, "read") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _fail(source, "is a directory, expected a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise _fail(source, "not a regular file", "write the data to a file first")
-    return st.st_size
+    return check_input(source, regular=True, what="data written into an image").st_size
 
 
 def write_partition(
