@@ -908,3 +908,35 @@ def test_tree_of_a_huge_sparse_file_stays_small(tmp_path: Path, tree: Path) -> N
                               "ffat", "--from", str(tree), "-o", str(tmp_path / "o.img"))
     assert code == 2 and "do not fit a 256 KiB partition" in err, err
     assert rss < MEMORY_BOUND_KB
+
+
+def test_depfile_names_the_files_ninja_sees(tmp_path: Path, tree: Path) -> None:
+    """Backslashes are part of POSIX names: before, they became '/', so the depfile named
+    files that do not exist and Ninja rebuilt on every run."""
+    import shlex
+    import shutil
+
+    ninja = shutil.which("ninja")
+    if ninja is None:
+        pytest.skip("ninja not installed")
+    odd = tree / "dir with space"
+    odd.mkdir()
+    (odd / "back\\slash $x.txt").write_text("odd\n")
+    cmd = shlex.join([sys.executable, "-m", "partkit", "data", "build", str(tmp_path / "fs.csv"),
+                      "--partition", "storage", "--from", str(tree), "-o", "out.img",
+                      "--depfile", "out.img.d"])
+    (tmp_path / "build.ninja").write_text(
+        f"rule img\n  command = {cmd.replace('$', '$$')}\n  depfile = out.img.d\n"
+        "  deps = gcc\nbuild out.img: img\n")
+
+    def ninja_run() -> str:
+        proc = subprocess.run([ninja, "-C", str(tmp_path)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert "partkit" in ninja_run() or (tmp_path / "out.img").exists()
+    assert "no work to do" in ninja_run()
+    time.sleep(1.1)  # file systems with 1 s timestamps
+    (odd / "back\\slash $x.txt").write_text("changed\n")
+    assert "no work to do" not in ninja_run()
