@@ -437,10 +437,10 @@ def test_ctrl_c_during_write_rolls_back_and_says_so(tmp_path: Path, image: Path)
 
 def test_ctrl_c_during_create_leaves_no_output(tmp_path: Path, table: Path) -> None:
     out = tmp_path / "new.bin"
-    proc, ready = _start(tmp_path, "imagefile:_fill:pause", "image", "create", str(out),
+    proc, ready = _start(tmp_path, "imagefile:fill:pause", "image", "create", str(out),
                          "--table", str(table), "--flash-size", "4MB", "--chip", "esp32c3",
                          "--no-flash-args")
-    code, err = _interrupt(proc, _reached(ready, "_fill"))
+    code, err = _interrupt(proc, _reached(ready, "fill"))
     assert code == 130
     assert err.splitlines() == [f"partkit: interrupted; '{out}' not created"]
     assert not out.exists()
@@ -616,11 +616,11 @@ def test_inspect_opens_the_image_once(tmp_path: Path, image: Path) -> None:
 def test_killed_create_leaves_no_temp(tmp_path: Path, table: Path) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc, ready = _start(tmp_path, "imagefile:_fill:kill", "image", "create",
+    proc, ready = _start(tmp_path, "imagefile:fill:kill", "image", "create",
                          str(out_dir / "img.bin"), "--table", str(table), "--flash-size", "4MB",
                          "--chip", "esp32c3", "--no-flash-args")
     proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and _reached(ready, "_fill").exists()
+    assert proc.returncode == -signal.SIGKILL and _reached(ready, "fill").exists()
     assert list(out_dir.iterdir()) == []
 
 
@@ -744,40 +744,45 @@ def _torn_write(image: Path, part: Partition, new: bytes, block: int) -> None:
 
 def test_recovery_killed_any_number_of_times_restores_the_original_bytes(
         tmp_path: Path) -> None:
-    """SIGKILL recovery again and again, at delays spread over its run: the saved bytes win.
+    """SIGKILL recovery again and again at delays that track its run: the saved bytes win.
 
     The torn write leaves new blocks, one half-written block, then old blocks; a restore
     cut short adds restored blocks and a half-restored one in front: a range no
     classification can read, so the decision to restore must already be in the journal.
+    The delay adapts (longer after a kill that came before the restore started, shorter
+    after one that came too late), so most of the 30 kills land inside restores.
     """
     size = 24 * MB
     image = tmp_path / "flash.img"
+    journal = imagefile.journal_path(str(image))
     part = Partition("storage", 1, 0x82, 0x10000, size - 0x10000)
     original = os.urandom(size)
-    kills = mid_restore = 0
-    window = 0.05  # seconds; measured from each uninterrupted recovery below
-    for round_ in range(6):
-        image.write_bytes(original)
-        _torn_write(image, part, os.urandom(part.size), block=40 + 17 * round_)
-        torn = hashlib.sha256(image.read_bytes()).digest()
-        assert os.path.exists(imagefile.journal_path(str(image)))
-        for step in range(5):
-            pid = _forked(lambda: imagefile.recover(str(image)))
-            time.sleep(window * (round_ * 5 + step + 0.5) / 30)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            kills += 1
-            now = hashlib.sha256(image.read_bytes()).digest()
-            if now != torn and os.path.exists(imagefile.journal_path(str(image))):
-                mid_restore += 1
-        start = time.monotonic()
-        _, status = os.waitpid(_forked(lambda: imagefile.recover(str(image))), 0)
-        window = max(window, time.monotonic() - start)
-        assert os.WIFEXITED(status)
-        assert image.read_bytes() == original, f"round {round_}: original bytes lost"
-        assert not os.path.exists(imagefile.journal_path(str(image)))
-    assert kills == 30
-    assert mid_restore, "no kill landed inside a restore: the test did not test anything"
+    landed = {"before": 0, "inside": 0, "after": 0}
+    delay, torn, rounds = 0.01, b"", 0
+    for kill in range(30):
+        if not os.path.exists(journal):  # (re)start: a fresh torn write
+            image.write_bytes(original)
+            _torn_write(image, part, os.urandom(part.size), block=40 + 17 * (rounds % 6))
+            torn = hashlib.sha256(image.read_bytes()).digest()
+            rounds += 1
+        pid = _forked(lambda: imagefile.recover(str(image)))
+        time.sleep(delay * (0.75 + 0.5 * (kill % 3) / 2))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if not os.path.exists(journal):
+            landed["after"] += 1
+            assert image.read_bytes() == original, f"kill {kill}: original bytes lost"
+            delay *= 0.6
+        elif hashlib.sha256(image.read_bytes()).digest() == torn:
+            landed["before"] += 1
+            delay *= 1.5
+        else:
+            landed["inside"] += 1
+    _, status = os.waitpid(_forked(lambda: imagefile.recover(str(image))), 0)
+    assert os.WIFEXITED(status)
+    assert image.read_bytes() == original, f"original bytes lost ({landed})"
+    assert not os.path.exists(journal)
+    assert landed["inside"] >= 3, f"too few kills inside a restore to test anything: {landed}"
 
 
 # --- issue 20, item 4: an output that is an input is refused, nothing written ---------------
