@@ -945,3 +945,77 @@ def test_depfile_names_the_files_ninja_sees(tmp_path: Path, tree: Path) -> None:
     time.sleep(1.1)  # file systems with 1 s timestamps
     (odd / "back\\slash $x.txt").write_text("changed\n")
     assert "no work to do" not in ninja_run()
+
+
+# --- issue 20, items 6, 7, 10: non-regular images, apps and data images ---------------------
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["dir", "dev-zero", "fifo"])
+@pytest.mark.parametrize("option", ["--data", "--app", "--bootloader"])
+def test_check_refuses_inputs_that_are_not_files(tmp_path: Path, table: Path, fifo: Path,
+                                                 kind: str, option: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: '--data storage=DIR' said fits (exit 0); '--app FIFO' hung for ever."""
+    path = {"dir": str(tmp_path), "dev-zero": "/dev/zero", "fifo": str(fifo)}[kind]
+    value = f"storage={path}" if option == "--data" else path
+    capsys.readouterr()
+    assert main(["check", str(table), "--flash-size", "4MB", option, value]) == 2
+    err = capsys.readouterr().err
+    expected = "is a directory" if kind == "dir" else "not a regular file"
+    assert f"{path}: error: " in err and expected in err, err
+
+
+@pytest.mark.parametrize("command", [["image", "inspect"], ["image", "check"],
+                                     ["image", "info"]])
+def test_image_commands_refuse_a_fifo_instead_of_hanging(fifo: Path, command: list[str],
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    capsys.readouterr()
+    assert main([*command, str(fifo)]) == 2
+    err = capsys.readouterr().err
+    assert "a FIFO or pipe, not a regular file: a flash image must be a file" in err, err
+
+
+def test_image_check_on_a_dump_cut_inside_a_partition(tmp_path: Path, image: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      ) -> None:
+    """Before: the cut partition was "ok, erased" while inspect said beyond the end."""
+    import json
+
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(b"\xff" * (STORAGE[0] + 0x1000))  # ends inside storage: all 0xFF there
+    with open(image, "rb") as f:
+        head = f.read(STORAGE[0])
+    with open(cut, "r+b") as f:
+        f.write(head)
+    capsys.readouterr()
+    main(["image", "check", str(cut), "--json"])
+    rows = {p["name"]: p for p in json.loads(capsys.readouterr().out)["partitions"]}
+    assert rows["storage"]["status"] == "absent", rows["storage"]
+    main(["image", "inspect", str(cut)])
+    assert "beyond the end of the image" in capsys.readouterr().out
+
+
+# --- issue 20, item 9: one runaway line ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["gen", "show", "check", "diff"])
+def test_one_huge_line_is_refused_quickly_and_small(tmp_path: Path, table: Path,
+                                                    command: str) -> None:
+    """Before: an 8 MB line of commas took 920 MB and seconds in every table command."""
+    huge = tmp_path / "commas.csv"
+    huge.write_bytes(b"nvs, data, nvs, 0x9000, 0x4000\n" + b"," * (8 * MB - 100) + b"\n")
+    argv = {"gen": ["gen", str(huge), str(tmp_path / "o.bin")], "show": ["show", str(huge)],
+            "check": ["check", str(huge), "--flash-size", "4MB"],
+            "diff": ["diff", str(table), str(huge)]}[command]
+    rss, code, err = _peak_kb(*argv)
+    assert code == 2, err
+    assert f"{huge}:2:1: error: line of {8 * MB - 100} characters" in err, err
+    assert rss < MEMORY_BOUND_KB

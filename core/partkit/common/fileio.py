@@ -91,12 +91,14 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_input(path: str, *, regular: bool = False, what: str = "a file") -> os.stat_result:
+def check_input(path: str, *, regular: bool = False, what: str = "a file",
+                note: bool = True) -> os.stat_result:
     """The checks every input passes before anything else happens; nothing is read.
 
     Missing files, directories, link loops and unreadable files are errors; with
     ``regular`` so is anything that is not a regular file (a device, FIFO or socket),
     for inputs whose size must be known up front (images, apps, data images).
+    ``note``: count it as an input of the running command (see :func:`note_input`).
     """
     try:
         st = os.stat(path)
@@ -110,7 +112,8 @@ def check_input(path: str, *, regular: bool = False, what: str = "a file") -> os
                                  hint="write the data to a file first"))
     if not os.access(path, os.R_OK):
         raise PartkitError(error("cannot read: Permission denied", SourceLocation(path)))
-    note_input(path)
+    if note:
+        note_input(path)
     return st
 
 

@@ -8,8 +8,6 @@ built for another kind of partition.
 
 from __future__ import annotations
 
-import os
-
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
 from partkit.common.record import Record
 from partkit.table.names import DATA
@@ -88,11 +86,9 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
         raise PartkitError(error(
             f"--data {name}: '{name}' is not a data partition", part.loc,
             "app images are checked with --app"))
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+    from partkit.common.fileio import check_input
+
+    size = check_input(path, regular=True, what="a data image").st_size
     kind = _sniff(path, part, size)
     findings = []
     if size > part.size:

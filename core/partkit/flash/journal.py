@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 
 from partkit.common import notices
 from partkit.common.errors import SourceLocation, warning
-from partkit.common.fileio import helper_name, note_input, real_target
+from partkit.common.fileio import check_input, helper_name, note_input, real_target
 from partkit.flash.fdio import (
     CHUNK,
     ERASED_CHUNK,
@@ -122,6 +122,8 @@ class Locked(Closing):
     def __init__(self, path: str, writable: bool) -> None:
         self.path = path
         self.writable = writable
+        # a FIFO would block open() forever and a device has no size: images are files
+        check_input(path, regular=True, what="a flash image", note=False)
         try:
             self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY)
                               | getattr(os, "O_BINARY", 0))
