@@ -1019,3 +1019,32 @@ def test_one_huge_line_is_refused_quickly_and_small(tmp_path: Path, table: Path,
     assert code == 2, err
     assert f"{huge}:2:1: error: line of {8 * MB - 100} characters" in err, err
     assert rss < MEMORY_BOUND_KB
+
+
+# --- issue 20, item 14: stdout and stderr that fail or are closed ----------------------------
+
+
+@pytest.mark.parametrize("case", ["stdout-full", "stdout-closed", "stderr-closed-ok",
+                                  "stderr-closed-bad-input"])
+def test_broken_standard_streams_keep_exit_codes(tmp_path: Path, table: Path,
+                                                 case: str) -> None:
+    """Before: ENOSPC and AttributeError tracebacks, and a closed stderr turned 2 into 1."""
+    target = str(table) if case != "stderr-closed-bad-input" else str(tmp_path / "none.csv")
+    shell = {"stdout-full": "> /dev/full", "stdout-closed": ">&-",
+             "stderr-closed-ok": "2>&- > /dev/null",
+             "stderr-closed-bad-input": "2>&-"}[case]
+    proc = subprocess.run(f"{shlex_quote(sys.executable)} -m partkit show "
+                          f"{shlex_quote(target)} {shell}", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    expected = {"stdout-full": 2, "stdout-closed": 0, "stderr-closed-ok": 0,
+                "stderr-closed-bad-input": 2}[case]
+    assert proc.returncode == expected, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    if case == "stdout-full":
+        assert "partkit: error: cannot write to stdout: No space left on device" in proc.stderr
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

@@ -50,6 +50,7 @@ def _help() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; Ctrl-C and a closed stdout end it cleanly (130 / 141, no traceback)."""
+    _reopen_closed_streams()
     for stream in (sys.stdout, sys.stderr):
         # file names that are not UTF-8 (surrogate escapes) print as \udcXX, never crash
         reconfigure = getattr(stream, "reconfigure", None)
@@ -78,6 +79,26 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (e.g. '| head'): stop quietly, like a tool killed by SIGPIPE
         _silence_stdout()
         return 141
+    except OSError as exc:
+        # every file error is a diagnostic already; what is left is stdout itself failing
+        # ('> /dev/full', a dead terminal): say so once, and drop what is still buffered
+        _silence_stdout()
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"partkit: error: cannot write to stdout: "
+                             f"{exc.strerror or exc}\n")
+        return 2
+
+
+def _reopen_closed_streams() -> None:
+    """A stream closed by the caller ('>&-', '2>&-') becomes /dev/null: the command runs
+    and exits as it would have (no AttributeError, no changed exit code)."""
+    import os
+
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives for the process
 
 
 def _print_notice(notice: Diagnostic) -> None:

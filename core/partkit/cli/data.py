@@ -82,5 +82,13 @@ def run(argv: list[str]) -> int:
         return report_error(exc)
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
                      f"0x{part.offset:x} ({len(image)} bytes, the whole partition); flash "
-                     f"with: python -m esptool write-flash 0x{part.offset:x} {args.output}\n")
+                     f"with: python -m esptool write-flash 0x{part.offset:x} "
+                     f"{_quoted(args.output)}\n")
     return 0
+
+
+def _quoted(path: str) -> str:
+    """A path as one shell word: a pasted command runs nothing it names."""
+    import shlex
+
+    return shlex.quote(path)

@@ -72,6 +72,10 @@ def _no_such_file(path: str) -> PartkitError:
 
 def _read_error(path: str, exc: OSError) -> PartkitError:
     if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return PartkitError(error(
+                f"dangling symbolic link (to '{os.readlink(path)}', which does not exist)",
+                SourceLocation(path), hint="fix or remove the link"))
         return _no_such_file(path)
     if isinstance(exc, IsADirectoryError):
         return PartkitError(error("is a directory, expected a file", SourceLocation(path)))
@@ -413,7 +417,8 @@ def write_output(path: str, produce: Callable[[int], None]) -> None:
 
 def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> None:
     try:
-        fd = os.open(target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        fd = _open_fifo_writer(path) if stat.S_ISFIFO(os.stat(target).st_mode) else os.open(
+            target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
@@ -429,6 +434,28 @@ def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> Non
                                 "output") from None
     finally:
         os.close(fd)
+
+
+def _open_fifo_writer(path: str) -> int:
+    """Open a FIFO for writing without hanging: wait up to FIFO_WAIT for a reader."""
+    import time
+
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    deadline = time.monotonic() + FIFO_WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | nonblock)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody has it open for reading yet
+                raise
+            if time.monotonic() >= deadline:
+                raise PartkitError(error(
+                    f"nobody reads this FIFO (waited {FIFO_WAIT:g} s)", SourceLocation(path),
+                    hint="start the program that reads from it first")) from None
+            time.sleep(0.05)
+            continue
+        os.set_blocking(fd, True)
+        return fd
 
 
 def _replace(path: str, target: str, mode: int | None,
@@ -530,9 +557,12 @@ def write_if_changed(path: str, data: bytes) -> bool:
     timestamp, so nothing that depends on it rebuilds.
     """
     try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
+        st = os.stat(path)
+        # only a regular file of the same size is compared: a FIFO or device is not read
+        if stat.S_ISREG(st.st_mode) and st.st_size == len(data):
+            with open(path, "rb") as f:
+                if f.read(len(data) + 1) == data:
+                    return False
     except OSError:
         pass
     write_atomic(path, data)

@@ -88,16 +88,19 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
 
     module_name = FORMATS[fmt][0]
     want_dir = fmt != "nvs"
-    if want_dir and not os.path.isdir(source):
-        raise PartkitError(error(f"a {fmt} image is built from a directory", SourceLocation(
-            source), "give the directory whose files go into the image"))
-    if not want_dir and os.path.isdir(source):
-        raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
-                                 "value)", SourceLocation(source)))
-    if not want_dir:
-        from partkit.common.fileio import check_input
+    if want_dir:
+        from partkit.data.tree import check_root
 
-        check_input(source, regular=True, what="an NVS CSV")
+        check_root(source, f"a {fmt} image")
+    else:
+        if os.path.isdir(source):
+            raise PartkitError(error("is a directory: an NVS image is built from a CSV file "
+                                     "(key,type,encoding,value)", SourceLocation(source)))
+        from partkit.common.fileio import MAX_INPUT, check_input
+
+        if check_input(source, regular=True, what="an NVS CSV").st_size > MAX_INPUT:
+            raise PartkitError(error(f"more than {MAX_INPUT >> 20} MiB: too large for an NVS "
+                                     "CSV", SourceLocation(source), "is this the right file?"))
     module = importlib.import_module(module_name)
     image: bytes = module.build(source, size)
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug

@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CHUNK", "Entry", "chunks", "walk"]
+__all__ = ["CHUNK", "Entry", "check_root", "chunks", "walk"]
 
 CHUNK = 1 << 16
 # ESP-IDF's VFS path limit is 64 bytes with the mount point, so real trees are shallow;
@@ -61,6 +61,15 @@ def _stat(path: str) -> os.stat_result:
             raise _fail(path, "symbolic link loop", "a link in this path points back at "
                         "itself; fix or remove it") from None
         raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def check_root(source: str, what: str) -> os.stat_result:
+    """``source`` is a directory (missing, dangling, looping or a file: a diagnostic)."""
+    root = _stat(source)
+    if not stat.S_ISDIR(root.st_mode):
+        raise _fail(source, f"{what} is built from a directory",
+                    "give the directory whose files go into the image")
+    return root
 
 
 def walk(source: str, size: int, what: str) -> list[Entry]:
@@ -114,10 +123,7 @@ def walk(source: str, size: int, what: str) -> list[Entry]:
             note_input(path)
             entries.append(Entry(path, to, False, st.st_size))
 
-    root = _stat(source)
-    if not stat.S_ISDIR(root.st_mode):
-        raise _fail(source, f"{what} is built from a directory",
-                    "give the directory whose files go into the image")
+    root = check_root(source, what)
     visit(source, "", ((root.st_dev, root.st_ino),))
     return entries
 

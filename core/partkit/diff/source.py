@@ -122,14 +122,20 @@ def read_source(spec: str, table_offset: int) -> RawSource:
         return _device_source(rest, table_offset)
     if sep and scheme in _SCHEMES and not os.path.exists(spec):
         return _SCHEMES[scheme](rest, table_offset)
-    from partkit.common.fileio import read_input
+    import stat
 
+    from partkit.common.fileio import check_input, read_input
+
+    st = check_input(spec)  # the standard diagnostic (no such file, a directory, ...)
+    if not stat.S_ISREG(st.st_mode):
+        data = read_input(spec)  # a stream is read once: a table, never an image
+        return RawSource(data, "binary" if binary.looks_binary(data) else "csv", spec, None)
     try:
-        size = os.path.getsize(spec)
+        size = st.st_size
         with open(spec, "rb") as f:
             head = f.read(PARTITION_TABLE_SIZE)
     except OSError:
-        read_input(spec)  # raises the standard diagnostic (no such file, a directory, ...)
+        read_input(spec)  # raises the standard diagnostic
         raise
     if not _looks_like_image(head, size):
         data = read_input(spec)
