@@ -1048,3 +1048,26 @@ def shlex_quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
+
+
+# --- issue 20, item 11: backslashes in flash_args and flasher_args.json ---------------------
+
+
+def test_flash_args_keep_backslashes_in_posix_names(tmp_path: Path, table: Path) -> None:
+    """Before: 'a\\b.bin' became 'a/b.bin' in flash_args: another file would be flashed."""
+    import json
+    import shlex
+
+    odd = tmp_path / "dir\\x"
+    odd.mkdir()
+    data = odd / "st\\orage $1.bin"
+    data.write_bytes(b"\x42" * 1000)
+    out = tmp_path / "img.bin"
+    assert main(["image", "create", str(out), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--data", f"storage={data}",
+                 "--args-dir", str(tmp_path)]) == 0
+    words = shlex.split((tmp_path / "flash_args").read_text())
+    named = [w for w in words if "storage" in w or "orage" in w]
+    assert named and all(Path(w).exists() or (tmp_path / w).exists() for w in named), words
+    files = json.loads((tmp_path / "flasher_args.json").read_text())["flash_files"].values()
+    assert any("st\\orage $1.bin" in f for f in files), files
