@@ -1071,3 +1071,21 @@ def test_flash_args_keep_backslashes_in_posix_names(tmp_path: Path, table: Path)
     assert named and all(Path(w).exists() or (tmp_path / w).exists() for w in named), words
     files = json.loads((tmp_path / "flasher_args.json").read_text())["flash_files"].values()
     assert any("st\\orage $1.bin" in f for f in files), files
+
+
+# --- issue 20, item 23: diff OLD that no device can hold ----------------------------------
+
+
+@pytest.mark.parametrize("case", ["duplicate-names", "1000-rows"])
+def test_diff_refuses_an_old_table_no_device_runs(tmp_path: Path, table: Path, case: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a verdict (exit 0/1) about a table gen_esp32part would never have built."""
+    old = tmp_path / "old.csv"
+    if case == "duplicate-names":
+        old.write_text(CSV + "nvs, data, nvs, , 0x4000,\n")
+    else:
+        old.write_text("".join(f"p{i}, data, 0x40, , 0x1000,\n" for i in range(1000)))
+    capsys.readouterr()
+    assert main(["diff", str(old), str(table), "--flash-size", "16MB"]) == 2
+    err = capsys.readouterr().err
+    assert ("is used twice" if case == "duplicate-names" else "entries") in err, err

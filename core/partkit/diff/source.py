@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from partkit.common.errors import Diagnostic
-    from partkit.table.model import PartitionTable
+    from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
 __all__ = [
@@ -160,5 +160,28 @@ def load_side(spec: str, options: TableOptions) -> TableSide:
     md5 = options.md5 if is_csv else has_md5_row(raw.data)
     loaded = load_table(raw.data, raw.label,
                         options.replace(md5=options.md5 if is_csv else True, flash_size=None))
+    if is_csv:
+        _check_flashable(loaded.table, md5)
     return TableSide(loaded.table, raw.label, raw.kind, options.table_offset, md5,
                      raw.flash_size, loaded.warnings)
+
+
+def _check_flashable(table: PartitionTable, md5: bool) -> None:
+    """A CSV side must be a table a device can hold: gen_esp32part refuses to build one
+    with a repeated name or more entries than 0xC00 bytes take, so no device runs it and
+    a verdict about it would be made up (exit 2)."""
+    from partkit.common.errors import PartkitError, error
+
+    problems = []
+    if len(table) > binary.max_entries(md5):
+        problems.append(binary.too_long(table, md5))
+    seen: dict[str, Partition] = {}
+    for part in table:
+        first = seen.setdefault(part.name, part)
+        if first is not part:
+            problems.append(error(
+                f"partition name '{part.name}' is used twice: no device can run this table "
+                "(gen_esp32part refuses to build it)", part.loc,
+                "give every partition its own name"))
+    if problems:
+        raise PartkitError(problems)
