@@ -277,6 +277,9 @@ def test_connection_dropped_mid_write(capsys: pytest.CaptureFixture[str],
     assert "error: writing partition 'factory'" in err
     assert "0x10000..0x28000 may be erased or partially written" in err
     assert "0x28000..0x30000 was not touched yet" in err
+    # what the device confirmed, exactly (the documented example: docs/device.md)
+    assert "(the device had acknowledged 32768 of 98340 bytes of compressed data, 2 of 7 " \
+        "blocks)" in err
     assert "nothing outside the partition was touched" in err
     assert "Traceback" not in err
 
