@@ -41,7 +41,7 @@ def load_table(target: Target | None, options: TableOptions, table_file: str | N
     from partkit.device.target import is_blank
 
     offset = options.table_offset
-    data = target.read_table_area(offset)
+    data = target.read_table_area(offset, blank_ok=True)
     where = f"{target.label}@0x{offset:x}"
     loaded = decode(data, where, options)
     if is_blank(data):  # parttool's reading too; say so, it is rarely what was meant

@@ -40,12 +40,13 @@ class Target(ABC):
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
         ...
 
-    def read_table_area(self, offset: int) -> bytes:
-        """The table area at ``offset``; an error when it holds no partition table."""
+    def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
+        """The table area at ``offset``; an error when it holds no partition table
+        (a blank area too, unless ``blank_ok``: parttool reads it as an empty table)."""
         from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 
         data = self.read(offset, MAX_TABLE_BYTES)
-        if data[:2] != MAGIC and data[:16] != MD5_MARKER and not is_blank(data):
+        if data[:2] != MAGIC and data[:16] != MD5_MARKER and not (blank_ok and is_blank(data)):
             # (gen's empty table is the MD5 row alone; a blank area, an empty table)
             raise PartkitError(error(
                 f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, "
@@ -87,12 +88,12 @@ class ImageTarget(Target):
         self.output = output
         self.sync = sync
 
-    def read_table_area(self, offset: int) -> bytes:
+    def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
         from partkit.flash import imagefile
         from partkit.flash.tablearea import read_table_area
         from partkit.table.binary import MAX_TABLE_BYTES
 
-        if imagefile.image_size(self.path) >= offset + MAX_TABLE_BYTES:
+        if blank_ok and imagefile.image_size(self.path) >= offset + MAX_TABLE_BYTES:
             data = imagefile.read_region(self.path, offset, MAX_TABLE_BYTES)
             if is_blank(data):
                 return data  # an empty table, as parttool reads it
