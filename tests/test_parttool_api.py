@@ -266,7 +266,14 @@ def test_otatool_shapes(mock: MockDevice, tmp_path: Path) -> None:
     mock.write(tmp_path, 0x50000, b"\xe9" + pattern(0xfff, 31))
     tool = Otatool(mock.url, tmp_path)
     tool.switch_ota_partition(1)
-    assert otadata.active_slot(otadata.decode(mock.read(tmp_path, *OTADATA)), 2) == 1
+    switched = mock.read(tmp_path, *OTADATA)
+    assert otadata.active_slot(otadata.decode(switched), 2) == 1
+    # partkit's own set-boot writes the same bytes otatool's logic does
+    from partkit.cli import main
+
+    mock.write(tmp_path, OTADATA[0], b"\xff" * OTADATA[1])
+    assert main(["device", "--port", mock.url, "-q", "set-boot", "--slot", "ota_1"]) == 0
+    assert mock.read(tmp_path, *OTADATA) == switched
     tool.switch_ota_partition(0)
     assert otadata.active_slot(otadata.decode(mock.read(tmp_path, *OTADATA)), 2) == 0
     tool.read_ota_partition(1, str(tmp_path / "ota1.bin"))

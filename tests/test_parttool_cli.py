@@ -234,6 +234,22 @@ def test_esptool_args_up_to_the_subcommand(mock: MockDevice,
     assert (code, out) == (0, "0x9000 0x4000\n"), err
 
 
+def test_encrypted_write_is_esptool_s(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    # the NVS encryption guide's form: esptool writes with --encrypt (this mock's chip has
+    # no flash encryption key, so esptool refuses); the partition is untouched
+    keys = tmp_path / "keys.bin"
+    keys.write_bytes(pattern(64, 40))
+    mock.write(tmp_path, *NVS_KEYS[:1], b"\x5a" * NVS_KEYS[1])
+    code, out, err = parttool(capsys, "--port", mock.url, "--esptool-erase-args", "force",
+                              "--esptool-write-args", "encrypt", "write_partition",
+                              "--partition-name=nvs_keys", "--input", str(keys))
+    assert code == 1 and out == ""
+    assert "esptool failed" in err and "Can't perform encrypted flash write" in err
+    assert "--encrypt" in err  # the command partkit ran, as parttool would
+    assert mock.read(tmp_path, *NVS_KEYS) == b"\x5a" * NVS_KEYS[1]
+
+
 def test_selector_rules(mock: MockDevice, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = parttool(capsys, "--port", mock.url, "erase_partition", "-t", "data")
     assert code == 2 and "--partition-subtype should be defined" in err
