@@ -204,8 +204,10 @@ def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
             if not is_core_dir(path):
                 raise usage_error(f"{path}: no platform.txt here: not an Arduino core folder",
                                   "give the folder that holds the esp32 core's platform.txt")
-            cores.append(CoreInstall(os.path.abspath(path), os.path.basename(
-                os.path.abspath(path)), "--core-dir"))
+            from partkit.arduino.properties import read_properties
+
+            version = read_properties(os.path.join(path, "platform.txt")).get("version", "?")
+            cores.append(CoreInstall(os.path.abspath(path), version, "--core-dir"))
         return cores
     found = find_cores(os.path.expanduser("~"), os.environ, tuple(args.ide_dir))
     if not newest_only:
