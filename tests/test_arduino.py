@@ -92,7 +92,9 @@ def test_check_build_dir_fits_with_the_board_read_from_boards_txt(
     assert doc["arduino_build"]["flash_size"] == "4MB"
     assert doc["arduino_build"]["table_source"] == str(sketch / "partitions.csv")
     assert {f["name"]: f["region"] for f in doc["flashed"]} == {
-        "bootloader": "bootloader", "partition-table": "partition table", "app": "app0"}
+        "bootloader": "bootloader", "partition-table": "partition table",
+        "boot_app0": "otadata", "app": "app0"}
+    assert doc["arduino_build"]["not_checked"] == []
     rc = main(["check", "--arduino-build-dir", str(build)])
     out, _ = capsys.readouterr()
     assert out.startswith(f"Arduino build {build}: project Blink.ino, target esp32c3")
@@ -123,6 +125,40 @@ def test_check_build_dir_menu_flash_size_applies(tmp_path: Path,
     assert "0x200000" in err  # the flash size named in the failure
     # the table came from the menu scheme, not the sketch
     assert json.loads(out)["arduino_build"]["table_source"] == str(build / "partitions.csv")
+
+
+@pytest.mark.firmware
+def test_boot_app0_written_into_another_partition_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the core's upload writes boot_app0.bin at 0xe000 whatever the table says: here that
+    # is inside nvs (otadata moved to the end), which the upload would overwrite
+    csv = CUSTOM_CSV.replace("nvs,      data, nvs,     0x9000,  0x5000,",
+                             "nvs,      data, nvs,     0x9000,  0x7000,").replace(
+        "otadata,  data, ota,     0xe000,  0x2000,\n", "").replace(
+        "spiffs,   data, spiffs,  0x210000,0x1F0000,",
+        "spiffs,   data, spiffs,  0x210000,0x1E0000,\notadata,  data, ota,     0x3F0000,0x2000,")
+    build, sketch = _build_folder(tmp_path, app_size=0x40000, csv=csv)
+    rc = main(["check", "--arduino-build-dir", str(build)])
+    _, err = capsys.readouterr()
+    assert rc == 1, err
+    assert (f"{sketch / 'partitions.csv'}:2:1: error: boot_app0.bin is flashed at 0xe000, "
+            "inside partition 'nvs' which starts at 0x9000") in err
+
+
+@pytest.mark.firmware
+def test_without_build_options_says_what_it_did_not_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an arduino-cli --output-dir copy: images only
+    build, _ = _build_folder(tmp_path, app_size=0x40000)
+    for name in ("build.options.json", "partitions.csv"):
+        (build / name).unlink()
+    rc = main(["check", "--arduino-build-dir", str(build)])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    assert "project Blink.ino, target unknown chip, flash size unknown" in out
+    assert "not checked: the bootloader: its offset is unknown" in out
+    assert "not checked: the table against the flash: flash size unknown" in out
+    assert "not checked: boot_app0.bin" in out
 
 
 def test_check_build_dir_bad_input_exits_2(tmp_path: Path,

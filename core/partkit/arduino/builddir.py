@@ -3,8 +3,9 @@
 The esp32 core copies the table it builds from (the sketch's ``partitions.csv``, else the
 variant's, else the board menu scheme's) to ``partitions.csv`` in the build folder, makes
 ``<project>.partitions.bin`` from it, ``<project>.bin`` with esptool elf2image and
-``<project>.bootloader.bin``. The upload writes the table at 0x8000 and the app at 0x10000
-(fixed in the core's upload pattern). ``build.options.json`` names the sketch, the FQBN
+``<project>.bootloader.bin``. The upload writes the table at 0x8000, the core's
+``boot_app0.bin`` (initial otadata) at 0xe000 and the app at 0x10000 (fixed in the core's
+upload pattern), whatever the table says. ``build.options.json`` names the sketch, the FQBN
 (board and menu choices) and the hardware folders, so the board's ``build.mcu``,
 ``build.flash_size`` and ``build.bootloader_addr`` are found in its ``boards.txt``; values
 given by the caller (the build hook passes the build properties) win. What cannot be
@@ -28,11 +29,13 @@ if TYPE_CHECKING:
 
     from partkit.table.options import TableOptions
 
-__all__ = ["APP_OFFSET", "TABLE_OFFSET", "ArduinoBuild", "BoardOverrides", "find_board",
-           "read_build_dir"]
+__all__ = ["APP_OFFSET", "OTADATA_OFFSET", "TABLE_OFFSET", "ArduinoBuild", "BoardOverrides",
+           "find_board", "not_checked", "read_build_dir"]
 
 TABLE_OFFSET = 0x8000  # the esp32 core's gen_esp32part and upload use the default offset
 APP_OFFSET = 0x10000  # the core's upload pattern writes the app here
+OTADATA_OFFSET = 0xE000  # ... and the core's tools/partitions/boot_app0.bin here, always
+BOOT_APP0 = os.path.join("tools", "partitions", "boot_app0.bin")
 BUILD_OPTIONS = "build.options.json"
 TABLE_CSV = "partitions.csv"
 
@@ -43,22 +46,23 @@ _HINT = ("compile first ('arduino-cli compile --build-path DIR' or the IDE), the
 class BoardOverrides(Record):
     """Build properties the caller knows (from the IDE's ``{build.*}``); None: look them up."""
 
-    __slots__ = ("bootloader_offset", "chip", "flash_size", "project_name")
+    __slots__ = ("bootloader_offset", "chip", "core_dir", "flash_size", "project_name")
 
     chip: str | None
     flash_size: str | None
     bootloader_offset: str | None
     project_name: str | None
+    core_dir: str | None  # {runtime.platform.path}: where boot_app0.bin is
 
     def __init__(self, *, chip: str | None = None, flash_size: str | None = None,
-                 bootloader_offset: str | None = None,
-                 project_name: str | None = None) -> None:
+                 bootloader_offset: str | None = None, project_name: str | None = None,
+                 core_dir: str | None = None) -> None:
         def known(value: str | None) -> str | None:
             return None if value is None or is_unexpanded(value) else value
 
         self._init(chip=known(chip), flash_size=known(flash_size),
                    bootloader_offset=known(bootloader_offset),
-                   project_name=known(project_name))
+                   project_name=known(project_name), core_dir=known(core_dir))
 
 
 class ArduinoBuild(Record):
@@ -70,7 +74,7 @@ class ArduinoBuild(Record):
     images_listing = "the esp32 core's upload command"
     rebuild_hint = "compile the sketch again (the esp32 core writes it)"
 
-    __slots__ = ("app", "board", "bootloader", "build_dir", "chip", "flash_size",
+    __slots__ = ("app", "board", "bootloader", "build_dir", "chip", "core_dir", "flash_size",
                  "flash_size_text", "fqbn", "images", "options", "project_name", "ram_max",
                  "sketch_dir", "table", "table_origin", "table_source", "target")
 
@@ -78,6 +82,7 @@ class ArduinoBuild(Record):
     project_name: str  # "<sketch>.ino", the stem of every output
     fqbn: str | None
     board: Mapping[str, str]  # the board's properties with its menu choices ({} unknown)
+    core_dir: str | None  # the esp32 core the build used, when known
     sketch_dir: str | None
     target: str  # the chip, or "unknown chip"
     chip: str | None
@@ -93,13 +98,14 @@ class ArduinoBuild(Record):
     ram_max: int | None  # upload.maximum_data_size: the dynamic memory the core reports
 
     def __init__(self, *, build_dir: str, project_name: str, fqbn: str | None,
-                 board: Mapping[str, str], sketch_dir: str | None, target: str,
+                 board: Mapping[str, str], core_dir: str | None, sketch_dir: str | None,
+                 target: str,
                  chip: str | None, table: str, table_source: str | None, table_origin: str,
                  options: TableOptions, flash_size: int | None, flash_size_text: str | None,
                  app: FlashedImage | None, bootloader: FlashedImage | None,
                  images: tuple[FlashedImage, ...], ram_max: int | None) -> None:
         self._init(build_dir=build_dir, project_name=project_name, fqbn=fqbn, board=board,
-                   sketch_dir=sketch_dir, target=target, chip=chip, table=table,
+                   core_dir=core_dir, sketch_dir=sketch_dir, target=target, chip=chip, table=table,
                    table_source=table_source, table_origin=table_origin, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
                    bootloader=bootloader, images=images, ram_max=ram_max)
@@ -132,8 +138,9 @@ def _version_key(path: str) -> tuple[tuple[int, str], ...]:
                  for p in parts.replace("-", ".").split("."))
 
 
-def find_board(hardware_folders: list[str], fqbn: str) -> dict[str, str]:
-    """The FQBN's board properties from the ``boards.txt`` of its core ({} if not found).
+def find_board(hardware_folders: list[str], fqbn: str) -> tuple[dict[str, str], str | None]:
+    """The FQBN's board properties from the ``boards.txt`` of its core, and that core's
+    folder (({}, None) if not found).
 
     A hardware folder is either a sketchbook-style ``hardware`` folder
     (``<vendor>/<arch>/boards.txt``) or a packages folder
@@ -141,7 +148,7 @@ def find_board(hardware_folders: list[str], fqbn: str) -> dict[str, str]:
     """
     parts = fqbn.split(":")
     if len(parts) < 3:
-        return {}
+        return {}, None
     vendor, arch, board = parts[:3]
     menu: dict[str, str] = {}
     if len(parts) > 3:
@@ -157,8 +164,8 @@ def find_board(hardware_folders: list[str], fqbn: str) -> dict[str, str]:
         for core in candidates:
             boards = read_properties(os.path.join(core, "boards.txt"))
             if f"{board}.name" in boards or any(k.startswith(f"{board}.") for k in boards):
-                return board_properties(boards, board, menu)
-    return {}
+                return board_properties(boards, board, menu), core
+    return {}, None
 
 
 def _int(text: str | None, what: str, where: str) -> int | None:
@@ -228,8 +235,10 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
     fqbn = value if isinstance(value, str) and value else None
     folders = options_json.get("hardwareFolders")
     board: dict[str, str] = {}
+    core_dir: str | None = None
     if fqbn is not None and isinstance(folders, str):
-        board = find_board([f for f in folders.split(",") if f], fqbn)
+        board, core_dir = find_board([f for f in folders.split(",") if f], fqbn)
+    core_dir = given.core_dir or core_dir
     project = given.project_name or _project_name(build_dir, options_json)
     stem = os.path.join(build_dir, project)
     table = f"{stem}.partitions.bin"
@@ -259,12 +268,15 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
         images.append(bootloader)
     if os.path.exists(table):
         images.append(FlashedImage("partition-table", TABLE_OFFSET, table))
+    boot_app0 = os.path.join(core_dir, BOOT_APP0) if core_dir else None
+    if boot_app0 is not None and os.path.isfile(boot_app0):
+        images.append(FlashedImage("boot_app0", OTADATA_OFFSET, boot_app0))
     app = None
     if os.path.exists(f"{stem}.bin"):
         app = FlashedImage("app", APP_OFFSET, f"{stem}.bin")
         images.append(app)
     return ArduinoBuild(
-        build_dir=build_dir, project_name=project, fqbn=fqbn, board=board,
+        build_dir=build_dir, project_name=project, fqbn=fqbn, board=board, core_dir=core_dir,
         sketch_dir=sketch_dir, target=chip or "unknown chip", chip=chip, table=table,
         table_source=source, table_origin=origin,
         options=TableOptions(table_offset=TABLE_OFFSET, primary_bootloader_offset=bl_offset,
@@ -272,3 +284,20 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
         flash_size=flash_size, flash_size_text=size_text, app=app, bootloader=bootloader,
         images=tuple(images),
         ram_max=_int(board.get("upload.maximum_data_size"), "upload.maximum_data_size", where))
+
+
+def not_checked(build: ArduinoBuild) -> list[str]:
+    """What the check of this build could not cover, and what would let it."""
+    notes = []
+    if build.bootloader is None:
+        notes.append("the bootloader: its offset is unknown (give --chip or "
+                     "--bootloader-offset)" if os.path.exists(
+                         os.path.join(build.build_dir, f"{build.project_name}.bootloader.bin"))
+                     else "the bootloader: no .bootloader.bin in the build folder")
+    if build.flash_size is None:
+        notes.append("the table against the flash: flash size unknown (give --flash-size)")
+    if not any(i.name == "boot_app0" for i in build.images):
+        notes.append("boot_app0.bin, which the upload writes at 0xe000: " + (
+            f"not in {os.path.join(build.core_dir, BOOT_APP0)}" if build.core_dir else
+            "the core's folder is unknown (give --core-dir)"))
+    return notes

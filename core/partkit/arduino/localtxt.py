@@ -31,7 +31,8 @@ BEGIN = "# >>> partkit >>> (written by 'partkit arduino install'; " \
 END = "# <<< partkit <<<"
 _HOOK_PREFIX = "recipe.hooks.objcopy.postobjcopy."
 _BUILD_ARGS = ('"{build.path}" --project-name "{build.project_name}" --chip "{build.mcu}" '
-               '--flash-size "{build.flash_size}" --bootloader-offset "{build.bootloader_addr}"')
+               '--flash-size "{build.flash_size}" --bootloader-offset "{build.bootloader_addr}" '
+               '--core-dir "{runtime.platform.path}"')
 
 
 def hook_key(platform_txt: dict[str, str]) -> str:

@@ -61,6 +61,9 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
                    help="{build.flash_size} (default: from the board and its menu)")
     p.add_argument("--bootloader-offset", metavar="N",
                    help="{build.bootloader_addr} (default: from the board, else the chip's)")
+    p.add_argument("--core-dir", metavar="DIR",
+                   help="the esp32 core's folder ({runtime.platform.path}; default: from the "
+                        "board's hardware folders): its boot_app0.bin is checked at 0xe000")
     p.add_argument("--warn-free", metavar="PCT%|BYTES",
                    help="warn when the app slot has less free space than this")
     p.add_argument("--fail-free", metavar="PCT%|BYTES",
@@ -125,7 +128,7 @@ def _overrides(args: argparse.Namespace) -> BoardOverrides:
 
     return BoardOverrides(chip=args.chip, flash_size=args.flash_size,
                           bootloader_offset=args.bootloader_offset,
-                          project_name=getattr(args, "project_name", None))
+                          project_name=args.project_name, core_dir=args.core_dir)
 
 
 def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
@@ -140,34 +143,40 @@ def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --arduino-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.arduino.builddir import BoardOverrides, read_build_dir
+    from partkit.arduino.builddir import BoardOverrides, not_checked, read_build_dir
+    from partkit.arduino.size import summary_line
     from partkit.check.buildfolder import to_json, to_text
 
     build = read_build_dir(args.arduino_build_dir, BoardOverrides(
         chip=args.chip, flash_size=args.flash_size, bootloader_offset=args.bootloader_offset))
     result = _check(args, build)
+    doc = to_json(result)
+    info = doc["arduino_build"]
+    assert isinstance(info, dict)
+    info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
+                not_checked=not_checked(build))
     if report_path is not None:
         from partkit.common.fileio import write_atomic
 
-        write_atomic(report_path, (json.dumps(to_json(result), indent=2) + "\n").encode())
+        write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:
-        sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        from partkit.arduino.size import summary_line
-
-        sys.stdout.write(to_text(result) + summary_line(build, result) + "\n")
+        notes = "".join(f"not checked: {n}\n" for n in not_checked(build))
+        sys.stdout.write(to_text(result) + summary_line(build, result) + "\n" + notes)
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code
 
 
 def _hook(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import read_build_dir
+    from partkit.arduino.builddir import not_checked, read_build_dir
     from partkit.arduino.size import summary_line
 
     build = read_build_dir(args.build_dir, _overrides(args))
     result = _check(args, build)
     sys.stderr.write(f"partkit: {summary_line(build, result)}\n")
+    sys.stderr.write("".join(f"partkit: not checked: {n}\n" for n in not_checked(build)))
     emit(f.diagnostic for f in result.findings)
     if result.exit_code:
         sys.stderr.write("partkit: the sketch does not fit the partition table the build "
