@@ -355,3 +355,19 @@ def test_install_refuses_a_damaged_block(tmp_path: Path,
     assert f"{core / 'platform.local.txt'}:2:" in err and "no end marker" in err
     assert main(["arduino", "install", "--core-dir", str(tmp_path)]) == 2
     assert "no platform.txt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["check"], ["size"], ["install"], ["uninstall"],
+                                     ["status"]])
+def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from partkit.common.chips import chip_names
+
+    with pytest.raises(SystemExit) as exc:
+        main(["arduino", *command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "exit status:" in text and "\n  0  " in text and "\n  2  " in text
+    if "--chip" in text:
+        assert all(chip in text for chip in chip_names())
+    if command in (["check"], []):
+        assert "\n  1  " in text

@@ -56,7 +56,10 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project-name", metavar="NAME",
                    help="the sketch's output stem, NAME.bin ({build.project_name}; default: "
                         "from build.options.json)")
-    p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: from the board)")
+    from partkit.common.chips import chip_names
+
+    p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: from the board; one "
+                   f"of: {', '.join(chip_names())})")
     p.add_argument("--flash-size", metavar="SIZE",
                    help="{build.flash_size} (default: from the board and its menu)")
     p.add_argument("--bootloader-offset", metavar="N",
@@ -86,7 +89,7 @@ def _add_core_options(p: argparse.ArgumentParser, *, all_help: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partkit arduino", description=_DESCRIPTION,
-                                     epilog=_LOCATIONS,
+                                     epilog=_LOCATIONS + "\n" + EXIT_CHECK,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", metavar="{check,size,install,uninstall,status}")
     sub.required = True
