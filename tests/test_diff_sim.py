@@ -25,9 +25,11 @@ from support import fieldsim
 
 REAL = Path(__file__).parent / "data" / "conformance" / "real"
 MB = 1 << 20
-# Rules whose breaking bricks some device during the plan (the simulator must find it).
+# Rules whose breaking bricks the worst-case device during the plan (the simulator must
+# find it). ota-reindex is left out: it is conservative where the bootloader's fallback
+# (a blank selected slot, then the next lower one) happens to rescue the running app.
 BRICKING = {"flash-size", "md5-row", "running-slot-moved", "running-slot-shrunk",
-            "ota-reindex", "nvs-label", "boot-default"}
+            "nvs-label", "boot-default"}
 
 
 def table(text: str) -> PartitionTable:
@@ -308,7 +310,7 @@ def _mutate(t: PartitionTable, how: int, rnd: random.Random) -> PartitionTable:
     return t.replace(partitions=tuple(parts))
 
 
-SIM = settings(max_examples=1500, deadline=None, derandomize=True,
+SIM = settings(max_examples=1000, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 

@@ -55,7 +55,7 @@ def boot_choice(table: PartitionTable, seq: int | None, has_otadata: bool) -> Pa
         return _slot(table, (seq - 1) % count)
     if factory:
         return factory[-1]
-    return _slot(table, 0) if has_otadata else None
+    return _slot(table, 0)  # then the bootloader tries slots 1.. in turn
 
 
 def selecting_seq(index: int, count: int, above: int = 0) -> int | None:

@@ -194,8 +194,8 @@ def switch(ctx: DiffContext) -> Switch:
         return Switch(OtaWrite(False, 0, n_new, ((0, k),)), o_new,
                       f"select ota_{k} before NEW's bootloader reads this otadata: the "
                       "running app keeps booting across the table switch", ())
-    if all(a == b for a, b in remap.items()) and n_old == n_new:
-        return Switch(None, o_new, "", ())
+    if not remap or (all(a == b for a, b in remap.items()) and n_old == n_new):
+        return Switch(None, o_new, "", ())  # (a factory app running with blank otadata)
     if ctx.seq is not None:
         write = OtaWrite(False, n_old, n_new, tuple(sorted(remap.items())))
         if write.seq_after(ctx.seq) is not None and (ctx.seq - 1) % n_new == remap.get(

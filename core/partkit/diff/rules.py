@@ -247,7 +247,9 @@ def _otadata(ctx: DiffContext) -> list[Violation]:
 def _boot_default(ctx: DiffContext) -> list[Violation]:
     if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
         return []
-    default = ctx.new.table.boot_default()
+    from partkit.diff.field import boot_choice
+
+    default = boot_choice(ctx.new.table, None, False)  # factory, else the slot of index 0
     out = []
     for run in ctx.running:
         now = ctx.new_at(run.offset)
@@ -257,8 +259,8 @@ def _boot_default(ctx: DiffContext) -> list[Violation]:
                 "boot-default",
                 f"NEW has no otadata, so the bootloader boots {boots}, not the running app "
                 f"'{now.name}' at {_hex(now.offset)}", (now.name,),
-                "add an otadata partition, or make the running slot the factory app (or the "
-                "lowest OTA slot when there is no factory app)"))
+                "add an otadata partition, or make the running slot the factory app (or ota_0 "
+                "when there is no factory app)"))
     return out
 
 
