@@ -275,6 +275,9 @@ def _sector_ops(step: object, dev: Device, new_table: bytes) -> list[tuple[int, 
         write = step.otadata  # type: ignore[attr-defined]
         if write.blank:
             return [(first, None), (first + 1, None)]
+        if write.count_old == 0:  # a region OLD's bootloader ignores: written afresh
+            return [(first + 1, None), (first, None),
+                    (first, otadata_record(write.seq_after(None)))]
         recs = [struct.unpack("<I20sII", dev.read(offset + k * SECTOR, 32)) for k in (0, 1)]
         valid = [(r[0], k) for k, r in enumerate(recs)
                  if r[0] != ERASED_SEQ and _crc_ok((r[0], r[2], r[3]))

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 TABLE_BYTES = 0xC00
-COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata")
+COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata",
+            "apply")
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -186,6 +187,9 @@ def _parser() -> _Commands:
     from partkit.cli import image_check  # check, set-boot, otadata
 
     image_check.add_parsers(sub)
+    from partkit.cli import apply  # apply: partkit diff's plan, run on the image
+
+    apply.add_image_parser(sub)
     return sub
 
 
@@ -241,6 +245,10 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Na
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
     from partkit.cli.image_check import HANDLERS
 
+    if command == "apply":
+        from partkit.cli.apply import run_image
+
+        return run_image
     return HANDLERS[command]
 
 
