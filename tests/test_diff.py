@@ -276,7 +276,7 @@ def test_text_report_names_rule_reason_and_plan(tmp_path: Path,
     assert "coredump  added" in out
     assert "data-moved [spiffs]" in out and "why: " in out and "--erase spiffs" in out
     assert "migration plan:" in out and "write-table" in out
-    assert "[restart the app after this step]" in out and "not covered:" in out
+    assert "restart the app before it uses a partition again" in out and "not covered:" in out
     assert out.rstrip().endswith("diff UNSAFE (data-moved)")
 
 

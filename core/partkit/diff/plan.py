@@ -154,9 +154,8 @@ def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
                            otadata=sw.write))
     after = _repair_otadata(ctx, sw.problems)
     table = Step("write-table", None, ctx.new.table_offset, MAX_TABLE_BYTES,
-                 "write NEW's binary table (erase its 4 KiB sector first); then restart the "
-                 "app before it uses a partition again (its partition list and NVS describe "
-                 "OLD)", reboot=True)
+                 "write NEW's binary table (erase its 4 KiB sector first); the app's "
+                 "partition list and NVS still describe OLD", reboot=True)
     erasing, writing = _live(ctx, False), _live(ctx, True)
     steps = [s for s in _order_copies(copies)  # (a copy may overwrite its own source)
              if not _touches(s, [r for r in writing if r != (s.source, (s.source or 0) + s.size)])]

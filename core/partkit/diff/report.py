@@ -183,7 +183,7 @@ def to_text(report: DiffReport) -> str:
             span = f"0x{s.offset:x}..0x{s.offset + s.size:x} (0x{s.size:x} bytes)"
             src = f" from 0x{s.source:x}" if s.source is not None else ""
             out.append(f"  {i}. {s.action} {what}{span}{src}: {s.note}"
-                       + (" [restart the app after this step]" if s.reboot else ""))
+                       + ("; restart the app before it uses a partition again" if s.reboot else ""))
         out.append(f"  not covered: {NOT_COVERED}")
     else:
         out.append("migration plan: nothing to do (the tables are the same)")
