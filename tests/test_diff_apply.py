@@ -163,3 +163,43 @@ def test_device_apply_against_the_mock(parts: dict[str, Path], tmp_path: Path,
         assert json.loads(capsys.readouterr().out)["plan"] == []
     finally:
         mock.stop()
+
+
+def test_a_step_that_fails_is_reported_exactly(tmp_path: Path) -> None:
+    """A target failing in the third step: the error names it, what was done and verified,
+    and what was not started; the table step was done, so the hint says to go on."""
+    from partkit.common.errors import CheckFailed, PartkitError, error
+    from partkit.device.target import ImageTarget
+    from partkit.diff import DiffOptions, diff_tables, side_of
+    from partkit.diff.apply import apply_plan
+    from partkit.table.binary import encode
+    from partkit.table.codec import load_table
+    from partkit.table.options import TableOptions
+
+    old = load_table(OLD.encode(), "old.csv", TableOptions()).table
+    new = load_table((OLD.rstrip("\n") + "\nstore, data, spiffs, 0x310000, 0x10000,\n"
+                      "more, data, spiffs, 0x320000, 0x10000,\n").encode(), "new.csv",
+                     TableOptions()).table
+    report = diff_tables(side_of(old), side_of(new), DiffOptions(running=("ota_0",)))
+    assert [s.action for s in report.plan] == ["write-table", "erase", "erase"]
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(b"\xff" * 0x400000)
+
+    class Failing(ImageTarget):
+        calls = 0
+
+        def erase_partition(self, part, **kw):  # type: ignore[no-untyped-def]
+            Failing.calls += 1
+            if Failing.calls == 2:
+                raise PartkitError(error("erasing partition 'more' failed: 0x320000..0x330000 "
+                                         "may be partly erased"))
+            super().erase_partition(part, **kw)
+
+    with pytest.raises(CheckFailed) as info:
+        apply_plan(Failing(str(flash)), report, encode(new, True))
+    d = info.value.diagnostics[0]
+    assert d.message.startswith("step 3. erase 'more' 0x320000..0x330000 stopped: erasing")
+    notes = " | ".join(n for _, n in d.notes)
+    assert "done and verified: 1. write-table" in notes and "2. erase 'store'" in notes
+    assert "not started: nothing" in notes
+    assert d.hint is not None and "the table is NEW's" in d.hint

@@ -382,3 +382,19 @@ def test_safe_iff_no_device_bricks(a: int, b: int, how: int, seed: int, seq_base
         assert out.failures, codes
     if out.failures:
         assert codes, out.failures[:3]
+
+
+def test_next_update_slot_follows_subtype_order_not_table_order() -> None:
+    # ota_1's row comes first (lower offset): the next OTA after ota_0 is still ota_1, and
+    # after ota_1 it wraps to ota_0
+    t = table(TWO_OTA.replace("app0,     app,  ota_0,", "app0,     app,  ota_1,").replace(
+        "app1,     app,  ota_1,", "app1,     app,  ota_0,"))
+    for running, expected in (("app1", "app0"), ("app0", "app1"), ("0x110000", "app0")):
+        report = diff_tables(side_of(t), side_of(t), DiffOptions(running=(running,)))
+        assert report.next_update is not None and report.next_update.name == expected
+
+
+def test_running_slot_by_offset() -> None:
+    report = diff_tables(side_of(table(TWO_OTA)), side_of(table(TWO_OTA)),
+                         DiffOptions(running=("0x110000",)))
+    assert [p.name for p in report.running] == ["app1"]

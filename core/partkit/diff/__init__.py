@@ -127,16 +127,22 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
             f"--running: no app partition '{exc.args[0]}' in OLD", None,
             (f"did you mean '{guess}'? " if guess else "")
             + "app partitions: " + (", ".join(apps) or "(none)")
-            + "; a partition name or an app subtype (factory, ota_0, ...)")) from None
+            + "; a partition name, an app subtype (factory, ota_0, ...) or the slot's "
+            "offset")) from None
     flash_size, flash_source = _flash_size(old, new, opts.flash_size)
     changes = compute_changes(old.table, new.table)
     ctx = DiffContext(old, new, changes, running, frozenset(opts.erase), opts.app, flash_size,
                       opts.secure, old.active_seq, flash_source)
     running_from = ("--running" if opts.running is not None else
                     "otadata" if booted is not None else None)
+    from partkit.diff.field import next_update_slot
+
+    next_update = (next_update_slot(new.table, ctx.new_at(running[0].offset))
+                   if len(running) == 1 and ctx.new_at(running[0].offset) is not None else None)
     return DiffReport(old, new, changes, evaluate(ctx), make_plan(ctx), running,
                       opts.running is not None, opts.erase, flash_size, opts.table.subtypes,
-                      (*old.warnings, *new.warnings, *warnings), running_from, flash_source)
+                      (*old.warnings, *new.warnings, *warnings), running_from, flash_source,
+                      next_update)
 
 
 def _flash_size(old: TableSide, new: TableSide, given: int | None,
@@ -147,9 +153,8 @@ def _flash_size(old: TableSide, new: TableSide, given: int | None,
     or a dump's length says); then --flash-size; then a device's flash chip; then the
     length of a full dump (a power of two from 1MB: not an unpadded merge-bin output).
     """
-    for side in (old, new):
-        if side.field.header_flash_size is not None:
-            return side.field.header_flash_size, side.field.header_where
+    if old.field.header_flash_size is not None:  # the devices run OLD's bootloader
+        return old.field.header_flash_size, old.field.header_where
     if given is not None:
         return given, "--flash-size"
     for side in (old, new):

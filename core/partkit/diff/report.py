@@ -32,8 +32,8 @@ NOT_COVERED = ("a power cut inside the write-table step itself (erasing and writ
 class DiffReport(Record):
     """Changes, broken rules and the plan. ``exit_code``: 0 safe, 1 a rule is broken."""
 
-    __slots__ = ("changes", "erase", "flash_size", "flash_source", "new", "old", "plan",
-                 "running", "running_from", "running_given", "subtypes", "violations",
+    __slots__ = ("changes", "erase", "flash_size", "flash_source", "new", "next_update", "old",
+                 "plan", "running", "running_from", "running_given", "subtypes", "violations",
                  "warnings")
 
     old: TableSide
@@ -49,17 +49,20 @@ class DiffReport(Record):
     warnings: tuple[Diagnostic, ...]
     running_from: str | None  # "--running", "otadata", or None (every app slot)
     flash_source: str | None
+    next_update: Partition | None  # the slot the next OTA writes under NEW
 
     def __init__(self, old: TableSide, new: TableSide, changes: tuple[Change, ...],
                  violations: tuple[Violation, ...], plan: tuple[Step, ...],
                  running: tuple[Partition, ...], running_given: bool, erase: tuple[str, ...],
                  flash_size: int | None, subtypes: SubtypeRegistry,
                  warnings: tuple[Diagnostic, ...] = (), running_from: str | None = None,
-                 flash_source: str | None = None) -> None:
+                 flash_source: str | None = None, next_update: Partition | None = None,
+                 ) -> None:
         self._init(old=old, new=new, changes=changes, violations=violations, plan=plan,
                    running=running, running_given=running_given, erase=erase,
                    flash_size=flash_size, subtypes=subtypes, warnings=warnings,
-                   running_from=running_from, flash_source=flash_source)
+                   running_from=running_from, flash_source=flash_source,
+                   next_update=next_update)
 
     @property
     def safe(self) -> bool:
@@ -104,6 +107,7 @@ def to_json(report: DiffReport) -> dict[str, object]:
         "running": [p.name for p in report.running],
         "running_given": report.running_given,
         "running_from": report.running_from,
+        "next_update": None if report.next_update is None else report.next_update.name,
         "erase": list(report.erase),
         "changes": [{"name": c.name, "changes": list(c.kinds),
                      "old": _partition(c.old, sub), "new": _partition(c.new, sub)}
@@ -147,6 +151,10 @@ def to_text(report: DiffReport) -> str:
                f"running slot: {running} (from OLD's otadata)"
                if report.running_from == "otadata" else
                f"running slot: not given, every app slot counts ({running})")
+    if report.next_update is not None:
+        p = report.next_update
+        out.append(f"next OTA writes: '{p.name}' at 0x{p.offset:x} (the OTA slot after the "
+                   "running one in subtype order, as esp_ota_get_next_update_partition picks)")
     if report.flash_size is not None:
         out.append(f"flash size: {report.flash_size >> 20}MB"
                    if report.flash_size >= 1 << 20 and not report.flash_size % (1 << 20) else

@@ -485,8 +485,9 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
                        ) -> tuple[Partition, ...]:
     """OLD's app partitions that may run: the named ones, else every app partition.
 
-    Names are partition names or app subtype keywords (``factory``, ``ota_0``); raises
-    KeyError with the unknown name.
+    A name is a partition name, an app subtype keyword (``factory``, ``ota_0``) or the
+    slot's offset (``0x10000``: what runs is the bytes at an offset); raises KeyError with
+    the unknown name.
     """
     apps = [p for p in table if p.type == APP]
     if names is None:
@@ -497,9 +498,16 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
     out: list[Partition] = []
     for name in names:
         found = [p for p in apps if p.name == name] or [
-            p for p in apps if name in keywords and p.subtype == keywords[name]]
+            p for p in apps if name in keywords and p.subtype == keywords[name]] or [
+            p for p in apps if _offset(name) == p.offset]
         if not found:
             raise KeyError(name)
         out.extend(p for p in found[:1] if p not in out)
     return tuple(out)
 
+
+def _offset(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
