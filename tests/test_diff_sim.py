@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from partkit.common.errors import PartkitError
 from partkit.diff import DiffOptions, diff_tables, side_of
@@ -368,13 +368,17 @@ def test_safe_iff_no_device_bricks(a: int, b: int, how: int, seed: int, seq_base
     apps = [p for p in old if p.type == 0 and p.end <= 16 * MB]
     running = rnd.choice(apps)
     if fieldsim.judge(device(old, running, header=16 * MB, seq_base=seq_base, fill=fill)):
+        event("skipped: OLD does not boot this slot")
         return  # OLD itself does not boot this slot (e.g. otadata cannot select it)
     try:
         report, out = run(old, new, running.name, flash=16 * MB, seq_base=seq_base, fill=fill,
                           fast=True)
     except PartkitError:
+        event("skipped: NEW is bad input")
         return  # NEW is not a valid table: bad input, no verdict
     codes = set(report.broken_codes)  # type: ignore[attr-defined]
+    event("SAFE" if not codes else "UNSAFE, bricks in the simulator" if out.failures
+          else "UNSAFE, no brick in the simulator")
     if not codes:
         assert out.failures == [], out.failures[:3]
         assert not out.touched_running

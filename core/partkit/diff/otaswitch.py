@@ -126,6 +126,13 @@ def switch(ctx: DiffContext) -> Switch:
                              f"bootloader only reaches ota_0..ota_{n_new - 1})",
                              (now.name,)))
             continue
+        factories = [p for p in new_t if p.type == APP and p.subtype == SUBTYPE_APP_FACTORY]
+        if k_new is None and now.subtype == SUBTYPE_APP_FACTORY and factories[-1] is not now:
+            problems.append((f"the running app at 0x{run.offset:x} becomes the factory app "
+                             f"'{now.name}', but NEW has another factory row after it, "
+                             f"'{factories[-1].name}': the bootloader's factory app is the "
+                             "last one", (now.name, factories[-1].name)))
+            continue
         if k_new is None and now.subtype != SUBTYPE_APP_FACTORY:
             problems.append((f"the running app at 0x{run.offset:x} becomes '{now.name}', "
                              "neither factory nor an OTA slot: the bootloader does not boot it "
