@@ -38,6 +38,7 @@ EPILOG = """\
 The plan is the one `partkit diff OLD NEW` prints, with the running slot read from OLD's
 otadata: copies and otadata first, then the table, then erases. It is printed before it
 runs. docs/diff.md describes the steps and what a power cut at each one does.
+
 """
 
 
