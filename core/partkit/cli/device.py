@@ -9,6 +9,7 @@
     erase     erase a partition, verified
     otadata   decode otadata and tell which app boots (--json)
     set-boot  write otadata selecting an app slot, verified
+    apply     change the table to NEW by running partkit diff's plan (cli/apply.py)
 
 Selectors and output formats are those of ``partkit image``. Options may come before or
 after the command. Needs the ``device`` extra (esptool).

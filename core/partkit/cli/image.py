@@ -10,6 +10,7 @@
     partkit image check    IMAGE [--chip C] [--flash-size S] [--json]   (cli/image_check.py)
     partkit image set-boot IMAGE --slot SLOT [-o COPY] [--sync]
     partkit image otadata  IMAGE [--json]
+    partkit image apply    IMAGE NEW [-o OUT] [--flash-size S] [--force]   (cli/apply.py)
 
 Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
 ``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
