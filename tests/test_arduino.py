@@ -371,3 +371,12 @@ def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]
         assert all(chip in text for chip in chip_names())
     if command in (["check"], []):
         assert "\n  1  " in text
+
+
+def test_install_into_an_unusable_file_is_bad_input(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    core = _fake_core(tmp_path / "core")
+    (core / "platform.local.txt").mkdir()  # not a file: cannot be read or replaced
+    assert main(["arduino", "install", "--core-dir", str(core)]) == 2
+    err = capsys.readouterr().err
+    assert f"{core / 'platform.local.txt'}: error: cannot" in err and "Traceback" not in err

@@ -42,19 +42,31 @@ def _wanted(core: CoreInstall, python: str, current: str) -> str:
     return localtxt.block_text(python, props)
 
 
+def _write(path: str, text: str | None) -> None:
+    """Replace the file atomically (None: delete it); a failure is bad input naming it."""
+    from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.common.fileio import write_atomic
+
+    try:
+        if text is None:
+            os.remove(path)
+        else:
+            write_atomic(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise PartkitError(error(f"cannot write: {exc.strerror}", SourceLocation(path),
+                                 hint="run as a user who may change the core's folder, or "
+                                      "give --core-dir")) from None
+
+
 def _backup(path: str, current: str) -> str | None:
     backup = path + BACKUP_SUFFIX
     if not current or os.path.exists(backup):
         return None
-    from partkit.common.fileio import write_atomic
-
-    write_atomic(backup, current.encode("utf-8"))
+    _write(backup, current)
     return backup
 
 
 def install(core: CoreInstall, python: str) -> CoreState:
-    from partkit.common.fileio import write_atomic
-
     path = localtxt.core_file(core.path)
     current = localtxt.read_text(path)
     old = localtxt.installed_block(current, path)
@@ -62,22 +74,18 @@ def install(core: CoreInstall, python: str) -> CoreState:
     if old == block:
         return CoreState(core, "unchanged")
     backup = _backup(path, current) if localtxt.remove_block(current, path).strip() else None
-    write_atomic(path, localtxt.with_block(current, block, path).encode("utf-8"))
+    _write(path, localtxt.with_block(current, block, path))
     return CoreState(core, "installed" if old is None else "updated", backup)
 
 
 def uninstall(core: CoreInstall) -> CoreState:
-    from partkit.common.fileio import write_atomic
-
     path = localtxt.core_file(core.path)
     current = localtxt.read_text(path)
     if localtxt.installed_block(current, path) is None:
         return CoreState(core, "absent")
     rest = localtxt.remove_block(current, path)
-    if rest.strip():
-        write_atomic(path, rest.encode("utf-8"))
-    else:
-        os.remove(path)  # partkit created it: leave the core as it was
+    # nothing of the user's left: partkit created the file, so the core is left as it was
+    _write(path, rest if rest.strip() else None)
     return CoreState(core, "removed")
 
 
