@@ -100,6 +100,12 @@ def test_custom_table_too_small_fails_the_compile(hardware: Path, tmp_path: Path
     assert f"{sketch / 'partitions.csv'}:{APP0_LINE}:" in out
     assert "error:" in out
     assert "partkit: the sketch does not fit the partition table the build made" in out
+    # the same sketch with the core as shipped: the classic check lets it through
+    plain = tmp_path / "plain"
+    shutil.copytree(CORE / "espressif", plain / "hardware" / "espressif", symlinks=True)
+    proc, _, _ = _compile(plain / "hardware", plain, 1_100_000, csv=CUSTOM_CSV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "partkit" not in proc.stdout + proc.stderr
 
 
 def test_without_custom_table_the_menu_schemes_table_is_checked(hardware: Path,
