@@ -94,14 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", metavar="{check,size,install,uninstall,status}")
     sub.required = True
     raw = argparse.RawDescriptionHelpFormatter
+    from textwrap import fill
     p = sub.add_parser("check", help="check a build folder (the build hook)", epilog=EXIT_CHECK,
-                       formatter_class=raw, description=(
+                       formatter_class=raw, description=fill(
                            "Check the app, bootloader and table of an esp32 Arduino build "
                            "folder; print one size line and every problem to stderr (the IDE "
                            "always shows a hook's stderr)."))
     _add_board_options(p)
     p = sub.add_parser("size", help="the JSON of recipe.advanced_size.pattern",
-                       formatter_class=raw, epilog=EXIT_PLAIN, description=(
+                       formatter_class=raw, epilog=EXIT_PLAIN, description=fill(
                            "Print arduino-cli's size JSON {output, severity, sections, error}: "
                            "the app image against its slot in the table the build made "
                            "(severity 'error' fails the compile), global variables from "
