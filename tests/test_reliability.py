@@ -1089,3 +1089,43 @@ def test_diff_refuses_an_old_table_no_device_runs(tmp_path: Path, table: Path, c
     assert main(["diff", str(old), str(table), "--flash-size", "16MB"]) == 2
     err = capsys.readouterr().err
     assert ("is used twice" if case == "duplicate-names" else "entries") in err, err
+
+
+# --- issue 20, items 16 and 17: deep trees; Ctrl-C inside the file-system library ----------
+
+
+def test_sixty_nested_directories_are_an_error_not_a_traceback(
+        tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tree
+    for i in range(60):
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_text("leaf\n")
+    capsys.readouterr()
+    assert _build(tmp_path, "storage", tree) == 2
+    err = capsys.readouterr().err
+    assert "directories nested more than 32 deep" in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_inside_a_littlefs_callback_is_not_swallowed(
+        tmp_path: Path, tree: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: SIGINT landing in littlefs-python's block-device callback was lost inside
+    the library and the build exited 0 with an image."""
+    from littlefs.context import UserContext
+
+    real = UserContext.prog
+    sent = [False]
+
+    def prog(self: object, *args: object) -> object:
+        if not sent[0]:
+            sent[0] = True
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: in here
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(UserContext, "prog", prog)
+    capsys.readouterr()
+    assert _build(tmp_path, "storage", tree) == 130
+    assert sent[0]
+    assert "interrupted; the data image was not written" in capsys.readouterr().err
+    assert not (tmp_path / "out.img").exists()

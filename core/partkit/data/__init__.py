@@ -102,7 +102,10 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
             raise PartkitError(error(f"more than {MAX_INPUT >> 20} MiB: too large for an NVS "
                                      "CSV", SourceLocation(source), "is this the right file?"))
     module = importlib.import_module(module_name)
-    image: bytes = module.build(source, size)
+    from partkit.data.tree import deferred_interrupt
+
+    with deferred_interrupt():  # a library callback must not swallow Ctrl-C
+        image: bytes = module.build(source, size)
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
         raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
     return image

@@ -10,6 +10,7 @@ before reading a byte. Files are then copied in bounded chunks (:func:`chunks`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -21,7 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["CHUNK", "Entry", "check_root", "chunks", "walk"]
+__all__ = ["CHUNK", "Entry", "check_interrupt", "check_root", "chunks", "deferred_interrupt",
+           "walk"]
 
 CHUNK = 1 << 16
 # ESP-IDF's VFS path limit is 64 bytes with the mount point, so real trees are shallow;
@@ -128,12 +130,49 @@ def walk(source: str, size: int, what: str) -> list[Entry]:
     return entries
 
 
+# Ctrl-C while a file-system library runs one of its Python callbacks (littlefs-python's
+# block device) would be raised inside the callback, where the library swallows it and the
+# build goes on to "succeed". During a build SIGINT only sets this flag; partkit's own
+# loop (chunks) and the end of the build turn it into KeyboardInterrupt.
+_interrupted = [False]
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C while a data image is built; raise it at the next safe point."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(_signum: int, _frame: object) -> None:
+        _interrupted[0] = True
+
+    _interrupted[0] = False
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+        check_interrupt()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _interrupted[0] = False
+
+
+def check_interrupt() -> None:
+    if _interrupted[0]:
+        _interrupted[0] = False
+        raise KeyboardInterrupt("the data image was not written")
+
+
 def chunks(entry: Entry) -> Iterator[bytes]:
     """The file's bytes in pieces of at most CHUNK; exactly ``entry.size`` of them."""
     try:
         with open(entry.path, "rb") as f:
             left = entry.size
             while left > 0:
+                check_interrupt()
                 data = f.read(min(CHUNK, left))
                 if not data:
                     raise _fail(entry.path, "file got shorter while the image was built")
