@@ -1129,3 +1129,30 @@ def test_ctrl_c_inside_a_littlefs_callback_is_not_swallowed(
     assert sent[0]
     assert "interrupted; the data image was not written" in capsys.readouterr().err
     assert not (tmp_path / "out.img").exists()
+
+
+# --- issue 20, item 22: wording ----------------------------------------------------------
+
+
+def test_same_partition_given_twice_says_so(tmp_path: Path, table: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: "'storage' overlaps 'storage'"."""
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    capsys.readouterr()
+    assert main(["image", "create", str(tmp_path / "o.img"), "--table", str(table),
+                 "--flash-size", "4MB", "--chip", "esp32c3", "--no-flash-args",
+                 "--data", f"storage={a}", "--data", f"storage={b}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--data: partition 'storage' is given twice ('{a}' and '{b}')" in err, err
+    assert "overlaps" not in err
+
+
+def test_block_or_char_device_image_is_refused_not_truncated(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a device image read as "truncated image: 0 bytes"."""
+    capsys.readouterr()
+    assert main(["image", "inspect", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert "a device, not a regular file: a flash image must be a file" in err, err

@@ -532,12 +532,16 @@ def _bootloader(image: ImageReader, table_offset: int) -> dict[str, object] | No
 
 
 def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise usage_error(f"{option}: '{value}' is not NAME=FILE",
                               f"example: {option} factory=build/app.bin")
+        earlier = dict(out).get(name)
+        if earlier is not None:
+            raise usage_error(f"{option}: partition '{name}' is given twice ('{earlier}' and "
+                              f"'{path}')", "give each partition one file")
         out.append((name, path))
     return out
 
