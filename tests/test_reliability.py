@@ -1156,3 +1156,12 @@ def test_block_or_char_device_image_is_refused_not_truncated(
     assert main(["image", "inspect", "/dev/null"]) == 2
     err = capsys.readouterr().err
     assert "a device, not a regular file: a flash image must be a file" in err, err
+
+
+def test_a_directory_in_the_journals_place_is_named_as_such(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Path(imagefile.journal_path(str(image))).mkdir()
+    capsys.readouterr()
+    assert main(["image", "info", str(image), "-n", "nvs"]) == 2
+    err = capsys.readouterr().err
+    assert "the undo journal's name for" in err and "is taken by a directory" in err, err

@@ -191,6 +191,11 @@ def _recover_locked(locked: Locked, sync: bool, ours: bool = False) -> bool:
         jfd = os.open(journal, os.O_RDWR | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         return False
+    except IsADirectoryError:
+        raise fail(journal, f"the undo journal's name for '{locked.path}' is taken by a "
+                   "directory: partkit cannot tell whether a write was interrupted, so it "
+                   "touches neither", "if the directory is not yours to keep, remove or "
+                   "rename it") from None
     except OSError as exc:
         raise os_error(journal, exc, "read journal") from None
     try:
