@@ -1165,3 +1165,51 @@ def test_a_directory_in_the_journals_place_is_named_as_such(
     assert main(["image", "info", str(image), "-n", "nvs"]) == 2
     err = capsys.readouterr().err
     assert "the undo journal's name for" in err and "is taken by a directory" in err, err
+
+
+# --- issue 20, items 18 and 21: when putting the old bytes back fails too -------------------
+
+
+@pytest.mark.parametrize("fault", ["disk-full", "second-ctrl-c"])
+def test_failed_rollback_says_what_state_the_image_is_in(
+        tmp_path: Path, image: Path, fault: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: 'cannot roll back interrupted write' without the cause (disk full), or
+    'outputs are only replaced whole' (second Ctrl-C) over a half-written image."""
+    from partkit.flash import journal
+
+    old = _storage(image)
+    src = tmp_path / "new.bin"
+    src.write_bytes(os.urandom(STORAGE[1]))
+    make = {"disk-full": lambda: OSError(28, "No space left on device"),
+            "second-ctrl-c": KeyboardInterrupt}[fault]
+    real_chunk, real_copy = imagefile._write_chunk, journal.copy
+    calls = [0]
+
+    def chunk(fd: int, data: bytearray, offset: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise make()
+        real_chunk(fd, data, offset)
+
+    def copy(*args: int) -> None:
+        if calls[0] >= 2:  # restoring, not saving: fails as well
+            raise make()
+        real_copy(*args)
+
+    monkeypatch.setattr(imagefile, "_write_chunk", chunk)
+    monkeypatch.setattr(journal, "copy", copy)
+    capsys.readouterr()
+    code = main(["image", "write", str(image), "-n", "storage", str(src)])
+    err = capsys.readouterr().err
+    assert code == (2 if fault == "disk-full" else 130), err
+    assert "is partly written; the undo journal" in err, err
+    assert "next partkit command on the image restores them" in err
+    if fault == "disk-full":
+        assert "cannot write: No space left on device; rolling back failed too" in err
+    else:
+        assert "outputs are only replaced whole" not in err
+    monkeypatch.undo()
+    assert main(["image", "info", str(image), "-n", "storage"]) == 0
+    assert "restored 524288 bytes" in capsys.readouterr().err
+    assert _storage(image) == old

@@ -33,7 +33,7 @@ import zlib
 from abc import ABC, abstractmethod
 
 from partkit.common import notices
-from partkit.common.errors import SourceLocation, warning
+from partkit.common.errors import PartkitError, SourceLocation, warning
 from partkit.common.fileio import check_input, helper_name, note_input, real_target
 from partkit.flash.fdio import (
     CHUNK,
@@ -201,7 +201,16 @@ def _recover_locked(locked: Locked, sync: bool, ours: bool = False) -> bool:
     try:
         return _apply_journal(locked, journal, jfd, sync, ours)
     except OSError as exc:
-        raise os_error(locked.path, exc, "roll back interrupted write") from None
+        raise fail(locked.path, f"cannot roll back the interrupted write: {exc.strerror or exc}"
+                   f"; the undo journal '{journal}' is kept with the old bytes",
+                   "fix the cause (free space?), then run any partkit image command on it "
+                   "to finish the restore") from None
+    except KeyboardInterrupt:
+        if ours:
+            raise
+        raise KeyboardInterrupt(f"'{locked.path}' may be partly restored; its undo journal is "
+                                "kept and the next partkit command on it finishes the "
+                                "restore") from None
     finally:
         os.close(jfd)
 
@@ -441,7 +450,10 @@ def write_journaled(locked: Locked, part: Partition, src_fd: int, src_size: int,
         if sync:
             sync_data(fd)
     except BaseException as exc:
-        _recover_locked(locked, sync, ours=True)  # put the old bytes back, then report
+        try:
+            _recover_locked(locked, sync, ours=True)  # put the old bytes back, then report
+        except (PartkitError, OSError, KeyboardInterrupt) as undo:  # a 2nd Ctrl-C too
+            raise _rollback_failed(image, part, journal, exc, undo) from None
         if isinstance(exc, OSError):
             raise os_error(image, exc, "write") from None
         if isinstance(exc, KeyboardInterrupt):
@@ -454,6 +466,23 @@ def write_journaled(locked: Locked, part: Partition, src_fd: int, src_size: int,
     os.unlink(journal)
     if sync:
         fsync_dir(os.path.dirname(journal))
+
+
+def _rollback_failed(image: str, part: Partition, journal: str, cause: BaseException,
+                     undo: BaseException) -> BaseException:
+    """The write failed and so did putting the old bytes back: say both, and what is kept."""
+    why = (cause.strerror or str(cause)) if isinstance(cause, OSError) else (
+        "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause))
+    undo_why = (undo.diagnostics[0].message if isinstance(undo, PartkitError)
+                else undo.strerror or str(undo) if isinstance(undo, OSError)
+                else "interrupted by a second Ctrl-C")
+    state = (f"partition '{part.name}' (0x{part.offset:x}..0x{part.end:x}) of '{image}' is "
+             f"partly written; the undo journal '{journal}' keeps its old bytes and the next "
+             "partkit command on the image restores them")
+    if isinstance(cause, KeyboardInterrupt):
+        return KeyboardInterrupt(f"{state} (rolling back failed: {undo_why})")
+    return fail(image, f"cannot write: {why}; rolling back failed too ({undo_why}): {state}",
+                "free space (or fix the cause), then run any partkit image command on it")
 
 
 def _discard(path: str) -> None:
