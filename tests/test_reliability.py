@@ -1213,3 +1213,19 @@ def test_failed_rollback_says_what_state_the_image_is_in(
     assert main(["image", "info", str(image), "-n", "storage"]) == 0
     assert "restored 524288 bytes" in capsys.readouterr().err
     assert _storage(image) == old
+
+
+# --- issue 20, item 19: validate everything, then write -------------------------------------
+
+
+def test_create_with_an_args_dir_that_is_a_file_writes_nothing(
+        tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the image was replaced, then the flash_args write failed (exit 2)."""
+    not_dir = tmp_path / "args"
+    not_dir.write_text("a file\n")
+    out = tmp_path / "new.img"
+    capsys.readouterr()
+    assert main(["image", "create", str(out), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--args-dir", str(not_dir)]) == 2
+    assert "--args-dir: not a directory" in capsys.readouterr().err
+    assert not out.exists()

@@ -688,6 +688,7 @@ def _create(args: argparse.Namespace) -> int:
             pieces.append(piece)
             key = "app" if part == boot else name
             files.append((key, part.offset, path, None))
+    _check_create_outputs(args, [path for _, _, path, _ in files])  # before any write
     imagefile.create_image(args.image, flash_size, pieces)
     sys.stderr.write(f"Created '{args.image}' ({_size_text(flash_size)}): "
                      + ", ".join(f"{name} @ 0x{off:x}" for name, off, _, _ in
@@ -724,6 +725,21 @@ def _create(args: argparse.Namespace) -> int:
                                    in sorted(files, key=lambda f: f[1]) if blob is not None],
                         chip)
     return 0
+
+
+def _check_create_outputs(args: argparse.Namespace, inputs: list[str | None]) -> None:
+    """Everything ``create`` will write is checked before the image is: an --args-dir
+    that is a file, or an output that is an input, must not fail after the image."""
+    from partkit.common.fileio import check_outputs
+
+    outputs: list[str | None] = [args.image]
+    if not args.no_flash_args and args.args_dir:
+        if os.path.exists(args.args_dir) and not os.path.isdir(args.args_dir):
+            raise PartkitError(error("--args-dir: not a directory", SourceLocation(
+                args.args_dir), "flash_args and flasher_args.json go into a directory"))
+        outputs += [os.path.join(args.args_dir, "flash_args"),
+                    os.path.join(args.args_dir, "flasher_args.json")]
+    check_outputs(outputs, [args.table, *inputs])
 
 
 def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -> None:
