@@ -501,3 +501,21 @@ def test_parttool_write_from_a_too_long_pipe_changes_nothing(mock: MockDevice,
     os.close(int(path.rsplit("/", 1)[1]))
     feeder.join()
     assert mock.read(tmp_path, STORAGE[0], len(before)) == before
+
+
+def test_ctrl_c_during_a_device_write_exits_130_with_the_state(
+        mock: MockDevice, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 item 20: before, Ctrl-C half way through a write exited 1."""
+    from partkit.device.session import Session
+
+    def interrupted(self: object, offset: int, data: bytes, progress: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "write", interrupted)
+    src = tmp_path / "in.bin"
+    src.write_bytes(pattern(5000, 21))
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage", str(src))
+    assert code == 130, err
+    assert "partkit: interrupted; writing partition 'storage'" in err, err
+    assert "run the same command again" in err

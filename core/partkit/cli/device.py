@@ -219,7 +219,9 @@ def run(argv: list[str]) -> int:
         return HANDLERS[command](args)
     except PartkitError as exc:
         return report_error(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if exc.args:
+            raise  # it says what state the flash is in: printed by partkit.cli.main (130)
         sys.stderr.write("partkit device: interrupted\n")
         return 130
 

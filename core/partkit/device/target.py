@@ -219,9 +219,12 @@ class DeviceTarget(Target):
             got = session.md5(part.offset, part.size)
         except DeviceError as exc:
             raise _interrupted(part, step, len(head), session, self.label, exc) from None
-        except KeyboardInterrupt:  # Ctrl-C half way: the same report, not a bare 130
+        except KeyboardInterrupt:  # Ctrl-C half way: exit 130 with the same report
             stop = DeviceError(error("interrupted (Ctrl-C)"))
-            raise _interrupted(part, step, len(head), session, self.label, stop) from None
+            report = _interrupted(part, step, len(head), session, self.label, stop)
+            raise KeyboardInterrupt(
+                report.diagnostics[0].message + "; nothing outside the partition was touched;"
+                " run the same command again: it rewrites the whole partition") from None
         if got != expected:
             raise DeviceError(error(
                 f"verification failed: partition '{part.name}' (0x{part.offset:x}..0x"
