@@ -1229,3 +1229,22 @@ def test_create_with_an_args_dir_that_is_a_file_writes_nothing(
                  "--chip", "esp32c3", "--args-dir", str(not_dir)]) == 2
     assert "--args-dir: not a directory" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "sparse-1g"])
+def test_nvs_file_entry_is_checked_before_it_is_read(tmp_path: Path, kind: str) -> None:
+    """Item 8: an NVS 'file' entry pointing at /dev/zero grew without bound."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    (tmp_path / "fs.csv").write_text(FS_TABLE)
+    blob = tmp_path / "blob.bin"
+    if kind == "dev-zero":
+        blob.symlink_to("/dev/zero")
+    else:
+        _sparse(blob, 1 << 30)
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text(f"key,type,encoding,value\nns,namespace,,\ncert,file,binary,{blob}\n")
+    rss, code, err = _peak_kb("data", "build", str(tmp_path / "fs.csv"), "--partition", "nvs",
+                              "--from", str(nvs), "-o", str(tmp_path / "o.bin"))
+    assert code == 2, err
+    assert ("not a regular file" if kind == "dev-zero" else "this file alone has") in err, err
+    assert rss < MEMORY_BOUND_KB

@@ -58,6 +58,8 @@ def build(source: str, size: int) -> bytes:
                                              loc))
                 if kind == "file" and not os.path.isabs(value):
                     value = os.path.join(base, value)
+                if kind == "file":
+                    _check_file_entry(value, size)
                 try:
                     gen.write_entry(nvs, key, kind, (row["encoding"] or "").strip(), value)
                 except (gen.InputError, ValueError, OSError) as exc:
@@ -68,6 +70,19 @@ def build(source: str, size: int) -> bytes:
     except gen.InsufficientSizeError:
         raise _too_big(source, size) from None
     return out.getvalue().ljust(size, b"\xff")
+
+
+def _check_file_entry(path: str, size: int) -> None:
+    """A ``file`` entry is a regular file no larger than the partition, checked before the
+    generator reads it whole (a link to /dev/zero would never end)."""
+    from partkit.common.fileio import check_input
+
+    found = check_input(path, regular=True, what="an NVS file entry").st_size
+    if found > size:
+        raise PartkitError(error(
+            f"the NVS entries do not fit a {size // 1024} KiB partition: this file alone has "
+            f"{found} bytes", SourceLocation(path),
+            "make the partition bigger (partkit resize --set NAME=SIZE) or store less"))
 
 
 def _too_big(source: str, size: int) -> PartkitError:
