@@ -911,7 +911,7 @@ def test_tree_of_a_huge_sparse_file_stays_small(tmp_path: Path, tree: Path) -> N
     _sparse(tree / "big.bin", 10 << 30)
     rss, code, err = _peak_kb("data", "build", str(tmp_path / "fs.csv"), "--partition",
                               "ffat", "--from", str(tree), "-o", str(tmp_path / "o.img"))
-    assert code == 2 and "do not fit a 256 KiB partition" in err, err
+    assert code == 2 and "do not fit a 256 KiB FAT partition" in err, err
     assert rss < MEMORY_BOUND_KB
 
 

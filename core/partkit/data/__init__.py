@@ -148,6 +148,6 @@ def depfile(output: str, source: str) -> str:
 
     deps = [source]
     if os.path.isdir(source):
-        deps += [entry.path for entry in walk(source, sys.maxsize, "an image")]
+        deps += [entry.path for entry in walk(source, sys.maxsize, "data")]
     lines = [f"{_make_escape(output)}:"] + [f" {_make_escape(d)}" for d in deps]
     return " \\\n".join(lines) + "\n"

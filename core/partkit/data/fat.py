@@ -65,7 +65,7 @@ def _copy(fs: object, source: str, size: int) -> None:
 
     PyFATException = importlib.import_module("pyfatfs._exceptions").PyFATException
 
-    for entry in walk(source, size, "a FAT image"):
+    for entry in walk(source, size, "FAT"):
         inside = "/" + entry.inside
         try:
             if entry.is_dir:

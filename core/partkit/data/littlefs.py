@@ -38,7 +38,7 @@ def build(source: str, size: int) -> bytes:
     fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
                            name_max=NAME_MAX)
     total = 0
-    for entry in walk(source, size, "a LittleFS image"):
+    for entry in walk(source, size, "LittleFS"):
         name = entry.inside.rsplit("/", 1)[-1]
         if len(name.encode()) > NAME_MAX:
             raise PartkitError(error(f"name longer than {NAME_MAX} bytes, the limit of "

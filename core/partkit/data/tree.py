@@ -74,12 +74,13 @@ def check_root(source: str, what: str) -> os.stat_result:
     return root
 
 
-def walk(source: str, size: int, what: str) -> list[Entry]:
+def walk(source: str, size: int, fs: str) -> list[Entry]:
     """Every directory and file under ``source`` (sorted, parents first), checked.
 
-    ``size`` is the partition's; ``what`` names the image for messages ("a LittleFS
-    image"). Raises a diagnostic for anything that cannot go into the image.
+    ``size`` is the partition's; ``fs`` names the file system for messages ("LittleFS").
+    Raises a diagnostic for anything that cannot go into the image.
     """
+    what = f"a {fs} image"
     from partkit.common.fileio import note_input
 
     entries: list[Entry] = []
@@ -117,10 +118,10 @@ def walk(source: str, size: int, what: str) -> list[Entry]:
                 raise _fail(path, "cannot read: Permission denied")
             total += st.st_size
             if st.st_size > size:
-                raise _fail(path, f"the files do not fit a {size // 1024} KiB partition: this "
+                raise _fail(path, f"the files do not fit a {size // 1024} KiB {fs} partition: this "
                             f"file alone has {st.st_size} bytes", _SMALLER)
             if total > size:
-                raise _fail(path, f"the files do not fit a {size // 1024} KiB partition: with "
+                raise _fail(path, f"the files do not fit a {size // 1024} KiB {fs} partition: with "
                             f"this one they have {total} bytes", _SMALLER)
             note_input(path)
             entries.append(Entry(path, to, False, st.st_size))
