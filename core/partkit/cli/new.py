@@ -58,8 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--app-size", metavar="SIZE|max",
                    help="size of each app slot, rounded up to 64K; 'max' (the default unless "
                         "a data partition takes the rest) = the largest equal slots that fit")
-    p.add_argument("--nvs", metavar="SIZE", default="24K",
-                   help="size of the 'nvs' partition (default 24K; 0 = none)")
+    p.add_argument("--nvs", metavar="SIZE",
+                   help="size of the 'nvs' partition (0 = none; default: what is left below "
+                        "0x10000 once otadata and phy_init have their place, at most 24K, as "
+                        "in ESP-IDF's and Arduino's tables: 24K next to phy_init, 16K next "
+                        "to otadata and phy_init, 20K next to otadata)")
     p.add_argument("--phy", action="store_true", help="add a 4K 'phy_init' partition")
     p.add_argument("--otadata", action="store_true",
                    help="add 'otadata' even without --ota (it is added with --ota)")
@@ -134,7 +137,8 @@ def run(argv: list[str]) -> int:
             app_size = _size_or("max", args.app_size, "--app-size")
         request = Request(
             flash_size=flash_size, table_offset=options.table_offset, ota=args.ota,
-            app_size=app_size, nvs=size_option("--nvs", args.nvs), otadata=args.otadata,
+            app_size=app_size, otadata=args.otadata,
+            nvs=None if args.nvs is None else size_option("--nvs", args.nvs),
             phy=args.phy, coredump=0 if args.coredump is None else size_option(
                 "--coredump", args.coredump), data=wants)
         table = plan(request)
