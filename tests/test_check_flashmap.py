@@ -140,3 +140,30 @@ def test_map_cli_writes_svg(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "partkit", "map", str(tmp_path / "x.csv"),
                               "-o", str(out)], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+@pytest.mark.firmware
+def test_map_judges_the_flashed_file_as_check_does(tmp_path: Path) -> None:
+    """A real app padded to 0x150000 in a 1 MiB slot: check fails it; map drew it as a
+    quarter used and exited 0."""
+    from support.firmware import build_app
+
+    table = tmp_path / "t.csv"
+    table.write_text("nvs, data, nvs, 0x9000, 0x6000\nfactory, app, factory, 0x10000, 1M\n")
+    app = build_app(tmp_path)
+    padded = tmp_path / "padded.bin"
+    padded.write_bytes(app.read_bytes().ljust(0x150000, b"\xff"))
+    out = tmp_path / "flash.svg"
+    check = subprocess.run([sys.executable, "-m", "partkit", "check", str(table), "--app",
+                            str(padded)], capture_output=True, text=True)
+    assert check.returncode == 1, check.stdout + check.stderr
+    r = subprocess.run([sys.executable, "-m", "partkit", "map", str(table), "--app",
+                        str(padded), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert "does not fit app partition 'factory'" in r.stderr and "0x50000 bytes over" in r.stderr
+    root = ET.parse(out).getroot()  # the picture is still written
+    (used,) = rects(root, "used")
+    assert used.get("data-used") == str(0x150000)
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "OVERFLOW by 0x50000 bytes" in text and "% used" not in text
+    assert f"image {read_image(app.read_bytes(), 'a').measured_size:#x}" in text

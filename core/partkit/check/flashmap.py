@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["app_usage", "ascii_map", "beyond_flash", "svg_map"]
+__all__ = ["app_usage", "ascii_map", "beyond_flash", "image_overflows", "svg_map"]
 
 _KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -75,6 +75,14 @@ def app_usage(
             if p.type == APP and p.subtype not in SUBTYPE_APP_TEE:
                 usage.setdefault(p.name, image)
     return usage
+
+
+def image_overflows(table: PartitionTable,
+                    usage: Mapping[str, ImageInfo]) -> list[tuple[Partition, ImageInfo]]:
+    """Slots whose image does not fit, by the bytes flashed (the whole file, padding and
+    all), the fact ``partkit check`` judges by."""
+    return [(p, usage[p.name]) for p in table.sorted_by_offset()
+            if p.name in usage and usage[p.name].flashed_size > p.size]
 
 
 def _esc(text: str) -> str:
@@ -149,7 +157,7 @@ def svg_map(
         text = f"{p.name} {_describe(p, options)}"
         image = usage.get(p.name)
         if image is not None:
-            used = image.measured_size
+            used = image.flashed_size  # what is written to the slot, as check judges
             shown = min(used, p.size)
             colour = _USED if used <= p.size else _ERROR
             legend.setdefault(colour, "app image" if used <= p.size else "overflow")
@@ -160,6 +168,8 @@ def svg_map(
             pct = 100.0 * used / p.size if p.size else 100.0
             state = (f"image {used:#x} bytes, {pct:.1f}% used, {free:#x} free" if free >= 0
                      else f"OVERFLOW by {-free:#x} bytes")
+            if image.is_image and image.measured_size < used:
+                state += f" (image {image.measured_size:#x}, file padded to {used:#x})"
             text += f" | {state}"
         labels.append((y + h / 2, "label", text))
 
