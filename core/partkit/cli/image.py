@@ -173,8 +173,11 @@ def _parser() -> _Commands:
                    help="contents of the named partition (repeatable)")
     p.add_argument("--ota-slot", type=int, metavar="N",
                    help="initial otadata selecting ota_N (default: erased, boots factory/ota_0)")
-    p.add_argument("--flash-mode", default="dio", help="for flash_args (default dio)")
-    p.add_argument("--flash-freq", help="for flash_args (default: the chip's, e.g. 80m)")
+    p.add_argument("--flash-mode", default="dio",
+                   help="for flash_args and the bootloader header (default dio)")
+    p.add_argument("--flash-freq",
+                   help="for flash_args and the bootloader header (default: the chip's, "
+                        "e.g. 80m)")
     p.add_argument("--args-dir", metavar="DIR",
                    help="where flash_args, flasher_args.json and generated pieces go "
                    "(default: the image's directory)")
@@ -630,7 +633,9 @@ def _create(args: argparse.Namespace) -> int:
             raise usage_error("cannot place the bootloader: chip unknown",
                               f"give --chip ({', '.join(sorted(BOOTLOADER_OFFSET))}) or "
                               "--bootloader-offset")
-        bl = Piece(bl_offset, "bootloader", path=args.bootloader)
+        bl = Piece(bl_offset, "bootloader", data=_bootloader_for_flash(
+            args.bootloader, options.chip, args.flash_mode,
+            args.flash_freq or flashargs.default_flash_freq(chip), flash_size))
         if bl.end > options.table_offset:
             raise CheckFailed(error(
                 f"bootloader of {bl.size} bytes (0x{bl.size:x}) at 0x{bl_offset:x} runs into the "
@@ -711,6 +716,40 @@ def _create(args: argparse.Namespace) -> int:
                                    in sorted(files, key=lambda f: f[1]) if blob is not None],
                         chip)
     return 0
+
+
+def _bootloader_for_flash(path: str, chip: str | None, mode: str, freq: str,
+                          flash_size: int) -> bytes:
+    """The bootloader with the header's flash settings set as ``esptool merge-bin
+    --flash-mode --flash-freq --flash-size`` sets them, saying so when they change."""
+    from partkit.common.fileio import read_input
+    from partkit.flash.bootheader import FLASH_MODES, patch_flash_params
+
+    if mode.lower() not in FLASH_MODES:
+        raise usage_error(f"--flash-mode {mode}: not a flash mode",
+                          "one of: " + ", ".join(FLASH_MODES))
+    data = read_input(path)
+    if data[:1] != b"\xe9":  # esptool leaves such files alone too
+        from partkit.common.errors import SourceLocation, warning
+
+        emit([warning("not an ESP image: the bootloader's flash settings are not set",
+                      SourceLocation(path), "pass the bootloader .bin the build wrote")])
+        return data
+    if chip is None:
+        from partkit.check.appimage import read_image
+
+        chip = read_image(data, path).chip or ""
+    try:
+        patch = patch_flash_params(data, path, chip, mode, freq, flash_size)
+    except ValueError as exc:
+        raise usage_error(f"cannot set the bootloader's flash settings: {exc}") from None
+    if patch.changed:
+        sys.stderr.write(
+            f"partkit: bootloader header flash settings set to {mode} {freq} "
+            f"{_size_text(flash_size)} (bytes 2-3 0x{patch.old.hex()} -> "
+            f"0x{patch.new.hex()}{', SHA-256 recomputed' if patch.sha_updated else ''}), "
+            "as esptool write-flash/merge-bin do\n")
+    return patch.data
 
 
 def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -> None:
