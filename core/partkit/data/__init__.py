@@ -81,8 +81,9 @@ def find_partition(table: PartitionTable, name: str) -> Partition:
     return part
 
 
-def build_image(fmt: str, source: str, size: int) -> bytes:
-    """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``."""
+def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1") -> bytes:
+    """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``;
+    a LittleFS one in on-disk version ``littlefs_version``."""
     import importlib
     import os
 
@@ -95,21 +96,23 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
         raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
                                  "value)", SourceLocation(source)))
     module = importlib.import_module(module_name)
-    image: bytes = module.build(source, size)
+    image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
+                    else module.build(source, size))
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
         raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
     return image
 
 
 def build_partition_image(table: PartitionTable, name: str, source: str,
-                          fmt: str | None = None) -> tuple[Partition, str, bytes]:
+                          fmt: str | None = None,
+                          littlefs_version: str = "2.1") -> tuple[Partition, str, bytes]:
     """The image of data partition ``name``: (partition, format, bytes of its size)."""
     part = find_partition(table, name)
     if part.type != DATA:
         raise PartkitError(error(f"partition '{name}' is not a data partition", part.loc,
                                  "app images come from the build (partkit check --app)"))
     chosen = format_for(part, fmt)
-    return part, chosen, build_image(chosen, source, part.size)
+    return part, chosen, build_image(chosen, source, part.size, littlefs_version)
 
 
 def _make_escape(path: str) -> str:

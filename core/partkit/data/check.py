@@ -77,6 +77,18 @@ def _sniff(path: str, part: Partition, size: int) -> str:
         return "data"
 
 
+def _littlefs_geometry(path: str, size: int, partition_size: int) -> str | None:
+    from partkit.data.lfsmeta import geometry_problem, read_superblock
+
+    with open(path, "rb") as f:
+        def read(offset: int, length: int) -> bytes:
+            f.seek(offset)
+            return f.read(length)
+
+        sb = read_superblock(read, size)
+    return None if sb is None else geometry_problem(sb, partition_size)
+
+
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
     from partkit.check.checks import Finding
@@ -103,6 +115,15 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             "build the image for the partition (partkit data build) or grow the partition "
             "(partkit resize --set NAME=SIZE)",
             ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
+    if kind == "littlefs":
+        problem = _littlefs_geometry(path, size, part.size)
+        if problem is not None:
+            findings.append(Finding("data-littlefs-geometry", error(
+                f"'{path}' will not mount in '{name}': {problem}", SourceLocation(path),
+                "build it for the partition: partkit data build TABLE --partition "
+                f"{name} --from DIR (or littlefs-python with block_size=4096, "
+                f"block_count={part.size // 4096})",
+                ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
     expected = EXPECTED_CONTENTS.get(part.subtype)
     if expected and kind in JUDGED_KINDS and kind not in expected:
         findings.append(Finding("data-kind-mismatch", warning(

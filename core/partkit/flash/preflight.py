@@ -72,6 +72,8 @@ CODES: dict[str, str] = {
     "otadata-target": "otadata selects a slot that is missing or holds no valid app",
     "boot-app": "without a valid otadata record, the boot-default app slot holds no valid app",
     "data-contents": "an NVS, FAT, SPIFFS or LittleFS partition holds something else",
+    "littlefs-geometry": "a LittleFS superblock's block size or count is not the one "
+                         "esp_littlefs mounts the partition with (it would be reformatted)",
 }
 
 
@@ -308,6 +310,8 @@ class _Checker:
 
     def data(self, part: Partition, found: Finding, table: PartitionTable) -> bool:
         expected = EXPECTED_CONTENTS.get(part.subtype)
+        if found.kind == "littlefs" and not self.littlefs(part):
+            return False
         if expected is None or found.kind == "erased" or found.kind in expected:
             return True
         if part.subtype == SUBTYPE_DATA_NVS and found.kind == "data" and self._nvs_later(
@@ -317,6 +321,18 @@ class _Checker:
         self.add("data-contents", f"'{part.name}' is a {subtype} partition but holds "
                  f"{found.summary}", f"write a {' or '.join(expected)} image into it, or erase "
                  "it", part=part)
+        return False
+
+    def littlefs(self, part: Partition) -> bool:
+        """The superblock's geometry is the one esp_littlefs mounts the partition with."""
+        from partkit.data.lfsmeta import geometry_problem, read_superblock
+
+        sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
+        problem = None if sb is None else geometry_problem(sb, part.size)
+        if problem is None:
+            return True
+        self.add("littlefs-geometry", f"'{part.name}': {problem}",
+                 "write an image built for this partition (partkit data build)", part=part)
         return False
 
     def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
