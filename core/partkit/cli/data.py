@@ -8,6 +8,7 @@ import sys
 from partkit.cli.common import (
     add_table_arguments,
     command_parser,
+    emit,
     options_from_args,
     report_error,
     usage_error,
@@ -79,6 +80,11 @@ def run(argv: list[str]) -> int:
                                                  args.format, args.littlefs_version or "2.1")
         if args.littlefs_version and fmt != "littlefs":
             raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
+        from partkit.data import plaintext_nvs_warning
+
+        plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
+        if plain is not None:
+            emit([plain])
         write_atomic(args.output, image)
         if args.depfile:
             from partkit.data import depfile
