@@ -121,3 +121,29 @@ def rollback_note(entries: tuple[OtaEntry, OtaEntry], table: PartitionTable) -> 
     rolled = predict_boot(table, entries, lambda p: True, rollback=True)
     where = f"'{rolled.boots.name}'" if rolled.boots is not None else "no app"
     return f"{rolled.selection}: the bootloader starts {where}"
+
+
+def predict_image_boot(image: str, table: PartitionTable) -> BootPrediction:
+    """The boot of a flash image or dump: otadata and the app slots as the image holds
+    them (slots starting past the end of the image count as holding nothing)."""
+    from partkit.flash import imagefile, otadata
+    from partkit.flash.contents import describe
+    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+
+    size = imagefile.image_size(image)
+    found = table.find(DATA, SUBTYPE_DATA_OTA)
+    entries = None
+    if found:
+        part = found[0]
+        region = imagefile.read_region(image, part.offset, max(0, min(
+            otadata.OTADATA_SIZE, size - part.offset)))
+        entries = otadata.decode(region.ljust(otadata.OTADATA_SIZE, b"\xff"))
+
+    def loadable(p: Partition) -> bool:
+        if p.offset >= size:
+            return False
+        # merge-bin writes no padding: the image may end inside the slot
+        contents = describe(image, p.replace(size=min(p.size, size - p.offset)), table)
+        return contents.kind == "app" and bool(contents.details.get("valid"))
+
+    return predict_boot(table, entries, loadable)
