@@ -510,7 +510,7 @@ option changes.
 - `TABLE`: a target from `partkit_add_partition_table` (required).
 - `TYPE`, `SUBTYPE`: which slots to check against, by name or number (default: all app
   slots except TEE).
-- `WARN_FREE`, `FAIL_FREE`: free-space budgets, e.g. `10%` or `65536`: warn, or fail the
+- `WARN_FREE`, `FAIL_FREE`: free-space budgets, e.g. `10%` or `64K` (a bare number is refused: write `%` or a unit, `B` for bytes): warn, or fail the
   build, when the smallest candidate slot has less free space left.
 <!-- ANCHOR_END: partkit_check_app_size -->
 #]=]

@@ -122,8 +122,10 @@ def _parser() -> _Commands:
     p = sub.add_parser("read", help="copy a partition's bytes to a file", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to read from")
     add_selector(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="file to write the partition's bytes to")
+    p.add_argument("output_pos", nargs="?", metavar="OUTPUT",
+                   help="file to write the partition's bytes to (or -o OUTPUT)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="file to write the partition's bytes to (or OUTPUT)")
     _table_source(p)
 
     p = sub.add_parser("write", help="write a file into a partition (rest becomes 0xFF)")
@@ -348,6 +350,12 @@ def _columns(rows: Sequence[Sequence[str]]) -> str:
 def _read(args: argparse.Namespace) -> int:
     from partkit.flash import imagefile
 
+    if args.output is not None and args.output_pos is not None:
+        raise usage_error("give the output once: OUTPUT or -o OUTPUT")
+    args.output = args.output or args.output_pos
+    if args.output is None:
+        raise usage_error("no output file", "partkit image read IMAGE -n NAME OUTPUT "
+                          "(or -o OUTPUT)")
     table, options = _load(args)
     part = _select(args, table, options, single=True)[0]
     imagefile.read_partition(args.image, part, args.output)
@@ -378,6 +386,11 @@ def _write(args: argparse.Namespace) -> int:
             f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} bytes "
             f"(0x{part.size:x}): {size - part.size} bytes too many", SourceLocation(source),
             "use a smaller file or enlarge the partition; the image was not changed"))
+    from partkit.data.check import contents_warning
+
+    mismatch = contents_warning(source, part, table)
+    if mismatch is not None:
+        emit([mismatch])
     imagefile.write_partition(args.image, part, source, output=args.output, sync=args.sync)
     target = args.output or args.image
     sys.stderr.write(f"Wrote '{source}' ({size} bytes) to partition '{part.name}' at "

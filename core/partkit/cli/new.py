@@ -108,9 +108,13 @@ def _fs_want(text: str) -> Want:
     spec, eq, size = text.partition("=")
     fmt, _, name = spec.partition(":")
     fmt = fmt.strip().lower()
-    if not eq or fmt not in FS_SUBTYPES or not size:
+    if not eq or not fmt or not size:
         raise usage_error(f"--fs '{text}' is not FORMAT[:NAME]=SIZE",
                           "FORMAT is littlefs, spiffs or fat, e.g. --fs littlefs=rest")
+    if fmt not in FS_SUBTYPES:
+        raise usage_error(f"--fs '{text}': unknown file system '{fmt}'",
+                          "FORMAT is littlefs, spiffs or fat (--data NAME:SUBTYPE=SIZE for "
+                          "any other data partition)")
     return Want(name.strip() or fmt, FS_SUBTYPES[fmt], _size_or("rest", size, "--fs"))
 
 
@@ -122,9 +126,14 @@ def run(argv: list[str]) -> int:
         from partkit import __version__
         from partkit.plan.new import Request, plan, render_csv
         from partkit.table.codec import load_table
+        from partkit.table.options import FLASH_SIZES
         from partkit.table.render import to_summary
 
         flash_size = size_option("--flash-size", args.flash_size)
+        if f"{flash_size >> 20}MB" not in FLASH_SIZES or flash_size & 0xFFFFF:
+            raise usage_error(f"--flash-size {args.flash_size}: gen_esp32part and the "
+                              "bootloader header know only " + ", ".join(FLASH_SIZES),
+                              "give the flash chip's size, e.g. --flash-size 4MB")
         options = table_options(offset=args.offset, chip=args.chip, flash_size=flash_size)
         wants = tuple(_data_want(t) for t in args.data) + tuple(_fs_want(t) for t in args.fs)
         if args.app_size is None:

@@ -17,9 +17,10 @@ from partkit.table.names import DATA
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.check.checks import Finding
+    from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["DataCheck", "check_data"]
+__all__ = ["DataCheck", "check_data", "contents_warning"]
 
 # The formats a file can be recognised as; other kinds ("data", "erased", ...) are not
 # judged against the partition's subtype.
@@ -131,3 +132,28 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             f"{' or '.join(expected)}", SourceLocation(path),
             "is this the image for another partition?")))
     return DataCheck(path, part, size, kind, tuple(findings))
+
+
+def contents_warning(path: str, part: Partition, table: PartitionTable) -> Diagnostic | None:
+    """A warning when the file about to be written into ``part`` is another kind of
+    image than the partition holds (an NVS image into an app slot, ...)."""
+    from partkit.flash.contents import EXPECTED_CONTENTS
+    from partkit.table.names import APP
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    kind = _sniff(path, part, size)
+    if part.type == APP:
+        if kind in JUDGED_KINDS and kind != "app":
+            return warning(f"'{path}' holds {kind}, not an app image: the bootloader will not "
+                           f"start '{part.name}'", SourceLocation(path),
+                           "is this the file for another partition?")
+        return None
+    expected = EXPECTED_CONTENTS.get(part.subtype) if part.type == DATA else None
+    if expected and kind in JUDGED_KINDS and kind not in expected:
+        return warning(f"'{path}' holds {kind}, but partition '{part.name}' expects "
+                       f"{' or '.join(expected)}", SourceLocation(path),
+                       "is this the file for another partition?")
+    return None

@@ -6,7 +6,7 @@ binary -> table -> checks -> CSV or summary.
 
 from __future__ import annotations
 
-from partkit.common.errors import Diagnostic, PartkitError, error
+from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.table import binary, csvparse, layout, verify
 
@@ -76,10 +76,11 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
         diagnostics += verify.check_flash_size(table, options.flash_size)
     errors = [d for d in diagnostics if d.is_error or options.strict]
     if errors:
+        # The warnings too (after the errors): a fix for one should not hide the others.
         raise PartkitError(
-            d if d.is_error else Diagnostic("error", d.message + " [--strict]", d.location,
-                                            d.hint, d.notes, d.code)
-            for d in errors)
+            [d if d.is_error else Diagnostic("error", d.message + " [--strict]", d.location,
+                                             d.hint, d.notes, d.code) for d in errors]
+            + [d for d in diagnostics if not d.is_error and not options.strict])
     return Loaded(table, is_binary, tuple(diagnostics))
 
 
@@ -118,6 +119,25 @@ def looks_like_flash_image(head: bytes, size: int) -> bool:
     return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
 
 
+def _single_esp_image(path: str, size: int) -> bool:
+    """The file is one ESP app or bootloader image (not a merged flash image, which goes
+    on past its bootloader)."""
+    from partkit.check.appimage import ImageBytes, read_image
+
+    with open(path, "rb") as f:
+        def read(offset: int, length: int) -> bytes:
+            f.seek(offset)
+            return f.read(length)
+
+        if read(0, 1) != b"\xe9":
+            return False
+        try:
+            info = read_image(ImageBytes(read, size), path)
+        except PartkitError:
+            return False
+    return info.is_image and size - info.measured_size < 0x10000  # at most padding
+
+
 def read_table_source(path: str, table_offset: int) -> TableInput:
     """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
     image/dump, whose table is read at ``table_offset``."""
@@ -138,7 +158,17 @@ def read_table_source(path: str, table_offset: int) -> TableInput:
         return TableInput(read_table_input(path), path)
     from partkit.flash.tablearea import read_table_area  # through its journal and lock
 
-    data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
+    try:
+        data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
+    except PartkitError:
+        if not _single_esp_image(path, size):
+            raise
+        # No table where a flash image has it: an app or bootloader .bin given as the table.
+        raise PartkitError(error(
+            "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",
+            SourceLocation(path), "give the partition table: the CSV, or the binary 'partkit "
+            f"gen' writes; for a flash image whose table is not at 0x{table_offset:x}, "
+            "--offset N")) from None
     return TableInput(data, f"{path}@0x{table_offset:x}", image=True)
 
 
