@@ -167,3 +167,25 @@ def test_map_judges_the_flashed_file_as_check_does(tmp_path: Path) -> None:
     text = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
     assert "OVERFLOW by 0x50000 bytes" in text and "% used" not in text
     assert f"image {read_image(app.read_bytes(), 'a').measured_size:#x}" in text
+
+
+def test_without_chip_the_bootloader_room_is_marked(tmp_path: Path) -> None:
+    """Chip unknown: 0x0 up to the table is still the bootloader's (its start is 0x0,
+    0x1000 or 0x2000), not unused flash or part of the table."""
+    from partkit.check.flashmap import UNKNOWN_BOOTLOADER
+
+    options = TableOptions(flash_size=0x400000)
+    table = load(options)
+    root = ET.fromstring(svg_map(table, options, height=800))
+    regions = {e.get("data-name"): e for e in rects(root, "region")}
+    assert set(regions) == {UNKNOWN_BOOTLOADER, "partition table"}
+    assert regions[UNKNOWN_BOOTLOADER].get("data-offset") == "0"
+    assert not any(g.get("data-offset") == "0" for g in rects(root, "gap"))
+    strip = ascii_map(table, options, width=64).splitlines()
+    assert strip[1].startswith("|B") and any("start depends on the chip" in s for s in strip)
+    path = tmp_path / "t.csv"
+    path.write_text(CSV)
+    r = subprocess.run([sys.executable, "-m", "partkit", "show", str(path), "--no-map"],
+                       capture_output=True, text=True)
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert ["(bootloader", "room)", "0x0", "0x8000", "32", "KiB"] in rows, r.stdout

@@ -29,6 +29,7 @@ _CUSTOM = "#d9f2d9"
 _REGION = "#e6e6e6"
 _USED = "#4a90d9"
 _ERROR = "#d0021b"  # an image past its slot, partitions past the flash
+UNKNOWN_BOOTLOADER = "bootloader room (start depends on the chip)"
 _TYPE_LABELS = {0x00: "app", 0x01: "data", 0x02: "bootloader / table rows",
                 0x03: "bootloader / table rows"}
 
@@ -53,6 +54,9 @@ def _regions(options: TableOptions) -> list[tuple[str, int, int]]:
     bl = options.primary_bootloader_offset
     if bl is not None and bl < options.table_offset:
         out.append(("bootloader", bl, options.table_offset))
+    elif bl is None and options.table_offset > 0:
+        # Chip unknown: the bootloader starts at 0x0, 0x1000 or 0x2000 (give --chip).
+        out.append((UNKNOWN_BOOTLOADER, 0, options.table_offset))
     table_end = options.table_offset + PARTITION_TABLE_SIZE
     out.append(("partition table", options.table_offset, table_end))
     if options.recovery_bootloader_offset is not None:
@@ -276,7 +280,7 @@ def ascii_map(table: PartitionTable, options: TableOptions, width: int = 64) -> 
     span = _span(table, options)
     items: list[tuple[int, int, str, str]] = []  # (start, end, key, legend line)
     for name, start, end in _regions(options):
-        key = {"bootloader": "B", "partition table": "T"}.get(name, "R")
+        key = {"bootloader": "B", UNKNOWN_BOOTLOADER: "B", "partition table": "T"}.get(name, "R")
         items.append((start, end, key, f"  {key} ({name}) {start:#x}..{end:#x}"))
     for index, p in enumerate(table.sorted_by_offset()):
         key = _KEYS[index] if index < len(_KEYS) else "#"
