@@ -69,19 +69,26 @@ CODES: dict[str, str] = {
     "table-missing": "no partition table at the table offset",
     "table-invalid": "the table is corrupt or breaks gen's rules",
     "table": "a warning gen gives for the table",
-    "app-invalid": "an app slot holds neither a valid ESP image nor erased flash",
+    "app-invalid": "an app slot holds neither a valid ESP image nor erased flash, or a "
+                   "mapped segment is off the 64 KiB MMU page the bootloader requires (a "
+                   "warning on chips whose page size is configurable)",
     "app-chip": "an app slot holds an image for another chip",
     "app-overflow": "an app image is larger than its slot and spills into what follows",
     "otadata-crc": "an otadata sector has a CRC that does not match its sequence number",
-    "otadata-sequence": "an otadata sector has sequence number 0 (a warning: the slot is "
-                        "predicted as the bootloader computes it)",
-    "otadata-target": "otadata selects a slot that is missing or holds no valid app",
-    "boot-app": "without a valid otadata record, the boot-default app slot holds no valid app",
-    "otadata-pending-verify": "the active otadata record is pending_verify: a bootloader "
-                              "with rollback aborts it and boots another slot",
+    "otadata-sequence": "an otadata sector has sequence number 0, which ESP-IDF never "
+                        "writes (a warning: the slot is predicted in the bootloader's "
+                        "unsigned arithmetic, 0 - 1 = 0xFFFFFFFF)",
+    "otadata-target": "otadata selects a slot that is missing or holds no valid app (the "
+                      "message names the slot the bootloader falls back to, if any)",
+    "boot-app": "without a valid otadata record, the boot-default app slot holds no valid "
+                "app (the message names the fallback, if any)",
+    "otadata-pending-verify": "the active otadata record is still pending_verify (a "
+                              "warning: a bootloader with rollback marks it aborted and "
+                              "boots another slot; the message gives both outcomes)",
     "data-contents": "an NVS, FAT, SPIFFS or LittleFS partition holds something else",
     "littlefs-geometry": "a LittleFS superblock's block size or count is not the one "
-                         "esp_littlefs mounts the partition with (it would be reformatted)",
+                         "esp_littlefs mounts the partition with (4096-byte blocks, the "
+                         "partition's size): the mount fails and format-on-failure wipes it",
 }
 
 
