@@ -75,7 +75,7 @@ def add_parsers(sub: _Commands) -> None:
     p.add_argument("image", help="flash image to change")
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined", metavar="|".join(STATES),
+    p.add_argument("--state", default="undefined", choices=tuple(STATES),
                    help="ota_state of the new record: undefined (default: no rollback "
                         "check), new (as ESP-IDF's esp_ota_set_boot_partition writes it with "
                         "rollback: the bootloader makes it pending_verify on the first "
@@ -305,12 +305,6 @@ def _set_boot(args: argparse.Namespace) -> int:
     from partkit.flash.bootselect import select_slot
     from partkit.flash.contents import describe
 
-    if args.state not in STATES:
-        from partkit.cli.common import usage_error
-
-        raise usage_error(f"--state {args.state}: not a state an update writes",
-                          "use new (rollback: the bootloader sets pending_verify itself on "
-                          "the first start), undefined or valid")
     table, _ = _load(args)
     part = _otadata_partition(args, table)
     target, slot = _target(args, table)
