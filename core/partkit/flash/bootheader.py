@@ -69,17 +69,20 @@ class HeaderPatch(Record):
         return self.old != self.new
 
 
-def patch_flash_params(image: bytes, path: str, chip: str, mode: str, freq: str,
-                       size: int) -> HeaderPatch:
-    """``image`` (a bootloader) with the header's mode/frequency/size set; raises
+def patch_flash_params(image: bytes, path: str, chip: str, mode: str | None,
+                       freq: str | None, size: int | None) -> HeaderPatch:
+    """``image`` (a bootloader, possibly followed by padding) with the header's mode,
+    frequency and size set (None: keep that one, as esptool's ``keep``); raises
     PartkitError when it is not a valid image, or is signed and the settings differ (a
     changed header would void the signature), ValueError for a setting the chip does not
     have."""
     from partkit.check.appimage import read_image
     from partkit.common.errors import PartkitError, SourceLocation, error
 
-    params = bytes([FLASH_MODES[mode.lower()],
-                    flash_size_code(size) | flash_freq_code(chip, freq)])
+    params = bytes([
+        image[2] if mode is None else FLASH_MODES[mode.lower()],
+        (image[3] & 0xF0 if size is None else flash_size_code(size))
+        | (image[3] & 0x0F if freq is None else flash_freq_code(chip, freq))])
     info = read_image(image, path)  # raises for a broken image
     if not info.is_image or info.image_length is None:
         raise PartkitError(error("not an ESP image: its flash settings cannot be set",
