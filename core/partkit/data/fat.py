@@ -12,7 +12,7 @@ import os
 import tempfile
 
 from partkit.common.errors import PartkitError, SourceLocation, error
-from partkit.data.tree import chunks, walk
+from partkit.data.tree import Entry, chunks, walk
 
 __all__ = ["DEFAULT_TIME", "SECTOR_SIZE", "build", "build_time", "volume_serial"]
 
@@ -38,13 +38,18 @@ def volume_serial(source: str, size: int) -> int:
     import hashlib
 
     digest = hashlib.sha256(str(size).encode())
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, source).replace(os.sep, "/").encode() + b"\0")
-            with open(path, "rb") as f:
-                digest.update(hashlib.sha256(f.read()).digest())
+    files = [e for e in walk(source, size, "FAT") if not e.is_dir]  # checked, never a FIFO
+
+    def walk_order(entry: Entry) -> list[tuple[int, str]]:  # os.walk's: files, then subdirs
+        *dirs, name = entry.inside.split("/")
+        return [(1, d) for d in dirs] + [(0, name)]
+
+    for entry in sorted(files, key=walk_order):
+        digest.update(entry.inside.encode() + b"\0")
+        content = hashlib.sha256()
+        for data in chunks(entry):
+            content.update(data)
+        digest.update(content.digest())
     return int.from_bytes(digest.digest()[:4], "little") or 1  # pyfatfs takes 0 as "make one"
 
 
