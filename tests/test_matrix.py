@@ -100,7 +100,7 @@ EXPECT: dict[tuple[str, str], tuple[set[int], str] | str | None] = {
     ("table", "same-as-input"): NA,
     ("table", "odd-name"): SAME,
     ("file", "missing"): ({2}, "no such file"),
-    ("file", "directory"): ({2}, "is a directory"),
+    ("file", "directory"): ({2}, "directory"),  # "is a directory" or "..., not a directory"
     ("file", "fifo"): ({2}, "not a regular file"),
     ("file", "dev-zero"): ({2}, "not a regular file"),
     ("file", "dev-full"): ({2}, "not a regular file"),
