@@ -249,7 +249,7 @@ def _file_value(value: str, column: int, encoding: str, base: str,
         content, size = read_limited(resolved, MAX_BLOB, regular=True,
                                      what="an NVS file value")
     except PartkitError as exc:
-        found.append((f"'{value.strip()}': {exc.diagnostics[0].message}", column,
+        found.append((f"cannot read '{value.strip()}': {exc.diagnostics[0].message}", column,
                       "file values are relative to the CSV's directory"))
         return resolved
     if size is None or size > MAX_BLOB:
