@@ -1,0 +1,111 @@
+"""Defects found by breaking issue 24's work as a demanding user would: each test failed
+before its fix. The real tools decide: esp-idf-nvs-partition-gen for NVS CSVs, ESP-IDF
+v6.0.2's bootloader_utility.c for the boot order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+from partkit.flash import otadata
+from partkit.flash.bootpredict import predict_boot
+from partkit.table import codec
+from partkit.table.options import TableOptions
+
+TABLE = "nvs, data, nvs, 0x9000, 0x6000\nfactory, app, factory, 0x10000, 1M\n"
+
+
+def nvs_build(tmp_path: Path, text: str,
+              capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
+    (tmp_path / "partitions.csv").write_text(TABLE)
+    csv = tmp_path / "values.csv"
+    csv.write_bytes(text.encode())
+    out = tmp_path / "nvs.bin"
+    capsys.readouterr()
+    code = main(["data", "build", str(tmp_path / "partitions.csv"), "--partition", "nvs",
+                 "--from", str(csv), "-o", str(out)])
+    return code, capsys.readouterr().err, out
+
+
+def generator(tmp_path: Path, text: str) -> bytes:
+    csv = tmp_path / "ref.csv"
+    csv.write_bytes(text.encode())
+    subprocess.run([sys.executable, "-m", "esp_idf_nvs_partition_gen", "generate", str(csv),
+                    "ref.bin", "0x6000", "--outdir", str(tmp_path)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    return (tmp_path / "ref.bin").read_bytes()
+
+
+@pytest.mark.parametrize("rows", [
+    # A quote inside an unquoted field is a character (the csv module's rule), so JSON and
+    # quoted speech are stored as written, not with their quotes dropped.
+    'cfg,data,string,{"a":1}\nq,data,string,He said "hi"\n',
+    # A quoted value may span lines (a PEM certificate inline); after the closing quote
+    # the field goes on.
+    'pem,data,string,"-----BEGIN-----\nAAAA\n-----END-----"\nx,data,string,"ab"cd\n',
+    # Only \n, \r and \r\n end a line: a form feed or U+2028 inside a value stays in it.
+    "ff,data,string,a\x0cb\u2028c\n",
+])
+def test_nvs_csv_fields_are_read_as_the_generator_reads_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str) -> None:
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    text = "key,type,encoding,value\nns,namespace,,\n" + rows
+    code, err, out = nvs_build(tmp_path, text, capsys)
+    assert code == 0, err
+    theirs = generator(tmp_path, text)
+    assert out.read_bytes()[:len(theirs)] == theirs
+
+
+def test_nvs_blob_fill_is_checked_before_the_generator(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A blob_fill length the partition cannot hold is an error at its row, not a
+    MemoryError from the generator allocating it; malformed fills are all reported."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    text = ("key,type,encoding,value\nns,namespace,,\n"
+            "huge,data,blob_fill(99999999999;0xff),\n"
+            "bad,data,blob_fill(5;0xzz),\n"
+            "long,data,blob_sz_fill(3;0x00),toolong\n"
+            "ok,data,blob_fill(8;0xAA),abc\n")
+    code, err, out = nvs_build(tmp_path, text, capsys)
+    assert code == 2 and "Traceback" not in err and "MemoryError" not in err, err
+    assert "values.csv:3:11: error: blob_fill length 99999999999 bytes" in err, err
+    assert "values.csv:4:10: error: " in err and "blob_fill(LENGTH;0xBB)" in err, err
+    assert "values.csv:5:32: error: the value is 7 bytes, longer than the fill length 3" \
+        in err, err
+    assert not out.exists()
+    good = "key,type,encoding,value\nns,namespace,,\nok,data,blob_fill(8;0xAA),abc\n"
+    code, err, out = nvs_build(tmp_path, good, capsys)
+    assert code == 0, err
+    theirs = generator(tmp_path, good)
+    assert out.read_bytes()[:len(theirs)] == theirs
+
+
+DUPLICATES = """\
+nvs,      data, nvs,     0x9000,   0x4000
+otadata,  data, ota,     0xd000,   0x2000
+factory,  app,  factory, 0x10000,  1M
+factory2, app,  factory, 0x110000, 1M
+ota_a,    app,  ota_0,   0x210000, 512K
+ota_b,    app,  ota_0,   0x290000, 512K
+"""
+
+
+def test_boot_prediction_takes_the_last_row_of_a_subtype_as_the_bootloader_does() -> None:
+    """gen_esp32part accepts two factory rows or two ota_0 rows; the bootloader's
+    partition-table walk (bootloader_utility_load_partition_table) overwrites its slot
+    for each, so the last row is the one it boots."""
+    table = codec.load_table(DUPLICATES.encode(), "t.csv", TableOptions()).table
+    erased = otadata.decode(b"\xff" * 0x2000)
+    assert predict_boot(table, erased, lambda p: True).boots.name == "factory2"  # type: ignore[union-attr]
+    data = bytearray(b"\xff" * 0x2000)
+    data[:32] = otadata.encode_entry(1)
+    got = predict_boot(table, otadata.decode(bytes(data)), lambda p: True)
+    assert got.boots is not None and got.boots.name == "ota_b"
+    # Both ota_0 rows count in app_count (2), so seq 2 selects index 1: no such slot,
+    # the bootloader falls back down to ota_0 (the last row) first.
+    data[:32] = otadata.encode_entry(2)
+    got = predict_boot(table, otadata.decode(bytes(data)), lambda p: True)
+    assert got.boots is not None and got.boots.name == "ota_b"
