@@ -109,3 +109,50 @@ def test_boot_prediction_takes_the_last_row_of_a_subtype_as_the_bootloader_does(
     data[:32] = otadata.encode_entry(2)
     got = predict_boot(table, otadata.decode(bytes(data)), lambda p: True)
     assert got.boots is not None and got.boots.name == "ota_b"
+
+
+def test_littlefs_name_max_above_esp_littlefs_default_is_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """littlefs-python's default name_max is 255; esp_littlefs mounts with
+    CONFIG_LITTLEFS_OBJ_NAME_LEN (64 by default) and littlefs refuses a superblock with a
+    larger limit (LFS_ERR_INVAL, then format-on-failure wipes it). The real mount decides."""
+    littlefs = pytest.importorskip("littlefs")
+    from littlefs.context import UserContext
+
+    size = 0x20000
+    (tmp_path / "t.csv").write_text(TABLE + f"storage, data, littlefs, 0x110000, {size:#x}\n")
+    built: dict[int, Path] = {}
+    for name_max in (255, 64):
+        fs = littlefs.LittleFS(block_size=4096, block_count=size // 4096, name_max=name_max)
+        with fs.open("a.txt", "w") as f:
+            f.write("hello")
+        path = tmp_path / f"lfs{name_max}.bin"
+        path.write_bytes(bytes(fs.context.buffer))
+        built[name_max] = path
+        ctx = UserContext(size)
+        ctx.buffer[:] = path.read_bytes()
+        device = littlefs.LittleFS(context=ctx, block_size=4096, block_count=size // 4096,
+                                   name_max=64, mount=False)
+        if name_max == 255:
+            with pytest.raises(littlefs.LittleFSError):
+                device.mount()
+        else:
+            device.mount()
+    capsys.readouterr()
+    code = main(["check", str(tmp_path / "t.csv"), "--data", f"storage={built[255]}"])
+    err = capsys.readouterr().err
+    assert code == 0, err  # a warning: the limit is a build setting partkit cannot see
+    assert "warning: " in err and "name_max 255" in err and "CONFIG_LITTLEFS_OBJ_NAME_LEN" \
+        in err, err
+    code = main(["check", str(tmp_path / "t.csv"), "--data", f"storage={built[64]}"])
+    err = capsys.readouterr().err
+    assert code == 0 and "name_max" not in err, err
+    # image check reads the same superblock in a flash image
+    assert main(["gen", str(tmp_path / "t.csv"), str(tmp_path / "t.bin")]) == 0
+    image = tmp_path / "flash.img"
+    head = (b"\xff" * 0x8000 + (tmp_path / "t.bin").read_bytes()).ljust(0x110000, b"\xff")
+    image.write_bytes(head + built[255].read_bytes())
+    capsys.readouterr()
+    main(["image", "check", str(image), "--json"])
+    out = capsys.readouterr().out
+    assert "littlefs-name-max" in out, out
