@@ -131,7 +131,7 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             findings.append(Finding("data-littlefs-geometry", error(
                 f"'{path}' will not mount in '{name}': {problem}", SourceLocation(path),
                 "build it for the partition: partkit data build TABLE --partition "
-                f"{name} --from DIR (or littlefs-python with block_size=4096, "
+                f"{name} --from DIR (or littlefs-python with block_size=4096, name_max=64, "
                 f"block_count={part.size // 4096})",
                 ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
     expected = EXPECTED_CONTENTS.get(part.subtype)
