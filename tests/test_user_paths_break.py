@@ -156,3 +156,25 @@ def test_littlefs_name_max_above_esp_littlefs_default_is_reported(
     main(["image", "check", str(image), "--json"])
     out = capsys.readouterr().out
     assert "littlefs-name-max" in out, out
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "1e9", "12.5"])
+def test_malformed_source_date_epoch_is_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        value: str) -> None:
+    """A SOURCE_DATE_EPOCH that is not a count of seconds was silently replaced by the
+    default time, so a release build believed it had pinned its timestamps; the
+    reproducible-builds specification asks for a failure."""
+    pytest.importorskip("pyfatfs")
+    (tmp_path / "t.csv").write_text(TABLE + "ffat, data, fat, 0x110000, 512K\n")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("hi")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    out = tmp_path / "f.bin"
+    capsys.readouterr()
+    code = main(["data", "build", str(tmp_path / "t.csv"), "--partition", "ffat", "--from",
+                 str(tmp_path / "files"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert f"SOURCE_DATE_EPOCH: error: '{value}' is not a count of seconds" in err, err
+    assert "hint: " in err and not out.exists()
