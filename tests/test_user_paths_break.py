@@ -178,3 +178,32 @@ def test_malformed_source_date_epoch_is_bad_input(
     assert code == 2 and "Traceback" not in err, err
     assert f"SOURCE_DATE_EPOCH: error: '{value}' is not a count of seconds" in err, err
     assert "hint: " in err and not out.exists()
+
+
+@pytest.mark.parametrize("text", ["1.5e400M", "0x", "1e3M", "1.5.5M", "0x-5", "0x10K",
+                                  "\u0663M", "1" * 5000 + "K", "--4M", "4 M B"])
+def test_bad_sizes_are_named_not_python_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """A size option the grammar does not allow said 'could not convert string to float',
+    'invalid literal for int() with base 0', or crashed with OverflowError (exit 1, a
+    traceback) for 1.5e400M."""
+    from partkit.common.numbers import parse_size
+
+    with pytest.raises(ValueError, match=r"^invalid size '"):
+        parse_size(text)
+    csv = tmp_path / "t.csv"
+    csv.write_text(TABLE)
+    capsys.readouterr()
+    code = main(["resize", str(csv), "-n", "--set", f"factory={text}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert "invalid size" in err and "convert" not in err and "literal" not in err, err
+
+
+@pytest.mark.parametrize("text, value", [("4MB", 4 << 20), ("1.5M", 0x180000), ("64K", 0x10000),
+                                         ("0x6000", 0x6000), (".5K", 512), ("4 MiB", 4 << 20),
+                                         ("24576", 24576), ("0.0001K", 0)])
+def test_good_sizes_still_parse(text: str, value: int) -> None:
+    from partkit.common.numbers import parse_size
+
+    assert parse_size(text) == value
