@@ -92,7 +92,8 @@ def parse_size(text: str) -> int:
             or not (whole + frac).isdigit()):
         raise bad
     scale = _SIZE_UNITS[unit]
-    return int(whole or "0") * scale + int(frac or "0") * scale // 10 ** len(frac)
+    divisor: int = 10 ** len(frac)
+    return int(whole or "0") * scale + int(frac or "0") * scale // divisor
 
 
 def align_up(value: int, boundary: int) -> int:
