@@ -207,3 +207,17 @@ def test_good_sizes_still_parse(text: str, value: int) -> None:
     from partkit.common.numbers import parse_size
 
     assert parse_size(text) == value
+
+
+def test_nvs_from_a_device_is_not_called_a_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "partitions.csv").write_text(TABLE)
+    capsys.readouterr()
+    code = main(["data", "build", str(tmp_path / "partitions.csv"), "--partition", "nvs",
+                 "--from", "/dev/null", "-o", str(tmp_path / "nvs.bin")])
+    err = capsys.readouterr().err
+    assert code == 2 and "/dev/null: error: " in err, err
+    assert "not a directory" not in err and "not a regular file" in err, err
+    code = main(["data", "build", str(tmp_path / "partitions.csv"), "--partition", "nvs",
+                 "--from", str(tmp_path), "-o", str(tmp_path / "nvs.bin")])
+    assert code == 2 and "this is a directory" in capsys.readouterr().err
