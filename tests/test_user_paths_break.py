@@ -221,3 +221,22 @@ def test_nvs_from_a_device_is_not_called_a_directory(
     code = main(["data", "build", str(tmp_path / "partitions.csv"), "--partition", "nvs",
                  "--from", str(tmp_path), "-o", str(tmp_path / "nvs.bin")])
     assert code == 2 and "this is a directory" in capsys.readouterr().err
+
+
+def test_set_boot_ignores_an_aborted_record_as_esp_ota_ops_does() -> None:
+    """esp_rewrite_ota_data (esp_ota_ops.c) takes the active record through
+    bootloader_common_ota_select_valid, which rejects invalid/aborted states: with sector 0
+    valid (seq 5) and sector 1 aborted (seq 6), the new record goes into sector 1 and the
+    valid one stays intact. partkit followed the aborted record and overwrote sector 0,
+    the only bootable record, losing it to a power cut mid-write."""
+    from partkit.flash.bootselect import select_slot
+
+    data = bytearray(b"\xff" * 0x2000)
+    data[:32] = otadata.encode_entry(5, otadata.STATE_UNDEFINED)
+    data[0x1000:0x1020] = otadata.encode_entry(6, otadata.STATE_ABORTED)
+    new = select_slot(bytes(data), 1, 2)
+    first, second = otadata.decode(new)
+    assert new[:0x1000] == bytes(data[:0x1000])  # the bootable record untouched
+    assert second.valid and second.seq == 6 and second.slot(2) == 1
+    active = otadata.active_entry((first, second))
+    assert active is not None and active.index == 1

@@ -3,7 +3,8 @@
 The new record gets the smallest sequence number above the active one that maps to the
 wanted slot (``(seq - 1) % ota_count == slot``) and goes into the *other* sector, so the
 active record stays intact until the new one is complete: a device that loses power half
-way still boots the old selection. With no valid record, sequence ``slot + 1`` goes into
+way still boots the old selection (a record marked invalid or aborted does not count,
+as on the device). With no valid record, sequence ``slot + 1`` goes into
 sector 0. Selecting the factory app blanks both sectors (blank otadata boots factory).
 """
 
@@ -30,7 +31,9 @@ def select_slot(current: bytes, slot: int | None, ota_count: int,
     if not 0 <= slot < ota_count:
         raise ValueError(f"OTA slot {slot} out of range (the table has {ota_count} OTA apps)")
     data = bytearray(current.ljust(max(size, SECTOR_SIZE + ENTRY_SIZE), b"\xff"))
-    valid = [e for e in decode(bytes(data)) if e.valid]
+    # esp_ota_ops takes the active record as the bootloader does: written, CRC good and
+    # not invalid/aborted; an aborted record with a higher seq is what gets replaced.
+    valid = [e for e in decode(bytes(data)) if e.bootable]
     if valid:
         active = max(valid, key=lambda e: e.seq)
         seq = active.seq + 1
