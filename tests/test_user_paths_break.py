@@ -240,3 +240,21 @@ def test_set_boot_ignores_an_aborted_record_as_esp_ota_ops_does() -> None:
     assert second.valid and second.seq == 6 and second.slot(2) == 1
     active = otadata.active_entry((first, second))
     assert active is not None and active.index == 1
+
+
+def test_diff_refuses_stdin_for_both_tables(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """'partkit diff - -' read the table from stdin for OLD and then an empty stdin for NEW
+    (an empty table), and printed a verdict (diff UNSAFE, nvs-label, ...) about a table
+    nobody gave."""
+    import io
+
+    csv = tmp_path / "t.csv"
+    csv.write_text(TABLE)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(csv.read_bytes())))
+    capsys.readouterr()
+    code = main(["diff", "-", "-"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "diff " not in out, out
+    assert "error: OLD and NEW are both '-'" in err and "hint: " in err, err
