@@ -258,3 +258,27 @@ def test_diff_refuses_stdin_for_both_tables(
     out, err = capsys.readouterr()
     assert code == 2 and "diff " not in out, out
     assert "error: OLD and NEW are both '-'" in err and "hint: " in err, err
+
+
+def test_resize_reads_builtin_tables_and_stdin_with_an_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README: builtin:NAME and '-' work wherever a table path is read. resize said
+    'builtin:default: error: no such file' - the natural start of a custom table."""
+    import io
+
+    out = tmp_path / "mine.csv"
+    capsys.readouterr()
+    code = main(["resize", "builtin:default", "-o", str(out), "--set", "spiffs=1M",
+                 "--flash-size", "4MB"])
+    assert code == 0, capsys.readouterr().err
+    mine = codec.load_table(out.read_bytes(), str(out), TableOptions()).table
+    assert mine.find_by_name("spiffs").size == 0x100000  # type: ignore[union-attr]
+    # in place is impossible for both: bad input with a hint
+    code = main(["resize", "builtin:default", "--set", "spiffs=1M"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be edited in place" in err and "hint: " in err, err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(out.read_bytes())))
+    code = main(["resize", "-", "-n", "--set", "spiffs=0x80000"])
+    err = capsys.readouterr().err
+    assert code == 0 and "no such file" not in err, err
