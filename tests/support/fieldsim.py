@@ -273,16 +273,18 @@ def _sector_ops(step: object, dev: Device, new_table: bytes) -> list[tuple[int, 
         return [(first, None), (first, new_table.rstrip(b"\xff"))]
     if action == "write-otadata":
         write = step.otadata  # type: ignore[attr-defined]
-        if write.blank:
-            return [(first, None), (first + 1, None)]
-        if write.count_old == 0:  # a region OLD's bootloader ignores: written afresh
+        if write.count_old == 0 and not write.blank:  # a region OLD's bootloader ignores
             return [(first + 1, None), (first, None),
                     (first, otadata_record(write.seq_after(None)))]
         recs = [struct.unpack("<I20sII", dev.read(offset + k * SECTOR, 32)) for k in (0, 1)]
         valid = [(r[0], k) for k, r in enumerate(recs)
                  if r[0] != ERASED_SEQ and _crc_ok((r[0], r[2], r[3]))
                  and r[2] not in (STATE_INVALID, STATE_ABORTED)]
-        active = max(valid) if valid else None
+        # equal sequence numbers: sector 0 wins (bootloader_common_select_otadata)
+        active = max(valid, key=lambda v: (v[0], -v[1])) if valid else None
+        if write.blank:  # as apply does: the active record's sector last
+            last = active[1] if active is not None else 0
+            return [(first + 1 - last, None), (first + last, None)]
         seq = write.seq_after(None if active is None else active[0])
         if seq is None:
             raise AssertionError(f"plan step cannot compute a record: {step}")

@@ -64,10 +64,11 @@ def _otadata_write(target: Target, step: Step) -> list[tuple[int, bytes]]:
 
     write = step.otadata
     assert write is not None
-    if write.blank:
-        return [(step.offset, b""), (step.offset + SECTOR, b"")]
     current = target.read(step.offset, 2 * SECTOR)
     active = active_entry(decode(current))
+    if write.blank:  # the active record goes last: an older one left alone may select
+        last = 0 if active is None else active.index  # another slot under OLD
+        return [(step.offset + (1 - last) * SECTOR, b""), (step.offset + last * SECTOR, b"")]
     if write.count_old == 0:  # OLD's bootloader ignores this region: write it afresh
         seq = write.seq_after(None)
         assert seq is not None

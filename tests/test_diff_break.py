@@ -1,0 +1,54 @@
+"""Attacks on ``partkit diff``'s plans and ``image apply`` (adversarial review of issue 19):
+each case here once made a SAFE verdict (or apply) leave a device that boots another app,
+or made the simulator disagree with ESP-IDF v6.0.2's bootloader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from partkit.diff import DiffOptions, diff_tables, load_side, side_of
+from partkit.table.binary import encode
+from partkit.table.options import TableOptions
+from support import fieldsim
+from test_diff_sim import TWO_OTA, device, run, table
+
+MB = 1 << 20
+
+
+def test_ota0_becoming_factory_blanks_the_stale_record_first() -> None:
+    """OLD has no factory app and runs ota_0 (active record seq 3 in sector 0, an older
+    seq 2 selecting ota_1 in sector 1). NEW turns the running row into the factory app:
+    the plan blanks otadata before the table. Erasing sector 0 first leaves seq 2 in
+    charge, and under OLD it boots ota_1, the older app: the stale sector must go first."""
+    new = table("""\
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+app0,     app,  factory, 0x10000, 1M,
+app1,     app,  ota_0,   0x110000, 1M,
+app2,     app,  ota_1,   0x210000, 1M,
+""")
+    report, out = run(table(TWO_OTA), new, "app0", seq_base=1)
+    assert report.safe, report.violations  # type: ignore[attr-defined]
+    assert [s.action for s in report.plan][:2] == ["write-otadata", "write-table"]  # type: ignore[attr-defined]
+    assert out.failures == [], out.failures[:3]
+
+
+def test_apply_blanks_the_sector_without_the_active_record_first(tmp_path: Path) -> None:
+    """``image apply`` runs a blanking write-otadata as the simulator replays it: the sector
+    not holding the active record first, whichever sector that is."""
+    from partkit.device.target import ImageTarget
+    from partkit.diff.apply import _otadata_write
+    from partkit.diff.otaswitch import OtaWrite
+    from partkit.diff.plan import Step
+
+    step = Step("write-otadata", "otadata", 0xD000, 0x2000, "", otadata=OtaWrite(True))
+    for active in (0, 1):
+        path = tmp_path / f"flash{active}.bin"
+        data = bytearray(b"\xff" * 0x10000)
+        for sector, seq in ((active, 3), (1 - active, 2)):
+            data[0xD000 + sector * 0x1000:0xD000 + sector * 0x1000 + 32] = \
+                fieldsim.otadata_record(seq)
+        path.write_bytes(bytes(data))
+        ops = _otadata_write(ImageTarget(str(path)), step)
+        assert ops == [(0xD000 + (1 - active) * 0x1000, b""), (0xD000 + active * 0x1000, b"")]
