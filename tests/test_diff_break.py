@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from partkit.diff import DiffOptions, diff_tables, load_side, side_of
+from partkit.diff import diff_tables, load_side, side_of
 from partkit.table.binary import encode
 from partkit.table.options import TableOptions
 from support import fieldsim
@@ -52,3 +52,36 @@ def test_apply_blanks_the_sector_without_the_active_record_first(tmp_path: Path)
         path.write_bytes(bytes(data))
         ops = _otadata_write(ImageTarget(str(path)), step)
         assert ops == [(0xD000 + (1 - active) * 0x1000, b""), (0xD000 + active * 0x1000, b"")]
+
+
+THREE_OTA = """\
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+app0,     app,  ota_0,   0x10000, 0x100000,
+app1,     app,  ota_1,   0x110000, 0x100000,
+app2,     app,  ota_2,   0x210000, 0x100000,
+"""
+
+
+def test_sequence_number_zero_wraps_as_the_bootloader_computes_it(tmp_path: Path) -> None:
+    """``(ota_seq - 1) % app_count`` is unsigned in the bootloader: seq 0 gives 0xFFFFFFFF,
+    which selects ota_0 of 3 slots (Python's (0 - 1) % 3 is 2). A dump whose record has
+    seq 0 runs app0; diff must protect app0, and the simulator must boot it."""
+    from test_diff_sim import _image
+
+    old = table(THREE_OTA)
+    dev = device(old, old.find_by_name("app0"))  # type: ignore[arg-type]
+    dev.put(0xD000, fieldsim.otadata_record(0, fieldsim.STATE_VALID))
+    dev.sectors.pop(0xE, None)
+    image, _rows, why = fieldsim.boot(dev)
+    assert image == 1, why  # the running app's image id in app0
+    dump = tmp_path / "dump.bin"
+    _image(dump, encode(old, True), 4 * MB, 4 * MB)
+    with open(dump, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(0, fieldsim.STATE_VALID))
+    shrunk = table(THREE_OTA.replace("0x10000, 0x100000", "0x10000, 0x80000"))
+    report = diff_tables(load_side(str(dump), TableOptions()), side_of(shrunk))
+    assert [p.name for p in report.running] == ["app0"]
+    assert "running-slot-shrunk" in report.broken_codes

@@ -202,7 +202,8 @@ def boot(dev: Device) -> tuple[int | None, list[Row] | None, str]:
             index = -1 if factory is not None else 0
         else:
             valid = [r for r in recs if not _invalid(r) and _crc_ok(r)]
-            index = ((max(r[0] for r in valid) - 1) % count) if valid else -1
+            # uint32_t arithmetic: seq 0 wraps to 0xFFFFFFFF before the modulo
+            index = ((max(r[0] for r in valid) - 1) & 0xFFFFFFFF) % count if valid else -1
     order = [*range(index, -2, -1), *range(index + 1, count)]
     for i in order:
         part = at(i)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from math import gcd
 
+from partkit.flash.otadata import seq_slot
 from partkit.table.names import APP, SUBTYPE_APP_FACTORY, SUBTYPE_APP_OTA_MIN, is_ota_app
 
 TYPE_CHECKING = False
@@ -52,7 +53,7 @@ def boot_choice(table: PartitionTable, seq: int | None, has_otadata: bool) -> Pa
     factory = [p for p in table if p.type == APP and p.subtype == SUBTYPE_APP_FACTORY]
     count = ota_count(table)
     if has_otadata and seq is not None and count:
-        return _slot(table, (seq - 1) % count)
+        return _slot(table, seq_slot(seq, count))
     if factory:
         return factory[-1]
     return _slot(table, 0)  # then the bootloader tries slots 1.. in turn

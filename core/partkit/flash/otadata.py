@@ -26,6 +26,7 @@ __all__ = [
     "decode",
     "encode_for_slot",
     "entry_crc",
+    "seq_slot",
 ]
 
 SECTOR_SIZE = 0x1000
@@ -49,6 +50,12 @@ STATE_NAMES: dict[int, str] = {
     STATE_ABORTED: "aborted",
     STATE_UNDEFINED: "undefined",
 }
+
+
+def seq_slot(seq: int, ota_app_count: int) -> int:
+    """The slot a sequence number selects: ``(ota_seq - 1) % count`` in the bootloader's
+    unsigned 32-bit arithmetic (seq 0 wraps to 0xFFFFFFFF: ota_0 of 3 slots, not ota_2)."""
+    return ((seq - 1) & 0xFFFFFFFF) % ota_app_count
 
 
 def entry_crc(seq: int) -> int:
@@ -94,7 +101,7 @@ class OtaEntry(Record):
     def slot(self, ota_app_count: int) -> int | None:
         if not self.valid or ota_app_count <= 0:
             return None
-        return (self.seq - 1) % ota_app_count
+        return seq_slot(self.seq, ota_app_count)
 
     def __repr__(self) -> str:
         return (
