@@ -81,7 +81,37 @@ def test_sequence_number_zero_wraps_as_the_bootloader_computes_it(tmp_path: Path
     with open(dump, "r+b") as f:
         f.seek(0xD000)
         f.write(fieldsim.otadata_record(0, fieldsim.STATE_VALID))
+        for n, offset in enumerate((0x10000, 0x110000, 0x210000)):
+            f.seek(offset)
+            f.write(fieldsim.image_header(n, 4 * MB))  # every slot holds an app
     shrunk = table(THREE_OTA.replace("0x10000, 0x100000", "0x10000, 0x80000"))
     report = diff_tables(load_side(str(dump), TableOptions()), side_of(shrunk))
     assert [p.name for p in report.running] == ["app0"]
     assert "running-slot-shrunk" in report.broken_codes
+
+
+def test_running_slot_is_the_one_the_bootloader_falls_back_to(tmp_path: Path) -> None:
+    """otadata selects ota_1, but ota_1 is blank (erased after a failed OTA): the bootloader
+    skips it and boots ota_0. diff took ota_1 for the running slot, called a change that
+    shrinks ota_0 SAFE, and its plan erased the app the device runs."""
+    from test_diff_sim import TWO_OTA, _image
+
+    old = table(TWO_OTA)
+    dump = tmp_path / "dump.bin"
+    _image(dump, encode(old, True), 4 * MB, 4 * MB)
+    with open(dump, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(2))  # (2 - 1) % 2: ota_1, which is blank
+        f.seek(0x10000)
+        f.write(fieldsim.image_header(1, 4 * MB))  # ota_0 holds the app
+    dev = device(old, old.find_by_name("app0"))  # type: ignore[arg-type]
+    dev.put(0xD000, fieldsim.otadata_record(2))
+    for s in range(0x110, 0x210):
+        dev.sectors.pop(s, None)
+    assert fieldsim.boot(dev)[0] == 1  # the bootloader falls back to ota_0's image
+    shrunk = table(TWO_OTA.replace("0x10000, 1M", "0x10000, 0x80000"))
+    report = diff_tables(load_side(str(dump), TableOptions()), side_of(shrunk))
+    assert [p.name for p in report.running] == ["app0"]
+    assert "running-slot-shrunk" in report.broken_codes
+    assert not any(s.offset < 0x110000 and s.end > 0x10000 for s in report.plan
+                   if s.action != "write-table")
