@@ -4,13 +4,20 @@ or made the simulator disagree with ESP-IDF v6.0.2's bootloader."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from partkit.diff import diff_tables, load_side, side_of
 from partkit.table.binary import encode
 from partkit.table.options import TableOptions
 from support import fieldsim
 from test_diff_sim import TWO_OTA, device, run, table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MB = 1 << 20
 
@@ -115,3 +122,78 @@ def test_running_slot_is_the_one_the_bootloader_falls_back_to(tmp_path: Path) ->
     assert "running-slot-shrunk" in report.broken_codes
     assert not any(s.offset < 0x110000 and s.end > 0x10000 for s in report.plan
                    if s.action != "write-table")
+
+
+@pytest.fixture(scope="module")
+def bootloader(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], bytes]:
+    """A real ESP32-C3 bootloader-like image whose header says the given flash size."""
+    from support.firmware import build_bootloader
+    from support.tools import require_tool
+
+    require_tool("riscv64-unknown-elf-gcc")
+    root = tmp_path_factory.mktemp("break-fw")
+    elf = build_bootloader(root, name="bl.bin").with_suffix(".elf")
+
+    def make(size: str) -> bytes:
+        out = root / f"bl-{size}.bin"
+        subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32c3", "elf2image",
+                        "--flash-size", size, "-o", str(out), str(elf)], check=True,
+                       capture_output=True)
+        return out.read_bytes()
+    return make
+
+
+def _flash(path: Path, old_csv: str, boot: bytes, length: int) -> Path:
+    """A flash image: a real bootloader, OLD's table, otadata selecting ota_0 and an image
+    header in each OTA slot, cut to ``length`` bytes."""
+    old = table(old_csv)
+    with open(path, "wb") as f:
+        f.write(boot.ljust(0x8000, b"\xff"))
+        f.write(encode(old, True).ljust(0x1000, b"\xff"))
+        f.truncate(length)
+    with open(path, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(1))
+        for p in old:
+            if p.type == 0 and p.offset < length:
+                f.seek(p.offset)
+                f.write(fieldsim.image_header(p.offset, 4 * MB))
+    return path
+
+
+@pytest.mark.firmware
+def test_apply_refuses_a_plan_that_reaches_past_an_unpadded_image(
+        tmp_path: Path, bootloader: Callable[[str], bytes]) -> None:
+    """An unpadded merge-bin output (1.25 MB, bootloader says 4MB): NEW adds a partition at
+    3 MB. diff is SAFE (the device has 4 MB), but the image cannot hold the erase: apply
+    wrote the table and then failed, leaving IMAGE half migrated. It must refuse before
+    the first write and say how to grow the image."""
+    from partkit.cli import main
+
+    image = _flash(tmp_path / "merged.bin", TWO_OTA, bootloader("4MB"), 0x140000)
+    before = image.read_bytes()
+    new = tmp_path / "new.csv"
+    new.write_text(TWO_OTA + "storage, data, spiffs, 0x300000, 0x100000,\n")
+    assert main(["image", "apply", str(image), str(new)]) == 2
+    assert image.read_bytes() == before
+    assert main(["image", "apply", str(image), str(new), "--flash-size", "4MB"]) == 0
+
+
+@pytest.mark.firmware
+def test_apply_flash_size_never_shrinks_the_header_under_old(
+        tmp_path: Path, bootloader: Callable[[str], bytes]) -> None:
+    """A 4 MB dump whose bootloader says 8MB, OLD with a partition at 6 MB, NEW without it
+    (erased on purpose) and ``--flash-size 4MB``: the header was set to 4MB before the
+    table was written, so until the table step OLD's table ends past the header's flash
+    and the bootloader refuses it (a kill between the two leaves an image that boots
+    nothing). Such a --flash-size is refused before anything is written."""
+    from partkit.cli import main
+
+    old = TWO_OTA + "storage, data, spiffs, 0x600000, 0x100000,\n"
+    image = _flash(tmp_path / "dump.bin", old, bootloader("8MB"), 4 * MB)
+    before = image.read_bytes()
+    new = tmp_path / "new.csv"
+    new.write_text(TWO_OTA)
+    assert main(["image", "apply", str(image), str(new), "--erase", "storage",
+                 "--flash-size", "4MB"]) == 2
+    assert image.read_bytes() == before

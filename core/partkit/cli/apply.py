@@ -161,12 +161,17 @@ def _image(args: argparse.Namespace) -> int:
 
         if grow not in FLASH_SIZE_CODE or (old.flash_size or 0) > grow:
             grow_image(args.image, grow, options.table_offset)  # raises the exact reason
+        _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
             header_flash_size=grow, header_where="--flash-size (written into the bootloader "
             "header first)"))
     report, table = _report(old, args, options)
     if not report.safe and not args.force:  # refuse before a copy or a grow
         return _run(ImageTarget(args.image), report, table, args)
+    from partkit.diff.apply import check_reach
+
+    check_reach(report.plan, max(grow or 0, old.flash_size or 0), args.image,
+                "grow the image to the devices' flash first: --flash-size S")
     path = args.image
     if args.output is not None and os.path.abspath(args.output) != os.path.abspath(path):
         path = _copy(args.image, args.output)
@@ -185,6 +190,19 @@ def _image(args: argparse.Namespace) -> int:
     if path != args.image:
         os.replace(path, args.output)
     return code
+
+
+def _keeps_old(old: TableSide, size: int, given: str) -> None:
+    """The header's new flash size is written before the table: OLD's table must fit it
+    too, or the bootloader refuses OLD's table until NEW is in place."""
+    end = max((p.end for p in old.table), default=0)
+    if end > size:
+        raise PartkitError(error(
+            f"--flash-size {given}: OLD's partitions end at 0x{end:x}, past it; the bootloader "
+            "header is set before the table is written, and until then the bootloader would "
+            "refuse OLD's table; nothing was written", SourceLocation(old.source),
+            "give a flash size that holds OLD and NEW (--flash-size grows, it does not shrink "
+            "below what the devices' table uses)"))
 
 
 def _copy(image: str, output: str) -> str:
@@ -235,4 +253,9 @@ def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
         old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
                         session.flash_size, loaded.warnings, field)
         report, table = _report(old, args, options)
+        if session.flash_size is not None and (report.safe or args.force):
+            from partkit.diff.apply import check_reach
+
+            check_reach(report.plan, session.flash_size, args.port,
+                        "NEW does not fit the chip's flash")
         return _run(target, report, table, args)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from partkit.diff.report import DiffReport
     from partkit.table.model import Partition
 
-__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "grow_image", "step_text"]
+__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "check_reach", "grow_image", "step_text"]
 
 SECTOR = 0x1000
 FLASH_SIZE_CODE = {(1 << code) << 20: code for code in range(8)}  # 1MB -> 0 ... 128MB -> 7
@@ -102,6 +102,17 @@ def _run(target: Target, step: Step, table: bytes) -> None:
                 target.erase_partition(region)
     else:  # pragma: no cover - ACTIONS is closed
         raise AssertionError(step.action)
+
+
+def check_reach(plan: tuple[Step, ...], size: int, label: str, hint: str) -> None:
+    """Refuse (before the first step) a plan with a step past ``size`` bytes of flash: it
+    would fail half way, after the table is written."""
+    past = [step_text(i, s) for i, s in enumerate(plan, start=1)
+            if max(s.end, (s.source or 0) + s.size) > size]
+    if past:
+        raise PartkitError(error(
+            f"the plan reaches past the end of {label} (0x{size:x} bytes): {'; '.join(past)}; "
+            "nothing was written", SourceLocation(label), hint))
 
 
 def apply_plan(target: Target, report: DiffReport, table: bytes,
