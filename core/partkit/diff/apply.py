@@ -146,8 +146,9 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
     return CheckFailed(error(
         f"step {step_text(number, plan[number - 1])} stopped: "
         + (cause.message if cause is not None else str(exc)),
-        None, ("the table is NEW's: run the remaining steps (partkit diff against NEW shows "
-               "what is left)" if after_table else
+        None, (f"the table is NEW's, so partkit diff and apply now see no change: redo step "
+               f"{number} and run the steps not started yourself (an erase: partkit image "
+               "erase / partkit device erase with the partition's name)" if after_table else
                "the table is still OLD's and the devices boot as before: run apply again"),
         tuple(notes)))
 
