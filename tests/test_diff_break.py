@@ -225,3 +225,27 @@ def test_apply_rerun_after_a_stop_past_the_table_finishes_the_plan(tmp_path: Pat
                         DiffOptions(running=("app0",)))
     apply_plan(ImageTarget(str(flash)), again, encode(new, True))
     assert flash.read_bytes()[0x310000:0x320000] == b"\xff" * 0x10000
+
+
+@pytest.mark.firmware
+def test_apply_flash_size_leaves_a_signed_bootloader_alone(
+        tmp_path: Path, bootloader: Callable[[str], bytes]) -> None:
+    """A bootloader signed for Secure Boot V2: its signature covers the header, so setting
+    the flash-size nibble makes the ROM refuse it (no boot at all). esptool only rewrites
+    headers where secure boot is off; apply --flash-size must refuse before writing."""
+    from partkit.cli import main
+
+    plain = tmp_path / "bl.bin"
+    plain.write_bytes(bootloader("4MB"))
+    key, signed = tmp_path / "key.pem", tmp_path / "bl-signed.bin"
+    for cmd in (["generate-signing-key", "--version", "2", "--scheme", "ecdsa256", str(key)],
+                ["sign-data", "--version", "2", "--keyfile", str(key), "-o", str(signed),
+                 str(plain)]):
+        subprocess.run([sys.executable, "-m", "espsecure", *cmd], check=True,
+                       capture_output=True)
+    image = _flash(tmp_path / "flash.bin", TWO_OTA, signed.read_bytes(), 4 * MB)
+    before = image.read_bytes()
+    new = tmp_path / "new.csv"
+    new.write_text(TWO_OTA + "storage, data, spiffs, 0x400000, 0x400000,\n")
+    assert main(["image", "apply", str(image), str(new), "--flash-size", "8MB"]) == 2
+    assert image.read_bytes() == before

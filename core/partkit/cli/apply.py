@@ -157,10 +157,9 @@ def _image(args: argparse.Namespace) -> int:
         grow = size_option("--flash-size", args.flash_size)
     old = load_side(args.image, options)  # bad input before anything is copied or grown
     if grow is not None:
-        from partkit.diff.apply import FLASH_SIZE_CODE
+        from partkit.diff.apply import check_growable
 
-        if grow not in FLASH_SIZE_CODE or (old.flash_size or 0) > grow:
-            grow_image(args.image, grow, options.table_offset)  # raises the exact reason
+        check_growable(args.image, grow, options.table_offset)  # raises the exact reason
         _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
             header_flash_size=grow, header_where="--flash-size (written into the bootloader "

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from partkit.diff.report import DiffReport
     from partkit.table.model import Partition
 
-__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "check_reach", "grow_image", "step_text"]
+__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "check_growable", "check_reach",
+           "grow_image", "step_text"]
 
 SECTOR = 0x1000
 FLASH_SIZE_CODE = {(1 << code) << 20: code for code in range(8)}  # 1MB -> 0 ... 128MB -> 7
@@ -156,9 +157,9 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 # --- growing an image to a bigger flash ------------------------------------------------------
 
 
-def grow_image(path: str, size: int, table_offset: int) -> str | None:
-    """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
-    size; returns where the header was (None: no bootloader found, only the file grew)."""
+def check_growable(path: str, size: int, table_offset: int) -> int | None:
+    """Raise (nothing written) when :func:`grow_image` cannot grow ``path`` to ``size``;
+    returns the bootloader's offset (None: no bootloader found)."""
     from partkit.check.appimage import read_image
     from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.flash import imagefile
@@ -171,12 +172,30 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
                                            "(1MB..128MB, a power of two)" if code is None
                                            else f"smaller than the image ({current} bytes)"),
             SourceLocation(path), "give the devices' flash size, at least the image's length"))
-    header_at = None
     for offset in sorted(set(BOOTLOADER_OFFSET.values())):
         if offset < table_offset and offset < current and imagefile.read_region(
                 path, offset, 1) == b"\xe9":
-            header_at = offset
-            break
+            region = imagefile.read_region(path, offset, table_offset - offset)
+            if read_image(region, f"{path}@0x{offset:x}").signature_length:
+                raise PartkitError(error(
+                    f"the bootloader at 0x{offset:x} is signed (Secure Boot V2): its "
+                    "signature covers the header's flash size, and a changed header would "
+                    "not boot; nothing was written", SourceLocation(path),
+                    "build and sign the bootloader for the new flash size, put it into the "
+                    "image (partkit image write), then apply without --flash-size"))
+            return offset
+    return None
+
+
+def grow_image(path: str, size: int, table_offset: int) -> str | None:
+    """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
+    size; returns where the header was (None: no bootloader found, only the file grew)."""
+    from partkit.check.appimage import read_image
+    from partkit.flash import imagefile
+
+    header_at = check_growable(path, size, table_offset)
+    code = FLASH_SIZE_CODE[size]
+    current = imagefile.image_size(path)
     if size > current:
         with open(path, "r+b") as f:
             f.seek(0, 2)
