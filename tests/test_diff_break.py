@@ -249,3 +249,15 @@ def test_apply_flash_size_leaves_a_signed_bootloader_alone(
     new.write_text(TWO_OTA + "storage, data, spiffs, 0x400000, 0x400000,\n")
     assert main(["image", "apply", str(image), str(new), "--flash-size", "8MB"]) == 2
     assert image.read_bytes() == before
+
+
+def test_ota_slots_with_a_gap_cannot_update() -> None:
+    """NEW keeps two OTA rows but as ota_0 and ota_2: esp_ota_get_next_update_partition
+    hands out ota_2, and esp_ota_set_boot_partition then refuses it (the app counts OTA
+    slots from ota_0 up to the first missing subtype: 1), while the bootloader never
+    reaches index 2 of 2 slots. diff said SAFE although the devices can no longer update."""
+    new = table(TWO_OTA.replace("app1,     app,  ota_1,", "app1,     app,  ota_2,"))
+    report = diff_tables(side_of(table(TWO_OTA)), side_of(new), DiffOptions(running=("app0",)))
+    assert "ota-slots" in report.broken_codes
+    (v,) = [v for v in report.violations if v.code == "ota-slots"]
+    assert "ota_1" in v.message
