@@ -261,3 +261,12 @@ def test_ota_slots_with_a_gap_cannot_update() -> None:
     assert "ota-slots" in report.broken_codes
     (v,) = [v for v in report.violations if v.code == "ota-slots"]
     assert "ota_1" in v.message
+
+
+def test_encrypted_flag_on_tee_ota_is_ignored() -> None:
+    """partition.c treats tee_ota like otadata and nvs_keys: always encrypted under flash
+    encryption, never otherwise, whatever the flag says. Flipping it changes nothing."""
+    base = TWO_OTA + "tee_otadata, data, tee_ota, 0x310000, 0x2000,\n"
+    new = table(base.replace("0x310000, 0x2000,", "0x310000, 0x2000, encrypted"))
+    report = diff_tables(side_of(table(base)), side_of(new), DiffOptions(running=("app0",)))
+    assert report.safe, report.violations

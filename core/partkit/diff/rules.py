@@ -377,7 +377,8 @@ def _encryption(ctx: DiffContext) -> list[Violation]:
         if (old is None or new is None or new.type != DATA or old.encrypted == new.encrypted
                 or ctx.erased(change)):
             continue
-        if new.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_NVS_KEYS) and old.subtype == new.subtype:
+        if (new.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_NVS_KEYS, SUBTYPE_DATA_TEE_OTA)
+                and old.subtype == new.subtype):
             continue  # always encrypted under flash encryption, never otherwise: no effect
         now = "encrypted" if new.encrypted else "no longer encrypted"
         out.append(Violation(
