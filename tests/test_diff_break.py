@@ -270,3 +270,21 @@ def test_encrypted_flag_on_tee_ota_is_ignored() -> None:
     new = table(base.replace("0x310000, 0x2000,", "0x310000, 0x2000, encrypted"))
     report = diff_tables(side_of(table(base)), side_of(new), DiffOptions(running=("app0",)))
     assert report.safe, report.violations
+
+
+def test_apply_output_that_cannot_be_replaced_is_bad_input(tmp_path: Path) -> None:
+    """``-o`` naming a directory: apply ran on a temporary copy, then os.replace raised
+    IsADirectoryError (a traceback) and left the 4 MB temporary copy behind."""
+    from partkit.cli import main
+    from test_diff_sim import _image
+
+    image = tmp_path / "img.bin"
+    _image(image, encode(table(TWO_OTA), True), 4 * MB, 4 * MB)
+    new = tmp_path / "new.csv"
+    new.write_text(TWO_OTA + "storage, data, spiffs, 0x310000, 0x10000,\n")
+    (tmp_path / "out").mkdir()
+    before = image.read_bytes()
+    assert main(["image", "apply", str(image), str(new), "--running", "app0",
+                 "-o", str(tmp_path / "out")]) == 2
+    assert image.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.bin", "new.csv", "out"]

@@ -173,6 +173,9 @@ def _image(args: argparse.Namespace) -> int:
                 "grow the image to the devices' flash first: --flash-size S")
     path = args.image
     if args.output is not None and os.path.abspath(args.output) != os.path.abspath(path):
+        if os.path.isdir(args.output):
+            raise PartkitError(error("-o: is a directory, expected a file path",
+                                     SourceLocation(args.output), "name the output file"))
         path = _copy(args.image, args.output)
     try:
         if grow is not None:
@@ -187,7 +190,12 @@ def _image(args: argparse.Namespace) -> int:
             os.unlink(path)
         raise
     if path != args.image:
-        os.replace(path, args.output)
+        try:
+            os.replace(path, args.output)
+        except OSError as exc:
+            os.unlink(path)
+            raise PartkitError(error(f"cannot write {args.output}: {exc.strerror}",
+                                     SourceLocation(args.output))) from None
     return code
 
 
