@@ -288,3 +288,17 @@ def test_apply_output_that_cannot_be_replaced_is_bad_input(tmp_path: Path) -> No
                  "-o", str(tmp_path / "out")]) == 2
     assert image.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.bin", "new.csv", "out"]
+
+
+def test_a_moved_nvs_is_erased_before_the_table_describes_it() -> None:
+    """nvs moves onto a removed spiffs (both erased on purpose). The plan erased the new
+    NVS region after the table, whose step asks the app to restart: the restarted app's
+    nvs_flash_init reads the spiffs bytes (and its erase then runs under a live NVS). The
+    simulator found the brick although diff said SAFE; erasing first leaves none."""
+    old = table(TWO_OTA + "storage, data, spiffs, 0x310000, 0x10000,\n")
+    new = table(TWO_OTA.replace("nvs,      data, nvs,     0x9000,  0x4000,\n", "")
+                + "nvs, data, nvs, 0x310000, 0x4000,\n")
+    report, out = run(old, new, "app0", erase=("nvs", "storage"))
+    assert report.safe, report.violations  # type: ignore[attr-defined]
+    assert [s.action for s in report.plan] == ["erase", "write-table"]  # type: ignore[attr-defined]
+    assert out.failures == [], out.failures[:3]
