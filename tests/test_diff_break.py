@@ -302,3 +302,24 @@ def test_a_moved_nvs_is_erased_before_the_table_describes_it() -> None:
     assert report.safe, report.violations  # type: ignore[attr-defined]
     assert [s.action for s in report.plan] == ["erase", "write-table"]  # type: ignore[attr-defined]
     assert out.failures == [], out.failures[:3]
+
+
+def test_apply_flash_size_without_a_bootloader_does_not_claim_a_header(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image with no bootloader (a dump of the table onwards, erased below it): apply
+    --flash-size only grows the file, but the report said the size was "written into the
+    bootloader header first" while stderr said no bootloader was found."""
+    import json
+
+    from partkit.cli import main
+
+    image = tmp_path / "img.bin"
+    data = bytearray(b"\xff" * 4 * MB)
+    data[0x8000:0x8C00] = encode(table(TWO_OTA), True).ljust(0xC00, b"\xff")
+    image.write_bytes(bytes(data))
+    new = tmp_path / "new.csv"
+    new.write_text(TWO_OTA + "storage, data, spiffs, 0x400000, 0x100000,\n")
+    assert main(["image", "apply", str(image), str(new), "--running", "app0",
+                 "--flash-size", "8MB", "--json"]) == 0
+    source = json.loads(capsys.readouterr().out)["flash_size_source"]
+    assert "written into" not in source and "holds no bootloader" in source

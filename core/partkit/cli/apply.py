@@ -159,11 +159,13 @@ def _image(args: argparse.Namespace) -> int:
     if grow is not None:
         from partkit.diff.apply import check_growable
 
-        check_growable(args.image, grow, options.table_offset)  # raises the exact reason
+        header_at = check_growable(args.image, grow, options.table_offset)  # or raises
         _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
-            header_flash_size=grow, header_where="--flash-size (written into the bootloader "
-            "header first)"))
+            header_flash_size=grow, header_where=(
+                f"--flash-size (written into the bootloader header at 0x{header_at:x} first)"
+                if header_at is not None else
+                "--flash-size (the image holds no bootloader: only the file grows)")))
     report, table = _report(old, args, options)
     if not report.safe and not args.force:  # refuse before a copy or a grow
         return _run(ImageTarget(args.image), report, table, args)
