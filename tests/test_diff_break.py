@@ -323,3 +323,50 @@ def test_apply_flash_size_without_a_bootloader_does_not_claim_a_header(
                  "--flash-size", "8MB", "--json"]) == 0
     source = json.loads(capsys.readouterr().out)["flash_size_source"]
     assert "written into" not in source and "holds no bootloader" in source
+
+
+def _pending_dump(path: Path, old_csv: str = TWO_OTA, seqs: tuple[int, int] = (1, 2)) -> Path:
+    """OLD after an OTA that was booted but not yet confirmed: sector 0 holds the last
+    good app's record (valid), sector 1 the new app's (pending_verify); by default seq 1
+    (ota_0) and seq 2 (ota_1)."""
+    from test_diff_sim import _image
+
+    old = table(old_csv)
+    _image(path, encode(old, True), 4 * MB, 4 * MB)
+    with open(path, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(seqs[0], fieldsim.STATE_VALID))
+        f.seek(0xE000)
+        f.write(fieldsim.otadata_record(seqs[1], 1))  # ESP_OTA_IMG_PENDING_VERIFY
+        for p in old:
+            if p.type == 0:
+                f.seek(p.offset)
+                f.write(fieldsim.image_header(p.offset, 4 * MB))
+    return path
+
+
+def test_a_pending_app_keeps_its_rollback_slot(tmp_path: Path) -> None:
+    """With rollback, a record still pending_verify at boot is marked aborted and the other
+    record's slot boots (bootloader_utility.c). diff took only ota_1 (pending) for the
+    running slot, called shrinking ota_0 SAFE and planned to erase it: a pending app that
+    crashes before confirming itself then boots again and again, with nothing to roll back
+    to. Both slots count as running."""
+    dump = _pending_dump(tmp_path / "dump.bin")
+    shrunk = table(TWO_OTA.replace("0x10000, 1M", "0x10000, 0x80000"))
+    report = diff_tables(load_side(str(dump), TableOptions()), side_of(shrunk))
+    assert sorted(p.name for p in report.running) == ["app0", "app1"]
+    assert "running-slot-shrunk" in report.broken_codes
+    assert not any(s.offset < 0x110000 and s.end > 0x10000 for s in report.plan
+                   if s.action != "write-table")
+
+
+def test_a_pending_app_is_not_committed_by_an_otadata_rewrite(tmp_path: Path) -> None:
+    """Going to 3 slots needs a re-sequenced record before the table; written in state
+    undefined over the rollback record, it would confirm the unverified app and drop the
+    way back. Unsafe until the app is confirmed (or rolled back)."""
+    old = TWO_OTA.replace("1M,", "0x80000,").replace("0x110000", "0x90000")
+    dump = _pending_dump(tmp_path / "dump.bin", old, (2, 3))  # ota_0 pending, of 2 slots
+    three = table(old + "app2, app, ota_2, 0x110000, 0x80000,\n")
+    report = diff_tables(load_side(str(dump), TableOptions()), side_of(three))
+    assert "ota-reindex" in report.broken_codes
+    assert any("pending" in v.message for v in report.violations)

@@ -209,6 +209,12 @@ def switch(ctx: DiffContext) -> Switch:
         if write.seq_after(ctx.seq) is not None and seq_slot(ctx.seq, n_new) == remap.get(
                 seq_slot(ctx.seq, n_old)):
             return Switch(None, o_new, "", ())  # OLD's record already selects it under NEW
+    if ctx.old.awaiting_verify:
+        return Switch(None, o_new, "", ((
+            "OLD's active otadata record awaits verification (new or pending_verify: "
+            "rollback); a re-sequenced record would confirm the unverified app and overwrite "
+            "the record a rollback boots; confirm the app (or let it roll back) first",
+            tuple(p.name for p in ctx.running)),))
     pairs = ", ".join(f"ota_{a} of {n_old} -> ota_{b} of {n_new}" for a, b in sorted(
         remap.items()))
     return Switch(OtaWrite(False, n_old, n_new, tuple(sorted(remap.items()))), o_new,
