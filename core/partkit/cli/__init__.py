@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("partkit.cli.data", "build NVS/LittleFS/FAT images sized from the table"),
     "device": ("partkit.cli.device", "partitions on a connected chip (esptool, one connection)"),
     "parttool": ("partkit.cli.parttool", "drop-in for parttool.py's command line (port or image)"),
+    "arduino": ("partkit.cli.arduino", "Arduino esp32 builds checked against their real table"),
 }
 
 USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "
@@ -118,8 +119,7 @@ def _main(argv: list[str] | None) -> int:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
         return 2
-    import importlib
-
-    module = importlib.import_module(entry[0])
-    code: int = module.run(args[1:])
+    __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
+    module = sys.modules[entry[0]]
+    code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
     return code

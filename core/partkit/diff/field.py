@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from math import gcd
 
-from partkit.flash.otadata import seq_slot
+from partkit.flash.otadata import slot_of_seq
 from partkit.table.names import (
     APP,
     SUBTYPE_APP_FACTORY,
@@ -59,7 +59,7 @@ def boot_choice(table: PartitionTable, seq: int | None, has_otadata: bool) -> Pa
     factory = [p for p in table if p.type == APP and p.subtype == SUBTYPE_APP_FACTORY]
     count = ota_count(table)
     if has_otadata and seq is not None and count:
-        return _slot(table, seq_slot(seq, count))
+        return _slot(table, slot_of_seq(seq, count))
     if factory:
         return factory[-1]
     return _slot(table, 0)  # then the bootloader tries slots 1.. in turn
@@ -74,7 +74,7 @@ def boot_order(table: PartitionTable, seq: int | None, has_otadata: bool) -> lis
     count = ota_count(table)
     start = -1  # factory (without one, index 0 comes next either way)
     if has_otadata and seq is not None and count:
-        start = seq_slot(seq, count)
+        start = slot_of_seq(seq, count)
     order = [*range(start, -2, -1), *range(start + 1, count)]
     found = [factory[-1] if i == -1 and factory else _slot(table, i) if i >= 0 else None
              for i in order]

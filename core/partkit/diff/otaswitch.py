@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.field import boot_choice, bridging_seq, ota_count, ota_index
-from partkit.flash.otadata import seq_slot
+from partkit.flash.otadata import slot_of_seq
 from partkit.table.names import (
     APP,
     DATA,
@@ -67,7 +67,7 @@ class OtaWrite(Record):
             return None
         if self.count_old == 0:
             return bridging_seq(active or 0, ((self.remap[0][1], self.count_new),))
-        k_old = 0 if active is None else seq_slot(active, self.count_old)
+        k_old = 0 if active is None else slot_of_seq(active, self.count_old)
         k_new = dict(self.remap).get(k_old)
         if k_new is None:
             return None
@@ -206,8 +206,8 @@ def switch(ctx: DiffContext) -> Switch:
         return Switch(None, o_new, "", ())  # (a factory app running with blank otadata)
     if ctx.seq is not None:
         write = OtaWrite(False, n_old, n_new, tuple(sorted(remap.items())))
-        if write.seq_after(ctx.seq) is not None and seq_slot(ctx.seq, n_new) == remap.get(
-                seq_slot(ctx.seq, n_old)):
+        if write.seq_after(ctx.seq) is not None and slot_of_seq(ctx.seq, n_new) == remap.get(
+                slot_of_seq(ctx.seq, n_old)):
             return Switch(None, o_new, "", ())  # OLD's record already selects it under NEW
     if ctx.old.awaiting_verify:
         return Switch(None, o_new, "", ((
