@@ -370,3 +370,25 @@ def test_a_pending_app_is_not_committed_by_an_otadata_rewrite(tmp_path: Path) ->
     report = diff_tables(load_side(str(dump), TableOptions()), side_of(three))
     assert "ota-reindex" in report.broken_codes
     assert any("pending" in v.message for v in report.violations)
+
+
+def test_a_slot_past_the_end_of_an_unpadded_image_is_not_taken_for_blank(
+        tmp_path: Path) -> None:
+    """An unpadded merge-bin output ends before ota_2, which otadata selects: the devices
+    keep whatever their flash holds there, so ota_2 stays the running slot (the bootloader
+    falls back only from a slot known to be blank)."""
+    from test_diff_sim import _image
+
+    old = table(THREE_OTA)
+    merged = tmp_path / "merged.bin"
+    _image(merged, encode(old, True), 4 * MB, 0x140000)
+    with open(merged, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(3))  # (3 - 1) % 3: ota_2 at 0x210000, past the end
+        for offset in (0x10000, 0x110000):
+            f.seek(offset)
+            f.write(fieldsim.image_header(offset, 4 * MB))
+    shrunk = table(THREE_OTA.replace("0x210000, 0x100000", "0x210000, 0x80000"))
+    report = diff_tables(load_side(str(merged), TableOptions()), side_of(shrunk))
+    assert [p.name for p in report.running] == ["app2"]
+    assert "running-slot-shrunk" in report.broken_codes

@@ -44,8 +44,9 @@ class Field(Record):
     ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
     checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
     the table's otadata partition, whose active record says which slot boots.
-    ``app_images``: the offsets of the app slots that start with an image's magic byte
-    (the bootloader skips a slot without an image and boots the next one it tries).
+    ``app_images``: the offsets of the app slots that start with an image's magic byte, or
+    lie past the end of the source (unknown, so not taken for blank): the bootloader skips
+    a slot without an image and boots the next one it tries.
     """
 
     __slots__ = ("app_images", "header_flash_size", "header_where", "otadata")
@@ -215,8 +216,9 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     found = parsed.find(DATA, SUBTYPE_DATA_OTA)
     if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
         otadata = read(found[0].offset, min(found[0].size, 0x2000))
-    images = frozenset(p.offset for p in parsed if p.type == APP
-                       and (size is None or p.offset < size) and read(p.offset, 1) == b"\xe9")
+    # past the end of an unpadded image the devices keep what they hold: not known blank
+    images = frozenset(p.offset for p in parsed if p.type == APP and (
+        (size is not None and p.offset >= size) or read(p.offset, 1) == b"\xe9"))
     return Field(header, where, otadata, images)
 
 
