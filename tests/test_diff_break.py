@@ -392,3 +392,26 @@ def test_a_slot_past_the_end_of_an_unpadded_image_is_not_taken_for_blank(
     report = diff_tables(load_side(str(merged), TableOptions()), side_of(shrunk))
     assert [p.name for p in report.running] == ["app2"]
     assert "running-slot-shrunk" in report.broken_codes
+
+
+def test_no_sequence_number_left_is_not_safe(tmp_path: Path) -> None:
+    """The active record is seq 0xFFFFFFF4: ota_0 of 3 slots. Going to 5 slots needs a
+    record above it with seq - 1 a multiple of 15, and the next one is 0xFFFFFFFF, an erased
+    record. diff said SAFE with a write-otadata step that apply could not compute."""
+    from test_diff_sim import _image
+
+    old = (TWO_OTA.replace("1M,", "0x80000,").replace("0x110000", "0x90000")
+           + "app2, app, ota_2, 0x110000, 0x80000,\n")
+    dump = tmp_path / "dump.bin"
+    _image(dump, encode(table(old), True), 4 * MB, 4 * MB)
+    with open(dump, "r+b") as f:
+        f.seek(0xD000)
+        f.write(fieldsim.otadata_record(0xFFFFFFF4))  # (0xFFFFFFF3) % 3 == 0, % 5 == 3
+        for offset in (0x10000, 0x90000, 0x110000):
+            f.seek(offset)
+            f.write(fieldsim.image_header(offset, 4 * MB))
+    five = table(old + "app3, app, ota_3, 0x190000, 0x80000,\n"
+                 "app4, app, ota_4, 0x210000, 0x80000,\n")
+    report = diff_tables(load_side(str(dump), TableOptions()), side_of(five))
+    assert [p.name for p in report.running] == ["app0"]
+    assert "ota-reindex" in report.broken_codes

@@ -206,9 +206,14 @@ def switch(ctx: DiffContext) -> Switch:
         return Switch(None, o_new, "", ())  # (a factory app running with blank otadata)
     if ctx.seq is not None:
         write = OtaWrite(False, n_old, n_new, tuple(sorted(remap.items())))
-        if write.seq_after(ctx.seq) is not None and slot_of_seq(ctx.seq, n_new) == remap.get(
-                slot_of_seq(ctx.seq, n_old)):
+        if slot_of_seq(ctx.seq, n_new) == remap.get(slot_of_seq(ctx.seq, n_old)):
             return Switch(None, o_new, "", ())  # OLD's record already selects it under NEW
+        if write.seq_after(ctx.seq) is None:
+            return Switch(None, o_new, "", ((
+                f"no sequence number above OLD's active record (0x{ctx.seq:x}) selects the "
+                "running slot under both tables before 0xFFFFFFFF (an erased record); reset "
+                "otadata to a low sequence number selecting the running slot first",
+                tuple(p.name for p in ctx.running)),))
     if ctx.old.awaiting_verify:
         return Switch(None, o_new, "", ((
             "OLD's active otadata record awaits verification (new or pending_verify: "
