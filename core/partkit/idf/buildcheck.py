@@ -158,11 +158,32 @@ def _placements(build: IdfBuild, table: PartitionTable) -> tuple[list[Placement]
     return placements, findings
 
 
+def _in_idf_terms(finding: Finding, build: IdfBuild, budget_names: dict[str, str]) -> Finding:
+    """Say it as the ESP-IDF project spells it: budgets by their Kconfig name when they came
+    from sdkconfig, and a remedy that does not send the user into $IDF_PATH."""
+    d = finding.diagnostic
+    message, hint = d.message, d.hint
+    for option, name in budget_names.items():
+        message = message.replace(f"the {option} budget", f"the {name} budget")
+    if build.table_builtin and finding.code in ("app-too-small", "some-slots-too-small",
+                                                "budget-fail", "budget-warn"):
+        hint = (f"the table is ESP-IDF's built-in {build.table_builtin}: choose a larger "
+                "built-in table (menuconfig > Partition Table, e.g. 'Single factory app "
+                "(large), no OTA') or your own CSV (CONFIG_PARTITION_TABLE_CUSTOM) with a "
+                "bigger app partition, or shrink the app")
+    if (message, hint) == (d.message, d.hint):
+        return finding
+    return finding.replace(diagnostic=d.replace(message=message, hint=hint))
+
+
 def check_build(build: IdfBuild, *, warn_free: Budget | None = None,
                 fail_free: Budget | None = None, verify: bool = True,
-                strict: bool = False) -> BuildCheck:
+                strict: bool = False,
+                budget_names: dict[str, str] | None = None) -> BuildCheck:
     """Check the table, the app and bootloader, and where every flashed file lands.
 
+    ``budget_names`` renames a budget option in messages (``{"--fail-free":
+    "CONFIG_PARTKIT_FAIL_FREE"}`` when the budget came from the project's Kconfig).
     Raises PartkitError (exit 2) for missing or malformed inputs; failed checks are in the
     result (``exit_code`` 1).
     """
@@ -181,6 +202,10 @@ def check_build(build: IdfBuild, *, warn_free: Budget | None = None,
         bootloader_offset=None if bootloader is None else bootloader.offset,
         warn_free=warn_free, fail_free=fail_free, table_warnings=loaded.warnings)
     placements, findings = _placements(build, table)
+    names = budget_names or {}
+    if report.app is not None:
+        report = report.replace(app=report.app.replace(findings=tuple(
+            _in_idf_terms(f, build, names) for f in report.app.findings)))
     return BuildCheck(build, report, tuple(placements), tuple(findings))
 
 
@@ -195,8 +220,12 @@ def to_text(result: BuildCheck) -> str:
     if result.placements:
         lines.append("flashed files:")
         for p in sorted(result.placements, key=lambda p: p.image.offset):
-            verdict = "ok" if p.fits or p.region in ("bootloader", "partition table") else (
-                "NOT IN A PARTITION" if not p.region else f"OVER by {p.size - p.room:#x}")
+            if p.region == "partition table" or p.fits:
+                verdict = "ok"
+            elif not p.region:
+                verdict = "NOT IN A PARTITION"
+            else:
+                verdict = f"OVER by {p.size - p.room:#x}"
             rel = os.path.relpath(p.image.path, build.build_dir)
             lines.append(f"  0x{p.image.offset:08x} {rel:<40} {p.size:>9} bytes -> "
                          f"{p.region or '-'}: {verdict}")
@@ -208,6 +237,10 @@ def to_text(result: BuildCheck) -> str:
         body = body.rsplit("check ", 1)[0] + (
             f"check {verdict}: {errors} error{'s' * (errors != 1)}, "
             f"{warnings} warning{'s' * (warnings != 1)}\n")
+    if build.not_checked and " OK: " in body:
+        # Never an unqualified OK: say what this run could not look at.
+        body = body.replace("check OK: ", "check OK (partly): ", 1) + "".join(
+            f"not checked: {what}\n" for what in build.not_checked)
     return head + body if not lines else head + "\n".join(lines) + "\n" + body
 
 
@@ -228,7 +261,11 @@ def to_json(result: BuildCheck) -> dict[str, object]:
         "table": build.table,
         "table_source": build.table_source,
         "flash_size": build.flash_size_text,
+        "extra_partition_subtypes": list(build.extra_subtypes),
     }
+    # What this run could not look at ("the app: ..."), so "ok" is never read as more.
+    doc["not_checked"] = list(build.not_checked)
+    doc["complete"] = not build.not_checked
     doc["flashed"] = [{
         "name": p.image.name, "offset": p.image.offset, "path": p.image.path, "size": p.size,
         "region": p.region or None, "room": p.room, "fits": p.fits,
