@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from partkit.cli import main
 from partkit.idf.builddir import read_extra_subtypes
 from support.firmware import app_of_size, bootloader_of_size

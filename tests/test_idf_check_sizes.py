@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit.common.resources import resource_dir
 from support.idf_build import CSV_LINE, make_idf_build
 

@@ -271,7 +271,7 @@ def read_extra_subtypes(path: str) -> tuple[str, ...]:
         words = line.split("--extra-partition-subtypes", 1)
         if len(words) == 2:
             try:
-                return tuple(w for w in shlex.split(words[1]) if w)
+                return tuple(w.replace(" ", "") for w in shlex.split(words[1]) if w.strip())
             except ValueError:
                 break
     types = ("APP", "DATA", "BOOTLOADER", "PARTITION_TABLE")
