@@ -124,6 +124,11 @@ def test_idf_py_extension_takes_options(project: Path) -> None:
     start = as_json.stdout.index('{\n  "schema"')
     doc = json.loads(as_json.stdout[start:as_json.stdout.rindex("}") + 1])
     assert doc["ok"] is True and doc["idf_build"]["target"] == "linux"
+    # idf.py prints its own lines on stdout too: -o is the way to a file to parse,
+    # relative to where idf.py runs.
+    to_file = _idf(project, "partkit-check", "-o", "report.json")
+    assert to_file.returncode == 0, to_file.stdout + to_file.stderr
+    assert json.loads((project / "report.json").read_text())["ok"] is True
 
 
 def test_partition_lookups_answered_by_partkit(project: Path) -> None:
