@@ -122,6 +122,14 @@ def test_bad_input_is_a_clear_error(files: Path) -> None:
     assert "missing.csv" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_directory_is_no_binary(files: Path) -> None:
+    # A wrong path that names a directory must not be measured as a 4K "binary".
+    (files / "build").mkdir()
+    r = _run(files, "bootloader", "0x0", "build")
+    assert r.returncode == 2
+    assert "build: error: not a file" in r.stderr and "Bootloader binary size" not in r.stdout
+
+
 def test_bootloader_offset_at_the_table_is_bad_input(files: Path) -> None:
     r = _run(files, "--allow-failures", "bootloader", "0x8000", "small.bin")
     assert r.returncode == 2

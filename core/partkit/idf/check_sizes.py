@@ -188,12 +188,18 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
 
 
 def _file_size(path: str) -> int:
+    import stat
+
     from partkit.common.errors import PartkitError, SourceLocation, error
 
     try:
-        return os.stat(path).st_size
+        info = os.stat(path)
     except OSError as exc:
         raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
+    if not stat.S_ISREG(info.st_mode):  # a directory's size is no binary's size
+        raise PartkitError(error("not a file", SourceLocation(path),
+                                 hint="pass the binary the build made (a .bin file)"))
+    return info.st_size
 
 
 def main(argv: Sequence[str] | None = None) -> int:

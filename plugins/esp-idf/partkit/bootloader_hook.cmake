@@ -15,7 +15,13 @@ function(_partkit_bootloader_hook)
   endif()
   idf_build_get_property(python PYTHON)
   idf_build_get_property(build_dir BUILD_DIR)
-  idf_build_get_property(project_bin PROJECT_BIN)
+  idf_build_get_property(project_bin PROJECT_BIN)  # v6.0; a variable in v5.x
+  if(NOT project_bin)
+    set(project_bin "${PROJECT_BIN}")
+  endif()
+  if(NOT project_bin)
+    set(project_bin "${CMAKE_PROJECT_NAME}.bin")
+  endif()
   add_custom_target(partkit_bootloader_check
     COMMAND ${python} "${PARTKIT_CHECK_SIZES}" --offset ${PARTITION_TABLE_OFFSET}
       bootloader --partkit-sdkconfig "${SDKCONFIG}" ${BOOTLOADER_OFFSET}
