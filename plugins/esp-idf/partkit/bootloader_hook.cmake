@@ -22,9 +22,13 @@ function(_partkit_bootloader_hook)
   if(NOT project_bin)
     set(project_bin "${CMAKE_PROJECT_NAME}.bin")
   endif()
+  set(offset "${BOOTLOADER_OFFSET}")  # what ESP-IDF's own bootloader check is given
+  if("${offset}" STREQUAL "")
+    set(offset "${CONFIG_BOOTLOADER_OFFSET_IN_FLASH}")
+  endif()
   add_custom_target(partkit_bootloader_check
     COMMAND ${python} "${PARTKIT_CHECK_SIZES}" --offset ${PARTITION_TABLE_OFFSET}
-      bootloader --partkit-sdkconfig "${SDKCONFIG}" ${BOOTLOADER_OFFSET}
+      bootloader --partkit-sdkconfig "${SDKCONFIG}" ${offset}
       "${build_dir}/${project_bin}"
     DEPENDS gen_project_binary
     WORKING_DIRECTORY "${build_dir}"

@@ -53,11 +53,15 @@ if(CONFIG_PARTKIT_PARTITION_INFO)
       set(extra --extra-partition-subtypes ${extra_subtypes})
     endif()
     idf_build_get_property(build_dir BUILD_DIR)
+    set(bootloader)
+    if(NOT "${BOOTLOADER_OFFSET}" STREQUAL "")  # ESP-IDF v5.1 leaves it unset here
+      set(bootloader --primary-bootloader-offset ${BOOTLOADER_OFFSET})
+    endif()
     execute_process(
       WORKING_DIRECTORY "${build_dir}/partkit"
       COMMAND ${python} -m partkit parttool -q
         --partition-table-offset ${PARTITION_TABLE_OFFSET}
-        --primary-bootloader-offset ${BOOTLOADER_OFFSET} ${RECOVERY_BOOTLOADER_OPTION}
+        ${bootloader} ${RECOVERY_BOOTLOADER_OPTION}
         --partition-table-file ${PARTITION_CSV_PATH}
         get_partition_info ${selector} --info ${part_info} ${extra}
       OUTPUT_VARIABLE info RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
