@@ -170,10 +170,10 @@ def test_minimal_build_takes_partkit_from_the_component_manager(
         project: Path, tmp_path: Path) -> None:
     # Set-up route 1: main/idf_component.yml names the component; main's CMakeLists.txt
     # does not mention partkit, and the project has no EXTRA_COMPONENT_DIRS.
-    try:
-        import idf_component_manager  # noqa: F401  (in ESP-IDF's Python, via requirements)
-    except ImportError:
-        pytest.skip("the component manager is not installed in this Python")
+    probe = subprocess.run([_idf_python(), "-c", "import idf_component_manager"],
+                           capture_output=True)
+    if probe.returncode != 0:  # ESP-IDF's requirements install it; a trimmed env may not
+        pytest.skip(f"the component manager is not installed in {_idf_python()}")
     copy = tmp_path / "managed"
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns("build", "sdkconfig*"))
     shutil.copy(PROJECT / "sdkconfig.defaults", copy / "sdkconfig.defaults")
