@@ -241,3 +241,14 @@ def test_secure_boot_build_keeps_flash_size_and_checks_the_bootloader(
     bootloader_of_size(fx.build / "bootloader", 0x8010, name="bootloader.bin")
     rc, _, err = _check(capsys, fx.build)
     assert rc == 1 and "Bootloader binary size 0x8010 bytes is too large" in err
+
+
+def test_component_cmake_hints_end_with_a_full_stop() -> None:
+    # The component's configure-time messages read like the CMake module's: "Hint: ...".
+    from partkit.common.resources import resource_dir
+
+    text = Path(resource_dir("idf"), "project_include.cmake").read_text()
+    hints = [line.strip() for line in text.splitlines() if '"Hint:' in line]
+    assert hints
+    for hint in hints:
+        assert hint.endswith('.")'), hint
