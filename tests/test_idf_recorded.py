@@ -142,3 +142,6 @@ def test_recorded_custom_subtypes_build(tmp_path: Path,
     rc = main(["show", "--idf-build-dir", str(build)])
     out, err = capsys.readouterr()
     assert rc == 0 and "my_app1" in out and "my_app2" in out and err == ""
+    # In the build, partkit's check waits for the header it reads the subtypes from.
+    query = (RECORDED / "v6.0.2-custom_partition_subtypes" / "ninja-query.txt").read_text()
+    assert "esp-idf/partition_table/extra_subtype_hdr" in query.split("partkit-check:")[1]
