@@ -113,6 +113,16 @@ def test_linux_build_says_the_app_was_not_checked(tmp_path: Path,
                                   "no app image"]
 
 
+def test_a_failed_partial_check_also_says_what_it_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    _linux(fx.build)
+    _edit_json(fx.build / "config" / "sdkconfig.json", ESPTOOLPY_FLASHSIZE="256KB")
+    rc, out, _ = _check(capsys, fx.build)
+    assert rc == 1 and "check FAILED" in out
+    assert "not checked: the app" in out
+
+
 def test_a_chip_build_without_flasher_files_says_so(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     fx = make_idf_build(tmp_path)
