@@ -348,8 +348,6 @@ def read_build_dir(build_dir: str) -> IdfBuild:
             chip = str(extra["chip"])
     elif os.path.exists(os.path.join(build_dir, FLASH_ARGS)):
         images, size_text = _flash_args_images(os.path.join(build_dir, FLASH_ARGS), build_dir)
-        not_checked.append("which image is the app and which the bootloader: flash_args "
-                           "lists offsets only (flasher_args.json is missing)")
     else:
         images = []
         if target != "linux":
