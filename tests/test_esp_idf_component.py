@@ -115,8 +115,19 @@ def test_slot_too_small_fails_at_the_csv_line(project: Path) -> None:
         csv.write_text(original)
 
 
+def _idf_major() -> int:
+    import re
+
+    text = Path(IDF_PATH, "tools", "cmake", "version.cmake").read_text()
+    found = re.search(r"IDF_VERSION_MAJOR\s+(\d+)", text)
+    return int(found.group(1)) if found else 0
+
+
 def test_idf_py_extension_takes_options(project: Path) -> None:
     # ESP-IDF v6.0+ loads the component's idf_ext.py: options on top of the Kconfig.
+    if _idf_major() < 6:
+        pytest.skip("ESP-IDF before v6.0 loads no idf_ext.py from components (documented: "
+                    "there `idf.py partkit-check` is the plain target, with Kconfig budgets)")
     failing = _idf(project, "partkit-check", "--fail-free", "99%")
     assert failing.returncode != 0, failing.stdout + failing.stderr
     assert "--fail-free budget of 99%" in failing.stdout + failing.stderr

@@ -64,9 +64,14 @@ if(CONFIG_PARTKIT_PARTITION_INFO)
         ${bootloader} ${RECOVERY_BOOTLOADER_OPTION}
         --partition-table-file ${PARTITION_CSV_PATH}
         get_partition_info ${selector} --info ${part_info} ${extra}
-      OUTPUT_VARIABLE info RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+      OUTPUT_VARIABLE info ERROR_VARIABLE why RESULT_VARIABLE rc
+      OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
     if(NOT rc EQUAL 0 AND NOT rc EQUAL 1)
-      message(FATAL_ERROR "partkit: partition lookup in ${PARTITION_CSV_PATH} failed (see above)")
+      # partkit's diagnostic in the message itself: idf.py v5.x does not always show
+      # a child's stderr when configuration fails.
+      message(FATAL_ERROR "partkit: partition lookup in ${PARTITION_CSV_PATH} failed:\n${why}")
+    elseif(why)
+      message(NOTICE "${why}")  # as the tool printed it (warnings about the table)
     endif()
     set(${result} "${info}" PARENT_SCOPE)
   endfunction()
