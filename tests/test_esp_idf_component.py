@@ -128,6 +128,9 @@ def test_idf_py_extension_takes_options(project: Path) -> None:
     if _idf_major() < 6:
         pytest.skip("ESP-IDF before v6.0 loads no idf_ext.py from components (documented: "
                     "there `idf.py partkit-check` is the plain target, with Kconfig budgets)")
+    # idf.py finds component extensions through the configured build (its component list).
+    configured = _idf(project, "reconfigure")
+    assert configured.returncode == 0, configured.stdout + configured.stderr
     failing = _idf(project, "partkit-check", "--fail-free", "99%")
     assert failing.returncode != 0, failing.stdout + failing.stderr
     assert "--fail-free budget of 99%" in failing.stdout + failing.stderr

@@ -59,7 +59,7 @@ if(CONFIG_PARTKIT_PARTITION_INFO)
     endif()
     execute_process(
       WORKING_DIRECTORY "${build_dir}/partkit"
-      COMMAND ${python} -m partkit parttool -q
+      COMMAND ${python} -m partkit parttool
         --partition-table-offset ${PARTITION_TABLE_OFFSET}
         ${bootloader} ${RECOVERY_BOOTLOADER_OPTION}
         --partition-table-file ${PARTITION_CSV_PATH}
