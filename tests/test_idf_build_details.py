@@ -175,6 +175,16 @@ def test_bad_kconfig_budget_is_named_as_in_sdkconfig(tmp_path: Path,
     assert rc == 2 and "--fail-free: 'lots'" in err
 
 
+def test_kconfig_budgets_in_the_wrong_order_are_named_as_in_sdkconfig(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    _edit_json(fx.build / "config" / "sdkconfig.json", PARTKIT_WARN_FREE="1%",
+               PARTKIT_FAIL_FREE="5%")
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert "CONFIG_PARTKIT_WARN_FREE 1% is less than CONFIG_PARTKIT_FAIL_FREE 5%" in err
+
+
 def test_kconfig_budget_finding_names_the_kconfig_option(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fx = make_idf_build(tmp_path)

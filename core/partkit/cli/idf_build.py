@@ -69,6 +69,7 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
                                    ("--fail-free", args.fail_free)) if given is None}
     warn = None if warn_text is None else _budget(build, warn_text, "--warn-free", names)
     fail = None if fail_text is None else _budget(build, fail_text, "--fail-free", names)
+    _check_order(build, warn, fail, names)
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
                          strict=args.strict or build.strict, budget_names=names)
     if report_path is not None:
@@ -98,6 +99,26 @@ def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> B
             raise
         where = config_location(build, name)
         raise PartkitError(exc.diagnostics[0].replace(location=where)) from None
+
+
+def _check_order(build: IdfBuild, warn: Budget | None, fail: Budget | None,
+                 names: dict[str, str]) -> None:
+    """Budget.check_order, with budgets from sdkconfig named (and located) as set there."""
+    from partkit.check.checks import Budget
+    from partkit.common.errors import PartkitError
+    from partkit.idf.builddir import config_location
+
+    try:
+        Budget.check_order(warn, fail)
+    except PartkitError as exc:
+        if not names:
+            raise
+        first = exc.diagnostics[0]
+        message = first.message
+        for option, name in names.items():
+            message = message.replace(option, name)
+        where = config_location(build, names.get("--warn-free") or names["--fail-free"])
+        raise PartkitError(first.replace(message=message, location=where)) from None
 
 
 def create_image(args: argparse.Namespace, output: str) -> int:
