@@ -170,8 +170,8 @@ def _hex_problem(text: str) -> tuple[str, int] | None:
 def _base64_problem(text: bytes) -> str | None:
     import base64
 
-    try:
-        base64.b64decode(text.strip(), validate=True)
+    try:  # whitespace (a wrapped value) is skipped, as the generator's a2b_base64 does
+        base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         return f"not valid base64 ({exc})"
     return None
