@@ -299,3 +299,27 @@ def test_nvs_wrapped_base64_file_builds_as_the_generator_builds_it(
     assert code == 0, err
     theirs = generator(tmp_path, text)
     assert out.read_bytes()[:len(theirs)] == theirs
+
+
+def test_nvs_namespace_count_is_bounded(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """NVS numbers namespaces 1..254 (255 is 'any namespace'); the generator crashed with
+    struct.error at the 256th and wrote index 255 for the 255th."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+
+    def csv(count: int) -> str:
+        return "key,type,encoding,value\n" + "".join(
+            f"n{i},namespace,,\nk,data,u8,1\n" for i in range(count)) + "n0,namespace,,\n"
+
+    (tmp_path / "partitions.csv").write_text(
+        "nvs, data, nvs, 0x9000, 0x100000\nfactory, app, factory, 0x110000, 1M\n")
+    for count, expect in ((254, 0), (300, 2)):
+        values = tmp_path / f"ns{count}.csv"
+        values.write_text(csv(count))
+        capsys.readouterr()
+        code = main(["data", "build", str(tmp_path / "partitions.csv"), "--partition", "nvs",
+                     "--from", str(values), "-o", str(tmp_path / "nvs.bin")])
+        err = capsys.readouterr().err
+        assert code == expect and "Traceback" not in err and "struct.error" not in err, err
+    assert f"ns300.csv:{2 * 254 + 2}:1: error: namespace 'n254' is the 255th" in err, err
+    assert len([line for line in err.splitlines() if ": error: " in line]) == 1, err

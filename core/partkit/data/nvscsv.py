@@ -26,6 +26,7 @@ __all__ = ["NvsRow", "read_rows"]
 
 HEADER = ("key", "type", "encoding", "value")
 MAX_KEY = 15
+MAX_NAMESPACES = 254  # index 0 is the namespace table's own, 255 means any
 MAX_STRING = 4000  # bytes, NUL included (page format version 2)
 INT_RANGES = {
     "u8": (0, 0xFF), "i8": (-0x80, 0x7F), "u16": (0, 0xFFFF), "i16": (-0x8000, 0x7FFF),
@@ -208,6 +209,7 @@ def read_rows(data: bytes, path: str, max_bytes: int | None = None) -> list[NvsR
     rows: list[NvsRow] = []
     columns: dict[str, int] | None = None
     namespace_seen = False
+    namespaces: set[str] = set()
     for fields in _records(text):
         number = fields[0][1][0]
         if columns is None:
@@ -225,6 +227,12 @@ def read_rows(data: bytes, path: str, max_bytes: int | None = None) -> list[NvsR
                  for name, i in columns.items()}
         row, found = _check_row(cells, base, namespace_seen, max_bytes)
         namespace_seen = namespace_seen or (row is not None and row.kind == "namespace")
+        if row is not None and row.kind == "namespace" and row.key not in namespaces:
+            namespaces.add(row.key)
+            if len(namespaces) == MAX_NAMESPACES + 1:  # reported once, at the first too many
+                found.append((f"namespace '{row.key}' is the {MAX_NAMESPACES + 1}th; NVS "
+                              f"numbers namespaces 1 to {MAX_NAMESPACES}",
+                              cells["key"][1], "group the entries into fewer namespaces"))
         for message, (line, column), hint in found:
             problems.append(error(message, SourceLocation(path, line, column), hint))
         if row is not None:
