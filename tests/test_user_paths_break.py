@@ -323,3 +323,27 @@ def test_nvs_namespace_count_is_bounded(tmp_path: Path,
         assert code == expect and "Traceback" not in err and "struct.error" not in err, err
     assert f"ns300.csv:{2 * 254 + 2}:1: error: namespace 'n254' is the 255th" in err, err
     assert len([line for line in err.splitlines() if ": error: " in line]) == 1, err
+
+
+def test_an_nvs_csv_placed_as_the_nvs_image_is_warned_about(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'image create --data nvs=values.csv' (the CSV that data build takes, not the image)
+    and 'image write IMG -n nvs values.csv' put the text into the partition silently,
+    though image check then rejects it (data-contents); the warning only covered files
+    recognised as another format."""
+    (tmp_path / "t.csv").write_text(TABLE)
+    values = tmp_path / "values.csv"
+    values.write_text("key,type,encoding,value\nns,namespace,,\nx,data,u8,1\n")
+    image = tmp_path / "flash.img"
+    capsys.readouterr()
+    code = main(["image", "create", str(image), "--flash-size", "4MB", "--table",
+                 str(tmp_path / "t.csv"), "--data", f"nvs={values}", "--no-flash-args"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"{values}: warning: " in err and "not an nvs image" in err, err
+    assert "partkit data build" in err, err
+    code = main(["image", "write", str(image), "-n", "nvs", str(values)])
+    err = capsys.readouterr().err
+    assert code == 0 and "not an nvs image" in err, err
+    main(["image", "check", str(image), "--json"])
+    assert "data-contents" in capsys.readouterr().out  # what the warning foretells

@@ -165,4 +165,11 @@ def contents_warning(path: str, part: Partition, table: PartitionTable) -> Diagn
         return warning(f"'{path}' holds {kind}, but partition '{part.name}' expects "
                        f"{' or '.join(expected)}", SourceLocation(path),
                        "is this the file for another partition?")
+    if expected and kind == "data":  # unrecognised: image check rejects it (data-contents)
+        source = "VALUES.csv" if expected == ("nvs",) else "DIR"
+        return warning(f"'{path}' is not an {' or '.join(expected)} image (its contents are "
+                       f"not recognised), yet '{part.name}' expects one; image check will "
+                       "reject it", SourceLocation(path),
+                       f"build the image first: partkit data build TABLE --partition "
+                       f"{part.name} --from {source} -o IMG")
     return None
