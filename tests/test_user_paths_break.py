@@ -347,3 +347,31 @@ def test_an_nvs_csv_placed_as_the_nvs_image_is_warned_about(
     assert code == 0 and "not an nvs image" in err, err
     main(["image", "check", str(image), "--json"])
     assert "data-contents" in capsys.readouterr().out  # what the warning foretells
+
+
+BOOTLOADER_ROWS = """\
+bootloader,      bootloader,      primary, N/A,      N/A
+partition_table, partition_table, primary, N/A,      N/A
+nvs,             data,            nvs,     0x9000,   0x6000
+factory,         app,             factory, 0x10000,  1M
+storage,         data,            spiffs,  0x110000, 0x100000
+blota,           bootloader,      ota,     0x300000, 0x10000
+"""
+
+
+def test_fill_stops_at_a_bootloader_row() -> None:
+    """--fill looked past bootloader-type rows (an OTA or recovery bootloader region) and
+    grew 'storage' to the flash end, over 'blota'; only the final reload caught it, as an
+    overlap on a row the user never touched."""
+    from partkit.common.errors import PartkitError
+    from partkit.plan.resize import Edit, resize
+    from partkit.table.options import table_options
+
+    options = table_options(chip="esp32c3")
+    table = codec.load_table(BOOTLOADER_ROWS.encode(), "t.csv", options).table
+    new = resize(table, Edit(fill=("storage",)), 4 << 20)
+    storage = new.find_by_name("storage")
+    assert storage is not None and storage.end == 0x300000
+    with pytest.raises(PartkitError, match="'blota' at 0x300000 directly follows it") as info:
+        resize(new, Edit(fill=("storage",), allow_move=True), 4 << 20)
+    assert "bootloader rows never move" in str(info.value.diagnostics[0].hint)
