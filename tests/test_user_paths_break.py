@@ -375,3 +375,15 @@ def test_fill_stops_at_a_bootloader_row() -> None:
     with pytest.raises(PartkitError, match="'blota' at 0x300000 directly follows it") as info:
         resize(new, Edit(fill=("storage",), allow_move=True), 4 << 20)
     assert "bootloader rows never move" in str(info.value.diagnostics[0].hint)
+
+
+def test_new_with_an_unaligned_table_offset_names_the_option(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--offset 0x8800 failed on the generated text ('<stdout>:5:1: error: partition
+    'nvs' offset 0x9800 is not aligned'), a place the user never wrote."""
+    capsys.readouterr()
+    code = main(["new", "--flash-size", "4MB", "--ota", "2", "--offset", "0x8800"])
+    out, err = capsys.readouterr()
+    assert code == 2 and not out, out
+    assert "error: --offset 0x8800: the partition table starts on a 4K boundary" in err, err
+    assert "<stdout>" not in err and "hint: " in err, err
