@@ -6,6 +6,10 @@ active record stays intact until the new one is complete: a device that loses po
 way still boots the old selection (a record marked invalid or aborted does not count,
 as on the device). With no valid record, sequence ``slot + 1`` goes into
 sector 0. Selecting the factory app blanks both sectors (blank otadata boots factory).
+One deliberate difference from esp_ota_set_boot_partition (ESP-IDF v6.0.2): when the
+active record already selects the slot, the device rewrites that sector in place with the
+same sequence number; partkit writes the next matching one into the other sector, which
+boots the same slot and keeps a valid record through a power cut.
 """
 
 from __future__ import annotations
