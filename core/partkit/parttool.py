@@ -533,7 +533,7 @@ class ParttoolTarget:
                                           f"{os.getcwd()})"))
         data = read_input_file(input, part.size)
         try:
-            check_fits(part, os.path.getsize(input), input, where)
+            check_fits(part, input, data, where)
         except CheckFailed as exc:
             raise InputTooBigError(exc.diagnostics) from None
         force = "force" in (self._write or {}) or "force" in (self._erase or {})

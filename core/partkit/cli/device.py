@@ -392,7 +392,7 @@ def _write(args: argparse.Namespace) -> int:
         part = _select(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
         data = read_input_file(source, part.size)
-        check_fits(part, os.path.getsize(source), source, f"the device on {args.port}")
+        check_fits(part, source, data, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
                                progress=progress_bar(f"write {part.name}", args.quiet))
         _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "

@@ -193,6 +193,10 @@ class DeviceTarget(Target):
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
+        if len(data) > part.size:  # the last guard: nothing is ever written past a partition
+            raise PartkitError(error(
+                f"{len(data)} bytes do not fit partition '{part.name}' of {part.size} bytes; "
+                f"refusing to write past it", hint=f"{self.label} was not changed"))
         self.check_change(part, "write", force_security)
         padded = data + b"\xff" * (-len(data) % SECTOR)
         expected = hashlib.md5(data + b"\xff" * (part.size - len(data))).hexdigest()
