@@ -8,12 +8,14 @@ esp32-mock-bootloader processes; results are read back with a separate esptool p
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from partkit.common.errors import PartkitError
 from partkit.parttool import PartitionName, ParttoolTarget
-from support.mock_device import MockDevice
-from test_device_cli import STORAGE, TABLE, pattern
+from support.mock_device import MockDevice, free_port
+from test_device_cli import CSV, STORAGE, TABLE, pattern
 
 NVS_KEYS = (0x80000, 0x1000)  # right after storage
 
@@ -53,3 +55,57 @@ def test_cli_endless_input_is_refused(mock: MockDevice, tmp_path: Path,
                  "/dev/zero"]) == 1
     assert "do not fit partition 'storage'" in capsys.readouterr().err
     assert mock.read(tmp_path, *NVS_KEYS) == keys
+
+
+def test_no_device_at_construction_is_what_idf_scripts_catch() -> None:
+    # ESP-IDF reads the table with esptool in the constructor: CalledProcessError
+    url = f"socket://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(subprocess.CalledProcessError) as exc:
+        ParttoolTarget(url, esptool_args=["connect_attempts=1"])
+    assert f"cannot open {url}" in str(exc.value)
+
+
+def test_missing_table_file_is_file_not_found(tmp_path: Path) -> None:
+    # ESP-IDF opens partition_table_file with open(): FileNotFoundError
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ParttoolTarget(partition_table_file=str(tmp_path / "nope.csv"))
+
+
+def test_old_positional_order_keeps_keyword_step_options() -> None:
+    # pre-v5.5 call shapes: positional up to the table file, then keywords
+    target = ParttoolTarget("socket://x:1", None, 0x8000, str(CSV),
+                            esptool_write_args=["encrypt"], esptool_erase_args=["force"])
+    assert (target.esptool_args, target.esptool_write_args, target.esptool_read_args,
+            target.esptool_erase_args) == ([], ["--encrypt"], [], ["--force"])
+    target = ParttoolTarget("socket://x:1", None, 0x8000, str(CSV), ["chip=esp32c3"],
+                            esptool_read_args=["no-progress"], esptool_write_args=["encrypt"])
+    assert (target.esptool_args, target.esptool_write_args, target.esptool_read_args,
+            target.esptool_erase_args) == (["--chip", "esp32c3"], ["--encrypt"],
+                                           ["--no-progress"], [])
+    target = ParttoolTarget("socket://x:1", None, 0x8000, str(CSV), ["chip=esp32c3"],
+                            ["compress"], esptool_read_args=["no-progress"],
+                            esptool_erase_args=["force"])  # type: ignore[arg-type]
+    assert (target.esptool_args, target.esptool_write_args, target.esptool_read_args,
+            target.esptool_erase_args) == (["--chip", "esp32c3"], ["--compress"],
+                                           ["--no-progress"], ["--force"])
+    # otatool's all-positional shape
+    target = ParttoolTarget("socket://x:1", 115200, 0x8000, str(CSV), ["chip=esp32c3"],
+                            ["w"], ["r"], ["e"])  # type: ignore[arg-type]
+    assert (target.baud, target.esptool_args, target.esptool_write_args,
+            target.esptool_read_args, target.esptool_erase_args) == (
+        115200, ["--chip", "esp32c3"], ["--w"], ["--r"], ["--e"])
+    assert target.partition_table.table.path == str(CSV)
+
+
+def test_encrypted_write_into_an_image_is_refused(tmp_path: Path) -> None:
+    # an image file has no encryption engine: writing plaintext where ciphertext was
+    # asked for would hand a wrong image on
+    image = tmp_path / "flash.bin"
+    image.write_bytes(b"\xff" * 0x8000 + TABLE + b"\xff" * (0x100000 - 0x8000 - len(TABLE)))
+    before = image.read_bytes()
+    data = tmp_path / "keys.bin"
+    data.write_bytes(b"\x01" * 0x1000)
+    target = ParttoolTarget(image=str(image), esptool_write_args=["encrypt"])
+    with pytest.raises(PartkitError, match="encrypt"):
+        target.write_partition(PartitionName("nvs_keys"), str(data))
+    assert image.read_bytes() == before

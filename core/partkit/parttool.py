@@ -391,13 +391,17 @@ class ParttoolTarget:
                     ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
         from partkit.device.ops import load_table
 
+        if table_file is not None and not os.path.exists(table_file):
+            raise InputMissingError(error(  # ESP-IDF open()s it: FileNotFoundError
+                "no such file", SourceLocation(str(table_file)),
+                f"check the partition table path (relative paths resolve from {os.getcwd()})"))
         try:
             if table_file is not None:
                 return load_table(None, self.options, table_file)
             with self._connect() as target:
                 return load_table(target, self.options)
-        except DeviceError:
-            raise
+        except DeviceError as exc:  # ESP-IDF's esptool run: CalledProcessError
+            raise EsptoolError(exc.diagnostics, "read the partition table") from None
         except PartkitError as exc:
             raise InputError(exc.diagnostics) from None
 
