@@ -357,10 +357,20 @@ class ParttoolTarget:
         self._hold = False
         self._target: Target | None = None
         if _legacy_order(primary_bootloader_offset, recovery_bootloader_offset):
-            (partition_table_file, esptool_args, esptool_write_args, esptool_read_args,
-             esptool_erase_args) = (
-                primary_bootloader_offset, recovery_bootloader_offset,  # type: ignore[assignment]
-                partition_table_file or (), esptool_args, esptool_write_args)
+            # the old order: (..., partition_table_file, esptool_args, write, read, erase).
+            # Values given positionally sit two places late; keywords (the same names in
+            # both orders) are already where they belong. A list where the table file is
+            # means the write args came positionally, and then read and erase args given
+            # positionally sit in esptool_args and esptool_write_args (a keyword for the
+            # same thing would be a duplicate argument in ESP-IDF).
+            given_args = recovery_bootloader_offset
+            if isinstance(partition_table_file, (list, tuple)):
+                esptool_write_args, esptool_read_args, esptool_erase_args = (
+                    partition_table_file, esptool_args or esptool_read_args,
+                    esptool_write_args or esptool_erase_args)
+            partition_table_file = primary_bootloader_offset  # type: ignore[assignment]
+            if given_args is not None:
+                esptool_args = given_args  # type: ignore[assignment]
             primary_bootloader_offset = recovery_bootloader_offset = None
         if port is not None and image is not None:
             raise PartkitError(error("give a port or an image file, not both"))
