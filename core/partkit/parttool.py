@@ -550,8 +550,14 @@ class ParttoolTarget:
             check_fits(part, input, data, where)
         except CheckFailed as exc:
             raise InputTooBigError(exc.diagnostics) from None
+        if self._write is None and self.image is not None:  # checked before any change
+            raise PartkitError(error(
+                "--esptool-write-args " + " ".join(self.esptool_write_args) + " apply to a "
+                "device, not an image (an image file has no encryption engine)",
+                hint="write the image with encryption on the device (esptool --encrypt), "
+                "or leave the write options out"))
         force = "force" in (self._write or {}) or "force" in (self._erase or {})
-        if self._write is None and self.image is None:
+        if self._write is None:
             self._esptool_write(part, input, len(data))
             return
         with self._device_step("write", part) as target:
