@@ -109,3 +109,37 @@ def test_encrypted_write_into_an_image_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PartkitError, match="encrypt"):
         target.write_partition(PartitionName("nvs_keys"), str(data))
     assert image.read_bytes() == before
+
+
+def _ctrl_c_after_first_block() -> object:
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total:
+            raise KeyboardInterrupt
+    return progress
+
+
+def test_ctrl_c_mid_write_stays_a_keyboard_interrupt(mock: MockDevice, tmp_path: Path
+                                                     ) -> None:
+    # a script's Ctrl-C must not turn into CalledProcessError (which `except` clauses
+    # written for esptool failures would swallow); it says what may have changed
+    src = tmp_path / "app.bin"
+    src.write_bytes(pattern(0x18000, 42))
+    target = ParttoolTarget(mock.url, progress=_ctrl_c_after_first_block())  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt) as exc:
+        target.write_partition(PartitionName("factory"), str(src))
+    assert "0x10000..0x28000 may be erased or partially written" in str(exc.value)
+    assert "0x28000..0x30000 was not touched yet" in str(exc.value)
+
+
+def test_cli_ctrl_c_mid_write_exits_130(mock: MockDevice, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from partkit.cli import main
+
+    src = tmp_path / "app.bin"
+    src.write_bytes(pattern(0x18000, 43))
+    monkeypatch.setattr("partkit.cli.device.progress_bar",
+                        lambda label, quiet: _ctrl_c_after_first_block())
+    assert main(["device", "--port", mock.url, "write", "-n", "factory", str(src)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "may be erased or partially written" in err

@@ -581,6 +581,10 @@ class ParttoolTarget:
                 yield target
         except EsptoolError:
             raise
+        except KeyboardInterrupt:  # the link is mid-command: connect afresh next time
+            with contextlib.suppress(Exception):
+                self._release()
+            raise
         except DeviceError as exc:
             if self._target is not None:  # the link is gone: connect afresh next time
                 with contextlib.suppress(Exception):

@@ -220,8 +220,9 @@ def run(argv: list[str]) -> int:
         return HANDLERS[command](args)
     except PartkitError as exc:
         return report_error(exc)
-    except KeyboardInterrupt:
-        sys.stderr.write("partkit device: interrupted\n")
+    except KeyboardInterrupt as exc:  # the device step says what may have changed
+        sys.stderr.write("partkit device: interrupted"
+                         + (f"; {exc.args[0]}" if exc.args else "") + "\n")
         return 130
 
 
