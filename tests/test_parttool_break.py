@@ -143,3 +143,16 @@ def test_cli_ctrl_c_mid_write_exits_130(mock: MockDevice, tmp_path: Path,
     assert main(["device", "--port", mock.url, "write", "-n", "factory", str(src)]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "may be erased or partially written" in err
+
+
+def test_port_scan_skips_a_chip_of_another_kind(mock: MockDevice, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # with a chip named, esptool's scan goes on past a port where another chip answers
+    other = MockDevice(tmp_path / "s3", chip="esp32s3")
+    try:
+        monkeypatch.setattr("partkit.device.session.serial_ports",
+                            lambda: [other.url, mock.url])
+        target = ParttoolTarget(esptool_args=["chip=esp32c3", "connect_attempts=1"])
+        assert target.port == mock.url
+    finally:
+        other.stop()
