@@ -7,8 +7,11 @@ esp32-mock-bootloader processes; results are read back with a separate esptool p
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,57 @@ def test_port_scan_skips_a_chip_of_another_kind(mock: MockDevice, tmp_path: Path
         assert target.port == mock.url
     finally:
         other.stop()
+
+
+def test_esptool_write_step_is_checked_like_any_write(mock: MockDevice, tmp_path: Path
+                                                      ) -> None:
+    from support.mock_device import Proxy
+    from test_device_cli import _security_on
+
+    # a file that fills the partition leaves no tail to erase: the checks must still run
+    before = pattern(STORAGE[1], 44)
+    mock.write(tmp_path, STORAGE[0], before)
+    src = tmp_path / "full.bin"
+    src.write_bytes(pattern(STORAGE[1], 45))
+    proxy = Proxy(mock.port, on_device=_security_on(1, 0))  # secure boot on
+    try:
+        target = ParttoolTarget(proxy.url, esptool_write_args=["encrypt",
+                                                               "ignore-flash-enc-efuse"])
+        with pytest.raises(PartkitError, match="secure boot enabled"):
+            target.write_partition(PartitionName("storage"), str(src))
+    finally:
+        proxy.close()
+    assert mock.read(tmp_path, *STORAGE) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes are POSIX here")
+def test_esptool_write_step_writes_the_bytes_checked(mock: MockDevice, tmp_path: Path
+                                                     ) -> None:
+    # esptool must get the bytes partkit read and checked, not open the input again (a
+    # pipe would give other bytes, or block forever)
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)
+    first, second = pattern(0x2000, 46), pattern(0x3000, 47)
+
+    stop = threading.Event()
+
+    def feed() -> None:
+        payload = first
+        while not stop.is_set():
+            with open(fifo, "wb") as f:  # blocks until a reader opens the pipe
+                f.write(payload)
+            if payload is first:  # let the first reader see the end of the data
+                time.sleep(1)
+            payload = second  # what any later reader gets
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    target = ParttoolTarget(mock.url, esptool_write_args=["encrypt", "ignore-flash-enc-efuse"])
+    try:
+        target.write_partition(PartitionName("storage"), str(fifo))
+    finally:
+        stop.set()  # release the feeder waiting for one more reader
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        feeder.join(5)
+        os.close(fd)
+    assert mock.read(tmp_path, *STORAGE) == first + b"\xff" * (STORAGE[1] - len(first))

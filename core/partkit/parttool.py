@@ -558,7 +558,7 @@ class ParttoolTarget:
                 "or leave the write options out"))
         force = "force" in (self._write or {}) or "force" in (self._erase or {})
         if self._write is None:
-            self._esptool_write(part, input, len(data))
+            self._esptool_write(part, data)
             return
         with self._device_step("write", part) as target:
             target.write_partition(part, data, force_security=force, progress=self.progress)
@@ -622,26 +622,40 @@ class ParttoolTarget:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    def _check_change(self, part: Partition, verb: str, force: bool) -> None:
+        """partkit's device checks (inside the flash, sector-aligned, security) before
+        esptool runs a step: esptool would not make them all."""
+        with self._device_step(verb, part) as target:
+            target.check_change(part, verb, force)
+
     def _esptool_erase(self, part: Partition) -> None:
+        self._check_change(part, "erase", "force" in (self._erase or {}))
         self._esptool("erase-region", [str(part.offset), str(part.size),
                                        *self.esptool_erase_args],
                       f"erasing partition '{part.name}'", part)
 
-    def _esptool_write(self, part: Partition, input: str, size: int) -> None:
+    def _esptool_write(self, part: Partition, data: bytes) -> None:
         """esptool writes the data (with the user's write options, e.g. ``encrypt``);
-        partkit erases the rest of the partition, checked first so that a refusal
-        comes before any change, and verifies the erased tail."""
+        partkit erases the rest of the partition, and verifies the erased tail. The
+        checks come first, so a refusal comes before any change; esptool gets the bytes
+        partkit read and checked (a copy: the input may be a pipe, or change)."""
+        import tempfile
+
         from partkit.device.session import SECTOR
 
-        head = -(-size // SECTOR) * SECTOR
+        head = -(-len(data) // SECTOR) * SECTOR
         tail = Partition(part.name, part.type, part.subtype, part.offset + head,
                          part.size - head, part.encrypted, part.readonly, part.loc)
-        force = "force" in (self._erase or {})
-        if tail.size:  # refuse before esptool changes anything
-            with self._device_step("erase", tail) as target:
-                target.check_change(tail, "erase", force)
-        self._esptool("write-flash", [str(part.offset), input, *self.esptool_write_args],
-                      f"writing partition '{part.name}'", part)
+        force = "force" in (self._erase or {}) or "--force" in self.esptool_write_args
+        self._check_change(part, "write", force)
+        fd, copy = tempfile.mkstemp(prefix=".partkit-write-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self._esptool("write-flash", [str(part.offset), copy, *self.esptool_write_args],
+                          f"writing partition '{part.name}'", part)
+        finally:
+            os.unlink(copy)
         if tail.size:
             with self._device_step("erase", tail) as target:
                 target.erase_partition(tail, force_security=force)
