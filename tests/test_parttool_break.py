@@ -213,3 +213,11 @@ def test_esptool_write_step_writes_the_bytes_checked(mock: MockDevice, tmp_path:
         feeder.join(5)
         os.close(fd)
     assert mock.read(tmp_path, *STORAGE) == first + b"\xff" * (STORAGE[1] - len(first))
+
+
+def test_port_argument_wins_over_esptool_args_port(mock: MockDevice) -> None:
+    # ESP-IDF puts --port PORT after esptool_args, and esptool takes the last one: the
+    # session must talk to the same device as the steps esptool runs
+    elsewhere = f"socket://127.0.0.1:{free_port()}"
+    target = ParttoolTarget(mock.url, esptool_args=[f"port={elsewhere}", "connect_attempts=1"])
+    assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]

@@ -442,9 +442,9 @@ class ParttoolTarget:
         from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, Session
 
         c = self._connection
-        session = Session(
-            str(c["port"] or self.port or "") or None,
-            baud=c["baud"] or self.baud,  # type: ignore[arg-type]
+        session = Session(  # port and baud as esptool sees parttool's argv: the last wins
+            str(self.port or c["port"] or "") or None,
+            baud=self.baud or c["baud"],  # type: ignore[arg-type]
             chip=c["chip"],  # type: ignore[arg-type]
             before=str(c["before"]), after=str(c["after"]), stub=bool(c["stub"]),
             connect_attempts=c["connect_attempts"] or DEFAULT_CONNECT_ATTEMPTS,  # type: ignore[arg-type]
@@ -598,7 +598,7 @@ class ParttoolTarget:
 
         self._release()  # esptool needs the port
         c = self._connection
-        argv = esptool_argv(self.esptool_args, str(c["port"] or self.port or "") or None,
+        argv = esptool_argv(self.esptool_args, str(self.port or c["port"] or "") or None,
                             self.baud, command, args)
         try:
             run_esptool(argv, what)
