@@ -7,11 +7,13 @@ esp32-mock-bootloader processes; results are read back with a separate esptool p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,34 @@ def mock(tmp_path_factory: pytest.TempPathFactory) -> MockDevice:
     device.write(tmp, 0x8000, TABLE)
     yield device  # type: ignore[misc]
     device.stop()
+
+
+@contextlib.contextmanager
+def _pipe(tmp: Path, data: bytes) -> Iterator[Path]:
+    """A named pipe that gives ``data`` to its first reader and other bytes to any later
+    one (so reading the input twice shows, and never hangs)."""
+    fifo = tmp / "data.fifo"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def feed() -> None:
+        payload = data
+        while not stop.is_set():
+            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:
+                f.write(payload)  # the open blocks until a reader opens the pipe
+            if payload is data:  # let the first reader see the end of the data
+                time.sleep(1)
+            payload = b"\x5a" * 0x3000  # what any later reader gets
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield fifo
+    finally:
+        stop.set()  # release the feeder waiting for one more reader
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        feeder.join(5)
+        os.close(fd)
 
 
 def test_endless_input_never_writes_past_the_partition(mock: MockDevice, tmp_path: Path
@@ -187,31 +217,10 @@ def test_esptool_write_step_writes_the_bytes_checked(mock: MockDevice, tmp_path:
                                                      ) -> None:
     # esptool must get the bytes partkit read and checked, not open the input again (a
     # pipe would give other bytes, or block forever)
-    fifo = tmp_path / "data.fifo"
-    os.mkfifo(fifo)
-    first, second = pattern(0x2000, 46), pattern(0x3000, 47)
-
-    stop = threading.Event()
-
-    def feed() -> None:
-        payload = first
-        while not stop.is_set():
-            with open(fifo, "wb") as f:  # blocks until a reader opens the pipe
-                f.write(payload)
-            if payload is first:  # let the first reader see the end of the data
-                time.sleep(1)
-            payload = second  # what any later reader gets
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    first = pattern(0x2000, 46)
     target = ParttoolTarget(mock.url, esptool_write_args=["encrypt", "ignore-flash-enc-efuse"])
-    try:
+    with _pipe(tmp_path, first) as fifo:
         target.write_partition(PartitionName("storage"), str(fifo))
-    finally:
-        stop.set()  # release the feeder waiting for one more reader
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        feeder.join(5)
-        os.close(fd)
     assert mock.read(tmp_path, *STORAGE) == first + b"\xff" * (STORAGE[1] - len(first))
 
 
@@ -221,3 +230,15 @@ def test_port_argument_wins_over_esptool_args_port(mock: MockDevice) -> None:
     elsewhere = f"socket://127.0.0.1:{free_port()}"
     target = ParttoolTarget(mock.url, esptool_args=[f"port={elsewhere}", "connect_attempts=1"])
     assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes are POSIX here")
+def test_cli_write_from_a_pipe(mock: MockDevice, tmp_path: Path) -> None:
+    # `partkit device write -n storage <(make-data)`: the input is read once
+    from partkit.cli import main
+
+    first = pattern(0x2000, 48)
+    with _pipe(tmp_path, first) as fifo:
+        assert main(["device", "--port", mock.url, "-q", "write", "-n", "storage",
+                     str(fifo)]) == 0
+    assert mock.read(tmp_path, *STORAGE) == first + b"\xff" * (STORAGE[1] - len(first))

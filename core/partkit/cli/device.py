@@ -385,8 +385,10 @@ def _write(args: argparse.Namespace) -> int:
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
-    if not os.path.isfile(source):
-        read_input_file(source, 0)  # the clear error for a missing file or a directory
+    if not os.path.exists(source) or os.path.isdir(source):
+        # the clear error for a missing file or a directory; a pipe (<(command)) is
+        # not opened here: it can be read only once
+        read_input_file(source, 0)
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
