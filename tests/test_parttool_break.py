@@ -242,3 +242,10 @@ def test_cli_write_from_a_pipe(mock: MockDevice, tmp_path: Path) -> None:
         assert main(["device", "--port", mock.url, "-q", "write", "-n", "storage",
                      str(fifo)]) == 0
     assert mock.read(tmp_path, *STORAGE) == first + b"\xff" * (STORAGE[1] - len(first))
+
+
+def test_esptool_args_split_as_parttool_does() -> None:
+    # parttool's pattern is (.+)=(.+), greedy: the last '=' followed by something splits
+    target = ParttoolTarget(partition_table_file=str(CSV),
+                            esptool_write_args=["a=b=c", "d=e=", "=f", "g="])
+    assert target.esptool_write_args == ["--a=b", "c", "--d", "e=", "--=f", "--g="]

@@ -266,10 +266,13 @@ _HARMLESS_WRITE = {"compress", "z", "no_compress", "u", "no-compress", "no_progr
 
 def _idf_args(tokens: Sequence[str]) -> list[str]:
     """parttool's spelling: ``key=value`` -> ``--key value``, ``word`` -> ``--word``."""
+    import re
+
     out: list[str] = []
     for token in tokens:
-        key, sep, value = token.partition("=")
-        out += [f"--{key}", value] if sep and key and value else [f"--{token}"]
+        # parttool's split: the last '=' that has text on both sides (greedy key)
+        pair = re.match(r"(.+)=(.+)", token)
+        out += [f"--{pair.group(1)}", pair.group(2)] if pair else [f"--{token}"]
     return out
 
 
