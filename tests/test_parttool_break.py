@@ -249,3 +249,12 @@ def test_esptool_args_split_as_parttool_does() -> None:
     target = ParttoolTarget(partition_table_file=str(CSV),
                             esptool_write_args=["a=b=c", "d=e=", "=f", "g="])
     assert target.esptool_write_args == ["--a=b", "c", "--d", "e=", "--=f", "--g="]
+
+
+def test_unreadable_input_is_an_os_error(tmp_path: Path) -> None:
+    # ESP-IDF open()s the input: a directory raises IsADirectoryError, an OSError
+    image = tmp_path / "flash.bin"
+    image.write_bytes(b"\xff" * 0x8000 + TABLE + b"\xff" * (0x100000 - 0x8000 - len(TABLE)))
+    target = ParttoolTarget(image=str(image))
+    with pytest.raises(OSError, match="is a directory"):
+        target.write_partition(PartitionName("nvs"), str(tmp_path))

@@ -51,6 +51,7 @@ __all__ = [
     "EsptoolError",
     "InputError",
     "InputTooBigError",
+    "InputUnreadableError",
     "NoSuchPartitionError",
     "PartitionName",
     "PartitionType",
@@ -87,6 +88,11 @@ class ReadOnlyError(PartkitError, SystemExit):
 
 class InputMissingError(PartkitError, FileNotFoundError):
     """The input file of a write does not exist (ESP-IDF: FileNotFoundError)."""
+
+
+class InputUnreadableError(PartkitError, OSError):
+    """The input of a write cannot be read (a directory, no permission). ESP-IDF's
+    ``open()`` raises an ``OSError`` (IsADirectoryError, PermissionError)."""
 
 
 class InputTooBigError(CheckFailed):
@@ -548,7 +554,10 @@ class ParttoolTarget:
             raise InputMissingError(error("no such file", SourceLocation(input),
                                           "check the path (relative paths resolve from "
                                           f"{os.getcwd()})"))
-        data = read_input_file(input, part.size)
+        try:
+            data = read_input_file(input, part.size)
+        except PartkitError as exc:
+            raise InputUnreadableError(exc.diagnostics) from None
         try:
             check_fits(part, input, data, where)
         except CheckFailed as exc:
