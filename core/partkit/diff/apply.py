@@ -15,8 +15,6 @@ bootloader header's flash-size nibble (byte 3) is set, its appended SHA-256 reco
 
 from __future__ import annotations
 
-import hashlib
-
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
 
@@ -149,6 +147,7 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
     from partkit.check.appimage import read_image
     from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.flash import imagefile
+    from partkit.flash.bootheader import patch_flash_params
 
     code = FLASH_SIZE_CODE.get(size)
     current = imagefile.image_size(path)
@@ -175,14 +174,12 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
     if header_at is None:
         return None
     region = imagefile.read_region(path, header_at, table_offset - header_at)
-    info = read_image(region, f"{path}@0x{header_at:x}")
+    label = f"{path}@0x{header_at:x}"
+    info = read_image(region, label)
     assert info.image_length is not None
-    data = bytearray(region)
-    data[3] = (code << 4) | (data[3] & 0x0F)
-    end = info.image_length  # (the appended SHA-256 included)
-    if info.hash_appended:
-        data[end - 32:end] = hashlib.sha256(bytes(data[:end - 32])).digest()
-    end = -(-end // SECTOR) * SECTOR
+    # the size nibble only, SHA-256 recomputed: one home for that (flash.bootheader)
+    data = patch_flash_params(region, label, info.chip or "", None, None, size).data
+    end = -(-info.image_length // SECTOR) * SECTOR  # (the appended SHA-256 included)
     if bytes(data[:end]) != region[:end]:
         import os
         import tempfile

@@ -199,6 +199,12 @@ def read_source(spec: str, table_offset: int) -> RawSource:
     """The table bytes behind ``spec``; raises PartkitError for unreadable sources."""
     if spec.startswith(_DEVICE_URLS):
         return _device_source(spec, table_offset)
+    if spec == "-":
+        from partkit.table.codec import read_table_source
+
+        data = read_table_source(spec, table_offset).data
+        return RawSource(data, "binary" if binary.looks_binary(data) else "csv", "<stdin>",
+                         None)
     scheme, sep, rest = spec.partition(":")
     if sep and scheme == "port":
         return _device_source(rest, table_offset)
