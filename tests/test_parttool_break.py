@@ -258,3 +258,32 @@ def test_unreadable_input_is_an_os_error(tmp_path: Path) -> None:
     target = ParttoolTarget(image=str(image))
     with pytest.raises(OSError, match="is a directory"):
         target.write_partition(PartitionName("nvs"), str(tmp_path))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes are POSIX here")
+def test_esptool_read_into_a_pipe_keeps_the_pipe(mock: MockDevice, tmp_path: Path) -> None:
+    # a read run by esptool was renamed over its output: a pipe (or, as root, a device
+    # node like /dev/null) was replaced by a regular file and its reader got nothing
+    nvs = pattern(0x4000, 49)
+    mock.write(tmp_path, 0x9000, nvs)
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    target = ParttoolTarget(mock.url, esptool_args=["no-stub"],
+                            esptool_read_args=["no-progress"])
+    try:
+        target.read_partition(PartitionName("nvs"), str(fifo))
+    finally:
+        if reader.is_alive():
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            reader.join(5)
+    assert fifo.is_fifo()
+    assert got == [nvs]

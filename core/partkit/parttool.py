@@ -618,21 +618,27 @@ class ParttoolTarget:
             raise EsptoolError(exc.diagnostics, " ".join(argv)) from None
 
     def _esptool_read(self, part: Partition, output: str) -> None:
+        """esptool reads into a private file; partkit then writes ``output`` the way it
+        writes every output (atomically for files; a pipe or device is written to, never
+        renamed over)."""
         import tempfile
+
+        from partkit.common.fileio import write_atomic
 
         if self.image is not None:
             raise PartkitError(error("--esptool-read-args apply to a device, not an image"))
-        directory = os.path.dirname(os.path.abspath(output))
-        fd, tmp = tempfile.mkstemp(prefix=".partkit-read-", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".partkit-read-", suffix=".bin")
         os.close(fd)
         try:
             self._esptool("read-flash", [str(part.offset), str(part.size), tmp,
                                          *self.esptool_read_args],
                           f"reading partition '{part.name}'", part)
-            os.replace(tmp, output)
+            with open(tmp, "rb") as f:
+                data = f.read()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        write_atomic(output, data)
 
     def _check_change(self, part: Partition, verb: str, force: bool) -> None:
         """partkit's device checks (inside the flash, sector-aligned, security) before
