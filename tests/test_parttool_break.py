@@ -287,3 +287,10 @@ def test_esptool_read_into_a_pipe_keeps_the_pipe(mock: MockDevice, tmp_path: Pat
             reader.join(5)
     assert fifo.is_fifo()
     assert got == [nvs]
+
+
+def test_baud_as_text_works_as_in_parttool(mock: MockDevice) -> None:
+    # ESP-IDF only puts str(baud) on esptool's command line: "115200" works there
+    target = ParttoolTarget(mock.url, "115200")  # type: ignore[arg-type]
+    assert target.baud == "115200"
+    assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]

@@ -325,6 +325,15 @@ def _parse_global(opts: dict[str, str]) -> dict[str, object]:
     }
 
 
+def _baud(value: object) -> int | None:
+    """parttool only puts ``str(baud)`` on esptool's command line, so text works too."""
+    from partkit.table.options import int_option
+
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, int) else int_option("baud", str(value))
+
+
 def _legacy_order(primary: object, recovery: object) -> bool:
     """ESP-IDF before v5.5 (and its otatool.py, still) passes ``partition_table_file``
     and ``esptool_args`` where v5.5 put the two bootloader offsets: a path or a list in
@@ -453,7 +462,7 @@ class ParttoolTarget:
         c = self._connection
         session = Session(  # port and baud as esptool sees parttool's argv: the last wins
             str(self.port or c["port"] or "") or None,
-            baud=self.baud or c["baud"],  # type: ignore[arg-type]
+            baud=_baud(self.baud) or c["baud"],  # type: ignore[arg-type]
             chip=c["chip"],  # type: ignore[arg-type]
             before=str(c["before"]), after=str(c["after"]), stub=bool(c["stub"]),
             connect_attempts=c["connect_attempts"] or DEFAULT_CONNECT_ATTEMPTS,  # type: ignore[arg-type]
