@@ -294,3 +294,9 @@ def test_baud_as_text_works_as_in_parttool(mock: MockDevice) -> None:
     target = ParttoolTarget(mock.url, "115200")  # type: ignore[arg-type]
     assert target.baud == "115200"
     assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]
+
+
+def test_table_offset_as_text_works_as_in_parttool(mock: MockDevice) -> None:
+    # ESP-IDF reads the table with esptool given str(partition_table_offset)
+    target = ParttoolTarget(mock.url, None, "0x8000")  # type: ignore[arg-type]
+    assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]

@@ -406,11 +406,12 @@ class ParttoolTarget:
         self._read = esptool_options(esptool_read_args or (), "read")
         self._erase = esptool_options(esptool_erase_args or (), "erase")
         self.options: TableOptions = table_options(
-            offset=hex(partition_table_offset),
+            # numbers, or text as parttool passes it on to esptool (str(offset))
+            offset=str(partition_table_offset),
             primary_bootloader_offset=None if primary_bootloader_offset is None
-            else hex(primary_bootloader_offset),
+            else str(primary_bootloader_offset),
             recovery_bootloader_offset=None if recovery_bootloader_offset is None
-            else hex(recovery_bootloader_offset),
+            else str(recovery_bootloader_offset),
             verify=False, extra_subtypes=tuple(extra_partition_subtypes or ()))
         table, self.warnings = self._load_table(partition_table_file or None)
         self.partition_table = ParttoolTable(table, self.options)
