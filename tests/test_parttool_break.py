@@ -300,3 +300,30 @@ def test_table_offset_as_text_works_as_in_parttool(mock: MockDevice) -> None:
     # ESP-IDF reads the table with esptool given str(partition_table_offset)
     target = ParttoolTarget(mock.url, None, "0x8000")  # type: ignore[arg-type]
     assert target.get_partition_info(PartitionName("nvs")).offset == 0x9000  # type: ignore[union-attr]
+
+
+def test_ctrl_c_while_esptool_writes_says_what_may_have_changed(mock: MockDevice,
+                                                                tmp_path: Path) -> None:
+    import signal
+
+    from support.mock_device import Proxy
+
+    sent: list[int] = []
+
+    def interrupt_on_data(frame: bytes) -> bool:
+        if frame[:1] == b"\x00" and frame[1:2] in (b"\x03", b"\x11", b"\xd4") and not sent:
+            sent.append(1)  # FLASH_(DEFL_|ENCRYPT_)DATA: esptool is writing
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    src = tmp_path / "data.bin"
+    src.write_bytes(pattern(0x8000, 50))
+    proxy = Proxy(mock.port, on_client=interrupt_on_data)
+    try:
+        target = ParttoolTarget(proxy.url, esptool_write_args=["encrypt",
+                                                               "ignore-flash-enc-efuse"])
+        with pytest.raises(KeyboardInterrupt) as exc:
+            target.write_partition(PartitionName("storage"), str(src))
+    finally:
+        proxy.close()
+    assert "0x70000..0x80000 may have changed" in str(exc.value)

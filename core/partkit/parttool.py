@@ -626,6 +626,12 @@ class ParttoolTarget:
             run_esptool(argv, what)
         except DeviceError as exc:
             raise EsptoolError(exc.diagnostics, " ".join(argv)) from None
+        except KeyboardInterrupt:  # esptool is stopped with us: say what it may have left
+            state = ("nothing on the device was changed" if command == "read-flash" else
+                     f"0x{part.offset:x}..0x{part.end:x} may have changed (erased or partly "
+                     "written); nothing outside the partition was touched; run the same "
+                     "command again to rewrite the whole partition")
+            raise KeyboardInterrupt(f"{what} (esptool) was cut short: {state}") from None
 
     def _esptool_read(self, part: Partition, output: str) -> None:
         """esptool reads into a private file; partkit then writes ``output`` the way it
