@@ -327,3 +327,13 @@ def test_ctrl_c_while_esptool_writes_says_what_may_have_changed(mock: MockDevice
     finally:
         proxy.close()
     assert "0x70000..0x80000 may have changed" in str(exc.value)
+
+
+def test_subtype_zero_selects_subtype_zero() -> None:
+    # ESP-IDF tests `type and subtype` for truth: subtype 0 falls through to the boot
+    # default app; partkit selects what was asked for (docs/device.md)
+    from partkit.parttool import PartitionType
+
+    target = ParttoolTarget(partition_table_file=str(CSV))
+    assert target.get_partition_info(PartitionType("data", 0)).name == "otadata"  # type: ignore[union-attr]
+    assert target.get_partition_info(PartitionType(0, 0)).name == "factory"  # type: ignore[union-attr]
