@@ -337,3 +337,39 @@ def test_subtype_zero_selects_subtype_zero() -> None:
     target = ParttoolTarget(partition_table_file=str(CSV))
     assert target.get_partition_info(PartitionType("data", 0)).name == "otadata"  # type: ignore[union-attr]
     assert target.get_partition_info(PartitionType(0, 0)).name == "factory"  # type: ignore[union-attr]
+
+
+def test_ctrl_c_in_a_plan_step_names_the_step(tmp_path: Path) -> None:
+    # a device step now ends Ctrl-C as a KeyboardInterrupt (exit 130); `device apply`
+    # must still say which step stopped, what was done and what was not started
+    from partkit.device.target import ImageTarget
+    from partkit.diff import DiffOptions, diff_tables, side_of
+    from partkit.diff.apply import apply_plan
+    from partkit.table.binary import encode
+    from partkit.table.codec import load_table
+    from partkit.table.options import TableOptions
+    from test_diff_apply import OLD
+
+    old = load_table(OLD.encode(), "old.csv", TableOptions()).table
+    new = load_table((OLD.rstrip("\n") + "\nstore, data, spiffs, 0x310000, 0x10000,\n"
+                      "more, data, spiffs, 0x320000, 0x10000,\n").encode(), "new.csv",
+                     TableOptions()).table
+    report = diff_tables(side_of(old), side_of(new), DiffOptions(running=("ota_0",)))
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(b"\xff" * 0x400000)
+
+    class Interrupted(ImageTarget):
+        calls = 0
+
+        def erase_partition(self, part, **kw):  # type: ignore[no-untyped-def]
+            Interrupted.calls += 1
+            if Interrupted.calls == 2:  # what DeviceTarget raises on Ctrl-C
+                raise KeyboardInterrupt("erasing partition 'more' was cut short: "
+                                        "0x320000..0x330000 may be partly erased")
+            super().erase_partition(part, **kw)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        apply_plan(Interrupted(str(flash)), report, encode(new, True))
+    text = str(info.value)
+    assert "step 3" in text and "0x320000..0x330000 may be partly erased" in text
+    assert "done and verified: 1." in text and "not started: nothing" in text
