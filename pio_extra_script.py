@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 import SCons.Errors
+import SCons.Node.Alias
 import SCons.Util
 
 Import("env")
@@ -261,8 +262,10 @@ def _summary(table, origin: str) -> str:
         slot_size=env.get("PARTKIT_APP_MAXIMUM_SIZE", 0))
 
 
-def _wire() -> None:
-    """Table builder (unless the platform has one), size checks, targets."""
+def _wire(late: bool = False) -> None:
+    """Table builder (unless the platform has one), size checks, targets.
+
+    ``late``: run by PlatformIO's delayed actions, after every build script."""
     _state["wired"] = True
     table_bin = env.File("$BUILD_DIR/partitions.bin")
     platform_owned = table_bin.has_builder()
@@ -310,9 +313,7 @@ def _wire() -> None:
                 PARTKIT_EXTRA_BOOTLOADER_OFFSET=offset)
     if table_bin.has_builder():  # a bad table is reported once, by its own step
         env.Requires(checks, table_bin)
-    for alias in ("buildprog", "upload"):
-        env.Alias(alias, checks)
-    env.Default(checks)
+    _state["app_checks"] = checks
 
     if not getattr(env, "IsIntegrationDump", lambda: False)():
         origin = "from the platform" if from_platform else "generated"
@@ -329,33 +330,79 @@ def _wire() -> None:
     env.AddCustomTarget("partition-map", table_bin,
                         env.VerboseAction(_draw_map, "partkit: drawing the partition map"),
                         title="Partition map", description="Draw the flash layout as SVG")
-    _wire_fs_image_check()
+    if late or "_PIO_DELAYED_ACTIONS" not in env:
+        _hook_platform_targets()
+    else:  # the platform registers its targets after BuildProgram(): hook them at the end
+        env.Append(_PIO_DELAYED_ACTIONS=[(_hook_platform_targets_delayed, [], None)])
 
 
 def _check_fs_image(target, source, env) -> int:
-    """After ``pio run -t buildfs``: the whole image against the partition uploadfs writes
-    it to (the platform's choice, see partkit.data.upload), named in the log."""
+    """Before ``buildfs`` ends and before ``uploadfs`` flashes: the whole image against
+    the partition uploadfs writes it to (this platform's rule, see partkit.data.upload),
+    named in the log."""
     from partkit.cli.common import emit
 
     code, report, diagnostics = pio.check_fs_image_file(
-        env.subst("$PARTKIT_TABLE_PATH"), str(target[0]),
+        env.subst("$PARTKIT_TABLE_PATH"), str(source[0]),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
-        partition=_board("build.filesystem_partition") or None,
-        filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
+        rules=_uploadfs_rules())
     if report:
         print(report)
     emit(diagnostics)
-    return code
+    if code != 0:
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
+            f"partkit: {source[0]} does not fit the partition uploadfs writes it to"))
+    return 0
 
 
-def _wire_fs_image_check() -> None:
-    """pio run -t buildfs makes $BUILD_DIR/${ESP32_FS_IMAGE_NAME}.bin (platform-espressif32);
-    a platform that names it later gets each usual name hooked (only the built one runs)."""
-    name = env.subst("$ESP32_FS_IMAGE_NAME")
-    for stem in [name] if name else ["spiffs", "littlefs", "fatfs"]:
-        env.AddPostAction(os.path.join("$BUILD_DIR", f"{stem}.bin"), env.VerboseAction(
-            _check_fs_image, "partkit: checking $TARGET against its uploadfs partition"))
+def _alias(name: str):
+    """The alias node ``name`` if a script defined it (never creates one)."""
+    return SCons.Node.Alias.default_ans.lookup(name)
+
+
+def _hook_platform_targets_delayed(_nodes, _action) -> None:
+    _hook_platform_targets()
+
+
+def _hook_platform_targets() -> None:
+    """partkit's checks become dependencies of the platform's own targets.
+
+    Never their sources: a platform's upload action flashes ``$SOURCE`` (its first
+    source), so an added source would be what gets flashed. Dependencies are built
+    first and leave ``$SOURCE`` alone. Targets without an image (erase, size, monitor,
+    download_fs, metrics) are not touched.
+    """
+    registered = list(env.get("__PIO_TARGETS", {}))
+    app_checks = _state.get("app_checks") or []
+    hooked = False
+    for name in pio.app_targets(registered):
+        alias = _alias(name)
+        if alias is not None:
+            env.Depends(alias, app_checks)
+            hooked = hooked or name == "buildprog"
+    if not hooked:  # a platform without a buildprog alias: the checks are default targets
+        env.Default(app_checks)
+    image_name = env.subst("$ESP32_FS_IMAGE_NAME")
+    fs_targets = [a for a in map(_alias, pio.FS_TARGETS) if a is not None]
+    if image_name and fs_targets:
+        # Its own node, built every time: a post-action on the image would be lost when
+        # the platform's DataToBin builder (re)defines the image node.
+        image = os.path.join("$BUILD_DIR", f"{image_name}.bin")
+        check = env.Alias("partkit-fs-check", image, env.VerboseAction(
+            _check_fs_image, "partkit: checking $SOURCE against its uploadfs partition"))
+        env.AlwaysBuild(check)
+        for alias in fs_targets:
+            env.Depends(alias, check)
+
+
+def _uploadfs_rules():
+    """Where this platform's uploadfs writes the image (its name and version decide)."""
+    platform = env.PioPlatform()
+    return pio.uploadfs_rules(
+        getattr(platform, "name", ""), str(getattr(platform, "version", "")),
+        filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"),
+        partition=_board("build.filesystem_partition"))
 
 
 def _wire_late(*_args) -> None:
@@ -365,7 +412,7 @@ def _wire_late(*_args) -> None:
     sys.stderr.write(
         "partkit: warning: the platform never called env.BuildProgram(); partkit wired "
         "its table and size checks after the build scripts instead\n")
-    _wire()
+    _wire(late=True)
 
 
 env.Tool("partkit", toolpath=[_tool_dir()])

@@ -337,8 +337,9 @@ def test_check_fs_image_file(table: Path, tmp_path: Path) -> None:
     (data / "hello.txt").write_text("hello\n")
     image = tmp_path / "littlefs.bin"
     image.write_bytes(littlefs.build(str(data), 0x20000))
+    rules = pio.uploadfs_rules("espressif32", "6.13.0", filesystem="littlefs")
     code, report, diagnostics = pio.check_fs_image_file(str(table), str(image),
-                                                        offset="0x8000", filesystem="littlefs")
+                                                        offset="0x8000", rules=rules)
     assert code == 0, diagnostics
     first, second = report.split("\n")
     assert first == (f"partkit: uploadfs writes {image} to 'storage' at 0x40000 (0x20000 "
@@ -349,7 +350,43 @@ def test_check_fs_image_file(table: Path, tmp_path: Path) -> None:
     big.write_bytes(littlefs.build(str(data), 0x21000))
     code, _, diagnostics = pio.check_fs_image_file(str(table), str(big), offset="0x8000")
     assert code == 1 and any(d.is_error for d in diagnostics)
-    # A partition named by board_build.filesystem_partition that is not there: exit 2.
-    code, report, diagnostics = pio.check_fs_image_file(str(table), str(image),
-                                                        partition="nope")
-    assert (code, report) == (2, "") and diagnostics
+    # A board_build.filesystem_partition that is not there: pioarduino falls back to the
+    # last one, and the report says so.
+    rules = pio.uploadfs_rules("espressif32", "55.3.311", partition="nope")
+    code, report, _ = pio.check_fs_image_file(str(table), str(image), rules=rules)
+    assert code == 0
+    assert ("board_build.filesystem_partition = nope is no spiffs/fat/littlefs data "
+            "partition of the table, so pioarduino 55.3.311 falls back") in report
+    # A table with no file-system partition at all: exit 2 with the reason.
+    lone = tmp_path / "lone.csv"
+    lone.write_text("factory, app, factory, 0x10000, 0x100000\n")
+    code, report, diagnostics = pio.check_fs_image_file(str(lone), str(image))
+    assert (code, report) == (2, "") and "no spiffs, fat or littlefs" in diagnostics[0].message
+
+
+@pytest.mark.parametrize(("version", "by_name", "fat_skip"), [
+    ("6.13.0", False, 0x1000),  # platform-espressif32: 4 KiB in, option ignored
+    ("55.3.35", False, 0x1000),  # pioarduino before its wear-levelled fatfs builder
+    ("55.03.36", False, 0),
+    ("55.3.38", False, 0),
+    ("55.3.39", True, 0),  # filesystem_partition honoured from here
+    ("55.03.311", True, 0),
+])
+def test_uploadfs_rules_follow_the_platform_version(
+        version: str, by_name: bool, fat_skip: int) -> None:
+    rules = pio.uploadfs_rules("espressif32", version, filesystem="fatfs", partition="ffat")
+    assert (rules.by_name, rules.fat_skip) == (by_name, fat_skip)
+    assert version in rules.platform
+
+
+def test_version_tuple() -> None:
+    assert pio.version_tuple("55.03.311") == (55, 3, 311)
+    assert pio.version_tuple("6.13.0-rc1") == (6, 13, 0)
+    assert pio.version_tuple("") == ()
+
+
+def test_app_targets_never_include_imageless_ones() -> None:
+    registered = ["buildfs", "size", "upload", "uploadfs", "erase", "erase_upload",
+                  "__upload-signed-app", "__upload-bootloader", "monitor", "download_fs"]
+    assert pio.app_targets(registered) == ["buildprog", "upload", "erase_upload",
+                                           "__upload-signed-app"]

@@ -446,3 +446,111 @@ def test_espressif32_missing_csv_stops_before_compiling(
     assert "app slot unknown: the table file does not exist" in result.stdout
     assert "Source `nothere.csv' not found" in result.output
     assert not list(build_dir(project).rglob("*.o")), "compiled without a table"
+
+
+# --- upload, buildfs and uploadfs on both fixture platforms ---------------------------------
+# The fixtures register their targets as the real platforms do: after BuildProgram(), on
+# target_firm, with UPLOADCMD flashing $SOURCE (tests/data/pio_platforms/*/builder/main.py).
+
+FS_CSV = CSV.replace("storage,  data, spiffs,  ,        0x100000,",
+                     "storage,  data, spiffs,  0x40000,  0x20000,")
+FS_OFFSET, FS_SIZE = 0x40000, 0x20000
+
+
+def pioarduino_project(root: Path, csv: str = CSV, **ini: str) -> Path:
+    pytest.importorskip("esp_idf_defs.partitions")  # the fixture generator's engine
+    project = make_project(root, csv)
+    platform = project / "pioarduino"
+    shutil.copytree(PIOARDUINO, platform)
+    set_options(project, platform=platform.as_uri(), board="esp32c3-arduino3",
+                framework="arduino", **{"board_build.variants_dir": "variants"}, **ini)
+    bootloader_of_size(project / "variants" / "partkit_c3", 0x6000, name="bootloader.bin")
+    return project
+
+
+def fixture_project(which: str, root: Path, esptoolpy: Path, csv: str, **ini: str) -> Path:
+    if which == "espressif32":
+        project = espressif32_project(root, esptoolpy, csv, **ini)
+    else:
+        project = pioarduino_project(root, csv, **ini)
+    data = project / "data"
+    data.mkdir()
+    (data / "index.html").write_text("<p>hello</p>\n")
+    return project
+
+
+@pytest.fixture
+def device(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from support.mock_device import MockDevice
+
+    mock = MockDevice(tmp_path / "mock-state")
+    yield mock
+    mock.stop()
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_upload_flashes_firmware_bin_and_checks_come_first(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    """pio run -t upload writes firmware.bin at 0x10000 (read back from the mock), not a
+    partkit check report, and partkit's checks ran before the upload."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FS_CSV)
+    up = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    out = up.stdout
+    assert re.search(r"(?m)^Uploading \.pio/build/esp32c3/firmware\.bin$", out), up
+    assert out.index("firmware.bin binary size") < out.index("Uploading")
+    assert out.index("Bootloader binary size") < out.index("Uploading")
+    firmware = (build_dir(project) / "firmware.bin").read_bytes()
+    assert device.read(tmp_path, 0x10000, len(firmware)) == firmware
+    table = (build_dir(project) / "partitions.bin").read_bytes()
+    assert device.read(tmp_path, 0x8000, len(table)) == table
+    # A second upload (nothing to rebuild) still writes the app.
+    again = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert again.returncode == 0, again
+    assert re.search(r"(?m)^Uploading \.pio/build/esp32c3/firmware\.bin$", again.stdout)
+    assert "is up to date" not in again.output  # no stamp noise
+
+
+GROW_FS_SCRIPT = """\
+# One 4 KiB block more than the platform's FS_SIZE (set by the DataToBin emitter).
+Import("env")
+if "FS_SIZE" in env:
+    env["FS_SIZE"] = env["FS_SIZE"] + 0x1000
+"""
+
+
+def fs_line(image: str, partition: str, offset: int, size: int, why: str) -> str:
+    return (f"partkit: uploadfs writes .pio/build/esp32c3/{image} to '{partition}' at "
+            f"{offset:#x} ({size:#x} bytes; {why})")
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_fs_image_checked_on_every_buildfs_and_uploadfs(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FS_CSV,
+                              **{"board_build.filesystem": "littlefs"})
+    line = fs_line("littlefs.bin", "storage", FS_OFFSET, FS_SIZE,
+                   "the last spiffs/fat/littlefs data partition")
+    for attempt in range(2):  # the second time the image exists already
+        built = run_pio(core, project, "-t", "buildfs")
+        assert built.returncode == 0, built
+        assert line in built.stdout, (attempt, built)
+    image = (build_dir(project) / "littlefs.bin").read_bytes()
+    assert len(image) == FS_SIZE
+    up = run_pio(core, project, "-t", "uploadfs", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    assert up.stdout.index(line) < up.stdout.index("Uploading .pio/build/esp32c3/littlefs.bin")
+    assert device.read(tmp_path, FS_OFFSET, FS_SIZE) == image
+
+    # An image larger than its partition stops buildfs and uploadfs before any write.
+    (project / "grow_fs.py").write_text(GROW_FS_SCRIPT)
+    set_options(project, extra_scripts="pre:../../pio_extra_script.py, post:grow_fs.py")
+    device.write(tmp_path, FS_OFFSET, b"\x00" * 16)
+    for target in ("buildfs", "uploadfs"):
+        over = run_pio(core, project, "-t", target, "--upload-port", device.url)
+        assert over.returncode == 1, over
+        assert "4096 bytes too many" in over.output, over
+        assert "Uploading" not in over.stdout
+    assert device.read(tmp_path, FS_OFFSET, 16) == b"\x00" * 16

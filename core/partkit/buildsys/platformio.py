@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from partkit.common.errors import Diagnostic
+    from partkit.data.upload import UploadfsRules
 
 __all__ = [
     "FRAMEWORK_PACKAGES",
+    "FS_TARGETS",
     "SetupError",
+    "app_targets",
     "bootloader_image",
     "bootloader_offset",
     "builtin_candidate",
@@ -37,6 +40,8 @@ __all__ = [
     "is_yes",
     "table_from_platform",
     "table_summary",
+    "uploadfs_rules",
+    "version_tuple",
     "write_builtin_table",
     "write_flash_for_version",
     "write_flash_spelling",
@@ -230,11 +235,68 @@ def bootloader_image(images: Iterable[tuple[str, str]], offset: int) -> tuple[st
     return None
 
 
+# --- platform targets and uploadfs -----------------------------------------------------
+
+# Targets whose $SOURCE is the image the image checks are about (they get the checks as
+# dependencies); erase, size, monitor and the like have no image and are left alone.
+FS_TARGETS = ("buildfs", "uploadfs", "uploadfsota")
+_APP_TARGETS = ("buildprog", "upload", "erase_upload")
+# pioarduino numbers its releases from 50 up; platform-espressif32 is at 6.x.
+PIOARDUINO_FIRST_MAJOR = 50
+PIOARDUINO_FAT_WHOLE = (55, 3, 36)  # fatfs: a wear-levelled image of the whole partition
+PIOARDUINO_FS_PARTITION = (55, 3, 39)  # board_build.filesystem_partition honoured
+
+
+def app_targets(registered: Iterable[str]) -> list[str]:
+    """The targets to make wait for the app and bootloader checks: buildprog, upload,
+    erase_upload and platform-espressif32's ESP-IDF ``__upload-*`` app targets among
+    ``registered`` (the names in ``env["__PIO_TARGETS"]``)."""
+    names = list(_APP_TARGETS)
+    names += [n for n in registered
+              if n.startswith("__upload") and "bootloader" not in n and n not in names]
+    return names
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"55.03.311"`` -> (55, 3, 311); () when it does not start with a number."""
+    parts: list[int] = []
+    for piece in version.split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.end() != len(piece):  # "6.13.0-rc1": stop at the suffix
+            break
+    return tuple(parts)
+
+
+def uploadfs_rules(platform_name: str, version: str, *, filesystem: str = "",
+                   partition: str = "") -> UploadfsRules:
+    """Where this platform's ``uploadfs`` writes the ``buildfs`` image.
+
+    ``platform_name``/``version``: PlatformIO's platform object (``espressif32``,
+    ``6.13.0`` or pioarduino's ``55.3.311``); ``filesystem``: board_build.filesystem;
+    ``partition``: board_build.filesystem_partition.
+    """
+    from partkit.data.upload import FATFS_SKIP, UploadfsRules
+
+    number = version_tuple(version)
+    if number and number[0] >= PIOARDUINO_FIRST_MAJOR:
+        label = f"pioarduino {version}"
+        return UploadfsRules(label, filesystem, partition,
+                             by_name=number >= PIOARDUINO_FS_PARTITION,
+                             fat_skip=0 if number >= PIOARDUINO_FAT_WHOLE else FATFS_SKIP)
+    label = f"platform-espressif32 {version}" if platform_name == "espressif32" else (
+        f"{platform_name or 'the platform'} {version} (taken as platform-espressif32 6.x)")
+    return UploadfsRules(label.strip(), filesystem, partition)
+
+
 def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
-                        extra_subtypes: Sequence[str] = (), partition: str | None = None,
-                        filesystem: str = "") -> tuple[int, str, list[Diagnostic]]:
+                        extra_subtypes: Sequence[str] = (),
+                        rules: UploadfsRules | None = None,
+                        ) -> tuple[int, str, list[Diagnostic]]:
     """Check a ``pio run -t buildfs`` image (the whole file) against the partition uploadfs
-    writes it to (see partkit.data.upload).
+    writes it to (see partkit.data.upload; ``rules`` from :func:`uploadfs_rules`).
 
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
@@ -245,7 +307,7 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
     try:
         options = table_options(offset=offset, extra_subtypes=extra_subtypes)
         loaded = load_table_file(table, options).table
-        result, where = check_fs_image(loaded, image, name=partition, filesystem=filesystem)
+        result, where = check_fs_image(loaded, image, rules)
     except PartkitError as exc:
         return exc.exit_code, "", list(exc.diagnostics)
     findings = [f.diagnostic for f in result.findings]
