@@ -60,8 +60,13 @@ def _literal(text: str) -> str:
 
 def _configure() -> None:
     """PARTKIT_* construction variables from the board and custom_partkit_* options."""
+    offset_option = (PREFIX + "offset") if _option("offset") else (
+        "board_upload.partition_table_offset" if _board("upload.partition_table_offset")
+        else "")
+    _state["offset_option"] = offset_option
     env.Replace(
         PARTKIT_OFFSET=_option("offset") or _board("upload.partition_table_offset", "0x8000"),
+        PARTKIT_OFFSET_SET=_option("offset") or _board("upload.partition_table_offset"),
         PARTKIT_CHIP=_board("build.mcu"),
         PARTKIT_FLASH_SIZE=_board("upload.flash_size"),
         PARTKIT_SECURE=_option("secure"),
@@ -190,19 +195,40 @@ def _draw_map(target, source, env) -> int:
     return code
 
 
+def _extra_images() -> list[tuple[str, str]]:
+    """FLASH_EXTRA_IMAGES as (offset text, absolute path): what upload writes besides the app."""
+    images = []
+    for entry in env.get("FLASH_EXTRA_IMAGES", []):
+        try:
+            path = env.subst(str(entry[1]), raw=1)
+            images.append((env.subst(str(entry[0])), env.File(path).abspath))
+        except (IndexError, TypeError):
+            continue
+    return images
+
+
+def _reconcile_offset(table_bin) -> None:
+    """PARTKIT_OFFSET := where the platform flashes the table (FLASH_EXTRA_IMAGES); a
+    different offset set in the project stops the build."""
+    try:
+        offset = pio.reconcile_offset(
+            env.subst("$PARTKIT_OFFSET_SET"), _state["offset_option"],
+            pio.flashed_table_offset(_extra_images(), table_bin.abspath),
+            table_bin.get_path(env.Dir("$PROJECT_DIR")))
+    except pio.SetupError as exc:
+        sys.stderr.write(f"partkit: error: {exc}\n")
+        env.Exit(2)
+        return
+    env.Replace(PARTKIT_OFFSET=offset)
+
+
 def _extra_image_bootloader():
     """The FLASH_EXTRA_IMAGES entry at the bootloader offset: (offset text, file node)."""
     wanted = pio.bootloader_offset(env.subst("$PARTKIT_BOOTLOADER_OFFSET"),
                                    env.subst("$PARTKIT_CHIP"))
     if wanted is None:
         return None
-    images = []
-    for entry in env.get("FLASH_EXTRA_IMAGES", []):
-        try:
-            images.append((env.subst(str(entry[0])), env.subst(str(entry[1]), raw=1)))
-        except (IndexError, TypeError):
-            continue
-    found = pio.bootloader_image(images, wanted)
+    found = pio.bootloader_image(_extra_images(), wanted)
     return None if found is None else (found[0], env.File(found[1]))
 
 
@@ -276,6 +302,7 @@ def _wire(late: bool = False) -> None:
         sys.stderr.write(f"partkit: error: {exc}\n")
         env.Exit(2)
     program = _program_node()
+    _reconcile_offset(table_bin)
     if from_platform:
         # platform-espressif32: its framework made partitions.bin; check its source.
         csv = env.subst("$PARTITIONS_TABLE_CSV", raw=1) or (

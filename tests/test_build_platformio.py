@@ -390,3 +390,23 @@ def test_app_targets_never_include_imageless_ones() -> None:
                   "__upload-signed-app", "__upload-bootloader", "monitor", "download_fs"]
     assert pio.app_targets(registered) == ["buildprog", "upload", "erase_upload",
                                            "__upload-signed-app"]
+
+
+def test_flashed_table_offset_and_reconcile(tmp_path: Path) -> None:
+    table_bin = str(tmp_path / "partitions.bin")
+    images = [("0x0000", str(tmp_path / "bootloader.bin")), ("0x9000", table_bin),
+              ("0xe000", str(tmp_path / "boot_app0.bin"))]
+    assert pio.flashed_table_offset(images, table_bin) == "0x9000"
+    assert pio.flashed_table_offset(images[:1], table_bin) is None
+    # Nothing set in the project: the platform's offset is taken.
+    assert pio.reconcile_offset("", "", "0x9000", "t.bin") == "0x9000"
+    # Set, and the same number: kept as written.
+    assert pio.reconcile_offset("36864", "custom_partkit_offset", "0x9000", "t.bin") == "36864"
+    # Nothing flashed by the platform (no FLASH_EXTRA_IMAGES entry): the project's or 0x8000.
+    assert pio.reconcile_offset("0xa000", "custom_partkit_offset", None, "t.bin") == "0xa000"
+    assert pio.reconcile_offset("", "", None, "t.bin") == "0x8000"
+    with pytest.raises(pio.SetupError, match=r"board_upload.partition_table_offset = 0x9000, "
+                       r"but the platform flashes t.bin at 0x8000"):
+        pio.reconcile_offset("0x9000", "board_upload.partition_table_offset", "0x8000", "t.bin")
+    with pytest.raises(pio.SetupError, match="not a number"):
+        pio.reconcile_offset("nine", "custom_partkit_offset", "0x8000", "t.bin")

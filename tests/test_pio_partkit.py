@@ -554,3 +554,19 @@ def test_fs_image_checked_on_every_buildfs_and_uploadfs(
         assert "4096 bytes too many" in over.output, over
         assert "Uploading" not in over.stdout
     assert device.read(tmp_path, FS_OFFSET, 16) == b"\x00" * 16
+
+
+@pytest.mark.parametrize("option", ["board_upload.partition_table_offset",
+                                    "custom_partkit_offset"])
+def test_table_offset_other_than_the_flashed_one_fails(
+        core: Path, esptoolpy: Path, tmp_path: Path, option: str) -> None:
+    """Arduino flashes partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES) whatever the project
+    says; checking the table for 0x9000 would check a table the device never reads."""
+    moved = CSV.replace("nvs,      data, nvs,     0x9000,  0x6000,",
+                        "nvs,      data, nvs,     0xa000,  0x5000,")
+    project = espressif32_project(tmp_path, esptoolpy, moved, **{option: "0x9000"})
+    result = run_pio(core, project)
+    assert result.returncode != 0, result
+    assert (f"partkit: error: {option} = 0x9000, but the platform flashes "
+            ".pio/build/esp32c3/partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES)") in result.stderr
+    assert "Compiling" not in result.output

@@ -36,8 +36,10 @@ __all__ = [
     "display_path",
     "esptool_prefix",
     "flash_hint",
+    "flashed_table_offset",
     "framework_has_table",
     "is_yes",
+    "reconcile_offset",
     "table_from_platform",
     "table_summary",
     "uploadfs_rules",
@@ -289,6 +291,43 @@ def uploadfs_rules(platform_name: str, version: str, *, filesystem: str = "",
     label = f"platform-espressif32 {version}" if platform_name == "espressif32" else (
         f"{platform_name or 'the platform'} {version} (taken as platform-espressif32 6.x)")
     return UploadfsRules(label.strip(), filesystem, partition)
+
+
+def flashed_table_offset(images: Iterable[tuple[str, str]], table_bin: str) -> str | None:
+    """The offset text of ``table_bin`` among ``images`` (``FLASH_EXTRA_IMAGES``, paths
+    absolute), i.e. where the platform's upload writes the table; None if not listed."""
+    wanted = os.path.normcase(os.path.abspath(table_bin))
+    for text, path in images:
+        if os.path.normcase(os.path.abspath(path)) == wanted:
+            return text
+    return None
+
+
+def reconcile_offset(configured: str, option: str, flashed: str | None,
+                     table_bin: str) -> str:
+    """The table offset partkit checks for: the one the platform flashes.
+
+    ``configured``/``option``: the offset the project set and where (empty when it set
+    none); ``flashed``: :func:`flashed_table_offset`. Raises SetupError when both are
+    known and differ: the checks would be for a table the device never gets.
+    """
+    from partkit.common.numbers import parse_int
+
+    if flashed is None:
+        return configured or "0x8000"
+    if not configured:
+        return flashed
+    try:
+        same = parse_int(configured) == parse_int(flashed)
+    except ValueError:
+        raise SetupError(f"{option} = {configured}: not a number") from None
+    if same:
+        return configured
+    raise SetupError(
+        f"{option} = {configured}, but the platform flashes {table_bin} at {flashed} "
+        "(FLASH_EXTRA_IMAGES); partkit would check a table the device never reads.\n"
+        "hint: the Arduino framework always puts the table at 0x8000: remove the option, "
+        "or build with framework = espidf and CONFIG_PARTITION_TABLE_OFFSET")
 
 
 def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
