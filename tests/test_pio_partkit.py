@@ -570,3 +570,44 @@ def test_table_offset_other_than_the_flashed_one_fails(
     assert (f"partkit: error: {option} = 0x9000, but the platform flashes "
             ".pio/build/esp32c3/partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES)") in result.stderr
     assert "Compiling" not in result.output
+
+
+FAT_CSV = """\
+# Name,   Type, SubType, Offset,  Size
+nvs,      data, nvs,     0x9000,  0x6000,
+phy_init, data, phy,     0xf000,  0x1000,
+factory,  app,  factory, 0x10000, 0x30000,
+small,    data, fat,     0x40000, 0x10000,
+ffat,     data, fat,     0x50000, 0x20000,
+"""
+LAST = "the last spiffs/fat/littlefs data partition"
+PIOARDUINO_WL = ", fatfs: the whole wear-levelled partition (pioarduino 55.3.311)"
+
+
+@pytest.mark.parametrize(("which", "fs_partition", "name", "offset", "size", "why"), [
+    # pioarduino >= 55.03.36: a full-size (wear-levelled) image at the partition start.
+    ("pioarduino", "", "ffat", 0x50000, 0x20000, LAST + PIOARDUINO_WL),
+    # pioarduino >= 55.03.39 honours board_build.filesystem_partition.
+    ("pioarduino", "small", "small", 0x40000, 0x10000,
+     "board_build.filesystem_partition = small" + PIOARDUINO_WL),
+    # platform-espressif32 6.x ignores it, and writes fatfs 4 KiB into the last partition.
+    ("espressif32", "small", "ffat", 0x51000, 0x1F000,
+     LAST + "; platform-espressif32 6.13.0 ignores board_build.filesystem_partition = small"
+     ", fatfs 4 KiB in (platform-espressif32 6.13.0)"),
+], ids=["pioarduino-whole", "pioarduino-named", "espressif32-named-ignored"])
+def test_fatfs_image_checked_where_each_platform_writes_it(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str,  # type: ignore[no-untyped-def]
+        fs_partition: str, name: str, offset: int, size: int, why: str) -> None:
+    ini = {"board_build.filesystem": "fatfs"}
+    if fs_partition:
+        ini["board_build.filesystem_partition"] = fs_partition
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FAT_CSV, **ini)
+    up = run_pio(core, project, "-t", "uploadfs", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    assert fs_line("fatfs.bin", name, offset, size, why) in up.stdout, up
+    assert re.search(rf"partkit: data '{name}' at {offset:#x} \({size:#x} bytes\): "
+                     rf"\.pio/build/esp32c3/fatfs\.bin, {size:#x} bytes, .*: fits, 0x0 ", up.stdout)
+    image = (build_dir(project) / "fatfs.bin").read_bytes()
+    assert len(image) == size  # what the platform made and flashed, where partkit says
+    assert device.read(tmp_path, offset, size) == image

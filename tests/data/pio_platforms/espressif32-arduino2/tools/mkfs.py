@@ -35,7 +35,7 @@ def fatfs(source, size, out):
     fd, scratch = tempfile.mkstemp()
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"\xff" * size)
+            f.write(bytes(size))  # zeros: pyfatfs leaves the root directory as it finds it
         fat = PyFat()
         fat.mkfs(scratch, PyFat.FAT_TYPE_FAT12, size=size, sector_size=4096, label="FIXTURE")
         fat.close()
