@@ -118,3 +118,106 @@ def test_buildfs_image_checked_against_its_partition(core: Path, project: Path) 
     assert "does not fit partition 'storage' of 131072 bytes (0x20000) at 0x150000: " \
            "4096 bytes too many" in over.output, over
     assert "partitions.csv:6:1: note: 'storage' is defined here" in over.output
+
+
+# --- partkit data build: FAT at FFat sizes, and the printed flash command ------------------
+
+FFAT_CSV = """\
+# Name,   Type, SubType, Offset,   Size
+nvs,      data, nvs,     0x9000,   0x5000
+otadata,  data, ota,     0xe000,   0x2000
+app0,     app,  ota_0,   0x10000,  0x100000
+ffat,     data, fat,     0x110000, 0x1F0000
+big,      data, fat,     0x300000, 0x1000000
+"""
+
+
+@pytest.mark.parametrize(("name", "size", "cluster_sectors"), [
+    ("ffat", 0x1F0000, 1),  # the size of Arduino's FFat tables: crashed in pyfatfs before
+    ("big", 0x1000000, 2),  # 16 MB: FAT12 with 8 KiB clusters (pyfatfs' FAT16 refuses it)
+])
+def test_data_build_fat_at_ffat_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      name: str, size: int, cluster_sectors: int) -> None:
+    pytest.importorskip("pyfatfs", reason="pyfatfs (partkit[fs]) missing")
+    import struct
+
+    from partkit.cli import main
+    from pyfatfs.PyFatFS import PyFatFS
+
+    (tmp_path / "p.csv").write_text(FFAT_CSV)
+    data = tmp_path / "data"
+    (data / "www").mkdir(parents=True)
+    (data / "index.html").write_text("<p>hi</p>\n")
+    (data / "www" / "app.js").write_bytes(b"x" * 9000)
+    out = tmp_path / f"{name} image.bin"
+    code = main(["data", "build", str(tmp_path / "p.csv"), "--partition", name,
+                 "--from", str(data), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    image = out.read_bytes()
+    assert len(image) == size
+    # The boot sector as FatFs reads it: 4 KiB sectors, FAT12 by cluster count.
+    bps, spc, reserved, fats, root_entries, total16 = struct.unpack_from("<HBHBHH", image, 11)
+    fat_sectors = struct.unpack_from("<H", image, 22)[0]
+    total = total16 or struct.unpack_from("<I", image, 32)[0]
+    assert (bps, spc, total) == (4096, cluster_sectors, size // 4096)
+    clusters = (total - reserved - fats * fat_sectors - root_entries * 32 // bps) // spc
+    assert clusters <= 4084 and image[54:62] == b"FAT12   "
+    fs = PyFatFS(str(out), read_only=True)
+    try:
+        assert fs.readtext("/index.html") == "<p>hi</p>\n"
+        assert fs.readbytes("/www/app.js") == b"x" * 9000
+    finally:
+        fs.close()
+    # It says what it is not: no wear levelling, so not for FFat.
+    assert "raw FAT without wear levelling" in err and "FFat" in err
+
+
+def test_data_build_prints_a_runnable_flash_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command uses the spelling of the esptool that runs it (this Python's), and is
+    shell-quoted; run as printed (plus --port) it writes the image to a mock ESP32-C3."""
+    import shlex
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    from partkit.cli import main
+    from support.mock_device import MockDevice
+
+    (tmp_path / "p.csv").write_text(CSV)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n")
+    out = tmp_path / "my fs.bin"
+    assert main(["data", "build", str(tmp_path / "p.csv"), "--partition", "storage",
+                 "--format", "littlefs", "--from", str(data), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    command = shlex.split(err.split("flash with: ", 1)[1])
+    spelling = "write-flash" if int(metadata.version("esptool").split(".")[0]) >= 5 \
+        else "write_flash"
+    assert command == [sys.executable, "-m", "esptool", spelling, "0x150000", str(out)]
+    device = MockDevice(tmp_path / "mock")
+    try:
+        ran = subprocess.run([*command[:3], "--chip", "esp32c3", "--port", device.url,
+                              *command[3:]], capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert device.read(tmp_path, 0x150000, 0x20000) == out.read_bytes()
+    finally:
+        device.stop()
+
+
+@pytest.mark.parametrize(("version", "spelling"), [
+    ("4.11.0", "write_flash"), ("4.8.1", "write_flash"), ("5.0.0", "write-flash"),
+    ("5.3.0", "write-flash")])
+def test_write_command_spelling_per_esptool_version(version: str, spelling: str) -> None:
+    import shlex
+    import sys
+
+    from partkit.common.esptool import write_command
+
+    assert shlex.split(write_command(0x210000, "out dir/ffat.bin", version)) == [
+        sys.executable, "-m", "esptool", spelling, "0x210000", "out dir/ffat.bin"]
+    both = write_command(0x210000, "ffat.bin", None)  # no esptool here: both forms
+    assert "esptool write-flash 0x210000 ffat.bin" in both
+    assert "esptool.py write_flash 0x210000 ffat.bin" in both

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 
 from partkit.common.errors import PartkitError
+from partkit.common.esptool import WRITE_FLASH, write_flash_for_version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ __all__ = [
 ARDUINO = "framework-arduinoespressif32"
 ESPIDF = "framework-espidf"
 FRAMEWORK_PACKAGES = (ARDUINO, ESPIDF)
-# esptool 4.x and older know only underscores; 5.x prefers dashes (and still takes both).
-WRITE_FLASH = ("write_flash", "write-flash")
 
 
 class SetupError(Exception):
@@ -87,14 +86,6 @@ def esptool_prefix(python: str, named: Iterable[str], package_dir: str | None) -
     if tool.endswith(".py"):
         return [python, tool]
     return [tool] if tool else [python, "-m", "esptool"]
-
-
-def write_flash_for_version(text: str) -> str:
-    """The write command of the esptool whose ``version`` printed ``text``."""
-    found = re.search(r"\bv?(\d+)\.\d+", text)
-    if found is None:
-        return "write_flash"  # every esptool version still accepts it
-    return "write-flash" if int(found.group(1)) >= 5 else "write_flash"
 
 
 def write_flash_spelling(prefix: Sequence[str], flags: Iterable[str] = ()) -> str:

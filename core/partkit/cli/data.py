@@ -15,12 +15,18 @@ from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
+LAYOUT_NOTES = {"fat": "raw FAT without wear levelling: ESP-IDF mounts it read-only "
+                "(esp_vfs_fat_spiflash_mount_ro); FFat and pioarduino's fatfs need the "
+                "wear-levelled layout, which partkit does not build"}
+
 EPILOG = """\
 formats (the partkit[fs] extra: pip install partkit[fs]):
   nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
   littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64)
-  fat       from a directory, pyfatfs (4 KiB sectors, no wear levelling: ESP-IDF
-            mounts it read-only with esp_vfs_fat_spiflash_mount_ro)
+  fat       from a directory, pyfatfs: raw FAT12, 4 KiB sectors, NO wear levelling.
+            ESP-IDF mounts it read-only (esp_vfs_fat_spiflash_mount_ro); Arduino's FFat,
+            esp_vfs_fat_spiflash_mount_rw_wl and pioarduino's fatfs need ESP-IDF's
+            wear-levelled layout, which partkit does not build (use wl_fatfsgen.py)
   SPIFFS images are not built: no maintained package exists (use ESP-IDF's spiffsgen.py).
 Without --format the partition's subtype decides (nvs, littlefs, fat); a 'spiffs'
 partition needs --format (Arduino-ESP32 and PlatformIO put LittleFS there).
@@ -80,7 +86,11 @@ def run(argv: list[str]) -> int:
             write_atomic(args.depfile, depfile(target, args.source).encode())
     except PartkitError as exc:
         return report_error(exc)
+    from partkit.common.esptool import installed_esptool_version, write_command
+
+    note = f"; {LAYOUT_NOTES[fmt]}" if fmt in LAYOUT_NOTES else ""
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
-                     f"0x{part.offset:x} ({len(image)} bytes, the whole partition); flash "
-                     f"with: python -m esptool write-flash 0x{part.offset:x} {args.output}\n")
+                     f"0x{part.offset:x} ({len(image)} bytes, the whole partition{note}); "
+                     "flash with: "
+                     f"{write_command(part.offset, args.output, installed_esptool_version())}\n")
     return 0

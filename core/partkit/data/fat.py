@@ -1,9 +1,11 @@
-"""FAT images with ``pyfatfs``: 4 KiB sectors, no wear-levelling layer.
+"""Raw FAT images with ``pyfatfs``: FAT12, 4 KiB sectors, no wear-levelling layer.
 
 Such an image is what ESP-IDF mounts read-only with ``esp_vfs_fat_spiflash_mount_ro``
-(raw flash access). A writable FAT mount (``..._mount_rw_wl``) expects the
-wear-levelling layout, which no maintained package on PyPI builds; use ESP-IDF's
-``fatfs_create_spiflash_image`` for that.
+(raw flash access). It is *not* what Arduino's FFat, ``esp_vfs_fat_spiflash_mount_rw_wl``
+or pioarduino's ``board_build.filesystem = fatfs`` mount: those expect ESP-IDF's
+wear-levelled layout (the FAT sectors wrapped with wear-levelling state and config
+sectors), which partkit does not build; use ESP-IDF's ``fatfs_create_spiflash_image``
+(wl_fatfsgen.py) or the platform's ``buildfs`` for that.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 __all__ = ["SECTOR_SIZE", "build"]
 
 SECTOR_SIZE = 4096
-FAT12_MAX_CLUSTERS = 4084
-
 
 def build(source: str, size: int) -> bytes:
     import importlib
@@ -32,12 +32,14 @@ def build(source: str, size: int) -> bytes:
     if size % SECTOR_SIZE or size < 8 * SECTOR_SIZE:
         raise PartkitError(error(
             f"a FAT partition needs at least 8 sectors of 4 KiB, not 0x{size:x} bytes"))
-    fat_type = (PyFat.FAT_TYPE_FAT12 if size // SECTOR_SIZE <= FAT12_MAX_CLUSTERS
-                else PyFat.FAT_TYPE_FAT16)
+    # FAT12 at every flash size: with 4 KiB sectors pyfatfs grows the cluster (1, 2, 4 ...
+    # sectors) so the count stays under FAT12's limit; its FAT16 table starts at 4.1 MB of
+    # 512-byte sectors and rejects partitions of 16 MB and more.
+    fat_type = PyFat.FAT_TYPE_FAT12
     fd, scratch = tempfile.mkstemp(suffix=".fat")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"\xff" * size)
+            f.write(bytes(size))  # pyfatfs keeps a root directory it finds; start blank
         fat = PyFat()
         fat.mkfs(scratch, fat_type, size=size, sector_size=SECTOR_SIZE, label="PARTKIT")
         fat.close()
