@@ -27,6 +27,7 @@ import sys
 import SCons.Errors
 import SCons.Node.Alias
 import SCons.Util
+from SCons.Script import COMMAND_LINE_TARGETS
 
 Import("env")
 
@@ -432,9 +433,34 @@ def _uploadfs_rules():
         partition=_board("build.filesystem_partition"))
 
 
+def _wire_nobuild() -> None:
+    """``pio run -t nobuild -t upload``: the platform runs no framework script (so no
+    table of its own) and flashes what the last build left; partkit checks those files
+    against that build's partitions.bin, and generates nothing."""
+    _state["wired"] = True
+    table_bin = env.File("$BUILD_DIR/partitions.bin")
+    if not table_bin.exists():
+        print("partkit: nobuild: no partitions.bin from an earlier build; nothing checked")
+        return
+    env.Replace(PARTKIT_TABLE_PATH=pio.display_path(table_bin.abspath,
+                                                    env.subst("$PROJECT_DIR")))
+    checks = []
+    for image, check in (("$BUILD_DIR/${PROGNAME}.bin", env.CheckAppSize),
+                         ("$BUILD_DIR/bootloader.bin", env.CheckBootloaderSize)):
+        if env.File(image).exists():
+            checks += check(image, table_bin)
+    _state["app_checks"] = checks
+    print(f"partkit: nobuild: checking the files of the last build against "
+          f"{env.subst('$PARTKIT_TABLE_PATH')}")
+    _hook_platform_targets()
+
+
 def _wire_late(*_args) -> None:
     """Run by PlatformIO after the platform's and the post: scripts (delayed actions)."""
     if _state["wired"]:
+        return
+    if "nobuild" in COMMAND_LINE_TARGETS:
+        _wire_nobuild()
         return
     sys.stderr.write(
         "partkit: warning: the platform never called env.BuildProgram(); partkit wired "

@@ -511,6 +511,15 @@ def test_upload_flashes_firmware_bin_and_checks_come_first(
     assert again.returncode == 0, again
     assert re.search(r"(?m)^Uploading \.pio/build/esp32c3/firmware\.bin$", again.stdout)
     assert "is up to date" not in again.output  # no stamp noise
+    # Upload without building: the files of the last build, checked against its table.
+    device.write(tmp_path, 0x10000, b"\x00" * 16)
+    bare = run_pio(core, project, "-t", "nobuild", "-t", "upload", "--upload-port", device.url)
+    assert bare.returncode == 0, bare
+    assert "partkit: nobuild: checking the files of the last build against " \
+           ".pio/build/esp32c3/partitions.bin" in bare.stdout
+    assert "never called env.BuildProgram()" not in bare.stderr
+    assert bare.stdout.index("firmware.bin binary size") < bare.stdout.index("Uploading")
+    assert device.read(tmp_path, 0x10000, len(firmware)) == firmware
 
 
 GROW_FS_SCRIPT = """\
