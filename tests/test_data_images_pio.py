@@ -221,3 +221,73 @@ def test_write_command_spelling_per_esptool_version(version: str, spelling: str)
     both = write_command(0x210000, "ffat.bin", None)  # no esptool here: both forms
     assert "esptool write-flash 0x210000 ffat.bin" in both
     assert "esptool.py write_flash 0x210000 ffat.bin" in both
+
+
+# --- FAT in ESP-IDF's wear-levelled layout (--format fat-wl) -------------------------------
+
+def wl_volume(image: bytes) -> bytes:
+    """The FAT volume as ESP-IDF's wear_levelling component finds it in ``image``: written
+    from how WL_Flash reads a partition (not from partkit's writer). Asserts the state
+    copies and the config are what a mount accepts without re-initialising."""
+    import struct
+    import zlib
+
+    sector, size = 4096, len(image)
+    state_size = sector
+    needed = 64 + (size // sector) * 16  # sizeof(wl_state_t) + a record per sector
+    if needed > sector:
+        state_size = -(-needed // sector) * sector
+    addr_cfg = size - sector
+    addr_state1 = size - 2 * state_size - sector
+    addr_state2 = size - state_size - sector
+    flash_size = ((size - 2 * state_size - sector) // sector - 1) * sector  # minus the spare
+    for addr in (addr_state1, addr_state2):
+        state = image[addr:addr + 64]
+        assert struct.unpack_from("<I", state, 60)[0] == zlib.crc32(state[:60], 0xFFFFFFFF)
+        pos, max_pos, moves, _access, max_count, block, version, _dev = \
+            struct.unpack_from("<8I", state)
+        assert (pos, moves, max_pos, block, version, max_count) == (
+            0, 0, flash_size // sector + 1, sector, 2, 16)
+        # No position record used yet: the spare is still physical sector 0.
+        assert all(image[addr + 64 + i * 16] == 0xFF for i in range(max_pos))
+    assert image[addr_state1:addr_state2] == image[addr_state2:addr_cfg]
+    config = image[addr_cfg:addr_cfg + 48]
+    assert struct.unpack_from("<8I", config) == (0, size, sector, sector, 16, 16, 2, 32)
+    assert struct.unpack_from("<I", config, 32)[0] == zlib.crc32(config[:32], 0xFFFFFFFF)
+    assert image[:sector] == b"\xff" * sector  # the spare (dummy) sector
+    # pos 0, no moves: logical sector N is physical sector N + 1.
+    return image[sector:sector + flash_size]
+
+
+@pytest.mark.parametrize("size", [0x20000, 0x1F0000])  # one and two sectors per state copy
+def test_data_build_fat_wear_levelled(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      size: int) -> None:
+    pytest.importorskip("pyfatfs", reason="pyfatfs (partkit[fs]) missing")
+    from partkit.cli import main
+    from pyfatfs.PyFatFS import PyFatFS
+
+    (tmp_path / "p.csv").write_text(
+        f"nvs, data, nvs, 0x9000, 0x5000\nfactory, app, factory, 0x10000, 0x100000\n"
+        f"ffat, data, fat, 0x110000, {size:#x}\n")
+    data = tmp_path / "data"
+    (data / "www").mkdir(parents=True)
+    (data / "index.html").write_text("<p>wl</p>\n")
+    (data / "www" / "big.bin").write_bytes(bytes(range(256)) * 100)
+    out = tmp_path / "ffat.bin"
+    assert main(["data", "build", str(tmp_path / "p.csv"), "--partition", "ffat",
+                 "--format", "fat-wl", "--from", str(data), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "ESP-IDF's wear-levelled layout" in err
+    image = out.read_bytes()
+    assert len(image) == size
+    volume = tmp_path / "volume.bin"
+    volume.write_bytes(wl_volume(image))
+    fs = PyFatFS(str(volume), read_only=True)
+    try:
+        assert fs.readtext("/index.html") == "<p>wl</p>\n"
+        assert fs.readbytes("/www/big.bin") == bytes(range(256)) * 100
+    finally:
+        fs.close()
+    # partkit's own check sees a FAT image and that it fits.
+    assert main(["check", str(tmp_path / "p.csv"), "--data", f"ffat={out}"]) == 0
+    assert "fits" in capsys.readouterr().out

@@ -15,20 +15,25 @@ from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
-LAYOUT_NOTES = {"fat": "raw FAT without wear levelling: ESP-IDF mounts it read-only "
-                "(esp_vfs_fat_spiflash_mount_ro); FFat and pioarduino's fatfs need the "
-                "wear-levelled layout, which partkit does not build"}
+LAYOUT_NOTES = {
+    "fat": "raw FAT without wear levelling: ESP-IDF mounts it read-only "
+           "(esp_vfs_fat_spiflash_mount_ro); FFat and pioarduino's fatfs need the "
+           "wear-levelled layout (--format fat-wl)",
+    "fat-wl": "FAT in ESP-IDF's wear-levelled layout (FFat, esp_vfs_fat_spiflash_mount_rw_wl, "
+              "pioarduino's fatfs)",
+}
 
 EPILOG = """\
 formats (the partkit[fs] extra: pip install partkit[fs]):
   nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
   littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64)
   fat       from a directory, pyfatfs: raw FAT12, 4 KiB sectors, NO wear levelling.
-            ESP-IDF mounts it read-only (esp_vfs_fat_spiflash_mount_ro); Arduino's FFat,
-            esp_vfs_fat_spiflash_mount_rw_wl and pioarduino's fatfs need ESP-IDF's
-            wear-levelled layout, which partkit does not build (use wl_fatfsgen.py)
+            ESP-IDF mounts it read-only (esp_vfs_fat_spiflash_mount_ro)
+  fat-wl    the same FAT volume in ESP-IDF's wear-levelled layout (a spare sector, the
+            volume, two state copies, a config sector): what Arduino's FFat,
+            esp_vfs_fat_spiflash_mount_rw_wl and pioarduino's fatfs mount
   SPIFFS images are not built: no maintained package exists (use ESP-IDF's spiffsgen.py).
-Without --format the partition's subtype decides (nvs, littlefs, fat); a 'spiffs'
+Without --format the partition's subtype decides (nvs, littlefs, fat: raw); a 'spiffs'
 partition needs --format (Arduino-ESP32 and PlatformIO put LittleFS there).
 
 example:
@@ -54,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--partition", required=True, metavar="NAME", help="the data partition")
     b.add_argument("--from", dest="source", required=True, metavar="DIR|CSV",
                    help="directory of files (littlefs, fat) or NVS CSV (nvs)")
-    b.add_argument("--format", choices=("nvs", "littlefs", "fat", "spiffs"),
+    b.add_argument("--format", choices=("nvs", "littlefs", "fat", "fat-wl", "spiffs"),
                    help="image format (default: from the partition's subtype)")
     b.add_argument("-o", "--output", required=True, metavar="IMG",
                    help="the image file to write")

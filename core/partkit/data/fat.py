@@ -1,11 +1,9 @@
 """Raw FAT images with ``pyfatfs``: FAT12, 4 KiB sectors, no wear-levelling layer.
 
 Such an image is what ESP-IDF mounts read-only with ``esp_vfs_fat_spiflash_mount_ro``
-(raw flash access). It is *not* what Arduino's FFat, ``esp_vfs_fat_spiflash_mount_rw_wl``
-or pioarduino's ``board_build.filesystem = fatfs`` mount: those expect ESP-IDF's
-wear-levelled layout (the FAT sectors wrapped with wear-levelling state and config
-sectors), which partkit does not build; use ESP-IDF's ``fatfs_create_spiflash_image``
-(wl_fatfsgen.py) or the platform's ``buildfs`` for that.
+(raw flash access). Arduino's FFat, ``esp_vfs_fat_spiflash_mount_rw_wl`` and pioarduino's
+``board_build.filesystem = fatfs`` expect ESP-IDF's wear-levelled layout:
+:mod:`partkit.data.fat_wl` wraps a volume made here in it.
 """
 
 from __future__ import annotations
