@@ -53,7 +53,11 @@ def _size(text):
 def _parse_partitions(env):
     """The CSV rows with blank offsets filled in as the platform does (from 0)."""
     rows, next_offset = [], 0
-    with open(env.subst("$PARTITIONS_TABLE_CSV"), encoding="utf-8") as csv:
+    csv_path = env.subst("$PARTITIONS_TABLE_CSV")
+    if not os.path.isfile(csv_path):  # e.g. -t nobuild: no framework script ran
+        sys.stderr.write(f"Could not find the file {csv_path} with partitions table.\n")
+        env.Exit(1)
+    with open(csv_path, encoding="utf-8") as csv:
         for line in csv:
             fields = [f.strip() for f in line.split("#", 1)[0].split(",")]
             if len(fields) < 5:
