@@ -621,3 +621,19 @@ def test_fatfs_image_checked_where_each_platform_writes_it(
     image = (build_dir(project) / "fatfs.bin").read_bytes()
     assert len(image) == size  # what the platform made and flashed, where partkit says
     assert device.read(tmp_path, offset, size) == image
+
+
+def test_espressif32_bootloader_built_from_the_sdk_elf_is_checked(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    """Arduino 2.0.x without a variant bootloader.bin builds $BUILD_DIR/bootloader.bin from
+    the SDK's bootloader ELF; that file is what is flashed, and checked."""
+    project = espressif32_project(tmp_path, esptoolpy, bootloader_size=None)
+    sdk = project / "espressif32" / "framework-arduinoespressif32" / "tools" / "sdk" / \
+        "esp32c3" / "bin"
+    bootloader_of_size(sdk, BOOTLOADER_ROOM + 16, name="bootloader_dio_80m.bin").unlink()
+    result = run_pio(core, project)
+    assert result.returncode == 1, result
+    assert (build_dir(project) / "bootloader.bin").stat().st_size == BOOTLOADER_ROOM + 16
+    assert "partkit: checking bootloader image .pio/build/esp32c3/bootloader.bin" in \
+        result.stdout, result
+    assert "too large" in result.output or "overflow" in result.output, result
