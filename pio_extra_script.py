@@ -384,6 +384,24 @@ def _check_fs_image(target, source, env) -> int:
     return 0
 
 
+def _check_upload_slot(target, source, env) -> int:
+    """Before upload: the file it flashes ($SOURCE) against the one app partition at
+    $ESP32_APP_OFFSET (read now: pioarduino sets it only before checkprogsize)."""
+    from partkit.cli.common import emit
+
+    code, report, diagnostics = pio.check_upload_slot(
+        env.subst("$PARTKIT_TABLE_PATH"), str(source[0]), env.subst("$ESP32_APP_OFFSET"),
+        offset=env.subst("$PARTKIT_OFFSET") or None,
+        extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
+    if report:
+        print(report)
+    emit(diagnostics)
+    if code != 0:
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
+            f"partkit: {source[0]} does not fit the app partition upload writes it to"))
+    return 0
+
+
 def _alias(name: str):
     """The alias node ``name`` if a script defined it (never creates one)."""
     return SCons.Node.Alias.default_ans.lookup(name)
@@ -403,15 +421,26 @@ def _hook_platform_targets() -> None:
     """
     registered = list(env.get("__PIO_TARGETS", {}))
     app_checks = _state.get("app_checks") or []
-    hooked = False
+    image_name = env.subst("$ESP32_FS_IMAGE_NAME")
+    fs_image = env.File(os.path.join("$BUILD_DIR", f"{image_name}.bin")) if image_name else None
+    hooked, slot_checks = False, {}
     for name in pio.app_targets(registered):
         alias = _alias(name)
-        if alias is not None:
-            env.Depends(alias, app_checks)
-            hooked = hooked or name == "buildprog"
+        if alias is None:
+            continue
+        flashed = alias.sources[0] if alias.sources else None
+        if flashed is not None and fs_image is not None and flashed.abspath == fs_image.abspath:
+            continue  # buildfs/uploadfs on the command line: this target has the FS image
+        env.Depends(alias, app_checks)
+        hooked = hooked or name == "buildprog"
+        if name != "buildprog" and flashed is not None and "ESP32_APP_OFFSET" in env:
+            if id(flashed) not in slot_checks:
+                slot_checks[id(flashed)] = env.AlwaysBuild(env.Alias(
+                    "partkit-upload-slot-check", flashed, env.VerboseAction(
+                        _check_upload_slot, "partkit: checking the app slot upload writes")))
+            env.Depends(alias, slot_checks[id(flashed)])
     if not hooked:  # a platform without a buildprog alias: the checks are default targets
         env.Default(app_checks)
-    image_name = env.subst("$ESP32_FS_IMAGE_NAME")
     fs_targets = [a for a in map(_alias, pio.FS_TARGETS) if a is not None]
     if image_name and fs_targets:
         # Its own node, built every time: a post-action on the image would be lost when

@@ -637,3 +637,51 @@ def test_espressif32_bootloader_built_from_the_sdk_elf_is_checked(
     assert "partkit: checking bootloader image .pio/build/esp32c3/bootloader.bin" in \
         result.stdout, result
     assert "too large" in result.output or "overflow" in result.output, result
+
+
+UNEQUAL_OTA_CSV = """\
+# Name,   Type, SubType, Offset,  Size
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+app0,     app,  ota_0,   0x10000, 0x40000,
+app1,     app,  ota_1,   0x50000, 0x100000,
+"""
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_upload_fails_when_the_slot_it_writes_is_too_small(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    """The app fits app1 but not app0: ESP-IDF's rule makes that a warning (an OTA update
+    may go to app1), but upload writes app0 at 0x10000 and its tail would land in app1."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, UNEQUAL_OTA_CSV)
+    # 16 bytes more than app0; PlatformIO's ELF-section sum still passes.
+    set_options(project, build_flags=f"-DPAD_BYTES={pad_for_size(core, project, 0x40010)}")
+    built = run_pio(core, project)
+    assert built.returncode == 0, built
+    assert (build_dir(project) / "firmware.bin").stat().st_size == 0x40010
+    assert "1/2 app partitions are too small" in built.output  # a warning for the build
+    up = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert up.returncode == 1, up
+    assert ("partkit: upload writes .pio/build/esp32c3/firmware.bin at 0x10000 into 'app0' "
+            "(0x40000 bytes)") in up.stdout, up
+    assert "too small for binary firmware.bin" in up.output
+    assert "Uploading" not in up.stdout
+    assert device.read(tmp_path, 0x10000, 16) == b"\xff" * 16  # nothing written
+
+
+def test_upload_and_uploadfs_together_after_clean(
+        core: Path, esptoolpy: Path, tmp_path: Path, device) -> None:  # type: ignore[no-untyped-def]
+    """With uploadfs on the command line platform-espressif32 6.x makes every upload target
+    flash the FS image; partkit does not ask for a firmware.bin that nothing builds."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project("espressif32", tmp_path / "p", esptoolpy, FS_CSV,
+                              **{"board_build.filesystem": "littlefs"})
+    both = run_pio(core, project, "-t", "upload", "-t", "uploadfs", "--upload-port", device.url)
+    assert both.returncode == 0, both
+    assert "firmware.bin' not found" not in both.output
+    assert fs_line("littlefs.bin", "storage", FS_OFFSET, FS_SIZE,
+                   "the last spiffs/fat/littlefs data partition") in both.stdout
+    image = (build_dir(project) / "littlefs.bin").read_bytes()
+    assert device.read(tmp_path, FS_OFFSET, FS_SIZE) == image

@@ -34,6 +34,7 @@ __all__ = [
     "bootloader_offset",
     "builtin_candidate",
     "check_fs_image_file",
+    "check_upload_slot",
     "display_path",
     "esptool_prefix",
     "flash_hint",
@@ -319,6 +320,50 @@ def reconcile_offset(configured: str, option: str, flashed: str | None,
         "(FLASH_EXTRA_IMAGES); partkit would check a table the device never reads.\n"
         "hint: the Arduino framework always puts the table at 0x8000: remove the option, "
         "or build with framework = espidf and CONFIG_PARTITION_TABLE_OFFSET")
+
+
+def check_upload_slot(table: str, image: str, app_offset: str, *, offset: str | None = None,
+                      extra_subtypes: Sequence[str] = ()) -> tuple[int, str, list[Diagnostic]]:
+    """Check the file ``upload`` flashes against the one app partition it lands in.
+
+    ``app_offset`` is the platform's ``$ESP32_APP_OFFSET``. ``partkit check`` passes an app
+    that fits *some* OTA slot with a warning (ESP-IDF's rule, for OTA updates); the slot
+    written by upload must hold the whole file, or its tail lands in the next partition.
+    Returns (exit code, report lines, diagnostics); an unknown offset is reported as not
+    checked (exit 0).
+    """
+    from partkit.check.files import check_files
+    from partkit.common.errors import SourceLocation, error
+    from partkit.common.numbers import parse_int
+    from partkit.table.codec import load_table_file
+    from partkit.table.names import APP
+    from partkit.table.options import table_options
+
+    try:
+        at = parse_int(app_offset)
+    except ValueError:
+        return 0, (f"partkit: the app offset of upload is unknown ($ESP32_APP_OFFSET = "
+                   f"{app_offset!r}); the slot it writes was not checked"), []
+    try:
+        options = table_options(offset=offset, extra_subtypes=extra_subtypes)
+        loaded = load_table_file(table, options).table
+        slot = next((p for p in loaded if p.type == APP and p.offset == at), None)
+        if slot is None:
+            return 1, "", [error(
+                f"upload writes {image} at {at:#x}, where no app partition of {table} "
+                "starts", SourceLocation(table),
+                "set board_upload.offset_address to the app slot's offset, or move the slot")]
+        report = check_files(table, options, app=image, app_type="app",
+                             app_subtype=options.subtypes.render(APP, slot.subtype))
+    except PartkitError as exc:
+        return exc.exit_code, "", list(exc.diagnostics)
+    where = f"partkit: upload writes {image} at {at:#x} into '{slot.name}' ({slot.size:#x} bytes)"
+    app = report.app
+    if app is None:  # no app image was read: nothing to say about the slot
+        return 0, where, []
+    findings = [f.diagnostic for f in app.findings if f.diagnostic.is_error]
+    lines = [where] + ([f"partkit: {app.summary}"] if app.summary else [])
+    return (1 if findings else 0), "\n".join(lines), findings
 
 
 def check_fs_image_file(table: str, image: str, *, offset: str | None = None,

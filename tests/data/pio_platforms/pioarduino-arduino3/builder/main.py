@@ -68,6 +68,9 @@ def _parse_partitions(env):
             rows.append({"name": fields[0], "type": fields[1], "subtype": fields[2],
                          "offset": offset, "size": _size(fields[4])})
             next_offset = offset + _size(fields[4])
+    # Where upload writes the app: the ota_0 row, else 0x10000 (set only here, lazily).
+    app_offset = next((r["offset"] for r in rows if r["subtype"] == "ota_0"), 0x10000)
+    env.Replace(ESP32_APP_OFFSET=hex(app_offset))
     return rows
 
 
@@ -102,6 +105,7 @@ def _update_max_upload_size(source, target, env):
     with open(csv_path, encoding="utf-8") as csv:
         rows = [[f.strip() for f in line.split("#", 1)[0].split(",")] for line in csv]
     rows = [r for r in rows if len(r) >= 5]
+    _parse_partitions(env)
     wanted = board.get("build.app_partition_name", "")
     chosen = [r for r in rows if r[0] == wanted] if wanted else []
     chosen = chosen or [r for r in rows if r[1] in ("0", "app") and r[2] in ("ota_0")]
@@ -126,7 +130,7 @@ env.Replace(
     SIZEDATAREGEXP=r"^(?:\.dram0\.data|\.dram0\.bss)\s+(\d+).*",
     SIZECHECKCMD="$SIZETOOL -A -d $SOURCES",
     SIZEPRINTCMD="$SIZETOOL -B -d $SOURCES",
-    ESP32_APP_OFFSET="0x10000",
+    ESP32_APP_OFFSET=None,  # set by _parse_partitions (before checkprogsize)
     ESP32_FS_IMAGE_NAME=env.get("ESP32_FS_IMAGE_NAME",
                                 env.get("ESP32_SPIFFS_IMAGE_NAME", filesystem)),
     MKFSTOOL=f'"$PYTHONEXE" "{mkfs}" {filesystem}',
