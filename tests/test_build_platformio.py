@@ -410,3 +410,15 @@ def test_flashed_table_offset_and_reconcile(tmp_path: Path) -> None:
         pio.reconcile_offset("0x9000", "board_upload.partition_table_offset", "0x8000", "t.bin")
     with pytest.raises(pio.SetupError, match="not a number"):
         pio.reconcile_offset("nine", "custom_partkit_offset", "0x8000", "t.bin")
+
+
+def test_check_upload_slot_without_a_slot_there(table: Path) -> None:
+    # No app partition starts at the upload offset: the app's tail or head lands elsewhere.
+    code, report, diagnostics = pio.check_upload_slot(str(table), "fw.bin", "0x20000",
+                                                      offset="0x8000")
+    assert (code, report) == (1, "")
+    assert "upload writes fw.bin at 0x20000, where no app partition" in diagnostics[0].message
+    # The platform has not said where (pioarduino before checkprogsize): not checked, said so.
+    code, report, diagnostics = pio.check_upload_slot(str(table), "fw.bin", "")
+    assert (code, diagnostics) == (0, [])
+    assert "the slot it writes was not checked" in report
