@@ -65,7 +65,7 @@ def uploadfs_partition(table: PartitionTable, name: str | None = None) -> Partit
     return (named or found)[-1]
 
 
-def _why(table: PartitionTable, part: Partition, rules: UploadfsRules) -> str:
+def _why(part: Partition, rules: UploadfsRules) -> str:
     last = "the last spiffs/fat/littlefs data partition"
     if not rules.partition:
         return last
@@ -86,7 +86,7 @@ def check_fs_image(table: PartitionTable, image: str,
 
     rules = rules or UploadfsRules()
     part = uploadfs_partition(table, rules.partition if rules.by_name else None)
-    why = _why(table, part, rules)
+    why = _why(part, rules)
     skip = rules.fat_skip if rules.filesystem.lower() == "fatfs" else 0
     if skip:
         # The platform writes past the first sector (FS_START += 4096, FS_SIZE -= 4096).
