@@ -581,6 +581,8 @@ def test_table_offset_other_than_the_flashed_one_fails(
     assert result.returncode != 0, result
     assert (f"partkit: error: {option} = 0x9000, but the platform flashes "
             ".pio/build/esp32c3/partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES)") in result.stderr
+    assert "\n  hint: the Arduino framework always puts the table at 0x8000: remove the " \
+           "option" in result.stderr
     assert "Compiling" not in result.output
 
 

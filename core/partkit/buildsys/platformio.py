@@ -318,7 +318,7 @@ def reconcile_offset(configured: str, option: str, flashed: str | None,
     raise SetupError(
         f"{option} = {configured}, but the platform flashes {table_bin} at {flashed} "
         "(FLASH_EXTRA_IMAGES); partkit would check a table the device never reads.\n"
-        "hint: the Arduino framework always puts the table at 0x8000: remove the option, "
+        "  hint: the Arduino framework always puts the table at 0x8000: remove the option, "
         "or build with framework = espidf and CONFIG_PARTITION_TABLE_OFFSET")
 
 
