@@ -1,6 +1,6 @@
 """``partkit device``: partitions on a connected chip, over one esptool connection.
 
-    partkit device --port PORT [connection options] COMMAND [options]
+    partkit device [--port PORT] [connection options] COMMAND [options]
 
     show      the table read off the device, with partkit's summary (--json)
     info      list partitions, or fields of the selected one (parttool's line; --json)
@@ -9,9 +9,11 @@
     erase     erase a partition, verified
     otadata   decode otadata and tell which app boots (--json)
     set-boot  write otadata selecting an app slot, verified
+    apply     change the table to NEW by running partkit diff's plan (cli/apply.py)
 
 Selectors and output formats are those of ``partkit image``. Options may come before or
-after the command. Needs the ``device`` extra (esptool).
+after the command. Without ``--port`` the first serial port where a chip answers is used,
+as esptool does. Needs the ``device`` extra (esptool).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ COMMANDS = {
     "erase": "erase a partition (all 0xFF), verified",
     "otadata": "decode both otadata sectors and tell which app boots",
     "set-boot": "write otadata selecting an app slot, verified",
+    "apply": "change the table to NEW by running partkit diff's plan, each step verified",
 }
 
 EXIT_DEVICE = """\
@@ -72,9 +75,10 @@ _VALUED = {"--port", "-p", "--baud", "-b", "--chip", "--offset", "--partition-ta
 
 def _connection(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
-    g.add_argument("--port", "-p", required=True,
+    g.add_argument("--port", "-p",
                    help="serial port or any port esptool accepts, e.g. /dev/ttyUSB0, COM3, "
-                   "socket://host:port, rfc2217://host:port")
+                   "socket://host:port, rfc2217://host:port (default: each serial port "
+                   "esptool lists, in its order, until a chip answers)")
     g.add_argument("--baud", "-b", type=int, metavar="N",
                    help="baud rate after connecting (default 115200, esptool's ROM rate)")
     g.add_argument("--chip", metavar="CHIP",
@@ -101,9 +105,11 @@ def _connection(p: argparse.ArgumentParser) -> None:
                    help="subtype names of your own, as type,name,value (value in hex)")
 
 
-def _change_opts(p: argparse.ArgumentParser) -> None:
+def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
     p.add_argument("--force", "--ignore-readonly", action="store_true",
-                   help="allow changing a partition flagged readonly")
+                   help="no effect: erase does not check the readonly flag (as parttool)"
+                   if erase else "allow writing a partition flagged readonly (erase does "
+                   "not need it, as in parttool)")
     p.add_argument("--force-security", action="store_true",
                    help="change flash even though the device has flash encryption or secure "
                    "boot enabled (you know the data is right for it)")
@@ -141,7 +147,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
     p = make("erase")
     add_selector(p)
-    _change_opts(p)
+    _change_opts(p, erase=True)
     _connection(p)
 
     p = make("otadata")
@@ -151,20 +157,29 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     p = make("set-boot")
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined",
-                   choices=("new", "pending_verify", "valid", "invalid", "aborted",
-                            "undefined"),
-                   help="ota_state of the new record (default undefined: no rollback check)")
+    from partkit.cli.image_check import STATES
+
+    p.add_argument("--state", default="undefined", choices=tuple(STATES),
+                   help="ota_state of the new record (default undefined: no rollback "
+                   "check); invalid and aborted are refused, as by 'partkit image "
+                   "set-boot': the bootloader never boots such a slot")
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
                    help="change flash even with flash encryption or secure boot enabled")
     _connection(p)
+
+    from partkit.cli.apply import EXIT_APPLY, add_device_arguments
+
+    p = command_parser("partkit device apply", COMMANDS["apply"], EXIT_APPLY)
+    out["apply"] = p
+    add_device_arguments(p)
+    _connection(p)
     return out
 
 
 def _usage() -> str:
-    lines = ["usage: partkit device --port PORT [options] COMMAND [options]", "",
+    lines = ["usage: partkit device [--port PORT] [options] COMMAND [options]", "",
              "Partitions on a connected chip (parttool's operations, one esptool connection).",
              "", "commands:"]
     lines += [f"  {n:<9} {h}" for n, h in COMMANDS.items()]
@@ -282,6 +297,7 @@ def _with_device(args: argparse.Namespace,
     from partkit.device.target import DeviceTarget
 
     with _session(args) as session:
+        args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
         code = work(target)
         if session.resumed_reads and not args.quiet:
@@ -389,12 +405,10 @@ def _write(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_writable
-
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
-        check_writable(part, args.force, table.path or args.port, "erase")
+        # read-only partitions are erased like any other, as parttool does (docs/device.md)
         target.erase_partition(part, force_security=args.force_security,
                                progress=progress_bar(f"erase {part.name}", args.quiet))
         _say(args, f"Erased partition '{part.name}' at 0x{part.offset:x} on {args.port}; "
@@ -450,7 +464,13 @@ def _set_boot(args: argparse.Namespace) -> int:
     return _with_device(args, work)
 
 
+def _apply(args: argparse.Namespace) -> int:
+    from partkit.cli.apply import run_device
+
+    return run_device(args, lambda: _session(args))
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": _show, "info": _info, "read": _read, "write": _write, "erase": _erase,
-    "otadata": _otadata, "set-boot": _set_boot,
+    "otadata": _otadata, "set-boot": _set_boot, "apply": _apply,
 }

@@ -10,6 +10,7 @@
     partkit image check    IMAGE [--chip C] [--flash-size S] [--json]   (cli/image_check.py)
     partkit image set-boot IMAGE --slot SLOT [-o COPY] [--sync]
     partkit image otadata  IMAGE [--json]
+    partkit image apply    IMAGE NEW [-o OUT] [--flash-size S] [--force]   (cli/apply.py)
 
 Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
 ``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 TABLE_BYTES = 0xC00
-COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata")
+COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata",
+            "apply")
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -186,6 +188,9 @@ def _parser() -> _Commands:
     from partkit.cli import image_check  # check, set-boot, otadata
 
     image_check.add_parsers(sub)
+    from partkit.cli import apply  # apply: partkit diff's plan, run on the image
+
+    apply.add_image_parser(sub)
     return sub
 
 
@@ -241,6 +246,10 @@ def _parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Na
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
     from partkit.cli.image_check import HANDLERS
 
+    if command == "apply":
+        from partkit.cli.apply import run_image
+
+        return run_image
     return HANDLERS[command]
 
 

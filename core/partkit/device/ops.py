@@ -37,9 +37,18 @@ def load_table(target: Target | None, options: TableOptions, table_file: str | N
         return loaded.table, loaded.warnings
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
+    from partkit.common.errors import warning
+    from partkit.device.target import is_blank
+
     offset = options.table_offset
-    data = target.read_table_area(offset)
-    loaded = decode(data, f"{target.label}@0x{offset:x}", options)
+    data = target.read_table_area(offset, blank_ok=True)
+    where = f"{target.label}@0x{offset:x}"
+    loaded = decode(data, where, options)
+    if is_blank(data):  # parttool's reading too; say so, it is rarely what was meant
+        note = warning(f"the table area at 0x{offset:x} is blank (all 0xFF): an empty "
+                       "partition table", SourceLocation(where),
+                       "is the firmware flashed? is the table elsewhere (--offset)?")
+        return loaded.table, (*loaded.warnings, note)
     return loaded.table, loaded.warnings
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from partkit.common.errors import PartkitError
 from partkit.common.record import Record
 from partkit.table import binary
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from partkit.common.errors import Diagnostic
-    from partkit.table.model import PartitionTable
+    from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
 __all__ = [
@@ -37,24 +38,48 @@ __all__ = [
 KINDS = ("csv", "binary", "image", "device")
 
 
+class Field(Record):
+    """What the flash around the table says (an image or a device only).
+
+    ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
+    checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
+    the table's otadata partition, whose active record says which slot boots.
+    """
+
+    __slots__ = ("header_flash_size", "header_where", "otadata")
+
+    header_flash_size: int | None
+    header_where: str | None
+    otadata: bytes | None
+
+    def __init__(self, header_flash_size: int | None = None, header_where: str | None = None,
+                 otadata: bytes | None = None) -> None:
+        self._init(header_flash_size=header_flash_size, header_where=header_where,
+                   otadata=otadata)
+
+
 class RawSource(Record):
     """What a source yields before parsing: table bytes and what the source knows."""
 
-    __slots__ = ("data", "flash_size", "kind", "label")
+    __slots__ = ("data", "field", "flash_size", "kind", "label")
 
     data: bytes
     kind: str  # one of KINDS
     label: str  # shown in diagnostics (``dump.bin@0x8000``)
     flash_size: int | None  # the flash behind the source, when it knows
+    field: Field
 
-    def __init__(self, data: bytes, kind: str, label: str, flash_size: int | None) -> None:
-        self._init(data=data, kind=kind, label=label, flash_size=flash_size)
+    def __init__(self, data: bytes, kind: str, label: str, flash_size: int | None,
+                 field: Field | None = None) -> None:
+        self._init(data=data, kind=kind, label=label, flash_size=flash_size,
+                   field=field if field is not None else Field())
 
 
 class TableSide(Record):
     """One side of a diff: the table and the facts the rules compare."""
 
-    __slots__ = ("flash_size", "kind", "md5", "source", "table", "table_offset", "warnings")
+    __slots__ = ("field", "flash_size", "kind", "md5", "source", "table", "table_offset",
+                 "warnings")
 
     table: PartitionTable
     source: str
@@ -63,12 +88,37 @@ class TableSide(Record):
     md5: bool  # the binary has (or the CSV will be encoded with) an MD5 row
     flash_size: int | None
     warnings: tuple[Diagnostic, ...]
+    field: Field
 
     def __init__(self, table: PartitionTable, source: str, kind: str, table_offset: int,
                  md5: bool, flash_size: int | None = None,
-                 warnings: tuple[Diagnostic, ...] = ()) -> None:
+                 warnings: tuple[Diagnostic, ...] = (), field: Field | None = None) -> None:
         self._init(table=table, source=source, kind=kind, table_offset=table_offset, md5=md5,
-                   flash_size=flash_size, warnings=warnings)
+                   flash_size=flash_size, warnings=warnings,
+                   field=field if field is not None else Field())
+
+    @property
+    def active_seq(self) -> int | None:
+        """The sequence number of OLD's active otadata record (None: none valid, unknown)."""
+        if self.field.otadata is None:
+            return None
+        from partkit.flash.otadata import active_entry, decode
+
+        entry = active_entry(decode(self.field.otadata))
+        return None if entry is None else entry.seq
+
+    def booted(self) -> Partition | None:
+        """The app slot the bootloader picks first, from the otadata read with the table
+        (None when the side carries no otadata bytes)."""
+        from partkit.diff.field import boot_choice
+        from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+
+        has = bool(self.table.find(DATA, SUBTYPE_DATA_OTA))
+        if has and self.field.otadata is None:
+            return None
+        if not has and self.kind not in ("image", "device"):
+            return None
+        return boot_choice(self.table, self.active_seq, has)
 
 
 # scheme -> reader(rest_of_spec, table_offset) -> RawSource
@@ -98,15 +148,47 @@ def _looks_like_image(head: bytes, size: int) -> bool:
     return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
 
 
+def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
+               table_offset: int, label: str) -> Field:
+    """The bootloader header's flash size and the otadata bytes, through ``read(offset,
+    length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None."""
+    from partkit.common.chips import BOOTLOADER_OFFSET
+    from partkit.flash.preflight import header_flash_size
+    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+
+    header = where = None
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
+            continue
+        head = read(offset, 4)
+        if head[:1] == b"\xe9":
+            header = header_flash_size(head)
+            where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
+            break
+    otadata = None
+    try:
+        parsed, _ = binary.decode(table, label)
+    except PartkitError:  # an undecodable table is reported by load_side
+        return Field(header, where)
+    found = parsed.find(DATA, SUBTYPE_DATA_OTA)
+    if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
+        otadata = read(found[0].offset, min(found[0].size, 0x2000))
+    return Field(header, where, otadata)
+
+
 def _device_source(port: str, table_offset: int) -> RawSource:
     """The table sector of a connected chip (``port:/dev/ttyUSB0``, ``socket://host:N``),
-    read over one esptool connection (the ``partkit[device]`` extra)."""
+    its bootloader header and otadata, read over one esptool connection (the
+    ``partkit[device]`` extra)."""
     from partkit.device.session import Session
     from partkit.device.target import DeviceTarget
 
     with Session(port) as session:
-        data = DeviceTarget(session).read_table_area(table_offset)
-        return RawSource(data, "device", f"{port}@0x{table_offset:x}", session.flash_size)
+        target = DeviceTarget(session)
+        data = target.read_table_area(table_offset)
+        field = read_field(target.read, session.flash_size, data, table_offset, port)
+        return RawSource(data, "device", f"{port}@0x{table_offset:x}", session.flash_size,
+                         field)
 
 
 # esptool's port URLs name a device too; ``port:`` says so for a plain serial port.
@@ -134,11 +216,14 @@ def read_source(spec: str, table_offset: int) -> RawSource:
     if not _looks_like_image(head, size):
         data = read_input(spec)
         return RawSource(data, "binary" if binary.looks_binary(data) else "csv", spec, None)
+    from partkit.flash import imagefile
     from partkit.flash.tablearea import read_table_area  # through its journal and lock
 
     data = read_table_area(spec, table_offset, "--offset N (or --old-offset/--new-offset)")
     label = f"{spec}@0x{table_offset:x}"
-    return RawSource(data, "image", label, size)
+    field = read_field(lambda o, n: imagefile.read_region(spec, o, n), size, data,
+                       table_offset, spec)
+    return RawSource(data, "image", label, size, field)
 
 
 def load_side(spec: str, options: TableOptions) -> TableSide:
@@ -155,4 +240,4 @@ def load_side(spec: str, options: TableOptions) -> TableSide:
     loaded = load_table(raw.data, raw.label,
                         options.replace(md5=options.md5 if is_csv else True, flash_size=None))
     return TableSide(loaded.table, raw.label, raw.kind, options.table_offset, md5,
-                     raw.flash_size, loaded.warnings)
+                     raw.flash_size, loaded.warnings, raw.field)
