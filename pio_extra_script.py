@@ -376,7 +376,8 @@ def _check_fs_image(target, source, env) -> int:
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
         rules=_uploadfs_rules())
     if report:
-        print(report)
+        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
+        sys.stdout.flush()
     emit(diagnostics)
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
@@ -394,7 +395,8 @@ def _check_upload_slot(target, source, env) -> int:
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
     if report:
-        print(report)
+        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
+        sys.stdout.flush()
     emit(diagnostics)
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
@@ -438,6 +440,8 @@ def _hook_platform_targets() -> None:
                 slot_checks[id(flashed)] = env.AlwaysBuild(env.Alias(
                     "partkit-upload-slot-check", flashed, env.VerboseAction(
                         _check_upload_slot, "partkit: checking the app slot upload writes")))
+                # After the app check: one error when the app fits no slot at all.
+                env.Depends(slot_checks[id(flashed)], app_checks)
             env.Depends(alias, slot_checks[id(flashed)])
     if not hooked:  # a platform without a buildprog alias: the checks are default targets
         env.Default(app_checks)
