@@ -84,8 +84,8 @@ def load_table_for_check(path: str, options: TableOptions,
     if options.verify:
         checked = validate(table, options, is_binary=loaded.is_binary)
         errors = [d for d in checked if d.is_error]
-        if errors:
-            raise PartkitError(errors)
+        if errors:  # with the warnings met so far, after the errors
+            raise PartkitError(errors + [d for d in found + checked if not d.is_error])
         found += checked
     return Loaded(table, loaded.is_binary, tuple(found))
 

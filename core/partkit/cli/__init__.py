@@ -119,8 +119,7 @@ def _main(argv: list[str] | None) -> int:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
         return 2
-    import importlib
-
-    module = importlib.import_module(entry[0])
-    code: int = module.run(args[1:])
+    __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
+    module = sys.modules[entry[0]]
+    code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
     return code

@@ -8,8 +8,10 @@ import sys
 from partkit.cli.common import (
     add_table_arguments,
     command_parser,
+    emit,
     options_from_args,
     report_error,
+    usage_error,
 )
 from partkit.common.errors import PartkitError
 
@@ -26,7 +28,8 @@ LAYOUT_NOTES = {
 EPILOG = """\
 formats (the partkit[fs] extra: pip install partkit[fs]):
   nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
-  littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64)
+  littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64, on-disk
+            version 2.1; --littlefs-version 2.0 for esp_littlefs before 1.6)
   fat       from a directory, pyfatfs: raw FAT12, 4 KiB sectors, NO wear levelling.
             ESP-IDF mounts it read-only (esp_vfs_fat_spiflash_mount_ro)
   fat-wl    the same FAT volume in ESP-IDF's wear-levelled layout (a spare sector, the
@@ -61,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="directory of files (littlefs, fat) or NVS CSV (nvs)")
     b.add_argument("--format", choices=("nvs", "littlefs", "fat", "fat-wl", "spiffs"),
                    help="image format (default: from the partition's subtype)")
+    b.add_argument("--littlefs-version", choices=("2.0", "2.1"),
+                   help="LittleFS on-disk version (default 2.1; esp_littlefs before 1.6, "
+                        "i.e. littlefs 2.5 and older, mounts only 2.0)")
     b.add_argument("-o", "--output", required=True, metavar="IMG",
                    help="the image file to write")
     b.add_argument("--depfile", metavar="FILE",
@@ -82,7 +88,14 @@ def run(argv: list[str]) -> int:
         options = options_from_args(args, verify=True)
         table = load_table_file(args.table, options).table
         part, fmt, image = build_partition_image(table, args.partition, args.source,
-                                                 args.format)
+                                                 args.format, args.littlefs_version or "2.1")
+        if args.littlefs_version and fmt != "littlefs":
+            raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
+        from partkit.data import plaintext_nvs_warning
+
+        plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
+        if plain is not None:
+            emit([plain])
         write_atomic(args.output, image)
         if args.depfile:
             from partkit.data import depfile

@@ -22,7 +22,8 @@ __all__ = ["FlashFile", "argfile_quote", "default_flash_freq", "flash_args",
            "flasher_args_json"]
 
 # Kconfig ESPTOOLPY_FLASHFREQ defaults per chip; 80m everywhere else.
-_DEFAULT_FREQ = {"esp32": "40m", "esp32c2": "60m", "esp32h2": "48m", "esp32h21": "48m"}
+_DEFAULT_FREQ = {"esp32": "40m", "esp32c2": "60m", "esp32h2": "48m", "esp32h21": "48m",
+                 "esp32h4": "48m"}
 
 
 # Characters shlex.split leaves alone outside quotes (shlex.quote's safe set; no `re` import).
