@@ -305,7 +305,7 @@ def test_install_rerun_and_uninstall(places: dict[str, Path], tmp_path: Path,
     # the newest version in each place; the old 3.0.7 folder only with --all
     assert states == {str(p): "installed" for k, p in places.items() if k != "linux-old"}
     text = local.read_text()
-    assert text.startswith(user) and "recipe.advanced_size.pattern=" in text
+    assert text.endswith(user) and "recipe.advanced_size.pattern=" in text  # block first
     assert Path(str(local) + ".partkit-backup").read_text() == user
     before = {p: (p / "platform.local.txt").read_bytes() for k, p in places.items()
               if k != "linux-old"}

@@ -69,6 +69,9 @@ def block_text(python: str, platform_txt: dict[str, str]) -> str:
 
 def _split(text: str, path: str) -> tuple[str, str | None, str]:
     """(before, block or None, after). A damaged block (no end marker) is bad input."""
+    if text.startswith("\ufeff"):  # a BOM stays first, before partkit's block
+        before, block, after = _split(text[1:], path)
+        return "\ufeff" + before, block, after
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == BEGIN]
     if not starts:
@@ -83,14 +86,22 @@ def _split(text: str, path: str) -> tuple[str, str | None, str]:
 
 
 def installed_block(text: str, path: str) -> str | None:
-    return _split(text, path)[1]
+    """partkit's block as in the file, line ends as "\n" (an editor may have made them CRLF)."""
+    block = _split(text, path)[1]
+    return None if block is None else block.replace("\r\n", "\n")
 
 
 def with_block(text: str, block: str, path: str) -> str:
-    """``text`` with partkit's block replaced (or appended), everything else kept."""
-    before, _, after = _split(text, path)
-    if before and not before.endswith("\n"):
-        before += "\n"
+    """``text`` with partkit's block replaced, or put first (after a BOM), in the file's line
+    ends. First, so that removing it gives the user's bytes back exactly (appending would
+    have to add a newline to a last line without one); the user's own settings, after it,
+    still win over it."""
+    before, old, after = _split(text, path)
+    if "\r\n" in text:
+        block = block.replace("\r\n", "\n").replace("\n", "\r\n")
+    if old is None:
+        bom = "\ufeff" if text.startswith("\ufeff") else ""
+        return bom + block + text[len(bom):]
     return before + block + after
 
 

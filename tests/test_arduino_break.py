@@ -1,0 +1,66 @@
+"""Defects found by an adversarial review of the Arduino support (issue 23), one test each.
+
+Each test failed before its fix; see the commit that added it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+
+CORE = Path(__file__).parent / "data" / "arduino_core"
+SIM_CORE = CORE / "espressif" / "esp32"
+
+
+def _fake_core(path: Path) -> Path:
+    path.mkdir(parents=True)
+    shutil.copyfile(SIM_CORE / "platform.txt", path / "platform.txt")
+    shutil.copyfile(SIM_CORE / "boards.txt", path / "boards.txt")
+    return path
+
+
+def _manage(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
+    rc = main(["arduino", *argv, "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    return {c["path"]: c["state"] for c in json.loads(out)["cores"]}
+
+
+@pytest.mark.parametrize("user", [b"compiler.c.extra_flags=-DA=1",  # no final newline
+                                  b"a=1\r\nb=2",
+                                  b"\xef\xbb\xbfa=1\r\n"])  # Notepad's BOM
+def test_uninstall_gives_back_the_users_file_byte_for_byte(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], user: bytes) -> None:
+    core = _fake_core(tmp_path / "core")
+    local = core / "platform.local.txt"
+    local.write_bytes(user)
+    _manage(capsys, "install", "--core-dir", str(core))
+    text = local.read_bytes()
+    assert b"recipe.advanced_size.pattern=" in text
+    # every line the user wrote is still a line of its own (nothing glued to the block)
+    lines = text.splitlines()
+    assert all(line in lines for line in user.removeprefix(b"\xef\xbb\xbf").splitlines())
+    if user.startswith(b"\xef\xbb\xbf"):
+        assert text.startswith(b"\xef\xbb\xbf")  # the BOM stays first
+    assert set(_manage(capsys, "uninstall", "--core-dir", str(core)).values()) == {"removed"}
+    assert local.read_bytes() == user
+
+
+def test_a_block_an_editor_turned_into_crlf_is_still_current(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    core = _fake_core(tmp_path / "core")
+    local = core / "platform.local.txt"
+    local.write_bytes(b"a=1\r\n")
+    _manage(capsys, "install", "--core-dir", str(core))
+    crlf = local.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    local.write_bytes(crlf)  # what a Windows editor does when the user saves the file
+    assert set(_manage(capsys, "status", "--core-dir", str(core)).values()) == {"current"}
+    assert set(_manage(capsys, "install", "--core-dir", str(core)).values()) == {"unchanged"}
+    assert local.read_bytes() == crlf
+    _manage(capsys, "uninstall", "--core-dir", str(core))
+    assert local.read_bytes() == b"a=1\r\n"
+
