@@ -64,3 +64,43 @@ def test_a_block_an_editor_turned_into_crlf_is_still_current(
     _manage(capsys, "uninstall", "--core-dir", str(core))
     assert local.read_bytes() == b"a=1\r\n"
 
+
+# arduino-cli's contract for recipe.advanced_size.pattern output (as test_arduino.py)
+SIZE_SCHEMA = {
+    "type": "object", "required": ["output", "severity", "sections", "error"],
+    "additionalProperties": False,
+    "properties": {"output": {"type": "string"},
+                   "severity": {"enum": ["info", "warning", "error"]},
+                   "error": {"type": "string", "minLength": 1},
+                   "sections": {"type": "array"}},
+}
+
+
+@pytest.mark.parametrize("case", ["no folder", "empty folder", "broken options", "size tool"])
+def test_size_answers_json_even_for_bad_input(tmp_path: Path, case: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # arduino-cli drops the JSON of a non-zero exit: "Error while determining sketch size:
+    # exit status 2", without partkit's reason; the JSON error is what fails the compile
+    import jsonschema
+
+    build = tmp_path / "build"
+    extra: list[str] = []
+    if case != "no folder":
+        build.mkdir()
+    if case == "broken options":
+        (build / "build.options.json").write_text('{"fqbn": ')
+    if case == "size tool":
+        (build / "partitions.csv").write_text("factory, app, factory, 0x10000, 1M\n")
+        assert main(["gen", "-q", str(build / "partitions.csv"),
+                     str(build / "S.ino.partitions.bin")]) == 0
+        extra = ["--size-tool", str(tmp_path / "no-such-size")]
+    rc = main(["arduino", "size", str(build), *extra])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    doc = json.loads(out)
+    jsonschema.validate(doc, SIZE_SCHEMA)
+    assert doc["severity"] == "error"
+    assert ": error: " in doc["output"] and "Traceback" not in doc["output"]
+    if case == "broken options":
+        assert f"{build / 'build.options.json'}:1:" in doc["output"]
+

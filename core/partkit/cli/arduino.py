@@ -189,6 +189,19 @@ def _hook(args: argparse.Namespace) -> int:
 
 
 def _size(args: argparse.Namespace) -> int:
+    """arduino-cli reads only the JSON of an exit 0 (else "Error while determining sketch
+    size: exit status 2"), so bad input is a JSON error too: the compile fails with
+    partkit's message."""
+    from partkit.arduino.size import bad_input
+
+    try:
+        return _size_json(args)
+    except PartkitError as exc:
+        sys.stdout.write(json.dumps(bad_input(exc.diagnostics)) + "\n")
+        return 0
+
+
+def _size_json(args: argparse.Namespace) -> int:
     from partkit.arduino.builddir import read_build_dir
     from partkit.arduino.properties import is_unexpanded
     from partkit.arduino.size import advanced_size, ram_used, run_size_tool
