@@ -104,3 +104,29 @@ def test_size_answers_json_even_for_bad_input(tmp_path: Path, case: str,
     if case == "broken options":
         assert f"{build / 'build.options.json'}:1:" in doc["output"]
 
+
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("LOCALAPPDATA", "USERPROFILE", "ARDUINO_IDE_PATH", "ARDUINO_CONFIG_FILE",
+                "ARDUINO_DIRECTORIES_DATA", "ARDUINO_DIRECTORIES_USER"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+def test_ide2_sketchbook_and_data_from_its_own_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # IDE 2 writes its Preferences (sketchbook location) to ~/.arduinoIDE/arduino-cli.yaml,
+    # not to ~/.arduino15; a git install in that sketchbook was not found
+    home = _home(tmp_path, monkeypatch)
+    book = tmp_path / "My Sketches"
+    data = tmp_path / "ide2 data"
+    (home / ".arduinoIDE").mkdir()
+    (home / ".arduinoIDE" / "arduino-cli.yaml").write_text(
+        f"directories:\n  data: {data}  # moved by hand\n  user: '{book}'\n")
+    git = _fake_core(book / "hardware" / "espressif" / "esp32")
+    boards_manager = _fake_core(data / "packages" / "esp32" / "hardware" / "esp32" / "3.1.0")
+    assert _manage(capsys, "status") == {str(boards_manager): "absent", str(git): "absent"}
+

@@ -56,8 +56,16 @@ def _yaml_dirs(path: str) -> dict[str, str]:
             continue
         m = re.match(r"\s+(data|user)\s*:\s*(.+?)\s*$", line)
         if inside and m:
-            found[m.group(1)] = m.group(2).strip("'\"")
+            found[m.group(1)] = _yaml_scalar(m.group(2))
     return found
+
+
+def _yaml_scalar(text: str) -> str:
+    """A one-line YAML scalar: quotes removed, a plain one's `` #`` comment dropped."""
+    if text[:1] in "'\"":
+        end = text.find(text[0], 1)
+        return text[1:end] if end > 0 else text[1:]
+    return re.split(r"\s#", text, maxsplit=1)[0].rstrip()
 
 
 def _arduino15(home: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -71,6 +79,10 @@ def _arduino15(home: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
 def _cli_configs(home: str, env: Mapping[str, str]) -> list[str]:
     configs = [env["ARDUINO_CONFIG_FILE"]] if env.get("ARDUINO_CONFIG_FILE") else []
     configs += [os.path.join(d, "arduino-cli.yaml") for d, _ in _arduino15(home, env)]
+    # IDE 2 keeps its own arduino-cli.yaml (its sketchbook-location preference is
+    # directories.user there) in ~/.arduinoIDE, %USERPROFILE%\.arduinoIDE on Windows
+    configs += [os.path.join(d, ".arduinoIDE", "arduino-cli.yaml")
+                for d in (home, env.get("USERPROFILE")) if d]
     return configs
 
 
