@@ -130,3 +130,13 @@ def test_ide2_sketchbook_and_data_from_its_own_config(
     boards_manager = _fake_core(data / "packages" / "esp32" / "hardware" / "esp32" / "3.1.0")
     assert _manage(capsys, "status") == {str(boards_manager): "absent", str(git): "absent"}
 
+
+def test_a_release_is_newer_than_its_release_candidate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    home = _home(tmp_path, monkeypatch)
+    pkg = home / ".arduino15" / "packages" / "esp32" / "hardware" / "esp32"
+    for version in ("3.0.0-rc1", "3.0.0", "2.0.17"):
+        _fake_core(pkg / version)
+    assert _manage(capsys, "install") == {str(pkg / "3.0.0"): "installed"}
+

@@ -132,10 +132,10 @@ def _load_options(build_dir: str) -> dict[str, object]:
     return data
 
 
-def _version_key(path: str) -> tuple[tuple[int, str], ...]:
-    parts = os.path.basename(os.path.dirname(os.path.join(path, "")))
-    return tuple((int(p), "") if p.isdigit() else (-1, p)
-                 for p in parts.replace("-", ".").split("."))
+def _version_key(path: str) -> tuple[tuple[int, ...], int, str]:
+    from partkit.arduino.cores import version_key
+
+    return version_key(os.path.basename(os.path.dirname(os.path.join(path, ""))))
 
 
 def find_board(hardware_folders: list[str], fqbn: str) -> tuple[dict[str, str], str | None]:

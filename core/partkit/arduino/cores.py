@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["CoreInstall", "data_dirs", "find_cores", "is_core_dir", "sketchbook_dirs"]
+__all__ = ["CoreInstall", "data_dirs", "find_cores", "is_core_dir", "sketchbook_dirs",
+           "version_key"]
 
 
 class CoreInstall(Record):
@@ -120,9 +121,11 @@ def sketchbook_dirs(home: str, env: Mapping[str, str]) -> list[str]:
     return books
 
 
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    return tuple((int(p), "") if p.isdigit() else (-1, p)
-                 for p in re.split(r"[.-]", version))
+def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+    """Semantic-version order: 3.0.0-rc1 < 3.0.0 < 3.0.1 < 3.0.10."""
+    release, dash, pre = version.partition("-")
+    numbers = tuple(int(p) if p.isdigit() else -1 for p in release.split("."))
+    return numbers, 0 if dash else 1, pre
 
 
 def find_cores(home: str, env: Mapping[str, str],
@@ -142,7 +145,7 @@ def find_cores(home: str, env: Mapping[str, str],
     for data, how in data_dirs(home, env, ide_dirs):
         base = os.path.join(glob.escape(data), "packages", "esp32", "hardware", "esp32")
         for path in sorted(glob.glob(os.path.join(base, "*", "")),
-                           key=lambda p: _version_key(os.path.basename(p.rstrip("/\\")))):
+                           key=lambda p: version_key(os.path.basename(p.rstrip("/\\")))):
             add(path.rstrip("/\\"), os.path.basename(path.rstrip("/\\")), how)
     for book in sketchbook_dirs(home, env):
         path = os.path.join(book, "hardware", "espressif", "esp32")
