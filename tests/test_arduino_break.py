@@ -140,3 +140,35 @@ def test_a_release_is_newer_than_its_release_candidate(
         _fake_core(pkg / version)
     assert _manage(capsys, "install") == {str(pkg / "3.0.0"): "installed"}
 
+
+@pytest.mark.firmware
+@pytest.mark.parametrize("case", ["removed", "edited", "variant"])
+def test_the_tables_origin_is_named_only_when_the_copy_is_that_file(
+        tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # the core never deletes the build folder's partitions.csv: after the sketch's own CSV
+    # is removed, the old copy is built again; it is not "the 'default' partition scheme"
+    from test_arduino import CUSTOM_CSV, _build_folder
+
+    build, sketch = _build_folder(tmp_path, app_size=0x40000)
+    options = json.loads((build / "build.options.json").read_text())
+    if case == "removed":
+        (sketch / "partitions.csv").unlink()
+    elif case == "edited":
+        (sketch / "partitions.csv").write_text(CUSTOM_CSV.replace("0x1F0000", "0x1E0000"))
+    else:  # a board whose variant has its own table (copied before the menu scheme's)
+        hw = tmp_path / "hw"
+        shutil.copytree(CORE, hw)
+        variant = hw / "espressif" / "esp32" / "variants" / "esp32c3"
+        shutil.copyfile(build / "partitions.csv", variant / "partitions.csv")
+        (sketch / "partitions.csv").unlink()
+        options["hardwareFolders"] = str(hw)
+        (build / "build.options.json").write_text(json.dumps(options))
+    assert main(["check", "--arduino-build-dir", str(build), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    line = doc["arduino_build"]["size_line"]
+    assert "'default' partition scheme" not in line
+    assert line.endswith(
+        "(1048576 bytes, from the 'esp32c3' variant's partitions.csv)" if case == "variant"
+        else "left by an earlier build (not the sketch's, the variant's or the scheme's))")
+    assert doc["arduino_build"]["table_source"] == str(build / "partitions.csv")
+
