@@ -172,3 +172,25 @@ def test_the_tables_origin_is_named_only_when_the_copy_is_that_file(
         else "left by an earlier build (not the sketch's, the variant's or the scheme's))")
     assert doc["arduino_build"]["table_source"] == str(build / "partitions.csv")
 
+
+def test_a_menu_the_fqbn_does_not_name_takes_its_first_choice(tmp_path: Path) -> None:
+    # 'arduino-cli compile --fqbn esp32:esp32:esp32c3' (no options) builds with the first
+    # choice of every menu; boards.txt need not repeat it at board level
+    from partkit.arduino.builddir import find_board
+
+    hw = tmp_path / "hw"
+    shutil.copytree(CORE, hw)
+    boards = hw / "espressif" / "esp32" / "boards.txt"
+    text = boards.read_text().replace("esp32c3.build.flash_size=4MB\n", "")
+    text = text.replace("esp32c3.menu.FlashSize.4M=4MB (32Mb)\n"
+                        "esp32c3.menu.FlashSize.4M.build.flash_size=4MB\n", "")
+    text = text.replace("esp32c3.menu.FlashSize.2M.build.flash_size=2MB\n",
+                        "esp32c3.menu.FlashSize.2M.build.flash_size=2MB\n"
+                        "esp32c3.menu.FlashSize.4M=4MB (32Mb)\n"
+                        "esp32c3.menu.FlashSize.4M.build.flash_size=4MB\n")
+    boards.write_text(text)
+    props, _ = find_board([str(hw)], "espressif:esp32:esp32c3")
+    assert props["build.flash_size"] == "2MB"  # 2M is now the menu's first choice
+    assert props["build.partitions"] == "default"
+    props, _ = find_board([str(hw)], "espressif:esp32:esp32c3:PartitionScheme=huge_app")
+    assert props["build.flash_size"] == "2MB" and props["upload.maximum_size"] == "3145728"
