@@ -194,3 +194,26 @@ def test_a_menu_the_fqbn_does_not_name_takes_its_first_choice(tmp_path: Path) ->
     assert props["build.partitions"] == "default"
     props, _ = find_board([str(hw)], "espressif:esp32:esp32c3:PartitionScheme=huge_app")
     assert props["build.flash_size"] == "2MB" and props["upload.maximum_size"] == "3145728"
+
+
+@pytest.mark.firmware
+def test_build_properties_given_to_arduino_cli_win_over_the_board(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 'arduino-cli compile --build-property build.flash_size=2MB --build-property
+    # build.partitions=huge_app' builds with those (build.options.json records them); the
+    # check used the board's 4MB and called the huge_app table an earlier build's leftover
+    from test_arduino import _build_folder
+
+    build, _ = _build_folder(tmp_path, app_size=0x40000, csv=None,
+                             fqbn="espressif:esp32:esp32c3")
+    shutil.copyfile(SIM_CORE / "tools" / "partitions" / "huge_app.csv", build / "partitions.csv")
+    assert main(["gen", "-q", str(build / "partitions.csv"),
+                 str(build / "Blink.ino.partitions.bin")]) == 0
+    options = json.loads((build / "build.options.json").read_text())
+    options["customBuildProperties"] = ("build.extra_flags=-DA=1,-DB=2,build.flash_size=2MB,"
+                                        "build.partitions=huge_app")
+    (build / "build.options.json").write_text(json.dumps(options))
+    assert main(["check", "--arduino-build-dir", str(build), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)["arduino_build"]
+    assert doc["flash_size"] == "2MB"
+    assert doc["size_line"].endswith("from the 'huge_app' partition scheme)")

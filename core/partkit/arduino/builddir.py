@@ -168,6 +168,21 @@ def find_board(hardware_folders: list[str], fqbn: str) -> tuple[dict[str, str], 
     return {}, None
 
 
+def _custom_properties(value: object) -> dict[str, str]:
+    """``--build-property KEY=VALUE`` settings, which win over the board's: arduino-cli
+    records them joined with "," (a piece without "=" continues the value before it)."""
+    found: dict[str, str] = {}
+    key = None
+    for piece in value.split(",") if isinstance(value, str) else ():
+        name, eq, text = piece.partition("=")
+        if eq and name and " " not in name:
+            key = name.strip()
+            found[key] = text
+        elif key is not None:
+            found[key] += "," + piece
+    return found
+
+
 def _int(text: str | None, what: str, where: str) -> int | None:
     if text is None or is_unexpanded(text):
         return None
@@ -256,6 +271,7 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
     core_dir: str | None = None
     if fqbn is not None and isinstance(folders, str):
         board, core_dir = find_board([f for f in folders.split(",") if f], fqbn)
+    board.update(_custom_properties(options_json.get("customBuildProperties")))
     core_dir = given.core_dir or core_dir
     project = given.project_name or _project_name(build_dir, options_json)
     stem = os.path.join(build_dir, project)
