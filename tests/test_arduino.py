@@ -357,8 +357,8 @@ def test_install_refuses_a_damaged_block(tmp_path: Path,
     assert "no platform.txt" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["size"], ["install"], ["uninstall"],
-                                     ["status"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["size"], ["table"], ["install"],
+                                     ["uninstall"], ["status"]])
 def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     from partkit.common.chips import chip_names
 

@@ -143,3 +143,16 @@ def test_a_removed_sketch_table_is_still_built_and_named_for_what_it_is(
     assert (build / "partitions.csv").read_text() == CUSTOM_CSV
     assert ("partition (1048576 bytes, from the build folder's partitions.csv, left by an "
             "earlier build") in out
+
+
+def test_an_invalid_sketch_table_fails_at_its_own_file_and_line(hardware: Path,
+                                                                tmp_path: Path) -> None:
+    # the core's table generator fails on it without naming a line (the real
+    # gen_esp32part.py prints none); partkit's prebuild hook names the sketch's own line
+    bad = CUSTOM_CSV.replace("app1,     app,  ota_1,   0x110000,0x100000,",
+                             "app1,     app,  ota_1,   0x100000,0x100000,")
+    proc, sketch, build = _compile(hardware, tmp_path, 600_000, csv=bad)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{sketch / 'partitions.csv'}:5:1: error: partition 'app1' at 0x100000 overlaps" in out
+    assert not (build / "Sketch.ino.partitions.bin").exists()  # stopped before the core's
