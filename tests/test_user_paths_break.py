@@ -47,7 +47,8 @@ def generator(tmp_path: Path, text: str) -> bytes:
     # the field goes on.
     'pem,data,string,"-----BEGIN-----\nAAAA\n-----END-----"\nx,data,string,"ab"cd\n',
     # Only \n, \r and \r\n end a line: a form feed or U+2028 inside a value stays in it.
-    "ff,data,string,a\x0cb\u2028c\n",    # base64 may be wrapped: whitespace inside is skipped, as binascii.a2b_base64 does.
+    "ff,data,string,a\x0cb\u2028c\n",
+    # base64 may be wrapped: whitespace inside is skipped, as binascii.a2b_base64 does.
     'b64,data,base64,aGVs bG8=\nwrapped,data,base64,"aGVs\nbG8="\n',
 ])
 def test_nvs_csv_fields_are_read_as_the_generator_reads_them(
