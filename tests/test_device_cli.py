@@ -470,7 +470,7 @@ def test_write_from_an_endless_device_changes_nothing(mock: MockDevice,
     code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage",
                        "/dev/zero")
     assert code == 1, err
-    assert "the stream gave more than 65536 bytes (0x10000), the size of partition" in err
+    assert "more than 65536 bytes (0x10000) came from it: they do not fit partition" in err
     assert mock.read(tmp_path, STORAGE[0], STORAGE[1] + NEXT[1]) == before + after
 
 

@@ -1,9 +1,9 @@
-"""FAT images with ``pyfatfs``: 4 KiB sectors, no wear-levelling layer.
+"""Raw FAT images with ``pyfatfs``: FAT12, 4 KiB sectors, no wear-levelling layer.
 
 Such an image is what ESP-IDF mounts read-only with ``esp_vfs_fat_spiflash_mount_ro``
-(raw flash access). A writable FAT mount (``..._mount_rw_wl``) expects the
-wear-levelling layout, which no maintained package on PyPI builds; use ESP-IDF's
-``fatfs_create_spiflash_image`` for that.
+(raw flash access). Arduino's FFat, ``esp_vfs_fat_spiflash_mount_rw_wl`` and pioarduino's
+``board_build.filesystem = fatfs`` expect ESP-IDF's wear-levelled layout:
+:mod:`partkit.data.fat_wl` wraps a volume made here in it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from partkit.data.tree import Entry, chunks, walk
 __all__ = ["DEFAULT_TIME", "SECTOR_SIZE", "build", "build_time", "volume_serial"]
 
 SECTOR_SIZE = 4096
-FAT12_MAX_CLUSTERS = 4084
 # Reproducible images: every timestamp is SOURCE_DATE_EPOCH, else this fixed time (the FAT
 # epoch, 1980-01-01 00:00:00 UTC); the volume serial comes from the files, not the clock.
 DEFAULT_TIME = 315532800
@@ -25,10 +24,19 @@ _LAST_FAT_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the last time FAT can st
 
 
 def build_time() -> int:
-    """SOURCE_DATE_EPOCH (clamped to what FAT can store), else :data:`DEFAULT_TIME`."""
-    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not text.isdigit():
+    """SOURCE_DATE_EPOCH (clamped to what FAT can store), else :data:`DEFAULT_TIME`; a
+    value that is not a count of seconds is bad input (the reproducible-builds
+    specification: fail rather than silently use another time)."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "")
+    text = raw.strip()
+    if not text:
         return DEFAULT_TIME
+    if not (text.isascii() and text.isdigit()):
+        raise PartkitError(error(
+            f"'{raw}' is not a count of seconds since 1970-01-01 UTC",
+            SourceLocation("SOURCE_DATE_EPOCH"),
+            "set it to a whole number, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), "
+            "or unset it"))
     return min(max(int(text), DEFAULT_TIME), _LAST_FAT_TIME)
 
 
@@ -93,12 +101,14 @@ def build(source: str, size: int) -> bytes:
     if size % SECTOR_SIZE or size < 8 * SECTOR_SIZE:
         raise PartkitError(error(
             f"a FAT partition needs at least 8 sectors of 4 KiB, not 0x{size:x} bytes"))
-    fat_type = (PyFat.FAT_TYPE_FAT12 if size // SECTOR_SIZE <= FAT12_MAX_CLUSTERS
-                else PyFat.FAT_TYPE_FAT16)
+    # FAT12 at every flash size: with 4 KiB sectors pyfatfs grows the cluster (1, 2, 4 ...
+    # sectors) so the count stays under FAT12's limit; its FAT16 table starts at 4.1 MB of
+    # 512-byte sectors and rejects partitions of 16 MB and more.
+    fat_type = PyFat.FAT_TYPE_FAT12
     fd, scratch = tempfile.mkstemp(suffix=".fat")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"\xff" * size)
+            f.write(bytes(size))  # pyfatfs keeps a root directory it finds; start blank
         with _FixedClock(build_time()):
             fat = PyFat()
             fat.mkfs(scratch, fat_type, size=size, sector_size=SECTOR_SIZE, label="PARTKIT",

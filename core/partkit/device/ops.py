@@ -63,17 +63,21 @@ def check_writable(part: Partition, force: bool, where: str, verb: str = "write"
 def check_fits(part: Partition, size: int | None, source: str, where: str) -> None:
     """The whole input must fit the partition; a failed check changes nothing (exit 1).
 
-    ``size`` None: a stream that gave more bytes than the partition holds.
+    ``size`` is what :func:`partkit.common.fileio.read_limited` measured: a regular
+    file's size, or the bytes a stream (pipe, ``/dev/zero``) gave; None when the stream
+    gave more than the partition holds (only that much is known of it).
     """
-    if size is None or size > part.size:
-        what = (f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} "
-                f"bytes (0x{part.size:x}): {size - part.size} bytes too many"
-                if size is not None else
-                f"the stream gave more than {part.size} bytes (0x{part.size:x}), the size of "
-                f"partition '{part.name}'")
-        raise CheckFailed(error(
-            what, SourceLocation(source),
-            f"use a smaller file or enlarge the partition; {where} was not changed"))
+    if size is not None and size <= part.size:
+        return
+    if size is not None:
+        amount = (f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of "
+                  f"{part.size} bytes (0x{part.size:x}): {size - part.size} bytes too many")
+    else:
+        amount = (f"more than {part.size} bytes (0x{part.size:x}) came from it: they do "
+                  f"not fit partition '{part.name}' of {part.size} bytes")
+    raise CheckFailed(error(
+        amount, SourceLocation(source),
+        f"use a smaller file or enlarge the partition; {where} was not changed"))
 
 
 def check_input_file(path: str) -> None:
