@@ -83,7 +83,9 @@ KINDS = ["missing", "directory", "fifo", "dev-zero", "dev-full", "loop", "dangli
 
 SAME = None  # exit code and output as with the plain, valid argument
 NA = "n/a"  # the kind does not apply to the class
-ROOT_SEES_ALL = "unreadable"  # root reads anything: checked only when not running as root
+# root reads anything: as root (CI), this kind's child runs as the unprivileged 'nobody'
+ROOT_SEES_ALL = "unreadable"
+NOBODY = 65534
 
 # (class, kind) -> (exit codes, a piece of the message on stderr) | SAME | NA
 EXPECT: dict[tuple[str, str], tuple[set[int], str] | str | None] = {
@@ -321,19 +323,46 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def _run_kind(work: Path, kind: str) -> tuple[list[dict[str, object]], int]:
-    """Every row for ``kind`` in one child process: (results, peak RSS in KiB)."""
-    case_dir = work / kind
-    case_dir.mkdir()
-    for name in ("t.csv", "nvs.csv", "small.bin", "flash.img"):
-        (case_dir / name).write_bytes((work / name).read_bytes())
+def _unprivileged(case_dir: Path) -> list[str]:
+    """The command prefix that runs the child as 'nobody' (root reads every file, so
+    permissions are tested only without it); ``case_dir`` becomes nobody's."""
     import shutil
 
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:  # util-linux; under CI=true a skip is a failure
+        pytest.skip("setpriv (util-linux) missing: cannot drop root for the unreadable kind")
+    for top, dirs, files in os.walk(case_dir):
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.lchown(name, NOBODY, NOBODY)
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _run_kind(work: Path, kind: str) -> tuple[list[dict[str, object]], int]:
+    """Every row for ``kind`` in one child process: (results, peak RSS in KiB)."""
+    import shutil
+    import tempfile
+
+    as_root = kind == ROOT_SEES_ALL and os.geteuid() == 0
+    # nobody cannot enter pytest's private (0700) temp tree: a directory of its own in /tmp
+    case_dir = Path(tempfile.mkdtemp(prefix="partkit-matrix-")) if as_root else work / kind
+    case_dir.mkdir(exist_ok=True)
+    for name in ("t.csv", "nvs.csv", "small.bin", "flash.img"):
+        (case_dir / name).write_bytes((work / name).read_bytes())
     shutil.copytree(work / "tree", case_dir / "tree")
+    prefix = _unprivileged(case_dir) if as_root else []
     out = case_dir / "results.json"
     err = case_dir / "stderr.txt"
+    try:
+        return _run_child(prefix, kind, case_dir, out, err)
+    finally:
+        if as_root:
+            shutil.rmtree(case_dir, ignore_errors=True)
+
+
+def _run_child(prefix: list[str], kind: str, case_dir: Path, out: Path, err: Path,
+               ) -> tuple[list[dict[str, object]], int]:
     with open(out, "wb") as o, open(err, "wb") as e:
-        proc = subprocess.Popen([sys.executable, "-c", RUNNER, kind, str(case_dir),
+        proc = subprocess.Popen([*prefix, sys.executable, "-c", RUNNER, kind, str(case_dir),
                                  json.dumps(ROWS), ODD], stdout=o, stderr=e)
         timer = threading.Timer(120, proc.kill)  # a hang fails the kind, never the suite
         timer.start()
@@ -349,8 +378,6 @@ def _run_kind(work: Path, kind: str) -> tuple[list[dict[str, object]], int]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_matrix(fixtures: Path, kind: str) -> None:
-    if kind == ROOT_SEES_ALL and os.geteuid() == 0:
-        pytest.skip("running as root: permissions do not stop reads")
     results, peak_kb = _run_kind(fixtures, kind)
     print(f"[{kind}] {len(results)} cases, peak RSS {peak_kb} KiB")  # shown with -s
     problems = []
