@@ -829,6 +829,21 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path, table: Path, imag
     assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
+@pytest.mark.parametrize("argv", [["gen", "-", "{t}"], ["show", "-", "-o", "{t}"],
+                                  ["resize", "-", "--set", "storage=0x90000", "-o", "{t}"]])
+def test_stdin_redirected_from_the_output_is_an_input(table: Path, argv: list[str]) -> None:
+    """`partkit gen - t.csv < t.csv` replaced the table with its binary (exit 0): '-' was
+    never compared with the outputs. The shell's '<' does not truncate; partkit must not."""
+    before = table.read_bytes()
+    with open(table, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "partkit",
+                               *(a.format(t=table) for a in argv)],
+                              stdin=stdin, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "output is an input of this command ('<stdin>')" in proc.stderr, proc.stderr
+    assert table.read_bytes() == before
+
+
 # --- issue 20, items 5, 8, 10, 16: the tree a LittleFS/FAT image is built from --------------
 
 FS_TABLE = """\

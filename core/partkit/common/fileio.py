@@ -218,6 +218,9 @@ def read_stream(stream: object, label: str, limit: int = MAX_INPUT,
                 what: str = "a partition table") -> bytes:
     """Read a binary stream (stdin) with the same bound as :func:`read_input`."""
     read = getattr(stream, "read")  # noqa: B009 - any object with read(n)
+    # `partkit show - -o t.csv < t.csv`: stdin redirected from a file is an input too
+    with _Suppress(AttributeError, OSError, ValueError):
+        note_input(f"/dev/fd/{stream.fileno()}", label)  # type: ignore[attr-defined]
     data: bytes = read(limit + 1)
     if len(data) > limit:
         raise PartkitError(error(f"more than {_size_text(limit)}; too large for {what}",
@@ -258,11 +261,12 @@ def _key(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def note_input(path: str) -> None:
-    """``path`` is read by the running command: it may not be replaced by one of its outputs."""
+def note_input(path: str, label: str | None = None) -> None:
+    """``path`` is read by the running command: it may not be replaced by one of its outputs.
+    ``label``: how messages name it (``<stdin>`` for ``/dev/fd/0``)."""
     key = _key(path) if _scope else None
     if key is not None:
-        _scope[-1].setdefault(key, ("input", path))
+        _scope[-1].setdefault(key, ("input", label or path))
 
 
 def _note_output(path: str) -> None:
@@ -292,7 +296,12 @@ def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str | None] = 
     seen: dict[object, tuple[str, str]] = {}
     for role, paths in (("input", inputs), ("output", outputs)):
         for path in paths:
-            if path is None or path == "-":
+            if path is None or (path == "-" and role == "output"):
+                continue
+            if path == "-":  # stdin: a file when redirected (`gen - t.csv < t.csv`)
+                stdin_key = _key("/dev/fd/0")
+                if stdin_key is not None:
+                    seen.setdefault(stdin_key, (role, "<stdin>"))
                 continue
             key: object = _key(path) or real_target(path)
             if role == "input":
