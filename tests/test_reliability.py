@@ -844,6 +844,23 @@ def test_stdin_redirected_from_the_output_is_an_input(table: Path, argv: list[st
     assert table.read_bytes() == before
 
 
+def test_data_build_depfile_colliding_with_the_image_writes_nothing(
+        tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 19's rule for data build: the image was written, then the depfile refused."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text(NVS_CSV)
+    out = tmp_path / "nvs.bin"
+    link = tmp_path / "nvs.d"
+    link.symlink_to(out.name)
+    for depfile in (out, link):
+        capsys.readouterr()
+        assert main(["data", "build", str(table), "--partition", "nvs", "--from", str(nvs),
+                     "-o", str(out), "--depfile", str(depfile)]) == 2
+        assert "refusing to overwrite it" in capsys.readouterr().err
+        assert not out.exists()
+
+
 # --- issue 20, items 5, 8, 10, 16: the tree a LittleFS/FAT image is built from --------------
 
 FS_TABLE = """\
