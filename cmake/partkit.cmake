@@ -885,7 +885,7 @@ partkit_add_flash_args(TABLE <table-target>
     [DEPENDS <target>...])
 ```
 
-Writes ESP-IDF's `flash_args` and `flasher_args.json` (reference §8.5) in
+Writes ESP-IDF's `flash_args` and `flasher_args.json` (ESP-IDF `components/esptool_py/flasher_args.json.in`) in
 `CMAKE_CURRENT_BINARY_DIR`, so `python -m esptool --chip <chip> write-flash @flash_args`
 (run there) flashes everything, and tools that read `flasher_args.json` work unchanged.
 Files are listed as ESP-IDF lists them: bootloader, app, partition table, then

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
-from partkit.common.numbers import align_up, parse_size
+from partkit.common.numbers import align_up, format_size, parse_size
 from partkit.common.record import Record
 from partkit.table.names import (
     APP,
@@ -465,7 +465,7 @@ def check_flash(table: PartitionTable, flash_size: int) -> FlashCheck:
         return FlashCheck(flash_size, last)
     return FlashCheck(flash_size, last, (Finding("table-exceeds-flash", error(
         f"partition '{last.name}' ends at {last.end:#x}, {last.end - flash_size:#x} bytes "
-        f"beyond the {_human(flash_size)} flash ({flash_size:#x} bytes)",
+        f"beyond the {format_size(flash_size, 'esptool')} flash ({flash_size:#x} bytes)",
         _where(last, table),
         hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),))
 
@@ -536,11 +536,6 @@ def _status(findings: list[Finding]) -> str:
     if any(f.is_error for f in findings):
         return "fail"
     return "warning" if findings else "ok"
-
-
-def _human(size: int) -> str:
-    mib = size / (1024 * 1024)
-    return f"{mib:g}MB" if mib >= 1 else f"{size // 1024}KB"
 
 
 class CheckReport(Record):

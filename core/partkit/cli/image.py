@@ -37,6 +37,8 @@ from partkit.cli.common import (
     usage_error,
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+from partkit.common.numbers import format_size
+from partkit.table.binary import MAX_TABLE_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run"]
 
-TABLE_BYTES = 0xC00
 COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata")
 
 
@@ -424,9 +425,9 @@ def _find_table(args: argparse.Namespace, image: ImageReader
     first: tuple[int, PartitionTable] | None = None
     others: list[int] = []
     for offset in candidates():
-        if offset + TABLE_BYTES > image.size:
+        if offset + MAX_TABLE_BYTES > image.size:
             continue
-        data = image.read(offset, TABLE_BYTES)
+        data = image.read(offset, MAX_TABLE_BYTES)
         if data[:2] != b"\xaa\x50":
             continue
         try:
@@ -578,14 +579,6 @@ def _check_image_chips(chip: str | None, explicit: bool, force: bool,
     raise PartkitError(problems)
 
 
-def _size_text(size: int) -> str:
-    if size % 0x100000 == 0:
-        return f"{size // 0x100000}MB"
-    if size % 0x400 == 0:
-        return f"{size // 0x400}KB"
-    return str(size)
-
-
 def _create(args: argparse.Namespace) -> int:
     from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.common.fileio import write_atomic
@@ -676,7 +669,7 @@ def _create(args: argparse.Namespace) -> int:
             key = "app" if part == boot else name
             files.append((key, part.offset, path, None))
     imagefile.create_image(args.image, flash_size, pieces)
-    sys.stderr.write(f"Created '{args.image}' ({_size_text(flash_size)}): "
+    sys.stderr.write(f"Created '{args.image}' ({format_size(flash_size, 'esptool')}): "
                      + ", ".join(f"{name} @ 0x{off:x}" for name, off, _, _ in
                                  sorted(files, key=lambda f: f[1])) + "\n")
     if args.no_flash_args:
@@ -699,7 +692,7 @@ def _create(args: argparse.Namespace) -> int:
         entries.append(flashargs.FlashFile(name, off, rel, encrypted))
     mode = args.flash_mode
     freq = args.flash_freq or flashargs.default_flash_freq(chip)
-    size_text = _size_text(flash_size)
+    size_text = format_size(flash_size, "esptool")
     write_atomic(os.path.join(args_dir, "flash_args"),
                  # surrogateescape: a path that is not UTF-8 keeps its real bytes
                  flashargs.flash_args(entries, mode, freq, size_text).encode(

@@ -4,9 +4,10 @@
                      [--esptool-args A ...] [--esptool-{write,read,erase}-args A ...]
                      {read_partition,write_partition,erase_partition,get_partition_info} ...
 
-Same global options, subcommands, options and output as parttool (reference §7), run
-through :class:`partkit.parttool.ParttoolTarget`: one esptool connection, every check
-before the first flash change, verified writes. ``-o`` is the table offset here, as in
+Same global options, subcommands, options and output as parttool (ESP-IDF
+``components/partition_table/parttool.py``), run through
+:class:`partkit.parttool.ParttoolTarget`: one esptool connection, every check before the
+first flash change, verified writes. ``-o`` is the table offset here, as in
 parttool; ``--image FILE`` works on a flash image file instead of a device.
 """
 

@@ -11,6 +11,7 @@ at runtime. This module holds those rules; the codec does the encoding.
 
 from __future__ import annotations
 
+from partkit.common.chips import find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 from partkit.common.record import Record
 from partkit.table.names import (
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
-    "DOCUMENTED_ADDRESSES",
     "KCONFIG_OFFSET",
     "REGION_NAME",
     "REGION_TYPE",
@@ -82,20 +82,6 @@ STOCK_PARTITIONS: dict[str, tuple[int, int, str]] = {
     "mqtt_ca": (REGION_TYPE, 14, V2),
     "fatfs": (DATA, 0x81, V2),
 }
-
-# Where the esp-at docs (How_to_customize_partitions, "Flash at_customize.bin") say to
-# flash at_customize.bin, per chip: (flash size in bytes or None for any, address). Only a
-# cross-check: the primary table is the authority.
-DOCUMENTED_ADDRESSES: dict[str, tuple[tuple[int | None, int], ...]] = {
-    "esp32": ((None, 0x20000),),
-    "esp32s2": ((None, 0x20000),),
-    "esp32c2": ((2 << 20, 0x1A000), (None, 0x1E000)),
-    "esp32c3": ((None, 0x1E000),),
-    "esp32c6": ((None, 0x1E000),),
-    "esp32c5": ((None, 0x30000),),
-    "esp32c61": ((None, 0x30000),),
-}
-
 
 def _hex_range(start: int, end: int) -> str:
     return f"0x{start:x}-0x{end - 1:x}" if end > start else f"0x{start:x} (empty)"
@@ -393,7 +379,8 @@ def check_secondary(
 
 def documented_addresses(chip: str, flash_size: int | None = None) -> tuple[int, ...]:
     """The esp-at docs' at_customize.bin address(es) for a chip; empty if undocumented."""
-    rows = DOCUMENTED_ADDRESSES.get(chip.lower(), ())
+    row = find_chip(chip)
+    rows = row.at_customize if row is not None else ()
     if flash_size is not None:
         exact = tuple(a for size, a in rows if size == flash_size)
         if exact:

@@ -1,4 +1,6 @@
-"""Partition lookup as parttool's ``get_partition_info`` does it (reference §7.2/§7.3).
+"""Partition lookup as parttool's ``get_partition_info`` does it.
+
+Source: ESP-IDF ``components/partition_table/parttool.py``.
 
 Build scripts ask "where does the boot app start?" or "how big is otadata?" at configure
 time. The selectors and the output format follow parttool exactly, so a CMake function

@@ -27,6 +27,7 @@ from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
 from partkit.flash.contents import EXPECTED_CONTENTS
+from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.names import (
     APP,
     DATA,
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem",
            "check_image", "header_flash_size"]
 
-TABLE_BYTES = 0xC00
 SECTOR = 0x1000
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
 MAX_APP = 16 << 20
@@ -239,7 +239,7 @@ class _Checker:
         from partkit.table.codec import load_table
 
         offset = self.options.table_offset
-        if self.size < offset + TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
+        if self.size < offset + MAX_TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
             self.add("table-missing", f"no partition table at 0x{offset:x}",
                      "give the table offset with --offset; 'partkit image inspect' finds it")
             return None
@@ -247,7 +247,7 @@ class _Checker:
         if self.chip is not None and options.primary_bootloader_offset is None:
             options = options.replace(primary_bootloader_offset=BOOTLOADER_OFFSET[self.chip])
         try:
-            loaded = load_table(self.region(offset, TABLE_BYTES), f"{self.image}@0x{offset:x}",
+            loaded = load_table(self.region(offset, MAX_TABLE_BYTES), f"{self.image}@0x{offset:x}",
                                 options)
         except PartkitError as exc:
             self.problems.extend(Problem("table-invalid", d) for d in exc.diagnostics)

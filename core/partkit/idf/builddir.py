@@ -142,7 +142,10 @@ def _config_int(config: dict[str, object], key: str, path: str) -> int | None:
 
 
 def _table_source(config: dict[str, object], project_path: str, idf_path: str) -> str | None:
-    """The CSV ESP-IDF's partition_table component generates from (reference §8.1)."""
+    """The CSV ESP-IDF's partition_table component generates from.
+
+    Source: ESP-IDF ``components/partition_table/Kconfig.projbuild`` and ``CMakeLists.txt``.
+    """
     if config.get("PARTITION_TABLE_CUSTOM"):
         name = config.get("PARTITION_TABLE_CUSTOM_FILENAME")
         if isinstance(name, str) and name:

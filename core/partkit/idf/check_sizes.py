@@ -1,4 +1,6 @@
-"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit (reference §6).
+"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit.
+
+Source: ESP-IDF ``components/partition_table/check_sizes.py``.
 
 ESP-IDF's build runs ``<tool> --offset N partition --type T [--subtype S] TABLE BINARY``
 after linking the app and ``<tool> --offset N bootloader OFFSET BINARY`` after the
