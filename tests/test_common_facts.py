@@ -24,8 +24,8 @@ def test_registry_views_come_from_the_rows() -> None:
 
 
 def test_every_module_reads_the_registry() -> None:
-    from partkit.check.appimage import _is_flash_address
     from partkit.esp_at.customize import documented_addresses
+    from partkit.flash.appimage import _is_flash_address
     from partkit.flash.flashargs import default_flash_freq
 
     for name, chip in chips.CHIPS.items():

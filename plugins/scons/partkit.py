@@ -227,8 +227,8 @@ def run_check(env: Any, kind: str, image: str, table: str,
     to stderr (with GitHub annotations under Actions). Calls the core; prints nothing.
     """
     core()
-    from partkit.check.checks import Budget
     from partkit.check.files import check_files
+    from partkit.check.findings import Budget
     from partkit.check.report import to_text
     from partkit.cli.common import github_annotation
     from partkit.common.errors import PartkitError

@@ -3,7 +3,7 @@
 Numbers, verdicts and message texts follow ESP-IDF's check_sizes.py, so a build that
 switches to partkit keeps its logs. "Fits" means the bytes that are flashed fit: the whole
 file (esptool writes all of it), never just the image inside it. What partkit adds: the
-image is read (see :mod:`partkit.check.appimage`) so a failure caused by padding after the
+image is read (see :mod:`partkit.flash.appimage`) so a failure caused by padding after the
 image says so, CI budgets (``warn_free`` / ``fail_free``), a recovery-bootloader overlap
 check, a table-vs-flash check using the highest partition end, and rule warnings users
 asked for.
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 
+from partkit.check.findings import Budget, Finding
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
-from partkit.common.numbers import align_up, format_size, parse_size
+from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
 from partkit.table.names import (
     APP,
@@ -40,8 +41,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from partkit.check.appimage import ImageInfo
     from partkit.data.check import DataCheck
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
@@ -66,65 +67,6 @@ __all__ = [
 
 NEARLY_FULL = 0.05  # check_sizes.py warns below 5 % free in the smallest slot
 MAX_APP_SIZE = 16 * 1024 * 1024  # the cache MMU maps at most 16 MiB of one app
-
-
-class Finding(Record):
-    """One warning or error from a check, with a stable machine-readable code."""
-
-    __slots__ = ("code", "diagnostic")
-
-    code: str
-    diagnostic: Diagnostic
-
-    def __init__(self, code: str, diagnostic: Diagnostic) -> None:
-        self._init(code=code, diagnostic=diagnostic)
-
-    @property
-    def is_error(self) -> bool:
-        return self.diagnostic.is_error
-
-    def __repr__(self) -> str:
-        return f"Finding({self.code!r}, {self.diagnostic!r})"
-
-
-class Budget(Record):
-    """A free-space threshold: a percentage of the slot (``10%``) or a byte count."""
-
-    __slots__ = ("percent", "value")
-
-    value: float
-    percent: bool
-
-    def __init__(self, value: float, percent: bool) -> None:
-        self._init(value=value, percent=percent)
-
-    @classmethod
-    def parse(cls, text: str, option: str = "budget") -> Budget:
-        raw = text.strip()
-        try:
-            if raw.endswith("%"):
-                pct = float(raw[:-1])
-                if not 0 <= pct <= 100:
-                    raise ValueError
-                return cls(pct, True)
-            return cls(parse_size(raw), False)
-        except (ValueError, PartkitError):
-            raise PartkitError(error(
-                f"{option}: '{text}' is not a percentage or a size",
-                hint="use e.g. 10% or 64K or 0x10000",
-            )) from None
-
-    def threshold(self, size: int) -> float:
-        """Bytes of free space this budget requires in a slot of ``size`` bytes."""
-        return size * self.value / 100 if self.percent else self.value
-
-    def __str__(self) -> str:
-        if self.percent:
-            return f"{self.value:g}%"
-        return f"{int(self.value):#x} bytes"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"value": self.value, "unit": "percent" if self.percent else "bytes"}
 
 
 class SlotResult(Record):

@@ -19,7 +19,8 @@ from partkit.table.codec import Loaded, load_table_file, validate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.checks import Budget, CheckReport
+    from partkit.check.checks import CheckReport
+    from partkit.check.findings import Budget
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
@@ -109,8 +110,8 @@ def check_files(
     bad input; a failed check is in the report (``report.exit_code`` 1). ``data`` pairs
     (partition name, image file) are checked by :func:`partkit.data.check.check_data`.
     """
-    from partkit.check.appimage import read_image_file
     from partkit.check.checks import run_checks
+    from partkit.flash.appimage import read_image_file
 
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
     app_image = None if app is None else read_image_file(app)

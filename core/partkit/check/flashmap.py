@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from partkit.check.appimage import ImageInfo
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 

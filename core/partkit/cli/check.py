@@ -81,8 +81,8 @@ def run(argv: list[str]) -> int:
     try:
         if args.idf_build_dir is not None:
             return idf_build.run_check(args, args.output)
-        from partkit.check.checks import Budget
         from partkit.check.files import check_files
+        from partkit.check.findings import Budget
 
         options = options_from_args(args, verify=args.verify, strict=args.strict)
         warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")

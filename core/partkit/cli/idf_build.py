@@ -55,7 +55,7 @@ def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Lo
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.check.checks import Budget
+    from partkit.check.findings import Budget
     from partkit.idf.buildcheck import check_build, to_json, to_text
     from partkit.idf.builddir import read_build_dir
 

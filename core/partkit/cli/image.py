@@ -500,7 +500,7 @@ def _hexlify(value: object) -> object:
 
 def _bootloader(image: ImageReader, table_offset: int) -> dict[str, object] | None:
     """An ESP image at one of the known bootloader offsets below the table."""
-    from partkit.check.appimage import ImageBytes, read_image
+    from partkit.flash.appimage import ImageBytes, read_image
 
     for offset in sorted({0x0, 0x1000, 0x2000}):
         if offset >= table_offset or image.read(offset, 1) != b"\xe9":
@@ -536,7 +536,7 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
 
 def _chip_from_images(paths: list[str]) -> str | None:
     """The chip named in the first readable ESP image header among ``paths``."""
-    from partkit.check.appimage import read_image_file
+    from partkit.flash.appimage import read_image_file
 
     for path in paths:
         try:
@@ -552,7 +552,7 @@ def _check_image_chips(chip: str | None, explicit: bool, force: bool,
                        images: list[tuple[str, str]]) -> None:
     """Bootloader and app images must be built for the image's chip (``--chip``, or the
     first image's header): another chip's image does not boot. ``--force`` only warns."""
-    from partkit.check.appimage import read_image_file
+    from partkit.flash.appimage import read_image_file
 
     found: list[tuple[str, str, str]] = []  # what, path, chip
     for what, path in images:

@@ -39,8 +39,8 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     idf_build.require_table_or_build(parser, args)
     try:
-        from partkit.check.appimage import read_image_file
         from partkit.check.flashmap import app_usage, beyond_flash, svg_map
+        from partkit.flash.appimage import read_image_file
         from partkit.table.codec import load_table_file
 
         apps = []

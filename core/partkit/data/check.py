@@ -16,7 +16,7 @@ from partkit.table.names import DATA
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.checks import Finding
+    from partkit.check.findings import Finding
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["DataCheck", "check_data"]
@@ -79,7 +79,7 @@ def _sniff(path: str, part: Partition, size: int) -> str:
 
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
-    from partkit.check.checks import Finding
+    from partkit.check.findings import Finding
     from partkit.data import find_partition
     from partkit.flash.contents import EXPECTED_CONTENTS
 

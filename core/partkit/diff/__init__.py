@@ -23,8 +23,8 @@ from partkit.table.options import TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.appimage import ImageInfo
     from partkit.common.errors import Diagnostic
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import PartitionTable
 
 __all__ = [

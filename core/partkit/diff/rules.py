@@ -27,9 +27,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.check.appimage import ImageInfo
     from partkit.diff.changes import Change
     from partkit.diff.source import TableSide
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["RULES", "DiffContext", "Rule", "Violation", "evaluate", "rule"]

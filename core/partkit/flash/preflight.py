@@ -39,7 +39,7 @@ from partkit.table.names import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.appimage import ImageInfo
+    from partkit.flash.appimage import ImageInfo
     from partkit.flash.contents import Finding
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
@@ -177,7 +177,7 @@ class _Checker:
     # --- bootloader -------------------------------------------------------------------
 
     def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         table_offset = self.options.table_offset
         offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
@@ -216,7 +216,7 @@ class _Checker:
         return None, None
 
     def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         table_offset = self.options.table_offset
         try:
@@ -278,7 +278,7 @@ class _Checker:
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         try:
             info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),

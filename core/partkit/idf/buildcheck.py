@@ -17,7 +17,8 @@ from partkit.table.csvparse import PARTITION_TABLE_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.checks import Budget, CheckReport, Finding
+    from partkit.check.checks import CheckReport
+    from partkit.check.findings import Budget, Finding
     from partkit.idf.builddir import FlashedImage, IdfBuild
     from partkit.table.codec import Loaded
     from partkit.table.model import Partition, PartitionTable
@@ -118,7 +119,7 @@ def _is_app(image: FlashedImage, build: IdfBuild) -> bool:
 
 def _placements(build: IdfBuild, table: PartitionTable) -> tuple[list[Placement],
                                                                  list[Finding]]:
-    from partkit.check.checks import Finding
+    from partkit.check.findings import Finding
 
     placements: list[Placement] = []
     findings: list[Finding] = []
@@ -166,8 +167,8 @@ def check_build(build: IdfBuild, *, warn_free: Budget | None = None,
     Raises PartkitError (exit 2) for missing or malformed inputs; failed checks are in the
     result (``exit_code`` 1).
     """
-    from partkit.check.appimage import read_image_file
     from partkit.check.checks import run_checks
+    from partkit.flash.appimage import read_image_file
 
     loaded = load_build_table(build, verify=verify)
     table = loaded.table

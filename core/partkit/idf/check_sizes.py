@@ -58,9 +58,9 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    from partkit.check.appimage import ImageInfo
     from partkit.check.checks import check_app, resolve_selector
     from partkit.common.errors import PartkitError
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.codec import load_table_file
     from partkit.table.options import TableOptions
 

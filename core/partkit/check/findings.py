@@ -1,0 +1,73 @@
+"""What every check reports: a :class:`Finding` (stable code + diagnostic) and a free-space
+:class:`Budget` (``--warn-free 10%``).
+
+A leaf module: it imports nothing from ``partkit.check``, so the data-image checks
+(:mod:`partkit.data.check`) and the build checks use it without importing the size checks.
+"""
+
+from __future__ import annotations
+
+from partkit.common.errors import Diagnostic, PartkitError, error
+from partkit.common.numbers import parse_size
+from partkit.common.record import Record
+
+__all__ = ["Budget", "Finding"]
+
+
+class Finding(Record):
+    """One warning or error from a check, with a stable machine-readable code."""
+
+    __slots__ = ("code", "diagnostic")
+
+    code: str
+    diagnostic: Diagnostic
+
+    def __init__(self, code: str, diagnostic: Diagnostic) -> None:
+        self._init(code=code, diagnostic=diagnostic)
+
+    @property
+    def is_error(self) -> bool:
+        return self.diagnostic.is_error
+
+    def __repr__(self) -> str:
+        return f"Finding({self.code!r}, {self.diagnostic!r})"
+
+
+class Budget(Record):
+    """A free-space threshold: a percentage of the slot (``10%``) or a byte count."""
+
+    __slots__ = ("percent", "value")
+
+    value: float
+    percent: bool
+
+    def __init__(self, value: float, percent: bool) -> None:
+        self._init(value=value, percent=percent)
+
+    @classmethod
+    def parse(cls, text: str, option: str = "budget") -> Budget:
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                pct = float(raw[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError
+                return cls(pct, True)
+            return cls(parse_size(raw), False)
+        except (ValueError, PartkitError):
+            raise PartkitError(error(
+                f"{option}: '{text}' is not a percentage or a size",
+                hint="use e.g. 10% or 64K or 0x10000",
+            )) from None
+
+    def threshold(self, size: int) -> float:
+        """Bytes of free space this budget requires in a slot of ``size`` bytes."""
+        return size * self.value / 100 if self.percent else self.value
+
+    def __str__(self) -> str:
+        if self.percent:
+            return f"{self.value:g}%"
+        return f"{int(self.value):#x} bytes"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value, "unit": "percent" if self.percent else "bytes"}
