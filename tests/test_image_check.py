@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from partkit.common.errors import PartkitError
 
 pytestmark = pytest.mark.firmware
 
@@ -279,3 +280,68 @@ def test_damaged_images_never_traceback(fw: Firmware, tmp_path: Path,
         assert damaged.read_bytes() == data
 
     run()
+
+
+# --- one flash size for every command: the bootloader header's (issue 25) ---------------------
+
+
+def _diff(capsys: pytest.CaptureFixture[str], old: Path, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["diff", str(old), str(TABLE), "--json", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, json.loads(out)
+
+
+def test_diff_and_image_check_take_the_flash_size_from_the_bootloader_header(
+        fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 4 MB file whose bootloader says 2MB: the bootloader refuses partitions past 2 MB.
+    image = fw.image("2mb-diff.bin", bootloader=fw.bootloader_2mb)
+    assert image.stat().st_size == 4 << 20
+    code, report = check(capsys, image)
+    assert code == 1 and codes(report) == {"flash-size"}
+    code, report = _diff(capsys, image)
+    assert code == 1 and "flash-size" in {v["code"] for v in report["violations"]}
+    assert report["old"]["flash_size"] == 2 << 20
+    assert report["old"]["flash_size_origin"] == f"the bootloader header at 0x0 of {image}"
+    # --flash-size is the user's word and wins, from wherever the table came.
+    code, report = _diff(capsys, image, "--flash-size", "4MB")
+    assert "flash-size" not in {v["code"] for v in report["violations"]}
+
+
+def test_an_unpadded_image_is_not_judged_by_its_length(
+        fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    # esptool merge-bin without padding: the file ends after the last image written.
+    image = fw.image("short.bin")
+    with open(image, "r+b") as f:
+        f.truncate(0x120000)
+    code, report = check(capsys, image)
+    assert "flash-size" not in codes(report)
+    code, report = _diff(capsys, image)
+    assert code == 0, report["violations"]
+    assert report["old"]["flash_size"] == 4 << 20
+
+
+def test_open_table_says_where_the_flash_size_came_from(fw: Firmware) -> None:
+    from partkit.device.ops import ALL_READERS
+    from partkit.table.options import table_options
+    from partkit.table.source import open_table
+
+    image = fw.image("origin.bin")
+    found = open_table(str(image), table_options(), ALL_READERS)
+    assert (found.kind, found.flash_size) == ("image", 4 << 20)
+    assert found.flash_size_origin == f"the bootloader header at 0x0 of {image}"
+    given = open_table(str(image), table_options(flash_size=4 << 20), ALL_READERS)
+    assert given.flash_size_origin == "--flash-size"
+    csv = open_table(str(TABLE), table_options())
+    assert (csv.kind, csv.flash_size, csv.flash_size_origin) == ("csv", None, None)
+    # Without an image reader a file is a CSV or binary table, as 'partkit show' reads it.
+    with pytest.raises(PartkitError):
+        open_table(str(image), table_options())
+    # An image without a bootloader: the flash size is unknown, not the file's length.
+    blank = fw.root / "no-bootloader.bin"
+    data = bytearray(image.read_bytes())
+    data[0:0x8000] = b"\xff" * 0x8000
+    blank.write_bytes(bytes(data))
+    none = open_table(str(blank), table_options(), ALL_READERS)
+    assert (none.flash_size, none.flash_size_origin) == (None, None)

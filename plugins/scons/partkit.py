@@ -143,7 +143,7 @@ def table_options(env: Any, *, bootloader_offset: bool = False) -> Any:
 def load_table(env: Any, path: str) -> Any:
     """Load and verify a CSV or binary table with the env's options -> ``codec.Loaded``."""
     core()
-    from partkit.table.codec import load_table_file
+    from partkit.table.source import load_table_file
 
     return load_table_file(path, table_options(env))
 

@@ -250,8 +250,8 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
     from partkit.data.upload import check_fs_image
-    from partkit.table.codec import load_table_file
     from partkit.table.options import table_options
+    from partkit.table.source import load_table_file
 
     try:
         options = table_options(offset=offset, extra_subtypes=extra_subtypes)

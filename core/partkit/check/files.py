@@ -15,7 +15,8 @@ locations stay: a mismatch never changes what is checked, only where messages po
 from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
-from partkit.table.codec import Loaded, load_table_file, validate
+from partkit.table.codec import Loaded, validate
+from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

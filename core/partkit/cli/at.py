@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         raw = read_input(args.sdkconfig)
         sdkconfig = (args.sdkconfig, raw.decode("utf-8", "replace"))
     data = read_input(args.table)
-    from partkit.table.codec import read_table_input
+    from partkit.table.source import read_table_input
 
     primary_data = read_table_input(args.primary)  # a file or builtin:NAME
     # esp-at runs plain 'gen_esp32part.py -q at_customize.csv at_customize.bin': defaults.

@@ -254,19 +254,17 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
-    from partkit.flash.tablearea import read_table_area
-    from partkit.table.codec import load_table, load_table_file
+    from partkit.flash.tablearea import read_image_table
+    from partkit.table.source import decode, open_table
 
     options = _options(args)
     if args.table:
-        loaded = load_table_file(args.table, options)
-        emit(loaded.warnings)
-        return loaded.table, options
-    image, offset = args.image, options.table_offset
-    data = read_table_area(image, offset, "--offset N or --table FILE")
-    loaded = load_table(data, f"{image}@0x{offset:x}", options)
-    emit(loaded.warnings)
-    return loaded.table, options
+        found = open_table(args.table, options)
+    else:
+        found = decode(read_image_table(args.image, options, "--offset N or --table FILE"),
+                       options)
+    emit(found.warnings)
+    return found.table, options
 
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
@@ -584,8 +582,9 @@ def _create(args: argparse.Namespace) -> int:
     from partkit.common.fileio import write_atomic
     from partkit.flash import flashargs, imagefile, otadata
     from partkit.flash.imagefile import Piece
-    from partkit.table.codec import encode, load_table_file
+    from partkit.table.codec import encode
     from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
+    from partkit.table.source import load_table_file
 
     if args.image is not None and args.output is not None:
         raise usage_error("give the image once: IMAGE or -o IMAGE")

@@ -41,7 +41,7 @@ def run(argv: list[str]) -> int:
     try:
         from partkit.check.flashmap import app_usage, beyond_flash, svg_map
         from partkit.flash.appimage import read_image_file
-        from partkit.table.codec import load_table_file
+        from partkit.table.source import load_table_file
 
         apps = []
         if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to

@@ -53,7 +53,7 @@ def run(argv: list[str]) -> int:
         return _list_builtin(args.json)
     idf_build.require_table_or_build(parser, args)
     try:
-        from partkit.table.codec import load_table_file
+        from partkit.table.source import load_table_file
 
         if args.idf_build_dir is not None:
             build, loaded = idf_build.load(args, verify=not args.no_verify)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.flash.tablearea import read_image_table
+from partkit.table.source import RawTable, Readers, decode, open_table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,28 +21,45 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "ALL_READERS",
     "check_fits",
     "check_writable",
     "load_table",
+    "read_device_table",
     "read_input_file",
 ]
+
+def read_device_table(port: str, options: TableOptions) -> RawTable:
+    """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), read
+    over one esptool connection (the ``partkit[device]`` extra), with the flash size the
+    chip's flash id gives."""
+    from partkit.device.session import Session  # esptool: only when a device is used
+    from partkit.device.target import DeviceTarget
+
+    offset = options.table_offset
+    with Session(port) as session:
+        data = DeviceTarget(session).read_table_area(offset)
+        return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size,
+                        f"the flash chip id read over {port}")
+
+
+# open_table's readers for commands that take any source: files, images, devices.
+ALL_READERS = Readers(image=read_image_table, device=read_device_table)
+
 
 def load_table(target: Target | None, options: TableOptions, table_file: str | None = None,
                ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
     """The table from ``table_file`` (CSV or binary), else read off the target at
     ``options.table_offset``. Parsed (MD5 checked) but not re-verified, like parttool."""
-    from partkit.table.codec import load_table as decode
-    from partkit.table.codec import load_table_file
-
     if table_file is not None:
-        loaded = load_table_file(table_file, options)
-        return loaded.table, loaded.warnings
+        found = open_table(table_file, options)
+        return found.table, found.warnings
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
     offset = options.table_offset
-    data = target.read_table_area(offset)
-    loaded = decode(data, f"{target.label}@0x{offset:x}", options)
-    return loaded.table, loaded.warnings
+    raw = RawTable(target.read_table_area(offset), "device", f"{target.label}@0x{offset:x}")
+    found = decode(raw, options)
+    return found.table, found.warnings
 
 
 def check_writable(part: Partition, force: bool, where: str, verb: str = "write",

@@ -17,7 +17,7 @@ from partkit.diff.changes import Change, compute_changes
 from partkit.diff.plan import Step, make_plan
 from partkit.diff.report import DiffReport, to_json, to_text
 from partkit.diff.rules import RULES, DiffContext, Rule, Violation, evaluate
-from partkit.diff.source import TableSide, load_side, register_scheme
+from partkit.diff.source import TableSide, load_side
 from partkit.table.names import DATA, SUBTYPE_DATA_COREDUMP, SUBTYPE_DATA_OTA
 from partkit.table.options import TableOptions
 
@@ -38,7 +38,6 @@ __all__ = [
     "Violation",
     "diff_tables",
     "load_side",
-    "register_scheme",
     "side_of",
     "to_json",
     "to_text",

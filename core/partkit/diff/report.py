@@ -77,7 +77,8 @@ def _partition(p: Partition | None, options: TableOptions) -> dict[str, object] 
 
 def _side(side: TableSide) -> dict[str, object]:
     return {"source": side.source, "kind": side.kind, "table_offset": side.table_offset,
-            "md5": side.md5, "flash_size": side.flash_size, "partitions": len(side.table)}
+            "md5": side.md5, "flash_size": side.flash_size,
+            "flash_size_origin": side.flash_size_origin, "partitions": len(side.table)}
 
 
 def to_json(report: DiffReport) -> dict[str, object]:

@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_DESC_MAGIC",
+    "FLASH_SIZE_CODES",
     "IMAGE_MAGIC",
     "AppDescription",
     "ImageBytes",
     "ImageInfo",
     "Segment",
+    "header_flash_size",
     "read_image",
     "read_image_file",
 ]
@@ -51,6 +53,16 @@ SIG_SECTOR = 0x1000
 SIG_BLOCK_MAGIC = 0xE7
 SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
 MAX_STREAM = 16 << 20  # an app image read from a pipe or device: the largest app slot
+# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips
+# (esp_image_header_t.spi_size, ESP-IDF esp_app_format.h: 1MB << code).
+FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
+
+def header_flash_size(header: bytes) -> int | None:
+    """Flash size the image header declares (None: too short or an unknown code)."""
+    if len(header) < 4:
+        return None
+    return FLASH_SIZE_CODES.get(header[3] >> 4)
+
 
 def _is_flash_address(addr: int, chip: str | None) -> bool:
     row = find_chip(chip)

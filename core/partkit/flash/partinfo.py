@@ -89,8 +89,8 @@ def query_tokens(tokens: Sequence[str]) -> str:
     ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is read as
     parttool reads ``--partition-table-file``: laid out, not verified.
     """
-    from partkit.table.codec import load_table_file
     from partkit.table.options import parse_extra_subtypes, table_options
+    from partkit.table.source import load_table_file
 
     single: dict[str, str] = {}
     infos: list[str] = []

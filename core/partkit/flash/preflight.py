@@ -26,6 +26,7 @@ from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, erro
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
+from partkit.flash.appimage import FLASH_SIZE_CODES, header_flash_size
 from partkit.flash.contents import EXPECTED_CONTENTS
 from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.names import (
@@ -50,8 +51,6 @@ __all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Pr
 SECTOR = 0x1000
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
 MAX_APP = 16 << 20
-# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
-FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
 
 # Every finding code, with what it means (docs/diff.md lists the same; a test keeps them).
 CODES: dict[str, str] = {
@@ -142,13 +141,6 @@ class PreflightReport(Record):
     @property
     def exit_code(self) -> int:
         return 0 if self.ok else 1
-
-
-def header_flash_size(header: bytes) -> int | None:
-    """Flash size the image header declares (None: too short or an unknown code)."""
-    if len(header) < 4:
-        return None
-    return FLASH_SIZE_CODES.get(header[3] >> 4)
 
 
 class _Checker:

@@ -61,8 +61,8 @@ def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     from partkit.check.checks import check_app, resolve_selector
     from partkit.common.errors import PartkitError
     from partkit.flash.appimage import ImageInfo
-    from partkit.table.codec import load_table_file
     from partkit.table.options import TableOptions
+    from partkit.table.source import load_table_file
 
     table = load_table_file(args.partition_table,
                             TableOptions(table_offset=table_offset, verify=False)).table

@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["Loaded", "encode", "load_table", "load_table_file", "parse", "read_table_input",
-           "to_csv", "validate"]
+__all__ = ["Loaded", "encode", "load_table", "parse", "to_csv", "validate"]
 
 
 class Loaded(Record):
@@ -80,21 +79,6 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
                                             d.hint, d.notes, d.code)
             for d in errors)
     return Loaded(table, is_binary, tuple(diagnostics))
-
-
-def read_table_input(path: str) -> bytes:
-    """A table file's bytes; ``builtin:NAME`` is a built-in table's CSV text."""
-    if path.startswith("builtin:"):  # builtin.PREFIX; the data is imported only when used
-        from partkit.table.builtin import csv_text, lookup
-
-        return csv_text(lookup(path[len("builtin:"):])).encode("utf-8")
-    from partkit.common.fileio import read_input
-
-    return read_input(path)
-
-
-def load_table_file(path: str, options: TableOptions) -> Loaded:
-    return load_table(read_table_input(path), path, options)
 
 
 def encode(table: PartitionTable, options: TableOptions) -> bytes:
