@@ -245,7 +245,7 @@ def _table(args: argparse.Namespace, target: DeviceTarget
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
             single: bool) -> list[Partition]:
-    from partkit.cli.image import _select as select
+    from partkit.cli.image_shared import select
 
     return select(args, table, options, single=single)
 
@@ -324,7 +324,7 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image import _columns
+        from partkit.cli.image_shared import columns
         from partkit.flash.partinfo import format_info
         from partkit.table.names import type_name
         from partkit.table.render import flags_text, partition_json
@@ -336,7 +336,7 @@ def _info(args: argparse.Namespace) -> int:
                 rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
                 rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
                           f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-                sys.stdout.write(_columns(rows))
+                sys.stdout.write(columns(rows))
                 return 0
         else:
             chosen = _select(args, table, options, single=False)

@@ -24,17 +24,27 @@ import os
 import sys
 
 from partkit.cli.common import (
-    EXIT_CHECK,
     EXIT_PLAIN,
     add_info_options,
     add_selector,
     check_input_path,
-    command_parser,
     emit,
     report_error,
     size_option,
     table_options,
     usage_error,
+)
+from partkit.cli.image_shared import (
+    Commands,
+    add_table_source,
+    add_write_options,
+    chip_list,
+    columns,
+    guard,
+    image_options,
+    load,
+    parse_args,
+    select,
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
 from partkit.common.numbers import format_size
@@ -42,7 +52,7 @@ from partkit.table.binary import MAX_TABLE_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator
 
     from partkit.flash.imagefile import ImageReader
     from partkit.table.model import Partition, PartitionTable
@@ -56,61 +66,8 @@ COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set
 # --- argument parsing ---------------------------------------------------------------------
 
 
-def _table_source(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("partition table")
-    g.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
-                   help="read the table from this CSV or binary instead of the image")
-    g.add_argument("--offset", "--partition-table-offset", metavar="N",
-                   help="table offset in the image (default 0x8000)")
-    g.add_argument("--chip", metavar="CHIP",
-                   help="only to read a --table CSV with 'bootloader' rows: the chip sets "
-                   f"their offset ({_chips()})")
-    g.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="subtype names of your own, as type,name,value (value in hex); end "
-                   "the list with -- when IMAGE follows")
-
-
-def _chips() -> str:
-    from partkit.common.chips import chip_names
-
-    return ", ".join(chip_names())
-
-
-def _write_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--force", "--ignore-readonly", action="store_true",
-                   help="allow changing a partition flagged readonly")
-    p.add_argument("-o", "--output", metavar="COPY",
-                   help="write the result to COPY and leave IMAGE untouched")
-    p.add_argument("--sync", action="store_true",
-                   help="flush to the device at each step (survives power loss, ~2x slower)")
-
-
-DESCRIPTION = ("Read, write and erase partitions of flash image files, assemble images, and "
-               "inspect raw flash dumps.")
-
-
-class _Commands:
-    """One independent parser per command, so options and files may come in any order."""
-
-    def __init__(self) -> None:
-        self.parsers: dict[str, argparse.ArgumentParser] = {}
-        self.helps: dict[str, str] = {}
-
-    def add_parser(self, name: str, help: str, exit_codes: str = EXIT_CHECK,
-                   ) -> argparse.ArgumentParser:
-        p = command_parser(f"partkit image {name}", help, exit_codes)
-        self.parsers[name] = p
-        self.helps[name] = help
-        return p
-
-    def usage(self) -> str:
-        lines = ["usage: partkit image COMMAND [options]", "", DESCRIPTION, "", "commands:"]
-        lines += [f"  {n:<8} {h}" for n, h in self.helps.items()]
-        return "\n".join(lines) + "\n"
-
-
-def _parser() -> _Commands:
-    sub = _Commands()
+def _parser() -> Commands:
+    sub = Commands()
 
     p = sub.add_parser("info", help="list partitions, or fields of the selected one",
                        exit_codes=EXIT_PLAIN)
@@ -118,34 +75,34 @@ def _parser() -> _Commands:
     add_selector(p)
     add_info_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    _table_source(p)
+    add_table_source(p)
 
     p = sub.add_parser("read", help="copy a partition's bytes to a file", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to read from")
     add_selector(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="file to write the partition's bytes to")
-    _table_source(p)
+    add_table_source(p)
 
     p = sub.add_parser("write", help="write a file into a partition (rest becomes 0xFF)")
     p.add_argument("image", metavar="IMAGE", help="flash image file to change")
     p.add_argument("input", nargs="?", metavar="INPUT", help="file with the data to write")
     p.add_argument("--input", dest="input_opt", metavar="FILE", help=argparse.SUPPRESS)
     add_selector(p)
-    _write_opts(p)
-    _table_source(p)
+    add_write_options(p)
+    add_table_source(p)
 
     p = sub.add_parser("erase", help="set a partition to 0xFF", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to change")
     add_selector(p)
-    _write_opts(p)
-    _table_source(p)
+    add_write_options(p)
+    add_table_source(p)
 
     p = sub.add_parser("inspect", help="find the table in a raw dump and tell what each "
                        "partition holds", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="raw flash dump or flash image file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    _table_source(p)
+    add_table_source(p)
 
     p = sub.add_parser("create", help="assemble a full flash image (+ flash_args)")
     p.add_argument("image", nargs="?", metavar="IMAGE", help="image file to write (or -o IMAGE)")
@@ -161,7 +118,7 @@ def _parser() -> _Commands:
     p.add_argument("--chip", metavar="CHIP",
                    help="the chip the image is for: places the bootloader, picks the flash "
                    "frequency, goes into flasher_args.json; the bootloader and app images must "
-                   "be built for it (default: from their headers). One of: " + _chips())
+                   "be built for it (default: from their headers). One of: " + chip_list())
     p.add_argument("--force", action="store_true",
                    help="place bootloader/app images built for another chip than --chip "
                    "(a warning instead of an error)")
@@ -202,7 +159,7 @@ def run(argv: list[str]) -> int:
                          + (f" (did you mean '{guess}'?)" if guess else "") + "\n"
                          + commands.usage())
         return 2
-    args = _parse_args(parser, argv[1:])
+    args = parse_args(parser, argv[1:])
     args.command = argv[0]
     from partkit.flash import imagefile
 
@@ -219,26 +176,6 @@ def run(argv: list[str]) -> int:
         return report_error(exc)
 
 
-def _parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """parse_intermixed_args, except that everything after ``--`` is positional.
-
-    argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back.
-    """
-    if "--" not in argv:
-        return parser.parse_intermixed_args(argv)
-    cut = argv.index("--")
-    after = argv[cut + 1:]
-    marks = {f"\0{i}": value for i, value in enumerate(after)}
-    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
-    for key, value in vars(args).items():
-        if isinstance(value, str) and value in marks:
-            setattr(args, key, marks[value])
-        elif isinstance(value, list):
-            setattr(args, key, [marks.get(v, v) if isinstance(v, str) else v for v in value])
-    return args
-
-
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
     from partkit.cli.image_check import HANDLERS
 
@@ -246,58 +183,6 @@ def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 
 # --- table and selection ------------------------------------------------------------------
-
-
-def _options(args: argparse.Namespace) -> TableOptions:
-    return table_options(offset=args.offset, chip=args.chip, verify=False,
-                         extra_subtypes=args.extra_partition_subtypes)
-
-
-def _load(args: argparse.Namespace) -> tuple[PartitionTable, TableOptions]:
-    from partkit.flash.tablearea import read_image_table
-    from partkit.table.source import decode, open_table
-
-    options = _options(args)
-    if args.table:
-        found = open_table(args.table, options)
-    else:
-        found = decode(read_image_table(args.image, options, "--offset N or --table FILE"),
-                       options)
-    emit(found.warnings)
-    return found.table, options
-
-
-def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
-            single: bool) -> list[Partition]:
-    from partkit.flash.partinfo import select
-
-    if args.name is None and args.type is None and not args.boot_default:
-        raise usage_error("no partition selected",
-                          "use --name NAME, --type T --subtype S, or --boot-default")
-    if args.subtype is not None and args.type is None:
-        raise usage_error("--subtype needs --type")
-    if single and args.type is not None and args.subtype is None:
-        raise usage_error("--subtype is required with --type",
-                          "e.g. --type data --subtype nvs (as parttool requires)")
-    part_list = bool(getattr(args, "part_list", False)) or (args.type is not None
-                                                              and args.subtype is None)
-    found = list(select(table, name=args.name, type=args.type, subtype=args.subtype,
-                        boot_default=args.boot_default, part_list=part_list,
-                        subtypes=options.subtypes))
-    if not found:
-        if args.name is not None:
-            guess = closest(args.name, [p.name for p in table])
-            what = f"no partition named '{args.name}'"
-            hint = (f"did you mean '{guess}'? " if guess else "") + "partitions: " + (
-                ", ".join(p.name for p in table) or "(none)")
-        elif args.boot_default:
-            what, hint = "no boot-default app (no factory or ota_N app partition)", None
-        else:
-            what = f"no partition of type '{args.type}'" + (
-                f" subtype '{args.subtype}'" if args.subtype is not None else "")
-            hint = "partitions: " + (", ".join(p.name for p in table) or "(none)")
-        raise PartkitError(error(what, SourceLocation(table.path or args.image), hint))
-    return found[:1] if single else found
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -308,7 +193,7 @@ def _info(args: argparse.Namespace) -> int:
     from partkit.table.names import type_name
     from partkit.table.render import flags_text
 
-    table, options = _load(args)
+    table, options = load(args)
     if args.name is None and args.type is None and not args.boot_default:
         chosen = list(table)
         if not args.info:
@@ -320,10 +205,10 @@ def _info(args: argparse.Namespace) -> int:
             rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
             rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
                       f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-            sys.stdout.write(_columns(rows))
+            sys.stdout.write(columns(rows))
             return 0
     else:
-        chosen = _select(args, table, options, single=False)
+        chosen = select(args, table, options, single=False)
     fields = args.info or ["offset", "size"]
     if args.json:
         from partkit.table.render import partition_json
@@ -335,28 +220,15 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _columns(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
-                   for r in rows)
-
-
 def _read(args: argparse.Namespace) -> int:
     from partkit.flash import imagefile
 
-    table, options = _load(args)
-    part = _select(args, table, options, single=True)[0]
+    table, options = load(args)
+    part = select(args, table, options, single=True)[0]
     imagefile.read_partition(args.image, part, args.output)
     sys.stderr.write(f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
                      f"to '{args.output}'\n")
     return 0
-
-
-def _guard(args: argparse.Namespace, part: Partition, verb: str) -> None:
-    if part.readonly and not args.force:
-        raise PartkitError(error(
-            f"partition '{part.name}' is read-only; refusing to {verb} it",
-            SourceLocation(args.image), "pass --force to change it anyway"))
 
 
 def _write(args: argparse.Namespace) -> int:
@@ -365,9 +237,9 @@ def _write(args: argparse.Namespace) -> int:
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit image write IMAGE -n NAME FILE")
-    table, options = _load(args)
-    part = _select(args, table, options, single=True)[0]
-    _guard(args, part, "write")
+    table, options = load(args)
+    part = select(args, table, options, single=True)[0]
+    guard(args, part, "write")
     size = os.path.getsize(source) if os.path.isfile(source) else None
     if size is not None and size > part.size:
         raise CheckFailed(error(
@@ -386,9 +258,9 @@ def _write(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     from partkit.flash import imagefile
 
-    table, options = _load(args)
-    part = _select(args, table, options, single=True)[0]
-    _guard(args, part, "erase")
+    table, options = load(args)
+    part = select(args, table, options, single=True)[0]
+    guard(args, part, "erase")
     imagefile.erase_partition(args.image, part, output=args.output, sync=args.sync)
     sys.stderr.write(f"Erased partition '{part.name}' at 0x{part.offset:x} of "
                      f"'{args.output or args.image}'\n")
@@ -408,11 +280,11 @@ def _find_table(args: argparse.Namespace, image: ImageReader
     Streams the open image once (sparse holes skipped), so a 64 GiB dump costs no memory.
     """
     if args.table or args.offset:
-        table, options = _load(args)
+        table, options = load(args)
         return table, options, options.table_offset, []
     from partkit.table.codec import load_table
 
-    options = _options(args)
+    options = image_options(args)
 
     def candidates() -> Iterator[int]:
         yield 0x8000
@@ -486,7 +358,7 @@ def _inspect(args: argparse.Namespace) -> int:
     rows = [("Name", "Type", "SubType", "Offset", "Size", "Contents")]
     rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
               f"0x{p.offset:x}", f"0x{p.size:x}", f.summary) for p, f in results]
-    sys.stdout.write("\n".join(out) + "\n" + _columns(rows))
+    sys.stdout.write("\n".join(out) + "\n" + columns(rows))
     return 0
 
 

@@ -14,13 +14,20 @@ import argparse
 import json
 import sys
 
+from partkit.cli.image_shared import (
+    Commands,
+    add_table_source,
+    add_write_options,
+    columns,
+    guard,
+    load,
+)
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.cli.image import _Commands
     from partkit.flash.otadata import OtaEntry
     from partkit.flash.preflight import PreflightReport
     from partkit.table.model import Partition, PartitionTable
@@ -47,10 +54,9 @@ exit status:
 STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "pending_verify": 0x1, "valid": 0x2}
 
 
-def add_parsers(sub: _Commands) -> None:
+def add_parsers(sub: Commands) -> None:
     """Add the three commands to ``partkit image``'s command set."""
     from partkit.cli.common import chip_help
-    from partkit.cli.image import _table_source, _write_opts
 
     make = sub.add_parser
     p = make("check", help="pre-flight check of a whole flash image before it is flashed")
@@ -75,15 +81,15 @@ def add_parsers(sub: _Commands) -> None:
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
     p.add_argument("--state", choices=tuple(STATES), default="undefined",
                    help="ota_state of the new record (default undefined: no rollback check)")
-    _write_opts(p)
-    _table_source(p)
+    add_write_options(p)
+    add_table_source(p)
 
     p = make("otadata", help="decode both otadata sectors and tell which app boots")
     p.epilog = OTADATA_EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("image", help="flash image or dump")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    _table_source(p)
+    add_table_source(p)
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -131,7 +137,6 @@ def check_json(report: PreflightReport) -> dict[str, object]:
 
 
 def check_text(report: PreflightReport) -> str:
-    from partkit.cli.image import _columns
     from partkit.table.names import BUILTIN_SUBTYPES, type_name
 
     out = [f"{report.image}: {report.size} bytes (0x{report.size:x}), chip "
@@ -151,7 +156,7 @@ def check_text(report: PreflightReport) -> str:
             kind = f"{type_name(p.type)}/{BUILTIN_SUBTYPES.render(p.type, p.subtype)}"
             rows.append((p.name, kind, f"0x{p.offset:x}",
                          f"0x{p.size:x}", s.status, contents))
-        out.append(_columns(rows).rstrip("\n"))
+        out.append(columns(rows).rstrip("\n"))
     errors = len(report.errors)
     warnings = len(report.problems) - errors
     for problem in report.problems:
@@ -202,9 +207,8 @@ def _entry_json(e: OtaEntry, count: int) -> dict[str, object]:
 
 
 def _otadata(args: argparse.Namespace) -> int:
-    from partkit.cli.image import _load
 
-    table, _ = _load(args)
+    table, _ = load(args)
     part = _otadata_partition(args, table)
     write_otadata_report(table, part, _read_otadata(args, part), as_json=args.json)
     return 0
@@ -290,15 +294,14 @@ def _set_boot(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from partkit.cli.image import _guard, _load
     from partkit.flash import imagefile, otadata
     from partkit.flash.bootselect import select_slot
     from partkit.flash.contents import describe
 
-    table, _ = _load(args)
+    table, _ = load(args)
     part = _otadata_partition(args, table)
     target, slot = _target(args, table)
-    _guard(args, part, "write")
+    guard(args, part, "write")
     found = describe(args.image, target, table) if target.end <= imagefile.image_size(
         args.image) else None
     if not args.force and (found is None or found.kind != "app"
