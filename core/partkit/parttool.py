@@ -24,6 +24,11 @@ from __future__ import annotations
 import contextlib
 
 from partkit.common.errors import PartkitError, error
+from partkit.device.ops import check_fits, check_writable, load_table, read_input_file
+from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, Session
+from partkit.device.target import DeviceTarget, ImageTarget
+from partkit.flash.partinfo import select
+from partkit.table.options import int_option, table_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -142,9 +147,6 @@ class ParttoolTarget:
         image: str | None = None,
         progress: Progress | None = None,
     ) -> None:
-        from partkit.device.ops import load_table
-        from partkit.table.options import table_options
-
         if port is not None and image is not None:
             raise PartkitError(error("give a port or an image file, not both"))
         if port is None and image is None and partition_table_file is None:
@@ -177,13 +179,8 @@ class ParttoolTarget:
     @staticmethod
     def _open(port: str | None, image: str | None, baud: int | None,
               opts: dict[str, str]) -> Target:
-        from partkit.device.target import DeviceTarget, ImageTarget
-
         if image is not None:
             return ImageTarget(image)
-        from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, Session
-        from partkit.table.options import int_option
-
         port = opts.get("port") or opts.get("p") or port
         assert port is not None
         rate = opts.get("baud") or opts.get("b")
@@ -232,8 +229,6 @@ class ParttoolTarget:
     # --- operations ---------------------------------------------------------------------
 
     def _find(self, partition_id: object) -> list[Partition]:
-        from partkit.flash.partinfo import select
-
         table = self.partition_table
         if isinstance(partition_id, PartitionName):
             found = select(table, name=partition_id.name)
@@ -271,7 +266,6 @@ class ParttoolTarget:
         """Write the file ``input`` at the partition's start; the rest becomes 0xFF."""
         import os
 
-        from partkit.device.ops import check_fits, check_writable, read_input_file
 
         target = self._live()
         part = self._find(partition_id)[0]

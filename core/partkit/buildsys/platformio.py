@@ -15,7 +15,14 @@ import re
 import shlex
 import subprocess
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import PartkitError
+from partkit.common.fileio import write_if_changed
+from partkit.common.numbers import parse_int
+from partkit.data.upload import check_fs_image
+from partkit.table import builtin
+from partkit.table.options import table_options
+from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -177,9 +184,6 @@ def write_builtin_table(name: str, build_dir: str) -> tuple[str, str] | None:
     for an unknown name ending in .csv: a missing file, which the table builder reports.
     Raises SetupError for another unknown name (with the known names and a did-you-mean).
     """
-    from partkit.common.fileio import write_if_changed
-    from partkit.table import builtin
-
     try:
         table = builtin.lookup(name)
     except PartkitError as exc:
@@ -216,9 +220,6 @@ def table_summary(table: str, origin: str, *, offset: str, flash_size: str, chip
 def bootloader_offset(option: str, chip: str) -> int | None:
     """Where the bootloader is flashed: custom_partkit_bootloader_offset, else the chip's
     (None for an unknown or empty chip)."""
-    from partkit.common.chips import BOOTLOADER_OFFSET
-    from partkit.common.numbers import parse_int
-
     if option:
         return parse_int(option)
     return BOOTLOADER_OFFSET.get(chip.lower())
@@ -230,8 +231,6 @@ def bootloader_image(images: Iterable[tuple[str, str]], offset: int) -> tuple[st
     platform-espressif32's Arduino 2.0.x flashes a prebuilt bootloader from the framework
     package this way instead of building one. Offsets that are not numbers are skipped.
     """
-    from partkit.common.numbers import parse_int
-
     for text, path in images:
         try:
             if parse_int(text) == offset:
@@ -249,10 +248,6 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
 
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
-    from partkit.data.upload import check_fs_image
-    from partkit.table.options import table_options
-    from partkit.table.source import load_table_file
-
     try:
         options = table_options(offset=offset, extra_subtypes=extra_subtypes)
         loaded = load_table_file(table, options).table

@@ -120,6 +120,13 @@ def _main(argv: list[str] | None) -> int:
         return 2
     import importlib
 
+    from partkit.common.errors import PartkitError
+
     module = importlib.import_module(entry[0])
-    code: int = module.run(args[1:])
+    try:
+        code: int = module.run(args[1:])
+    except PartkitError as exc:  # every command's bad input (2) and failed checks (1)
+        from partkit.cli.common import report_error
+
+        return report_error(exc)
     return code

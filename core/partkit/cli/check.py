@@ -18,9 +18,8 @@ from partkit.cli.common import (
     command_parser,
     emit,
     options_from_args,
-    report_error,
 )
-from partkit.common.errors import PartkitError
+from partkit.table.options import usage_error
 
 __all__ = ["run"]
 
@@ -63,8 +62,6 @@ def _nothing_to_check(args: argparse.Namespace) -> bool:
 
 
 def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
-    from partkit.table.options import usage_error
-
     pairs = []
     for value in values:
         name, eq, path = value.partition("=")
@@ -78,34 +75,31 @@ def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     idf_build.require_table_or_build(parser, args)
-    try:
-        if args.idf_build_dir is not None:
-            return idf_build.run_check(args, args.output)
-        from partkit.check.files import check_files
-        from partkit.check.findings import Budget
+    if args.idf_build_dir is not None:
+        return idf_build.run_check(args, args.output)
+    from partkit.check.files import check_files
+    from partkit.check.findings import Budget
 
-        options = options_from_args(args, verify=args.verify, strict=args.strict)
-        warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-        fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-        report = check_files(
-            args.table, options, table_source=args.table_source, app=args.app,
-            app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
-            warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
-        if _nothing_to_check(args):  # the table was read and validated: say only that
-            from partkit.table.options import usage_error
+    options = options_from_args(args, verify=args.verify, strict=args.strict)
+    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    report = check_files(
+        args.table, options, table_source=args.table_source, app=args.app,
+        app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
+        warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
+    if _nothing_to_check(args):  # the table was read and validated: say only that
+        from partkit.table.options import usage_error
 
-            emit(f.diagnostic for f in report.findings)
-            raise usage_error(
-                f"nothing to check: {args.table} is a valid table, but no --app, "
-                "--bootloader, --data or --flash-size was given",
-                "give at least one of them; 'partkit show' prints a table")
-        if args.output is not None:
-            from partkit.check.report import to_json
-            from partkit.common.fileio import write_atomic
+        emit(f.diagnostic for f in report.findings)
+        raise usage_error(
+            f"nothing to check: {args.table} is a valid table, but no --app, "
+            "--bootloader, --data or --flash-size was given",
+            "give at least one of them; 'partkit show' prints a table")
+    if args.output is not None:
+        from partkit.check.report import to_json
+        from partkit.common.fileio import write_atomic
 
-            write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
-    except PartkitError as exc:
-        return report_error(exc)
+        write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
         from partkit.check.report import to_json
 

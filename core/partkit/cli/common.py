@@ -20,6 +20,7 @@ __all__ = [
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
+    "add_extra_subtypes",
     "add_selector",
     "add_table_arguments",
     "check_input_path",
@@ -221,9 +222,19 @@ def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = F
                         help="flash size (4MB, 4M, 0x400000)")
     parser.add_argument("--disable-md5sum", action="store_true",
                         help="the binary table has no MD5 row")
-    parser.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                        help="subtype names of your own, as type,name,value (value in hex); "
-                        "end the list with -- when the table follows")
+    add_extra_subtypes(parser, "the table")
+
+
+def add_extra_subtypes(group: argparse._ActionsContainer, follows: str | None = None,
+                       nargs: str = "*") -> None:
+    """``--extra-partition-subtypes``, one definition for every command (gen_esp32part's
+    option; parttool's drop-in takes one or more, ``nargs="+"``). ``follows`` names the
+    positional that may come after the list (it then needs ``--``)."""
+    help_text = "subtype names of your own, as type,name,value (value in hex)"
+    if follows is not None:
+        help_text += f"; end the list with -- when {follows} follows"
+    group.add_argument("--extra-partition-subtypes", nargs=nargs, default=[], metavar="E",
+                       help=help_text)
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,

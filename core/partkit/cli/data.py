@@ -9,9 +9,7 @@ from partkit.cli.common import (
     add_table_arguments,
     command_parser,
     options_from_args,
-    report_error,
 )
-from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
@@ -63,23 +61,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        from partkit.common.fileio import write_atomic
-        from partkit.data import build_partition_image
-        from partkit.table.source import load_table_file
+    from partkit.common.fileio import write_atomic
+    from partkit.data import build_partition_image
+    from partkit.table.source import load_table_file
 
-        options = options_from_args(args, verify=True)
-        table = load_table_file(args.table, options).table
-        part, fmt, image = build_partition_image(table, args.partition, args.source,
-                                                 args.format)
-        write_atomic(args.output, image)
-        if args.depfile:
-            from partkit.data import depfile
+    options = options_from_args(args, verify=True)
+    table = load_table_file(args.table, options).table
+    part, fmt, image = build_partition_image(table, args.partition, args.source,
+                                             args.format)
+    write_atomic(args.output, image)
+    if args.depfile:
+        from partkit.data import depfile
 
-            target = args.depfile_target or args.output
-            write_atomic(args.depfile, depfile(target, args.source).encode())
-    except PartkitError as exc:
-        return report_error(exc)
+        target = args.depfile_target or args.output
+        write_atomic(args.depfile, depfile(target, args.source).encode())
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
                      f"0x{part.offset:x} ({len(image)} bytes, the whole partition); flash "
                      f"with: python -m esptool write-flash 0x{part.offset:x} {args.output}\n")

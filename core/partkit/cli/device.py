@@ -22,16 +22,32 @@ import os
 import sys
 
 from partkit.cli.common import (
+    add_extra_subtypes,
     add_info_options,
     add_selector,
     chip_help,
     command_parser,
     emit,
-    report_error,
     table_options,
     usage_error,
 )
+from partkit.cli.image_check import (
+    STATES,
+    _ota_apps,
+    _otadata_partition,
+    _target,
+    write_otadata_report,
+)
+from partkit.cli.image_shared import columns, select
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.ops import check_fits, check_writable, load_table, read_input_file
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget
+from partkit.flash import otadata
+from partkit.flash.bootselect import select_slot
+from partkit.flash.partinfo import format_info
+from partkit.table.names import type_name
+from partkit.table.render import flags_text, partition_json, to_json, to_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,8 +113,7 @@ def _connection(p: argparse.ArgumentParser) -> None:
                    help="flash offset of the table on the device (default 0x8000)")
     t.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
                    help="use this CSV or binary table instead of the one on the device")
-    t.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="subtype names of your own, as type,name,value (value in hex)")
+    add_extra_subtypes(t)
 
 
 def _change_opts(p: argparse.ArgumentParser) -> None:
@@ -203,8 +218,6 @@ def run(argv: list[str]) -> int:
     args.image = args.port  # the location selection errors name
     try:
         return HANDLERS[command](args)
-    except PartkitError as exc:
-        return report_error(exc)
     except KeyboardInterrupt:
         sys.stderr.write("partkit device: interrupted\n")
         return 130
@@ -219,8 +232,6 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _session(args: argparse.Namespace) -> Session:
-    from partkit.device.session import Session
-
     return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
                    after=args.after, stub=not args.no_stub,
                    connect_attempts=args.connect_attempts)
@@ -228,8 +239,6 @@ def _session(args: argparse.Namespace) -> Session:
 
 def _table(args: argparse.Namespace, target: DeviceTarget
            ) -> tuple[PartitionTable, TableOptions]:
-    from partkit.device.ops import load_table
-
     options = _options(args)
     if options.chip is None and target.session.chip_name:
         from partkit.common.chips import BOOTLOADER_OFFSET
@@ -245,8 +254,6 @@ def _table(args: argparse.Namespace, target: DeviceTarget
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
             single: bool) -> list[Partition]:
-    from partkit.cli.image_shared import select
-
     return select(args, table, options, single=single)
 
 
@@ -279,8 +286,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
-    from partkit.device.target import DeviceTarget
-
     with _session(args) as session:
         target = DeviceTarget(session)
         code = work(target)
@@ -295,8 +300,6 @@ def _with_device(args: argparse.Namespace,
 
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.table.render import to_json, to_summary
-
         table, options = _table(args, target)
         if args.json:
             doc = to_json(table, options)
@@ -324,11 +327,6 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_shared import columns
-        from partkit.flash.partinfo import format_info
-        from partkit.table.names import type_name
-        from partkit.table.render import flags_text, partition_json
-
         table, options = _table(args, target)
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
@@ -363,8 +361,6 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_fits, check_writable, read_input_file
-
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
@@ -389,8 +385,6 @@ def _write(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_writable
-
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
@@ -406,8 +400,6 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _otadata(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_check import _otadata_partition, write_otadata_report
-
         table, _ = _table(args, target)
         part = _otadata_partition(args, table)
         write_otadata_report(table, part, target.read(part.offset, part.size),
@@ -419,11 +411,6 @@ def _otadata(args: argparse.Namespace) -> int:
 
 def _set_boot(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_check import STATES, _ota_apps, _otadata_partition, _target
-        from partkit.device.ops import check_writable
-        from partkit.flash import otadata
-        from partkit.flash.bootselect import select_slot
-
         table, _ = _table(args, target)
         part = _otadata_partition(args, table)
         app, slot = _target(args, table)

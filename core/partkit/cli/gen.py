@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from partkit.cli.common import emit, report_error, usage_error
+from partkit.cli.common import emit, usage_error
 from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
@@ -125,10 +125,7 @@ def run(argv: list[str]) -> int:
                               subsequent_indent=" " * 34)
         sys.stdout.write(HELP.format(chips=chips))
         return 0
-    try:
-        return _run(argv)
-    except PartkitError as exc:
-        return report_error(exc)
+    return _run(argv)
 
 
 def _run(argv: list[str]) -> int:

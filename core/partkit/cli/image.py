@@ -23,17 +23,19 @@ import json
 import os
 import sys
 
+from partkit.cli import idf_build, image_check
 from partkit.cli.common import (
     EXIT_PLAIN,
+    add_extra_subtypes,
     add_info_options,
     add_selector,
     check_input_path,
     emit,
-    report_error,
     size_option,
     table_options,
     usage_error,
 )
+from partkit.cli.image_check import HANDLERS
 from partkit.cli.image_shared import (
     Commands,
     add_table_source,
@@ -47,8 +49,23 @@ from partkit.cli.image_shared import (
     select,
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
-from partkit.common.numbers import format_size
+from partkit.flash import imagefile
+from partkit.flash.appimage import ImageBytes, read_image
+from partkit.flash.assemble import (
+    check_image_chips,
+    chip_from_images,
+    plan_image,
+    relative_path,
+    write_flash_args,
+    write_image,
+)
+from partkit.flash.contents import Finding, describe
+from partkit.flash.partinfo import format_info
 from partkit.table.binary import MAX_TABLE_BYTES
+from partkit.table.codec import load_table
+from partkit.table.names import type_name
+from partkit.table.render import flags_text
+from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,11 +154,8 @@ def _parser() -> Commands:
                    help="where flash_args, flasher_args.json and generated pieces go "
                    "(default: the image's directory)")
     p.add_argument("--no-flash-args", action="store_true", help="write only the image")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="subtype names of your own, as type,name,value (value in hex); end "
-                   "the list with -- when IMAGE follows")
+    add_extra_subtypes(p, "IMAGE")
 
-    from partkit.cli import image_check  # check, set-boot, otadata
 
     image_check.add_parsers(sub)
     return sub
@@ -161,24 +175,18 @@ def run(argv: list[str]) -> int:
         return 2
     args = parse_args(parser, argv[1:])
     args.command = argv[0]
-    from partkit.flash import imagefile
 
     imagefile.set_notice_handler(lambda notice: emit([notice]))  # recoveries go to stderr
-    try:
-        if args.command != "create" and isinstance(getattr(args, "image", None), str):
-            check_input_path(args.image)  # one clear line for a directory, missing file, ...
-        handler = {
-            "info": _info, "read": _read, "write": _write, "erase": _erase,
-            "inspect": _inspect, "create": _create,
-        }.get(args.command) or _image_check_handler(args.command)
-        return handler(args)
-    except PartkitError as exc:
-        return report_error(exc)
+    if args.command != "create" and isinstance(getattr(args, "image", None), str):
+        check_input_path(args.image)  # one clear line for a directory, missing file, ...
+    handler = {
+        "info": _info, "read": _read, "write": _write, "erase": _erase,
+        "inspect": _inspect, "create": _create,
+    }.get(args.command) or _image_check_handler(args.command)
+    return handler(args)
 
 
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
-    from partkit.cli.image_check import HANDLERS
-
     return HANDLERS[command]
 
 
@@ -189,10 +197,6 @@ def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from partkit.flash.partinfo import format_info
-    from partkit.table.names import type_name
-    from partkit.table.render import flags_text
-
     table, options = load(args)
     if args.name is None and args.type is None and not args.boot_default:
         chosen = list(table)
@@ -221,8 +225,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from partkit.flash import imagefile
-
     table, options = load(args)
     part = select(args, table, options, single=True)[0]
     imagefile.read_partition(args.image, part, args.output)
@@ -232,8 +234,6 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.flash import imagefile
-
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit image write IMAGE -n NAME FILE")
@@ -256,8 +256,6 @@ def _write(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from partkit.flash import imagefile
-
     table, options = load(args)
     part = select(args, table, options, single=True)[0]
     guard(args, part, "erase")
@@ -282,7 +280,6 @@ def _find_table(args: argparse.Namespace, image: ImageReader
     if args.table or args.offset:
         table, options = load(args)
         return table, options, options.table_offset, []
-    from partkit.table.codec import load_table
 
     options = image_options(args)
 
@@ -319,10 +316,6 @@ def _find_table(args: argparse.Namespace, image: ImageReader
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from partkit.flash import imagefile
-    from partkit.flash.contents import Finding, describe
-    from partkit.table.names import type_name
-
     with imagefile.open_image(args.image) as image:  # opened and locked once
         table, options, offset, others = _find_table(args, image)
         size = image.size
@@ -370,8 +363,6 @@ def _hexlify(value: object) -> object:
 
 def _bootloader(image: ImageReader, table_offset: int) -> dict[str, object] | None:
     """An ESP image at one of the known bootloader offsets below the table."""
-    from partkit.flash.appimage import ImageBytes, read_image
-
     for offset in sorted({0x0, 0x1000, 0x2000}):
         if offset >= table_offset or image.read(offset, 1) != b"\xe9":
             continue
@@ -404,68 +395,13 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
     return out
 
 
-def _chip_from_images(paths: list[str]) -> str | None:
-    """The chip named in the first readable ESP image header among ``paths``."""
-    from partkit.flash.appimage import read_image_file
-
-    for path in paths:
-        try:
-            chip = read_image_file(path).chip
-        except PartkitError:
-            continue  # reported when the file is placed
-        if chip:
-            return chip
-    return None
-
-
-def _check_image_chips(chip: str | None, explicit: bool, force: bool,
-                       images: list[tuple[str, str]]) -> None:
-    """Bootloader and app images must be built for the image's chip (``--chip``, or the
-    first image's header): another chip's image does not boot. ``--force`` only warns."""
-    from partkit.flash.appimage import read_image_file
-
-    found: list[tuple[str, str, str]] = []  # what, path, chip
-    for what, path in images:
-        try:
-            image_chip = read_image_file(path).chip
-        except PartkitError:
-            continue  # not an ESP image: placing it reports what is wrong
-        if image_chip:
-            found.append((what, path, image_chip))
-    if chip is None:
-        return
-    source = "--chip" if explicit else f"the chip of the {found[0][0]} image" if found else ""
-    problems = [error(f"{what} image is built for {image_chip}, but the flash image is for "
-                      f"{chip} "
-                      f"({source})", SourceLocation(path),
-                      f"build it for {chip}" + (", or give the right --chip" if explicit else "")
-                      + "; --force places it anyway")
-                for what, path, image_chip in found if image_chip != chip]
-    if not problems:
-        return
-    if force:
-        emit(p.replace(severity="warning", hint=None) for p in problems)
-        return
-    raise PartkitError(problems)
-
-
 def _create(args: argparse.Namespace) -> int:
-    from partkit.common.chips import BOOTLOADER_OFFSET
-    from partkit.common.fileio import write_atomic
-    from partkit.flash import flashargs, imagefile, otadata
-    from partkit.flash.imagefile import Piece
-    from partkit.table.codec import encode
-    from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
-    from partkit.table.source import load_table_file
-
     if args.image is not None and args.output is not None:
         raise usage_error("give the image once: IMAGE or -o IMAGE")
     args.image = args.image or args.output
     if args.image is None:
         raise usage_error("no image to write", "give IMAGE or -o IMAGE")
     if args.idf_build_dir is not None:
-        from partkit.cli import idf_build
-
         return idf_build.create_image(args, args.image)
     for option, value in (("--table", args.table), ("--flash-size", args.flash_size)):
         if value is None:
@@ -473,107 +409,28 @@ def _create(args: argparse.Namespace) -> int:
     flash_size = size_option("--flash-size", args.flash_size)
     apps = _pairs(args.app, "--app")
     datas = _pairs(args.data, "--data")
-    chip = args.chip or _chip_from_images(
+    chip = args.chip or chip_from_images(
         ([args.bootloader] if args.bootloader else []) + [p for _, p in apps])
     options = table_options(offset=args.offset, chip=chip, flash_size=flash_size,
                             primary_bootloader_offset=args.bootloader_offset,
                             extra_subtypes=args.extra_partition_subtypes)
-    _check_image_chips(options.chip, args.chip is not None, args.force,
-                       ([("bootloader", args.bootloader)] if args.bootloader else [])
-                       + [(f"app '{name}'", path) for name, path in apps])
+    emit(check_image_chips(options.chip, args.chip is not None, args.force,
+                           ([("bootloader", args.bootloader)] if args.bootloader else [])
+                           + [(f"app '{name}'", path) for name, path in apps]))
     loaded = load_table_file(args.table, options)
     emit(loaded.warnings)
-    table = loaded.table
-    table_bin = encode(table, options)
-
-    pieces: list[Piece] = [Piece(options.table_offset, "partition table", data=table_bin)]
-    files: list[tuple[str, int, str | None, bytes | None]] = []  # name, offset, path, data
-    if args.bootloader:
-        bl_offset = options.primary_bootloader_offset
-        if bl_offset is None:
-            raise usage_error("cannot place the bootloader: chip unknown",
-                              f"give --chip ({', '.join(sorted(BOOTLOADER_OFFSET))}) or "
-                              "--bootloader-offset")
-        bl = Piece(bl_offset, "bootloader", path=args.bootloader)
-        if bl.end > options.table_offset:
-            raise CheckFailed(error(
-                f"bootloader of {bl.size} bytes (0x{bl.size:x}) at 0x{bl_offset:x} runs into the "
-                f"partition table at 0x{options.table_offset:x}", SourceLocation(args.bootloader),
-                f"it can be at most 0x{options.table_offset - bl_offset:x} bytes"))
-        pieces.append(bl)
-        files.append(("bootloader", bl_offset, args.bootloader, None))
-    files.append(("partition-table", options.table_offset, None, table_bin))
-
-    otadata_parts = table.find(DATA, SUBTYPE_DATA_OTA)
-    ota_apps = [p for p in table if p.type == APP and 0x10 <= p.subtype < 0x20]
-    if args.ota_slot is not None and not otadata_parts:
-        raise usage_error("--ota-slot needs an otadata (data, ota) partition in the table")
-    if otadata_parts:
-        part = otadata_parts[0]
-        try:
-            blob = otadata.encode_for_slot(args.ota_slot, len(ota_apps), part.size)
-        except ValueError as exc:
-            raise usage_error(f"--ota-slot: {exc}") from None
-        pieces.append(Piece(part.offset, f"otadata '{part.name}'", data=blob))
-        files.append(("otadata", part.offset, None, blob))
-
-    boot = table.boot_default()
-    for option, pairs in (("--app", apps), ("--data", datas)):
-        for name, path in pairs:
-            part_or_none = table.find_by_name(name)
-            if part_or_none is None:
-                guess = closest(name, [p.name for p in table])
-                raise usage_error(f"{option}: no partition named '{name}' in {args.table}",
-                                  (f"did you mean '{guess}'? " if guess else "")
-                                  + "partitions: " + ", ".join(p.name for p in table))
-            part = part_or_none
-            if option == "--app" and part.type != APP:
-                raise usage_error(f"--app: partition '{name}' is not an app partition",
-                                  "use --data for data partitions")
-            piece = Piece(part.offset, f"partition '{name}'", path=path)
-            if piece.size > part.size:
-                raise CheckFailed(error(
-                    f"{piece.size} bytes (0x{piece.size:x}) do not fit partition '{name}' of "
-                    f"{part.size} bytes (0x{part.size:x}): {piece.size - part.size} bytes too "
-                    "many", SourceLocation(path)))
-            pieces.append(piece)
-            key = "app" if part == boot else name
-            files.append((key, part.offset, path, None))
-    imagefile.create_image(args.image, flash_size, pieces)
-    sys.stderr.write(f"Created '{args.image}' ({format_size(flash_size, 'esptool')}): "
-                     + ", ".join(f"{name} @ 0x{off:x}" for name, off, _, _ in
-                                 sorted(files, key=lambda f: f[1])) + "\n")
+    plan = plan_image(loaded.table, options, flash_size, table_path=args.table,
+                      bootloader=args.bootloader, apps=apps, datas=datas,
+                      ota_slot=args.ota_slot, chip=chip)
+    write_image(args.image, plan)
+    sys.stderr.write(plan.summary(args.image) + "\n")
     if args.no_flash_args:
         return 0
-
     # an image written into a device or pipe (/dev/stdout, a FIFO): pieces go to the cwd
     args_dir = args.args_dir or (os.path.dirname(os.path.abspath(args.image))
                                  if os.path.isfile(args.image) else os.getcwd())
-    generated = {"partition-table": os.path.join("partition_table", "partition-table.bin"),
-                 "otadata": "ota_data_initial.bin"}
-    entries: list[flashargs.FlashFile] = []
-    for name, off, src, blob_or_none in sorted(files, key=lambda f: f[1]):
-        rel: str
-        if blob_or_none is not None:
-            rel = generated[name]
-            write_atomic(os.path.join(args_dir, rel), blob_or_none)
-        else:
-            rel = _relative(src or "", args_dir)
-        encrypted = any(p.encrypted for p in table if p.offset == off)
-        entries.append(flashargs.FlashFile(name, off, rel, encrypted))
-    mode = args.flash_mode
-    freq = args.flash_freq or flashargs.default_flash_freq(chip)
-    size_text = format_size(flash_size, "esptool")
-    write_atomic(os.path.join(args_dir, "flash_args"),
-                 # surrogateescape: a path that is not UTF-8 keeps its real bytes
-                 flashargs.flash_args(entries, mode, freq, size_text).encode(
-                     "utf-8", "surrogateescape"))
-    write_atomic(os.path.join(args_dir, "flasher_args.json"),
-                 flashargs.flasher_args_json(entries, mode, freq, size_text,
-                                             chip or "auto").encode())
-    _report_flash_files(args_dir, [generated[name] for name, _, _, blob
-                                   in sorted(files, key=lambda f: f[1]) if blob is not None],
-                        chip)
+    generated = write_flash_args(plan, args_dir, mode=args.flash_mode, freq=args.flash_freq)
+    _report_flash_files(args_dir, list(generated), chip)
     return 0
 
 
@@ -581,7 +438,7 @@ def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -
     """Say where every written file is, and how to flash from where the user is: esptool
     reads the paths inside @flash_args relative to the current directory."""
     written = ["flash_args", "flasher_args.json", *generated]
-    shown = _relative(args_dir, os.getcwd())
+    shown = relative_path(args_dir, os.getcwd())
     where = "the current directory" if shown == "." else f"'{shown}'"
     sys.stderr.write(f"Wrote in {where}: {', '.join(written)}\n")
     command = ("python -m esptool" + (f" --chip {chip}" if chip else "")
@@ -591,10 +448,3 @@ def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -
 
         command = f"cd {shlex.quote(shown)} && {command}"
     sys.stderr.write(f"Flash with: {command}\n")
-
-
-def _relative(path: str, start: str) -> str:
-    try:
-        return os.path.relpath(os.path.abspath(path), start)
-    except ValueError:  # another drive on Windows
-        return os.path.abspath(path)

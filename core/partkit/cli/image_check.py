@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from partkit.cli.common import chip_help, emit, size_option, table_options, usage_error
 from partkit.cli.image_shared import (
     Commands,
     add_table_source,
@@ -23,6 +24,19 @@ from partkit.cli.image_shared import (
     load,
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+from partkit.flash import imagefile, otadata
+from partkit.flash.bootselect import select_slot
+from partkit.flash.contents import describe
+from partkit.flash.preflight import check_image
+from partkit.table.names import (
+    APP,
+    BUILTIN_SUBTYPES,
+    DATA,
+    SUBTYPE_APP_FACTORY,
+    SUBTYPE_DATA_OTA,
+    is_ota_app,
+    type_name,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,8 +70,6 @@ STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "pending_verify": 0x1, "valid": 0
 
 def add_parsers(sub: Commands) -> None:
     """Add the three commands to ``partkit image``'s command set."""
-    from partkit.cli.common import chip_help
-
     make = sub.add_parser
     p = make("check", help="pre-flight check of a whole flash image before it is flashed")
     p.epilog = CHECK_EPILOG
@@ -96,9 +108,6 @@ def add_parsers(sub: Commands) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from partkit.cli.common import emit, size_option, table_options
-    from partkit.flash.preflight import check_image
-
     options = table_options(offset=args.offset, chip=args.chip, verify=True,
                             extra_subtypes=args.extra_partition_subtypes)
     flash_size = None if args.flash_size is None else size_option("--flash-size",
@@ -137,8 +146,6 @@ def check_json(report: PreflightReport) -> dict[str, object]:
 
 
 def check_text(report: PreflightReport) -> str:
-    from partkit.table.names import BUILTIN_SUBTYPES, type_name
-
     out = [f"{report.image}: {report.size} bytes (0x{report.size:x}), chip "
            f"{report.chip or 'unknown'}, partition table at 0x{report.table_offset:x}"]
     boot = report.bootloader
@@ -171,8 +178,6 @@ def check_text(report: PreflightReport) -> str:
 
 
 def _otadata_partition(args: argparse.Namespace, table: PartitionTable) -> Partition:
-    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
-
     found = table.find(DATA, SUBTYPE_DATA_OTA)
     if not found:
         raise PartkitError(error("the table has no otadata (data, ota) partition",
@@ -183,14 +188,10 @@ def _otadata_partition(args: argparse.Namespace, table: PartitionTable) -> Parti
 
 
 def _ota_apps(table: PartitionTable) -> list[Partition]:
-    from partkit.table.names import is_ota_app
-
     return sorted((p for p in table if is_ota_app(p.type, p.subtype)), key=lambda p: p.subtype)
 
 
 def _read_otadata(args: argparse.Namespace, part: Partition) -> bytes:
-    from partkit.flash import imagefile
-
     size = imagefile.image_size(args.image)
     if part.end > size:
         raise PartkitError(error(
@@ -220,8 +221,6 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
 
     ``where`` follows the offset in the text report (`` on PORT`` for a device).
     """
-    from partkit.flash import otadata
-
     entries = otadata.decode(data)
     ota = _ota_apps(table)
     active = otadata.active_entry(entries)
@@ -263,9 +262,6 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
 
 def _target(args: argparse.Namespace, table: PartitionTable) -> tuple[Partition, int | None]:
     """The app partition named by --slot and its OTA index (None: factory)."""
-    from partkit.cli.common import usage_error
-    from partkit.table.names import APP, SUBTYPE_APP_FACTORY, is_ota_app
-
     text = args.slot
     apps = [p for p in table if p.type == APP]
     ota = _ota_apps(table)
@@ -294,9 +290,6 @@ def _set_boot(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from partkit.flash import imagefile, otadata
-    from partkit.flash.bootselect import select_slot
-    from partkit.flash.contents import describe
 
     table, _ = load(args)
     part = _otadata_partition(args, table)

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from partkit.cli.common import EXIT_CHECK, command_parser, emit, table_options, usage_error
+from partkit.cli.common import (
+    EXIT_CHECK,
+    add_extra_subtypes,
+    command_parser,
+    emit,
+    table_options,
+    usage_error,
+)
 from partkit.common.chips import chip_names
 from partkit.common.errors import PartkitError, SourceLocation, closest, error
 from partkit.flash.partinfo import select as select_partitions
@@ -37,9 +44,7 @@ def add_table_source(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chip", metavar="CHIP",
                    help="only to read a --table CSV with 'bootloader' rows: the chip sets "
                    f"their offset ({chip_list()})")
-    g.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="subtype names of your own, as type,name,value (value in hex); end "
-                   "the list with -- when IMAGE follows")
+    add_extra_subtypes(g, "IMAGE")
 
 
 def chip_list() -> str:

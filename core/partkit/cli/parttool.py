@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import emit, report_error
+from partkit.cli.common import add_extra_subtypes, emit
 from partkit.common.errors import PartkitError, error
+from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType, ParttoolTarget
+from partkit.table.options import int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -84,8 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         x.add_argument("--partition-boot-default", "-d", action="store_true",
                        help="the default boot partition")
         s.add_argument("--partition-subtype", "-s", help="subtype of the partition")
-        s.add_argument("--extra-partition-subtypes", nargs="+", default=[], metavar="E",
-                       help="extra subtypes as type,name,hexvalue")
+        add_extra_subtypes(s, nargs="+")
 
     s = add("read_partition", "read a partition to a file")
     selector(s)
@@ -135,16 +136,12 @@ def run(argv: list[str]) -> int:
         return 2
     try:
         return _operate(args)
-    except PartkitError as exc:
-        return report_error(exc)
     except KeyboardInterrupt:
         sys.stderr.write("partkit parttool: interrupted\n")
         return 130
 
 
 def _selector(args: argparse.Namespace) -> object:
-    from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType
-
     if args.partition_name is not None:
         return PartitionName(args.partition_name)
     if args.partition_type is not None:
@@ -162,14 +159,10 @@ def _selector(args: argparse.Namespace) -> object:
 
 
 def _int(name: str, value: str | None) -> int | None:
-    from partkit.table.options import int_option
-
     return None if value is None else int_option(name, value)
 
 
 def _operate(args: argparse.Namespace) -> int:
-    from partkit.parttool import ParttoolTarget
-
     selector = _selector(args)
     if args.port is None and args.image is None and (
             args.partition_table_file is None or args.operation != "get_partition_info"):

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 
+from partkit.check.findings import Finding
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
 from partkit.common.record import Record
+from partkit.data import find_partition
+from partkit.flash.contents import EXPECTED_CONTENTS, describe
+from partkit.table.model import PartitionTable
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
@@ -65,9 +69,6 @@ class DataCheck(Record):
 
 def _sniff(path: str, part: Partition, size: int) -> str:
     """What the file holds, read as if it were the partition (at offset 0 of the file)."""
-    from partkit.flash.contents import describe
-    from partkit.table.model import PartitionTable
-
     if size == 0:
         return "empty"
     view = part.replace(offset=0, size=min(size, part.size) // 0x1000 * 0x1000 or size)
@@ -79,10 +80,6 @@ def _sniff(path: str, part: Partition, size: int) -> str:
 
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
-    from partkit.check.findings import Finding
-    from partkit.data import find_partition
-    from partkit.flash.contents import EXPECTED_CONTENTS
-
     part = find_partition(table, name)
     if part.type != DATA:
         raise PartkitError(error(

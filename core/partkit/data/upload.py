@@ -9,6 +9,7 @@ counts the size 4 KiB smaller. partkit checks the whole image file against that 
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
+from partkit.data.check import check_data
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
@@ -41,8 +42,6 @@ def check_fs_image(table: PartitionTable, image: str, *, name: str | None = None
                    filesystem: str = "") -> tuple[DataCheck, str]:
     """Check ``image`` against the uploadfs target; returns the check and a sentence
     saying where the image goes and why that partition."""
-    from partkit.data.check import check_data
-
     part = uploadfs_partition(table, name)
     result = check_data(table, part.name, image)
     why = (f"board_build.filesystem_partition = {name}" if name else

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget
 from partkit.flash.tablearea import read_image_table
 from partkit.table.source import RawTable, Readers, decode, open_table
 
@@ -33,9 +35,6 @@ def read_device_table(port: str, options: TableOptions) -> RawTable:
     """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), read
     over one esptool connection (the ``partkit[device]`` extra), with the flash size the
     chip's flash id gives."""
-    from partkit.device.session import Session  # esptool: only when a device is used
-    from partkit.device.target import DeviceTarget
-
     offset = options.table_offset
     with Session(port) as session:
         data = DeviceTarget(session).read_table_area(offset)

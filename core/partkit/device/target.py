@@ -16,7 +16,11 @@ import os
 from abc import ABC, abstractmethod
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.fileio import write_atomic
 from partkit.device.session import SECTOR, DeviceError
+from partkit.flash import imagefile
+from partkit.flash.tablearea import read_table_area
+from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,8 +41,6 @@ class Target(ABC):
 
     def read_table_area(self, offset: int) -> bytes:
         """The table area at ``offset``; an error when it holds no partition table."""
-        from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
-
         data = self.read(offset, MAX_TABLE_BYTES)
         if data[:2] != MAGIC and data[:16] != MD5_MARKER:  # (gen's empty table: MD5 row)
             raise PartkitError(error(
@@ -78,14 +80,10 @@ class ImageTarget(Target):
         self.sync = sync
 
     def read_table_area(self, offset: int) -> bytes:
-        from partkit.flash.tablearea import read_table_area
-
         return read_table_area(self.path, offset, "--partition-table-offset N or "
                                "--partition-table-file FILE")
 
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
-        from partkit.flash import imagefile
-
         size = imagefile.image_size(self.path)
         if offset + length > size:
             raise PartkitError(error(
@@ -96,15 +94,12 @@ class ImageTarget(Target):
 
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
-        from partkit.flash import imagefile
-
         imagefile.read_partition(self.path, part, output)
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
         import tempfile
 
-        from partkit.flash import imagefile
 
         directory = os.path.dirname(os.path.abspath(self.output or self.path))
         fd, tmp = tempfile.mkstemp(prefix=".partkit-data-", dir=directory)
@@ -117,8 +112,6 @@ class ImageTarget(Target):
 
     def erase_partition(self, part: Partition, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        from partkit.flash import imagefile
-
         imagefile.erase_partition(self.path, part, output=self.output, sync=self.sync)
 
 
@@ -144,8 +137,6 @@ class DeviceTarget(Target):
 
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
-        from partkit.common.fileio import write_atomic
-
         self._inside(part)
         write_atomic(output, self.read(part.offset, part.size, progress))
 

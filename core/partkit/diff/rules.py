@@ -11,6 +11,7 @@ from __future__ import annotations
 from partkit.common.record import Record
 from partkit.table.names import (
     APP,
+    BUILTIN_SUBTYPES,
     DATA,
     SUBTYPE_DATA_COREDUMP,
     SUBTYPE_DATA_EFUSE,
@@ -422,8 +423,6 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
     apps = [p for p in table if p.type == APP]
     if names is None:
         return tuple(apps)
-    from partkit.table.names import BUILTIN_SUBTYPES
-
     keywords = BUILTIN_SUBTYPES.keywords(APP)
     out: list[Partition] = []
     for name in names:

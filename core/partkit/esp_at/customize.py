@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from partkit.common.chips import find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.numbers import NumberError, parse_int
 from partkit.common.record import Record
+from partkit.table.codec import encode, load_table
+from partkit.table.csvparse import decode_text, parse_csv
 from partkit.table.names import (
     APP,
     BOOTLOADER,
@@ -23,6 +26,7 @@ from partkit.table.names import (
     name_overflow,
     type_name,
 )
+from partkit.table.options import TableOptions
 from partkit.table.verify import LONG_NAME
 
 TYPE_CHECKING = False
@@ -391,8 +395,6 @@ def documented_addresses(chip: str, flash_size: int | None = None) -> tuple[int,
 
 def kconfig_offset(text: str, path: str) -> tuple[int, SourceLocation] | None:
     """``CONFIG_AT_CUSTOMIZED_PARTITION_TABLE_OFFSET`` from sdkconfig text, if set."""
-    from partkit.common.numbers import NumberError, parse_int
-
     for number, line in enumerate(text.splitlines(), start=1):
         key, sep, value = line.strip().partition("=")
         if sep and key.strip() == KCONFIG_OFFSET:
@@ -483,8 +485,6 @@ def _auto_offset_lines(
 ) -> frozenset[int]:
     if loaded.is_binary:
         return frozenset()
-    from partkit.table.csvparse import decode_text, parse_csv
-
     try:
         rows = parse_csv(decode_text(data, path), path, options)
     except PartkitError:
@@ -511,9 +511,6 @@ def build(
     ``sdkconfig`` is ``(path, text)`` for the Kconfig offset cross-check. Raises
     PartkitError with every error found; warnings come back on the result.
     """
-    from partkit.table.codec import encode, load_table
-    from partkit.table.options import TableOptions
-
     if options is None:
         options = TableOptions()
     if primary_options is None:

@@ -18,6 +18,7 @@ import struct
 
 from partkit.common.chips import CHIP_IDS, DEFAULT_FLASH_WINDOWS, find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import read_input
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 
@@ -407,7 +408,6 @@ def read_image_file(path: str) -> ImageInfo:
     import os
     import stat
 
-    from partkit.common.fileio import read_input
 
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))

@@ -26,6 +26,7 @@ import zlib
 from partkit.common.errors import PartkitError
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
+from partkit.flash.appimage import ImageBytes, read_image
 from partkit.table.names import (
     APP,
     DATA,
@@ -149,7 +150,6 @@ def _otadata(head: bytes, table: PartitionTable) -> Finding:
 def _app(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     if not head or head[0] != 0xE9:
         return None
-    from partkit.flash.appimage import ImageBytes, read_image
 
     def read(offset: int, length: int) -> bytes:
         return image.read(part.offset + offset, length)

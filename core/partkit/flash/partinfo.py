@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
 from partkit.table.names import BUILTIN_SUBTYPES, TYPES, lookup
+from partkit.table.options import parse_extra_subtypes, table_options
+from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,9 +91,6 @@ def query_tokens(tokens: Sequence[str]) -> str:
     ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is read as
     parttool reads ``--partition-table-file``: laid out, not verified.
     """
-    from partkit.table.options import parse_extra_subtypes, table_options
-    from partkit.table.source import load_table_file
-
     single: dict[str, str] = {}
     infos: list[str] = []
     subtypes = BUILTIN_SUBTYPES

@@ -26,9 +26,10 @@ from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, erro
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
-from partkit.flash.appimage import FLASH_SIZE_CODES, header_flash_size
-from partkit.flash.contents import EXPECTED_CONTENTS
+from partkit.flash.appimage import FLASH_SIZE_CODES, header_flash_size, read_image
+from partkit.flash.contents import EXPECTED_CONTENTS, describe
 from partkit.table.binary import MAX_TABLE_BYTES
+from partkit.table.codec import load_table
 from partkit.table.names import (
     APP,
     DATA,
@@ -169,8 +170,6 @@ class _Checker:
     # --- bootloader -------------------------------------------------------------------
 
     def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
-        from partkit.flash.appimage import read_image
-
         table_offset = self.options.table_offset
         offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
                    else sorted(set(BOOTLOADER_OFFSET.values())))
@@ -208,8 +207,6 @@ class _Checker:
         return None, None
 
     def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
-        from partkit.flash.appimage import read_image
-
         table_offset = self.options.table_offset
         try:
             info = read_image(self.region(offset, MAX_BOOTLOADER), f"{self.image}@0x{offset:x}")
@@ -228,8 +225,6 @@ class _Checker:
     # --- table --------------------------------------------------------------------------
 
     def table(self) -> PartitionTable | None:
-        from partkit.table.codec import load_table
-
         offset = self.options.table_offset
         if self.size < offset + MAX_TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
             self.add("table-missing", f"no partition table at 0x{offset:x}",
@@ -270,8 +265,6 @@ class _Checker:
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
-        from partkit.flash.appimage import read_image
-
         try:
             info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),
                                                 f"{self.image}@0x{part.offset:x}")
@@ -314,8 +307,6 @@ class _Checker:
     def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
         """NVS recycles pages, so page 0 of a used partition may be blank: look from the
         first page with a written header (the detector needs a header at the start)."""
-        from partkit.flash.contents import describe
-
         for at in range(part.offset + SECTOR, part.end, SECTOR):
             if self.region(at, 32) != b"\xff" * 32:
                 rest = part.replace(offset=at, size=part.end - at)
@@ -372,8 +363,6 @@ def check_image(image: str, options: TableOptions, *,
                 flash_size: int | None = None) -> PreflightReport:
     """Check a whole image. ``options``: table offset, chip (None: from the bootloader
     header), subtypes. Raises PartkitError only when the file cannot be read."""
-    from partkit.flash.contents import describe
-
     c = _Checker(image, options)
     boot, hdr = c.bootloader()
     table = c.table()

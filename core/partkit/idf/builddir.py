@@ -14,7 +14,9 @@ import json
 import os
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.numbers import parse_size
 from partkit.common.record import Record
+from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,7 +175,6 @@ def _budget(config: dict[str, object], key: str) -> str | None:
 def _flash_size(text: str | None) -> int | None:
     if not text or text in ("detect", "keep"):
         return None
-    from partkit.common.numbers import parse_size
 
     try:
         return parse_size(text)
@@ -239,8 +240,6 @@ def _flash_args_images(path: str, build_dir: str) -> tuple[list[FlashedImage], s
 
 def read_build_dir(build_dir: str) -> IdfBuild:
     """Read an ESP-IDF build directory. Raises PartkitError (exit 2) naming the bad file."""
-    from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
-
     build_dir = os.path.abspath(build_dir)
     if not os.path.isdir(build_dir):
         raise PartkitError(error("not a directory", SourceLocation(build_dir), hint=_HINT))

@@ -17,6 +17,17 @@ import argparse
 import os
 import sys
 
+from partkit.check.checks import (
+    bootloader_summary,
+    bootloader_too_large,
+    check_app,
+    resolve_selector,
+)
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.flash.appimage import ImageInfo
+from partkit.table.options import TableOptions, int_option
+from partkit.table.source import load_table_file
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,12 +69,6 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    from partkit.check.checks import check_app, resolve_selector
-    from partkit.common.errors import PartkitError
-    from partkit.flash.appimage import ImageInfo
-    from partkit.table.options import TableOptions
-    from partkit.table.source import load_table_file
-
     table = load_table_file(args.partition_table,
                             TableOptions(table_offset=table_offset, verify=False)).table
     ptype, subtype, label = resolve_selector(args.type, args.subtype, TableOptions().subtypes)
@@ -92,9 +97,6 @@ def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     """The texts of ``partkit check``'s bootloader check, with check_sizes.py's rules: no
     sanity check of the offsets, and the size line even after an allowed failure."""
-    from partkit.check.checks import bootloader_summary, bootloader_too_large
-    from partkit.table.options import int_option
-
     offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
@@ -114,8 +116,6 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
 
 
 def _file_size(path: str) -> int:
-    from partkit.common.errors import PartkitError, SourceLocation, error
-
     try:
         return os.stat(path).st_size
     except OSError as exc:
@@ -123,8 +123,6 @@ def _file_size(path: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from partkit.common.errors import PartkitError
-
     args = _parser().parse_args(argv)
     try:
         from partkit.table.options import int_option
