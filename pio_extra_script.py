@@ -39,7 +39,7 @@ def _tool_dir() -> str:
     checkout = os.path.join(_HERE, "plugins", "scons")
     if os.path.isfile(os.path.join(checkout, "partkit.py")):
         return checkout
-    from partkit.common.resources import resource_dir  # installed with pip
+    from partkit.buildsys import resource_dir  # installed with pip
 
     return resource_dir("scons")
 
@@ -105,7 +105,7 @@ def _resolve_builtin_partitions() -> None:
 
 def _set_maximum_size(*_args, **_kw) -> None:
     """upload.maximum_size := size of the app slot partkit checks against."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         found = env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"],
@@ -125,7 +125,7 @@ def _set_maximum_size(*_args, **_kw) -> None:
 def _validate_table(target, source, env) -> int:
     """Pre-action of a platform-built partitions.bin: partkit validates the CSV first,
     so a bad table stops the build with partkit's file:line:col message."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"])
@@ -335,7 +335,7 @@ def _wire() -> None:
 def _check_fs_image(target, source, env) -> int:
     """After ``pio run -t buildfs``: the whole image against the partition uploadfs writes
     it to (the platform's choice, see partkit.data.upload), named in the log."""
-    from partkit.cli.common import emit
+    from partkit.buildsys import diagnostic_text
 
     code, report, diagnostics = pio.check_fs_image_file(
         env.subst("$PARTKIT_TABLE_PATH"), str(target[0]),
@@ -345,7 +345,7 @@ def _check_fs_image(target, source, env) -> int:
         filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
     if report:
         print(report)
-    emit(diagnostics)
+    sys.stderr.write(diagnostic_text(diagnostics))
     return code
 
 

@@ -10,6 +10,7 @@ docs/architecture.md explains the layers; this list is their order.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,50 @@ def test_the_checker_sees_upward_imports_and_circles(tmp_path: Path) -> None:
 def test_layer_names(module: str, layer: str) -> None:
     index = layer_of(module)
     assert index is not None and LAYERS[index][0] == layer
+
+
+# --- the adapters outside the package use its public surfaces only ----------------------------
+
+ROOT = PACKAGE.parents[1]
+ADAPTERS = (ROOT / "plugins" / "scons" / "partkit.py", ROOT / "pio_extra_script.py")
+PUBLIC = ("partkit.buildsys", "partkit.cli")  # the API for build adapters, and main(argv)
+
+
+@pytest.mark.parametrize("path", ADAPTERS, ids=lambda p: p.name)
+def test_build_adapters_import_only_the_public_api(path: Path) -> None:
+    used = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("partkit"):
+            used.add(str(node.module))
+        elif isinstance(node, ast.Import):
+            used.update(a.name for a in node.names if a.name.startswith("partkit"))
+    assert used, "no partkit import found: the test would prove nothing"
+    inner = sorted(m for m in used if not (m in PUBLIC or m.startswith("partkit.buildsys.")))
+    assert inner == []
+    assert "partkit.cli.common" not in used
+
+
+def test_cmake_module_runs_commands_not_python_snippets() -> None:
+    for path in sorted((ROOT / "cmake").glob("*.cmake")):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\bimport partkit\b|\bfrom partkit[. ]", text), path
+        assert " -c\n" not in text and " -c \"" not in text, path
+
+
+def test_buildsys_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from partkit.cli import main
+
+    assert main(["buildsys", "bootloader-offset", "ESP32"]) == 0
+    assert capsys.readouterr().out == "0x1000\n"
+    assert main(["buildsys", "bootloader-offset", "esp99"]) == 2
+    assert "unknown chip 'esp99'" in capsys.readouterr().err
+    out = tmp_path / "otadata.bin"
+    assert main(["buildsys", "erased-file", str(out), "8192"]) == 0
+    assert out.read_bytes() == b"\xff" * 0x2000
+    table = tmp_path / "t.csv"
+    table.write_text("nvs, data, nvs, 0x9000, 0x6000,\nfactory, app, factory, 0x10000, 1M,\n")
+    assert main(["buildsys", "partition-info", f"table={table}", "name=factory",
+                 "info=offset", "info=size"]) == 0
+    assert capsys.readouterr().out == "0x10000 0x100000\n"
+    assert main(["buildsys", "package-dir"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == PACKAGE

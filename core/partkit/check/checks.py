@@ -11,6 +11,10 @@ asked for.
 Nothing here prints. Each check returns a result object with ``findings`` (a stable
 ``code`` plus a :class:`~partkit.common.errors.Diagnostic`); :class:`CheckReport` gathers them and
 decides the exit code (0 ok, 1 failed). Bad input raises PartkitError (exit 2).
+
+About 600 lines on purpose: the app, bootloader and flash checks, their result records and
+the report that decides the verdict share the check_sizes.py message texts and the finding
+codes; the records are imported from here by the build adapters' reports and the tests.
 """
 
 from __future__ import annotations

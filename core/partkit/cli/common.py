@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
+from partkit.common.errors import (
+    Diagnostic,
+    PartkitError,
+    SourceLocation,
+    error,
+    github_annotation,
+)
 from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
@@ -141,31 +147,6 @@ def emit(diagnostics: Iterable[Diagnostic]) -> None:
         sys.stderr.write(d.format() + "\n")
         if github:
             sys.stderr.write(github_annotation(d) + "\n")
-
-
-def _annotation_data(text: str) -> str:
-    """GitHub workflow-command escaping of a message: ``%``, CR and LF."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _annotation_property(text: str) -> str:
-    """A property value (``file=``) also escapes the separators ``:`` and ``,``."""
-    return _annotation_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def github_annotation(d: Diagnostic) -> str:
-    """``::error file=...,line=N,col=N::message``, escaped by GitHub's workflow-command rules."""
-    kind = "error" if d.is_error else "warning"
-    props = []
-    loc = d.location
-    if loc is not None:
-        props.append(f"file={_annotation_property(loc.path)}")
-        if loc.line is not None:
-            props.append(f"line={loc.line}")
-        if loc.column is not None:
-            props.append(f"col={loc.column}")
-    message = _annotation_data(d.message + (f" (hint: {d.hint})" if d.hint else ""))
-    return f"::{kind} {','.join(props)}::{message}" if props else f"::{kind}::{message}"
 
 
 def report_error(exc: PartkitError) -> int:

@@ -7,6 +7,10 @@ it, from region + 0x1000 to the region end. The firmware finds them by exact nam
 ``esp_at_custom_partition_find()`` and ``AT+SYSFLASH``. esp-at's own build runs plain
 gen_esp32part on the file and checks none of this, so a bad secondary table only shows up
 at runtime. This module holds those rules; the codec does the encoding.
+
+Over 500 lines on purpose: a fifth of it is esp-at's stock row list (names, types and the
+releases that added them), and the rules read that list; split, each half would need the
+other.
 """
 
 from __future__ import annotations
