@@ -137,9 +137,11 @@ def test_readonly_needs_force(mock: MockDevice, capsys: pytest.CaptureFixture[st
     code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "calib", str(src))
     assert code == 2
     assert "partition 'calib' is read-only; refusing to write it" in err
-    code, _, err = run(capsys, "device", "--port", mock.url, "erase", "-n", "calib")
-    assert code == 2 and "read-only" in err
     assert mock.read(tmp_path, 0x81000, 0x1000) == b"\x11" * 0x1000
+    # one rule with parttool: erase does not consult the readonly flag (docs/device.md)
+    code, _, err = run(capsys, "device", "--port", mock.url, "erase", "-n", "calib")
+    assert code == 0, err
+    assert mock.read(tmp_path, 0x81000, 0x1000) == b"\xff" * 0x1000
     code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "calib", str(src),
                        "--force")
     assert code == 0, err
@@ -182,11 +184,50 @@ def test_table_file_option(mock: MockDevice, capsys: pytest.CaptureFixture[str],
 def test_no_table_on_the_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     device = MockDevice(tmp_path / "state")
     try:
+        # blank flash: an empty table (as parttool reads it), said as a warning
+        code, out, err = run(capsys, "device", "--port", device.url, "info", "-n", "nvs")
+        blank = (code, out, err)
+        code, out, err = run(capsys, "device", "--port", device.url, "info")
+        listing = (code, out)
+        device.write(tmp_path, 0x8000, b"\x12\x34" * 0x600)
         code, _, err = run(capsys, "device", "--port", device.url, "info")
     finally:
         device.stop()
+    assert blank[0] == 2 and "is blank (all 0xFF): an empty partition table" in blank[2]
+    assert "no partition named 'nvs'" in blank[2]
+    assert listing[0] == 0 and listing[1].split() == ["Name", "Type", "SubType", "Offset",
+                                                      "Size", "Flags"]
     assert code == 2
-    assert "no partition table at 0x8000 (found bytes ff ff ff ff" in err
+    assert "no partition table at 0x8000 (found bytes 12 34 12 34" in err
+
+
+def test_set_boot_states_as_image_set_boot(mock: MockDevice,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    for state in ("invalid", "aborted"):
+        with pytest.raises(SystemExit) as exc:  # argparse: not a choice, as in image set-boot
+            run(capsys, "device", "--port", mock.url, "set-boot", "--slot", "ota_1",
+                "--state", state)
+        assert exc.value.code == 2
+        assert f"invalid choice: '{state}'" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            run(capsys, "image", "set-boot", "x.bin", "--slot", "ota_1", "--state", state)
+        assert f"invalid choice: '{state}'" in capsys.readouterr().err
+
+
+def test_port_found_by_scanning(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    silent = SilentPort()
+    try:  # the serial ports esptool would list: the first has no chip behind it
+        monkeypatch.setattr("partkit.device.session.serial_ports",
+                            lambda: [silent.url, mock.url])
+        code, out, err = run(capsys, "device", "--connect-attempts", "1", "info", "-n", "nvs")
+        assert (code, out) == (0, "0x9000 0x4000\n"), err
+        monkeypatch.setattr("partkit.device.session.serial_ports", lambda: [silent.url])
+        code, _, err = run(capsys, "device", "--connect-attempts", "1", "info")
+        assert code == 1 and "no chip answered on any of the 1 serial port(s)" in err
+        assert silent.url in err
+    finally:
+        silent.close()
 
 
 def test_port_that_does_not_answer(capsys: pytest.CaptureFixture[str]) -> None:
@@ -237,6 +278,9 @@ def test_connection_dropped_mid_write(capsys: pytest.CaptureFixture[str],
     assert "error: writing partition 'factory'" in err
     assert "0x10000..0x28000 may be erased or partially written" in err
     assert "0x28000..0x30000 was not touched yet" in err
+    # what the device confirmed, exactly (the documented example: docs/device.md)
+    assert "(the device had acknowledged 32768 of 98340 bytes of compressed data, 2 of 7 " \
+        "blocks)" in err
     assert "nothing outside the partition was touched" in err
     assert "Traceback" not in err
 

@@ -43,10 +43,10 @@ def test_doc_erase_partition_by_name(mock: MockDevice, capsys: pytest.CaptureFix
                                      tmp_path: Path) -> None:
     # parttool.py --port "/dev/ttyUSB1" erase_partition --partition-name=storage
     mock.write(tmp_path, STORAGE[0], pattern(0x2000, 10))
-    code, _, err = parttool(capsys, "--port", mock.url, "erase_partition",
-                            "--partition-name=storage")
+    code, out, err = parttool(capsys, "--port", mock.url, "erase_partition",
+                              "--partition-name=storage")
     assert code == 0, err
-    assert "Erased partition 'storage' at offset 0x70000" in err
+    assert out == "Erased partition 'storage' at offset 0x70000\n"  # stdout, as parttool
     assert mock.read(tmp_path, *STORAGE) == b"\xff" * STORAGE[1]
 
 
@@ -57,12 +57,12 @@ def test_doc_read_partition_by_type(mock: MockDevice, capsys: pytest.CaptureFixt
     data = pattern(STORAGE[1], 11)
     mock.write(tmp_path, STORAGE[0], data)
     monkeypatch.chdir(tmp_path)
-    code, _, err = parttool(capsys, "--port", mock.url, "read_partition",
-                            "--partition-type=data", "--partition-subtype=spiffs",
-                            "--output", "spiffs.bin")
+    code, out, err = parttool(capsys, "--port", mock.url, "read_partition",
+                              "--partition-type=data", "--partition-subtype=spiffs",
+                              "--output", "spiffs.bin")
     assert code == 0, err
     assert "Read partition 'storage' contents from device at offset 0x70000 to file " \
-        "'spiffs.bin'" in err
+        "'spiffs.bin'" in out
     assert (tmp_path / "spiffs.bin").read_bytes() == data
 
 
@@ -73,10 +73,10 @@ def test_doc_write_partition(mock: MockDevice, capsys: pytest.CaptureFixture[str
     app = pattern(0x9000, 12)
     (tmp_path / "factory.bin").write_bytes(app)
     monkeypatch.chdir(tmp_path)
-    code, _, err = parttool(capsys, "--port", mock.url, "write_partition",
-                            "--partition-name=factory", "--input", "factory.bin")
+    code, out, err = parttool(capsys, "--port", mock.url, "write_partition",
+                              "--partition-name=factory", "--input", "factory.bin")
     assert code == 0, err
-    assert "Written contents of file 'factory.bin' at offset 0x10000" in err
+    assert "Written contents of file 'factory.bin' at offset 0x10000" in out
     assert mock.read(tmp_path, *FACTORY) == app + b"\xff" * (FACTORY[1] - len(app))
 
 
@@ -219,9 +219,35 @@ def test_esptool_args_up_to_the_subcommand(mock: MockDevice,
     code, _, err = parttool(capsys, "--port", mock.url, "--esptool-args", "chip=esp32",
                             "get_partition_info", "-n", "nvs")
     assert code == 2 and "is an ESP32-C3" in err
-    code, _, err = parttool(capsys, "--port", mock.url, "--esptool-write-args", "encrypt",
+    # given twice, the last one counts (parttool's argparse keeps the last list)
+    code, out, err = parttool(capsys, "--esptool-args", "bogus", "--port", mock.url,
+                              "--esptool-args", "after=no_reset", "get_partition_info", "-n",
+                              "nvs")
+    assert (code, out) == (0, "0x9000 0x4000\n"), err
+    code, _, err = parttool(capsys, "--port", mock.url, "--esptool-args", "bogus",
                             "get_partition_info", "-n", "nvs")
-    assert code == 2 and "'encrypt' is not supported by partkit" in err
+    assert code == 2 and "--esptool-args: 'bogus' is not supported" in err
+    assert "esptool-global" not in err
+    # extra subtypes with no values: accepted, as parttool's nargs='*'
+    code, out, err = parttool(capsys, "--port", mock.url, "get_partition_info", "-n", "nvs",
+                              "--extra-partition-subtypes")
+    assert (code, out) == (0, "0x9000 0x4000\n"), err
+
+
+def test_encrypted_write_is_esptool_s(mock: MockDevice, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    # the NVS encryption guide's form: esptool writes with --encrypt (this mock's chip has
+    # no flash encryption key, so esptool refuses); the partition is untouched
+    keys = tmp_path / "keys.bin"
+    keys.write_bytes(pattern(64, 40))
+    mock.write(tmp_path, *NVS_KEYS[:1], b"\x5a" * NVS_KEYS[1])
+    code, out, err = parttool(capsys, "--port", mock.url, "--esptool-erase-args", "force",
+                              "--esptool-write-args", "encrypt", "write_partition",
+                              "--partition-name=nvs_keys", "--input", str(keys))
+    assert code == 1 and out == ""
+    assert "esptool failed" in err and "Can't perform encrypted flash write" in err
+    assert "--encrypt" in err  # the command partkit ran, as parttool would
+    assert mock.read(tmp_path, *NVS_KEYS) == b"\x5a" * NVS_KEYS[1]
 
 
 def test_selector_rules(mock: MockDevice, capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,10 +274,10 @@ def test_image_instead_of_port(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     raw = image.read_bytes()
     assert raw[STORAGE[0]:STORAGE[0] + 3000] == data.read_bytes()
     out = tmp_path / "out.bin"
-    code, _, err = parttool(capsys, "--image", str(image), "read_partition", "-n", "storage",
-                            "--output", str(out))
+    code, text, err = parttool(capsys, "--image", str(image), "read_partition", "-n",
+                               "storage", "--output", str(out))
     assert code == 0, err
-    assert "from image" in err
+    assert "from image" in text
     assert out.read_bytes() == raw[STORAGE[0]:STORAGE[0] + STORAGE[1]]
     code, _, err = parttool(capsys, "--image", str(image), "erase_partition", "-n", "storage")
     assert code == 0, err
@@ -328,7 +354,23 @@ def test_image_without_a_table(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert code == 2 and "truncated image" in err
     code, _, err = parttool(capsys, "--image", str(short), "erase_partition", "-n", "nvs")
     assert code == 2 and "truncated image" in err and "--partition-table-offset N" in err
+    # a blank table area is an empty table, as parttool reads it
     blank = tmp_path / "blank.bin"
     blank.write_bytes(b"\xff" * 0x10000)
-    code, _, err = parttool(capsys, "--image", str(blank), "erase_partition", "-n", "nvs")
-    assert code == 2 and "no partition table at 0x8000" in err
+    code, out, err = parttool(capsys, "--image", str(blank), "get_partition_info", "-n", "nvs")
+    assert (code, out) == (0, "") and "is blank (all 0xFF)" in err
+    code, out, err = parttool(capsys, "--image", str(blank), "erase_partition", "-n", "nvs")
+    assert code == 2 and "partition does not exist" in err and "table is empty" in err
+    assert blank.read_bytes() == b"\xff" * 0x10000
+
+
+def test_quiet_silences_errors_and_help_goes_to_stdout(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    code, out, err = parttool(capsys, "-q", "--partition-table-file", str(CSV),
+                              "--image", str(tmp_path / "missing.bin"), "erase_partition",
+                              "-n", "nvs")
+    assert code == 2 and (out, err) == ("", "")
+    code, out, err = parttool(capsys)  # no subcommand: the help, on stdout
+    assert code == 2 and "read_partition" in out and err == ""
+    code, out, err = parttool(capsys, "-q")
+    assert (code, out, err) == (2, "", "")

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 
+from partkit.check.files import check_files
+from partkit.check.findings import Budget
 from partkit.cli import idf_build
 from partkit.cli.common import (
     add_table_arguments,
@@ -77,9 +79,6 @@ def run(argv: list[str]) -> int:
     idf_build.require_table_or_build(parser, args)
     if args.idf_build_dir is not None:
         return idf_build.run_check(args, args.output)
-    from partkit.check.files import check_files
-    from partkit.check.findings import Budget
-
     options = options_from_args(args, verify=args.verify, strict=args.strict)
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")

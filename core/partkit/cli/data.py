@@ -10,6 +10,9 @@ from partkit.cli.common import (
     command_parser,
     options_from_args,
 )
+from partkit.common.fileio import write_atomic
+from partkit.data import build_partition_image
+from partkit.table.source import load_table_file
 
 __all__ = ["run"]
 
@@ -61,10 +64,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from partkit.common.fileio import write_atomic
-    from partkit.data import build_partition_image
-    from partkit.table.source import load_table_file
-
     options = options_from_args(args, verify=True)
     table = load_table_file(args.table, options).table
     part, fmt, image = build_partition_image(table, args.partition, args.source,

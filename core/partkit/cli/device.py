@@ -1,6 +1,6 @@
 """``partkit device``: partitions on a connected chip, over one esptool connection.
 
-    partkit device --port PORT [connection options] COMMAND [options]
+    partkit device [--port PORT] [connection options] COMMAND [options]
 
     show      the table read off the device, with partkit's summary (--json)
     info      list partitions, or fields of the selected one (parttool's line; --json)
@@ -11,7 +11,8 @@
     set-boot  write otadata selecting an app slot, verified
 
 Selectors and output formats are those of ``partkit image``. Options may come before or
-after the command. Needs the ``device`` extra (esptool).
+after the command. Without ``--port`` the first serial port where a chip answers is used,
+as esptool does. Needs the ``device`` extra (esptool).
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ _VALUED = {"--port", "-p", "--baud", "-b", "--chip", "--offset", "--partition-ta
 
 def _connection(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
-    g.add_argument("--port", "-p", required=True,
+    g.add_argument("--port", "-p",
                    help="serial port or any port esptool accepts, e.g. /dev/ttyUSB0, COM3, "
-                   "socket://host:port, rfc2217://host:port")
+                   "socket://host:port, rfc2217://host:port (default: each serial port "
+                   "esptool lists, in its order, until a chip answers)")
     g.add_argument("--baud", "-b", type=int, metavar="N",
                    help="baud rate after connecting (default 115200, esptool's ROM rate)")
     g.add_argument("--chip", metavar="CHIP",
@@ -116,9 +118,11 @@ def _connection(p: argparse.ArgumentParser) -> None:
     add_extra_subtypes(t)
 
 
-def _change_opts(p: argparse.ArgumentParser) -> None:
+def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
     p.add_argument("--force", "--ignore-readonly", action="store_true",
-                   help="allow changing a partition flagged readonly")
+                   help="no effect: erase does not check the readonly flag (as parttool)"
+                   if erase else "allow writing a partition flagged readonly (erase does "
+                   "not need it, as in parttool)")
     p.add_argument("--force-security", action="store_true",
                    help="change flash even though the device has flash encryption or secure "
                    "boot enabled (you know the data is right for it)")
@@ -156,7 +160,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
     p = make("erase")
     add_selector(p)
-    _change_opts(p)
+    _change_opts(p, erase=True)
     _connection(p)
 
     p = make("otadata")
@@ -166,10 +170,10 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     p = make("set-boot")
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined",
-                   choices=("new", "pending_verify", "valid", "invalid", "aborted",
-                            "undefined"),
-                   help="ota_state of the new record (default undefined: no rollback check)")
+    p.add_argument("--state", default="undefined", choices=tuple(STATES),
+                   help="ota_state of the new record (default undefined: no rollback "
+                   "check); invalid and aborted are refused, as by 'partkit image "
+                   "set-boot': the bootloader never boots such a slot")
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
@@ -179,7 +183,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _usage() -> str:
-    lines = ["usage: partkit device --port PORT [options] COMMAND [options]", "",
+    lines = ["usage: partkit device [--port PORT] [options] COMMAND [options]", "",
              "Partitions on a connected chip (parttool's operations, one esptool connection).",
              "", "commands:"]
     lines += [f"  {n:<9} {h}" for n, h in COMMANDS.items()]
@@ -287,6 +291,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
     with _session(args) as session:
+        args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
         code = work(target)
         if session.resumed_reads and not args.quiet:
@@ -388,7 +393,7 @@ def _erase(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
-        check_writable(part, args.force, table.path or args.port, "erase")
+        # read-only partitions are erased like any other, as parttool does (docs/device.md)
         target.erase_partition(part, force_security=args.force_security,
                                progress=progress_bar(f"erase {part.name}", args.quiet))
         _say(args, f"Erased partition '{part.name}' at 0x{part.offset:x} on {args.port}; "

@@ -18,6 +18,7 @@ from partkit.cli.common import (
     table_options,
     usage_error,
 )
+from partkit.diff import DiffOptions, diff_tables, load_side
 from partkit.table.options import int_option
 
 TYPE_CHECKING = False
@@ -74,8 +75,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from partkit.diff import DiffOptions, diff_tables, load_side
-
     base = table_options(offset=args.offset, chip=args.chip, md5=not args.disable_md5sum,
                          verify=False, extra_subtypes=args.extra_partition_subtypes)
     flash_size = None if args.flash_size is None else size_option("--flash-size",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from partkit.check.flashmap import app_usage, beyond_flash, svg_map
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_CHECK,
@@ -14,6 +15,8 @@ from partkit.cli.common import (
     options_from_args,
 )
 from partkit.common.errors import PartkitError
+from partkit.flash.appimage import read_image_file
+from partkit.table.source import load_table_file
 
 __all__ = ["run"]
 
@@ -37,10 +40,6 @@ def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     idf_build.require_table_or_build(parser, args)
-    from partkit.check.flashmap import app_usage, beyond_flash, svg_map
-    from partkit.flash.appimage import read_image_file
-    from partkit.table.source import load_table_file
-
     apps = []
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
         build, loaded = idf_build.load(args, verify=False)

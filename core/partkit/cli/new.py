@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from partkit import __version__
 from partkit.cli.common import (
     chip_help,
     command_parser,
@@ -13,8 +14,10 @@ from partkit.cli.common import (
     table_options,
     usage_error,
 )
-from partkit.plan.new import Want
+from partkit.plan.new import Request, Want, plan, render_csv
+from partkit.table.codec import load_table
 from partkit.table.names import BUILTIN_SUBTYPES, DATA, lookup
+from partkit.table.render import to_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,10 +113,6 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     import shlex
 
-    from partkit import __version__
-    from partkit.plan.new import Request, plan, render_csv
-    from partkit.table.codec import load_table
-    from partkit.table.render import to_summary
 
     flash_size = size_option("--flash-size", args.flash_size)
     options = table_options(offset=args.offset, chip=args.chip, flash_size=flash_size)

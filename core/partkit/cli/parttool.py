@@ -5,10 +5,12 @@
                      {read_partition,write_partition,erase_partition,get_partition_info} ...
 
 Same global options, subcommands, options and output as parttool (ESP-IDF
-``components/partition_table/parttool.py``), run through
-:class:`partkit.parttool.ParttoolTarget`: one esptool connection, every check before the
-first flash change, verified writes. ``-o`` is the table offset here, as in
-parttool; ``--image FILE`` works on a flash image file instead of a device.
+``components/partition_table/parttool.py``; status lines on stdout as in the released
+v5.x/v6.0 parttool), run through :class:`partkit.parttool.ParttoolTarget`: one esptool
+connection per run, every check before the first flash change, verified writes. ``-o`` is
+the table offset here, as in parttool; ``--image FILE`` works on a flash image file
+instead of a device. Without ``--port`` the first serial port where a chip answers is
+used, as esptool does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import add_extra_subtypes, emit
+from partkit.cli.common import add_extra_subtypes, emit, report_error
 from partkit.common.errors import PartkitError, error
 from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType, ParttoolTarget
 from partkit.table.options import int_option
@@ -32,10 +34,13 @@ exit status:
   0  success; also get_partition_info when nothing matches (it prints nothing, like
      parttool, so build scripts get an empty string)
   1  the device failed (no answer, connection lost: the message says which flash range
-     may have changed; verification mismatch) or the input does not fit the partition
+     may have changed; verification mismatch; esptool failed on a step it ran for
+     options partkit does not map, e.g. --esptool-write-args encrypt) or the input does
+     not fit the partition
   2  bad input or refused: options, selector, table, missing esptool (pip install
      partkit[device]), read-only partition without --ignore-readonly, flash encryption or
-     secure boot enabled without --esptool-erase-args=force; the device was not changed
+     secure boot enabled without --esptool-erase-args force; the device was not changed
+  with -q every error is silent (the exit status still tells), as parttool's -q
 """
 
 INFO_FIELDS = ("name", "type", "subtype", "offset", "size", "encrypted", "readonly")
@@ -47,18 +52,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Read, write and erase partitions on a device (or a flash image file) "
         "and print their info: ESP-IDF parttool.py's command line, one esptool connection.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quiet", "-q", action="store_true", help="suppress status messages")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="suppress status messages and error messages (exit status only)")
     for kind, what in (("", "every esptool step (chip, baud, before, after, no_stub, "
-                        "connect_attempts)"),
-                       ("write-", "writes (force: allow with flash encryption / secure boot)"),
-                       ("read-", "reads (none supported)"),
-                       ("erase-", "erases (force: allow with flash encryption / secure boot)")):
-        p.add_argument(f"--esptool-{kind}args", action="append", default=[], metavar="ARG",
+                        "connect_attempts, port)"),
+                       ("write-", "writes: force allows writing with flash encryption / "
+                        "secure boot on; others (e.g. encrypt) make esptool run the write"),
+                       ("read-", "reads: esptool runs a read given any of these"),
+                       ("erase-", "erases: force allows erasing with flash encryption / "
+                        "secure boot on; others make esptool run the erase")):
+        p.add_argument(f"--esptool-{kind}args", default="", metavar="ARG",
                        help=f"esptool options for {what}; one or more words up to the next "
-                       "option or subcommand; key=value means --key value, a word --word")
+                       "option or subcommand; key=value means --key value, a word --word; "
+                       "given twice, the last one counts (as in parttool)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--port", "-p", help="port of the device (anything esptool accepts, "
-                        "socket://host:port included)")
+                        "socket://host:port included); default: the first serial port "
+                        "where a chip answers")
     target.add_argument("--image", metavar="FILE",
                         help="work on this flash image file instead of a device (partkit)")
     p.add_argument("--baud", "-b", type=int, help="baud rate after connecting")
@@ -86,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         x.add_argument("--partition-boot-default", "-d", action="store_true",
                        help="the default boot partition")
         s.add_argument("--partition-subtype", "-s", help="subtype of the partition")
-        add_extra_subtypes(s, nargs="+")
+        add_extra_subtypes(s)
 
     s = add("read_partition", "read a partition to a file")
     selector(s)
@@ -111,33 +121,49 @@ def _parser() -> argparse.ArgumentParser:
 SUBCOMMANDS = ("read_partition", "write_partition", "erase_partition", "get_partition_info")
 
 
+_WORDS = "\0"  # joins one option's words into a single argparse value (argv has no NULs)
+
+
 def _spread(argv: list[str]) -> list[str]:
-    """``--esptool-args a b SUB`` -> ``--esptool-args=a --esptool-args=b SUB``: each of
-    those options takes words up to the next option or subcommand name, as in parttool."""
+    """``--esptool-args a b SUB`` -> ``--esptool-args=a<NUL>b SUB``: each of those options
+    takes words up to the next option or subcommand name, as in parttool; a later
+    occurrence replaces an earlier one, as argparse's nargs='+' does in parttool."""
     out: list[str] = []
     i = 0
     while i < len(argv):
         word = argv[i]
         i += 1
         if word.startswith("--esptool-") and word.endswith("args") and "=" not in word:
+            words: list[str] = []
             while i < len(argv) and not argv[i].startswith("-") and argv[i] not in SUBCOMMANDS:
-                out.append(f"{word}={argv[i]}")
+                words.append(argv[i])
                 i += 1
+            out.append(f"{word}={_WORDS.join(words)}" if words else word)
         else:
             out.append(word)
     return out
+
+
+def _words(value: str) -> list[str]:
+    return [w for w in value.split(_WORDS) if w]
 
 
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(_spread(argv))
     if args.operation is None:
-        parser.print_help(sys.stderr)
+        if not args.quiet:
+            parser.print_help(sys.stdout)  # parttool prints its help on stdout
         return 2
     try:
         return _operate(args)
+    except PartkitError as exc:
+        if args.quiet:
+            return exc.exit_code
+        return report_error(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("partkit parttool: interrupted\n")
+        if not args.quiet:
+            sys.stderr.write("partkit parttool: interrupted\n")
         return 130
 
 
@@ -164,11 +190,6 @@ def _int(name: str, value: str | None) -> int | None:
 
 def _operate(args: argparse.Namespace) -> int:
     selector = _selector(args)
-    if args.port is None and args.image is None and (
-            args.partition_table_file is None or args.operation != "get_partition_info"):
-        raise PartkitError(error("no target: give --port PORT (a device) or --image FILE",
-                                 hint="parttool's default port is not guessed by partkit; "
-                                 "get_partition_info needs only --partition-table-file"))
     progress = None
     if not args.quiet and args.operation in ("read_partition", "write_partition",
                                              "erase_partition"):
@@ -180,10 +201,10 @@ def _operate(args: argparse.Namespace) -> int:
         partition_table_offset=_int("--partition-table-offset",
                                     args.partition_table_offset) or 0,
         partition_table_file=args.partition_table_file,
-        esptool_args=args.esptool_args,
-        esptool_write_args=args.esptool_write_args,
-        esptool_read_args=args.esptool_read_args,
-        esptool_erase_args=args.esptool_erase_args,
+        esptool_args=_words(args.esptool_args),
+        esptool_write_args=_words(args.esptool_write_args),
+        esptool_read_args=_words(args.esptool_read_args),
+        esptool_erase_args=_words(args.esptool_erase_args),
         baud=args.baud,
         primary_bootloader_offset=_int("--primary-bootloader-offset",
                                        args.primary_bootloader_offset),
@@ -214,8 +235,9 @@ def _dispatch(args: argparse.Namespace, target: ParttoolTarget, selector: object
         parts = found if isinstance(found, list) else [found]
         sys.stdout.write(format_info(parts, args.info) + "\n")
         return 0
-    part = target._find(selector)[0]
-    where = "device" if args.port is not None else f"image '{args.image}'"
+    found = target.get_partition_info(selector)
+    part = found[0] if isinstance(found, list) else found
+    where = f"image '{args.image}'" if args.image is not None else "device"
     if op == "erase_partition":
         target.erase_partition(selector)
         _status(args, f"Erased partition '{part.name}' at offset 0x{part.offset:x}")
@@ -231,4 +253,4 @@ def _dispatch(args: argparse.Namespace, target: ParttoolTarget, selector: object
 
 def _status(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
-        sys.stderr.write(text + "\n")
+        sys.stdout.write(text + "\n")  # parttool's status() prints to stdout

@@ -13,7 +13,10 @@ from partkit.cli.common import (
     size_option,
     usage_error,
 )
+from partkit.common.fileio import read_input, write_atomic
 from partkit.diff import DiffOptions, diff_tables, side_of, to_text
+from partkit.plan.resize import Edit, resize
+from partkit.table.codec import load_table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,10 +85,6 @@ def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from partkit.common.fileio import read_input, write_atomic
-    from partkit.plan.resize import Edit, resize
-    from partkit.table.codec import load_table
-
     if not (args.set or args.fill or args.flash_size):
         raise usage_error("nothing to do", "give --set NAME=SIZE, --fill NAME or "
                           "--flash-size SIZE")

@@ -15,6 +15,7 @@ from partkit.cli.common import (
     options_from_args,
 )
 from partkit.table.builtin import all_builtins
+from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ def run(argv: list[str]) -> int:
     if args.list_builtin:
         return _list_builtin(args.json)
     idf_build.require_table_or_build(parser, args)
-    from partkit.table.source import load_table_file
-
     if args.idf_build_dir is not None:
         build, loaded = idf_build.load(args, verify=not args.no_verify)
         options = build.options.replace(strict=args.strict)

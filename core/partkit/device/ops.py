@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.device.session import Session
-from partkit.device.target import DeviceTarget
+from partkit.device.target import DeviceTarget, is_blank
 from partkit.flash.tablearea import read_image_table
 from partkit.table.source import RawTable, Readers, decode, open_table
 
@@ -56,8 +56,14 @@ def load_table(target: Target | None, options: TableOptions, table_file: str | N
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
     offset = options.table_offset
-    raw = RawTable(target.read_table_area(offset), "device", f"{target.label}@0x{offset:x}")
-    found = decode(raw, options)
+    data = target.read_table_area(offset, blank_ok=True)
+    where = f"{target.label}@0x{offset:x}"
+    found = decode(RawTable(data, "device", where), options)
+    if is_blank(data):  # parttool's reading too; say so, it is rarely what was meant
+        note = warning(f"the table area at 0x{offset:x} is blank (all 0xFF): an empty "
+                       "partition table", SourceLocation(where),
+                       "is the firmware flashed? is the table elsewhere (--offset)?")
+        return found.table, (*found.warnings, note)
     return found.table, found.warnings
 
 

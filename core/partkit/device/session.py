@@ -44,6 +44,7 @@ __all__ = [
     "chip_key",
     "flash_size_from_id",
     "require_esptool",
+    "serial_ports",
 ]
 
 SECTOR = 0x1000  # SPI flash erase unit
@@ -142,17 +143,31 @@ def _socket_port(url: str) -> Any:
     return port
 
 
+def serial_ports() -> list[str]:
+    """The serial ports esptool would try when no port is given, in its order."""
+    import importlib
+
+    esptool = require_esptool()
+    listing = getattr(esptool, "get_port_list", None)
+    if listing is not None:
+        return [str(p) for p in listing()]
+    comports = importlib.import_module("serial.tools.list_ports").comports
+    return sorted(str(p.device) for p in comports())
+
+
 class Session:
     """A connected chip: flash reads, writes, erases and MD5s over one esptool link.
 
     Use as a context manager; :meth:`open` connects (reset into the bootloader, sync,
     chip detection, security query, flasher stub), :meth:`close` resets the chip as
-    ``after`` says and closes the port.
+    ``after`` says and closes the port. Without a ``port``, :meth:`open` tries every
+    serial port esptool lists, in its order, and keeps the first where a chip answers
+    (``port`` then names it).
     """
 
     def __init__(
         self,
-        port: str,
+        port: str | None,
         *,
         baud: int | None = None,
         chip: str | None = None,
@@ -162,7 +177,8 @@ class Session:
         connect_attempts: int = DEFAULT_CONNECT_ATTEMPTS,
         trace: bool = False,
     ) -> None:
-        self.port = port
+        self.port = port or ""
+        self.auto_port = not port
         self.baud = baud
         self.chip = chip
         self.before = before.replace("_", "-")
@@ -175,7 +191,10 @@ class Session:
         self.flash_size: int | None = None
         self.security = Security(None, None)
         self.resumed_reads = 0  # stalled read streams that were resumed (for the report)
-        self.written = 0  # bytes of the last write the device acknowledged
+        self.written = 0  # bytes of the last write the device acknowledged (estimate)
+        # exact progress of the last write: compressed bytes/blocks acknowledged, of total
+        self.acked = (0, 0)
+        self.acked_blocks = (0, 0)
         self._esp: Any = None
         self._esptool: Any = None
 
@@ -217,6 +236,30 @@ class Session:
     def open(self) -> None:
         esptool = require_esptool()
         self._esptool = esptool
+        if not self.auto_port:
+            self._connect(esptool)
+            return
+        candidates = serial_ports()
+        if not candidates:
+            raise DeviceError(error(
+                "no port given and no serial port found",
+                hint="connect the device, or give its port (--port /dev/ttyUSB0, COM3, "
+                "socket://host:port)"))
+        failures: list[tuple[None, str]] = []
+        for candidate in candidates:
+            self.port = candidate
+            try:
+                self._connect(esptool)
+                return
+            except DeviceError as exc:
+                failures.append((None, f"{candidate}: {exc.diagnostics[0].message}"))
+        self.port = ""
+        raise DeviceError(error(
+            f"no port given, and no chip answered on any of the {len(candidates)} serial "
+            "port(s) found", hint="give the port (--port); is the chip in its serial "
+            "bootloader?", notes=tuple(failures)))
+
+    def _connect(self, esptool: Any) -> None:
         detect_chip = esptool.cmds.detect_chip
 
         link: Any = self.port
@@ -408,6 +451,8 @@ class Session:
         block = esp.FLASH_WRITE_SIZE
         count = (len(packed) + block - 1) // block
         ratio = len(data) / max(1, len(packed))
+        self.acked = (0, len(packed))
+        self.acked_blocks = (0, count)
         try:
             with self._quiet():
                 esp.flash_defl_begin(len(data), len(packed), offset)
@@ -415,6 +460,8 @@ class Session:
                     chunk = packed[seq * block:(seq + 1) * block]
                     esp.flash_defl_block(chunk, seq, timeout=self._write_timeout(
                         len(chunk) * ratio))
+                    self.acked = (min(len(packed), (seq + 1) * block), len(packed))
+                    self.acked_blocks = (seq + 1, count)
                     self.written = min(len(data), int((seq + 1) * block * ratio))
                     if progress is not None:
                         progress(self.written, len(data))

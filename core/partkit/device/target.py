@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     from partkit.device.session import Progress, Session
     from partkit.table.model import Partition
 
-__all__ = ["DeviceTarget", "ImageTarget", "Target"]
+__all__ = ["DeviceTarget", "ImageTarget", "Target", "is_blank"]
+
+
+def is_blank(data: bytes) -> bool:
+    """Erased flash: parttool (gen_esp32part) reads a blank table area as an empty table."""
+    return data.count(0xFF) == len(data)
 
 
 class Target(ABC):
@@ -39,10 +44,12 @@ class Target(ABC):
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
         ...
 
-    def read_table_area(self, offset: int) -> bytes:
-        """The table area at ``offset``; an error when it holds no partition table."""
+    def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
+        """The table area at ``offset``; an error when it holds no partition table
+        (a blank area too, unless ``blank_ok``: parttool reads it as an empty table)."""
         data = self.read(offset, MAX_TABLE_BYTES)
-        if data[:2] != MAGIC and data[:16] != MD5_MARKER:  # (gen's empty table: MD5 row)
+        if data[:2] != MAGIC and data[:16] != MD5_MARKER and not (blank_ok and is_blank(data)):
+            # (gen's empty table is the MD5 row alone; a blank area, an empty table)
             raise PartkitError(error(
                 f"no partition table at 0x{offset:x} (found bytes {data[:4].hex(' ')}, "
                 "expected aa 50)", SourceLocation(f"{self.label}@0x{offset:x}"),
@@ -66,6 +73,10 @@ class Target(ABC):
                         progress: Progress | None = None) -> None:
         ...
 
+    def check_change(self, part: Partition, verb: str, force_security: bool) -> None:  # noqa: B027
+        """Refuse (before anything changes) what :meth:`write_partition` or
+        :meth:`erase_partition` would refuse; nothing to refuse by default."""
+
     def close(self) -> None:  # noqa: B027  (optional: nothing to release by default)
         """Release the target (for a device: reset the chip and close the port)."""
 
@@ -79,7 +90,11 @@ class ImageTarget(Target):
         self.output = output
         self.sync = sync
 
-    def read_table_area(self, offset: int) -> bytes:
+    def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
+        if blank_ok and imagefile.image_size(self.path) >= offset + MAX_TABLE_BYTES:
+            data = imagefile.read_region(self.path, offset, MAX_TABLE_BYTES)
+            if is_blank(data):
+                return data  # an empty table, as parttool reads it
         return read_table_area(self.path, offset, "--partition-table-offset N or "
                                "--partition-table-file FILE")
 
@@ -148,7 +163,7 @@ class DeviceTarget(Target):
                 f"end of the device's flash ({size} bytes = 0x{size:x})",
                 hint="the table belongs to a device with a larger flash"))
 
-    def _may_change(self, part: Partition, verb: str, force_security: bool) -> None:
+    def check_change(self, part: Partition, verb: str, force_security: bool) -> None:
         self._inside(part)
         if part.offset % SECTOR or part.size % SECTOR:
             raise PartkitError(error(
@@ -167,14 +182,14 @@ class DeviceTarget(Target):
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        self._may_change(part, "write", force_security)
+        self.check_change(part, "write", force_security)
         padded = data + b"\xff" * (-len(data) % SECTOR)
         expected = hashlib.md5(data + b"\xff" * (part.size - len(data))).hexdigest()
         self._change(part, padded, expected, progress)
 
     def erase_partition(self, part: Partition, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        self._may_change(part, "erase", force_security)
+        self.check_change(part, "erase", force_security)
         expected = hashlib.md5(b"\xff" * part.size).hexdigest()
         self._change(part, b"", expected, progress)
 
@@ -192,12 +207,10 @@ class DeviceTarget(Target):
             step = "verifying"
             got = session.md5(part.offset, part.size)
         except DeviceError as exc:
-            raise _interrupted(part, step, len(head), session.written, self.label,
-                               exc) from None
+            raise _interrupted(part, step, len(head), session, self.label, exc) from None
         except KeyboardInterrupt:  # Ctrl-C half way: the same report, not a bare 130
             stop = DeviceError(error("interrupted (Ctrl-C)"))
-            raise _interrupted(part, step, len(head), session.written, self.label,
-                               stop) from None
+            raise _interrupted(part, step, len(head), session, self.label, stop) from None
         if got != expected:
             raise DeviceError(error(
                 f"verification failed: partition '{part.name}' (0x{part.offset:x}..0x"
@@ -208,10 +221,20 @@ class DeviceTarget(Target):
             progress(part.size, part.size)
 
 
-def _interrupted(part: Partition, step: str, head: int, acked: int, label: str,
+def _acknowledged(session: Session) -> str:
+    """What the device confirmed of a write, in the units it confirms: compressed blocks.
+    How many flash bytes those hold is not known exactly (the stub inflates them)."""
+    (done, total), (blocks, count) = session.acked, session.acked_blocks
+    return (f"the device had acknowledged {done} of {total} bytes of compressed data, "
+            f"{blocks} of {count} blocks")
+
+
+def _interrupted(part: Partition, step: str, head: int, session: Session, label: str,
                  cause: DeviceError) -> DeviceError:
     """What may have changed when the link failed half way through changing a partition."""
     span = f"0x{part.offset:x}..0x{part.end:x}"
+    rest = (f"; 0x{part.offset + head:x}..0x{part.end:x} was not touched yet"
+            if part.offset + head < part.end else "")
     if step == "verifying":
         state = (f"the new contents were sent completely but could not be verified; "
                  f"partition '{part.name}' ({span}) probably holds them")
@@ -222,8 +245,7 @@ def _interrupted(part: Partition, step: str, head: int, acked: int, label: str,
                  f"0x{part.offset + head:x}..0x{part.end:x} may be partly erased")
     else:
         state = (f"0x{part.offset:x}..0x{part.offset + head:x} may be erased or partially "
-                 f"written (the device had acknowledged about {acked} of {head} bytes); "
-                 f"0x{part.offset + head:x}..0x{part.end:x} was not touched yet")
+                 f"written ({_acknowledged(session)}){rest}")
     notes = ((None, "nothing outside the partition was touched"),
              *((None, d.message) for d in cause.diagnostics),
              *(n for d in cause.diagnostics for n in d.notes))
