@@ -22,6 +22,10 @@ flag, input size, alignment, flash encryption / secure boot) runs before the fir
 change, and every change partkit makes is verified with the flash MD5. The exceptions
 are partkit's, each also an instance of what ESP-IDF raises in the same case (the table
 in docs/device.md), so existing ``except`` clauses keep working.
+
+Over 500 lines on purpose: it is one public surface (ESP-IDF's ``parttool`` module:
+selectors, table object, argument orders, exception types), kept whole so a script's
+author finds all of it in the one module their import names.
 """
 
 from __future__ import annotations
