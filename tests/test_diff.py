@@ -92,6 +92,14 @@ CASES = [
          ("--running", "factory", "--erase", "phy_init"),
          fixed_new=edit(TWO_OTA, {"phy_init": None},
                         ("phy_init, data, phy, 0x310000, 0x1000,",))),
+    # ota_0 and ota_1 trade subtypes: the running offset is another slot index in NEW
+    Case("ota-reindex", real(TWO_OTA),
+         edit(TWO_OTA, {"ota_0": "ota_0, app, ota_1, , 1M,", "ota_1": "ota_1, app, ota_0, , 1M,"}),
+         ("--running", "ota_0"), fixed=("--running", "factory")),
+    # nvs renamed: nvs_flash_init() finds it by that label
+    Case("nvs-label", real(TWO_OTA),
+         edit(TWO_OTA, {"nvs": "nvs_data, data, nvs, , 0x4000,"}), ("--running", "ota_0"),
+         fixed_new=edit(TWO_OTA, {"phy_init": "phy_data, data, phy, , 0x1000,"})),
     Case("boot-default", real(STORAGE),
          edit(STORAGE, {"spiffs": "spiffs, data, spiffs, 0x310000, 0x70000,"},
               ("factory, app, factory, 0x380000, 0x70000,",)),
@@ -214,8 +222,7 @@ def test_added_coredump_in_free_space_is_safe(tmp_path: Path,
     new = edit(TWO_OTA_LARGE, add=("coredump, data, coredump, 0x380000, 64K,",))
     code, report = _diff(tmp_path, capsys, real(TWO_OTA_LARGE), new)
     assert code == 0, report
-    assert _plan(report) == [("write-table", None), ("erase", "coredump"),
-                             ("write-otadata", "otadata")]
+    assert _plan(report) == [("write-table", None), ("erase", "coredump")]
     changes = report["changes"]
     assert isinstance(changes, list)
     assert [c["changes"] for c in changes if c["name"] == "coredump"] == [["added"]]
@@ -226,10 +233,10 @@ def test_app_slots_grown_while_running_ota_0(tmp_path: Path,
     case = next(c for c in CASES if c.rule == "running-slot-moved")
     code, report = _diff(tmp_path, capsys, case.old, case.new, "--running", "ota_0")
     assert code == 0
-    assert _plan(report) == [("write-table", None), ("erase", "ota_1"),
-                             ("write-otadata", "otadata")]
+    # the otadata on the devices selects ota_0 under both tables: nothing to rewrite
+    assert _plan(report) == [("write-table", None), ("erase", "ota_1")]
     plan = report["plan"]
-    assert isinstance(plan, list) and "select ota_0" in plan[-1]["note"]
+    assert isinstance(plan, list) and plan[0]["reboot"] and not plan[1]["reboot"]
     # not knowing which slot runs, ota_1 may be the one: moving it is unsafe
     code, report = _diff(tmp_path, capsys, case.old, case.new)
     assert code == 1 and _codes(report) == {"running-slot-moved"}
@@ -238,10 +245,11 @@ def test_app_slots_grown_while_running_ota_0(tmp_path: Path,
 def test_factory_to_ota_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = _diff(tmp_path, capsys, real(SINGLE), real(TWO_OTA), "--erase", "nvs")
     assert code == 0
-    assert _plan(report) == [("write-table", None), ("erase", "nvs"), ("erase", "ota_0"),
-                             ("erase", "ota_1"), ("write-otadata", "otadata")]
+    # otadata is blanked while OLD's bootloader ignores it, before NEW points at it
+    assert _plan(report) == [("write-otadata", "otadata"), ("write-table", None),
+                             ("erase", "nvs"), ("erase", "ota_0"), ("erase", "ota_1")]
     plan = report["plan"]
-    assert isinstance(plan, list) and "boots the factory app" in plan[-1]["note"]
+    assert isinstance(plan, list) and "blank otadata" in plan[0]["note"]
 
 
 def test_moved_data_same_size_is_copied(tmp_path: Path,
@@ -267,7 +275,8 @@ def test_text_report_names_rule_reason_and_plan(tmp_path: Path,
     assert "spiffs    moved,resized" in out
     assert "coredump  added" in out
     assert "data-moved [spiffs]" in out and "why: " in out and "--erase spiffs" in out
-    assert "migration plan:" in out and "write-otadata" in out
+    assert "migration plan:" in out and "write-table" in out
+    assert "restart the app before it uses a partition again" in out and "not covered:" in out
     assert out.rstrip().endswith("diff UNSAFE (data-moved)")
 
 

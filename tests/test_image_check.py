@@ -302,11 +302,8 @@ def test_diff_and_image_check_take_the_flash_size_from_the_bootloader_header(
     assert code == 1 and codes(report) == {"flash-size"}
     code, report = _diff(capsys, image)
     assert code == 1 and "flash-size" in {v["code"] for v in report["violations"]}
-    assert report["old"]["flash_size"] == 2 << 20
-    assert report["old"]["flash_size_origin"] == f"the bootloader header at 0x0 of {image}"
-    # --flash-size is the user's word and wins, from wherever the table came.
-    code, report = _diff(capsys, image, "--flash-size", "4MB")
-    assert "flash-size" not in {v["code"] for v in report["violations"]}
+    assert report["flash_size"] == 2 << 20
+    assert report["flash_size_source"] == f"the bootloader header at {image}@0x0, byte 3"
 
 
 def test_an_unpadded_image_is_not_judged_by_its_length(
@@ -319,7 +316,7 @@ def test_an_unpadded_image_is_not_judged_by_its_length(
     assert "flash-size" not in codes(report)
     code, report = _diff(capsys, image)
     assert code == 0, report["violations"]
-    assert report["old"]["flash_size"] == 4 << 20
+    assert report["flash_size"] == 4 << 20
 
 
 def test_open_table_says_where_the_flash_size_came_from(fw: Firmware) -> None:
@@ -327,21 +324,26 @@ def test_open_table_says_where_the_flash_size_came_from(fw: Firmware) -> None:
     from partkit.table.options import table_options
     from partkit.table.source import open_table
 
-    image = fw.image("origin.bin")
+    image = fw.image("origin.bin", bootloader=fw.bootloader_2mb)
+    header = f"the bootloader header at {image}@0x0, byte 3"
     found = open_table(str(image), table_options(), ALL_READERS)
-    assert (found.kind, found.flash_size) == ("image", 4 << 20)
-    assert found.flash_size_origin == f"the bootloader header at 0x0 of {image}"
+    assert (found.kind, found.flash_size, found.flash_size_origin) == ("image", 2 << 20, header)
+    # The header is what the bootloader checks against: it beats --flash-size.
     given = open_table(str(image), table_options(flash_size=4 << 20), ALL_READERS)
-    assert given.flash_size_origin == "--flash-size"
-    csv = open_table(str(TABLE), table_options())
-    assert (csv.kind, csv.flash_size, csv.flash_size_origin) == ("csv", None, None)
+    assert (given.flash_size, given.flash_size_origin) == (2 << 20, header)
+    csv = open_table(str(TABLE), table_options(flash_size=4 << 20))
+    assert (csv.kind, csv.flash_size, csv.flash_size_origin) == ("csv", 4 << 20, "--flash-size")
+    assert open_table(str(TABLE), table_options()).flash_size is None
     # Without an image reader a file is a CSV or binary table, as 'partkit show' reads it.
     with pytest.raises(PartkitError):
         open_table(str(image), table_options())
-    # An image without a bootloader: the flash size is unknown, not the file's length.
+    # No bootloader: a full dump's length (a power of two) counts, an unpadded one's not.
     blank = fw.root / "no-bootloader.bin"
     data = bytearray(image.read_bytes())
     data[0:0x8000] = b"\xff" * 0x8000
     blank.write_bytes(bytes(data))
-    none = open_table(str(blank), table_options(), ALL_READERS)
-    assert (none.flash_size, none.flash_size_origin) == (None, None)
+    full = open_table(str(blank), table_options(), ALL_READERS)
+    assert (full.flash_size, full.flash_size_origin) == (4 << 20, f"the length of {blank}")
+    blank.write_bytes(bytes(data[:0x120000]))
+    short = open_table(str(blank), table_options(), ALL_READERS)
+    assert (short.flash_size, short.flash_size_origin) == (None, None)

@@ -9,6 +9,7 @@
     erase     erase a partition, verified
     otadata   decode otadata and tell which app boots (--json)
     set-boot  write otadata selecting an app slot, verified
+    apply     change the table to NEW by running partkit diff's plan (cli/apply.py)
 
 Selectors and output formats are those of ``partkit image``. Options may come before or
 after the command. Without ``--port`` the first serial port where a chip answers is used,
@@ -69,6 +70,7 @@ COMMANDS = {
     "erase": "erase a partition (all 0xFF), verified",
     "otadata": "decode both otadata sectors and tell which app boots",
     "set-boot": "write otadata selecting an app slot, verified",
+    "apply": "change the table to NEW by running partkit diff's plan, each step verified",
 }
 
 EXIT_DEVICE = """\
@@ -178,6 +180,13 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
                    help="change flash even with flash encryption or secure boot enabled")
+    _connection(p)
+
+    from partkit.cli.apply import EXIT_APPLY, add_device_arguments
+
+    p = command_parser("partkit device apply", COMMANDS["apply"], EXIT_APPLY)
+    out["apply"] = p
+    add_device_arguments(p)
     _connection(p)
     return out
 
@@ -442,7 +451,13 @@ def _set_boot(args: argparse.Namespace) -> int:
     return _with_device(args, work)
 
 
+def _apply(args: argparse.Namespace) -> int:
+    from partkit.cli.apply import run_device
+
+    return run_device(args, lambda: _session(args))
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": _show, "info": _info, "read": _read, "write": _write, "erase": _erase,
-    "otadata": _otadata, "set-boot": _set_boot,
+    "otadata": _otadata, "set-boot": _set_boot, "apply": _apply,
 }

@@ -49,16 +49,17 @@ def _parser() -> argparse.ArgumentParser:
                    "partkit[device])")
     p.add_argument("new", metavar="NEW", help="table after the update: CSV, binary or flash image")
     p.add_argument("--running", action="append", metavar="SLOT",
-                   help="app slot the devices run from (name or factory/ota_N; repeatable); "
-                   "default: every app slot counts as possibly running")
+                   help="app slot the devices run from (name, factory/ota_N or its offset; "
+                   "repeatable); default: read from OLD's otadata when OLD is an image or a "
+                   "chip, else every app slot counts as possibly running")
     p.add_argument("--app", metavar="APP.bin",
                    help="the app image the devices run after the update (must fit its slot)")
     p.add_argument("--erase", action="extend", nargs="+", default=[], metavar="NAME",
                    help="partitions the update erases or migrates on purpose (put OLD and NEW "
                    "before this option)")
     p.add_argument("--flash-size", metavar="S",
-                   help="flash size of the devices (4MB, 0x400000); default: the size of a "
-                   "flash image given as OLD or NEW")
+                   help="flash size of the devices (4MB, 0x400000) when OLD has no bootloader "
+                   "header saying it; default: a chip's flash, or a full dump's length")
     p.add_argument("--chip", metavar="CHIP",
                    help=chip_help("chip name; sets the bootloader offset for NEW's checks"))
     p.add_argument("--secure", choices=("v1", "v2"),

@@ -10,6 +10,7 @@
     partkit image check    IMAGE [--chip C] [--flash-size S] [--json]   (cli/image_check.py)
     partkit image set-boot IMAGE --slot SLOT [-o COPY] [--sync]
     partkit image otadata  IMAGE [--json]
+    partkit image apply    IMAGE NEW [-o OUT] [--flash-size S] [--force]   (cli/apply.py)
 
 Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
 ``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
@@ -77,7 +78,8 @@ if TYPE_CHECKING:
 
 __all__ = ["run"]
 
-COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata")
+COMMANDS = ("info", "read", "write", "erase", "create", "inspect", "check", "set-boot", "otadata",
+            "apply")
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -156,8 +158,10 @@ def _parser() -> Commands:
     p.add_argument("--no-flash-args", action="store_true", help="write only the image")
     add_extra_subtypes(p, "IMAGE")
 
-
     image_check.add_parsers(sub)
+    from partkit.cli import apply  # apply: partkit diff's plan, run on the image
+
+    apply.add_image_parser(sub)
     return sub
 
 
@@ -187,6 +191,10 @@ def run(argv: list[str]) -> int:
 
 
 def _image_check_handler(command: str) -> Callable[[argparse.Namespace], int]:
+    if command == "apply":
+        from partkit.cli.apply import run_image
+
+        return run_image
     return HANDLERS[command]
 
 

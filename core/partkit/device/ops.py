@@ -12,7 +12,7 @@ import os
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, is_blank
-from partkit.flash.tablearea import read_image_table
+from partkit.flash.tablearea import read_field, read_image_table
 from partkit.table.source import RawTable, Readers, decode, open_table
 
 TYPE_CHECKING = False
@@ -32,14 +32,15 @@ __all__ = [
 ]
 
 def read_device_table(port: str, options: TableOptions) -> RawTable:
-    """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), read
-    over one esptool connection (the ``partkit[device]`` extra), with the flash size the
-    chip's flash id gives."""
+    """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), its
+    bootloader header and otadata, read over one esptool connection (the
+    ``partkit[device]`` extra), with the flash size the chip's flash id gives."""
     offset = options.table_offset
     with Session(port) as session:
-        data = DeviceTarget(session).read_table_area(offset)
-        return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size,
-                        f"the flash chip id read over {port}")
+        target = DeviceTarget(session)
+        data = target.read_table_area(offset)
+        field = read_field(target.read, session.flash_size, data, offset, port)
+        return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size, field)
 
 
 # open_table's readers for commands that take any source: files, images, devices.

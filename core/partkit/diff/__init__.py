@@ -111,8 +111,10 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
     warnings = validate_new(new, opts.table)
     names = [p.name for p in old.table] + [p.name for p in new.table]
     _names(names, opts.erase, "--erase")
+    booted = old.booted() if opts.running is None else None
     try:
-        running = running_candidates(old.table, opts.running)
+        running = ((booted,) if booted is not None
+                   else running_candidates(old.table, opts.running))
     except KeyError as exc:
         apps = [p.name for p in old.table if p.type == 0]
         guess = closest(str(exc.args[0]), apps)
@@ -120,13 +122,42 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
             f"--running: no app partition '{exc.args[0]}' in OLD", None,
             (f"did you mean '{guess}'? " if guess else "")
             + "app partitions: " + (", ".join(apps) or "(none)")
-            + "; a partition name or an app subtype (factory, ota_0, ...)")) from None
-    flash_size = opts.flash_size
-    if flash_size is None:
-        flash_size = old.flash_size if old.flash_size is not None else new.flash_size
+            + "; a partition name, an app subtype (factory, ota_0, ...) or the slot's "
+            "offset")) from None
+    flash_size, flash_source = _flash_size(old, new, opts.flash_size)
     changes = compute_changes(old.table, new.table)
     ctx = DiffContext(old, new, changes, running, frozenset(opts.erase), opts.app, flash_size,
-                      opts.secure)
+                      opts.secure, old.active_seq, flash_source)
+    running_from = ("--running" if opts.running is not None else
+                    "otadata" if booted is not None else None)
+    from partkit.diff.field import next_update_slot
+
+    next_update = (next_update_slot(new.table, ctx.new_at(running[0].offset))
+                   if len(running) == 1 and ctx.new_at(running[0].offset) is not None else None)
     return DiffReport(old, new, changes, evaluate(ctx), make_plan(ctx), running,
                       opts.running is not None, opts.erase, flash_size, opts.table.subtypes,
-                      (*old.warnings, *new.warnings, *warnings))
+                      (*old.warnings, *new.warnings, *warnings), running_from, flash_source,
+                      next_update)
+
+
+def _flash_size(old: TableSide, new: TableSide, given: int | None,
+                ) -> tuple[int | None, str | None]:
+    """The size the devices' bootloader checks NEW against, and where the number came from.
+
+    The bootloader's own header decides (it is what the bootloader uses, whatever the chip
+    or a dump's length says); then --flash-size; then a device's flash chip; then the
+    length of a full dump (a power of two from 1MB: not an unpadded merge-bin output).
+    """
+    if old.field.header_flash_size is not None:  # the devices run OLD's bootloader
+        return old.field.header_flash_size, old.field.header_where
+    if given is not None:
+        return given, "--flash-size"
+    for side in (old, new):
+        if side.kind == "device" and side.flash_size is not None:
+            return side.flash_size, f"the flash chip of {side.source.rsplit('@', 1)[0]}"
+    for side in (old, new):
+        size = side.flash_size
+        if side.kind == "image" and size is not None and size >= 1 << 20 and not size & (
+                size - 1):
+            return size, f"the length of {side.source.rsplit('@', 1)[0]}"
+    return None, None

@@ -1,13 +1,16 @@
 """What changed between two tables, partition by partition.
 
-Partitions are paired by name first (a kept name); of the rest, an old and a new partition
-with the same type, subtype and offset are one partition renamed. Whatever is left was
-removed (old only) or added (new only).
+App partitions are paired by place first: what a device runs is the bytes at an offset,
+whatever the row there is called now (a factory app that becomes ``ota_0`` in place is one
+partition, type-changed). The rest are paired by name (a kept name); of what is left, an old
+and a new partition with the same type, subtype and offset are one partition renamed.
+Whatever is left was removed (old only) or added (new only).
 """
 
 from __future__ import annotations
 
 from partkit.common.record import Record
+from partkit.table.names import APP
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,10 +72,24 @@ def _kinds(old: Partition, new: Partition) -> tuple[str, ...]:
 
 def compute_changes(old: PartitionTable, new: PartitionTable) -> tuple[Change, ...]:
     """Every partition of both tables once, in the new table's order, removed ones last."""
-    new_by_name = {p.name: p for p in reversed(new.partitions)}  # first of a name wins
     pairs: dict[int, Partition] = {}  # id(new) -> old
+    placed: set[int] = set()  # id(old) paired by place
+    for p in new:
+        if p.type != APP:
+            continue
+        for q in old:
+            if q.type == APP and q.offset == p.offset and id(q) not in placed:
+                pairs[id(p)] = q
+                placed.add(id(q))
+                break
+    new_by_name: dict[str, Partition] = {}
+    for p in reversed(new.partitions):  # first of a name wins
+        if id(p) not in pairs:
+            new_by_name[p.name] = p
     left_old: list[Partition] = []
     for p in old:
+        if id(p) in placed:
+            continue
         match = new_by_name.get(p.name)
         if match is not None and id(match) not in pairs:
             pairs[id(match)] = p

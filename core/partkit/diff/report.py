@@ -26,13 +26,18 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA", "DiffReport", "to_json", "to_text"]
 
 SCHEMA = "partkit.diff/1"
+# What no plan can protect against, said with every plan (docs/diff.md, "The field model").
+NOT_COVERED = ("a power cut inside the write-table step itself (erasing and writing one 4 KiB "
+               "sector): the bootloader keeps no second table; and data the running app "
+               "writes after a copy step")
 
 
 class DiffReport(Record):
     """Changes, broken rules and the plan. ``exit_code``: 0 safe, 1 a rule is broken."""
 
-    __slots__ = ("changes", "erase", "flash_size", "new", "old", "plan", "running",
-                 "running_given", "subtypes", "violations", "warnings")
+    __slots__ = ("changes", "erase", "flash_size", "flash_source", "new", "next_update", "old",
+                 "plan", "running", "running_from", "running_given", "subtypes", "violations",
+                 "warnings")
 
     old: TableSide
     new: TableSide
@@ -45,15 +50,22 @@ class DiffReport(Record):
     flash_size: int | None
     subtypes: SubtypeRegistry
     warnings: tuple[Diagnostic, ...]
+    running_from: str | None  # "--running", "otadata", or None (every app slot)
+    flash_source: str | None
+    next_update: Partition | None  # the slot the next OTA writes under NEW
 
     def __init__(self, old: TableSide, new: TableSide, changes: tuple[Change, ...],
                  violations: tuple[Violation, ...], plan: tuple[Step, ...],
                  running: tuple[Partition, ...], running_given: bool, erase: tuple[str, ...],
                  flash_size: int | None, subtypes: SubtypeRegistry,
-                 warnings: tuple[Diagnostic, ...] = ()) -> None:
+                 warnings: tuple[Diagnostic, ...] = (), running_from: str | None = None,
+                 flash_source: str | None = None, next_update: Partition | None = None,
+                 ) -> None:
         self._init(old=old, new=new, changes=changes, violations=violations, plan=plan,
                    running=running, running_given=running_given, erase=erase,
-                   flash_size=flash_size, subtypes=subtypes, warnings=warnings)
+                   flash_size=flash_size, subtypes=subtypes, warnings=warnings,
+                   running_from=running_from, flash_source=flash_source,
+                   next_update=next_update)
 
     @property
     def safe(self) -> bool:
@@ -78,8 +90,7 @@ def _partition(p: Partition | None, options: TableOptions) -> dict[str, object] 
 
 def _side(side: TableSide) -> dict[str, object]:
     return {"source": side.source, "kind": side.kind, "table_offset": side.table_offset,
-            "md5": side.md5, "flash_size": side.flash_size,
-            "flash_size_origin": side.flash_size_origin, "partitions": len(side.table)}
+            "md5": side.md5, "flash_size": side.flash_size, "partitions": len(side.table)}
 
 
 def to_json(report: DiffReport) -> dict[str, object]:
@@ -90,8 +101,11 @@ def to_json(report: DiffReport) -> dict[str, object]:
         "old": _side(report.old),
         "new": _side(report.new),
         "flash_size": report.flash_size,
+        "flash_size_source": report.flash_source,
         "running": [p.name for p in report.running],
         "running_given": report.running_given,
+        "running_from": report.running_from,
+        "next_update": None if report.next_update is None else report.next_update.name,
         "erase": list(report.erase),
         "changes": [{"name": c.name, "changes": list(c.kinds),
                      "old": _partition(c.old, sub), "new": _partition(c.new, sub)}
@@ -100,8 +114,10 @@ def to_json(report: DiffReport) -> dict[str, object]:
                         "partitions": list(v.partitions), "reason": rule(v.code).reason,
                         "hint": v.hint} for v in report.violations],
         "plan": [{"step": i, "action": s.action, "partition": s.partition, "offset": s.offset,
-                  "size": s.size, "source": s.source, "note": s.note}
+                  "size": s.size, "source": s.source, "note": s.note, "reboot": s.reboot,
+                  "descending": s.descending}
                  for i, s in enumerate(report.plan, start=1)],
+        "not_covered": NOT_COVERED if report.plan else None,
     }
 
 
@@ -128,7 +144,20 @@ def to_text(report: DiffReport) -> str:
            f"table at 0x{report.new.table_offset:x})"]
     running = ", ".join(p.name for p in report.running) or "none"
     out.append(f"running slot: {running}" if report.running_given else
+               f"running slot: {running} (from OLD's otadata)"
+               if report.running_from == "otadata" else
                f"running slot: not given, every app slot counts ({running})")
+    if report.next_update is not None:
+        p = report.next_update
+        out.append(f"next OTA writes: '{p.name}' at 0x{p.offset:x} (the OTA slot after the "
+                   "running one in subtype order, as esp_ota_get_next_update_partition picks)")
+    if report.flash_size is not None:
+        out.append(f"flash size: {report.flash_size >> 20}MB"
+                   if report.flash_size >= 1 << 20 and not report.flash_size % (1 << 20) else
+                   f"flash size: 0x{report.flash_size:x}")
+        out[-1] += f" ({report.flash_source or 'given'})"
+    else:
+        out.append("flash size: unknown (not checked; give --flash-size)")
     out.append("")
     out.append("changes:")
     rows: list[tuple[str, ...]] = [("Name", "Change", "Old", "Offset", "Size", "New", "Offset",
@@ -157,7 +186,9 @@ def to_text(report: DiffReport) -> str:
             what = f"'{s.partition}' " if s.partition else ""
             span = f"0x{s.offset:x}..0x{s.offset + s.size:x} (0x{s.size:x} bytes)"
             src = f" from 0x{s.source:x}" if s.source is not None else ""
-            out.append(f"  {i}. {s.action} {what}{span}{src}: {s.note}")
+            out.append(f"  {i}. {s.action} {what}{span}{src}: {s.note}"
+                       + ("; restart the app before it uses a partition again" if s.reboot else ""))
+        out.append(f"  not covered: {NOT_COVERED}")
     else:
         out.append("migration plan: nothing to do (the tables are the same)")
     out.append("")

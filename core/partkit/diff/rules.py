@@ -9,6 +9,7 @@ test keeps the two in step.
 from __future__ import annotations
 
 from partkit.common.record import Record
+from partkit.diff.context import DiffContext
 from partkit.table.names import (
     APP,
     BUILTIN_SUBTYPES,
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from partkit.diff.changes import Change
-    from partkit.diff.source import TableSide
-    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["RULES", "DiffContext", "Rule", "Violation", "evaluate", "rule"]
@@ -46,6 +45,7 @@ SYSTEM_DATA: dict[int, str] = {
     SUBTYPE_DATA_TEE_OTA: "tee_ota",
 }
 SECURE_ALIGN = {"v1": 0x10000, "v2": 0x1000}
+NVS_LABEL = "nvs"  # NVS_DEFAULT_PART_NAME
 
 
 class Violation(Record):
@@ -61,40 +61,6 @@ class Violation(Record):
     def __init__(self, code: str, message: str, partitions: tuple[str, ...] = (),
                  hint: str | None = None) -> None:
         self._init(code=code, message=message, partitions=partitions, hint=hint)
-
-
-class DiffContext(Record):
-    """Everything a rule may look at. ``running`` are OLD's app partitions that may be
-    executing while the table changes; ``erase`` the names the update erases on purpose."""
-
-    __slots__ = ("app", "changes", "erase", "flash_size", "new", "old", "running", "secure")
-
-    old: TableSide
-    new: TableSide
-    changes: tuple[Change, ...]
-    running: tuple[Partition, ...]
-    erase: frozenset[str]
-    app: ImageInfo | None
-    flash_size: int | None
-    secure: str | None
-
-    def __init__(self, old: TableSide, new: TableSide, changes: tuple[Change, ...],
-                 running: tuple[Partition, ...], erase: frozenset[str],
-                 app: ImageInfo | None = None, flash_size: int | None = None,
-                 secure: str | None = None) -> None:
-        self._init(old=old, new=new, changes=changes, running=running, erase=erase, app=app,
-                   flash_size=flash_size, secure=secure)
-
-    def erased(self, change: Change) -> bool:
-        """The user listed this partition (by its old or new name) in --erase."""
-        return any(p is not None and p.name in self.erase for p in (change.old, change.new))
-
-    def new_at(self, offset: int) -> Partition | None:
-        """The NEW app partition starting at ``offset`` (where a running app stays)."""
-        for p in self.new.table:
-            if p.type == APP and p.offset == offset:
-                return p
-        return None
 
 
 class Rule(Record):
@@ -155,8 +121,9 @@ def _flash_size(ctx: DiffContext) -> list[Violation]:
         if p.end > ctx.flash_size:
             out.append(Violation(
                 "flash-size", f"'{p.name}' ends at {_hex(p.end)}, beyond the "
-                f"{_hex(ctx.flash_size)}-byte flash", (p.name,),
-                "shrink or move it; the devices' flash does not grow"))
+                f"{_hex(ctx.flash_size)}-byte flash ({ctx.flash_source or 'given'})",
+                (p.name,), "shrink or move it; the bootloader's flash size does not grow "
+                "with a table update"))
     return out
 
 
@@ -242,7 +209,9 @@ def _otadata(ctx: DiffContext) -> list[Violation]:
 def _boot_default(ctx: DiffContext) -> list[Violation]:
     if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
         return []
-    default = ctx.new.table.boot_default()
+    from partkit.diff.field import boot_choice
+
+    default = boot_choice(ctx.new.table, None, False)  # factory, else the slot of index 0
     out = []
     for run in ctx.running:
         now = ctx.new_at(run.offset)
@@ -252,8 +221,8 @@ def _boot_default(ctx: DiffContext) -> list[Violation]:
                 "boot-default",
                 f"NEW has no otadata, so the bootloader boots {boots}, not the running app "
                 f"'{now.name}' at {_hex(now.offset)}", (now.name,),
-                "add an otadata partition, or make the running slot the factory app (or the "
-                "lowest OTA slot when there is no factory app)"))
+                "add an otadata partition, or make the running slot the factory app (or ota_0 "
+                "when there is no factory app)"))
     return out
 
 
@@ -267,20 +236,40 @@ def _data_changes(ctx: DiffContext, system: bool) -> list[Violation]:
         if (old.subtype in SYSTEM_DATA) != system or ctx.erased(change):
             continue
         new = change.new
+        lost = "its contents are lost"
         if new is None:
             what = "is removed"
         elif change.has("moved"):
             what = (f"moves from {_hex(old.offset)} size {_hex(old.size)} to {_hex(new.offset)} "
                     f"size {_hex(new.size)}")
+            if copied(change):
+                lost = (("its pages are copied before the table changes, but what the running "
+                         "app writes there after the copy is lost") if not _overlap(old, new)
+                        else "its copy overwrites its own source, so a power cut half way "
+                        "loses both copies")
+        elif (change.has("resized") and old.subtype == SUBTYPE_DATA_NVS == new.subtype
+              and new.size > old.size and not change.has("type-changed")):
+            continue  # NVS grows in place: the added, erased pages are free pages
         elif change.has("resized"):
             what = (f"{'grows' if new.size > old.size else 'shrinks'} from {_hex(old.size)} to "
                     f"{_hex(new.size)} bytes at {_hex(old.offset)}")
         else:
             continue
         kind = f"{SYSTEM_DATA[old.subtype]} partition" if system else "data partition"
-        out.append(Violation(code, f"{kind} '{old.name}' {what}; its contents are lost",
+        out.append(Violation(code, f"{kind} '{old.name}' {what}; {lost}",
                              (old.name,), _erase_hint([old.name])))
     return out
+
+
+def copied(change: Change) -> bool:
+    """The plan copies this data partition: moved, same size and kind, not erased."""
+    old, new = change.old, change.new
+    return (old is not None and new is not None and change.has("moved")
+            and not change.has("resized") and not change.has("type-changed"))
+
+
+def _overlap(a: Partition, b: Partition) -> bool:
+    return a.offset < b.end and b.offset < a.end
 
 
 def _system_data(ctx: DiffContext) -> list[Violation]:
@@ -312,14 +301,13 @@ def _secure_alignment(ctx: DiffContext) -> list[Violation]:
 
 
 def _type_changed(ctx: DiffContext) -> list[Violation]:
-    running = {p.offset for p in ctx.running}
     out = []
     for change in ctx.changes:
         old, new = change.old, change.new
         if old is None or new is None or not change.has("type-changed") or ctx.erased(change):
             continue
-        if old.type == new.type == APP and old.offset not in running:
-            continue  # a free app slot: the next OTA rewrites it
+        if old.type == new.type == APP:
+            continue  # the bootloader's choice of app is ota-reindex's and boot-default's
         out.append(Violation(
             "type-changed", f"'{new.name}' changes from type {old.type} subtype "
             f"{_hex(old.subtype)} to type {new.type} subtype {_hex(new.subtype)}; code looking "
@@ -336,12 +324,43 @@ def _encryption(ctx: DiffContext) -> list[Violation]:
         if (old is None or new is None or new.type != DATA or old.encrypted == new.encrypted
                 or ctx.erased(change)):
             continue
+        if new.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_NVS_KEYS) and old.subtype == new.subtype:
+            continue  # always encrypted under flash encryption, never otherwise: no effect
         now = "encrypted" if new.encrypted else "no longer encrypted"
         out.append(Violation(
             "encryption-changed", f"data partition '{new.name}' is {now} in NEW; with flash "
             "encryption on, its existing contents read as garbage", (new.name,),
             _erase_hint([new.name])))
     return out
+
+
+def _nvs_label(ctx: DiffContext) -> list[Violation]:
+    before = ctx.old.table.find_by_name(NVS_LABEL)
+    if before is None or (before.type, before.subtype) != (DATA, SUBTYPE_DATA_NVS):
+        return []
+    now = ctx.new.table.find_by_name(NVS_LABEL)
+    if now is None:
+        renamed = [c.new.name for c in ctx.changes if c.old is before and c.new is not None]
+        what = (f"is renamed '{renamed[0]}'" if renamed else "is gone")
+        return [Violation("nvs-label", f"the partition named '{NVS_LABEL}' {what} in NEW; "
+                          "nvs_flash_init() finds NVS by that name", (before.name,),
+                          f"keep a data/nvs partition named '{NVS_LABEL}'")]
+    if (now.type, now.subtype) != (DATA, SUBTYPE_DATA_NVS) or now.readonly:
+        what = "is readonly" if (now.type, now.subtype) == (DATA, SUBTYPE_DATA_NVS) else \
+            f"is type {now.type} subtype {_hex(now.subtype)}, not data/nvs"
+        return [Violation("nvs-label", f"'{NVS_LABEL}' {what} in NEW; nvs_flash_init() then "
+                          "fails and the running app usually reboots in a loop", (now.name,),
+                          f"keep '{NVS_LABEL}' a writable data/nvs partition")]
+    return []
+
+
+def _ota_reindex(ctx: DiffContext) -> list[Violation]:
+    from partkit.diff.otaswitch import switch
+
+    return [Violation("ota-reindex", message, names,
+                      "keep the running slot's subtype and the number of OTA slots, or change "
+                      "them so that one otadata record selects the running slot under both "
+                      "tables") for message, names in switch(ctx).problems]
 
 
 def rule(code: str) -> Rule:
@@ -357,13 +376,14 @@ RULES: tuple[Rule, ...] = (
          "The bootloader on the devices is not updated over the air and reads the table at the "
          "offset it was built with; a table written elsewhere is never read.", _table_offset),
     Rule("md5-row", "the MD5 row is kept (or kept absent)",
-         "The firmware on the devices was built for one table encoding "
-         "(CONFIG_PARTITION_TABLE_MD5); the over-the-air table update checks the MD5 row, and "
-         "a table without it loses its only guard against a torn or corrupted write.",
-         _md5_row),
-    Rule("flash-size", "NEW fits the flash",
-         "The bootloader rejects a table with a partition past the end of the flash chip, "
-         "and then boots nothing.", _flash_size),
+         "An app built with CONFIG_PARTITION_TABLE_MD5=y (the default) refuses a table "
+         "without the MD5 row and then finds no partition at all; bootloaders before "
+         "ESP-IDF v3.1 reject a table with the row as a bad magic (the current bootloader "
+         "accepts both).", _md5_row),
+    Rule("flash-size", "NEW fits the flash size in the bootloader's header",
+         "The bootloader rejects a table with a partition past the flash size its own image "
+         "header declares (byte 3), whatever the chip's real size, and then boots nothing.",
+         _flash_size),
     Rule("running-slot-moved", "the running app slot keeps its offset",
          "The app performing the update executes from flash through the cache at that offset; "
          "after the new table is in place the bootloader must find it there again.",
@@ -383,6 +403,16 @@ RULES: tuple[Rule, ...] = (
          "otadata selects the slot to boot; if power fails between writing the table and "
          "rewriting otadata, the bootloader must still find valid otadata where it was.",
          _otadata),
+    Rule("ota-reindex", "otadata selects the running slot under OLD and NEW alike",
+         "The bootloader picks OTA slot (seq - 1) % N counting slots by subtype; when the "
+         "slot count or the running slot's subtype changes, the record on the devices selects "
+         "another slot once the table is written, and a power cut before otadata is rewritten "
+         "boots it. The plan rewrites otadata first with a record valid under both tables; "
+         "when none exists the change is unsafe.", _ota_reindex),
+    Rule("nvs-label", "a partition named nvs stays a writable data/nvs partition",
+         "nvs_flash_init() opens NVS by the label 'nvs'; renamed, retyped or readonly, the "
+         "running app gets ESP_ERR_NOT_FOUND (or cannot write) and usually reboots in a loop.",
+         _nvs_label),
     Rule("boot-default", "without otadata, the running slot is the boot default",
          "With no otadata the bootloader starts the factory app, else the lowest OTA slot; "
          "anything else never boots again.", _boot_default),
@@ -417,8 +447,9 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
                        ) -> tuple[Partition, ...]:
     """OLD's app partitions that may run: the named ones, else every app partition.
 
-    Names are partition names or app subtype keywords (``factory``, ``ota_0``); raises
-    KeyError with the unknown name.
+    A name is a partition name, an app subtype keyword (``factory``, ``ota_0``) or the
+    slot's offset (``0x10000``: what runs is the bytes at an offset); raises KeyError with
+    the unknown name.
     """
     apps = [p for p in table if p.type == APP]
     if names is None:
@@ -427,9 +458,16 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
     out: list[Partition] = []
     for name in names:
         found = [p for p in apps if p.name == name] or [
-            p for p in apps if name in keywords and p.subtype == keywords[name]]
+            p for p in apps if name in keywords and p.subtype == keywords[name]] or [
+            p for p in apps if _offset(name) == p.offset]
         if not found:
             raise KeyError(name)
         out.extend(p for p in found[:1] if p not in out)
     return tuple(out)
 
+
+def _offset(text: str) -> int | None:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None

@@ -6,18 +6,22 @@ One reader for every command that takes its table out of an image (``image info/
 
 from __future__ import annotations
 
-from partkit.common.chips import BOOTLOADER_OFFSET, find_chip
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.flash import imagefile
 from partkit.flash.appimage import IMAGE_MAGIC, header_flash_size
+from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
-from partkit.table.source import RawTable, Readers
+from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+from partkit.table.source import Field, RawTable, Readers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from partkit.table.options import TableOptions
 
-__all__ = ["IMAGE_READERS", "bootloader_flash_size", "read_image_table", "read_table_area"]
+__all__ = ["IMAGE_READERS", "read_field", "read_image_table", "read_table_area"]
 
 # Where ``diff`` and ``image`` commands point when the table is not at the offset given.
 _GIVE = "--offset N (or --table FILE)"
@@ -46,36 +50,43 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
-def bootloader_flash_size(image: str, options: TableOptions) -> tuple[int | None, str | None]:
-    """The flash size an image's bootloader header declares, and where that header is.
+def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
+               table_offset: int, label: str) -> Field:
+    """The bootloader header's flash size and the otadata bytes, through ``read(offset,
+    length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None.
 
-    The bootloader sits at the chip's ROM offset (``options.chip``), else at the first
-    offset any chip uses, below the table, that starts with the image magic. (None, None)
-    when no bootloader header is found or its size code is unknown.
+    The bootloader is found at the first offset any chip's ROM loads it from, below the
+    table, that starts with the image magic.
     """
-    chip = find_chip(options.chip)
-    offsets = ([chip.bootloader_offset] if chip is not None
-               else sorted(set(BOOTLOADER_OFFSET.values())))
-    size = imagefile.image_size(image)
-    for offset in offsets:
-        if offset + 4 > min(size, options.table_offset):
+    header = where = None
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
             continue
-        head = imagefile.read_region(image, offset, 4)
-        if head[0] != IMAGE_MAGIC:
-            continue
-        found = header_flash_size(head)
-        if found is None:
-            return None, None
-        return found, f"the bootloader header at 0x{offset:x} of {image}"
-    return None, None
+        head = read(offset, 4)
+        if head[0] == IMAGE_MAGIC:
+            header = header_flash_size(head)
+            where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
+            break
+    otadata = None
+    try:
+        parsed, _ = binary.decode(table, label)
+    except PartkitError:  # an undecodable table is reported when the table is decoded
+        return Field(header, where)
+    found = parsed.find(DATA, SUBTYPE_DATA_OTA)
+    if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
+        otadata = read(found[0].offset, min(found[0].size, 0x2000))
+    return Field(header, where, otadata)
 
 
 def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> RawTable:
-    """The table area of a flash image or dump, with the flash size its bootloader declares."""
+    """The table area of a flash image or dump, its length, and what its bootloader header
+    and otadata say (:func:`read_field`)."""
     offset = options.table_offset
     data = read_table_area(image, offset, give)
-    flash_size, origin = bootloader_flash_size(image, options)
-    return RawTable(data, "image", f"{image}@0x{offset:x}", flash_size, origin)
+    size = imagefile.image_size(image)
+    field = read_field(lambda at, n: imagefile.read_region(image, at, n), size, data,
+                       offset, image)
+    return RawTable(data, "image", f"{image}@0x{offset:x}", size, field)
 
 
 IMAGE_READERS = Readers(image=read_image_table)

@@ -7,10 +7,13 @@ by the layers that own them (journal-aware image reads in ``partkit.flash``, esp
 ``partkit.device``): a caller that accepts them passes their readers in :class:`Readers`,
 so this module imports neither; without them a spec is a CSV or binary file.
 
-The flash size has one rule (:func:`flash_size_of`): ``--flash-size`` when given, else
-what the source knows: for an image or dump the flash-size code in its bootloader's image
-header (what the 2nd-stage bootloader checks partitions against), for a device the size
-esptool detected. The result says where the number came from.
+The flash size has one rule (:func:`flash_size_of`): the flash-size code in the
+bootloader's image header when an image, dump or device has one (it is what the 2nd-stage
+bootloader checks partitions against, whatever the chip or a file's length says); else
+``--flash-size``; else a device's flash chip; else the length of a full dump (a power of
+two from 1MB, not an unpadded ``merge-bin`` output). The result says where the number
+came from. ``partkit diff`` applies the same order to its two sides (OLD's header first:
+the devices run OLD's bootloader).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "NO_READERS",
+    "Field",
     "RawTable",
     "Readers",
     "TableSource",
@@ -44,6 +48,7 @@ __all__ = [
     "open_table",
     "read_raw",
     "read_table_input",
+    "source_flash_size",
 ]
 
 KINDS = ("csv", "binary", "builtin", "image", "device")
@@ -53,21 +58,43 @@ DEVICE_URLS = ("socket://", "rfc2217://")
 DEVICE_PREFIX = "port:"
 
 
-class RawTable(Record):
-    """The table bytes a source yields, before decoding, and the flash size it knows."""
+class Field(Record):
+    """What the flash around the table says (an image or a device only).
 
-    __slots__ = ("data", "flash_size", "flash_size_origin", "kind", "label")
+    ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
+    checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
+    the table's otadata partition, whose active record says which slot boots.
+    """
+
+    __slots__ = ("header_flash_size", "header_where", "otadata")
+
+    header_flash_size: int | None
+    header_where: str | None
+    otadata: bytes | None
+
+    def __init__(self, header_flash_size: int | None = None, header_where: str | None = None,
+                 otadata: bytes | None = None) -> None:
+        self._init(header_flash_size=header_flash_size, header_where=header_where,
+                   otadata=otadata)
+
+
+class RawTable(Record):
+    """The table bytes a source yields, before decoding, and what the source knows:
+    ``flash_size`` is an image file's length or a device's flash chip size (None for a
+    table file); ``field`` what the flash around the table says."""
+
+    __slots__ = ("data", "field", "flash_size", "kind", "label")
 
     data: bytes
     kind: str  # one of KINDS
     label: str  # the path diagnostics name (``dump.bin@0x8000``)
     flash_size: int | None
-    flash_size_origin: str | None  # where flash_size came from, for reports
+    field: Field
 
     def __init__(self, data: bytes, kind: str, label: str, flash_size: int | None = None,
-                 flash_size_origin: str | None = None) -> None:
+                 field: Field | None = None) -> None:
         self._init(data=data, kind=kind, label=label, flash_size=flash_size,
-                   flash_size_origin=flash_size_origin if flash_size is not None else None)
+                   field=field if field is not None else Field())
 
 
 class Readers(Record):
@@ -173,11 +200,25 @@ def read_raw(spec: str, options: TableOptions, readers: Readers = NO_READERS) ->
     return RawTable(data, "binary" if binary.looks_binary(data) else "csv", spec)
 
 
+def source_flash_size(raw: RawTable) -> tuple[int | None, str | None]:
+    """What the source itself says of the flash size, without options: a device's flash
+    chip, or a full dump's length (a power of two from 1MB)."""
+    where = raw.label.rsplit("@", 1)[0]
+    size = raw.flash_size
+    if raw.kind == "device" and size is not None:
+        return size, f"the flash chip of {where}"
+    if raw.kind == "image" and size is not None and size >= 1 << 20 and not size & (size - 1):
+        return size, f"the length of {where}"
+    return None, None
+
+
 def flash_size_of(raw: RawTable, options: TableOptions) -> tuple[int | None, str | None]:
     """The flash size a table is judged against, and where it came from (module docstring)."""
+    if raw.field.header_flash_size is not None:
+        return raw.field.header_flash_size, raw.field.header_where
     if options.flash_size is not None:
         return options.flash_size, "--flash-size"
-    return raw.flash_size, raw.flash_size_origin
+    return source_flash_size(raw)
 
 
 def decode(raw: RawTable, options: TableOptions, table_offset: int | None = None

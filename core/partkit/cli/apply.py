@@ -1,0 +1,238 @@
+"""``partkit image apply IMAGE NEW`` and ``partkit device apply --port P NEW``: run the
+``partkit diff`` migration plan on a flash image or a connected chip.
+
+Registered from :mod:`partkit.cli.image` and :mod:`partkit.cli.device`; the work is
+:mod:`partkit.diff.apply`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.cli.image_shared import Commands as _Commands
+    from partkit.device.target import Target
+    from partkit.diff import DiffReport, TableSide
+    from partkit.diff.plan import Step
+    from partkit.table.options import TableOptions
+
+__all__ = ["EXIT_APPLY", "add_device_arguments", "add_image_parser", "run_device",
+           "run_image"]
+
+HELP = "change the table to NEW by running partkit diff's migration plan"
+EXIT_APPLY = """\
+exit status:
+  0  the plan ran to its end (or there was nothing to do); every step verified
+  1  the change is UNSAFE (nothing written; --force runs it anyway), or a step failed (the
+     message names the step, what it may have changed, and the steps done and left)
+  2  bad input: unreadable image or NEW, invalid NEW table, unknown option
+"""
+EPILOG = """\
+The plan is the one `partkit diff OLD NEW` prints, with the running slot read from OLD's
+otadata: copies and otadata first, then the table, then erases. It is printed before it
+runs. docs/diff.md describes the steps and what a power cut at each one does.
+
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("new", metavar="NEW", help="the new table: CSV, binary table or flash image")
+    p.add_argument("--force", action="store_true",
+                   help="run the plan even though partkit diff says UNSAFE")
+    p.add_argument("--running", action="append", metavar="SLOT",
+                   help="the running app slot, when OLD's otadata cannot tell (as partkit diff)")
+    p.add_argument("--erase", action="extend", nargs="+", default=[], metavar="NAME",
+                   help="partitions the update erases on purpose (as partkit diff)")
+    p.add_argument("--disable-md5sum", action="store_true",
+                   help="a CSV NEW is encoded without the MD5 row")
+    p.add_argument("--json", action="store_true",
+                   help="print the diff report (with the plan) as JSON instead of text")
+
+
+def add_image_parser(sub: _Commands) -> None:
+    p = sub.add_parser("apply", help=HELP, exit_codes=EXIT_APPLY + "\n" + EPILOG)
+    p.add_argument("image", metavar="IMAGE", help="flash image or dump holding OLD")
+    _common(p)
+    p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
+    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
+                   help="extra subtypes as type,name,hexvalue")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="write the result here and leave IMAGE untouched")
+    p.add_argument("--flash-size", metavar="S",
+                   help="grow the image to this flash size first (0xFF fill; the bootloader "
+                   "header's size byte and SHA-256 updated)")
+    p.add_argument("--sync", action="store_true",
+                   help="flush each step to disk before the next (power-loss safe)")
+
+
+def add_device_arguments(p: argparse.ArgumentParser) -> None:
+    """NEW and the plan options; the connection and table options are partkit device's."""
+    _common(p)
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+def _options(args: argparse.Namespace) -> TableOptions:
+    from partkit.cli.common import table_options
+
+    return table_options(offset=args.offset, md5=not args.disable_md5sum, verify=False,
+                         extra_subtypes=args.extra_partition_subtypes)
+
+
+def _report(old: TableSide, args: argparse.Namespace, options: TableOptions,
+            flash_size: int | None = None) -> tuple[DiffReport, bytes]:
+    from partkit.diff import DiffOptions, diff_tables, load_side
+    from partkit.table.binary import encode
+
+    new = load_side(args.new, options)
+    report = diff_tables(old, new, DiffOptions(
+        running=None if args.running is None else tuple(args.running),
+        erase=tuple(args.erase), flash_size=flash_size, table=options))
+    return report, encode(new.table, new.md5)
+
+
+def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namespace) -> int:
+    import json
+
+    from partkit.cli.common import emit
+    from partkit.diff import to_json, to_text
+    from partkit.diff.apply import apply_plan, step_text
+
+    emit(report.warnings)
+    sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n" if args.json
+                     else to_text(report))
+    sys.stdout.flush()
+    if not report.safe and not args.force:
+        raise CheckFailed(error(
+            f"refusing to apply an UNSAFE change ({', '.join(report.broken_codes)}); nothing "
+            "was written", SourceLocation(target.label),
+            "fix NEW (see the rules above), or run it anyway with --force"))
+    if not report.plan:
+        return 0
+
+    def say(number: int, step: Step) -> None:
+        if not args.json:
+            sys.stderr.write(f"applying {step_text(number, step)}\n")
+
+    apply_plan(target, report, table, say)
+    if not args.json:
+        sys.stderr.write(f"applied: {len(report.plan)} steps, each verified\n")
+    return 0
+
+
+def _guard(work: Callable[[], int]) -> int:
+    from partkit.cli.common import report_error
+
+    try:
+        return work()
+    except PartkitError as exc:  # CheckFailed: 1 (unsafe, or a step failed); else 2
+        return report_error(exc)
+
+
+# --- image ------------------------------------------------------------------------------------
+
+
+def run_image(args: argparse.Namespace) -> int:
+    return _guard(lambda: _image(args))
+
+
+def _image(args: argparse.Namespace) -> int:
+    from partkit.device.target import ImageTarget
+    from partkit.diff import load_side
+    from partkit.diff.apply import grow_image
+
+    options = _options(args)
+    grow = None
+    if args.flash_size is not None:
+        from partkit.cli.common import size_option
+
+        grow = size_option("--flash-size", args.flash_size)
+    old = load_side(args.image, options)  # bad input before anything is copied or grown
+    if grow is not None:
+        from partkit.diff.apply import FLASH_SIZE_CODE
+
+        if grow not in FLASH_SIZE_CODE or (old.flash_size or 0) > grow:
+            grow_image(args.image, grow, options.table_offset)  # raises the exact reason
+        old = old.replace(field=old.field.replace(
+            header_flash_size=grow, header_where="--flash-size (written into the bootloader "
+            "header first)"))
+    report, table = _report(old, args, options)
+    if not report.safe and not args.force:  # refuse before a copy or a grow
+        return _run(ImageTarget(args.image), report, table, args)
+    path = args.image
+    if args.output is not None and os.path.abspath(args.output) != os.path.abspath(path):
+        path = _copy(args.image, args.output)
+    try:
+        if grow is not None:
+            where = grow_image(path, grow, options.table_offset)
+            if not args.json:
+                sys.stderr.write(f"grew {args.output or args.image} to {grow} bytes"
+                                 + (f"; bootloader header at {where} says so" if where else
+                                    "; no bootloader found to update") + "\n")
+        code = _run(ImageTarget(path, sync=args.sync), report, table, args)
+    except BaseException:
+        if path != args.image:
+            os.unlink(path)
+        raise
+    if path != args.image:
+        os.replace(path, args.output)
+    return code
+
+
+def _copy(image: str, output: str) -> str:
+    """A temporary copy of ``image`` next to ``output`` (renamed over it when done)."""
+    import shutil
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(output)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".partkit-apply-", dir=directory)
+    os.close(fd)
+    try:
+        shutil.copyfile(image, tmp)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise PartkitError(error(f"cannot write {output}: {exc.strerror}",
+                                 SourceLocation(output))) from None
+    return tmp
+
+
+# --- device -----------------------------------------------------------------------------------
+
+
+def run_device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
+    return _guard(lambda: _device(args, session_of))
+
+
+def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
+    from partkit.device.session import Session
+    from partkit.device.target import DeviceTarget
+    from partkit.diff.source import TableSide, read_field
+    from partkit.table.codec import load_table
+
+    if args.table is not None:
+        raise PartkitError(error("apply reads OLD off the device; --table does not apply",
+                                 hint="drop --table"))
+    options: TableOptions = _options(args)
+    session = session_of()
+    assert isinstance(session, Session)
+    with session:
+        target = DeviceTarget(session)
+        offset = options.table_offset
+        data = target.read_table_area(offset)
+        label = f"{args.port}@0x{offset:x}"
+        field = read_field(target.read, session.flash_size, data, offset, args.port)
+        from partkit.diff.source import has_md5_row
+
+        loaded = load_table(data, label, options.replace(md5=True, flash_size=None))
+        old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
+                        session.flash_size, loaded.warnings, field)
+        report, table = _report(old, args, options)
+        return _run(target, report, table, args)

@@ -1,0 +1,198 @@
+"""Running a migration plan on a flash image or a connected chip.
+
+Every step goes through a :class:`~partkit.device.target.Target`: on an image through the
+undo journal of :mod:`partkit.flash.imagefile` (a killed write is rolled back on the next
+access) and read back; on a chip through one esptool session, each region checked by the
+flash MD5. A failure names the step it stopped in, what that step may have changed, and
+the steps done and not started. ``write-otadata`` writes one sector only: the one not
+holding the active record (or, in an otadata that OLD's bootloader ignores, the whole
+region afresh), so the active record stays whole until the new one is.
+
+:func:`grow_image` resizes an image to a bigger flash: the file grows with 0xFF and the
+bootloader header's flash-size nibble (byte 3) is set, its appended SHA-256 recomputed
+(the checksum byte covers the segments only), as esptool does when it rewrites a header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.common.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.device.target import Target
+    from partkit.diff.plan import Step
+    from partkit.diff.report import DiffReport
+    from partkit.table.model import Partition
+
+__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "grow_image", "step_text"]
+
+SECTOR = 0x1000
+FLASH_SIZE_CODE = {(1 << code) << 20: code for code in range(8)}  # 1MB -> 0 ... 128MB -> 7
+
+
+class Done(Record):
+    """What :func:`apply_plan` did: the steps, in order, each completed and verified."""
+
+    __slots__ = ("steps",)
+
+    steps: tuple[Step, ...]
+
+    def __init__(self, steps: tuple[Step, ...]) -> None:
+        self._init(steps=steps)
+
+
+def step_text(number: int, step: Step) -> str:
+    what = f"'{step.partition}' " if step.partition else ""
+    src = f" from 0x{step.source:x}" if step.source is not None else ""
+    return (f"{number}. {step.action} {what}0x{step.offset:x}..0x{step.end:x}{src}")
+
+
+def _region(name: str, offset: int, size: int) -> Partition:
+    from partkit.table.model import Partition
+
+    return Partition(name, 1, 0xFF, offset, size)
+
+
+def _otadata_write(target: Target, step: Step) -> list[tuple[int, bytes]]:
+    """(offset, sector bytes) to write; an empty ``bytes`` erases that sector."""
+    from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
+
+    write = step.otadata
+    assert write is not None
+    if write.blank:
+        return [(step.offset, b""), (step.offset + SECTOR, b"")]
+    current = target.read(step.offset, 2 * SECTOR)
+    active = active_entry(decode(current))
+    if write.count_old == 0:  # OLD's bootloader ignores this region: write it afresh
+        seq = write.seq_after(None)
+        assert seq is not None
+        return [(step.offset + SECTOR, b""), (step.offset, encode_entry(seq, STATE_UNDEFINED))]
+    seq = write.seq_after(None if active is None else active.seq)
+    if seq is None:
+        raise PartkitError(error(
+            f"otadata at 0x{step.offset:x} selects a slot the plan did not expect (active "
+            f"record: {active!r}); nothing was written in this step",
+            hint="read the device again (partkit diff) and follow the new plan"))
+    index = 0 if active is None else 1 - active.index
+    return [(step.offset + index * SECTOR, encode_entry(seq, STATE_UNDEFINED))]
+
+
+def _run(target: Target, step: Step, table: bytes) -> None:
+    name = step.partition or "table"
+    if step.action == "erase":
+        target.erase_partition(_region(name, step.offset, step.size))
+    elif step.action == "copy":
+        assert step.source is not None
+        data = target.read(step.source, step.size)  # all of it first: overlap is harmless
+        target.write_partition(_region(name, step.offset, step.size), data)
+    elif step.action == "write-table":
+        target.write_partition(_region("partition table", step.offset, SECTOR), table)
+    elif step.action == "write-otadata":
+        for offset, data in _otadata_write(target, step):
+            region = _region(name, offset, SECTOR)
+            if data:
+                target.write_partition(region, data)
+            else:
+                target.erase_partition(region)
+    else:  # pragma: no cover - ACTIONS is closed
+        raise AssertionError(step.action)
+
+
+def apply_plan(target: Target, report: DiffReport, table: bytes,
+               on_step: Callable[[int, Step], None] | None = None) -> Done:
+    """Run ``report.plan`` on ``target``; ``table`` is NEW's binary. Raises PartkitError
+    naming the step that failed and the steps done and not started."""
+    done: list[Step] = []
+    for number, step in enumerate(report.plan, start=1):
+        if on_step is not None:
+            on_step(number, step)
+        try:
+            _run(target, step, table)
+        except PartkitError as exc:
+            raise _stopped(report, number, exc) from None
+        done.append(step)
+    return Done(tuple(done))
+
+
+def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError:
+    """Exit 1 (the device or file failed, not the input), with the exact state."""
+    plan = report.plan
+    finished = [step_text(i, s) for i, s in enumerate(plan[:number - 1], start=1)]
+    left = [step_text(i, s) for i, s in enumerate(plan[number:], start=number + 1)]
+    cause = exc.diagnostics[0] if exc.diagnostics else None
+    notes: list[tuple[SourceLocation | None, str]] = [
+        (None, f"done and verified: {'; '.join(finished) or 'nothing'}"),
+        (None, f"not started: {'; '.join(left) or 'nothing'}")]
+    if cause is not None:
+        notes += list(cause.notes)
+    after_table = any(s.action == "write-table" for s in plan[:number - 1])
+    return CheckFailed(error(
+        f"step {step_text(number, plan[number - 1])} stopped: "
+        + (cause.message if cause is not None else str(exc)),
+        None, ("the table is NEW's: run the remaining steps (partkit diff against NEW shows "
+               "what is left)" if after_table else
+               "the table is still OLD's and the devices boot as before: run apply again"),
+        tuple(notes)))
+
+
+# --- growing an image to a bigger flash ------------------------------------------------------
+
+
+def grow_image(path: str, size: int, table_offset: int) -> str | None:
+    """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
+    size; returns where the header was (None: no bootloader found, only the file grew)."""
+    from partkit.common.chips import BOOTLOADER_OFFSET
+    from partkit.flash import imagefile
+    from partkit.flash.appimage import read_image
+
+    code = FLASH_SIZE_CODE.get(size)
+    current = imagefile.image_size(path)
+    if code is None or size < current:
+        raise PartkitError(error(
+            f"--flash-size 0x{size:x}: " + ("not a flash size an image header can say "
+                                           "(1MB..128MB, a power of two)" if code is None
+                                           else f"smaller than the image ({current} bytes)"),
+            SourceLocation(path), "give the devices' flash size, at least the image's length"))
+    header_at = None
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset < table_offset and offset < current and imagefile.read_region(
+                path, offset, 1) == b"\xe9":
+            header_at = offset
+            break
+    if size > current:
+        with open(path, "r+b") as f:
+            f.seek(0, 2)
+            left = size - current
+            while left:
+                chunk = min(left, 1 << 20)
+                f.write(b"\xff" * chunk)
+                left -= chunk
+    if header_at is None:
+        return None
+    region = imagefile.read_region(path, header_at, table_offset - header_at)
+    info = read_image(region, f"{path}@0x{header_at:x}")
+    assert info.image_length is not None
+    data = bytearray(region)
+    data[3] = (code << 4) | (data[3] & 0x0F)
+    end = info.image_length  # (the appended SHA-256 included)
+    if info.hash_appended:
+        data[end - 32:end] = hashlib.sha256(bytes(data[:end - 32])).digest()
+    end = -(-end // SECTOR) * SECTOR
+    if bytes(data[:end]) != region[:end]:
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".partkit-bootloader-",
+                                   dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(data[:end]).rstrip(b"\xff"))
+            imagefile.write_partition(path, _region("bootloader", header_at, end), tmp)
+        finally:
+            os.unlink(tmp)
+    return f"0x{header_at:x}"
