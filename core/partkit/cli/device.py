@@ -23,6 +23,7 @@ import json
 import os
 import sys
 
+from partkit.cli.apply import EXIT_APPLY, add_device_arguments, run_device
 from partkit.cli.common import (
     add_extra_subtypes,
     add_info_options,
@@ -182,7 +183,6 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                    help="change flash even with flash encryption or secure boot enabled")
     _connection(p)
 
-    from partkit.cli.apply import EXIT_APPLY, add_device_arguments
 
     p = command_parser("partkit device apply", COMMANDS["apply"], EXIT_APPLY)
     out["apply"] = p
@@ -452,8 +452,6 @@ def _set_boot(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from partkit.cli.apply import run_device
-
     return run_device(args, lambda: _session(args))
 
 

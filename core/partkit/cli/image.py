@@ -24,7 +24,7 @@ import json
 import os
 import sys
 
-from partkit.cli import idf_build, image_check
+from partkit.cli import apply, idf_build, image_check
 from partkit.cli.common import (
     EXIT_PLAIN,
     add_extra_subtypes,
@@ -159,8 +159,6 @@ def _parser() -> Commands:
     add_extra_subtypes(p, "IMAGE")
 
     image_check.add_parsers(sub)
-    from partkit.cli import apply  # apply: partkit diff's plan, run on the image
-
     apply.add_image_parser(sub)
     return sub
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from partkit.common.errors import PartkitError, closest, error
 from partkit.common.record import Record
 from partkit.diff.changes import Change, compute_changes
+from partkit.diff.field import next_update_slot
 from partkit.diff.plan import Step, make_plan
 from partkit.diff.report import DiffReport, to_json, to_text
 from partkit.diff.rules import RULES, DiffContext, Rule, Violation, evaluate, running_candidates
@@ -130,8 +131,6 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
                       opts.secure, old.active_seq, flash_source)
     running_from = ("--running" if opts.running is not None else
                     "otadata" if booted is not None else None)
-    from partkit.diff.field import next_update_slot
-
     next_update = (next_update_slot(new.table, ctx.new_at(running[0].offset))
                    if len(running) == 1 and ctx.new_at(running[0].offset) is not None else None)
     return DiffReport(old, new, changes, evaluate(ctx), make_plan(ctx), running,

@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import hashlib
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
+from partkit.flash import imagefile
+from partkit.flash.appimage import read_image
+from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
+from partkit.table.model import Partition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,15 +58,11 @@ def step_text(number: int, step: Step) -> str:
 
 
 def _region(name: str, offset: int, size: int) -> Partition:
-    from partkit.table.model import Partition
-
     return Partition(name, 1, 0xFF, offset, size)
 
 
 def _otadata_write(target: Target, step: Step) -> list[tuple[int, bytes]]:
     """(offset, sector bytes) to write; an empty ``bytes`` erases that sector."""
-    from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
-
     write = step.otadata
     assert write is not None
     if write.blank:
@@ -146,10 +147,6 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 def grow_image(path: str, size: int, table_offset: int) -> str | None:
     """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
     size; returns where the header was (None: no bootloader found, only the file grew)."""
-    from partkit.common.chips import BOOTLOADER_OFFSET
-    from partkit.flash import imagefile
-    from partkit.flash.appimage import read_image
-
     code = FLASH_SIZE_CODE.get(size)
     current = imagefile.image_size(path)
     if code is None or size < current:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.context import DiffContext
+from partkit.diff.field import boot_choice
+from partkit.diff.otaswitch import switch
 from partkit.table.names import (
     APP,
     BUILTIN_SUBTYPES,
@@ -209,7 +211,6 @@ def _otadata(ctx: DiffContext) -> list[Violation]:
 def _boot_default(ctx: DiffContext) -> list[Violation]:
     if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
         return []
-    from partkit.diff.field import boot_choice
 
     default = boot_choice(ctx.new.table, None, False)  # factory, else the slot of index 0
     out = []
@@ -355,8 +356,6 @@ def _nvs_label(ctx: DiffContext) -> list[Violation]:
 
 
 def _ota_reindex(ctx: DiffContext) -> list[Violation]:
-    from partkit.diff.otaswitch import switch
-
     return [Violation("ota-reindex", message, names,
                       "keep the running slot's subtype and the number of OTA slots, or change "
                       "them so that one otadata record selects the running slot under both "
