@@ -11,6 +11,8 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v ninja >/dev/null || need_apt+=(ninja-build)
 command -v make >/dev/null || need_apt+=(make)
 command -v riscv64-unknown-elf-gcc >/dev/null || need_apt+=(gcc-riscv64-unknown-elf)
+# the Arduino IDE 1.8 builder: runs the simulated esp32 core in tests/test_arduino_builder.py
+command -v arduino-builder >/dev/null || need_apt+=(arduino-builder)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "partkit setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""

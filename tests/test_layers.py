@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data images", ("partkit.data",)),
     ("checks", ("partkit.check",)),
     ("operations", ("partkit.esp_at", "partkit.plan", "partkit.device")),
-    ("front ends", ("partkit.diff", "partkit.idf", "partkit.parttool", "partkit.buildsys")),
+    ("front ends", ("partkit.diff", "partkit.idf", "partkit.arduino", "partkit.parttool",
+                    "partkit.buildsys")),
     ("command line", ("partkit.cli", "partkit.__main__")),
 )
 

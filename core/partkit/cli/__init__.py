@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("partkit.cli.data", "build NVS/LittleFS/FAT images sized from the table"),
     "device": ("partkit.cli.device", "partitions on a connected chip (esptool, one connection)"),
     "parttool": ("partkit.cli.parttool", "drop-in for parttool.py's command line (port or image)"),
+    "arduino": ("partkit.cli.arduino", "Arduino esp32 builds checked against their real table"),
     "buildsys": ("partkit.cli.buildsys", "lookups for build scripts (the CMake module)"),
 }
 

@@ -14,7 +14,7 @@ import sys
 
 from partkit.check.files import check_files
 from partkit.check.findings import Budget
-from partkit.cli import idf_build
+from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
     add_table_arguments,
     command_parser,
@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit check", (
         "Check that the real app image fits its partition slots, that the bootloader fits\n"
         "before the partition table, and that the table fits the flash."))
-    idf_build.add_table_or_build(p, "CSV or binary partition table (not with --idf-build-dir)")
+    idf_build.add_table_or_build(p, "CSV or binary partition table (not with --idf-build-dir "
+                                 "or --arduino-build-dir)")
+    arduino.add_build_argument(p)
     p.add_argument("-o", "--output", metavar="FILE",
                    help="also write the JSON report to FILE (the text report still goes "
                         "to stdout)")
@@ -76,7 +78,11 @@ def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    idf_build.require_table_or_build(parser, args)
+    given = [args.table, args.idf_build_dir, args.arduino_build_dir]
+    if sum(x is not None for x in given) != 1:
+        parser.error("give a TABLE, --idf-build-dir DIR or --arduino-build-dir DIR (one of them)")
+    if args.arduino_build_dir is not None:
+        return arduino.run_check(args, args.output)
     if args.idf_build_dir is not None:
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)

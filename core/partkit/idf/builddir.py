@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 
+from partkit.check.buildfolder import FlashedImage
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.numbers import parse_size
 from partkit.common.record import Record
@@ -33,25 +34,16 @@ TABLE_BIN = os.path.join("partition_table", "partition-table.bin")
 _HINT = "run 'idf.py build' (or 'idf.py reconfigure') first, or point --idf-build-dir at it"
 
 
-class FlashedImage(Record):
-    """One file ``idf.py flash`` writes: its role (``app``, ``bootloader``, ...), offset, path."""
-
-    __slots__ = ("encrypted", "name", "offset", "path")
-
-    name: str  # flasher_args.json entry name; "" for an image listed only by offset
-    offset: int
-    path: str  # absolute
-    encrypted: bool
-
-    def __init__(self, name: str, offset: int, path: str, encrypted: bool = False) -> None:
-        self._init(name=name, offset=offset, path=path, encrypted=encrypted)
-
-    def __repr__(self) -> str:
-        return f"FlashedImage({self.name!r}, 0x{self.offset:x}, {self.path!r})"
 
 
 class IdfBuild(Record):
-    """What partkit needs from one build directory; paths are absolute."""
+    """What partkit needs from one build directory; paths are absolute. A
+    :class:`~partkit.check.buildfolder.BuildFolder`."""
+
+    kind = "ESP-IDF"
+    json_key = "idf_build"
+    images_listing = "flasher_args.json"
+    rebuild_hint = "run 'idf.py build' (or 'idf.py partition-table')"
 
     __slots__ = ("app", "bootloader", "build_dir", "chip", "fail_free", "flash_size",
                  "flash_size_text", "images", "options", "project_name", "strict", "table",

@@ -1,0 +1,2 @@
+#pragma once
+#define LED_BUILTIN 8
