@@ -302,8 +302,9 @@ Keywords:
 - `EXTRA_SUBTYPES`: extra subtype names, each `type,name,value` (value in hex), as
   ESP-IDF's `EXTRA_PARTITION_SUBTYPES`.
 - `HEADER`: also write a C header with `#define PARTITION_<NAME>_OFFSET 0x...`, `_SIZE`,
-  `_TYPE` and `_SUBTYPE` per partition (names upper-cased, other characters `_`; two names
-  that become the same macro are an error), relative to `CMAKE_CURRENT_BINARY_DIR`.
+  `_TYPE`, `_SUBTYPE` and `_LABEL` (the name as the table stores it, a C string for
+  `esp_partition_find_first()`) per partition (names upper-cased, other characters `_`;
+  two names that become the same macro are an error), relative to `CMAKE_CURRENT_BINARY_DIR`.
 - `EXTRA_SUBTYPES_HEADER`: also write `ESP_PARTITION_SUBTYPE_<TYPE>_<NAME> = <value>,`
   lines for `EXTRA_SUBTYPES` (ESP-IDF's `extra_partition_subtypes.inc`), relative to
   `CMAKE_CURRENT_BINARY_DIR`.
@@ -508,7 +509,7 @@ option changes.
 - `TABLE`: a target from `partkit_add_partition_table` (required).
 - `TYPE`, `SUBTYPE`: which slots to check against, by name or number (default: all app
   slots except TEE).
-- `WARN_FREE`, `FAIL_FREE`: free-space budgets, e.g. `10%` or `65536`: warn, or fail the
+- `WARN_FREE`, `FAIL_FREE`: free-space budgets, e.g. `10%` or `64K` (a bare number is refused: write `%` or a unit, `B` for bytes): warn, or fail the
   build, when the smallest candidate slot has less free space left.
 <!-- ANCHOR_END: partkit_check_app_size -->
 #]=]

@@ -258,17 +258,31 @@ def test_flash_check_uses_highest_end_not_last_row() -> None:
 
 @pytest.mark.parametrize(("text", "percent", "value"), [
     ("10%", True, 10.0), ("2.5%", True, 2.5), ("64K", False, 65536), ("0x1000", False, 4096),
-    ("4096", False, 4096)])
+    ("4096B", False, 4096)])
 def test_budget_parse(text: str, percent: bool, value: float) -> None:
     b = Budget.parse(text)
     assert (b.percent, b.value) == (percent, value)
 
 
-@pytest.mark.parametrize("text", ["", "ten", "150%", "-1%", "%"])
+@pytest.mark.parametrize("text", ["", "ten", "150%", "-1%", "%", "30", "65536"])
 def test_budget_parse_rejects(text: str) -> None:
     with pytest.raises(PartkitError) as exc:
         Budget.parse(text, "--warn-free")
     assert exc.value.exit_code == 2
+
+
+def test_budget_without_unit_says_which_to_write() -> None:
+    with pytest.raises(PartkitError) as exc:
+        Budget.parse("30", "--warn-free")
+    (d,) = exc.value.diagnostics
+    assert d.message == "--warn-free: '30' has no unit" and "30%" in (d.hint or "")
+
+
+def test_inverted_budgets_are_refused() -> None:
+    with pytest.raises(PartkitError, match="less than --fail-free 10%"):
+        Budget.check_order(Budget.parse("5%"), Budget.parse("10%"))
+    Budget.check_order(Budget.parse("10%"), Budget.parse("5%"))
+    Budget.check_order(Budget.parse("5%"), Budget.parse("64K"))  # units differ: no order
 
 
 def test_budgets_warn_and_fail() -> None:

@@ -139,3 +139,52 @@ def test_map_cli_writes_svg(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "partkit", "map", str(tmp_path / "x.csv"),
                               "-o", str(out)], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+@pytest.mark.firmware
+def test_map_judges_the_flashed_file_as_check_does(tmp_path: Path) -> None:
+    """A real app padded to 0x150000 in a 1 MiB slot: check fails it; map drew it as a
+    quarter used and exited 0."""
+    from support.firmware import build_app
+
+    table = tmp_path / "t.csv"
+    table.write_text("nvs, data, nvs, 0x9000, 0x6000\nfactory, app, factory, 0x10000, 1M\n")
+    app = build_app(tmp_path)
+    padded = tmp_path / "padded.bin"
+    padded.write_bytes(app.read_bytes().ljust(0x150000, b"\xff"))
+    out = tmp_path / "flash.svg"
+    check = subprocess.run([sys.executable, "-m", "partkit", "check", str(table), "--app",
+                            str(padded)], capture_output=True, text=True)
+    assert check.returncode == 1, check.stdout + check.stderr
+    r = subprocess.run([sys.executable, "-m", "partkit", "map", str(table), "--app",
+                        str(padded), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr
+    assert "does not fit app partition 'factory'" in r.stderr and "0x50000 bytes over" in r.stderr
+    root = ET.parse(out).getroot()  # the picture is still written
+    (used,) = rects(root, "used")
+    assert used.get("data-used") == str(0x150000)
+    text = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "OVERFLOW by 0x50000 bytes" in text and "% used" not in text
+    assert f"image {read_image(app.read_bytes(), 'a').measured_size:#x}" in text
+
+
+def test_without_chip_the_bootloader_room_is_marked(tmp_path: Path) -> None:
+    """Chip unknown: 0x0 up to the table is still the bootloader's (its start is 0x0,
+    0x1000 or 0x2000), not unused flash or part of the table."""
+    from partkit.check.flashmap import UNKNOWN_BOOTLOADER
+
+    options = TableOptions(flash_size=0x400000)
+    table = load(options)
+    root = ET.fromstring(svg_map(table, options, height=800))
+    regions = {e.get("data-name"): e for e in rects(root, "region")}
+    assert set(regions) == {UNKNOWN_BOOTLOADER, "partition table"}
+    assert regions[UNKNOWN_BOOTLOADER].get("data-offset") == "0"
+    assert not any(g.get("data-offset") == "0" for g in rects(root, "gap"))
+    strip = ascii_map(table, options, width=64).splitlines()
+    assert strip[1].startswith("|B") and any("start depends on the chip" in s for s in strip)
+    path = tmp_path / "t.csv"
+    path.write_text(CSV)
+    r = subprocess.run([sys.executable, "-m", "partkit", "show", str(path), "--no-map"],
+                       capture_output=True, text=True)
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert ["(bootloader", "room)", "0x0", "0x8000", "32", "KiB"] in rows, r.stdout

@@ -296,3 +296,73 @@ def test_core_imports_no_fs_library() -> None:
             "if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def _littlefs_image(blocks: int, block_size: int = 4096) -> bytes:
+    fs = littlefs.LittleFS(block_size=block_size, block_count=blocks, name_max=64)
+    with fs.open("a.txt", "wb") as f:
+        f.write(b"hello")
+    return bytes(fs.context.buffer)
+
+
+def test_littlefs_built_for_another_geometry_is_refused(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 64 KiB LittleFS in the 128 KiB 'storage' fits by size, but esp_littlefs mounts
+    with the partition's 32 blocks: littlefs refuses and format-on-failure wipes it."""
+    import json
+
+    table = str(project / "partitions.csv")
+    small = project / "small.bin"
+    small.write_bytes(_littlefs_image(16))
+    device = littlefs.LittleFS(block_size=4096, block_count=32, mount=False)
+    device.context.buffer = bytearray(small.read_bytes().ljust(128 * 1024, b"\xff"))
+    with pytest.raises(littlefs.errors.LittleFSError):
+        device.mount()  # the real library agrees it does not mount
+    capsys.readouterr()
+    assert main(["check", table, "--data", f"storage={small}"]) == 1
+    err = capsys.readouterr().err
+    assert "will not mount in 'storage'" in err and "says 16 blocks" in err, err
+    assert "the partition has 32 (131072 bytes)" in err and "LFS_ERR_INVAL" in err, err
+    tiny_blocks = project / "512.bin"
+    tiny_blocks.write_bytes(_littlefs_image(256, 512))  # 128 KiB of 512-byte blocks
+    assert main(["check", table, "--data", f"storage={tiny_blocks}"]) == 1
+    assert "superblock says 512-byte blocks" in capsys.readouterr().err
+    fitting = project / "fitting.bin"
+    fitting.write_bytes(_littlefs_image(32))
+    assert main(["check", table, "--data", f"storage={fitting}"]) == 0
+    # image check reads the same superblock in the assembled image.
+    flash = project / "flash.bin"
+    assert main(["image", "create", str(flash), "--table", table, "--flash-size", "4MB",
+                 "--data", f"storage={small}", "--no-flash-args"]) == 0
+    capsys.readouterr()
+    assert main(["image", "check", str(flash), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    found = [f for f in report["findings"] if f["code"] == "littlefs-geometry"]
+    assert [f["partition"] for f in found] == ["storage"], report["findings"]
+
+
+@pytest.mark.parametrize("version, disk", [(None, 0x00020001), ("2.1", 0x00020001),
+                                           ("2.0", 0x00020000)])
+def test_littlefs_version(project: Path, version: str | None, disk: int) -> None:
+    from partkit.flash.lfsmeta import read_superblock
+
+    out = project / "storage.bin"
+    extra = ["--littlefs-version", version] if version else []
+    assert build(project, "--partition", "storage", "--from", str(project / "data"),
+                 *extra, "-o", str(out)) == 0
+    image = out.read_bytes()
+    fs = littlefs.LittleFS(block_size=4096, block_count=32, mount=False)
+    fs.context.buffer = bytearray(image)
+    fs.mount()
+    assert fs.fs_stat().disk_version == disk  # littlefs itself reads the version back
+    sb = read_superblock(lambda at, n: image[at:at + n], len(image))
+    assert sb is not None and sb.version == (disk >> 16, disk & 0xFFFF)
+    assert (sb.block_size, sb.block_count, sb.name_max) == (4096, 32, 64)
+
+
+def test_littlefs_version_only_for_littlefs(project: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert build(project, "--partition", "ffat", "--from", str(project / "data"),
+                 "--littlefs-version", "2.0", "-o", str(project / "f.bin")) == 2
+    assert "--littlefs-version is for LittleFS images, not fat" in capsys.readouterr().err
+    assert not (project / "f.bin").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from partkit.cli import main
 from partkit.table.codec import encode
-from partkit.table.source import load_table_file
+from partkit.flash.tablearea import load_table_file
 from partkit.table.options import table_options
 from support.mock_device import MockDevice
 

@@ -48,6 +48,8 @@ def test_layout_header_compiles_and_matches_the_table(tmp_path: Path, name: str)
             f"_Static_assert({ident}_SIZE == {p['size']}u, \"size\");",
             f"_Static_assert({ident}_TYPE == {p['type']}, \"type\");",
             f"_Static_assert({ident}_SUBTYPE == {p['subtype']}, \"subtype\");",
+            f"_Static_assert(sizeof({ident}_LABEL) == {len(p['name'].encode()[:16]) + 1}, "
+            "\"label\");",
         ]
     source = tmp_path / "use.c"
     source.write_text('#include "partitions.h"\n#include "partitions.h"\n'  # pragma once
@@ -249,4 +251,27 @@ def test_every_builtin_gives_a_header(tmp_path: Path) -> None:
                    str(tmp_path / f"{table.name}.h"))
         assert proc.returncode == 0, (table.name, proc.stderr)
         text = (tmp_path / f"{table.name}.h").read_text()
-        assert text.count("#define PARTITION_") == 4 * len(table.rows)
+        assert text.count("#define PARTITION_") == 5 * len(table.rows)
+
+
+def test_label_is_the_name_the_table_stores(tmp_path: Path) -> None:
+    """PARTITION_<NAME>_LABEL for esp_partition_find_first(): the 16 bytes the binary keeps,
+    as a C string (octal escapes for non-ASCII, quotes and backslashes escaped)."""
+    csv = tmp_path / "t.csv"
+    csv.write_text('nvs, data, nvs, 0x9000, 0x6000\nfactory_firmware_slot, app, factory, '
+                   '0x10000, 1M\nphy_\u0438\u043d\u0438\u0442, data, phy, , 4K\n',
+                   encoding="utf-8")
+    proc = cli("gen", "-q", str(csv), str(tmp_path / "pt.bin"), "--header",
+               str(tmp_path / "p.h"))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "p.h").read_text()
+    assert '#define PARTITION_NVS_LABEL "nvs"\n' in text
+    assert '#define PARTITION_FACTORY_FIRMWARE_SLOT_LABEL "factory_firmwar"' not in text
+    assert '#define PARTITION_FACTORY_FIRMWARE_SLOT_LABEL "factory_firmware"\n' in text
+    from partkit.table.cheader import macro_name
+
+    ident = macro_name("phy_\u0438\u043d\u0438\u0442")
+    assert (f'#define PARTITION_{ident}_LABEL '
+            '"phy_\\320\\270\\320\\275\\320\\270\\321\\202"\n') in text, text
+    binary = (tmp_path / "pt.bin").read_bytes()
+    assert binary[32 * 2 + 12:32 * 2 + 28] == "phy_\u0438\u043d\u0438\u0442".encode().ljust(16, b"\0")

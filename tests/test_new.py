@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from partkit.cli import main
 from partkit.common.errors import PartkitError
-from partkit.plan.new import Request, Want, plan, render_csv
+from partkit.plan.new import Request, Want, nvs_size, plan, render_csv
 from partkit.table import codec
 from partkit.table.names import BUILTIN_SUBTYPES
 from partkit.table.options import TableOptions
@@ -40,7 +40,7 @@ def oracle_accepts(text: str, flash_size: int, table_offset: int) -> bool:
 @st.composite
 def requests(draw: st.DrawFn) -> Request:
     flash = draw(st.sampled_from([1 * M, 2 * M, 4 * M, 8 * M, 16 * M, 32 * M]))
-    ota = draw(st.sampled_from([0, 0, 1, 2, 2, 3, 4, 16]))
+    ota = draw(st.sampled_from([0, 0, 2, 2, 3, 4, 16]))
     sizes = st.integers(1, 64).map(lambda n: n * 4 * K) | st.integers(1, 600 * K)
     data: list[Want] = []
     for i in range(draw(st.integers(0, 4))):
@@ -57,7 +57,7 @@ def requests(draw: st.DrawFn) -> Request:
         flash_size=flash,
         table_offset=draw(st.sampled_from([0x8000, 0x8000, 0x9000, 0xA000, 0x10000])),
         ota=ota, app_size=app_size,
-        nvs=draw(st.sampled_from([0, 12 * K, 24 * K, 24 * K, 40 * K, 64 * K])),
+        nvs=draw(st.sampled_from([None, None, 0, 12 * K, 24 * K, 40 * K, 64 * K])),
         otadata=draw(st.booleans()), phy=draw(st.booleans()),
         coredump=draw(st.sampled_from([0, 0, 64 * K, 0x1000 * 3])), data=tuple(data))
 
@@ -65,8 +65,8 @@ def requests(draw: st.DrawFn) -> Request:
 def asked(req: Request) -> dict[str, int]:
     """Name -> the least size the request asked for."""
     out = {w.name: w.size or 1 for w in req.data}
-    if req.nvs:
-        out["nvs"] = req.nvs
+    if req.nvs is None or req.nvs:
+        out["nvs"] = nvs_size(req)
     if req.coredump:
         out["coredump"] = req.coredump
     if req.ota or req.otadata:
@@ -114,8 +114,10 @@ def test_random_requests(req: Request) -> None:
     free_end = req.flash_size - table.highest_end()
     rest = [w for w in req.data if w.size is None]
     if rest:
-        # 'rest' runs to the flash end: nothing usable is left.
-        assert by_name[rest[0].name].end == req.flash_size
+        # 'rest' runs to the flash end (or to a coredump there): nothing usable is left.
+        end = by_name[rest[0].name].end
+        assert end == req.flash_size or (by_name["coredump"].offset == end
+                                          and by_name["coredump"].end == req.flash_size)
         assert free_end == 0
     if req.app_size is None:
         # 'max': the free space could not give every slot one more 64 KiB unit.
@@ -135,8 +137,9 @@ def test_defaults_and_header(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert oracle_accepts(text, 8 * M, 0x8000)
     table = codec.load_table(text.encode(), "p.csv", TableOptions()).table
     names = {p.name: p for p in table}
-    assert names["nvs"].size == 24 * K and names["nvs"].offset == 0x9000
-    assert names["otadata"].size == 0x2000
+    # Arduino's layout: nvs 20K, otadata 0xe000, the first slot at 0x10000.
+    assert names["nvs"].size == 20 * K and names["nvs"].offset == 0x9000
+    assert names["otadata"].size == 0x2000 and names["otadata"].offset == 0xE000
     assert names["ota_0"].size == names["ota_1"].size
     assert names["ota_0"].offset == 0x10000
     # max: the slots take the flash; less than one unit per slot is left.
@@ -159,14 +162,16 @@ def test_factory_default_writes_stdout(capsys: pytest.CaptureFixture[str]) -> No
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--flash-size", "2MB", "--ota", "2", "--app-size", "1M"], ["72 KiB", "missing"]),
+    (["--flash-size", "2MB", "--ota", "2", "--app-size", "1M"], ["64 KiB", "missing"]),
     (["--flash-size", "4MB", "--fs", "littlefs=rest", "--data", "x:0x40=rest",
       "--app-size", "1M"], ["only one partition", "littlefs", "x"]),
     (["--flash-size", "4MB", "--fs", "littlefs=rest"], ["--app-size"]),
     (["--flash-size", "1MB", "--ota", "16"], ["missing", "64 KiB unit"]),
     (["--flash-size", "4MB", "--data", "cfg=16K"], ["NAME:SUBTYPE=SIZE"]),
     (["--flash-size", "4MB", "--data", "cfg:bogus=16K"], ["unknown data subtype"]),
-    (["--flash-size", "4MB", "--fs", "ext4=1M"], ["littlefs, spiffs or fat"]),
+    (["--flash-size", "4MB", "--fs", "ext4=1M"], ["unknown file system 'ext4'",
+                                                  "littlefs, spiffs or fat"]),
+    (["--flash-size", "3MB"], ["--flash-size 3MB", "1MB, 2MB, 4MB"]),
     (["--flash-size", "4MB", "--nvs", "8K"], ["at least 12 KiB"]),
     (["--flash-size", "4MB", "--data", "nvs:nvs=16K"], ["requested twice"]),
     (["--flash-size", "lots"], ["--flash-size"]),
@@ -185,14 +190,64 @@ def test_shortfall_is_exact() -> None:
     req = Request(flash_size=2 * M, ota=2, app_size=1 * M)
     with pytest.raises(PartkitError) as info:
         plan(req)
-    assert "73728 bytes" in info.value.diagnostics[0].message
-    plan(req.replace(flash_size=2 * M + 73728))
+    assert "65536 bytes" in info.value.diagnostics[0].message
+    plan(req.replace(flash_size=2 * M + 65536))
 
 
-def test_small_partitions_fill_the_gap_before_the_apps() -> None:
-    table = plan(Request(flash_size=4 * M, ota=2, phy=True))
+@pytest.mark.parametrize("request_, rows", [
+    # ESP-IDF's partitions_singleapp.csv: nvs 24K, phy_init 0xf000, factory 0x10000.
+    (Request(flash_size=4 * M, phy=True, app_size=1 * M),
+     [("nvs", 0x9000, 0x6000), ("phy_init", 0xF000, 0x1000), ("factory", 0x10000, 1 * M)]),
+    # ESP-IDF's partitions_two_ota.csv: nvs 16K, otadata 0xd000, phy 0xf000.
+    (Request(flash_size=4 * M, ota=2, phy=True, app_size=1 * M, otadata=True),
+     [("nvs", 0x9000, 0x4000), ("otadata", 0xD000, 0x2000), ("phy_init", 0xF000, 0x1000),
+      ("ota_0", 0x10000, 1 * M), ("ota_1", 0x110000, 1 * M)]),
+    # ESP-IDF's partitions_singleapp_coredump.csv: coredump right after the factory app.
+    (Request(flash_size=4 * M, phy=True, app_size=1 * M, coredump=64 * K),
+     [("nvs", 0x9000, 0x6000), ("phy_init", 0xF000, 0x1000), ("factory", 0x10000, 1 * M),
+      ("coredump", 0x110000, 64 * K)]),
+    # Arduino's default.csv: nvs 20K, otadata 0xe000, spiffs, coredump at the flash end.
+    (Request(flash_size=4 * M, ota=2, app_size=0x140000, coredump=64 * K,
+             data=(Want("spiffs", 0x82, None),)),
+     [("nvs", 0x9000, 0x5000), ("otadata", 0xE000, 0x2000), ("ota_0", 0x10000, 0x140000),
+      ("ota_1", 0x150000, 0x140000), ("spiffs", 0x290000, 0x160000),
+      ("coredump", 0x3F0000, 0x10000)]),
+    # Arduino's min_spiffs.csv (refused before as '8 KiB missing').
+    (Request(flash_size=4 * M, ota=2, app_size=0x1E0000, data=(Want("spiffs", 0x82, None),)),
+     [("nvs", 0x9000, 0x5000), ("otadata", 0xE000, 0x2000), ("ota_0", 0x10000, 0x1E0000),
+      ("ota_1", 0x1F0000, 0x1E0000), ("spiffs", 0x3D0000, 0x30000)]),
+])
+def test_system_partitions_below_the_first_app_as_the_anchors(
+        request_: Request, rows: list[tuple[str, int, int]]) -> None:
+    assert [(p.name, p.offset, p.size) for p in plan(request_)] == rows
+
+
+def test_explicit_big_nvs_keeps_otadata_before_the_apps() -> None:
+    table = plan(Request(flash_size=4 * M, ota=2, nvs=24 * K, phy=True))
     by_name = {p.name: p for p in table}
-    # nvs 24K + phy 4K fill 0x9000..0x10000; otadata follows the apps.
-    assert by_name["nvs"].offset == 0x9000 and by_name["phy_init"].offset == 0xF000
-    assert by_name["ota_0"].offset == 0x10000
-    assert by_name["otadata"].offset == by_name["ota_1"].end
+    assert by_name["nvs"].offset == 0x9000 and by_name["otadata"].offset == 0xF000
+    assert by_name["phy_init"].offset == 0x11000 and by_name["ota_0"].offset == 0x20000
+    assert table.sorted_by_offset()[-1].name == "ota_1"
+
+
+def test_new_then_resize_grows_the_last_slot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """otadata after the slots made partkit's own resize refuse to grow ota_1."""
+    out = tmp_path / "p.csv"
+    assert main(["new", "--flash-size", "4MB", "--ota", "2", "--app-size", "1M",
+                 "-o", str(out)]) == 0
+    assert main(["resize", str(out), "--set", "ota_1=1536K", "--flash-size", "4MB"]) == 0
+    table = codec.load_table(out.read_bytes(), "p.csv", TableOptions()).table
+    assert table.find_by_name("ota_1").size == 1536 * K  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--ota", "1"], ["--ota 1", "cannot be updated over the air", "--ota 2"]),
+    (["--ota", "17"], ["2 to 16 OTA slots"]),
+    (["--app-size", "0"], ["--app-size 0", "at least 64K"]),
+])
+def test_unusable_app_requests_are_errors(capsys, argv: list[str], words: list[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["new", "--flash-size", "4MB", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, (word, err)

@@ -4,6 +4,8 @@ keeps its comments and layout."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,9 +16,10 @@ from partkit.plan.csvedit import rewrite
 from partkit.plan.new import Request, Want, plan, render_csv
 from partkit.plan.resize import Edit, resize
 from partkit.table import codec
-from partkit.table.names import BUILTIN_SUBTYPES
+from partkit.table.names import BOOTLOADER, BUILTIN_SUBTYPES, PARTITION_TABLE
 from partkit.table.options import TableOptions
 
+DATA = Path(__file__).parent / "data"
 K = 1024
 M = 1024 * K
 
@@ -238,3 +241,143 @@ def test_set_last_app_into_free_space_diff_is_safe(case: tuple[str, int, int]) -
     assert [p.offset for p in new] == [p.offset for p in old]
     report = diff_tables(side_of(old), side_of(new), DiffOptions(flash_size=flash))
     assert report.safe, report.broken_codes
+
+
+# --- every --set/--fill of a call is one request (issue 24, items 1 and 2) ---------------
+
+ARDUINO_LFS = """\
+# Name,   Type, SubType,  Offset,   Size,     Flags
+nvs,      data, nvs,      0x9000,   0x5000,
+otadata,  data, ota,      0xe000,   0x2000,
+ota_0,    app,  ota_0,    0x10000,  0x140000,
+ota_1,    app,  ota_1,    0x150000, 0x140000,
+littlefs, data, littlefs, 0x290000, 0x160000,
+coredump, data, coredump, 0x3F0000, 0x10000,
+"""
+GROW_BOTH = ["--set", "ota_0=0x1C0000", "--set", "ota_1=0x1C0000", "--set", "littlefs=0x60000"]
+
+
+@pytest.mark.parametrize("allow_move", [False, True])
+def test_sets_are_laid_out_together(tmp_path, capsys, allow_move: bool) -> None:  # type: ignore[no-untyped-def]
+    """Growing both slots and shrinking the file system fits exactly with coredump where it
+    is; applied one --set at a time it was refused, or with --allow-move put coredump past
+    the 4 MB flash."""
+    path = tmp_path / "p.csv"
+    path.write_text(ARDUINO_LFS)
+    argv = ["resize", str(path), *GROW_BOTH, "--flash-size", "4MB"]
+    assert main(argv + (["--allow-move"] if allow_move else [])) == 0, capsys.readouterr().err
+    new = load(path.read_text(), 4 * M).table
+    assert [(p.name, p.offset, p.size) for p in new] == [
+        ("nvs", 0x9000, 0x5000), ("otadata", 0xE000, 0x2000),
+        ("ota_0", 0x10000, 0x1C0000), ("ota_1", 0x1D0000, 0x1C0000),
+        ("littlefs", 0x390000, 0x60000), ("coredump", 0x3F0000, 0x10000)]
+
+
+def test_allow_move_never_places_past_the_flash(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.csv"
+    path.write_text(ARDUINO_LFS)
+    assert main(["resize", str(path), "--set", "ota_0=0x1C0000", "--set", "ota_1=0x1C0000",
+                 "--allow-move", "--flash-size", "4MB"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the 4 MiB flash" in err and "past the end" in err, err
+    assert path.read_text() == ARDUINO_LFS
+
+
+def test_fill_blocked_names_the_blocker_and_offers_the_move(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Arduino's default table on 8 MB: coredump right after spiffs. The fill used to print
+    'diff SAFE' and exit 0 having done nothing."""
+    path = tmp_path / "p.csv"
+    text = (DATA / "builtin" / "arduino-esp32" / "default.csv").read_text()
+    path.write_text(text)
+    assert main(["resize", str(path), "--flash-size", "8MB", "--fill", "spiffs"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot grow: 'coredump' at 0x3f0000 directly follows it" in err, err
+    assert "--allow-move, 'coredump' to 0x7f0000" in err and "0x560000" in err, err
+    assert path.read_text() == text
+    assert main(["resize", str(path), "--flash-size", "8MB", "--fill", "spiffs",
+                 "--allow-move"]) == 0
+    out = capsys.readouterr().out
+    assert "coredump  moved" in out, out
+    new = load(path.read_text(), 8 * M).table
+    spiffs, coredump = new.find_by_name("spiffs"), new.find_by_name("coredump")
+    assert spiffs is not None and coredump is not None
+    assert (spiffs.offset, spiffs.size) == (0x290000, 0x560000)
+    assert (coredump.offset, coredump.end) == (0x7F0000, 8 * M)
+
+
+def test_fill_at_the_flash_end_is_refused() -> None:
+    old = load(TABLE).table
+    full = resize(old, Edit(fill=("storage",)), 4 * M)
+    with pytest.raises(PartkitError, match="cannot grow: it already ends at the flash end"):
+        resize(full, Edit(fill=("storage",)), 4 * M)
+
+
+def _corpus() -> list[tuple[str, codec.Loaded, int]]:
+    out = []
+    for path in sorted((DATA / "conformance" / "real").rglob("*.csv")):
+        try:
+            loaded = codec.load_table(path.read_bytes(), str(path), TableOptions())
+        except PartkitError:
+            continue
+        rows = [p for p in loaded.table if p.type not in (BOOTLOADER, PARTITION_TABLE)]
+        if not rows:
+            continue
+        end = max(p.end for p in rows)
+        flash = next(s for s in (1 << n for n in range(20, 28)) if s >= end)
+        out.append((path.name, loaded, flash))
+    return out
+
+
+CORPUS = _corpus()
+
+
+@st.composite
+def corpus_requests(draw: st.DrawFn) -> tuple[codec.Loaded, int, Edit]:
+    _, loaded, flash = draw(st.sampled_from(CORPUS))
+    rows = [p for p in loaded.table if p.type not in (BOOTLOADER, PARTITION_TABLE)]
+    names = draw(st.lists(st.sampled_from([p.name for p in rows]), min_size=1, max_size=4,
+                          unique=True))
+    fills = names[-1:] if draw(st.integers(0, 2)) == 0 else []
+    sets = tuple((n, draw(st.integers(1, 0x400)) * 0x1000) for n in names if n not in fills)
+    flash = draw(st.sampled_from([flash, flash * 2]))
+    return loaded, flash, Edit(sizes=sets, fill=tuple(fills), allow_move=draw(st.booleans()))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=corpus_requests())
+def test_corpus_requests_keep_untouched_offsets_and_stay_inside_the_flash(
+        case: tuple[codec.Loaded, int, Edit]) -> None:
+    loaded, flash, edit = case
+    old = loaded.table
+    try:
+        new = resize(old, edit, flash)
+    except PartkitError as exc:
+        assert exc.diagnostics and all(d.message for d in exc.diagnostics)  # with a reason
+        return
+    sizes = dict(edit.sizes)
+    moved_by_fill = {p.name for p in old if edit.allow_move and edit.fill}
+    in_front: dict[str, int] = {}  # each partition's predecessor end in the new layout
+    ordered = [p for p in new.sorted_by_offset() if p.type not in (BOOTLOADER, PARTITION_TABLE)]
+    for a, b in zip(ordered, ordered[1:]):
+        assert a.end <= b.offset, (a, b)  # no overlaps
+        in_front[b.name] = a.end
+    for before, after in zip(old, new):
+        assert before.name == after.name and before.type == after.type
+        if after.type in (BOOTLOADER, PARTITION_TABLE):
+            assert after == before
+            continue
+        assert after.end <= flash, after  # nothing past the flash
+        if before.name in sizes:
+            assert after.size == sizes[before.name]
+        elif before.name in edit.fill:
+            assert after.size > before.size  # a fill that cannot grow is refused
+        else:
+            assert after.size == before.size
+        if after.offset != before.offset:
+            # Untouched offsets stay: a partition moves only when what is now in front of
+            # it reaches into its old place, or a --fill --allow-move packs it at the end.
+            assert after.offset > before.offset
+            assert (in_front.get(after.name, 0) > before.offset
+                    or after.name in moved_by_fill), (before, after)
+            if not edit.allow_move:
+                assert not (after.type == 1 and after.subtype in (0, 1, 2, 3)), after

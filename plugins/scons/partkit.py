@@ -60,7 +60,7 @@ CHECK_VARS = {
     "PARTKIT_APP_TYPE": "app",  # partition type the app must fit (check --type)
     "PARTKIT_APP_SUBTYPE": "",  # restrict to one subtype (check --subtype)
     "PARTKIT_BOOTLOADER_OFFSET": "",  # default: from PARTKIT_CHIP
-    "PARTKIT_WARN_FREE": "",  # e.g. 10% or 65536: warn below this much free space
+    "PARTKIT_WARN_FREE": "",  # e.g. 10% or 64K: warn below this much free space
     "PARTKIT_FAIL_FREE": "",  # fail below this much free space
     # The CSV a binary table was generated from, for file:line messages. Default: the
     # source of a PartitionTable target; "" for a table file made some other way.

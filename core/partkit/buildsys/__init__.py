@@ -25,12 +25,12 @@ from partkit.common.errors import (
 from partkit.common.fileio import write_atomic, write_if_changed
 from partkit.common.resources import resource_dir
 from partkit.data import build_partition_image
+from partkit.flash.tablearea import load_table_file
 from partkit.table.builtin import lookup as lookup_builtin
 from partkit.table.cheader import layout_header, subtypes_header
 from partkit.table.codec import encode as encode_table
 from partkit.table.names import APP, SUBTYPE_APP_TEE
 from partkit.table.options import TableOptions, size_option, table_options
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -20,9 +20,9 @@ from partkit.common.errors import PartkitError
 from partkit.common.fileio import write_if_changed
 from partkit.common.numbers import parse_int
 from partkit.data.upload import check_fs_image
+from partkit.flash.tablearea import load_table_file
 from partkit.table import builtin
 from partkit.table.options import table_options
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -292,6 +292,11 @@ def check_app(
         need = -worst.free
         hint = (f"'{worst.partition.name}' needs {need} more byte{'s' if need != 1 else ''}: "
                 f"make it at least {align_up(size, 0x1000):#x} bytes or shrink the app")
+        if len(too_small) > 1:  # OTA slots take turns: every one of them must hold the app
+            names = [f"'{r.partition.name}'" for r in too_small]
+            hint = (f"{', '.join(names[:-1])} and {names[-1]} must each hold the app: make "
+                    f"each at least {align_up(size, 0x1000):#x} bytes ('{worst.partition.name}'"
+                    f" needs {need} more) or shrink the app")
         if _padding_note(image, worst.partition.size):
             hint = (f"write the image without the {image.trailing_bytes} bytes of padding "
                     f"after it, or make '{worst.partition.name}' at least "
@@ -573,10 +578,11 @@ def run_checks(
         offset = bootloader_offset
         if offset is None:
             offset = options.primary_bootloader_offset
-        if offset is None and options.chip is not None:
+        chip = options.chip or bootloader.chip  # the image header names its chip
+        if offset is None and chip is not None:
             from partkit.common.chips import bootloader_offset as chip_offset
 
-            offset = chip_offset(options.chip)
+            offset = chip_offset(chip)
         if offset is None:
             raise PartkitError(error(
                 "the bootloader check needs the bootloader's flash offset",
@@ -585,10 +591,28 @@ def run_checks(
         bootloader_check = check_bootloader(
             bootloader, offset=offset, table_offset=options.table_offset,
             recovery_offset=options.recovery_bootloader_offset, table=table,
-            flash_size=options.flash_size, chip=options.chip)
+            flash_size=options.flash_size, chip=options.chip or bootloader.chip)
+    rules = check_rules(table, strict=options.strict)
     return CheckReport(
         table, options, app=app_check, bootloader=bootloader_check,
         flash=check_flash(table, options.flash_size) if options.flash_size is not None else None,
-        rules=check_rules(table, strict=options.strict),
-        table_findings=tuple(Finding("table", d) for d in table_warnings),
+        rules=rules, table_findings=_table_findings(table_warnings, rules, options.strict),
         warn_free=warn_free, fail_free=fail_free, data=data)
+
+
+def _table_findings(warnings: tuple[Diagnostic, ...], rules: tuple[Finding, ...],
+                    strict: bool) -> tuple[Finding, ...]:
+    """The table's own warnings, each once: a name the rules already report as too long is
+    not repeated, and ``strict`` makes the rest errors, as it does the rules."""
+    from partkit.table.verify import LONG_NAME
+
+    long_names = {f.diagnostic.location for f in rules if f.code == "name-too-long"}
+    out = []
+    for d in warnings:
+        if d.code == LONG_NAME and d.location in long_names:
+            continue
+        if strict and not d.is_error:
+            d = Diagnostic("error", d.message + " [--strict]", d.location, d.hint, d.notes,
+                           d.code)
+        out.append(Finding("table", d))
+    return tuple(out)

@@ -18,8 +18,8 @@ from partkit.check.checks import run_checks
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
 from partkit.data.check import check_data
 from partkit.flash.appimage import read_image_file
+from partkit.flash.tablearea import load_table_file
 from partkit.table.codec import Loaded, validate
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def load_table_for_check(path: str, options: TableOptions,
     if options.verify:
         checked = validate(table, options, is_binary=loaded.is_binary)
         errors = [d for d in checked if d.is_error]
-        if errors:
-            raise PartkitError(errors)
+        if errors:  # with the warnings met so far, after the errors
+            raise PartkitError(errors + [d for d in found + checked if not d.is_error])
         found += checked
     return Loaded(table, loaded.is_binary, tuple(found))
 

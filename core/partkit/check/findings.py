@@ -47,6 +47,10 @@ class Budget(Record):
     @classmethod
     def parse(cls, text: str, option: str = "budget") -> Budget:
         raw = text.strip()
+        if raw.isdigit():  # 30 means 30% to some and 30 bytes to others: say which
+            raise PartkitError(error(
+                f"{option}: '{text}' has no unit", hint=f"write {raw}% (of the slot) or "
+                f"{raw}B (bytes); or a size such as 64K or 0x10000"))
         try:
             if raw.endswith("%"):
                 pct = float(raw[:-1])
@@ -59,6 +63,18 @@ class Budget(Record):
                 f"{option}: '{text}' is not a percentage or a size",
                 hint="use e.g. 10% or 64K or 0x10000",
             )) from None
+
+    @staticmethod
+    def check_order(warn: Budget | None, fail: Budget | None) -> None:
+        """Refuse a warning budget below the failing one (of the same unit): the warning
+        would never come before the failure."""
+        if warn is None or fail is None or warn.percent != fail.percent:
+            return
+        if warn.value < fail.value:
+            raise PartkitError(error(
+                f"--warn-free {warn} is less than --fail-free {fail}: the build would fail "
+                "before it ever warns", hint="swap them: warn at the larger free space "
+                "(e.g. --warn-free 10% --fail-free 2%)"))
 
     def threshold(self, size: int) -> float:
         """Bytes of free space this budget requires in a slot of ``size`` bytes."""

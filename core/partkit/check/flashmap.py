@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["app_usage", "ascii_map", "beyond_flash", "svg_map"]
+__all__ = ["app_usage", "ascii_map", "beyond_flash", "image_overflows", "svg_map"]
 
 _KEYS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -30,6 +30,7 @@ _CUSTOM = "#d9f2d9"
 _REGION = "#e6e6e6"
 _USED = "#4a90d9"
 _ERROR = "#d0021b"  # an image past its slot, partitions past the flash
+UNKNOWN_BOOTLOADER = "bootloader room (start depends on the chip)"
 _TYPE_LABELS = {0x00: "app", 0x01: "data", 0x02: "bootloader / table rows",
                 0x03: "bootloader / table rows"}
 
@@ -54,6 +55,9 @@ def _regions(options: TableOptions) -> list[tuple[str, int, int]]:
     bl = options.primary_bootloader_offset
     if bl is not None and bl < options.table_offset:
         out.append(("bootloader", bl, options.table_offset))
+    elif bl is None and options.table_offset > 0:
+        # Chip unknown: the bootloader starts at 0x0, 0x1000 or 0x2000 (give --chip).
+        out.append((UNKNOWN_BOOTLOADER, 0, options.table_offset))
     table_end = options.table_offset + PARTITION_TABLE_SIZE
     out.append(("partition table", options.table_offset, table_end))
     if options.recovery_bootloader_offset is not None:
@@ -76,6 +80,14 @@ def app_usage(
             if p.type == APP and p.subtype not in SUBTYPE_APP_TEE:
                 usage.setdefault(p.name, image)
     return usage
+
+
+def image_overflows(table: PartitionTable,
+                    usage: Mapping[str, ImageInfo]) -> list[tuple[Partition, ImageInfo]]:
+    """Slots whose image does not fit, by the bytes flashed (the whole file, padding and
+    all), the fact ``partkit check`` judges by."""
+    return [(p, usage[p.name]) for p in table.sorted_by_offset()
+            if p.name in usage and usage[p.name].flashed_size > p.size]
 
 
 def _esc(text: str) -> str:
@@ -142,7 +154,7 @@ def svg_map(
         text = f"{p.name} {_describe(p, options)}"
         image = usage.get(p.name)
         if image is not None:
-            used = image.measured_size
+            used = image.flashed_size  # what is written to the slot, as check judges
             shown = min(used, p.size)
             colour = _USED if used <= p.size else _ERROR
             legend.setdefault(colour, "app image" if used <= p.size else "overflow")
@@ -153,6 +165,8 @@ def svg_map(
             pct = 100.0 * used / p.size if p.size else 100.0
             state = (f"image {used:#x} bytes, {pct:.1f}% used, {free:#x} free" if free >= 0
                      else f"OVERFLOW by {-free:#x} bytes")
+            if image.is_image and image.measured_size < used:
+                state += f" (image {image.measured_size:#x}, file padded to {used:#x})"
             text += f" | {state}"
         labels.append((y + h / 2, "label", text))
 
@@ -259,7 +273,7 @@ def ascii_map(table: PartitionTable, options: TableOptions, width: int = 64) -> 
     span = _span(table, options)
     items: list[tuple[int, int, str, str]] = []  # (start, end, key, legend line)
     for name, start, end in _regions(options):
-        key = {"bootloader": "B", "partition table": "T"}.get(name, "R")
+        key = {"bootloader": "B", UNKNOWN_BOOTLOADER: "B", "partition table": "T"}.get(name, "R")
         items.append((start, end, key, f"  {key} ({name}) {start:#x}..{end:#x}"))
     for index, p in enumerate(table.sorted_by_offset()):
         key = _KEYS[index] if index < len(_KEYS) else "#"

@@ -120,13 +120,12 @@ def _main(argv: list[str] | None) -> int:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
         return 2
-    import importlib
-
     from partkit.common.errors import PartkitError
 
-    module = importlib.import_module(entry[0])
+    __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
+    module = sys.modules[entry[0]]
     try:
-        code: int = module.run(args[1:])
+        code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
     except PartkitError as exc:  # every command's bad input (2) and failed checks (1)
         from partkit.cli.common import report_error
 

@@ -88,6 +88,7 @@ def run(argv: list[str]) -> int:
     options = options_from_args(args, verify=args.verify, strict=args.strict)
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    Budget.check_order(warn, fail)
     report = check_files(
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,

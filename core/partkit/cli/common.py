@@ -79,9 +79,22 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
             return super().parse_known_args(args, namespace)
 
         def error(self, message: str) -> NoReturn:
-            hint = f"  hint: {EXTRA_SUBTYPES_HINT}\n" if swallowed(self.argv) else ""
+            hint = EXTRA_SUBTYPES_HINT if swallowed(self.argv) else self._hint(message)
             self.print_usage(sys.stderr)
-            self.exit(2, f"{self.prog}: error: {message}\n{hint}")
+            self.exit(2, f"{self.prog}: error: {message}\n  hint: {hint}\n")
+
+        def _hint(self, message: str) -> str:
+            """A nearby option for a mistyped one; else where the options are listed."""
+            from partkit.common.errors import closest
+
+            known = [o for action in self._actions for o in action.option_strings]
+            if message.startswith("unrecognized arguments:"):
+                for word in message.split(":", 1)[1].split():
+                    guess = closest(word.split("=", 1)[0], known) if word.startswith(
+                        "-") else None
+                    if guess:
+                        return f"did you mean {guess}? '{self.prog} --help' lists every option"
+            return f"'{self.prog} --help' lists every option and argument"
 
     return CommandParser(prog=prog, description=description, epilog=epilog,
                          formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -8,18 +8,21 @@ import sys
 from partkit.cli.common import (
     add_table_arguments,
     command_parser,
+    emit,
     options_from_args,
+    usage_error,
 )
 from partkit.common.fileio import write_atomic
 from partkit.data import build_partition_image
-from partkit.table.source import load_table_file
+from partkit.flash.tablearea import load_table_file
 
 __all__ = ["run"]
 
 EPILOG = """\
 formats (the partkit[fs] extra: pip install partkit[fs]):
   nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
-  littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64)
+  littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64, on-disk
+            version 2.1; --littlefs-version 2.0 for esp_littlefs before 1.6)
   fat       from a directory, pyfatfs (4 KiB sectors, no wear levelling: ESP-IDF
             mounts it read-only with esp_vfs_fat_spiflash_mount_ro)
   SPIFFS images are not built: no maintained package exists (use ESP-IDF's spiffsgen.py).
@@ -51,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="directory of files (littlefs, fat) or NVS CSV (nvs)")
     b.add_argument("--format", choices=("nvs", "littlefs", "fat", "spiffs"),
                    help="image format (default: from the partition's subtype)")
+    b.add_argument("--littlefs-version", choices=("2.0", "2.1"),
+                   help="LittleFS on-disk version (default 2.1; esp_littlefs before 1.6, "
+                        "i.e. littlefs 2.5 and older, mounts only 2.0)")
     b.add_argument("-o", "--output", required=True, metavar="IMG",
                    help="the image file to write")
     b.add_argument("--depfile", metavar="FILE",
@@ -67,7 +73,14 @@ def run(argv: list[str]) -> int:
     options = options_from_args(args, verify=True)
     table = load_table_file(args.table, options).table
     part, fmt, image = build_partition_image(table, args.partition, args.source,
-                                             args.format)
+                                             args.format, args.littlefs_version or "2.1")
+    if args.littlefs_version and fmt != "littlefs":
+        raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
+    from partkit.data import plaintext_nvs_warning
+
+    plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
+    if plain is not None:
+        emit([plain])
     write_atomic(args.output, image)
     if args.depfile:
         from partkit.data import depfile

@@ -174,9 +174,10 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
     p.add_argument("--state", default="undefined", choices=tuple(STATES),
-                   help="ota_state of the new record (default undefined: no rollback "
-                   "check); invalid and aborted are refused, as by 'partkit image "
-                   "set-boot': the bootloader never boots such a slot")
+                   help="ota_state of the new record: undefined (default: no rollback "
+                        "check), new (as esp_ota_set_boot_partition writes it with rollback; "
+                        "the bootloader makes it pending_verify itself), valid; as 'partkit "
+                        "image set-boot'")
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",

@@ -192,6 +192,10 @@ def _run(argv: list[str]) -> int:
     if output == "-":
         if "--json" in flags:
             raise usage_error("--json needs an OUTPUT file (stdout carries the JSON)")
+        if not loaded.is_binary and sys.stdout.isatty():
+            raise usage_error("not writing a binary table to a terminal",
+                              "give OUTPUT (e.g. partition-table.bin), or redirect stdout "
+                              "(> file, | partkit show -)")
         sys.stdout.flush()
         sys.stdout.buffer.write(result)
         sys.stdout.buffer.flush()

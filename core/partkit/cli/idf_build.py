@@ -65,6 +65,7 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     fail_text = args.fail_free if args.fail_free is not None else build.fail_free
     warn = None if warn_text is None else Budget.parse(warn_text, "--warn-free")
     fail = None if fail_text is None else Budget.parse(fail_text, "--fail-free")
+    Budget.check_order(warn, fail)
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
                          strict=args.strict or build.strict)
     if report_path is not None:

@@ -50,7 +50,8 @@ from partkit.cli.image_shared import (
     select,
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
-from partkit.flash import imagefile
+from partkit.common.numbers import format_size
+from partkit.flash import flashargs, imagefile
 from partkit.flash.appimage import ImageBytes, read_image
 from partkit.flash.assemble import (
     check_image_chips,
@@ -62,11 +63,11 @@ from partkit.flash.assemble import (
 )
 from partkit.flash.contents import Finding, describe
 from partkit.flash.partinfo import format_info
+from partkit.flash.tablearea import load_table_file
 from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.codec import load_table
 from partkit.table.names import type_name
 from partkit.table.render import flags_text
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,8 +100,10 @@ def _parser() -> Commands:
     p = sub.add_parser("read", help="copy a partition's bytes to a file", exit_codes=EXIT_PLAIN)
     p.add_argument("image", metavar="IMAGE", help="flash image file to read from")
     add_selector(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="file to write the partition's bytes to")
+    p.add_argument("output_pos", nargs="?", metavar="OUTPUT",
+                   help="file to write the partition's bytes to (or -o OUTPUT)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="file to write the partition's bytes to (or OUTPUT)")
     add_table_source(p)
 
     p = sub.add_parser("write", help="write a file into a partition (rest becomes 0xFF)")
@@ -150,8 +153,11 @@ def _parser() -> Commands:
                    help="contents of the named partition (repeatable)")
     p.add_argument("--ota-slot", type=int, metavar="N",
                    help="initial otadata selecting ota_N (default: erased, boots factory/ota_0)")
-    p.add_argument("--flash-mode", default="dio", help="for flash_args (default dio)")
-    p.add_argument("--flash-freq", help="for flash_args (default: the chip's, e.g. 80m)")
+    p.add_argument("--flash-mode", default="dio",
+                   help="for flash_args and the bootloader header (default dio)")
+    p.add_argument("--flash-freq",
+                   help="for flash_args and the bootloader header (default: the chip's, "
+                        "e.g. 80m)")
     p.add_argument("--args-dir", metavar="DIR",
                    help="where flash_args, flasher_args.json and generated pieces go "
                    "(default: the image's directory)")
@@ -231,6 +237,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
+    if args.output is not None and args.output_pos is not None:
+        raise usage_error("give the output once: OUTPUT or -o OUTPUT")
+    args.output = args.output or args.output_pos
+    if args.output is None:
+        raise usage_error("no output file", "partkit image read IMAGE -n NAME OUTPUT "
+                          "(or -o OUTPUT)")
     table, options = load(args)
     part = select(args, table, options, single=True)[0]
     imagefile.read_partition(args.image, part, args.output)
@@ -252,6 +264,11 @@ def _write(args: argparse.Namespace) -> int:
             f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} bytes "
             f"(0x{part.size:x}): {size - part.size} bytes too many", SourceLocation(source),
             "use a smaller file or enlarge the partition; the image was not changed"))
+    from partkit.data.check import contents_warning
+
+    mismatch = contents_warning(source, part, table)
+    if mismatch is not None:
+        emit([mismatch])
     imagefile.write_partition(args.image, part, source, output=args.output, sync=args.sync)
     target = args.output or args.image
     sys.stderr.write(f"Wrote '{source}' ({size} bytes) to partition '{part.name}' at "
@@ -425,9 +442,14 @@ def _create(args: argparse.Namespace) -> int:
                            + [(f"app '{name}'", path) for name, path in apps]))
     loaded = load_table_file(args.table, options)
     emit(loaded.warnings)
+    bootloader_data = None
+    if args.bootloader and options.primary_bootloader_offset is not None:
+        bootloader_data = _bootloader_for_flash(
+            args.bootloader, options.chip, args.flash_mode,
+            args.flash_freq or flashargs.default_flash_freq(chip), flash_size)
     plan = plan_image(loaded.table, options, flash_size, table_path=args.table,
-                      bootloader=args.bootloader, apps=apps, datas=datas,
-                      ota_slot=args.ota_slot, chip=chip)
+                      bootloader=args.bootloader, bootloader_data=bootloader_data,
+                      apps=apps, datas=datas, ota_slot=args.ota_slot, chip=chip)
     write_image(args.image, plan)
     sys.stderr.write(plan.summary(args.image) + "\n")
     if args.no_flash_args:
@@ -438,6 +460,40 @@ def _create(args: argparse.Namespace) -> int:
     generated = write_flash_args(plan, args_dir, mode=args.flash_mode, freq=args.flash_freq)
     _report_flash_files(args_dir, list(generated), chip)
     return 0
+
+
+def _bootloader_for_flash(path: str, chip: str | None, mode: str, freq: str,
+                          flash_size: int) -> bytes:
+    """The bootloader with the header's flash settings set as ``esptool merge-bin
+    --flash-mode --flash-freq --flash-size`` sets them, saying so when they change."""
+    from partkit.common.fileio import read_input
+    from partkit.flash.bootheader import FLASH_MODES, patch_flash_params
+
+    if mode.lower() not in FLASH_MODES:
+        raise usage_error(f"--flash-mode {mode}: not a flash mode",
+                          "one of: " + ", ".join(FLASH_MODES))
+    data = read_input(path)
+    if data[:1] != b"\xe9":  # esptool leaves such files alone too
+        from partkit.common.errors import SourceLocation, warning
+
+        emit([warning("not an ESP image: the bootloader's flash settings are not set",
+                      SourceLocation(path), "pass the bootloader .bin the build wrote")])
+        return data
+    if chip is None:
+        from partkit.flash.appimage import read_image
+
+        chip = read_image(data, path).chip or ""
+    try:
+        patch = patch_flash_params(data, path, chip, mode, freq, flash_size)
+    except ValueError as exc:
+        raise usage_error(f"cannot set the bootloader's flash settings: {exc}") from None
+    if patch.changed:
+        sys.stderr.write(
+            f"partkit: bootloader header flash settings set to {mode} {freq} "
+            f"{format_size(flash_size, 'esptool')} (bytes 2-3 0x{patch.old.hex()} -> "
+            f"0x{patch.new.hex()}{', SHA-256 recomputed' if patch.sha_updated else ''}), "
+            "as esptool write-flash/merge-bin do\n")
+    return patch.data
 
 
 def _report_flash_files(args_dir: str, generated: list[str], chip: str | None) -> None:

@@ -65,7 +65,9 @@ exit status:
   0  otadata decoded (also when a sector has a bad CRC: the output says so)
   2  bad input (no otadata partition, unreadable image)
 """
-STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "pending_verify": 0x1, "valid": 0x2}
+# What an update writes: 'new' (bootloaders with rollback turn it into pending_verify on the
+# first start), 'undefined' (no rollback), 'valid'. pending_verify is the bootloader's own.
+STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "valid": 0x2}
 
 
 def add_parsers(sub: Commands) -> None:
@@ -91,8 +93,11 @@ def add_parsers(sub: Commands) -> None:
     p.add_argument("image", help="flash image to change")
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", choices=tuple(STATES), default="undefined",
-                   help="ota_state of the new record (default undefined: no rollback check)")
+    p.add_argument("--state", default="undefined", choices=tuple(STATES),
+                   help="ota_state of the new record: undefined (default: no rollback "
+                        "check), new (as ESP-IDF's esp_ota_set_boot_partition writes it with "
+                        "rollback: the bootloader makes it pending_verify on the first "
+                        "start), valid")
     add_write_options(p)
     add_table_source(p)
 
@@ -231,12 +236,15 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
     else:
         default = table.boot_default()
         boots = default.name if default is not None else None
+    from partkit.flash.bootpredict import rollback_note
+
+    rolled = rollback_note(entries, table)
     if as_json:
         sys.stdout.write(json.dumps({
             "otadata": part.name, "offset": part.offset, "ota_apps": [p.name for p in ota],
             "sectors": [_entry_json(e, len(ota)) for e in entries],
             "active_sector": None if active is None else active.index,
-            "active_slot": slot, "boots": boots}, indent=2) + "\n")
+            "active_slot": slot, "boots": boots, "with_rollback": rolled}, indent=2) + "\n")
         return
     out = [f"otadata '{part.name}' at 0x{part.offset:x}{where}; OTA apps: "
            + (", ".join(f"ota_{p.subtype - 0x10}={p.name}" for p in ota) or "none")]
@@ -254,6 +262,8 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
     how = (f"otadata selects ota_{slot}" if slot is not None else
            "no valid record: the boot default")
     out.append(f"boots: {boots or 'nothing (no app partition)'} ({how})")
+    if rolled is not None:
+        out.append(f"with rollback: {rolled}")
     sys.stdout.write("\n".join(out) + "\n")
 
 

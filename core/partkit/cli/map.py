@@ -16,7 +16,7 @@ from partkit.cli.common import (
 )
 from partkit.common.errors import PartkitError
 from partkit.flash.appimage import read_image_file
-from partkit.table.source import load_table_file
+from partkit.flash.tablearea import load_table_file
 
 __all__ = ["run"]
 
@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit map", (
         "Draw the flash layout to scale as SVG (open it in a browser). With --flash-size\n"
         "the end of the flash is marked, and whatever lies past it is drawn in red and\n"
-        "fails the command (exit 1, after writing the picture)."), EXIT_CHECK)
+        "fails the command (exit 1, after writing the picture); so does an --app file\n"
+        "larger than its slot (the whole file is flashed, as 'partkit check' judges)."),
+        EXIT_CHECK)
     idf_build.add_table_or_build(p, "partition table: CSV, or the binary 'partkit gen' writes")
     p.add_argument("--app", action="append", default=[], metavar="[SLOT=]APP.bin",
                    help="app image; shown in every app slot, or only in SLOT (repeatable)")
@@ -40,6 +42,8 @@ def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     idf_build.require_table_or_build(parser, args)
+    from partkit.check.flashmap import image_overflows
+
     apps = []
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
         build, loaded = idf_build.load(args, verify=False)
@@ -57,8 +61,8 @@ def run(argv: list[str]) -> int:
         elif loaded.table.find_by_name(slot) is None:
             raise PartkitError(f"--app {spec}: no partition named '{slot}'")
         apps.append((slot or None, read_image_file(path)))
-    document = svg_map(loaded.table, options, app_usage(loaded.table, apps),
-                       title=args.title)
+    usage = app_usage(loaded.table, apps)
+    document = svg_map(loaded.table, options, usage, title=args.title)
     if args.output == "-":
         sys.stdout.write(document)
     else:
@@ -68,15 +72,23 @@ def run(argv: list[str]) -> int:
     emit(loaded.warnings)
     for _, image in apps:
         emit(image.warnings)
+    from partkit.common.errors import error, warning
+
+    failed = False
+    for p, image in image_overflows(loaded.table, usage):
+        emit([error(
+            f"'{image.path}' ({image.flashed_size:#x} bytes flashed) does not fit app "
+            f"partition '{p.name}' ({p.size:#x} bytes): {image.flashed_size - p.size:#x} bytes "
+            "over", p.loc, "the picture shows the overflow in red; see 'partkit check' for "
+            "the details")])
+        failed = True
     over = beyond_flash(loaded.table, options)
     if over and options.flash_size is not None:
-        from partkit.common.errors import warning
-
         last = max(loaded.table, key=lambda p: p.end)
         emit([warning(
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
             f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x}",
             last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
             "has it; the picture shows the part past the end in red")])
-        return 1
-    return 0
+        failed = True
+    return 1 if failed else 0

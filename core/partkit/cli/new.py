@@ -61,8 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--app-size", metavar="SIZE|max",
                    help="size of each app slot, rounded up to 64K; 'max' (the default unless "
                         "a data partition takes the rest) = the largest equal slots that fit")
-    p.add_argument("--nvs", metavar="SIZE", default="24K",
-                   help="size of the 'nvs' partition (default 24K; 0 = none)")
+    p.add_argument("--nvs", metavar="SIZE",
+                   help="size of the 'nvs' partition (0 = none; default: what is left below "
+                        "0x10000 once otadata and phy_init have their place, at most 24K, as "
+                        "in ESP-IDF's and Arduino's tables: 24K next to phy_init, 16K next "
+                        "to otadata and phy_init, 20K next to otadata)")
     p.add_argument("--phy", action="store_true", help="add a 4K 'phy_init' partition")
     p.add_argument("--otadata", action="store_true",
                    help="add 'otadata' even without --ota (it is added with --ota)")
@@ -103,9 +106,13 @@ def _fs_want(text: str) -> Want:
     spec, eq, size = text.partition("=")
     fmt, _, name = spec.partition(":")
     fmt = fmt.strip().lower()
-    if not eq or fmt not in FS_SUBTYPES or not size:
+    if not eq or not fmt or not size:
         raise usage_error(f"--fs '{text}' is not FORMAT[:NAME]=SIZE",
                           "FORMAT is littlefs, spiffs or fat, e.g. --fs littlefs=rest")
+    if fmt not in FS_SUBTYPES:
+        raise usage_error(f"--fs '{text}': unknown file system '{fmt}'",
+                          "FORMAT is littlefs, spiffs or fat (--data NAME:SUBTYPE=SIZE for "
+                          "any other data partition)")
     return Want(name.strip() or fmt, FS_SUBTYPES[fmt], _size_or("rest", size, "--fs"))
 
 
@@ -113,8 +120,13 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     import shlex
 
+    from partkit.table.options import FLASH_SIZES
 
     flash_size = size_option("--flash-size", args.flash_size)
+    if f"{flash_size >> 20}MB" not in FLASH_SIZES or flash_size & 0xFFFFF:
+        raise usage_error(f"--flash-size {args.flash_size}: gen_esp32part and the "
+                          "bootloader header know only " + ", ".join(FLASH_SIZES),
+                          "give the flash chip's size, e.g. --flash-size 4MB")
     options = table_options(offset=args.offset, chip=args.chip, flash_size=flash_size)
     wants = tuple(_data_want(t) for t in args.data) + tuple(_fs_want(t) for t in args.fs)
     if args.app_size is None:
@@ -127,7 +139,8 @@ def run(argv: list[str]) -> int:
         app_size = _size_or("max", args.app_size, "--app-size")
     request = Request(
         flash_size=flash_size, table_offset=options.table_offset, ota=args.ota,
-        app_size=app_size, nvs=size_option("--nvs", args.nvs), otadata=args.otadata,
+        app_size=app_size, otadata=args.otadata,
+        nvs=None if args.nvs is None else size_option("--nvs", args.nvs),
         phy=args.phy, coredump=0 if args.coredump is None else size_option(
             "--coredump", args.coredump), data=wants)
     table = plan(request)

@@ -13,6 +13,7 @@ from partkit.cli.common import (
     size_option,
     usage_error,
 )
+from partkit.common.errors import warning
 from partkit.common.fileio import read_input, write_atomic
 from partkit.diff import DiffOptions, diff_tables, side_of, to_text
 from partkit.plan.resize import Edit, resize
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 EPILOG = """\
-Edits apply in this order: --flash-size, then each --set, then each --fill. Offsets stay
-where they are except where a grown partition pushes the ones behind it; nvs, otadata,
-phy and coredump partitions are never moved unless --allow-move. The change is printed on
-stdout; the CSV keeps its comments and column layout.
+All --set and --fill options are one request, applied after --flash-size: the new sizes
+are laid out together, then each --fill grows into the space after it. Offsets stay where
+they are except where a partition in front now reaches into one; nvs, otadata, phy and
+coredump partitions are never moved unless --allow-move, and nothing is placed past the
+flash end. A --fill that cannot grow is refused, naming what blocks it. The change is
+printed on stdout; the CSV keeps its comments and column layout.
 
 examples:
   partkit resize partitions.csv --flash-size 8MB --fill storage
@@ -37,7 +40,8 @@ examples:
 
 exit status:
   0  written (or, with --dry-run, printed)
-  2  bad input or usage, or an edit that is refused (the message says why)
+  2  bad input or usage, or an edit that is refused (the message says why: a partition
+     that would have to move, past the flash end, a --fill that cannot grow)
 """
 
 
@@ -97,6 +101,9 @@ def run(argv: list[str]) -> int:
     edit = Edit(sizes=_sizes(args.set), fill=tuple(args.fill),
                 flash_size=options.flash_size, allow_move=args.allow_move)
     new = resize(loaded.table, edit, options.flash_size)
+    if options.flash_size is None and (args.set or args.fill):
+        emit([warning("the flash size is unknown: not checked that the result fits the "
+                      "flash", None, "give --flash-size (e.g. 4MB)")])
     if loaded.is_binary:
         from partkit.table.render import to_csv
 

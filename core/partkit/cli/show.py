@@ -14,8 +14,8 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
+from partkit.flash.tablearea import load_table_file
 from partkit.table.builtin import all_builtins
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def run(argv: list[str]) -> int:
         from partkit.table.render import to_summary
 
         text = to_summary(loaded.table, options)
+        text += _image_boot(args, loaded.table, options)
         if not args.no_map:
             ascii_map = _ascii_map(loaded.table, options)
             if ascii_map:
@@ -82,6 +83,19 @@ def run(argv: list[str]) -> int:
 
         write_text(args.output, text)
     return 0
+
+
+def _image_boot(args: argparse.Namespace, table: PartitionTable,
+                options: TableOptions) -> str:
+    """For a flash image or dump: which app it boots (a line), else nothing."""
+    from partkit.flash.tablearea import read_table_source
+
+    if args.idf_build_dir is not None or not read_table_source(
+            args.table, options.table_offset).image:
+        return ""
+    from partkit.flash.bootpredict import predict_image_boot
+
+    return f"boot: {predict_image_boot(args.table, table).outcome()}\n"
 
 
 def _ascii_map(table: PartitionTable, options: TableOptions) -> str:

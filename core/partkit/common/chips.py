@@ -64,7 +64,7 @@ CHIPS: dict[str, Chip] = {c.name: c for c in (
     Chip("esp32h21", 0x0, 25, flash_freq="48m"),
     Chip("linux", 0x0),
     Chip("esp32c5", 0x2000, 23, at_customize=((None, 0x30000),)),
-    Chip("esp32h4", 0x2000, 28),
+    Chip("esp32h4", 0x2000, 28, flash_freq="48m"),
     Chip("esp32p4", 0x2000, 18, ((0x40000000, 0x4C000000),)),
     Chip("esp32s31", 0x2000),
 )}

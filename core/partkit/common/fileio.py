@@ -19,7 +19,6 @@ Outputs go through :func:`write_output`, the one place that decides how a file i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -27,6 +26,25 @@ import sys
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.numbers import format_size
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+
+
+class _Suppress:
+    """contextlib.suppress without importing contextlib (and collections, functools): this
+    module is on gen's start-up path, whose time is budgeted."""
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self.kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        return kind is not None and issubclass(kind, self.kinds)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -154,7 +172,7 @@ def clean_stale_temps(target: str) -> int:
             continue
         path = os.path.join(directory, name)
         if _unlocked(path):
-            with contextlib.suppress(OSError):
+            with _Suppress(OSError):
                 os.unlink(path)
                 removed += 1
     return removed
@@ -258,7 +276,7 @@ def _replace(path: str, target: str, mode: int | None,
             _lock(fd)
         try:
             if mode is not None:
-                with contextlib.suppress(OSError, AttributeError):
+                with _Suppress(OSError, AttributeError):
                     os.fchmod(fd, stat.S_IMODE(mode))  # keep the replaced file's permissions
             produce(fd)
             os.fsync(fd)
@@ -271,7 +289,7 @@ def _replace(path: str, target: str, mode: int | None,
             os.close(fd)
     except BaseException as exc:
         if named:
-            with contextlib.suppress(OSError):
+            with _Suppress(OSError):
                 os.unlink(tmp)
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from None
@@ -310,7 +328,7 @@ def _lock(fd: int) -> None:
         import fcntl
     except ImportError:
         return
-    with contextlib.suppress(OSError):
+    with _Suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

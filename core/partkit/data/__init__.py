@@ -8,11 +8,12 @@ maintained package, so partkit does not build SPIFFS images.
 
 from __future__ import annotations
 
-from partkit.common.errors import PartkitError, SourceLocation, closest, error
+from partkit.common.errors import PartkitError, SourceLocation, closest, error, warning
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "find_partition",
     "format_for",
     "missing_extra",
+    "plaintext_nvs_warning",
 ]
 
 # format -> (module, the package that builds it)
@@ -81,8 +83,9 @@ def find_partition(table: PartitionTable, name: str) -> Partition:
     return part
 
 
-def build_image(fmt: str, source: str, size: int) -> bytes:
-    """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``."""
+def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1") -> bytes:
+    """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``;
+    a LittleFS one in on-disk version ``littlefs_version``."""
     import importlib
     import os
 
@@ -92,24 +95,46 @@ def build_image(fmt: str, source: str, size: int) -> bytes:
         raise PartkitError(error(f"a {fmt} image is built from a directory", SourceLocation(
             source), "give the directory whose files go into the image"))
     if not want_dir and not os.path.isfile(source):
+        if not os.path.exists(source):
+            raise PartkitError(error("no such file", SourceLocation(source),
+                                     "--from names the NVS CSV (key,type,encoding,value); "
+                                     "relative paths start in " + os.getcwd()))
         raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
-                                 "value)", SourceLocation(source)))
+                                 "value), not a directory", SourceLocation(source)))
     module = importlib.import_module(module_name)
-    image: bytes = module.build(source, size)
+    image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
+                    else module.build(source, size))
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
         raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
     return image
 
 
 def build_partition_image(table: PartitionTable, name: str, source: str,
-                          fmt: str | None = None) -> tuple[Partition, str, bytes]:
+                          fmt: str | None = None,
+                          littlefs_version: str = "2.1") -> tuple[Partition, str, bytes]:
     """The image of data partition ``name``: (partition, format, bytes of its size)."""
     part = find_partition(table, name)
     if part.type != DATA:
         raise PartkitError(error(f"partition '{name}' is not a data partition", part.loc,
                                  "app images come from the build (partkit check --app)"))
     chosen = format_for(part, fmt)
-    return part, chosen, build_image(chosen, source, part.size)
+    return part, chosen, build_image(chosen, source, part.size, littlefs_version)
+
+
+def plaintext_nvs_warning(table: PartitionTable, part: Partition) -> Diagnostic | None:
+    """A warning when the table has an nvs_keys partition (NVS encryption) and a plaintext
+    NVS image is built for ``part``: an encrypted NVS cannot read it."""
+    from partkit.table.names import SUBTYPE_DATA_NVS, SUBTYPE_DATA_NVS_KEYS
+
+    keys = table.find(DATA, SUBTYPE_DATA_NVS_KEYS)
+    if part.type != DATA or part.subtype != SUBTYPE_DATA_NVS or not keys:
+        return None
+    return warning(
+        f"the table has an nvs_keys partition ('{keys[0].name}'), so the firmware likely "
+        f"uses NVS encryption, but this image of '{part.name}' is plaintext: an encrypted "
+        "NVS does not read it", part.loc,
+        "partkit does not encrypt NVS; use esp-idf-nvs-partition-gen encrypt with the "
+        "device's keys, or ignore this if NVS encryption is off")
 
 
 def _make_escape(path: str) -> str:

@@ -21,9 +21,10 @@ from partkit.table.names import DATA
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.check.findings import Finding
+    from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["DataCheck", "check_data"]
+__all__ = ["DataCheck", "check_data", "contents_warning"]
 
 # The formats a file can be recognised as; other kinds ("data", "erased", ...) are not
 # judged against the partition's subtype.
@@ -78,6 +79,18 @@ def _sniff(path: str, part: Partition, size: int) -> str:
         return "data"
 
 
+def _littlefs_geometry(path: str, size: int, partition_size: int) -> str | None:
+    from partkit.flash.lfsmeta import geometry_problem, read_superblock
+
+    with open(path, "rb") as f:
+        def read(offset: int, length: int) -> bytes:
+            f.seek(offset)
+            return f.read(length)
+
+        sb = read_superblock(read, size)
+    return None if sb is None else geometry_problem(sb, partition_size)
+
+
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
     part = find_partition(table, name)
@@ -100,6 +113,15 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             "build the image for the partition (partkit data build) or grow the partition "
             "(partkit resize --set NAME=SIZE)",
             ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
+    if kind == "littlefs":
+        problem = _littlefs_geometry(path, size, part.size)
+        if problem is not None:
+            findings.append(Finding("data-littlefs-geometry", error(
+                f"'{path}' will not mount in '{name}': {problem}", SourceLocation(path),
+                "build it for the partition: partkit data build TABLE --partition "
+                f"{name} --from DIR (or littlefs-python with block_size=4096, "
+                f"block_count={part.size // 4096})",
+                ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
     expected = EXPECTED_CONTENTS.get(part.subtype)
     if expected and kind in JUDGED_KINDS and kind not in expected:
         findings.append(Finding("data-kind-mismatch", warning(
@@ -107,3 +129,28 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             f"{' or '.join(expected)}", SourceLocation(path),
             "is this the image for another partition?")))
     return DataCheck(path, part, size, kind, tuple(findings))
+
+
+def contents_warning(path: str, part: Partition, table: PartitionTable) -> Diagnostic | None:
+    """A warning when the file about to be written into ``part`` is another kind of
+    image than the partition holds (an NVS image into an app slot, ...)."""
+    from partkit.flash.contents import EXPECTED_CONTENTS
+    from partkit.table.names import APP
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    kind = _sniff(path, part, size)
+    if part.type == APP:
+        if kind in JUDGED_KINDS and kind != "app":
+            return warning(f"'{path}' holds {kind}, not an app image: the bootloader will not "
+                           f"start '{part.name}'", SourceLocation(path),
+                           "is this the file for another partition?")
+        return None
+    expected = EXPECTED_CONTENTS.get(part.subtype) if part.type == DATA else None
+    if expected and kind in JUDGED_KINDS and kind not in expected:
+        return warning(f"'{path}' holds {kind}, but partition '{part.name}' expects "
+                       f"{' or '.join(expected)}", SourceLocation(path),
+                       "is this the file for another partition?")
+    return None

@@ -13,10 +13,65 @@ import tempfile
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 
-__all__ = ["SECTOR_SIZE", "build"]
+__all__ = ["DEFAULT_TIME", "SECTOR_SIZE", "build", "build_time", "volume_serial"]
 
 SECTOR_SIZE = 4096
 FAT12_MAX_CLUSTERS = 4084
+# Reproducible images: every timestamp is SOURCE_DATE_EPOCH, else this fixed time (the FAT
+# epoch, 1980-01-01 00:00:00 UTC); the volume serial comes from the files, not the clock.
+DEFAULT_TIME = 315532800
+_LAST_FAT_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the last time FAT can store
+
+
+def build_time() -> int:
+    """SOURCE_DATE_EPOCH (clamped to what FAT can store), else :data:`DEFAULT_TIME`."""
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text.isdigit():
+        return DEFAULT_TIME
+    return min(max(int(text), DEFAULT_TIME), _LAST_FAT_TIME)
+
+
+def volume_serial(source: str, size: int) -> int:
+    """A volume serial derived from the files (names and contents) and the size: the same
+    inputs give the same serial, other inputs almost surely another."""
+    import hashlib
+
+    digest = hashlib.sha256(str(size).encode())
+    for root, dirs, files in os.walk(source):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, source).replace(os.sep, "/").encode() + b"\0")
+            with open(path, "rb") as f:
+                digest.update(hashlib.sha256(f.read()).digest())
+    return int.from_bytes(digest.digest()[:4], "little") or 1  # pyfatfs takes 0 as "make one"
+
+
+class _FixedClock:
+    """pyfatfs stamps every entry with DosDateTime.now(): make "now" one fixed time."""
+
+    def __init__(self, when: int) -> None:
+        self.when = when
+
+    def __enter__(self) -> None:
+        import datetime
+        import importlib
+
+        dos = importlib.import_module("pyfatfs.DosDateTime").DosDateTime
+        when = self.when
+        self.saved = dos.__dict__.get("now")
+
+        def now(cls: type, tz: datetime.tzinfo | None = None) -> object:
+            return cls.fromtimestamp(when, tz=datetime.timezone.utc)  # type: ignore[attr-defined]
+
+        dos.now = classmethod(now)
+        self.dos = dos
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is None:
+            del self.dos.now
+        else:
+            self.dos.now = self.saved
 
 
 def build(source: str, size: int) -> bytes:
@@ -38,14 +93,16 @@ def build(source: str, size: int) -> bytes:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(b"\xff" * size)
-        fat = PyFat()
-        fat.mkfs(scratch, fat_type, size=size, sector_size=SECTOR_SIZE, label="PARTKIT")
-        fat.close()
-        fs = PyFatFS(scratch)
-        try:
-            _copy(fs, source, size)
-        finally:
-            fs.close()
+        with _FixedClock(build_time()):
+            fat = PyFat()
+            fat.mkfs(scratch, fat_type, size=size, sector_size=SECTOR_SIZE, label="PARTKIT",
+                     volume_id=volume_serial(source, size))
+            fat.close()
+            fs = PyFatFS(scratch, utc=True)
+            try:
+                _copy(fs, source, size)
+            finally:
+                fs.close()
         with open(scratch, "rb") as f:
             image = f.read()
     finally:

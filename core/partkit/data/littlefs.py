@@ -1,7 +1,8 @@
 """LittleFS images with ``littlefs-python``: 4 KiB blocks, block count from the partition.
 
 ``name_max`` is 64, the esp_littlefs default (CONFIG_LITTLEFS_OBJ_NAME_LEN); an image with
-a larger limit in its superblock would not mount on the device.
+a larger limit in its superblock would not mount on the device. The on-disk version is 2.1
+unless asked otherwise: esp_littlefs before 1.6 (littlefs 2.5) mounts only 2.0.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
-__all__ = ["BLOCK_SIZE", "NAME_MAX", "build", "mount"]
+__all__ = ["BLOCK_SIZE", "DISK_VERSIONS", "NAME_MAX", "build", "mount"]
 
 BLOCK_SIZE = 4096
 NAME_MAX = 64
+# On-disk versions littlefs writes: "2.0" for esp_littlefs < 1.6 (littlefs <= 2.5).
+DISK_VERSIONS = {"2.0": 0x00020000, "2.1": 0x00020001}
 
 
 def _lib() -> ModuleType:
@@ -31,13 +34,18 @@ def _lib() -> ModuleType:
         raise missing_extra("littlefs-python", "LittleFS") from None
 
 
-def build(source: str, size: int) -> bytes:
+def build(source: str, size: int, version: str = "2.1") -> bytes:
     littlefs = _lib()
     if size % BLOCK_SIZE or size < 2 * BLOCK_SIZE:
         raise PartkitError(error(
             f"a LittleFS partition needs at least 2 blocks of 4 KiB, not 0x{size:x} bytes"))
-    fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
-                           name_max=NAME_MAX)
+    try:
+        fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=size // BLOCK_SIZE,
+                               name_max=NAME_MAX, disk_version=DISK_VERSIONS[version])
+    except TypeError:  # littlefs-python before disk_version existed
+        raise PartkitError(error(
+            f"--littlefs-version {version} needs a newer littlefs-python",
+            None, "pip install -U littlefs-python")) from None
     total = 0
     for root, dirs, files in os.walk(source):
         dirs.sort()

@@ -1,15 +1,14 @@
 """NVS images with Espressif's ``esp-idf-nvs-partition-gen`` (the format's own generator).
 
-The CSV is the generator's: ``key,type,encoding,value`` with a header row; ``file``
-values are read relative to the CSV's directory (the generator itself would use the
-current directory, which differs between build systems).
+The CSV is the generator's: ``key,type,encoding,value`` with a header row, checked first
+by :mod:`partkit.data.nvscsv` (every problem at ``file:line:col``); ``file`` values are
+read relative to the CSV's directory (the generator itself would use the current
+directory, which differs between build systems).
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 
@@ -33,36 +32,24 @@ def build(source: str, size: int) -> bytes:
     read_only = size < RW_MINIMUM
     # The generator keeps one page free when the partition is written at run time.
     room = size if read_only else size - PAGE
-    base = os.path.dirname(os.path.abspath(source))
-    with open(source, encoding="utf-8", newline="") as f:
-        lines = f.read().splitlines()
-    numbered = [(n, line) for n, line in enumerate(lines, 1)
-                if line.strip() and not line.lstrip().startswith("#")]
+    from partkit.data.nvscsv import read_rows
+
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                 SourceLocation(source))) from None
+    rows = read_rows(data, source)  # every problem, before the generator runs
     out = io.BytesIO()
     try:
         with gen.nvs_open(out, room, gen.Page.VERSION2, read_only=read_only) as nvs:
-            header, *rows = numbered
-            reader = csv.DictReader([line for _, line in numbered])
-            missing = {"key", "type", "encoding", "value"} - set(reader.fieldnames or ())
-            if missing:
-                raise PartkitError(error(
-                    f"the NVS CSV header lacks {', '.join(sorted(missing))}",
-                    SourceLocation(source, header[0], 1),
-                    "the first row is: key,type,encoding,value"))
-            for (number, _), row in zip(rows, reader):
-                loc = SourceLocation(source, number, 1)
-                key, kind = (row["key"] or "").strip(), (row["type"] or "").strip()
-                value = row["value"] or ""
-                if len(key) > 15:
-                    raise PartkitError(error(f"NVS key '{key}' is longer than 15 characters",
-                                             loc))
-                if kind == "file" and not os.path.isabs(value):
-                    value = os.path.join(base, value)
+            for row in rows:
                 try:
-                    gen.write_entry(nvs, key, kind, (row["encoding"] or "").strip(), value)
+                    gen.write_entry(nvs, row.key, row.kind, row.encoding, row.value)
                 except (gen.InputError, ValueError, OSError) as exc:
-                    raise PartkitError(error(f"NVS entry '{key}': {str(exc).strip()}",
-                                             loc)) from None
+                    raise PartkitError(error(f"NVS entry '{row.key}': {str(exc).strip()}",
+                                             row.loc)) from None
                 except (gen.PageFullError, gen.InsufficientSizeError):
                     raise _too_big(source, size) from None
     except gen.InsufficientSizeError:

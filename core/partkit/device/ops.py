@@ -12,8 +12,8 @@ import os
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, is_blank
-from partkit.flash.tablearea import read_field, read_image_table
-from partkit.table.source import RawTable, Readers, decode, open_table
+from partkit.flash.tablearea import load_table_file, read_field, read_image_table
+from partkit.table.source import RawTable, Readers, decode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ def load_table(target: Target | None, options: TableOptions, table_file: str | N
     """The table from ``table_file`` (CSV or binary), else read off the target at
     ``options.table_offset``. Parsed (MD5 checked) but not re-verified, like parttool."""
     if table_file is not None:
-        found = open_table(table_file, options)
-        return found.table, found.warnings
+        loaded = load_table_file(table_file, options)
+        return loaded.table, loaded.warnings
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
     offset = options.table_offset

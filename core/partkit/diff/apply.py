@@ -15,8 +15,6 @@ bootloader header's flash-size nibble (byte 3) is set, its appended SHA-256 reco
 
 from __future__ import annotations
 
-import hashlib
-
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
@@ -147,6 +145,8 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 def grow_image(path: str, size: int, table_offset: int) -> str | None:
     """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
     size; returns where the header was (None: no bootloader found, only the file grew)."""
+    from partkit.flash.bootheader import patch_flash_params
+
     code = FLASH_SIZE_CODE.get(size)
     current = imagefile.image_size(path)
     if code is None or size < current:
@@ -172,14 +172,12 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
     if header_at is None:
         return None
     region = imagefile.read_region(path, header_at, table_offset - header_at)
-    info = read_image(region, f"{path}@0x{header_at:x}")
+    label = f"{path}@0x{header_at:x}"
+    info = read_image(region, label)
     assert info.image_length is not None
-    data = bytearray(region)
-    data[3] = (code << 4) | (data[3] & 0x0F)
-    end = info.image_length  # (the appended SHA-256 included)
-    if info.hash_appended:
-        data[end - 32:end] = hashlib.sha256(bytes(data[:end - 32])).digest()
-    end = -(-end // SECTOR) * SECTOR
+    # the size nibble only, SHA-256 recomputed: one home for that (flash.bootheader)
+    data = patch_flash_params(region, label, info.chip or "", None, None, size).data
+    end = -(-info.image_length // SECTOR) * SECTOR  # (the appended SHA-256 included)
     if bytes(data[:end]) != region[:end]:
         import os
         import tempfile

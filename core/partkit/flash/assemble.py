@@ -122,12 +122,14 @@ def check_image_chips(chip: str | None, explicit: bool, force: bool,
 
 def plan_image(table: PartitionTable, options: TableOptions, flash_size: int, *,
                table_path: str, bootloader: str | None = None,
+               bootloader_data: bytes | None = None,
                apps: Sequence[tuple[str, str]] = (), datas: Sequence[tuple[str, str]] = (),
                ota_slot: int | None = None, chip: str | None = None,
                warnings: Sequence[Diagnostic] = ()) -> ImagePlan:
     """Place every piece of a flash image; raises PartkitError (bad input) or CheckFailed
     (a file does not fit) before anything is written. ``chip`` (default ``options.chip``)
-    goes into flasher_args.json as given."""
+    goes into flasher_args.json as given. ``bootloader_data``: the bootloader's bytes as
+    they go into the image (its header's flash settings set), when not the file's."""
     table_bin = encode(table, options)
     pieces: list[Piece] = [Piece(options.table_offset, "partition table", data=table_bin)]
     entries: list[FlashEntry] = []
@@ -137,7 +139,8 @@ def plan_image(table: PartitionTable, options: TableOptions, flash_size: int, *,
             raise usage_error("cannot place the bootloader: chip unknown",
                               f"give --chip ({', '.join(sorted(BOOTLOADER_OFFSET))}) or "
                               "--bootloader-offset")
-        bl = Piece(bl_offset, "bootloader", path=bootloader)
+        bl = (Piece(bl_offset, "bootloader", path=bootloader) if bootloader_data is None
+              else Piece(bl_offset, "bootloader", data=bootloader_data))
         if bl.end > options.table_offset:
             raise CheckFailed(error(
                 f"bootloader of {bl.size} bytes (0x{bl.size:x}) at 0x{bl_offset:x} runs into the "

@@ -4,8 +4,10 @@ Each sector starts with a 32-byte ``esp_ota_select_entry_t`` (little-endian):
 ``ota_seq`` u32, ``seq_label`` 20 bytes, ``ota_state`` u32, ``crc`` u32. The CRC covers
 only the four ``ota_seq`` bytes: ROM ``crc32_le(UINT32_MAX, &ota_seq, 4)``, which equals
 ``zlib.crc32(seq_bytes, 0xFFFFFFFF)``. The bootloader takes the valid entry with the
-highest sequence number and boots OTA slot ``(ota_seq - 1) % number_of_ota_apps``; with no
-valid entry it boots the factory app (else ota_0).
+highest sequence number and boots OTA slot ``(ota_seq - 1) % number_of_ota_apps`` in
+unsigned 32-bit arithmetic (``ota_seq`` 0 wraps to 0xFFFFFFFF first); with no valid entry
+it boots the factory app (else ota_0). A bootloader with rollback enabled first marks a
+record still in ``pending_verify`` aborted, so it no longer counts.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "decode",
     "encode_for_slot",
     "entry_crc",
+    "slot_of_seq",
 ]
 
 SECTOR_SIZE = 0x1000
@@ -49,6 +52,12 @@ STATE_NAMES: dict[int, str] = {
     STATE_ABORTED: "aborted",
     STATE_UNDEFINED: "undefined",
 }
+
+
+def slot_of_seq(seq: int, ota_app_count: int) -> int:
+    """The OTA slot a sequence number selects, as the bootloader computes it: ``seq - 1``
+    in uint32_t (0 wraps to 0xFFFFFFFF), then ``%`` the number of OTA apps."""
+    return ((seq - 1) & 0xFFFFFFFF) % ota_app_count
 
 
 def entry_crc(seq: int) -> int:
@@ -94,7 +103,7 @@ class OtaEntry(Record):
     def slot(self, ota_app_count: int) -> int | None:
         if not self.valid or ota_app_count <= 0:
             return None
-        return (self.seq - 1) % ota_app_count
+        return slot_of_seq(self.seq, ota_app_count)
 
     def __repr__(self) -> str:
         return (
@@ -114,17 +123,20 @@ def decode(data: bytes) -> tuple[OtaEntry, OtaEntry]:
     return entries[0], entries[1]
 
 
-def active_entry(entries: tuple[OtaEntry, OtaEntry]) -> OtaEntry | None:
-    """The entry the bootloader follows: highest sequence number among bootable entries."""
-    usable = [e for e in entries if e.bootable]
+def active_entry(entries: tuple[OtaEntry, OtaEntry], rollback: bool = False) -> OtaEntry | None:
+    """The entry the bootloader follows: highest sequence number among bootable entries
+    (sector 0 on a tie). With ``rollback``, a pending_verify entry is aborted first."""
+    usable = [e for e in entries if e.bootable
+              and not (rollback and e.state == STATE_PENDING_VERIFY)]
     if not usable:
         return None
     return max(usable, key=lambda e: e.seq)
 
 
-def active_slot(entries: tuple[OtaEntry, OtaEntry], ota_app_count: int) -> int | None:
+def active_slot(entries: tuple[OtaEntry, OtaEntry], ota_app_count: int,
+                rollback: bool = False) -> int | None:
     """OTA slot index selected by otadata, or None (boot default: factory, else ota_0)."""
-    entry = active_entry(entries)
+    entry = active_entry(entries, rollback)
     return None if entry is None else entry.slot(ota_app_count)
 
 

@@ -11,9 +11,9 @@ would: fields joined by single spaces, and an empty string when nothing matches.
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
+from partkit.flash.tablearea import load_table_file
 from partkit.table.names import BUILTIN_SUBTYPES, TYPES, lookup
 from partkit.table.options import parse_extra_subtypes, table_options
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

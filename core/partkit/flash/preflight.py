@@ -33,7 +33,6 @@ from partkit.table.codec import load_table
 from partkit.table.names import (
     APP,
     DATA,
-    SUBTYPE_APP_OTA_MIN,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
     is_ota_app,
@@ -42,9 +41,15 @@ from partkit.table.names import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.flash.appimage import ImageInfo
+    from partkit.flash.bootpredict import BootPrediction
     from partkit.flash.contents import Finding
+    from partkit.flash.otadata import OtaEntry
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
+
+MMU_PAGE = 0x10000  # the flash MMU page (the default where it is configurable)
+MMU_PAGE_CONFIGURABLE = frozenset({"esp32c2", "esp32c5", "esp32c6", "esp32c61", "esp32h2",
+                                   "esp32h21", "esp32h4"})
 
 __all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem",
            "check_image", "header_flash_size"]
@@ -64,14 +69,26 @@ CODES: dict[str, str] = {
     "table-missing": "no partition table at the table offset",
     "table-invalid": "the table is corrupt or breaks gen's rules",
     "table": "a warning gen gives for the table",
-    "app-invalid": "an app slot holds neither a valid ESP image nor erased flash",
+    "app-invalid": "an app slot holds neither a valid ESP image nor erased flash, or a "
+                   "mapped segment is off the 64 KiB MMU page the bootloader requires (a "
+                   "warning on chips whose page size is configurable)",
     "app-chip": "an app slot holds an image for another chip",
     "app-overflow": "an app image is larger than its slot and spills into what follows",
     "otadata-crc": "an otadata sector has a CRC that does not match its sequence number",
-    "otadata-sequence": "an otadata sector has sequence number 0",
-    "otadata-target": "otadata selects a slot that is missing or holds no valid app",
-    "boot-app": "without a valid otadata record, the boot-default app slot holds no valid app",
+    "otadata-sequence": "an otadata sector has sequence number 0, which ESP-IDF never "
+                        "writes (a warning: the slot is predicted in the bootloader's "
+                        "unsigned arithmetic, 0 - 1 = 0xFFFFFFFF)",
+    "otadata-target": "otadata selects a slot that is missing or holds no valid app (the "
+                      "message names the slot the bootloader falls back to, if any)",
+    "boot-app": "without a valid otadata record, the boot-default app slot holds no valid "
+                "app (the message names the fallback, if any)",
+    "otadata-pending-verify": "the active otadata record is still pending_verify (a "
+                              "warning: a bootloader with rollback marks it aborted and "
+                              "boots another slot; the message gives both outcomes)",
     "data-contents": "an NVS, FAT, SPIFFS or LittleFS partition holds something else",
+    "littlefs-geometry": "a LittleFS superblock's block size or count is not the one "
+                         "esp_littlefs mounts the partition with (4096-byte blocks, the "
+                         "partition's size): the mount fails and format-on-failure wipes it",
 }
 
 
@@ -262,6 +279,31 @@ class _Checker:
                      f"{self.chip}", "build the app for the same chip as the bootloader",
                      part=part)
             return False
+        return self._mmu_aligned(part)
+
+    def _mmu_aligned(self, part: Partition) -> bool:
+        """The bootloader maps flash segments through 64 KiB MMU pages: a mapped segment's
+        flash offset and load address must agree modulo the page (esp_image_format.c
+        rejects the image otherwise)."""
+        from partkit.flash.appimage import ImageBytes, read_image
+
+        size = max(0, min(part.size, MAX_APP, self.size - part.offset))
+        info = read_image(ImageBytes(lambda at, n: self.region(part.offset + at, n), size),
+                          f"{self.image}@0x{part.offset:x}")
+        for index, seg in enumerate(info.segments):
+            at = part.offset + seg.file_offset
+            if seg.flash_mapped and at % MMU_PAGE != seg.address % MMU_PAGE:
+                chip = info.chip or self.chip or ""
+                unsure = chip in MMU_PAGE_CONFIGURABLE
+                self.add("app-invalid", f"app slot '{part.name}': segment {index} loads at "
+                         f"0x{seg.address:08x} but its data sits at flash 0x{at:x}; they "
+                         "differ modulo the 64 KiB MMU page, so the bootloader rejects the "
+                         "image" + (f" (unless the {chip} app and bootloader were built for a "
+                                    "smaller CONFIG_MMU_PAGE_SIZE)" if unsure else ""),
+                         "rebuild the image with esptool elf2image (it aligns mapped "
+                         "segments); do not edit or concatenate images by hand", part=part,
+                         severity="warning" if unsure else "error")
+                return unsure
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
@@ -293,6 +335,8 @@ class _Checker:
 
     def data(self, part: Partition, found: Finding, table: PartitionTable) -> bool:
         expected = EXPECTED_CONTENTS.get(part.subtype)
+        if found.kind == "littlefs" and not self.littlefs(part):
+            return False
         if expected is None or found.kind == "erased" or found.kind in expected:
             return True
         if part.subtype == SUBTYPE_DATA_NVS and found.kind == "data" and self._nvs_later(
@@ -302,6 +346,18 @@ class _Checker:
         self.add("data-contents", f"'{part.name}' is a {subtype} partition but holds "
                  f"{found.summary}", f"write a {' or '.join(expected)} image into it, or erase "
                  "it", part=part)
+        return False
+
+    def littlefs(self, part: Partition) -> bool:
+        """The superblock's geometry is the one esp_littlefs mounts the partition with."""
+        from partkit.flash.lfsmeta import geometry_problem, read_superblock
+
+        sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
+        problem = None if sb is None else geometry_problem(sb, part.size)
+        if problem is None:
+            return True
+        self.add("littlefs-geometry", f"'{part.name}': {problem}",
+                 "write an image built for this partition (partkit data build)", part=part)
         return False
 
     def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
@@ -315,8 +371,11 @@ class _Checker:
 
     def otadata(self, part: Partition, table: PartitionTable,
                 valid_apps: dict[int, Partition]) -> None:
+        from partkit.flash.bootpredict import predict_boot
+
         entries = otadata.decode(self.region(part.offset, otadata.OTADATA_SIZE).ljust(
             otadata.SECTOR_SIZE + otadata.ENTRY_SIZE, b"\xff"))
+        count = sum(1 for p in table if is_ota_app(p.type, p.subtype))
         for e in entries:
             if e.erased:
                 continue
@@ -325,38 +384,60 @@ class _Checker:
                          f"match ota_seq {e.seq} (expected 0x{otadata.entry_crc(e.seq):08x})",
                          "the bootloader ignores this sector; rewrite otadata with "
                          "'partkit image set-boot'", part=part)
-            elif e.seq == 0:
+            elif e.seq == 0 and count:
                 self.add("otadata-sequence", f"otadata sector {e.index} has ota_seq 0, which "
-                         "selects no slot the same way on every bootloader",
-                         "rewrite otadata with 'partkit image set-boot'", part=part)
-        ota = sorted((p for p in table if is_ota_app(p.type, p.subtype)),
-                     key=lambda p: p.subtype)
-        active = otadata.active_entry(entries)
-        if active is None or not ota:
-            self.boot_default(table, valid_apps)
+                         "ESP-IDF never writes: the bootloader computes ota_seq - 1 in 32 bits "
+                         f"(0xffffffff) and selects ota_{otadata.slot_of_seq(0, count)}",
+                         "rewrite otadata with 'partkit image set-boot'", part=part,
+                         severity="warning")
+        loadable = lambda p: id(p) in valid_apps  # noqa: E731
+        plain = predict_boot(table, entries, loadable)
+        active = plain.entry
+        if active is not None and active.state == otadata.STATE_PENDING_VERIFY:
+            rolled = predict_boot(table, entries, loadable, rollback=True)
+            self.add("otadata-pending-verify", f"otadata sector {active.index} (ota_seq "
+                     f"{active.seq}) is still pending_verify: a bootloader with rollback "
+                     "(CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE) marks it aborted at boot, so "
+                     f"{rolled.outcome()}; without rollback, {plain.outcome()}",
+                     "ESP-IDF writes a new update as 'new' (set-boot --state new), or "
+                     "'undefined' without rollback", part=part, severity="warning")
+        if active is None or not count:
+            self.boot_default(table, valid_apps, entries)
             return
-        slot = active.slot(len(ota))
-        assert slot is not None
-        target = table.find(APP, SUBTYPE_APP_OTA_MIN + slot)
-        if not target:
+        if plain.start is None:
+            slot = otadata.slot_of_seq(active.seq, count)
             self.add("otadata-target", f"otadata (sector {active.index}, ota_seq {active.seq}) "
-                     f"selects ota_{slot}, which the table does not have",
-                     "rewrite otadata with 'partkit image set-boot'", part=part)
-        elif id(target[0]) not in valid_apps:
+                     f"selects ota_{slot}, which the table does not have; "
+                     + _fallback(plain), "rewrite otadata with 'partkit image set-boot'",
+                     part=part)
+        elif plain.falls_back or plain.boots is None:
+            target = plain.start
             self.add("otadata-target", f"otadata (sector {active.index}, ota_seq {active.seq}) "
-                     f"selects ota_{slot} ('{target[0].name}'), which holds no valid app",
-                     f"write the app into '{target[0].name}', or select a slot that has one "
+                     f"selects {target.name if target.name.startswith('ota_') else 'its slot'}"
+                     f" ('{target.name}'), which holds no valid app; " + _fallback(plain),
+                     f"write the app into '{target.name}', or select a slot that has one "
                      "with 'partkit image set-boot'", part=part)
 
-    def boot_default(self, table: PartitionTable, valid_apps: dict[int, Partition]) -> None:
-        default = table.boot_default()
+    def boot_default(self, table: PartitionTable, valid_apps: dict[int, Partition],
+                     entries: tuple[OtaEntry, OtaEntry] | None = None) -> None:
+        from partkit.flash.bootpredict import predict_boot
+
+        prediction = predict_boot(table, entries, lambda p: id(p) in valid_apps)
+        default = prediction.start or table.boot_default()
         if default is None or id(default) in valid_apps:
             return
         if default.offset >= self.size:
             return  # not in the image: the device keeps what it has there
         self.add("boot-app", f"with blank otadata the bootloader starts '{default.name}', "
-                 "which holds no valid app", f"write the app into '{default.name}'",
-                 part=default)
+                 f"which holds no valid app; {_fallback(prediction)}",
+                 f"write the app into '{default.name}'", part=default)
+
+
+def _fallback(prediction: BootPrediction) -> str:
+    if prediction.boots is None:
+        return ("no other partition holds a loadable app either: the bootloader resets "
+                "and tries again, forever")
+    return f"the bootloader falls back to '{prediction.boots.name}'"
 
 
 def check_image(image: str, options: TableOptions, *,

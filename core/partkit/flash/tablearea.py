@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.record import Record
 from partkit.flash import imagefile
-from partkit.flash.appimage import IMAGE_MAGIC, header_flash_size
+from partkit.flash.appimage import IMAGE_MAGIC, ImageBytes, header_flash_size, read_image
 from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
+from partkit.table.codec import Loaded, load_table
 from partkit.table.names import DATA, SUBTYPE_DATA_OTA
-from partkit.table.source import Field, RawTable, Readers
+from partkit.table.source import Field, RawTable, Readers, read_table_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 
     from partkit.table.options import TableOptions
 
-__all__ = ["IMAGE_READERS", "read_field", "read_image_table", "read_table_area"]
+__all__ = ["IMAGE_READERS", "TableInput", "load_table_file", "looks_like_flash_image",
+           "read_field", "read_image_table", "read_table_area", "read_table_source"]
 
 # Where ``diff`` and ``image`` commands point when the table is not at the offset given.
 _GIVE = "--offset N (or --table FILE)"
@@ -90,3 +93,86 @@ def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> Ra
 
 
 IMAGE_READERS = Readers(image=read_image_table)
+
+
+# --- a table argument that may be a flash image (partkit show, check, map, ...) -----------
+
+
+class TableInput(Record):
+    """What a table argument read to: the table bytes, the label for diagnostics
+    (``dump.bin@0x8000`` for an image), and whether it came out of a flash image."""
+
+    __slots__ = ("data", "image", "label")
+
+    data: bytes
+    label: str
+    image: bool
+
+    def __init__(self, data: bytes, label: str, image: bool = False) -> None:
+        self._init(data=data, label=label, image=image)
+
+
+def looks_like_flash_image(head: bytes, size: int) -> bool:
+    """A flash image or dump rather than a table: larger than a table, starting with an
+    ESP image, erased flash or binary bytes, but not with a table entry (a signed table
+    sector is 0x1000 bytes)."""
+    if (size <= binary.MAX_TABLE_BYTES or head[:2] in (binary.MAGIC, b"\xff\xfe", b"\xfe\xff")
+            or head[:16] == binary.MD5_MARKER):
+        return False  # a table, or a UTF-16 CSV (its NULs are text)
+    return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
+
+
+def _single_esp_image(path: str, size: int) -> bool:
+    """The file is one ESP app or bootloader image (not a merged flash image, which goes
+    on past its bootloader)."""
+    with open(path, "rb") as f:
+        def read(offset: int, length: int) -> bytes:
+            f.seek(offset)
+            return f.read(length)
+
+        if read(0, 1) != b"\xe9":
+            return False
+        try:
+            info = read_image(ImageBytes(read, size), path)
+        except PartkitError:
+            return False
+    return info.is_image and size - info.measured_size < 0x10000  # at most padding
+
+
+def read_table_source(path: str, table_offset: int) -> TableInput:
+    """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
+    image/dump, whose table is read at ``table_offset``."""
+    import os
+
+    if path == "-":
+        import sys
+
+        from partkit.common.fileio import read_stream
+
+        return TableInput(read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
+    if path.startswith("builtin:") or not os.path.isfile(path):
+        return TableInput(read_table_input(path), path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(binary.MAX_TABLE_BYTES)
+    if not looks_like_flash_image(head, size):
+        return TableInput(read_table_input(path), path)
+    try:
+        data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
+    except PartkitError:
+        if not _single_esp_image(path, size):
+            raise
+        # No table where a flash image has it: an app or bootloader .bin given as the table.
+        raise PartkitError(error(
+            "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",
+            SourceLocation(path), "give the partition table: the CSV, or the binary 'partkit "
+            f"gen' writes; for a flash image whose table is not at 0x{table_offset:x}, "
+            "--offset N")) from None
+    return TableInput(data, f"{path}@0x{table_offset:x}", image=True)
+
+
+def load_table_file(path: str, options: TableOptions) -> Loaded:
+    """Load a table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin) or a
+    flash image/dump (see :func:`read_table_source`)."""
+    source = read_table_source(path, options.table_offset)
+    return load_table(source.data, source.label, options)

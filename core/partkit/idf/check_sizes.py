@@ -25,8 +25,8 @@ from partkit.check.checks import (
 )
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.flash.appimage import ImageInfo
+from partkit.flash.tablearea import load_table_file
 from partkit.table.options import TableOptions, int_option
-from partkit.table.source import load_table_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,10 +1,16 @@
 """A valid partition table from what the user asks for (``partkit new``).
 
-Layout, in flash order: the fixed-size data partitions (nvs, otadata, phy_init, coredump,
-then the requested ones, in that order) that fit between the partition table and the first
-64 KiB boundary; the app slots (equal, 64 KiB multiples, 64 KiB aligned); the other
-fixed-size data partitions in the same order; the ``rest`` partition, if any, up to the
-flash end.
+Layout, in flash order, as ESP-IDF's and Arduino's predefined tables do it: the system
+partitions (nvs, otadata, phy_init) right after the partition table, below the first app;
+then the fixed-size data partitions (coredump, then the requested ones) that fit before the
+first 64 KiB boundary; the app slots (equal, 64 KiB multiples, 64 KiB aligned); the other
+fixed-size data partitions; the ``rest`` partition, if any; a coredump that did not fit
+before the apps last (at the flash end when there is a ``rest``).
+
+Without an explicit size, nvs gets what is left below the first app once otadata and
+phy_init have their place, at most 24 KiB: 24 KiB next to phy_init (ESP-IDF's single-app
+tables), 16 KiB next to otadata and phy_init (ESP-IDF's two_ota, nvs 0x9000, otadata 0xd000,
+phy 0xf000), 20 KiB next to otadata (Arduino, otadata 0xe000).
 
 ``max`` app slots are the largest equal slots that leave every other partition its
 requested room; what stays free is then smaller than one 64 KiB unit per slot. ``max``
@@ -41,7 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.table.names import SubtypeRegistry
 
-__all__ = ["DEFAULT_NVS_SIZE", "Request", "Want", "plan", "render_csv"]
+__all__ = ["DEFAULT_NVS_SIZE", "Request", "Want", "nvs_size", "plan", "render_csv"]
 
 DEFAULT_NVS_SIZE = 0x6000  # 24 KiB, ESP-IDF's single-app default
 PHY_SIZE = 0x1000
@@ -74,7 +80,8 @@ class Want(Record):
 
 class Request(Record):
     """What ``partkit new`` was asked for. ``app_size`` None means ``max``; ``ota`` 0 means
-    one factory app; ``nvs`` and ``coredump`` 0 mean none."""
+    one factory app; ``nvs`` None means the default size (see the module), ``nvs`` and
+    ``coredump`` 0 mean none."""
 
     __slots__ = ("app_size", "coredump", "data", "flash_size", "nvs", "ota", "otadata", "phy",
                  "table_offset")
@@ -83,14 +90,14 @@ class Request(Record):
     table_offset: int
     ota: int
     app_size: int | None
-    nvs: int
+    nvs: int | None
     otadata: bool
     phy: bool
     coredump: int
     data: tuple[Want, ...]
 
     def __init__(self, flash_size: int, table_offset: int = 0x8000, ota: int = 0,
-                 app_size: int | None = None, nvs: int = DEFAULT_NVS_SIZE,
+                 app_size: int | None = None, nvs: int | None = None,
                  otadata: bool = False, phy: bool = False, coredump: int = 0,
                  data: tuple[Want, ...] = ()) -> None:
         self._init(flash_size=flash_size, table_offset=table_offset, ota=ota,
@@ -106,10 +113,17 @@ def _bad(message: str, hint: str | None = None) -> PartkitError:
 
 
 def _validate(req: Request) -> None:
-    if not 1 <= req.ota <= SUBTYPE_APP_OTA_COUNT and req.ota != 0:
-        raise _bad(f"--ota {req.ota}: the bootloader knows 1 to {SUBTYPE_APP_OTA_COUNT} OTA "
-                   "slots")
-    if req.nvs and req.nvs < NVS_RW_MIN_SIZE:
+    if not 2 <= req.ota <= SUBTYPE_APP_OTA_COUNT and req.ota != 0:
+        if req.ota == 1:
+            raise _bad("--ota 1: a single OTA slot cannot be updated over the air (the "
+                       "running app cannot overwrite itself)",
+                       "use --ota 2 (two slots that take turns), or --factory")
+        raise _bad(f"--ota {req.ota}: the bootloader knows 2 to {SUBTYPE_APP_OTA_COUNT} OTA "
+                   "slots (or 0: one factory app)")
+    if req.app_size is not None and req.app_size <= 0:
+        raise _bad(f"--app-size {req.app_size}: an app slot needs at least 64K",
+                   "give the slot size (e.g. --app-size 1536K), or 'max'")
+    if req.nvs is not None and 0 < req.nvs < NVS_RW_MIN_SIZE:
         raise _bad(f"--nvs {format_size(req.nvs)}: a read/write NVS needs at least "
                    f"{format_size(NVS_RW_MIN_SIZE)}", "use --nvs 12K or more (or --nvs 0: none)")
     rests = [w.name for w in req.data if w.size is None]
@@ -142,7 +156,7 @@ def _validate(req: Request) -> None:
 
 def _system_names(req: Request) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
-    if req.nvs:
+    if req.nvs is None or req.nvs:
         out.append(("nvs", SUBTYPE_DATA_NVS))
     if req.ota or req.otadata:
         out.append(("otadata", SUBTYPE_DATA_OTA))
@@ -154,29 +168,47 @@ def _system_names(req: Request) -> list[tuple[str, int]]:
     return out
 
 
+def nvs_size(req: Request) -> int:
+    """The nvs size: the requested one, or the anchors' default (see the module)."""
+    if req.nvs is not None:
+        return align_up(req.nvs, DATA_ALIGNMENT)
+    cursor = req.table_offset + PARTITION_TABLE_SIZE
+    room = align_up(cursor, APP_ALIGNMENT) - cursor
+    if req.ota or req.otadata:
+        room -= OTADATA_SIZE
+    if req.phy:
+        room -= PHY_SIZE
+    return min(DEFAULT_NVS_SIZE, room) if room >= NVS_RW_MIN_SIZE else DEFAULT_NVS_SIZE
+
+
 def plan(req: Request) -> PartitionTable:
     """Lay out the request; raises PartkitError naming the shortfall when it cannot fit."""
     _validate(req)
-    head: list[Want] = []
-    if req.nvs:
-        head.append(Want("nvs", SUBTYPE_DATA_NVS, align_up(req.nvs, DATA_ALIGNMENT)))
+    system: list[Want] = []
+    nvs = nvs_size(req)
+    if nvs:
+        system.append(Want("nvs", SUBTYPE_DATA_NVS, nvs))
     if req.ota or req.otadata:
-        head.append(Want("otadata", SUBTYPE_DATA_OTA, OTADATA_SIZE))
+        system.append(Want("otadata", SUBTYPE_DATA_OTA, OTADATA_SIZE))
     if req.phy:
-        head.append(Want("phy_init", SUBTYPE_DATA_PHY, PHY_SIZE))
-    tail: list[Want] = []
-    if req.coredump:
-        tail.append(Want("coredump", SUBTYPE_DATA_COREDUMP, align_up(req.coredump, DATA_ALIGNMENT)))
-    tail += [w for w in req.data if w.size is not None]
+        system.append(Want("phy_init", SUBTYPE_DATA_PHY, PHY_SIZE))
+    coredump = (Want("coredump", SUBTYPE_DATA_COREDUMP, align_up(req.coredump, DATA_ALIGNMENT))
+                if req.coredump else None)
+    fixed = ([coredump] if coredump else []) + [w for w in req.data if w.size is not None]
     rest = next((w for w in req.data if w.size is None), None)
 
     parts: list[Partition] = []
     cursor = req.table_offset + PARTITION_TABLE_SIZE
+    # The system partitions always sit before the apps, as in every predefined table, so
+    # the last app slot can grow into free space later (partkit resize).
+    for w in system:
+        parts.append(Partition(w.name, DATA, w.subtype, cursor, w.minimum))
+        cursor += w.minimum
     app_start = align_up(cursor, APP_ALIGNMENT)
-    # Partitions that fit fill the space before the first 64 KiB boundary (first fit, in
-    # order); the others follow the apps, so no 64 KiB of flash is lost to alignment.
+    # Other partitions that fit fill the space before the first app (first fit, in order);
+    # the others follow the apps, so no 64 KiB of flash is lost to alignment.
     after_apps: list[Want] = []
-    for w in head + tail:
+    for w in fixed:
         if cursor + w.minimum <= app_start:
             parts.append(Partition(w.name, DATA, w.subtype, cursor, w.minimum))
             cursor += w.minimum
@@ -190,7 +222,7 @@ def plan(req: Request) -> PartitionTable:
         if slot == 0:
             _shortfall(req, slots * APP_ALIGNMENT - available, "one 64 KiB unit per app slot")
     else:
-        slot = align_up(max(req.app_size, 1), APP_ALIGNMENT)
+        slot = align_up(req.app_size, APP_ALIGNMENT)
         if slots * slot > available:
             _shortfall(req, slots * slot - available,
                        f"{slots} app slot{'s' if slots > 1 else ''} of {format_size(slot)}")
@@ -199,11 +231,19 @@ def plan(req: Request) -> PartitionTable:
         subtype = SUBTYPE_APP_OTA_MIN + i if req.ota else SUBTYPE_APP_FACTORY
         parts.append(Partition(name, APP, subtype, app_start + i * slot, slot))
     cursor = app_start + slots * slot
-    for w in after_apps:
+    # A coredump after the apps goes last, at the flash end when a partition takes the rest
+    # (Arduino's tables); the rest partition ends where it starts.
+    last = [w for w in after_apps if w is coredump]
+    for w in [w for w in after_apps if w is not coredump]:
         parts.append(Partition(w.name, DATA, w.subtype, cursor, w.minimum))
         cursor += w.minimum
     if rest is not None:
-        parts.append(Partition(rest.name, DATA, rest.subtype, cursor, req.flash_size - cursor))
+        size = req.flash_size - cursor - sum(w.minimum for w in last)
+        parts.append(Partition(rest.name, DATA, rest.subtype, cursor, size))
+        cursor += size
+    for w in last:
+        parts.append(Partition(w.name, DATA, w.subtype, cursor, w.minimum))
+        cursor += w.minimum
     return PartitionTable(sorted(parts, key=lambda p: p.offset))
 
 

@@ -10,6 +10,7 @@ cannot disagree. The subtypes header has the lines ESP-IDF writes to
 from __future__ import annotations
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
+from partkit.table.names import NAME_BYTES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,10 +19,11 @@ if TYPE_CHECKING:
     from partkit.table.model import PartitionTable
     from partkit.table.names import SubtypeRegistry
 
-__all__ = ["layout_header", "macro_name", "subtypes_header"]
+__all__ = ["c_string", "layout_header", "macro_name", "subtypes_header"]
 
 _IDENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-_FIELDS = ("OFFSET", "SIZE", "TYPE", "SUBTYPE")
+# LABEL: the name as the table stores it (16 bytes), for esp_partition_find_first().
+_FIELDS = ("OFFSET", "SIZE", "TYPE", "SUBTYPE", "LABEL")
 
 
 def macro_name(name: str) -> str:
@@ -31,7 +33,8 @@ def macro_name(name: str) -> str:
 
 
 def layout_header(table: PartitionTable, source: str, table_offset: int) -> str:
-    """``#define PARTITION_<NAME>_OFFSET 0x...`` (and _SIZE, _TYPE, _SUBTYPE) per partition.
+    """``#define PARTITION_<NAME>_OFFSET 0x...`` (and _SIZE, _TYPE, _SUBTYPE, _LABEL) per
+    partition.
 
     Two names that sanitise to the same macro name are an error naming both rows.
     """
@@ -63,10 +66,26 @@ def layout_header(table: PartitionTable, source: str, table_offset: int) -> str:
     ]
     for p in table:
         ident = f"PARTITION_{macro_name(p.name)}"
-        values = (f"0x{p.offset:x}", f"0x{p.size:x}", f"0x{p.type:02x}", f"0x{p.subtype:02x}")
+        values = (f"0x{p.offset:x}", f"0x{p.size:x}", f"0x{p.type:02x}", f"0x{p.subtype:02x}",
+                  c_string(p.name.encode("utf-8")[:NAME_BYTES]))
         lines.append("")
         lines += [f"#define {ident}_{field} {value}" for field, value in zip(_FIELDS, values)]
     return "\n".join(lines) + "\n"
+
+
+def c_string(raw: bytes) -> str:
+    """A C string literal of ``raw``: printable ASCII as is, anything else as a 3-digit
+    octal escape (a hex escape would swallow the hex digits after it)."""
+    out = []
+    for b in raw:
+        c = chr(b)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif 0x20 <= b < 0x7F:
+            out.append(c)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def subtypes_header(entries: Sequence[str], registry: SubtypeRegistry) -> str:

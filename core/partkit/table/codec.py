@@ -74,10 +74,11 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
         diagnostics += verify.check_flash_size(table, options.flash_size)
     errors = [d for d in diagnostics if d.is_error or options.strict]
     if errors:
+        # The warnings too (after the errors): a fix for one should not hide the others.
         raise PartkitError(
-            d if d.is_error else Diagnostic("error", d.message + " [--strict]", d.location,
-                                            d.hint, d.notes, d.code)
-            for d in errors)
+            [d if d.is_error else Diagnostic("error", d.message + " [--strict]", d.location,
+                                             d.hint, d.notes, d.code) for d in errors]
+            + [d for d in diagnostics if not d.is_error and not options.strict])
     return Loaded(table, is_binary, tuple(diagnostics))
 
 

@@ -42,6 +42,9 @@ def _regions(table: PartitionTable, options: TableOptions) -> list[tuple[str, in
     bl = options.primary_bootloader_offset
     if bl is not None:
         out.append(("(bootloader)", bl, options.table_offset))
+    elif options.table_offset > 0:
+        # Chip unknown: the bootloader starts at 0x0, 0x1000 or 0x2000, but it is there.
+        out.append(("(bootloader room)", 0, options.table_offset))
     out.append(("(partition table)", options.table_offset,
                 options.table_offset + PARTITION_TABLE_SIZE))
     return out

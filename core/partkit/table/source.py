@@ -44,7 +44,6 @@ __all__ = [
     "flash_size_of",
     "has_md5_row",
     "is_device_spec",
-    "load_table_file",
     "open_table",
     "read_raw",
     "read_table_input",
@@ -191,6 +190,13 @@ def read_raw(spec: str, options: TableOptions, readers: Readers = NO_READERS) ->
     """The table bytes behind ``spec``; raises PartkitError for an unreadable source."""
     if spec.startswith(BUILTIN_PREFIX):
         return RawTable(read_table_input(spec), "builtin", spec)
+    if spec == "-":  # every table argument takes stdin
+        import sys
+
+        from partkit.common.fileio import read_stream
+
+        data = read_stream(sys.stdin.buffer, "<stdin>")
+        return RawTable(data, "binary" if binary.looks_binary(data) else "csv", "<stdin>")
     if readers.device is not None and is_device_spec(spec):
         port = spec[len(DEVICE_PREFIX):] if spec.startswith(DEVICE_PREFIX) else spec
         return readers.device(port, options)
@@ -242,8 +248,3 @@ def open_table(spec: str, options: TableOptions, readers: Readers = NO_READERS
     ``options.flash_size`` is set.
     """
     return decode(read_raw(spec, options, readers), options)
-
-
-def load_table_file(spec: str, options: TableOptions) -> Loaded:
-    """A CSV, binary or ``builtin:`` table, decoded: :func:`open_table` without readers."""
-    return open_table(spec, options).loaded
