@@ -304,6 +304,8 @@ def test_diff_and_image_check_take_the_flash_size_from_the_bootloader_header(
         fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
     # A 4 MB file whose bootloader says 2MB: the bootloader refuses partitions past 2 MB.
     image = fw.image("2mb-diff.bin", bootloader=fw.bootloader_2mb)
+    with image.open("r+b") as f:  # written as is (esptool --flash-size keep): 2MB header
+        f.write(fw.bootloader_2mb.read_bytes())
     assert image.stat().st_size == 4 << 20
     code, report = check(capsys, image)
     assert code == 1 and codes(report) == {"flash-size"}
@@ -332,6 +334,8 @@ def test_open_table_says_where_the_flash_size_came_from(fw: Firmware) -> None:
     from partkit.table.source import open_table
 
     image = fw.image("origin.bin", bootloader=fw.bootloader_2mb)
+    with image.open("r+b") as f:  # the bootloader as built for 2MB, header unchanged
+        f.write(fw.bootloader_2mb.read_bytes())
     header = f"the bootloader header at {image}@0x0, byte 3"
     found = open_table(str(image), table_options(), ALL_READERS)
     assert (found.kind, found.flash_size, found.flash_size_origin) == ("image", 2 << 20, header)
