@@ -151,7 +151,8 @@ def test_idf_component_ships_in_the_wheel(venv: Path) -> None:
     out = run([str(bin_dir(venv) / "partkit"), "--idf-component-dir"]).output.strip()
     component = Path(out)
     assert "site-packages" in out and component.name == "partkit"  # the component's name
-    for name in ("CMakeLists.txt", "Kconfig", "project_include.cmake", "check_sizes.py"):
+    for name in ("CMakeLists.txt", "Kconfig", "project_include.cmake", "check_sizes.py",
+                 "bootloader_hook.cmake", "idf_component.yml", "idf_ext.py"):
         assert (component / name).is_file(), name
     # The check_sizes entry ESP-IDF would run works from the wheel alone.
     log = run([str(bin_dir(venv) / "python"), str(component / "check_sizes.py"), "--help"])

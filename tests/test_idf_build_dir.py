@@ -246,6 +246,6 @@ def test_component_kconfig_budgets_apply_and_the_command_line_wins(
     config.update({"PARTKIT_FAIL_FREE": "95%", "PARTKIT_WARN_FREE": "", "PARTKIT_STRICT": False})
     config_path.write_text(json.dumps(config))
     rc, _, err = _check(capsys, fx.build)
-    assert rc == 1 and "budget of 95%" in err
+    assert rc == 1 and "below the CONFIG_PARTKIT_FAIL_FREE budget of 95%" in err
     rc, _, err = _check(capsys, fx.build, "--fail-free", "1%")
     assert rc == 0, err

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from partkit.common.resources import resource_dir
+from support.idf_build import CSV_LINE, make_idf_build
 
 SCRIPT = Path(resource_dir("idf")) / "check_sizes.py"
 CSV = """\
@@ -56,9 +56,14 @@ def test_some_slots_too_small_warns(files: Path) -> None:
 def test_every_slot_too_small_fails(files: Path) -> None:
     r = _run(files, "partition", "--type", "app", "--subtype", "factory", "pt.csv", "app.bin")
     assert r.returncode == 1
-    assert r.stderr == ("Error: app (factory) partition is too small for binary app.bin size "
-                        "0x11170:\n  - Part 'factory' 0/0 @ 0x10000 size 0x10000 "
-                        "(overflow 0x1170)\n")
+    # partkit's diagnostic first (the CSV line, the slot, the overflow, a hint) ...
+    assert r.stderr.startswith("pt.csv:2:1: error: app (factory) partition is too small for "
+                               "binary app.bin size 0x11170:\n")
+    assert "  hint: 'factory' needs 4464 more bytes: make it at least 0x12000 bytes" in r.stderr
+    # ... then ESP-IDF's own lines, for tools that grep build logs
+    assert r.stderr.endswith("Error: app (factory) partition is too small for binary app.bin "
+                             "size 0x11170:\n  - Part 'factory' 0/0 @ 0x10000 size 0x10000 "
+                             "(overflow 0x1170)\n")
 
 
 def test_nearly_full_warns(files: Path) -> None:
@@ -80,15 +85,49 @@ def test_bootloader(files: Path) -> None:
     assert ok.stdout == "Bootloader binary size 0x4e20 bytes. 0x31e0 bytes (39%) free.\n"
     bad = _run(files, "bootloader", "0x1000", "app.bin")
     assert bad.returncode == 1
-    assert bad.stderr.startswith("Error: Bootloader binary size 0x11170 bytes is too large for "
-                                 "partition table offset 0x8000. Bootloader binary can be "
-                                 "maximum 0x7000 (28672) bytes unless")
+    first, esp_idf = bad.stderr.split("\nError: ")
+    assert first.startswith("app.bin: error: bootloader app.bin (0x11170 bytes at 0x1000) "
+                            "overflows the partition table at 0x8000 by 0xa170 bytes")
+    assert esp_idf.startswith("Bootloader binary size 0x11170 bytes is too large for "
+                              "partition table offset 0x8000. Bootloader binary can be "
+                              "maximum 0x7000 (28672) bytes unless")
+
+
+def test_bootloader_error_points_at_the_table_offset_setting(files: Path) -> None:
+    # Inside the bootloader subproject the component passes the project's sdkconfig: the
+    # room is decided by CONFIG_PARTITION_TABLE_OFFSET, so the error points at its line.
+    (files / "sdkconfig").write_text("CONFIG_IDF_TARGET=\"esp32c3\"\n"
+                                     "CONFIG_PARTITION_TABLE_OFFSET=0x8000\n")
+    bad = _run(files, "bootloader", "--partkit-sdkconfig", "sdkconfig", "0x0", "app.bin")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("sdkconfig:2:1: error: bootloader app.bin")
+    assert "set CONFIG_PARTITION_TABLE_OFFSET to 0x12000 or more" in bad.stderr
+
+
+def test_app_error_points_at_the_csv_line_in_a_build(tmp_path: Path) -> None:
+    # What ESP-IDF passes is the build's binary table: the CSV line comes from the build dir.
+    fx = make_idf_build(tmp_path, app_pad=0x40000)
+    r = subprocess.run([sys.executable, str(SCRIPT), "--offset", "0x8000", "partition",
+                        "--type", "app", str(fx.build / "partition_table" / "partition-table.bin"),
+                        str(fx.app)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"{fx.csv}:{CSV_LINE['ota_0']}:1: error: All app partitions "
+                               "are too small")
+    assert "\nError: All app partitions are too small" in r.stderr
 
 
 def test_bad_input_is_a_clear_error(files: Path) -> None:
     r = _run(files, "partition", "--type", "app", "missing.csv", "app.bin")
     assert r.returncode == 2
     assert "missing.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_directory_is_no_binary(files: Path) -> None:
+    # A wrong path that names a directory must not be measured as a 4K "binary".
+    (files / "build").mkdir()
+    r = _run(files, "bootloader", "0x0", "build")
+    assert r.returncode == 2
+    assert "build: error: not a file" in r.stderr and "Bootloader binary size" not in r.stdout
 
 
 def test_bootloader_offset_at_the_table_is_bad_input(files: Path) -> None:

@@ -251,8 +251,12 @@ def to_text(result: BuildCheck) -> str:
     if result.placements:
         lines.append("flashed files:")
         for p in sorted(result.placements, key=lambda p: p.image.offset):
-            verdict = "ok" if p.fits or p.region in ("bootloader", "partition table") else (
-                "NOT IN A PARTITION" if not p.region else f"OVER by {p.size - p.room:#x}")
+            if p.region == "partition table" or p.fits:  # a bootloader that overflows
+                verdict = "ok"                             # says so here too
+            elif not p.region:
+                verdict = "NOT IN A PARTITION"
+            else:
+                verdict = f"OVER by {p.size - p.room:#x}"
             rel = os.path.relpath(p.image.path, build.build_dir)
             lines.append(f"  0x{p.image.offset:08x} {rel:<40} {p.size:>9} bytes -> "
                          f"{p.region or '-'}: {verdict}")

@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from partkit.check.checks import Budget
     from partkit.idf.builddir import IdfBuild
     from partkit.table.codec import Loaded
 
@@ -59,15 +60,22 @@ def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Lo
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
+    from partkit.idf.buildcheck import check_build
+    from partkit.idf.builddir import read_build_dir
+
     build = read_build_dir(args.idf_build_dir)
     # The command line wins over the project's partkit Kconfig (CONFIG_PARTKIT_*).
     warn_text = args.warn_free if args.warn_free is not None else build.warn_free
     fail_text = args.fail_free if args.fail_free is not None else build.fail_free
-    warn = None if warn_text is None else Budget.parse(warn_text, "--warn-free")
-    fail = None if fail_text is None else Budget.parse(fail_text, "--fail-free")
-    Budget.check_order(warn, fail)
+    # A budget from sdkconfig is named as the project spells it, in errors and findings.
+    names = {option: f"CONFIG_PARTKIT_{option[2:].upper().replace('-', '_')}"
+             for option, given in (("--warn-free", args.warn_free),
+                                   ("--fail-free", args.fail_free)) if given is None}
+    warn = None if warn_text is None else _budget(build, warn_text, "--warn-free", names)
+    fail = None if fail_text is None else _budget(build, fail_text, "--fail-free", names)
+    _check_order(build, warn, fail, names)
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
-                         strict=args.strict or build.strict)
+                         strict=args.strict or build.strict, budget_names=names)
     if report_path is not None:
         from partkit.common.fileio import write_atomic
 
@@ -79,6 +87,42 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code
+
+
+def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> Budget:
+    """The budget; one from sdkconfig that does not parse is reported at its sdkconfig line."""
+    from partkit.check.checks import Budget
+    from partkit.common.errors import PartkitError
+    from partkit.idf.builddir import config_location
+
+    name = names.get(option)
+    try:
+        return Budget.parse(text, name or option)
+    except PartkitError as exc:
+        if name is None:
+            raise
+        where = config_location(build, name)
+        raise PartkitError(exc.diagnostics[0].replace(location=where)) from None
+
+
+def _check_order(build: IdfBuild, warn: Budget | None, fail: Budget | None,
+                 names: dict[str, str]) -> None:
+    """Budget.check_order, with budgets from sdkconfig named (and located) as set there."""
+    from partkit.check.checks import Budget
+    from partkit.common.errors import PartkitError
+    from partkit.idf.builddir import config_location
+
+    try:
+        Budget.check_order(warn, fail)
+    except PartkitError as exc:
+        if not names:
+            raise
+        first = exc.diagnostics[0]
+        message = first.message
+        for option, name in names.items():
+            message = message.replace(option, name)
+        where = config_location(build, names.get("--warn-free") or names["--fail-free"])
+        raise PartkitError(first.replace(message=message, location=where)) from None
 
 
 def create_image(args: argparse.Namespace, output: str) -> int:

@@ -55,18 +55,56 @@ class TableSide(Record):
         """The sequence number of OLD's active otadata record (None: none valid, unknown)."""
         if self.field.otadata is None:
             return None
+
         entry = active_entry(decode(self.field.otadata))
         return None if entry is None else entry.seq
 
+    @property
+    def awaiting_verify(self) -> bool:
+        """The active otadata record is ``new`` or ``pending_verify``: written by an app built
+        with rollback, whose bootloader rolls back unless the app confirms itself."""
+        if self.field.otadata is None:
+            return False
+        from partkit.flash.otadata import (
+            STATE_NEW,
+            STATE_PENDING_VERIFY,
+        )
+
+        entry = active_entry(decode(self.field.otadata))
+        return entry is not None and entry.state in (STATE_NEW, STATE_PENDING_VERIFY)
+
+    def rollback(self) -> Partition | None:
+        """When the active record awaits verification, the slot the bootloader boots once it
+        has marked that record aborted: the other record's, or the default without one."""
+        if not self.awaiting_verify or self.field.otadata is None:
+            return None
+        from partkit.diff.field import boot_order
+
+        entries = decode(self.field.otadata)
+        active = active_entry(entries)
+        assert active is not None
+        other = entries[1 - active.index]
+        order = boot_order(self.table, other.seq if other.bootable else None, True)
+        images = self.field.app_images
+        found = [p for p in order if images is None or p.offset in images]
+        return found[0] if found else None
+
     def booted(self) -> Partition | None:
-        """The app slot the bootloader picks first, from the otadata read with the table
-        (None when the side carries no otadata bytes)."""
+        """The app slot the bootloader boots, from the otadata read with the table: the
+        first slot in its order that holds an image (None when the side carries no otadata
+        bytes, or no slot starts with an image: then it cannot be told)."""
+        from partkit.diff.field import boot_order
+
         has = bool(self.table.find(DATA, SUBTYPE_DATA_OTA))
         if has and self.field.otadata is None:
             return None
         if not has and self.kind not in ("image", "device"):
             return None
-        return boot_choice(self.table, self.active_seq, has)
+        images = self.field.app_images
+        if images is None:
+            return boot_choice(self.table, self.active_seq, has)
+        found = [p for p in boot_order(self.table, self.active_seq, has) if p.offset in images]
+        return found[0] if found else None
 
 
 def load_side(spec: str, options: TableOptions) -> TableSide:

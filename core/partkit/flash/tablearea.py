@@ -14,7 +14,7 @@ from partkit.flash.appimage import IMAGE_MAGIC, ImageBytes, header_flash_size, r
 from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
-from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 from partkit.table.source import Field, RawTable, Readers, read_table_input
 
 TYPE_CHECKING = False
@@ -78,7 +78,10 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     found = parsed.find(DATA, SUBTYPE_DATA_OTA)
     if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
         otadata = read(found[0].offset, min(found[0].size, 0x2000))
-    return Field(header, where, otadata)
+    # past the end of an unpadded image the devices keep what they hold: not known blank
+    images = frozenset(p.offset for p in parsed if p.type == APP and (
+        (size is not None and p.offset >= size) or read(p.offset, 1) == b"\xe9"))
+    return Field(header, where, otadata, images)
 
 
 def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> RawTable:

@@ -4,8 +4,9 @@ Nothing is retyped by the user: the target comes from ``project_description.json
 table options from ``config/sdkconfig.json`` (the same Kconfig values ESP-IDF's CMake hands
 to gen_esp32part and check_sizes.py) and the images that will be flashed, with their
 offsets, from ``flasher_args.json`` (or ``flash_args`` when only that exists). Any IDF
-version that writes these files works; the linux target writes no flasher files (its app
-runs on the host), so only the table is known there.
+version that writes these files works (v5.1 to v6.0 were tried); the linux target writes no
+flasher files (its app runs on the host), so only the table is known there. What could not
+be read is kept in ``IdfBuild.not_checked``, so a report never claims more than was checked.
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from partkit.table.names import SubtypeRegistry
     from partkit.table.options import TableOptions
 
-__all__ = ["FlashedImage", "IdfBuild", "read_build_dir"]
+__all__ = ["FlashedImage", "IdfBuild", "config_location", "read_build_dir",
+           "read_extra_subtypes", "sdkconfig_line"]
 
 PROJECT_DESCRIPTION = "project_description.json"
 SDKCONFIG_JSON = os.path.join("config", "sdkconfig.json")
 FLASHER_ARGS = "flasher_args.json"
 FLASH_ARGS = "flash_args"
 TABLE_BIN = os.path.join("partition_table", "partition-table.bin")
+EXTRA_SUBTYPES_INC = os.path.join("config", "extra_partition_subtypes.inc")
+BOOTLOADER_BIN = os.path.join("bootloader", "bootloader.bin")
 
 _HINT = "run 'idf.py build' (or 'idf.py reconfigure') first, or point --idf-build-dir at it"
 
@@ -45,8 +50,9 @@ class IdfBuild(Record):
     images_listing = "flasher_args.json"
     rebuild_hint = "run 'idf.py build' (or 'idf.py partition-table')"
 
-    __slots__ = ("app", "bootloader", "build_dir", "chip", "fail_free", "flash_size",
-                 "flash_size_text", "images", "options", "project_name", "strict", "table",
+    __slots__ = ("app", "bootloader", "build_dir", "chip", "extra_subtypes", "fail_free",
+                 "flash_size", "flash_size_text", "images", "not_checked", "options",
+                 "project_name", "sdkconfig", "strict", "table", "table_builtin",
                  "table_source", "target", "warn_free")
 
     build_dir: str
@@ -55,6 +61,7 @@ class IdfBuild(Record):
     chip: str | None  # None for the linux target
     table: str  # the binary table the build generated (may not exist yet)
     table_source: str | None  # the CSV it came from
+    table_builtin: str | None  # ESP-IDF's predefined CSV's file name, when the project uses one
     options: TableOptions
     flash_size: int | None
     flash_size_text: str | None  # as the build spells it: "4MB", "detect", "keep"
@@ -65,18 +72,26 @@ class IdfBuild(Record):
     warn_free: str | None
     fail_free: str | None
     strict: bool
+    # EXTRA_PARTITION_SUBTYPES entries (type,name,value), already in options.subtypes
+    extra_subtypes: tuple[str, ...]
+    # what a check of this build cannot cover, each "what: why" (e.g. the linux target's app)
+    not_checked: tuple[str, ...]
+    sdkconfig: str | None  # the project's sdkconfig file (messages about CONFIG_* point there)
 
     def __init__(self, *, build_dir: str, project_name: str, target: str, chip: str | None,
                  table: str, table_source: str | None, options: TableOptions,
                  flash_size: int | None, flash_size_text: str | None,
                  app: FlashedImage | None, bootloader: FlashedImage | None,
                  images: tuple[FlashedImage, ...], warn_free: str | None = None,
-                 fail_free: str | None = None, strict: bool = False) -> None:
+                 fail_free: str | None = None, strict: bool = False,
+                 extra_subtypes: tuple[str, ...] = (), not_checked: tuple[str, ...] = (),
+                 sdkconfig: str | None = None, table_builtin: str | None = None) -> None:
         self._init(build_dir=build_dir, project_name=project_name, target=target, chip=chip,
                    table=table, table_source=table_source, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
                    bootloader=bootloader, images=images, warn_free=warn_free,
-                   fail_free=fail_free, strict=strict)
+                   fail_free=fail_free, strict=strict, extra_subtypes=extra_subtypes,
+                   not_checked=not_checked, sdkconfig=sdkconfig, table_builtin=table_builtin)
 
 
 def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
@@ -230,6 +245,68 @@ def _flash_args_images(path: str, build_dir: str) -> tuple[list[FlashedImage], s
     return images, size
 
 
+def read_extra_subtypes(path: str) -> tuple[str, ...]:
+    """EXTRA_PARTITION_SUBTYPES from ``config/extra_partition_subtypes.inc`` (none if absent).
+
+    ESP-IDF writes the entries verbatim into the file's parttool comment
+    (``--extra-partition-subtypes "app,my_app1,0x40" ...``) and as enum lines
+    (``ESP_PARTITION_SUBTYPE_APP_MY_APP1 = 0x40,``, names upper-cased); the comment keeps
+    the names as the CSV spells them, the enum lines are the fallback.
+    """
+    import re
+    import shlex
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(1024 * 1024)
+    except FileNotFoundError:
+        return ()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PartkitError(error(f"cannot read: {exc}", SourceLocation(path))) from None
+    for line in text.splitlines():
+        words = line.split("--extra-partition-subtypes", 1)
+        if len(words) == 2:
+            try:
+                return tuple(w.replace(" ", "") for w in shlex.split(words[1]) if w.strip())
+            except ValueError:
+                break
+    types = ("APP", "DATA", "BOOTLOADER", "PARTITION_TABLE")
+    found = []
+    for m in re.finditer(r"^ESP_PARTITION_SUBTYPE_(\w+?)\s*=\s*(\w+)\s*,", text, re.M):
+        name, value = m.groups()
+        ptype = next((t for t in sorted(types, key=len, reverse=True)
+                      if name.startswith(t + "_")), None)
+        if ptype is not None:
+            found.append(f"{ptype.lower()},{name[len(ptype) + 1:].lower()},{value}")
+    return tuple(found)
+
+
+def sdkconfig_line(path: str, name: str) -> SourceLocation | None:
+    """The line of an sdkconfig file that sets ``name`` (a CONFIG_* option), if any."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                if line.startswith(f"{name}="):
+                    return SourceLocation(path, number, 1)
+    except OSError:
+        return None
+    return None
+
+
+def config_location(build: IdfBuild, name: str) -> SourceLocation | None:
+    """Where ``name`` is set in the project's sdkconfig (the file when the line is not found)."""
+    if not build.sdkconfig:
+        return None
+    return sdkconfig_line(build.sdkconfig, name) or SourceLocation(build.sdkconfig)
+
+
+def _sdkconfig_path(desc: dict[str, object], project_path: str) -> str | None:
+    config_file = desc.get("config_file")
+    if isinstance(config_file, str) and config_file:
+        return config_file
+    return os.path.join(project_path, "sdkconfig") if project_path else None
+
+
 def read_build_dir(build_dir: str) -> IdfBuild:
     """Read an ESP-IDF build directory. Raises PartkitError (exit 2) naming the bad file."""
     build_dir = os.path.abspath(build_dir)
@@ -254,6 +331,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
     flasher = _load_json(flasher_path, required=False)
     named: dict[str, FlashedImage] = {}
     size_text: str | None = None
+    not_checked: list[str] = []
     if flasher is not None:
         images, named = _flasher_images(flasher, flasher_path, build_dir)
         settings = flasher.get("flash_settings")
@@ -266,14 +344,20 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         images, size_text = _flash_args_images(os.path.join(build_dir, FLASH_ARGS), build_dir)
     else:
         images = []
-    if size_text is None:
-        configured = config.get("ESPTOOLPY_FLASHSIZE")
-        size_text = configured if isinstance(configured, str) else None
+        if target != "linux":
+            not_checked.append("the flashed files (app, bootloader, data images): the build "
+                               "has neither flasher_args.json nor flash_args")
+    configured = config.get("ESPTOOLPY_FLASHSIZE")
+    if size_text is None or (size_text in ("detect", "keep") and isinstance(configured, str)):
+        # Secure boot and "detect" builds write "keep"/"detect" for esptool; the flash the
+        # project was configured for is still ESPTOOLPY_FLASHSIZE.
+        size_text = configured if isinstance(configured, str) else size_text
     flash_size = _flash_size(size_text)
     bootloader_offset = _config_int(config, "BOOTLOADER_OFFSET_IN_FLASH", config_path)
     recovery = (_config_int(config, "BOOTLOADER_RECOVERY_OFFSET", config_path)
                 if config.get("BOOTLOADER_RECOVERY_ENABLE") else None)
     table_offset = _config_int(config, "PARTITION_TABLE_OFFSET", config_path)
+    extra_subtypes = read_extra_subtypes(os.path.join(build_dir, EXTRA_SUBTYPES_INC))
     options = TableOptions(
         table_offset=table_offset if table_offset is not None else DEFAULT_TABLE_OFFSET,
         # CMake passes BOOTLOADER_OFFSET_IN_FLASH, or 0 where it is undefined (linux)
@@ -283,6 +367,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         secure=_secure(config),
         flash_size=flash_size,
         chip=chip,
+        subtypes=_subtypes(extra_subtypes, os.path.join(build_dir, EXTRA_SUBTYPES_INC)),
     )
     table = named["partition-table"].path if "partition-table" in named else os.path.join(
         build_dir, TABLE_BIN)
@@ -292,13 +377,41 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         candidate = os.path.join(build_dir, app_bin) if app_bin else ""
         if candidate and os.path.exists(candidate):
             app = FlashedImage("app", -1, candidate)  # offset unknown: not flashed by idf.py
+    if app is None:
+        why = ("the linux target builds a host executable, no app image" if target == "linux"
+               else "the build lists no app image")
+        not_checked.append(f"the app: {why}")
+    bootloader = named.get("bootloader")
+    if bootloader is None and chip is not None:
+        # Secure boot builds leave the bootloader out of flash_files (it is flashed by
+        # hand), but it must still end before the table.
+        candidate = os.path.join(build_dir, BOOTLOADER_BIN)
+        if os.path.exists(candidate):
+            bootloader = FlashedImage("bootloader", bootloader_offset or 0, candidate)
+        else:
+            not_checked.append(f"the bootloader: {candidate} is missing")
+    custom = bool(config.get("PARTITION_TABLE_CUSTOM"))
+    builtin_name = config.get("PARTITION_TABLE_FILENAME")
     return IdfBuild(
         build_dir=build_dir,
         project_name=_text(desc, "project_name", desc_path, required=False),
         target=target, chip=chip, table=table,
         table_source=_table_source(config, project_path, idf_path),
         options=options, flash_size=flash_size, flash_size_text=size_text,
-        app=app, bootloader=named.get("bootloader"), images=tuple(images),
+        app=app, bootloader=bootloader, images=tuple(images),
         warn_free=_budget(config, "PARTKIT_WARN_FREE"),
         fail_free=_budget(config, "PARTKIT_FAIL_FREE"),
-        strict=bool(config.get("PARTKIT_STRICT")))
+        strict=bool(config.get("PARTKIT_STRICT")),
+        extra_subtypes=extra_subtypes, not_checked=tuple(not_checked),
+        sdkconfig=_sdkconfig_path(desc, project_path),
+        table_builtin=builtin_name if not custom and isinstance(builtin_name, str) else None)
+
+
+def _subtypes(entries: tuple[str, ...], path: str) -> SubtypeRegistry:
+    from partkit.table.names import BUILTIN_SUBTYPES
+    from partkit.table.options import parse_extra_subtypes
+
+    try:
+        return parse_extra_subtypes(entries, BUILTIN_SUBTYPES)
+    except PartkitError as exc:
+        raise PartkitError(exc.diagnostics[0].replace(location=SourceLocation(path))) from None

@@ -9,6 +9,12 @@ when CONFIG_PARTKIT_REPLACE_CHECK_SIZES is set. Numbers, messages, streams and e
 are those of ESP-IDF v5.5-v6.1's argparse check_sizes.py (so build logs and log parsers
 keep working), with one deliberate difference: TEE app slots are not candidates for
 ``--type app`` (as in ESP-IDF master), since the TEE image has its own check.
+
+When a binary does not fit, partkit's own diagnostic comes first (``partitions.csv:4:1:
+error: ...`` with the slot, the overflow and a hint), then ESP-IDF's ``Error:`` line for
+tools that grep build logs. The CSV is found from the build directory the table binary
+lies in; ``--partkit-csv`` and ``--partkit-sdkconfig`` (never passed by ESP-IDF) name the
+CSV and the sdkconfig for a check that runs outside it (the bootloader subproject).
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from partkit.table.options import TableOptions, int_option
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from partkit.common.errors import Diagnostic
+    from partkit.idf.builddir import IdfBuild
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
 
 __all__ = ["main"]
 
@@ -55,7 +66,30 @@ def _parser() -> argparse.ArgumentParser:
     bl = sub.add_parser("bootloader", help="check that the bootloader ends before the table")
     bl.add_argument("bootloader_offset", help="bootloader flash offset")
     bl.add_argument("bootloader_binary", help="the bootloader binary")
+    for sub_parser in (part, bl):
+        sub_parser.add_argument("--partkit-csv", help=argparse.SUPPRESS)
+        sub_parser.add_argument("--partkit-sdkconfig", help=argparse.SUPPRESS)
     return p
+
+
+def _build_of(table: str) -> IdfBuild | None:
+    """The ESP-IDF build a ``<build>/partition_table/partition-table.bin`` belongs to."""
+    from partkit.common.errors import PartkitError
+    from partkit.idf.builddir import read_build_dir
+
+    build_dir = os.path.dirname(os.path.dirname(os.path.abspath(table)))
+    if not os.path.isfile(os.path.join(build_dir, "project_description.json")):
+        return None
+    try:
+        return read_build_dir(build_dir)
+    except PartkitError:
+        return None  # ESP-IDF's own text is still printed; only the CSV line is missing
+
+
+def _say_first(diagnostic: Diagnostic) -> None:
+    """partkit's diagnostic, before ESP-IDF's lines (both on stderr, as ESP-IDF's failure)."""
+    sys.stdout.flush()
+    sys.stderr.write(f"{diagnostic.format()}\n")
 
 
 def _fail(message: str, allow: bool) -> int:
@@ -69,9 +103,16 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    table = load_table_file(args.partition_table,
-                            TableOptions(table_offset=table_offset, verify=False)).table
-    ptype, subtype, label = resolve_selector(args.type, args.subtype, TableOptions().subtypes)
+    from partkit.common.errors import PartkitError
+    from partkit.table.options import TableOptions
+
+    build = _build_of(args.partition_table)
+    options = TableOptions(table_offset=table_offset, verify=False)
+    if build is not None:
+        options = options.replace(subtypes=build.options.subtypes)
+    source = args.partkit_csv or (build.table_source if build is not None else None)
+    table = _table_with_lines(args.partition_table, options, source)
+    ptype, subtype, label = resolve_selector(args.type, args.subtype, options.subtypes)
     # check_sizes.py looks at the binary only when some partition matches.
     unreadable: PartkitError | None = None
     try:
@@ -91,7 +132,20 @@ def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
             print(f"Warning: {finding.diagnostic.message}")
         return 0
     too_small = result.findings[0]
-    return _fail(too_small.diagnostic.message, args.allow_failures or not too_small.is_error)
+    allowed = args.allow_failures or not too_small.is_error
+    if not allowed:
+        _say_first(too_small.diagnostic)
+    return _fail(too_small.diagnostic.message, allowed)
+
+
+def _table_with_lines(path: str, options: TableOptions, source: str | None) -> PartitionTable:
+    """The table as check_sizes.py reads it, its partitions pointing at the CSV's lines."""
+    from partkit.check.files import load_table_for_check
+
+    if source is not None and os.path.exists(source):
+        return load_table_for_check(path, options, source).table
+
+    return load_table_file(path, options).table
 
 
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
@@ -108,6 +162,8 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
             f"0x{table_offset:x}", hint="the bootloader must come before the table: check "
             "BOOTLOADER_OFFSET_IN_FLASH and PARTITION_TABLE_OFFSET"))
     if size > room:
+        if not args.allow_failures:
+            _say_first(_bootloader_diagnostic(args, size, offset, table_offset, room))
         code = _fail(bootloader_too_large(size, table_offset, room), args.allow_failures)
         if code:
             return code
@@ -115,11 +171,42 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     return 0
 
 
+def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
+                           table_offset: int, room: int) -> Diagnostic:
+    """partkit's bootloader error, at the setting that decides the room: the sdkconfig line of
+    CONFIG_PARTITION_TABLE_OFFSET, or the CSV's first partition when it starts too early."""
+    from partkit.common.errors import SourceLocation
+    from partkit.common.numbers import align_up
+
+    need = align_up(offset + size, 0x1000)
+    where: SourceLocation | None = SourceLocation(args.bootloader_binary)
+    if args.partkit_sdkconfig:
+        from partkit.idf.builddir import sdkconfig_line
+
+        where = sdkconfig_line(args.partkit_sdkconfig, "CONFIG_PARTITION_TABLE_OFFSET") or where
+    hint = (f"set CONFIG_PARTITION_TABLE_OFFSET to {need:#x} or more (menuconfig > Partition "
+            "Table > Offset of partition table) and the CSV's first partition to "
+            f"{need + 0x1000:#x} or later, or make the bootloader smaller (log level, "
+            "optimization for size)")
+    return error(f"bootloader {os.path.basename(args.bootloader_binary)} ({size:#x} bytes at "
+                 f"{offset:#x}) overflows the partition table at {table_offset:#x} by "
+                 f"{size - room:#x} bytes: it has room for {room:#x}", where, hint,
+                 code="bootloader-too-large")
+
+
 def _file_size(path: str) -> int:
+    import stat
+
+    from partkit.common.errors import PartkitError, SourceLocation
+
     try:
-        return os.stat(path).st_size
+        info = os.stat(path)
     except OSError as exc:
         raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
+    if not stat.S_ISREG(info.st_mode):  # a directory's size is no binary's size
+        raise PartkitError(error("not a file", SourceLocation(path),
+                                 hint="pass the binary the build made (a .bin file)"))
+    return info.st_size
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,18 +63,23 @@ class Field(Record):
     ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
     checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
     the table's otadata partition, whose active record says which slot boots.
+    ``app_images``: the offsets of the app slots that start with an image's magic byte, or
+    lie past the end of the source (unknown, so not taken for blank): the bootloader skips
+    a slot without an image and boots the next one it tries.
     """
 
-    __slots__ = ("header_flash_size", "header_where", "otadata")
+    __slots__ = ("app_images", "header_flash_size", "header_where", "otadata")
 
     header_flash_size: int | None
     header_where: str | None
     otadata: bytes | None
+    app_images: frozenset[int] | None
 
     def __init__(self, header_flash_size: int | None = None, header_where: str | None = None,
-                 otadata: bytes | None = None) -> None:
+                 otadata: bytes | None = None, app_images: frozenset[int] | None = None,
+                 ) -> None:
         self._init(header_flash_size=header_flash_size, header_where=header_where,
-                   otadata=otadata)
+                   otadata=otadata, app_images=app_images)
 
 
 class RawTable(Record):

@@ -1,12 +1,14 @@
 """``idf.py partkit-check`` with options (ESP-IDF v6.0+ loads this from the component).
 
 The ninja target of the same name checks with the project's Kconfig budgets; this action
-adds command-line options on top (``idf.py partkit-check --fail-free 5% --json``). Older
-ESP-IDF versions skip this file and run the target.
+adds command-line options on top (``idf.py partkit-check --fail-free 5% -o report.json``).
+Older ESP-IDF versions skip this file and run the target; v6.0 loads it only with
+IDF_EXTENSION_ALLOW_UNTRUSTED=1 (components outside its trusted sources).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -20,12 +22,18 @@ def action_extensions(base_actions: dict[str, Any], project_path: str) -> dict[s
         ensure_build_directory(global_args, ctx.info_name)
         run_target("partkit-inputs", global_args)  # the table, the app, the bootloader
         command = [sys.executable, "-m", "partkit", "check",
-                   "--idf-build-dir", global_args.build_dir]
+                   "--idf-build-dir", os.path.abspath(global_args.build_dir)]
         for name in ("warn_free", "fail_free", "output"):
             if options.get(name):
-                command += [f"--{name.replace('_', '-')}", options[name]]
+                value = options[name]
+                if name == "output":  # as typed, from where idf.py runs
+                    value = os.path.abspath(value)
+                command += [f"--{name.replace('_', '-')}", value]
         command += [f"--{flag}" for flag in ("strict", "json") if options.get(flag)]
-        code = subprocess.call(command)
+        # Not from the build directory: `-m` would import build/partkit/ as the package.
+        out_dir = os.path.join(os.path.abspath(global_args.build_dir), "partkit")
+        os.makedirs(out_dir, exist_ok=True)
+        code = subprocess.call(command, cwd=out_dir)
         if code:
             raise SystemExit(code)
 
@@ -47,9 +55,10 @@ def action_extensions(base_actions: dict[str, Any], project_path: str) -> dict[s
                     {"names": ["--strict"], "is_flag": True,
                      "help": "partkit's rule warnings fail the check"},
                     {"names": ["--json"], "is_flag": True,
-                     "help": "the report as JSON on stdout"},
+                     "help": "the report as JSON on stdout (after idf.py's own lines: "
+                     "for a file to parse, use -o)"},
                     {"names": ["--output", "-o"], "help": "also write the JSON report "
-                     "to this file"},
+                     "to this file (relative paths: from the project directory)"},
                 ],
             },
         },
