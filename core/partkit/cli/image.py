@@ -15,6 +15,10 @@
 Selectors follow parttool: ``--name/-n``, ``--type/-t`` with ``--subtype/-s``, or
 ``--boot-default/-d``. The table is read from the image at ``--offset`` (default 0x8000),
 or from ``--table FILE`` (CSV or binary).
+
+Just over 500 lines: the argument handling of six commands; their work is in ``flash/``
+(assembly: :mod:`partkit.flash.assemble`), check/set-boot/otadata are in
+:mod:`partkit.cli.image_check`, the shared options in :mod:`partkit.cli.image_shared`.
 """
 
 from __future__ import annotations
