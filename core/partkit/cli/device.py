@@ -23,34 +23,17 @@ import json
 import os
 import sys
 
-from partkit.cli.apply import EXIT_APPLY, add_device_arguments, run_device
 from partkit.cli.common import (
-    add_extra_subtypes,
     add_info_options,
     add_selector,
     chip_help,
     command_parser,
     emit,
+    report_error,
     table_options,
     usage_error,
 )
-from partkit.cli.image_check import (
-    STATES,
-    _ota_apps,
-    _otadata_partition,
-    _target,
-    write_otadata_report,
-)
-from partkit.cli.image_shared import columns, select
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
-from partkit.device.ops import check_fits, check_writable, load_table, read_input_file
-from partkit.device.session import Session
-from partkit.device.target import DeviceTarget
-from partkit.flash import otadata
-from partkit.flash.bootselect import select_slot
-from partkit.flash.partinfo import format_info
-from partkit.table.names import type_name
-from partkit.table.render import flags_text, partition_json, to_json, to_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +101,8 @@ def _connection(p: argparse.ArgumentParser) -> None:
                    help="flash offset of the table on the device (default 0x8000)")
     t.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
                    help="use this CSV or binary table instead of the one on the device")
-    add_extra_subtypes(t)
+    t.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
+                   help="subtype names of your own, as type,name,value (value in hex)")
 
 
 def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
@@ -173,6 +157,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     p = make("set-boot")
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
+    from partkit.cli.image_check import STATES
+
     p.add_argument("--state", default="undefined", choices=tuple(STATES),
                    help="ota_state of the new record: undefined (default: no rollback "
                         "check), new (as esp_ota_set_boot_partition writes it with rollback; "
@@ -184,6 +170,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                    help="change flash even with flash encryption or secure boot enabled")
     _connection(p)
 
+    from partkit.cli.apply import EXIT_APPLY, add_device_arguments
 
     p = command_parser("partkit device apply", COMMANDS["apply"], EXIT_APPLY)
     out["apply"] = p
@@ -232,8 +219,11 @@ def run(argv: list[str]) -> int:
     args.image = args.port  # the location selection errors name
     try:
         return HANDLERS[command](args)
-    except KeyboardInterrupt:
-        sys.stderr.write("partkit device: interrupted\n")
+    except PartkitError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt as exc:  # the device step says what may have changed
+        sys.stderr.write("partkit device: interrupted"
+                         + (f"; {exc.args[0]}" if exc.args else "") + "\n")
         return 130
 
 
@@ -246,6 +236,8 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _session(args: argparse.Namespace) -> Session:
+    from partkit.device.session import Session
+
     return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
                    after=args.after, stub=not args.no_stub,
                    connect_attempts=args.connect_attempts)
@@ -253,6 +245,8 @@ def _session(args: argparse.Namespace) -> Session:
 
 def _table(args: argparse.Namespace, target: DeviceTarget
            ) -> tuple[PartitionTable, TableOptions]:
+    from partkit.device.ops import load_table
+
     options = _options(args)
     if options.chip is None and target.session.chip_name:
         from partkit.common.chips import BOOTLOADER_OFFSET
@@ -268,6 +262,8 @@ def _table(args: argparse.Namespace, target: DeviceTarget
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
             single: bool) -> list[Partition]:
+    from partkit.cli.image_shared import select
+
     return select(args, table, options, single=single)
 
 
@@ -300,6 +296,8 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
+    from partkit.device.target import DeviceTarget
+
     with _session(args) as session:
         args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
@@ -315,6 +313,8 @@ def _with_device(args: argparse.Namespace,
 
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
+        from partkit.table.render import to_json, to_summary
+
         table, options = _table(args, target)
         if args.json:
             doc = to_json(table, options)
@@ -342,6 +342,11 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
+        from partkit.cli.image_shared import columns as _columns
+        from partkit.flash.partinfo import format_info
+        from partkit.table.names import type_name
+        from partkit.table.render import flags_text, partition_json
+
         table, options = _table(args, target)
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
@@ -349,7 +354,7 @@ def _info(args: argparse.Namespace) -> int:
                 rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
                 rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
                           f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-                sys.stdout.write(columns(rows))
+                sys.stdout.write(_columns(rows))
                 return 0
         else:
             chosen = _select(args, table, options, single=False)
@@ -376,18 +381,22 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
+    from partkit.device.ops import check_fits, check_writable, read_input_file
+
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
-    if not os.path.isfile(source):
-        read_input_file(source, 0)  # the clear error for a missing file or a directory
+    if not os.path.exists(source) or os.path.isdir(source):
+        # the clear error for a missing file or a directory; a pipe (<(command)) is
+        # not opened here: it can be read only once
+        read_input_file(source, 0)
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
         data = read_input_file(source, part.size)
-        check_fits(part, os.path.getsize(source), source, f"the device on {args.port}")
+        check_fits(part, source, data, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
                                progress=progress_bar(f"write {part.name}", args.quiet))
         _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "
@@ -415,6 +424,8 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _otadata(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
+        from partkit.cli.image_check import _otadata_partition, write_otadata_report
+
         table, _ = _table(args, target)
         part = _otadata_partition(args, table)
         write_otadata_report(table, part, target.read(part.offset, part.size),
@@ -426,6 +437,11 @@ def _otadata(args: argparse.Namespace) -> int:
 
 def _set_boot(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
+        from partkit.cli.image_check import STATES, _ota_apps, _otadata_partition, _target
+        from partkit.device.ops import check_writable
+        from partkit.flash import otadata
+        from partkit.flash.bootselect import select_slot
+
         table, _ = _table(args, target)
         part = _otadata_partition(args, table)
         app, slot = _target(args, table)
@@ -453,6 +469,8 @@ def _set_boot(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from partkit.cli.apply import run_device
+
     return run_device(args, lambda: _session(args))
 
 

@@ -127,6 +127,12 @@ def apply_plan(target: Target, report: DiffReport, table: bytes,
             _run(target, step, table)
         except PartkitError as exc:
             raise _stopped(report, number, exc) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C: still exit 130, with the same report
+            cause = PartkitError(error(str(exc.args[0]) if exc.args else "interrupted"))
+            d = _stopped(report, number, cause).diagnostics[0]
+            raise KeyboardInterrupt("; ".join(
+                [d.message, *(text for _, text in d.notes), *([d.hint] if d.hint else [])])
+            ) from None
         done.append(step)
     return Done(tuple(done))
 
