@@ -13,17 +13,8 @@ import json
 import os
 import sys
 
-from partkit.arduino.builddir import BoardOverrides, not_checked, read_build_dir
-from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
-from partkit.arduino.install import core_state, install, uninstall
-from partkit.arduino.properties import is_unexpanded
-from partkit.arduino.size import advanced_size, ram_used, run_size_tool, summary_line
-from partkit.check.buildfolder import check_build, to_json, to_text
-from partkit.check.checks import Budget
 from partkit.cli.common import EXIT_CHECK, EXIT_PLAIN, emit, report_error
-from partkit.common.chips import chip_names
 from partkit.common.errors import PartkitError
-from partkit.table.options import usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +34,7 @@ else the board menu scheme's) but sizes the sketch against the board's fixed max
 commands check the real app image against the table the build made:
   check      the build hook: one line and any errors on stderr, exit 1 when it does not fit
   size       recipe.advanced_size.pattern (arduino-cli >= 0.21, IDE 2): the JSON size report
+  table      the prebuild hook: the sketch's partitions.csv validated, errors at file:line
   install    add the hook and the size recipe to esp32 cores' platform.local.txt
   uninstall  remove them again
   status     the esp32 cores found and whether partkit is installed in each
@@ -65,6 +57,8 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project-name", metavar="NAME",
                    help="the sketch's output stem, NAME.bin ({build.project_name}; default: "
                         "from build.options.json)")
+    from partkit.common.chips import chip_names
+
     p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: from the board; one "
                    f"of: {', '.join(chip_names())})")
     p.add_argument("--flash-size", metavar="SIZE",
@@ -98,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partkit arduino", description=_DESCRIPTION,
                                      epilog=_LOCATIONS + "\n" + EXIT_CHECK,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="action", metavar="{check,size,install,uninstall,status}")
+    sub = parser.add_subparsers(dest="action",
+                                metavar="{check,size,table,install,uninstall,status}")
     sub.required = True
     raw = argparse.RawDescriptionHelpFormatter
     from textwrap import fill
@@ -120,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
                         "without it no dynamic-memory line")
     p.add_argument("--ram-max", metavar="BYTES",
                    help="dynamic memory ({upload.maximum_data_size}; default: from the board)")
+    p = sub.add_parser("table", help="validate the sketch's partitions.csv (a prebuild hook)",
+                       formatter_class=raw, epilog=EXIT_PLAIN, description=fill(
+                           "Validate SKETCH_DIR/partitions.csv as the core's table generator "
+                           "will, with every error at its file:line (the generator names "
+                           "none); nothing to do when the sketch has no partitions.csv."))
+    p.add_argument("sketch_dir", metavar="SKETCH_DIR", help="the sketch's folder "
+                   "({build.source.path})")
+    from partkit.common.chips import chip_names
+
+    p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: no chip rules; one "
+                   f"of: {', '.join(chip_names())})")
     for action, summary, all_help in (
         ("install", "add partkit's block to esp32 cores' platform.local.txt",
          "every version found (default: the newest core in each place)"),
@@ -135,12 +141,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> BoardOverrides:
+    from partkit.arduino.builddir import BoardOverrides
+
     return BoardOverrides(chip=args.chip, flash_size=args.flash_size,
                           bootloader_offset=args.bootloader_offset,
                           project_name=args.project_name, core_dir=args.core_dir)
 
 
 def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
+    from partkit.check.buildfolder import check_build
+    from partkit.check.checks import Budget
+
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
     return check_build(build, warn_free=warn, fail_free=fail, strict=args.strict,
@@ -149,6 +160,10 @@ def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --arduino-build-dir DIR``; raises PartkitError for bad input."""
+    from partkit.arduino.builddir import BoardOverrides, not_checked, read_build_dir
+    from partkit.arduino.size import summary_line
+    from partkit.check.buildfolder import to_json, to_text
+
     build = read_build_dir(args.arduino_build_dir, BoardOverrides(
         chip=args.chip, flash_size=args.flash_size, bootloader_offset=args.bootloader_offset))
     result = _check(args, build)
@@ -172,6 +187,9 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
 
 
 def _hook(args: argparse.Namespace) -> int:
+    from partkit.arduino.builddir import not_checked, read_build_dir
+    from partkit.arduino.size import summary_line
+
     build = read_build_dir(args.build_dir, _overrides(args))
     result = _check(args, build)
     sys.stderr.write(f"partkit: {summary_line(build, result)}\n")
@@ -184,6 +202,23 @@ def _hook(args: argparse.Namespace) -> int:
 
 
 def _size(args: argparse.Namespace) -> int:
+    """arduino-cli reads only the JSON of an exit 0 (else "Error while determining sketch
+    size: exit status 2"), so bad input is a JSON error too: the compile fails with
+    partkit's message."""
+    from partkit.arduino.size import bad_input
+
+    try:
+        return _size_json(args)
+    except PartkitError as exc:
+        sys.stdout.write(json.dumps(bad_input(exc.diagnostics)) + "\n")
+        return 0
+
+
+def _size_json(args: argparse.Namespace) -> int:
+    from partkit.arduino.builddir import read_build_dir
+    from partkit.arduino.properties import is_unexpanded
+    from partkit.arduino.size import advanced_size, ram_used, run_size_tool
+
     build = read_build_dir(args.build_dir, _overrides(args))
     if args.ram_max is not None and not is_unexpanded(args.ram_max):
         from partkit.cli.common import int_option
@@ -198,7 +233,26 @@ def _size(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    from partkit.arduino.builddir import TABLE_CSV, TABLE_OFFSET
+    from partkit.arduino.properties import is_unexpanded
+    from partkit.check.files import load_table_for_check
+    from partkit.common.chips import chip_names
+    from partkit.table.options import TableOptions
+
+    path = os.path.join(args.sketch_dir, TABLE_CSV)
+    if not os.path.isfile(path):
+        return 0  # the variant's or the scheme's table: the core's own
+    chip = None if is_unexpanded(args.chip) or args.chip not in chip_names() else args.chip
+    loaded = load_table_for_check(path, TableOptions(table_offset=TABLE_OFFSET, chip=chip))
+    emit(loaded.warnings)
+    return 0
+
+
 def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
+    from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
+    from partkit.table.options import usage_error
+
     if args.core_dir:
         cores = []
         for path in args.core_dir:
@@ -221,6 +275,9 @@ def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
 
 
 def _manage(args: argparse.Namespace) -> int:
+    from partkit.arduino.install import core_state, install, uninstall
+    from partkit.table.options import usage_error
+
     python = os.path.abspath(args.python)
     cores = _cores(args, newest_only=args.action == "install" and not args.all)
     if not cores and args.action != "status":
@@ -258,6 +315,8 @@ def run(argv: list[str]) -> int:
             return _hook(args)
         if args.action == "size":
             return _size(args)
+        if args.action == "table":
+            return _table(args)
         return _manage(args)
     except PartkitError as exc:
         return report_error(exc)

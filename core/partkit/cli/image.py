@@ -55,6 +55,7 @@ from partkit.cli.image_shared import (
 )
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
 from partkit.common.numbers import format_size
+from partkit.data.check import contents_warning
 from partkit.flash import flashargs, imagefile
 from partkit.flash.appimage import ImageBytes, read_image
 from partkit.flash.assemble import (
@@ -454,6 +455,11 @@ def _create(args: argparse.Namespace) -> int:
     plan = plan_image(loaded.table, options, flash_size, table_path=args.table,
                       bootloader=args.bootloader, bootloader_data=bootloader_data,
                       apps=apps, datas=datas, ota_slot=args.ota_slot, chip=chip)
+    for name, path in (*apps, *datas):  # a file that is not what its partition holds
+        part = loaded.table.find_by_name(name)
+        mismatch = None if part is None else contents_warning(path, part, loaded.table)
+        if mismatch is not None:
+            emit([mismatch])
     write_image(args.image, plan)
     sys.stderr.write(plan.summary(args.image) + "\n")
     if args.no_flash_args:

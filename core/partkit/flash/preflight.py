@@ -26,10 +26,7 @@ from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, erro
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
-from partkit.flash.appimage import FLASH_SIZE_CODES, header_flash_size, read_image
-from partkit.flash.contents import EXPECTED_CONTENTS, describe
-from partkit.table.binary import MAX_TABLE_BYTES
-from partkit.table.codec import load_table
+from partkit.flash.contents import EXPECTED_CONTENTS
 from partkit.table.names import (
     APP,
     DATA,
@@ -54,9 +51,12 @@ MMU_PAGE_CONFIGURABLE = frozenset({"esp32c2", "esp32c5", "esp32c6", "esp32c61", 
 __all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem",
            "check_image", "header_flash_size"]
 
+TABLE_BYTES = 0xC00
 SECTOR = 0x1000
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
 MAX_APP = 16 << 20
+# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
+FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
 
 # Every finding code, with what it means (docs/diff.md lists the same; a test keeps them).
 CODES: dict[str, str] = {
@@ -89,6 +89,10 @@ CODES: dict[str, str] = {
     "littlefs-geometry": "a LittleFS superblock's block size or count is not the one "
                          "esp_littlefs mounts the partition with (4096-byte blocks, the "
                          "partition's size): the mount fails and format-on-failure wipes it",
+    "littlefs-name-max": "a LittleFS superblock's file-name limit exceeds esp_littlefs's "
+                         "default CONFIG_LITTLEFS_OBJ_NAME_LEN (64): a warning, since the "
+                         "firmware may raise it; otherwise the mount fails and "
+                         "format-on-failure wipes the partition",
 }
 
 
@@ -161,6 +165,13 @@ class PreflightReport(Record):
         return 0 if self.ok else 1
 
 
+def header_flash_size(header: bytes) -> int | None:
+    """Flash size the image header declares (None: too short or an unknown code)."""
+    if len(header) < 4:
+        return None
+    return FLASH_SIZE_CODES.get(header[3] >> 4)
+
+
 class _Checker:
     """Collects problems while walking the image; one instance per check."""
 
@@ -187,6 +198,8 @@ class _Checker:
     # --- bootloader -------------------------------------------------------------------
 
     def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
+        from partkit.flash.appimage import read_image
+
         table_offset = self.options.table_offset
         offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
                    else sorted(set(BOOTLOADER_OFFSET.values())))
@@ -224,6 +237,8 @@ class _Checker:
         return None, None
 
     def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
+        from partkit.flash.appimage import read_image
+
         table_offset = self.options.table_offset
         try:
             info = read_image(self.region(offset, MAX_BOOTLOADER), f"{self.image}@0x{offset:x}")
@@ -242,8 +257,10 @@ class _Checker:
     # --- table --------------------------------------------------------------------------
 
     def table(self) -> PartitionTable | None:
+        from partkit.table.codec import load_table
+
         offset = self.options.table_offset
-        if self.size < offset + MAX_TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
+        if self.size < offset + TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
             self.add("table-missing", f"no partition table at 0x{offset:x}",
                      "give the table offset with --offset; 'partkit image inspect' finds it")
             return None
@@ -251,7 +268,7 @@ class _Checker:
         if self.chip is not None and options.primary_bootloader_offset is None:
             options = options.replace(primary_bootloader_offset=BOOTLOADER_OFFSET[self.chip])
         try:
-            loaded = load_table(self.region(offset, MAX_TABLE_BYTES), f"{self.image}@0x{offset:x}",
+            loaded = load_table(self.region(offset, TABLE_BYTES), f"{self.image}@0x{offset:x}",
                                 options)
         except PartkitError as exc:
             self.problems.extend(Problem("table-invalid", d) for d in exc.diagnostics)
@@ -307,6 +324,8 @@ class _Checker:
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
+        from partkit.flash.appimage import read_image
+
         try:
             info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),
                                                 f"{self.image}@0x{part.offset:x}")
@@ -350,9 +369,15 @@ class _Checker:
 
     def littlefs(self, part: Partition) -> bool:
         """The superblock's geometry is the one esp_littlefs mounts the partition with."""
-        from partkit.flash.lfsmeta import geometry_problem, read_superblock
+        from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
         sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
+        names = None if sb is None else name_max_problem(sb)
+        if names is not None:
+            self.add("littlefs-name-max", f"'{part.name}': {names}",
+                     "write an image built with name_max=64 (partkit data build), or check "
+                     "the firmware's CONFIG_LITTLEFS_OBJ_NAME_LEN", part=part,
+                     severity="warning")
         problem = None if sb is None else geometry_problem(sb, part.size)
         if problem is None:
             return True
@@ -363,6 +388,8 @@ class _Checker:
     def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
         """NVS recycles pages, so page 0 of a used partition may be blank: look from the
         first page with a written header (the detector needs a header at the start)."""
+        from partkit.flash.contents import describe
+
         for at in range(part.offset + SECTOR, part.end, SECTOR):
             if self.region(at, 32) != b"\xff" * 32:
                 rest = part.replace(offset=at, size=part.end - at)
@@ -444,6 +471,8 @@ def check_image(image: str, options: TableOptions, *,
                 flash_size: int | None = None) -> PreflightReport:
     """Check a whole image. ``options``: table offset, chip (None: from the bootloader
     header), subtypes. Raises PartkitError only when the file cannot be read."""
+    from partkit.flash.contents import describe
+
     c = _Checker(image, options)
     boot, hdr = c.bootloader()
     table = c.table()
