@@ -263,6 +263,25 @@ def test_secure_boot_build_keeps_flash_size_and_checks_the_bootloader(
     assert rc == 1 and "Bootloader binary size 0x8010 bytes is too large" in err
 
 
+def test_no_flash_size_anywhere_is_said_not_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # flasher_args.json says "keep" and sdkconfig.json names no ESPTOOLPY_FLASHSIZE: the
+    # partitions cannot be held against the flash, so no plain OK.
+    fx = make_idf_build(tmp_path)
+    fx.flasher_args["flash_settings"]["flash_size"] = "keep"  # type: ignore[index]
+    fx.write_flasher_args()
+    config = fx.build / "config" / "sdkconfig.json"
+    doc = json.loads(config.read_text())
+    doc.pop("ESPTOOLPY_FLASHSIZE")
+    config.write_text(json.dumps(doc))
+    rc, out, err = _check(capsys, fx.build)
+    assert rc == 0, err
+    assert "check OK (partly)" in out
+    assert "not checked: the partitions against the flash size" in out
+    rc, out, _ = _check(capsys, fx.build, "--json")
+    assert json.loads(out)["complete"] is False
+
+
 def test_component_cmake_hints_end_with_a_full_stop() -> None:
     # The component's configure-time messages read like the CMake module's: "Hint: ...".
     from partkit.common.resources import resource_dir

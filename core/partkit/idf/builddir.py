@@ -351,6 +351,9 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         # project was configured for is still ESPTOOLPY_FLASHSIZE.
         size_text = configured if isinstance(configured, str) else size_text
     flash_size = _flash_size(size_text)
+    if flash_size is None:
+        not_checked.append("the partitions against the flash size: the build names no flash "
+                           f"size ({size_text or 'no ESPTOOLPY_FLASHSIZE'})")
     bootloader_offset = _config_int(config, "BOOTLOADER_OFFSET_IN_FLASH", config_path)
     recovery = (_config_int(config, "BOOTLOADER_RECOVERY_OFFSET", config_path)
                 if config.get("BOOTLOADER_RECOVERY_ENABLE") else None)
