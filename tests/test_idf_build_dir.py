@@ -186,6 +186,16 @@ def test_flash_args_alone_is_enough(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "storage.bin" in err and "past the end of partition 'storage'" in err
 
 
+def test_missing_file_names_flash_args_when_that_listed_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "flasher_args.json").unlink()
+    (fx.build / "bootloader" / "bootloader.bin").unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert "is listed in flash_args but the file is missing" in err
+
+
 def test_linux_target_checks_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fx = make_idf_build(tmp_path)
     (fx.build / "flasher_args.json").unlink()
