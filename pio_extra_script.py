@@ -25,7 +25,9 @@ import subprocess
 import sys
 
 import SCons.Errors
+import SCons.Node.Alias
 import SCons.Util
+from SCons.Script import COMMAND_LINE_TARGETS
 
 Import("env")
 
@@ -59,8 +61,13 @@ def _literal(text: str) -> str:
 
 def _configure() -> None:
     """PARTKIT_* construction variables from the board and custom_partkit_* options."""
+    offset_option = (PREFIX + "offset") if _option("offset") else (
+        "board_upload.partition_table_offset" if _board("upload.partition_table_offset")
+        else "")
+    _state["offset_option"] = offset_option
     env.Replace(
         PARTKIT_OFFSET=_option("offset") or _board("upload.partition_table_offset", "0x8000"),
+        PARTKIT_OFFSET_SET=_option("offset") or _board("upload.partition_table_offset"),
         PARTKIT_CHIP=_board("build.mcu"),
         PARTKIT_FLASH_SIZE=_board("upload.flash_size"),
         PARTKIT_SECURE=_option("secure"),
@@ -189,19 +196,40 @@ def _draw_map(target, source, env) -> int:
     return code
 
 
+def _extra_images() -> list[tuple[str, str]]:
+    """FLASH_EXTRA_IMAGES as (offset text, absolute path): what upload writes besides the app."""
+    images = []
+    for entry in env.get("FLASH_EXTRA_IMAGES", []):
+        try:
+            path = env.subst(str(entry[1]), raw=1)
+            images.append((env.subst(str(entry[0])), env.File(path).abspath))
+        except (IndexError, TypeError):
+            continue
+    return images
+
+
+def _reconcile_offset(table_bin) -> None:
+    """PARTKIT_OFFSET := where the platform flashes the table (FLASH_EXTRA_IMAGES); a
+    different offset set in the project stops the build."""
+    try:
+        offset = pio.reconcile_offset(
+            env.subst("$PARTKIT_OFFSET_SET"), _state["offset_option"],
+            pio.flashed_table_offset(_extra_images(), table_bin.abspath),
+            table_bin.get_path(env.Dir("$PROJECT_DIR")))
+    except pio.SetupError as exc:
+        sys.stderr.write(f"partkit: error: {exc}\n")
+        env.Exit(2)
+        return
+    env.Replace(PARTKIT_OFFSET=offset)
+
+
 def _extra_image_bootloader():
     """The FLASH_EXTRA_IMAGES entry at the bootloader offset: (offset text, file node)."""
     wanted = pio.bootloader_offset(env.subst("$PARTKIT_BOOTLOADER_OFFSET"),
                                    env.subst("$PARTKIT_CHIP"))
     if wanted is None:
         return None
-    images = []
-    for entry in env.get("FLASH_EXTRA_IMAGES", []):
-        try:
-            images.append((env.subst(str(entry[0])), env.subst(str(entry[1]), raw=1)))
-        except (IndexError, TypeError):
-            continue
-    found = pio.bootloader_image(images, wanted)
+    found = pio.bootloader_image(_extra_images(), wanted)
     return None if found is None else (found[0], env.File(found[1]))
 
 
@@ -261,8 +289,10 @@ def _summary(table, origin: str) -> str:
         slot_size=env.get("PARTKIT_APP_MAXIMUM_SIZE", 0))
 
 
-def _wire() -> None:
-    """Table builder (unless the platform has one), size checks, targets."""
+def _wire(late: bool = False) -> None:
+    """Table builder (unless the platform has one), size checks, targets.
+
+    ``late``: run by PlatformIO's delayed actions, after every build script."""
     _state["wired"] = True
     table_bin = env.File("$BUILD_DIR/partitions.bin")
     platform_owned = table_bin.has_builder()
@@ -273,6 +303,7 @@ def _wire() -> None:
         sys.stderr.write(f"partkit: error: {exc}\n")
         env.Exit(2)
     program = _program_node()
+    _reconcile_offset(table_bin)
     if from_platform:
         # platform-espressif32: its framework made partitions.bin; check its source.
         csv = env.subst("$PARTITIONS_TABLE_CSV", raw=1) or (
@@ -310,9 +341,7 @@ def _wire() -> None:
                 PARTKIT_EXTRA_BOOTLOADER_OFFSET=offset)
     if table_bin.has_builder():  # a bad table is reported once, by its own step
         env.Requires(checks, table_bin)
-    for alias in ("buildprog", "upload"):
-        env.Alias(alias, checks)
-    env.Default(checks)
+    _state["app_checks"] = checks
 
     if not getattr(env, "IsIntegrationDump", lambda: False)():
         origin = "from the platform" if from_platform else "generated"
@@ -329,43 +358,147 @@ def _wire() -> None:
     env.AddCustomTarget("partition-map", table_bin,
                         env.VerboseAction(_draw_map, "partkit: drawing the partition map"),
                         title="Partition map", description="Draw the flash layout as SVG")
-    _wire_fs_image_check()
+    if late or "_PIO_DELAYED_ACTIONS" not in env:
+        _hook_platform_targets()
+    else:  # the platform registers its targets after BuildProgram(): hook them at the end
+        env.Append(_PIO_DELAYED_ACTIONS=[(_hook_platform_targets_delayed, [], None)])
 
 
 def _check_fs_image(target, source, env) -> int:
-    """After ``pio run -t buildfs``: the whole image against the partition uploadfs writes
-    it to (the platform's choice, see partkit.data.upload), named in the log."""
+    """Before ``buildfs`` ends and before ``uploadfs`` flashes: the whole image against
+    the partition uploadfs writes it to (this platform's rule, see partkit.data.upload),
+    named in the log."""
     from partkit.cli.common import emit
 
     code, report, diagnostics = pio.check_fs_image_file(
-        env.subst("$PARTKIT_TABLE_PATH"), str(target[0]),
+        env.subst("$PARTKIT_TABLE_PATH"), str(source[0]),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
-        partition=_board("build.filesystem_partition") or None,
-        filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"))
+        rules=_uploadfs_rules())
     if report:
-        print(report)
+        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
+        sys.stdout.flush()
     emit(diagnostics)
-    return code
+    if code != 0:
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
+            f"partkit: {source[0]} does not fit the partition uploadfs writes it to"))
+    return 0
 
 
-def _wire_fs_image_check() -> None:
-    """pio run -t buildfs makes $BUILD_DIR/${ESP32_FS_IMAGE_NAME}.bin (platform-espressif32);
-    a platform that names it later gets each usual name hooked (only the built one runs)."""
-    name = env.subst("$ESP32_FS_IMAGE_NAME")
-    for stem in [name] if name else ["spiffs", "littlefs", "fatfs"]:
-        env.AddPostAction(os.path.join("$BUILD_DIR", f"{stem}.bin"), env.VerboseAction(
-            _check_fs_image, "partkit: checking $TARGET against its uploadfs partition"))
+def _check_upload_slot(target, source, env) -> int:
+    """Before upload: the file it flashes ($SOURCE) against the one app partition at
+    $ESP32_APP_OFFSET (read now: pioarduino sets it only before checkprogsize)."""
+    from partkit.cli.common import emit
+
+    code, report, diagnostics = pio.check_upload_slot(
+        env.subst("$PARTKIT_TABLE_PATH"), str(source[0]), env.subst("$ESP32_APP_OFFSET"),
+        offset=env.subst("$PARTKIT_OFFSET") or None,
+        extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
+    if report:
+        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
+        sys.stdout.flush()
+    emit(diagnostics)
+    if code != 0:
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
+            f"partkit: {source[0]} does not fit the app partition upload writes it to"))
+    return 0
+
+
+def _alias(name: str):
+    """The alias node ``name`` if a script defined it (never creates one)."""
+    return SCons.Node.Alias.default_ans.lookup(name)
+
+
+def _hook_platform_targets_delayed(_nodes, _action) -> None:
+    _hook_platform_targets()
+
+
+def _hook_platform_targets() -> None:
+    """partkit's checks become dependencies of the platform's own targets.
+
+    Never their sources: a platform's upload action flashes ``$SOURCE`` (its first
+    source), so an added source would be what gets flashed. Dependencies are built
+    first and leave ``$SOURCE`` alone. Targets without an image (erase, size, monitor,
+    download_fs, metrics) are not touched.
+    """
+    registered = list(env.get("__PIO_TARGETS", {}))
+    app_checks = _state.get("app_checks") or []
+    image_name = env.subst("$ESP32_FS_IMAGE_NAME")
+    fs_image = env.File(os.path.join("$BUILD_DIR", f"{image_name}.bin")) if image_name else None
+    hooked, slot_checks = False, {}
+    for name in pio.app_targets(registered):
+        alias = _alias(name)
+        if alias is None:
+            continue
+        flashed = alias.sources[0] if alias.sources else None
+        if flashed is not None and fs_image is not None and flashed.abspath == fs_image.abspath:
+            continue  # buildfs/uploadfs on the command line: this target has the FS image
+        env.Depends(alias, app_checks)
+        hooked = hooked or name == "buildprog"
+        if name != "buildprog" and flashed is not None and "ESP32_APP_OFFSET" in env:
+            if id(flashed) not in slot_checks:
+                slot_checks[id(flashed)] = env.AlwaysBuild(env.Alias(
+                    "partkit-upload-slot-check", flashed, env.VerboseAction(
+                        _check_upload_slot, "partkit: checking the app slot upload writes")))
+                # After the app check: one error when the app fits no slot at all.
+                env.Depends(slot_checks[id(flashed)], app_checks)
+            env.Depends(alias, slot_checks[id(flashed)])
+    if not hooked:  # a platform without a buildprog alias: the checks are default targets
+        env.Default(app_checks)
+    fs_targets = [a for a in map(_alias, pio.FS_TARGETS) if a is not None]
+    if image_name and fs_targets:
+        # Its own node, built every time: a post-action on the image would be lost when
+        # the platform's DataToBin builder (re)defines the image node.
+        image = os.path.join("$BUILD_DIR", f"{image_name}.bin")
+        check = env.Alias("partkit-fs-check", image, env.VerboseAction(
+            _check_fs_image, "partkit: checking $SOURCE against its uploadfs partition"))
+        env.AlwaysBuild(check)
+        for alias in fs_targets:
+            env.Depends(alias, check)
+
+
+def _uploadfs_rules():
+    """Where this platform's uploadfs writes the image (its name and version decide)."""
+    platform = env.PioPlatform()
+    return pio.uploadfs_rules(
+        getattr(platform, "name", ""), str(getattr(platform, "version", "")),
+        filesystem=_board("build.filesystem") or env.subst("$ESP32_FS_IMAGE_NAME"),
+        partition=_board("build.filesystem_partition"))
+
+
+def _wire_nobuild() -> None:
+    """``pio run -t nobuild -t upload``: the platform runs no framework script (so no
+    table of its own) and flashes what the last build left; partkit checks those files
+    against that build's partitions.bin, and generates nothing."""
+    _state["wired"] = True
+    table_bin = env.File("$BUILD_DIR/partitions.bin")
+    if not table_bin.exists():
+        print("partkit: nobuild: no partitions.bin from an earlier build; nothing checked")
+        return
+    env.Replace(PARTKIT_TABLE_PATH=pio.display_path(table_bin.abspath,
+                                                    env.subst("$PROJECT_DIR")))
+    checks = []
+    for image, check in (("$BUILD_DIR/${PROGNAME}.bin", env.CheckAppSize),
+                         ("$BUILD_DIR/bootloader.bin", env.CheckBootloaderSize)):
+        if env.File(image).exists():
+            checks += check(image, table_bin)
+    _state["app_checks"] = checks
+    print(f"partkit: nobuild: checking the files of the last build against "
+          f"{env.subst('$PARTKIT_TABLE_PATH')}")
+    _hook_platform_targets()
 
 
 def _wire_late(*_args) -> None:
     """Run by PlatformIO after the platform's and the post: scripts (delayed actions)."""
     if _state["wired"]:
         return
+    if "nobuild" in COMMAND_LINE_TARGETS:
+        _wire_nobuild()
+        return
     sys.stderr.write(
         "partkit: warning: the platform never called env.BuildProgram(); partkit wired "
         "its table and size checks after the build scripts instead\n")
-    _wire()
+    _wire(late=True)
 
 
 env.Tool("partkit", toolpath=[_tool_dir()])

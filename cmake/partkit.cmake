@@ -753,7 +753,7 @@ endfunction()
 
 ```cmake
 partkit_add_data_image(<target> TABLE <table-target> PARTITION <name> FROM <dir|csv>
-    [FORMAT nvs|littlefs|fat] [OUTPUT <img>] [FLASH])
+    [FORMAT nvs|littlefs|fat|fat-wl] [OUTPUT <img>] [FLASH])
 ```
 
 Builds the image of a data partition with `partkit data build`, at exactly the size the
@@ -767,8 +767,9 @@ see the files present at configure time).
 - `TABLE`: a target from `partkit_add_partition_table` (required).
 - `PARTITION`: the data partition's name (required); checked at configure time.
 - `FROM`: the directory or NVS CSV, relative to `CMAKE_CURRENT_SOURCE_DIR` (required).
-- `FORMAT`: `nvs`, `littlefs` or `fat`; default from the partition's subtype (`nvs`,
-  `littlefs`, `fat`; a `spiffs` partition needs `FORMAT`). SPIFFS images are not built.
+- `FORMAT`: `nvs`, `littlefs`, `fat` (raw) or `fat-wl` (ESP-IDF's wear-levelled layout,
+  what FFat mounts); default from the partition's subtype (`nvs`, `littlefs`, `fat`; a
+  `spiffs` partition needs `FORMAT`). SPIFFS images are not built.
 - `OUTPUT`: the image, relative to `CMAKE_CURRENT_BINARY_DIR`; default `<target>.bin`.
 - `FLASH`: list the image in `flash_args` / `flasher_args.json` at the partition's offset.
   Call `partkit_add_data_image` before `partkit_add_flash_args` for this.
@@ -787,8 +788,8 @@ function(partkit_add_data_image target)
   if(TARGET "${target}")
     message(FATAL_ERROR "${fn}: a target named `${target}` already exists.")
   endif()
-  if(NOT "${arg_FORMAT}" STREQUAL "" AND NOT arg_FORMAT MATCHES "^(nvs|littlefs|fat)$")
-    message(FATAL_ERROR "${fn}: FORMAT must be nvs, littlefs or fat, not `${arg_FORMAT}`.")
+  if(NOT "${arg_FORMAT}" STREQUAL "" AND NOT arg_FORMAT MATCHES "^(nvs|littlefs|fat|fat-wl)$")
+    message(FATAL_ERROR "${fn}: FORMAT must be nvs, littlefs, fat or fat-wl, not `${arg_FORMAT}`.")
   endif()
   foreach(kw BINARY BIN_TARGET OFFSET EXTRA_SUBTYPES)
     _partkit_table_property(table_${kw} ${fn} "${arg_TABLE}" PARTKIT_${kw})

@@ -305,7 +305,7 @@ def test_install_rerun_and_uninstall(places: dict[str, Path], tmp_path: Path,
     # the newest version in each place; the old 3.0.7 folder only with --all
     assert states == {str(p): "installed" for k, p in places.items() if k != "linux-old"}
     text = local.read_text()
-    assert text.startswith(user) and "recipe.advanced_size.pattern=" in text
+    assert text.endswith(user) and "recipe.advanced_size.pattern=" in text  # block first
     assert Path(str(local) + ".partkit-backup").read_text() == user
     before = {p: (p / "platform.local.txt").read_bytes() for k, p in places.items()
               if k != "linux-old"}
@@ -357,8 +357,8 @@ def test_install_refuses_a_damaged_block(tmp_path: Path,
     assert "no platform.txt" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["check"], ["size"], ["install"], ["uninstall"],
-                                     ["status"]])
+@pytest.mark.parametrize("command", [[], ["check"], ["size"], ["table"], ["install"],
+                                     ["uninstall"], ["status"]])
 def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     from partkit.common.chips import chip_names
 

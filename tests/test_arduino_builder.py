@@ -122,3 +122,37 @@ def test_without_custom_table_the_menu_schemes_table_is_checked(hardware: Path,
     proc, _, _ = _compile(hardware, other, 1_500_000, csv=None, scheme="default")
     assert proc.returncode != 0
     assert "partkit: the sketch does not fit" in proc.stdout + proc.stderr
+
+
+def test_a_removed_sketch_table_is_still_built_and_named_for_what_it_is(
+        hardware: Path, tmp_path: Path) -> None:
+    # the simulated core, like the real one, keeps the build folder's partitions.csv when the
+    # sketch has none: the second build uses the first build's custom table
+    proc, sketch, build = _compile(hardware, tmp_path, 600_000, csv=CUSTOM_CSV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sketch / "partitions.csv").unlink()
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(
+        ["arduino-builder", "-compile", "-hardware", "/usr/share/arduino-builder",
+         "-hardware", str(hardware), "-tools", "/usr/bin", "-fqbn",
+         "espressif:esp32:esp32c3:PartitionScheme=default,FlashSize=4M",
+         "-build-path", str(build), str(sketch / "Sketch.ino")],
+        capture_output=True, text=True, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert (build / "partitions.csv").read_text() == CUSTOM_CSV
+    assert ("partition (1048576 bytes, from the build folder's partitions.csv, left by an "
+            "earlier build") in out
+
+
+def test_an_invalid_sketch_table_fails_at_its_own_file_and_line(hardware: Path,
+                                                                tmp_path: Path) -> None:
+    # the core's table generator fails on it without naming a line (the real
+    # gen_esp32part.py prints none); partkit's prebuild hook names the sketch's own line
+    bad = CUSTOM_CSV.replace("app1,     app,  ota_1,   0x110000,0x100000,",
+                             "app1,     app,  ota_1,   0x100000,0x100000,")
+    proc, sketch, build = _compile(hardware, tmp_path, 600_000, csv=bad)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{sketch / 'partitions.csv'}:5:1: error: partition 'app1' at 0x100000 overlaps" in out
+    assert not (build / "Sketch.ino.partitions.bin").exists()  # stopped before the core's

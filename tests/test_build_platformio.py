@@ -337,8 +337,9 @@ def test_check_fs_image_file(table: Path, tmp_path: Path) -> None:
     (data / "hello.txt").write_text("hello\n")
     image = tmp_path / "littlefs.bin"
     image.write_bytes(littlefs.build(str(data), 0x20000))
+    rules = pio.uploadfs_rules("espressif32", "6.13.0", filesystem="littlefs")
     code, report, diagnostics = pio.check_fs_image_file(str(table), str(image),
-                                                        offset="0x8000", filesystem="littlefs")
+                                                        offset="0x8000", rules=rules)
     assert code == 0, diagnostics
     first, second = report.split("\n")
     assert first == (f"partkit: uploadfs writes {image} to 'storage' at 0x40000 (0x20000 "
@@ -349,7 +350,75 @@ def test_check_fs_image_file(table: Path, tmp_path: Path) -> None:
     big.write_bytes(littlefs.build(str(data), 0x21000))
     code, _, diagnostics = pio.check_fs_image_file(str(table), str(big), offset="0x8000")
     assert code == 1 and any(d.is_error for d in diagnostics)
-    # A partition named by board_build.filesystem_partition that is not there: exit 2.
-    code, report, diagnostics = pio.check_fs_image_file(str(table), str(image),
-                                                        partition="nope")
-    assert (code, report) == (2, "") and diagnostics
+    # A board_build.filesystem_partition that is not there: pioarduino falls back to the
+    # last one, and the report says so.
+    rules = pio.uploadfs_rules("espressif32", "55.3.311", partition="nope")
+    code, report, _ = pio.check_fs_image_file(str(table), str(image), rules=rules)
+    assert code == 0
+    assert ("board_build.filesystem_partition = nope is no spiffs/fat/littlefs data "
+            "partition of the table, so pioarduino 55.3.311 falls back") in report
+    # A table with no file-system partition at all: exit 2 with the reason.
+    lone = tmp_path / "lone.csv"
+    lone.write_text("factory, app, factory, 0x10000, 0x100000\n")
+    code, report, diagnostics = pio.check_fs_image_file(str(lone), str(image))
+    assert (code, report) == (2, "") and "no spiffs, fat or littlefs" in diagnostics[0].message
+
+
+@pytest.mark.parametrize(("version", "by_name", "fat_skip"), [
+    ("6.13.0", False, 0x1000),  # platform-espressif32: 4 KiB in, option ignored
+    ("55.3.35", False, 0x1000),  # pioarduino before its wear-levelled fatfs builder
+    ("55.03.36", False, 0),
+    ("55.3.38", False, 0),
+    ("55.3.39", True, 0),  # filesystem_partition honoured from here
+    ("55.03.311", True, 0),
+])
+def test_uploadfs_rules_follow_the_platform_version(
+        version: str, by_name: bool, fat_skip: int) -> None:
+    rules = pio.uploadfs_rules("espressif32", version, filesystem="fatfs", partition="ffat")
+    assert (rules.by_name, rules.fat_skip) == (by_name, fat_skip)
+    assert version in rules.platform
+
+
+def test_version_tuple() -> None:
+    assert pio.version_tuple("55.03.311") == (55, 3, 311)
+    assert pio.version_tuple("6.13.0-rc1") == (6, 13, 0)
+    assert pio.version_tuple("") == ()
+
+
+def test_app_targets_never_include_imageless_ones() -> None:
+    registered = ["buildfs", "size", "upload", "uploadfs", "erase", "erase_upload",
+                  "__upload-signed-app", "__upload-bootloader", "monitor", "download_fs"]
+    assert pio.app_targets(registered) == ["buildprog", "upload", "erase_upload",
+                                           "__upload-signed-app"]
+
+
+def test_flashed_table_offset_and_reconcile(tmp_path: Path) -> None:
+    table_bin = str(tmp_path / "partitions.bin")
+    images = [("0x0000", str(tmp_path / "bootloader.bin")), ("0x9000", table_bin),
+              ("0xe000", str(tmp_path / "boot_app0.bin"))]
+    assert pio.flashed_table_offset(images, table_bin) == "0x9000"
+    assert pio.flashed_table_offset(images[:1], table_bin) is None
+    # Nothing set in the project: the platform's offset is taken.
+    assert pio.reconcile_offset("", "", "0x9000", "t.bin") == "0x9000"
+    # Set, and the same number: kept as written.
+    assert pio.reconcile_offset("36864", "custom_partkit_offset", "0x9000", "t.bin") == "36864"
+    # Nothing flashed by the platform (no FLASH_EXTRA_IMAGES entry): the project's or 0x8000.
+    assert pio.reconcile_offset("0xa000", "custom_partkit_offset", None, "t.bin") == "0xa000"
+    assert pio.reconcile_offset("", "", None, "t.bin") == "0x8000"
+    with pytest.raises(pio.SetupError, match=r"board_upload.partition_table_offset = 0x9000, "
+                       r"but the platform flashes t.bin at 0x8000"):
+        pio.reconcile_offset("0x9000", "board_upload.partition_table_offset", "0x8000", "t.bin")
+    with pytest.raises(pio.SetupError, match="not a number"):
+        pio.reconcile_offset("nine", "custom_partkit_offset", "0x8000", "t.bin")
+
+
+def test_check_upload_slot_without_a_slot_there(table: Path) -> None:
+    # No app partition starts at the upload offset: the app's tail or head lands elsewhere.
+    code, report, diagnostics = pio.check_upload_slot(str(table), "fw.bin", "0x20000",
+                                                      offset="0x8000")
+    assert (code, report) == (1, "")
+    assert "upload writes fw.bin at 0x20000, where no app partition" in diagnostics[0].message
+    # The platform has not said where (pioarduino before checkprogsize): not checked, said so.
+    code, report, diagnostics = pio.check_upload_slot(str(table), "fw.bin", "")
+    assert (code, diagnostics) == (0, [])
+    assert "the slot it writes was not checked" in report

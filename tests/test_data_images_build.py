@@ -101,7 +101,7 @@ def test_cmake_builds_images_lists_them_and_rebuilds_on_change(cmake_project: Pr
     ("partkit_add_data_image(x TABLE table PARTITION storage FROM missing)",
      ["FROM", "does not exist"]),
     ("partkit_add_data_image(x TABLE table PARTITION storage FROM files FORMAT spiffs)",
-     ["FORMAT must be nvs, littlefs or fat"]),
+     ["FORMAT must be nvs, littlefs, fat or fat-wl"]),
     ("partkit_add_data_image(x TABLE table FROM files)",
      ["missing required parameter `PARTITION`"]),
     ("partkit_add_flash_args(TABLE table)\n"

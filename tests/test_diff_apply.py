@@ -170,7 +170,7 @@ def test_a_step_that_fails_is_reported_exactly(tmp_path: Path) -> None:
     and what was not started; the table step was done, so the hint says to go on."""
     from partkit.common.errors import CheckFailed, PartkitError, error
     from partkit.device.target import ImageTarget
-    from partkit.diff import DiffOptions, diff_tables, side_of
+    from partkit.diff import DiffOptions, diff_tables, load_side, side_of
     from partkit.diff.apply import apply_plan
     from partkit.table.binary import encode
     from partkit.table.codec import load_table
@@ -203,3 +203,8 @@ def test_a_step_that_fails_is_reported_exactly(tmp_path: Path) -> None:
     assert "done and verified: 1. write-table" in notes and "2. erase 'store'" in notes
     assert "not started: nothing" in notes
     assert d.hint is not None and "the table is NEW's" in d.hint
+    # the hint does not send the user to diff, which sees nothing left once the table is NEW's
+    assert "redo step 3" in d.hint and "partkit diff against NEW shows" not in d.hint
+    again = diff_tables(load_side(str(flash), TableOptions()), side_of(new),
+                        DiffOptions(running=("ota_0",)))
+    assert again.plan == ()

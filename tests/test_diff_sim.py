@@ -222,6 +222,9 @@ def test_running_slot_read_from_otadata(tmp_path: Path) -> None:
     with open(dump, "r+b") as f:
         f.seek(0xD000)
         f.write(fieldsim.otadata_record(2))  # (2 - 1) % 2 = ota_1
+        for n, offset in enumerate((0x10000, 0x110000)):  # both slots hold an app
+            f.seek(offset)
+            f.write(fieldsim.image_header(n, 4 * MB))
     # app0 moves: fine when app1 runs (which otadata says), unsafe for app0
     new = table(TWO_OTA.replace("app0,     app,  ota_0,   0x10000, 1M,\n", "")
                 + "app0,     app,  ota_0,   0x210000, 1M,\n")

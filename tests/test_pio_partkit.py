@@ -129,6 +129,7 @@ def test_noop_rebuild_then_csv_edit(core: Path, tmp_path: Path) -> None:
     assert again.returncode == 0, again
     assert "partkit: generating" not in again.stdout
     assert "partkit: checking" not in again.stdout
+    assert "partkit-check' is up to date" not in again.output  # no stamp noise
     assert table.stat().st_mtime_ns == before
 
     edited = CSV.replace("storage,  data, spiffs,  ,        0x100000,",
@@ -446,3 +447,245 @@ def test_espressif32_missing_csv_stops_before_compiling(
     assert "app slot unknown: the table file does not exist" in result.stdout
     assert "Source `nothere.csv' not found" in result.output
     assert not list(build_dir(project).rglob("*.o")), "compiled without a table"
+
+
+# --- upload, buildfs and uploadfs on both fixture platforms ---------------------------------
+# The fixtures register their targets as the real platforms do: after BuildProgram(), on
+# target_firm, with UPLOADCMD flashing $SOURCE (tests/data/pio_platforms/*/builder/main.py).
+
+FS_CSV = CSV.replace("storage,  data, spiffs,  ,        0x100000,",
+                     "storage,  data, spiffs,  0x40000,  0x20000,")
+FS_OFFSET, FS_SIZE = 0x40000, 0x20000
+
+
+def pioarduino_project(root: Path, csv: str = CSV, **ini: str) -> Path:
+    pytest.importorskip("esp_idf_defs.partitions")  # the fixture generator's engine
+    project = make_project(root, csv)
+    platform = project / "pioarduino"
+    shutil.copytree(PIOARDUINO, platform)
+    set_options(project, platform=platform.as_uri(), board="esp32c3-arduino3",
+                framework="arduino", **{"board_build.variants_dir": "variants"}, **ini)
+    bootloader_of_size(project / "variants" / "partkit_c3", 0x6000, name="bootloader.bin")
+    return project
+
+
+def fixture_project(which: str, root: Path, esptoolpy: Path, csv: str, **ini: str) -> Path:
+    if which == "espressif32":
+        project = espressif32_project(root, esptoolpy, csv, **ini)
+    else:
+        project = pioarduino_project(root, csv, **ini)
+    data = project / "data"
+    data.mkdir()
+    (data / "index.html").write_text("<p>hello</p>\n")
+    return project
+
+
+@pytest.fixture
+def device(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from support.mock_device import MockDevice
+
+    mock = MockDevice(tmp_path / "mock-state")
+    yield mock
+    mock.stop()
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_upload_flashes_firmware_bin_and_checks_come_first(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    """pio run -t upload writes firmware.bin at 0x10000 (read back from the mock), not a
+    partkit check report, and partkit's checks ran before the upload."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FS_CSV)
+    up = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    out = up.stdout
+    assert re.search(r"(?m)^Uploading \.pio/build/esp32c3/firmware\.bin$", out), up
+    assert out.index("firmware.bin binary size") < out.index("Uploading")
+    assert out.index("Bootloader binary size") < out.index("Uploading")
+    firmware = (build_dir(project) / "firmware.bin").read_bytes()
+    assert device.read(tmp_path, 0x10000, len(firmware)) == firmware
+    table = (build_dir(project) / "partitions.bin").read_bytes()
+    assert device.read(tmp_path, 0x8000, len(table)) == table
+    # A second upload (nothing to rebuild) still writes the app.
+    again = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert again.returncode == 0, again
+    assert re.search(r"(?m)^Uploading \.pio/build/esp32c3/firmware\.bin$", again.stdout)
+    assert "is up to date" not in again.output  # no stamp noise
+    if which == "pioarduino":
+        return  # its nobuild upload has no $ESP32_APP_OFFSET (fails in the platform itself)
+    # Upload without building: the files of the last build, checked against its table.
+    device.write(tmp_path, 0x10000, b"\x00" * 16)
+    bare = run_pio(core, project, "-t", "nobuild", "-t", "upload", "--upload-port", device.url)
+    assert bare.returncode == 0, bare
+    assert "partkit: nobuild: checking the files of the last build against " \
+           ".pio/build/esp32c3/partitions.bin" in bare.stdout
+    assert "never called env.BuildProgram()" not in bare.stderr
+    assert bare.stdout.index("firmware.bin binary size") < bare.stdout.index("Uploading")
+    assert device.read(tmp_path, 0x10000, len(firmware)) == firmware
+
+
+GROW_FS_SCRIPT = """\
+# One 4 KiB block more than the platform's FS_SIZE (set by the DataToBin emitter).
+Import("env")
+if "FS_SIZE" in env:
+    env["FS_SIZE"] = env["FS_SIZE"] + 0x1000
+"""
+
+
+def fs_line(image: str, partition: str, offset: int, size: int, why: str) -> str:
+    return (f"partkit: uploadfs writes .pio/build/esp32c3/{image} to '{partition}' at "
+            f"{offset:#x} ({size:#x} bytes; {why})")
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_fs_image_checked_on_every_buildfs_and_uploadfs(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FS_CSV,
+                              **{"board_build.filesystem": "littlefs"})
+    line = fs_line("littlefs.bin", "storage", FS_OFFSET, FS_SIZE,
+                   "the last spiffs/fat/littlefs data partition")
+    for attempt in range(2):  # the second time the image exists already
+        built = run_pio(core, project, "-t", "buildfs")
+        assert built.returncode == 0, built
+        assert line in built.stdout, (attempt, built)
+    image = (build_dir(project) / "littlefs.bin").read_bytes()
+    assert len(image) == FS_SIZE
+    up = run_pio(core, project, "-t", "uploadfs", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    assert up.stdout.index(line) < up.stdout.index("Uploading .pio/build/esp32c3/littlefs.bin")
+    assert device.read(tmp_path, FS_OFFSET, FS_SIZE) == image
+
+    # An image larger than its partition stops buildfs and uploadfs before any write.
+    (project / "grow_fs.py").write_text(GROW_FS_SCRIPT)
+    set_options(project, extra_scripts="pre:../../pio_extra_script.py, post:grow_fs.py")
+    device.write(tmp_path, FS_OFFSET, b"\x00" * 16)
+    for target in ("buildfs", "uploadfs"):
+        over = run_pio(core, project, "-t", target, "--upload-port", device.url)
+        assert over.returncode == 1, over
+        assert "4096 bytes too many" in over.output, over
+        assert "Uploading" not in over.stdout
+    assert device.read(tmp_path, FS_OFFSET, 16) == b"\x00" * 16
+
+
+@pytest.mark.parametrize("option", ["board_upload.partition_table_offset",
+                                    "custom_partkit_offset"])
+def test_table_offset_other_than_the_flashed_one_fails(
+        core: Path, esptoolpy: Path, tmp_path: Path, option: str) -> None:
+    """Arduino flashes partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES) whatever the project
+    says; checking the table for 0x9000 would check a table the device never reads."""
+    moved = CSV.replace("nvs,      data, nvs,     0x9000,  0x6000,",
+                        "nvs,      data, nvs,     0xa000,  0x5000,")
+    project = espressif32_project(tmp_path, esptoolpy, moved, **{option: "0x9000"})
+    result = run_pio(core, project)
+    assert result.returncode != 0, result
+    assert (f"partkit: error: {option} = 0x9000, but the platform flashes "
+            ".pio/build/esp32c3/partitions.bin at 0x8000 (FLASH_EXTRA_IMAGES)") in result.stderr
+    assert "\n  hint: the Arduino framework always puts the table at 0x8000: remove the " \
+           "option" in result.stderr
+    assert "Compiling" not in result.output
+
+
+FAT_CSV = """\
+# Name,   Type, SubType, Offset,  Size
+nvs,      data, nvs,     0x9000,  0x6000,
+phy_init, data, phy,     0xf000,  0x1000,
+factory,  app,  factory, 0x10000, 0x30000,
+small,    data, fat,     0x40000, 0x10000,
+ffat,     data, fat,     0x50000, 0x20000,
+"""
+LAST = "the last spiffs/fat/littlefs data partition"
+PIOARDUINO_WL = ", fatfs: the whole wear-levelled partition (pioarduino 55.3.311)"
+
+
+@pytest.mark.parametrize(("which", "fs_partition", "name", "offset", "size", "why"), [
+    # pioarduino >= 55.03.36: a full-size (wear-levelled) image at the partition start.
+    ("pioarduino", "", "ffat", 0x50000, 0x20000, LAST + PIOARDUINO_WL),
+    # pioarduino >= 55.03.39 honours board_build.filesystem_partition.
+    ("pioarduino", "small", "small", 0x40000, 0x10000,
+     "board_build.filesystem_partition = small" + PIOARDUINO_WL),
+    # platform-espressif32 6.x ignores it, and writes fatfs 4 KiB into the last partition.
+    ("espressif32", "small", "ffat", 0x51000, 0x1F000,
+     LAST + "; platform-espressif32 6.13.0 ignores board_build.filesystem_partition = small"
+     ", fatfs 4 KiB in (platform-espressif32 6.13.0)"),
+], ids=["pioarduino-whole", "pioarduino-named", "espressif32-named-ignored"])
+def test_fatfs_image_checked_where_each_platform_writes_it(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str,  # type: ignore[no-untyped-def]
+        fs_partition: str, name: str, offset: int, size: int, why: str) -> None:
+    ini = {"board_build.filesystem": "fatfs"}
+    if fs_partition:
+        ini["board_build.filesystem_partition"] = fs_partition
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, FAT_CSV, **ini)
+    up = run_pio(core, project, "-t", "uploadfs", "--upload-port", device.url)
+    assert up.returncode == 0, up
+    assert fs_line("fatfs.bin", name, offset, size, why) in up.stdout, up
+    assert re.search(rf"partkit: data '{name}' at {offset:#x} \({size:#x} bytes\): "
+                     rf"\.pio/build/esp32c3/fatfs\.bin, {size:#x} bytes, .*: fits, 0x0 ", up.stdout)
+    image = (build_dir(project) / "fatfs.bin").read_bytes()
+    assert len(image) == size  # what the platform made and flashed, where partkit says
+    assert device.read(tmp_path, offset, size) == image
+
+
+def test_espressif32_bootloader_built_from_the_sdk_elf_is_checked(
+        core: Path, esptoolpy: Path, tmp_path: Path) -> None:
+    """Arduino 2.0.x without a variant bootloader.bin builds $BUILD_DIR/bootloader.bin from
+    the SDK's bootloader ELF; that file is what is flashed, and checked."""
+    project = espressif32_project(tmp_path, esptoolpy, bootloader_size=None)
+    sdk = project / "espressif32" / "framework-arduinoespressif32" / "tools" / "sdk" / \
+        "esp32c3" / "bin"
+    bootloader_of_size(sdk, BOOTLOADER_ROOM + 16, name="bootloader_dio_80m.bin").unlink()
+    result = run_pio(core, project)
+    assert result.returncode == 1, result
+    assert (build_dir(project) / "bootloader.bin").stat().st_size == BOOTLOADER_ROOM + 16
+    assert "partkit: checking bootloader image .pio/build/esp32c3/bootloader.bin" in \
+        result.stdout, result
+    assert "too large" in result.output or "overflow" in result.output, result
+
+
+UNEQUAL_OTA_CSV = """\
+# Name,   Type, SubType, Offset,  Size
+nvs,      data, nvs,     0x9000,  0x4000,
+otadata,  data, ota,     0xd000,  0x2000,
+phy_init, data, phy,     0xf000,  0x1000,
+app0,     app,  ota_0,   0x10000, 0x40000,
+app1,     app,  ota_1,   0x50000, 0x100000,
+"""
+
+
+@pytest.mark.parametrize("which", ["espressif32", "pioarduino"])
+def test_upload_fails_when_the_slot_it_writes_is_too_small(
+        core: Path, esptoolpy: Path, tmp_path: Path, device, which: str) -> None:  # type: ignore[no-untyped-def]
+    """The app fits app1 but not app0: ESP-IDF's rule makes that a warning (an OTA update
+    may go to app1), but upload writes app0 at 0x10000 and its tail would land in app1."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project(which, tmp_path / "p", esptoolpy, UNEQUAL_OTA_CSV)
+    # 16 bytes more than app0; PlatformIO's ELF-section sum still passes.
+    set_options(project, build_flags=f"-DPAD_BYTES={pad_for_size(core, project, 0x40010)}")
+    built = run_pio(core, project)
+    assert built.returncode == 0, built
+    assert (build_dir(project) / "firmware.bin").stat().st_size == 0x40010
+    assert "1/2 app partitions are too small" in built.output  # a warning for the build
+    up = run_pio(core, project, "-t", "upload", "--upload-port", device.url)
+    assert up.returncode == 1, up
+    assert ("partkit: upload writes .pio/build/esp32c3/firmware.bin at 0x10000 into 'app0' "
+            "(0x40000 bytes)") in up.stdout, up
+    assert "too small for binary firmware.bin" in up.output
+    assert "Uploading" not in up.stdout
+    assert device.read(tmp_path, 0x10000, 16) == b"\xff" * 16  # nothing written
+
+
+def test_upload_and_uploadfs_together_after_clean(
+        core: Path, esptoolpy: Path, tmp_path: Path, device) -> None:  # type: ignore[no-untyped-def]
+    """With uploadfs on the command line platform-espressif32 6.x makes every upload target
+    flash the FS image; partkit does not ask for a firmware.bin that nothing builds."""
+    (tmp_path / "p").mkdir()
+    project = fixture_project("espressif32", tmp_path / "p", esptoolpy, FS_CSV,
+                              **{"board_build.filesystem": "littlefs"})
+    both = run_pio(core, project, "-t", "upload", "-t", "uploadfs", "--upload-port", device.url)
+    assert both.returncode == 0, both
+    assert "firmware.bin' not found" not in both.output
+    assert fs_line("littlefs.bin", "storage", FS_OFFSET, FS_SIZE,
+                   "the last spiffs/fat/littlefs data partition") in both.stdout
+    image = (build_dir(project) / "littlefs.bin").read_bytes()
+    assert device.read(tmp_path, FS_OFFSET, FS_SIZE) == image

@@ -51,6 +51,7 @@ __all__ = [
     "EsptoolError",
     "InputError",
     "InputTooBigError",
+    "InputUnreadableError",
     "NoSuchPartitionError",
     "PartitionName",
     "PartitionType",
@@ -87,6 +88,11 @@ class ReadOnlyError(PartkitError, SystemExit):
 
 class InputMissingError(PartkitError, FileNotFoundError):
     """The input file of a write does not exist (ESP-IDF: FileNotFoundError)."""
+
+
+class InputUnreadableError(PartkitError, OSError):
+    """The input of a write cannot be read (a directory, no permission). ESP-IDF's
+    ``open()`` raises an ``OSError`` (IsADirectoryError, PermissionError)."""
 
 
 class InputTooBigError(CheckFailed):
@@ -266,10 +272,13 @@ _HARMLESS_WRITE = {"compress", "z", "no_compress", "u", "no-compress", "no_progr
 
 def _idf_args(tokens: Sequence[str]) -> list[str]:
     """parttool's spelling: ``key=value`` -> ``--key value``, ``word`` -> ``--word``."""
+    import re
+
     out: list[str] = []
     for token in tokens:
-        key, sep, value = token.partition("=")
-        out += [f"--{key}", value] if sep and key and value else [f"--{token}"]
+        # parttool's split: the last '=' that has text on both sides (greedy key)
+        pair = re.match(r"(.+)=(.+)", token)
+        out += [f"--{pair.group(1)}", pair.group(2)] if pair else [f"--{token}"]
     return out
 
 
@@ -316,6 +325,15 @@ def _parse_global(opts: dict[str, str]) -> dict[str, object]:
     }
 
 
+def _baud(value: object) -> int | None:
+    """parttool only puts ``str(baud)`` on esptool's command line, so text works too."""
+    from partkit.table.options import int_option
+
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, int) else int_option("baud", str(value))
+
+
 def _legacy_order(primary: object, recovery: object) -> bool:
     """ESP-IDF before v5.5 (and its otatool.py, still) passes ``partition_table_file``
     and ``esptool_args`` where v5.5 put the two bootloader offsets: a path or a list in
@@ -357,10 +375,20 @@ class ParttoolTarget:
         self._hold = False
         self._target: Target | None = None
         if _legacy_order(primary_bootloader_offset, recovery_bootloader_offset):
-            (partition_table_file, esptool_args, esptool_write_args, esptool_read_args,
-             esptool_erase_args) = (
-                primary_bootloader_offset, recovery_bootloader_offset,  # type: ignore[assignment]
-                partition_table_file or (), esptool_args, esptool_write_args)
+            # the old order: (..., partition_table_file, esptool_args, write, read, erase).
+            # Values given positionally sit two places late; keywords (the same names in
+            # both orders) are already where they belong. A list where the table file is
+            # means the write args came positionally, and then read and erase args given
+            # positionally sit in esptool_args and esptool_write_args (a keyword for the
+            # same thing would be a duplicate argument in ESP-IDF).
+            given_args = recovery_bootloader_offset
+            if isinstance(partition_table_file, (list, tuple)):
+                esptool_write_args, esptool_read_args, esptool_erase_args = (
+                    partition_table_file, esptool_args or esptool_read_args,
+                    esptool_write_args or esptool_erase_args)
+            partition_table_file = primary_bootloader_offset  # type: ignore[assignment]
+            if given_args is not None:
+                esptool_args = given_args  # type: ignore[assignment]
             primary_bootloader_offset = recovery_bootloader_offset = None
         if port is not None and image is not None:
             raise PartkitError(error("give a port or an image file, not both"))
@@ -378,11 +406,12 @@ class ParttoolTarget:
         self._read = esptool_options(esptool_read_args or (), "read")
         self._erase = esptool_options(esptool_erase_args or (), "erase")
         self.options: TableOptions = table_options(
-            offset=hex(partition_table_offset),
+            # numbers, or text as parttool passes it on to esptool (str(offset))
+            offset=str(partition_table_offset),
             primary_bootloader_offset=None if primary_bootloader_offset is None
-            else hex(primary_bootloader_offset),
+            else str(primary_bootloader_offset),
             recovery_bootloader_offset=None if recovery_bootloader_offset is None
-            else hex(recovery_bootloader_offset),
+            else str(recovery_bootloader_offset),
             verify=False, extra_subtypes=tuple(extra_partition_subtypes or ()))
         table, self.warnings = self._load_table(partition_table_file or None)
         self.partition_table = ParttoolTable(table, self.options)
@@ -391,13 +420,17 @@ class ParttoolTarget:
                     ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
         from partkit.device.ops import load_table
 
+        if table_file is not None and not os.path.exists(table_file):
+            raise InputMissingError(error(  # ESP-IDF open()s it: FileNotFoundError
+                "no such file", SourceLocation(str(table_file)),
+                f"check the partition table path (relative paths resolve from {os.getcwd()})"))
         try:
             if table_file is not None:
                 return load_table(None, self.options, table_file)
             with self._connect() as target:
                 return load_table(target, self.options)
-        except DeviceError:
-            raise
+        except DeviceError as exc:  # ESP-IDF's esptool run: CalledProcessError
+            raise EsptoolError(exc.diagnostics, "read the partition table") from None
         except PartkitError as exc:
             raise InputError(exc.diagnostics) from None
 
@@ -428,9 +461,9 @@ class ParttoolTarget:
         from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, Session
 
         c = self._connection
-        session = Session(
-            str(c["port"] or self.port or "") or None,
-            baud=c["baud"] or self.baud,  # type: ignore[arg-type]
+        session = Session(  # port and baud as esptool sees parttool's argv: the last wins
+            str(self.port or c["port"] or "") or None,
+            baud=_baud(self.baud) or c["baud"],  # type: ignore[arg-type]
             chip=c["chip"],  # type: ignore[arg-type]
             before=str(c["before"]), after=str(c["after"]), stub=bool(c["stub"]),
             connect_attempts=c["connect_attempts"] or DEFAULT_CONNECT_ATTEMPTS,  # type: ignore[arg-type]
@@ -531,14 +564,23 @@ class ParttoolTarget:
             raise InputMissingError(error("no such file", SourceLocation(input),
                                           "check the path (relative paths resolve from "
                                           f"{os.getcwd()})"))
-        data = read_input_file(input, part.size)
         try:
-            check_fits(part, os.path.getsize(input), input, where)
+            data = read_input_file(input, part.size)
+        except PartkitError as exc:
+            raise InputUnreadableError(exc.diagnostics) from None
+        try:
+            check_fits(part, input, data, where)
         except CheckFailed as exc:
             raise InputTooBigError(exc.diagnostics) from None
+        if self._write is None and self.image is not None:  # checked before any change
+            raise PartkitError(error(
+                "--esptool-write-args " + " ".join(self.esptool_write_args) + " apply to a "
+                "device, not an image (an image file has no encryption engine)",
+                hint="write the image with encryption on the device (esptool --encrypt), "
+                "or leave the write options out"))
         force = "force" in (self._write or {}) or "force" in (self._erase or {})
-        if self._write is None and self.image is None:
-            self._esptool_write(part, input, len(data))
+        if self._write is None:
+            self._esptool_write(part, data)
             return
         with self._device_step("write", part) as target:
             target.write_partition(part, data, force_security=force, progress=self.progress)
@@ -561,6 +603,10 @@ class ParttoolTarget:
                 yield target
         except EsptoolError:
             raise
+        except KeyboardInterrupt:  # the link is mid-command: connect afresh next time
+            with contextlib.suppress(Exception):
+                self._release()
+            raise
         except DeviceError as exc:
             if self._target is not None:  # the link is gone: connect afresh next time
                 with contextlib.suppress(Exception):
@@ -574,50 +620,76 @@ class ParttoolTarget:
 
         self._release()  # esptool needs the port
         c = self._connection
-        argv = esptool_argv(self.esptool_args, str(c["port"] or self.port or "") or None,
+        argv = esptool_argv(self.esptool_args, str(self.port or c["port"] or "") or None,
                             self.baud, command, args)
         try:
             run_esptool(argv, what)
         except DeviceError as exc:
             raise EsptoolError(exc.diagnostics, " ".join(argv)) from None
+        except KeyboardInterrupt:  # esptool is stopped with us: say what it may have left
+            state = ("nothing on the device was changed" if command == "read-flash" else
+                     f"0x{part.offset:x}..0x{part.end:x} may have changed (erased or partly "
+                     "written); nothing outside the partition was touched; run the same "
+                     "command again to rewrite the whole partition")
+            raise KeyboardInterrupt(f"{what} (esptool) was cut short: {state}") from None
 
     def _esptool_read(self, part: Partition, output: str) -> None:
+        """esptool reads into a private file; partkit then writes ``output`` the way it
+        writes every output (atomically for files; a pipe or device is written to, never
+        renamed over)."""
         import tempfile
+
+        from partkit.common.fileio import write_atomic
 
         if self.image is not None:
             raise PartkitError(error("--esptool-read-args apply to a device, not an image"))
-        directory = os.path.dirname(os.path.abspath(output))
-        fd, tmp = tempfile.mkstemp(prefix=".partkit-read-", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".partkit-read-", suffix=".bin")
         os.close(fd)
         try:
             self._esptool("read-flash", [str(part.offset), str(part.size), tmp,
                                          *self.esptool_read_args],
                           f"reading partition '{part.name}'", part)
-            os.replace(tmp, output)
+            with open(tmp, "rb") as f:
+                data = f.read()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        write_atomic(output, data)
+
+    def _check_change(self, part: Partition, verb: str, force: bool) -> None:
+        """partkit's device checks (inside the flash, sector-aligned, security) before
+        esptool runs a step: esptool would not make them all."""
+        with self._device_step(verb, part) as target:
+            target.check_change(part, verb, force)
 
     def _esptool_erase(self, part: Partition) -> None:
+        self._check_change(part, "erase", "force" in (self._erase or {}))
         self._esptool("erase-region", [str(part.offset), str(part.size),
                                        *self.esptool_erase_args],
                       f"erasing partition '{part.name}'", part)
 
-    def _esptool_write(self, part: Partition, input: str, size: int) -> None:
+    def _esptool_write(self, part: Partition, data: bytes) -> None:
         """esptool writes the data (with the user's write options, e.g. ``encrypt``);
-        partkit erases the rest of the partition, checked first so that a refusal
-        comes before any change, and verifies the erased tail."""
+        partkit erases the rest of the partition, and verifies the erased tail. The
+        checks come first, so a refusal comes before any change; esptool gets the bytes
+        partkit read and checked (a copy: the input may be a pipe, or change)."""
+        import tempfile
+
         from partkit.device.session import SECTOR
 
-        head = -(-size // SECTOR) * SECTOR
+        head = -(-len(data) // SECTOR) * SECTOR
         tail = Partition(part.name, part.type, part.subtype, part.offset + head,
                          part.size - head, part.encrypted, part.readonly, part.loc)
-        force = "force" in (self._erase or {})
-        if tail.size:  # refuse before esptool changes anything
-            with self._device_step("erase", tail) as target:
-                target.check_change(tail, "erase", force)
-        self._esptool("write-flash", [str(part.offset), input, *self.esptool_write_args],
-                      f"writing partition '{part.name}'", part)
+        force = "force" in (self._erase or {}) or "--force" in self.esptool_write_args
+        self._check_change(part, "write", force)
+        fd, copy = tempfile.mkstemp(prefix=".partkit-write-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self._esptool("write-flash", [str(part.offset), copy, *self.esptool_write_args],
+                          f"writing partition '{part.name}'", part)
+        finally:
+            os.unlink(copy)
         if tail.size:
             with self._device_step("erase", tail) as target:
                 target.erase_partition(tail, force_security=force)

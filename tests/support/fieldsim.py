@@ -202,7 +202,8 @@ def boot(dev: Device) -> tuple[int | None, list[Row] | None, str]:
             index = -1 if factory is not None else 0
         else:
             valid = [r for r in recs if not _invalid(r) and _crc_ok(r)]
-            index = ((max(r[0] for r in valid) - 1) % count) if valid else -1
+            # uint32_t arithmetic: seq 0 wraps to 0xFFFFFFFF before the modulo
+            index = ((max(r[0] for r in valid) - 1) & 0xFFFFFFFF) % count if valid else -1
     order = [*range(index, -2, -1), *range(index + 1, count)]
     for i in order:
         part = at(i)
@@ -273,16 +274,18 @@ def _sector_ops(step: object, dev: Device, new_table: bytes) -> list[tuple[int, 
         return [(first, None), (first, new_table.rstrip(b"\xff"))]
     if action == "write-otadata":
         write = step.otadata  # type: ignore[attr-defined]
-        if write.blank:
-            return [(first, None), (first + 1, None)]
-        if write.count_old == 0:  # a region OLD's bootloader ignores: written afresh
+        if write.count_old == 0 and not write.blank:  # a region OLD's bootloader ignores
             return [(first + 1, None), (first, None),
                     (first, otadata_record(write.seq_after(None)))]
         recs = [struct.unpack("<I20sII", dev.read(offset + k * SECTOR, 32)) for k in (0, 1)]
         valid = [(r[0], k) for k, r in enumerate(recs)
                  if r[0] != ERASED_SEQ and _crc_ok((r[0], r[2], r[3]))
                  and r[2] not in (STATE_INVALID, STATE_ABORTED)]
-        active = max(valid) if valid else None
+        # equal sequence numbers: sector 0 wins (bootloader_common_select_otadata)
+        active = max(valid, key=lambda v: (v[0], -v[1])) if valid else None
+        if write.blank:  # as apply does: the active record's sector last
+            last = active[1] if active is not None else 0
+            return [(first + 1 - last, None), (first + last, None)]
         seq = write.seq_after(None if active is None else active[0])
         if seq is None:
             raise AssertionError(f"plan step cannot compute a record: {step}")

@@ -132,10 +132,10 @@ def _load_options(build_dir: str) -> dict[str, object]:
     return data
 
 
-def _version_key(path: str) -> tuple[tuple[int, str], ...]:
-    parts = os.path.basename(os.path.dirname(os.path.join(path, "")))
-    return tuple((int(p), "") if p.isdigit() else (-1, p)
-                 for p in parts.replace("-", ".").split("."))
+def _version_key(path: str) -> tuple[tuple[int, ...], int, str]:
+    from partkit.arduino.cores import version_key
+
+    return version_key(os.path.basename(os.path.dirname(os.path.join(path, ""))))
 
 
 def find_board(hardware_folders: list[str], fqbn: str) -> tuple[dict[str, str], str | None]:
@@ -166,6 +166,21 @@ def find_board(hardware_folders: list[str], fqbn: str) -> tuple[dict[str, str], 
             if f"{board}.name" in boards or any(k.startswith(f"{board}.") for k in boards):
                 return board_properties(boards, board, menu), core
     return {}, None
+
+
+def _custom_properties(value: object) -> dict[str, str]:
+    """``--build-property KEY=VALUE`` settings, which win over the board's: arduino-cli
+    records them joined with "," (a piece without "=" continues the value before it)."""
+    found: dict[str, str] = {}
+    key = None
+    for piece in value.split(",") if isinstance(value, str) else ():
+        name, eq, text = piece.partition("=")
+        if eq and name and " " not in name:
+            key = name.strip()
+            found[key] = text
+        elif key is not None:
+            found[key] += "," + piece
+    return found
 
 
 def _int(text: str | None, what: str, where: str) -> int | None:
@@ -207,17 +222,35 @@ def _same_file_content(a: str, b: str) -> bool:
         return False
 
 
-def _table_source(build_dir: str, sketch_dir: str | None,
-                  board: Mapping[str, str]) -> tuple[str | None, str]:
-    """The CSV messages point at, and where the core took the table from."""
+def _table_source(build_dir: str, sketch_dir: str | None, board: Mapping[str, str],
+                  core_dir: str | None) -> tuple[str | None, str]:
+    """The CSV messages point at, and where the core took the table from.
+
+    The core copies the sketch's CSV, else the variant's, else the scheme's, but never
+    deletes the build folder's copy: a sketch whose partitions.csv was removed (or edited)
+    after a build is built with the old copy. So the origin is named only when the copy
+    has that file's content."""
     copy = os.path.join(build_dir, TABLE_CSV)
     if sketch_dir is not None:
         own = os.path.join(sketch_dir, TABLE_CSV)
         if os.path.isfile(own) and _same_file_content(own, copy):
             return own, TABLE_CSV  # the sketch's own table: point at the user's lines
+    if not os.path.isfile(copy):
+        return None, "the core's table"
     scheme = board.get("build.partitions")
-    origin = f"the '{scheme}' partition scheme" if scheme else "the core's table"
-    return (copy if os.path.isfile(copy) else None), origin
+    if core_dir is None:
+        return copy, f"the '{scheme}' partition scheme" if scheme else "the core's table"
+    variant = board.get("build.variant")
+    if variant:
+        name = board.get("build.custom_partitions") or "partitions"
+        if _same_file_content(os.path.join(core_dir, "variants", variant, f"{name}.csv"),
+                              copy):
+            return copy, f"the '{variant}' variant's {name}.csv"
+    if scheme and _same_file_content(
+            os.path.join(core_dir, "tools", "partitions", f"{scheme}.csv"), copy):
+        return copy, f"the '{scheme}' partition scheme"
+    return copy, ("the build folder's partitions.csv, left by an earlier build (not the "
+                  "sketch's, the variant's or the scheme's)")
 
 
 def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> ArduinoBuild:
@@ -238,6 +271,7 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
     core_dir: str | None = None
     if fqbn is not None and isinstance(folders, str):
         board, core_dir = find_board([f for f in folders.split(",") if f], fqbn)
+    board.update(_custom_properties(options_json.get("customBuildProperties")))
     core_dir = given.core_dir or core_dir
     project = given.project_name or _project_name(build_dir, options_json)
     stem = os.path.join(build_dir, project)
@@ -260,7 +294,7 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
     if bl_offset is None and chip is not None:
         bl_offset = bootloader_offset(chip)
     sketch_dir = _sketch_dir(options_json)
-    source, origin = _table_source(build_dir, sketch_dir, board)
+    source, origin = _table_source(build_dir, sketch_dir, board, core_dir)
     images: list[FlashedImage] = []
     bootloader = None
     if bl_offset is not None and os.path.exists(f"{stem}.bootloader.bin"):

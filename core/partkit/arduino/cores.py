@@ -19,7 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["CoreInstall", "data_dirs", "find_cores", "is_core_dir", "sketchbook_dirs"]
+__all__ = ["CoreInstall", "data_dirs", "find_cores", "is_core_dir", "sketchbook_dirs",
+           "version_key"]
 
 
 class CoreInstall(Record):
@@ -56,8 +57,16 @@ def _yaml_dirs(path: str) -> dict[str, str]:
             continue
         m = re.match(r"\s+(data|user)\s*:\s*(.+?)\s*$", line)
         if inside and m:
-            found[m.group(1)] = m.group(2).strip("'\"")
+            found[m.group(1)] = _yaml_scalar(m.group(2))
     return found
+
+
+def _yaml_scalar(text: str) -> str:
+    """A one-line YAML scalar: quotes removed, a plain one's `` #`` comment dropped."""
+    if text[:1] in "'\"":
+        end = text.find(text[0], 1)
+        return text[1:end] if end > 0 else text[1:]
+    return re.split(r"\s#", text, maxsplit=1)[0].rstrip()
 
 
 def _arduino15(home: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -71,6 +80,10 @@ def _arduino15(home: str, env: Mapping[str, str]) -> list[tuple[str, str]]:
 def _cli_configs(home: str, env: Mapping[str, str]) -> list[str]:
     configs = [env["ARDUINO_CONFIG_FILE"]] if env.get("ARDUINO_CONFIG_FILE") else []
     configs += [os.path.join(d, "arduino-cli.yaml") for d, _ in _arduino15(home, env)]
+    # IDE 2 keeps its own arduino-cli.yaml (its sketchbook-location preference is
+    # directories.user there) in ~/.arduinoIDE, %USERPROFILE%\.arduinoIDE on Windows
+    configs += [os.path.join(d, ".arduinoIDE", "arduino-cli.yaml")
+                for d in (home, env.get("USERPROFILE")) if d]
     return configs
 
 
@@ -108,9 +121,11 @@ def sketchbook_dirs(home: str, env: Mapping[str, str]) -> list[str]:
     return books
 
 
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    return tuple((int(p), "") if p.isdigit() else (-1, p)
-                 for p in re.split(r"[.-]", version))
+def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
+    """Semantic-version order: 3.0.0-rc1 < 3.0.0 < 3.0.1 < 3.0.10."""
+    release, dash, pre = version.partition("-")
+    numbers = tuple(int(p) if p.isdigit() else -1 for p in release.split("."))
+    return numbers, 0 if dash else 1, pre
 
 
 def find_cores(home: str, env: Mapping[str, str],
@@ -130,7 +145,7 @@ def find_cores(home: str, env: Mapping[str, str],
     for data, how in data_dirs(home, env, ide_dirs):
         base = os.path.join(glob.escape(data), "packages", "esp32", "hardware", "esp32")
         for path in sorted(glob.glob(os.path.join(base, "*", "")),
-                           key=lambda p: _version_key(os.path.basename(p.rstrip("/\\")))):
+                           key=lambda p: version_key(os.path.basename(p.rstrip("/\\")))):
             add(path.rstrip("/\\"), os.path.basename(path.rstrip("/\\")), how)
     for book in sketchbook_dirs(home, env):
         path = os.path.join(book, "hardware", "espressif", "esp32")

@@ -4,6 +4,8 @@
 survives nothing but the core's own folder: a core update starts without it. partkit
 writes one marked block there and leaves every other line as the user wrote it:
 
+- a prebuild hook (after the core's, which copy the table) that validates the sketch's own
+  ``partitions.csv`` with its ``file:line`` (the core's generator names no line);
 - a postobjcopy hook that runs ``partkit arduino check`` on the build folder (after the
   core's own hooks, which make the table and merge the images; hooks run in the text order
   of their keys, so the key is chosen to sort after the core's), failing the compile when
@@ -30,19 +32,21 @@ BEGIN = "# >>> partkit >>> (written by 'partkit arduino install'; " \
         "'partkit arduino uninstall' removes it)"
 END = "# <<< partkit <<<"
 _HOOK_PREFIX = "recipe.hooks.objcopy.postobjcopy."
+_PREBUILD_PREFIX = "recipe.hooks.prebuild."
 _BUILD_ARGS = ('"{build.path}" --project-name "{build.project_name}" --chip "{build.mcu}" '
                '--flash-size "{build.flash_size}" --bootloader-offset "{build.bootloader_addr}" '
                '--core-dir "{runtime.platform.path}"')
 
 
-def hook_key(platform_txt: dict[str, str]) -> str:
-    """A postobjcopy hook key that sorts (as text) after every hook the core defines."""
-    ids = [k[len(_HOOK_PREFIX):-len(".pattern")] for k in platform_txt
-           if k.startswith(_HOOK_PREFIX) and k.endswith(".pattern")
+def hook_key(platform_txt: dict[str, str], prefix: str = _HOOK_PREFIX) -> str:
+    """A hook key (``prefix``: postobjcopy or prebuild) that sorts (as text) after every
+    hook of that kind the core defines."""
+    ids = [k[len(prefix):-len(".pattern")] for k in platform_txt
+           if k.startswith(prefix) and k.endswith(".pattern")
            and not k.endswith("_partkit.pattern")]
     last = max(ids, default="9")
     # "<last>_partkit" sorts after "<last>" ('_' > '.') and so after every other key
-    return f"{_HOOK_PREFIX}{last}_partkit.pattern"
+    return f"{prefix}{last}_partkit.pattern"
 
 
 def _quoted(path: str) -> str:
@@ -58,6 +62,9 @@ def block_text(python: str, platform_txt: dict[str, str]) -> str:
     run = f"{_quoted(python)} -m partkit arduino"
     return "\n".join([
         BEGIN,
+        "# an invalid partitions.csv of the sketch: its file:line, before the core builds it",
+        f"{hook_key(platform_txt, _PREBUILD_PREFIX)}={run} table \"{{build.source.path}}\" "
+        '--chip "{build.mcu}"',
         "# fails the compile when the app does not fit the partition table the build made",
         f"{hook_key(platform_txt)}={run} check {_BUILD_ARGS}",
         "# arduino-cli / IDE 2: the size line from that table (IDE 1.8 ignores it)",
@@ -69,6 +76,9 @@ def block_text(python: str, platform_txt: dict[str, str]) -> str:
 
 def _split(text: str, path: str) -> tuple[str, str | None, str]:
     """(before, block or None, after). A damaged block (no end marker) is bad input."""
+    if text.startswith("\ufeff"):  # a BOM stays first, before partkit's block
+        before, block, after = _split(text[1:], path)
+        return "\ufeff" + before, block, after
     lines = text.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == BEGIN]
     if not starts:
@@ -83,14 +93,22 @@ def _split(text: str, path: str) -> tuple[str, str | None, str]:
 
 
 def installed_block(text: str, path: str) -> str | None:
-    return _split(text, path)[1]
+    """partkit's block as in the file, line ends as "\n" (an editor may have made them CRLF)."""
+    block = _split(text, path)[1]
+    return None if block is None else block.replace("\r\n", "\n")
 
 
 def with_block(text: str, block: str, path: str) -> str:
-    """``text`` with partkit's block replaced (or appended), everything else kept."""
-    before, _, after = _split(text, path)
-    if before and not before.endswith("\n"):
-        before += "\n"
+    """``text`` with partkit's block replaced, or put first (after a BOM), in the file's line
+    ends. First, so that removing it gives the user's bytes back exactly (appending would
+    have to add a newline to a last line without one); the user's own settings, after it,
+    still win over it."""
+    before, old, after = _split(text, path)
+    if "\r\n" in text:
+        block = block.replace("\r\n", "\n").replace("\n", "\r\n")
+    if old is None:
+        bom = "\ufeff" if text.startswith("\ufeff") else ""
+        return bom + block + text[len(bom):]
     return before + block + after
 
 

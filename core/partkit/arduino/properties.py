@@ -2,7 +2,8 @@
 
 Only what partkit reads: comments (``#``) and blank lines are skipped, the last value of a
 key wins, and a board's menu choices (``<board>.menu.<Menu>.<choice>.<key>``) override the
-board's own ``<board>.<key>`` as the IDE does when that choice is selected.
+board's own ``<board>.<key>`` as the IDE does when that choice is selected (the first
+choice of a menu the FQBN does not name).
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ def board_properties(boards: Mapping[str, str], board: str,
     prefix = f"{board}."
     props = {k[len(prefix):]: v for k, v in boards.items()
              if k.startswith(prefix) and not k.startswith(f"{prefix}menu.")}
-    for name, choice in menu.items():
+    chosen = dict(menu)
+    for key in boards:  # a menu the FQBN does not name: its first choice, as the IDE does
+        parts = key[len(prefix):].split(".") if key.startswith(f"{prefix}menu.") else []
+        if len(parts) == 3:
+            chosen.setdefault(parts[1], parts[2])
+    for name, choice in chosen.items():
         choice_prefix = f"{prefix}menu.{name}.{choice}."
         props.update({k[len(choice_prefix):]: v for k, v in boards.items()
                       if k.startswith(choice_prefix)})

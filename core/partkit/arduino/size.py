@@ -17,10 +17,14 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from partkit.arduino.builddir import ArduinoBuild
     from partkit.check.buildfolder import BuildCheck
+    from partkit.common.errors import Diagnostic
 
-__all__ = ["RAM_SECTIONS", "advanced_size", "ram_used", "run_size_tool", "summary_line"]
+__all__ = ["RAM_SECTIONS", "advanced_size", "bad_input", "ram_used", "run_size_tool",
+           "summary_line"]
 
 # the esp32 core's recipe.size.regex.data alternatives: what "Global variables use" counts
 RAM_SECTIONS = frozenset({".dram0.data", ".dram0.bss", ".dram1.data", ".dram1.bss",
@@ -107,4 +111,15 @@ def advanced_size(build: ArduinoBuild, result: BuildCheck,
         "severity": severity,
         "sections": sections,
         "error": "; ".join(messages),
+    }
+
+
+def bad_input(diagnostics: Sequence[Diagnostic]) -> dict[str, object]:
+    """The JSON for input partkit could not read: severity error, every diagnostic shown."""
+    return {
+        "output": "\n".join(d.format() for d in diagnostics),
+        "severity": "error",
+        "sections": [],
+        "error": "; ".join(d.message for d in diagnostics if d.is_error)
+        or "partkit could not size the sketch",
     }

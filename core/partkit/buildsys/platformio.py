@@ -16,27 +16,36 @@ import shlex
 import subprocess
 
 from partkit.common.errors import PartkitError
+from partkit.common.esptool import WRITE_FLASH, write_flash_for_version
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from partkit.common.errors import Diagnostic
+    from partkit.data.upload import UploadfsRules
 
 __all__ = [
     "FRAMEWORK_PACKAGES",
+    "FS_TARGETS",
     "SetupError",
+    "app_targets",
     "bootloader_image",
     "bootloader_offset",
     "builtin_candidate",
     "check_fs_image_file",
+    "check_upload_slot",
     "display_path",
     "esptool_prefix",
     "flash_hint",
+    "flashed_table_offset",
     "framework_has_table",
     "is_yes",
+    "reconcile_offset",
     "table_from_platform",
     "table_summary",
+    "uploadfs_rules",
+    "version_tuple",
     "write_builtin_table",
     "write_flash_for_version",
     "write_flash_spelling",
@@ -46,8 +55,6 @@ __all__ = [
 ARDUINO = "framework-arduinoespressif32"
 ESPIDF = "framework-espidf"
 FRAMEWORK_PACKAGES = (ARDUINO, ESPIDF)
-# esptool 4.x and older know only underscores; 5.x prefers dashes (and still takes both).
-WRITE_FLASH = ("write_flash", "write-flash")
 
 
 class SetupError(Exception):
@@ -80,14 +87,6 @@ def esptool_prefix(python: str, named: Iterable[str], package_dir: str | None) -
     if tool.endswith(".py"):
         return [python, tool]
     return [tool] if tool else [python, "-m", "esptool"]
-
-
-def write_flash_for_version(text: str) -> str:
-    """The write command of the esptool whose ``version`` printed ``text``."""
-    found = re.search(r"\bv?(\d+)\.\d+", text)
-    if found is None:
-        return "write_flash"  # every esptool version still accepts it
-    return "write-flash" if int(found.group(1)) >= 5 else "write_flash"
 
 
 def write_flash_spelling(prefix: Sequence[str], flags: Iterable[str] = ()) -> str:
@@ -230,11 +229,149 @@ def bootloader_image(images: Iterable[tuple[str, str]], offset: int) -> tuple[st
     return None
 
 
+# --- platform targets and uploadfs -----------------------------------------------------
+
+# Targets whose $SOURCE is the image the image checks are about (they get the checks as
+# dependencies); erase, size, monitor and the like have no image and are left alone.
+FS_TARGETS = ("buildfs", "uploadfs", "uploadfsota")
+_APP_TARGETS = ("buildprog", "upload", "erase_upload")
+# pioarduino numbers its releases from 50 up; platform-espressif32 is at 6.x.
+PIOARDUINO_FIRST_MAJOR = 50
+PIOARDUINO_FAT_WHOLE = (55, 3, 36)  # fatfs: a wear-levelled image of the whole partition
+PIOARDUINO_FS_PARTITION = (55, 3, 39)  # board_build.filesystem_partition honoured
+
+
+def app_targets(registered: Iterable[str]) -> list[str]:
+    """The targets to make wait for the app and bootloader checks: buildprog, upload,
+    erase_upload and platform-espressif32's ESP-IDF ``__upload-*`` app targets among
+    ``registered`` (the names in ``env["__PIO_TARGETS"]``)."""
+    names = list(_APP_TARGETS)
+    names += [n for n in registered
+              if n.startswith("__upload") and "bootloader" not in n and n not in names]
+    return names
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"55.03.311"`` -> (55, 3, 311); () when it does not start with a number."""
+    parts: list[int] = []
+    for piece in version.split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.end() != len(piece):  # "6.13.0-rc1": stop at the suffix
+            break
+    return tuple(parts)
+
+
+def uploadfs_rules(platform_name: str, version: str, *, filesystem: str = "",
+                   partition: str = "") -> UploadfsRules:
+    """Where this platform's ``uploadfs`` writes the ``buildfs`` image.
+
+    ``platform_name``/``version``: PlatformIO's platform object (``espressif32``,
+    ``6.13.0`` or pioarduino's ``55.3.311``); ``filesystem``: board_build.filesystem;
+    ``partition``: board_build.filesystem_partition.
+    """
+    from partkit.data.upload import FATFS_SKIP, UploadfsRules
+
+    number = version_tuple(version)
+    if number and number[0] >= PIOARDUINO_FIRST_MAJOR:
+        label = f"pioarduino {version}"
+        return UploadfsRules(label, filesystem, partition,
+                             by_name=number >= PIOARDUINO_FS_PARTITION,
+                             fat_skip=0 if number >= PIOARDUINO_FAT_WHOLE else FATFS_SKIP)
+    label = f"platform-espressif32 {version}" if platform_name == "espressif32" else (
+        f"{platform_name or 'the platform'} {version} (taken as platform-espressif32 6.x)")
+    return UploadfsRules(label.strip(), filesystem, partition)
+
+
+def flashed_table_offset(images: Iterable[tuple[str, str]], table_bin: str) -> str | None:
+    """The offset text of ``table_bin`` among ``images`` (``FLASH_EXTRA_IMAGES``, paths
+    absolute), i.e. where the platform's upload writes the table; None if not listed."""
+    wanted = os.path.normcase(os.path.abspath(table_bin))
+    for text, path in images:
+        if os.path.normcase(os.path.abspath(path)) == wanted:
+            return text
+    return None
+
+
+def reconcile_offset(configured: str, option: str, flashed: str | None,
+                     table_bin: str) -> str:
+    """The table offset partkit checks for: the one the platform flashes.
+
+    ``configured``/``option``: the offset the project set and where (empty when it set
+    none); ``flashed``: :func:`flashed_table_offset`. Raises SetupError when both are
+    known and differ: the checks would be for a table the device never gets.
+    """
+    from partkit.common.numbers import parse_int
+
+    if flashed is None:
+        return configured or "0x8000"
+    if not configured:
+        return flashed
+    try:
+        same = parse_int(configured) == parse_int(flashed)
+    except ValueError:
+        raise SetupError(f"{option} = {configured}: not a number") from None
+    if same:
+        return configured
+    raise SetupError(
+        f"{option} = {configured}, but the platform flashes {table_bin} at {flashed} "
+        "(FLASH_EXTRA_IMAGES); partkit would check a table the device never reads.\n"
+        "  hint: the Arduino framework always puts the table at 0x8000: remove the option, "
+        "or build with framework = espidf and CONFIG_PARTITION_TABLE_OFFSET")
+
+
+def check_upload_slot(table: str, image: str, app_offset: str, *, offset: str | None = None,
+                      extra_subtypes: Sequence[str] = ()) -> tuple[int, str, list[Diagnostic]]:
+    """Check the file ``upload`` flashes against the one app partition it lands in.
+
+    ``app_offset`` is the platform's ``$ESP32_APP_OFFSET``. ``partkit check`` passes an app
+    that fits *some* OTA slot with a warning (ESP-IDF's rule, for OTA updates); the slot
+    written by upload must hold the whole file, or its tail lands in the next partition.
+    Returns (exit code, report lines, diagnostics); an unknown offset is reported as not
+    checked (exit 0).
+    """
+    from partkit.check.files import check_files
+    from partkit.common.errors import SourceLocation, error
+    from partkit.common.numbers import parse_int
+    from partkit.table.codec import load_table_file
+    from partkit.table.names import APP
+    from partkit.table.options import table_options
+
+    try:
+        at = parse_int(app_offset)
+    except ValueError:
+        return 0, (f"partkit: the app offset of upload is unknown ($ESP32_APP_OFFSET = "
+                   f"{app_offset!r}); the slot it writes was not checked"), []
+    try:
+        options = table_options(offset=offset, extra_subtypes=extra_subtypes)
+        loaded = load_table_file(table, options).table
+        slot = next((p for p in loaded if p.type == APP and p.offset == at), None)
+        if slot is None:
+            return 1, "", [error(
+                f"upload writes {image} at {at:#x}, where no app partition of {table} "
+                "starts", SourceLocation(table),
+                "set board_upload.offset_address to the app slot's offset, or move the slot")]
+        report = check_files(table, options, app=image, app_type="app",
+                             app_subtype=options.subtypes.render(APP, slot.subtype))
+    except PartkitError as exc:
+        return exc.exit_code, "", list(exc.diagnostics)
+    where = f"partkit: upload writes {image} at {at:#x} into '{slot.name}' ({slot.size:#x} bytes)"
+    app = report.app
+    if app is None:  # no app image was read: nothing to say about the slot
+        return 0, where, []
+    findings = [f.diagnostic for f in app.findings if f.diagnostic.is_error]
+    lines = [where] + ([f"partkit: {app.summary}"] if app.summary else [])
+    return (1 if findings else 0), "\n".join(lines), findings
+
+
 def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
-                        extra_subtypes: Sequence[str] = (), partition: str | None = None,
-                        filesystem: str = "") -> tuple[int, str, list[Diagnostic]]:
+                        extra_subtypes: Sequence[str] = (),
+                        rules: UploadfsRules | None = None,
+                        ) -> tuple[int, str, list[Diagnostic]]:
     """Check a ``pio run -t buildfs`` image (the whole file) against the partition uploadfs
-    writes it to (see partkit.data.upload).
+    writes it to (see partkit.data.upload; ``rules`` from :func:`uploadfs_rules`).
 
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
@@ -245,7 +382,7 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
     try:
         options = table_options(offset=offset, extra_subtypes=extra_subtypes)
         loaded = load_table_file(table, options).table
-        result, where = check_fs_image(loaded, image, name=partition, filesystem=filesystem)
+        result, where = check_fs_image(loaded, image, rules)
     except PartkitError as exc:
         return exc.exit_code, "", list(exc.diagnostics)
     findings = [f.diagnostic for f in result.findings]

@@ -157,18 +157,27 @@ def _image(args: argparse.Namespace) -> int:
         grow = size_option("--flash-size", args.flash_size)
     old = load_side(args.image, options)  # bad input before anything is copied or grown
     if grow is not None:
-        from partkit.diff.apply import FLASH_SIZE_CODE
+        from partkit.diff.apply import check_growable
 
-        if grow not in FLASH_SIZE_CODE or (old.flash_size or 0) > grow:
-            grow_image(args.image, grow, options.table_offset)  # raises the exact reason
+        header_at = check_growable(args.image, grow, options.table_offset)  # or raises
+        _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
-            header_flash_size=grow, header_where="--flash-size (written into the bootloader "
-            "header first)"))
+            header_flash_size=grow, header_where=(
+                f"--flash-size (written into the bootloader header at 0x{header_at:x} first)"
+                if header_at is not None else
+                "--flash-size (the image holds no bootloader: only the file grows)")))
     report, table = _report(old, args, options)
     if not report.safe and not args.force:  # refuse before a copy or a grow
         return _run(ImageTarget(args.image), report, table, args)
+    from partkit.diff.apply import check_reach
+
+    check_reach(report.plan, max(grow or 0, old.flash_size or 0), args.image,
+                "grow the image to the devices' flash first: --flash-size S")
     path = args.image
     if args.output is not None and os.path.abspath(args.output) != os.path.abspath(path):
+        if os.path.isdir(args.output):
+            raise PartkitError(error("-o: is a directory, expected a file path",
+                                     SourceLocation(args.output), "name the output file"))
         path = _copy(args.image, args.output)
     try:
         if grow is not None:
@@ -183,8 +192,26 @@ def _image(args: argparse.Namespace) -> int:
             os.unlink(path)
         raise
     if path != args.image:
-        os.replace(path, args.output)
+        try:
+            os.replace(path, args.output)
+        except OSError as exc:
+            os.unlink(path)
+            raise PartkitError(error(f"cannot write {args.output}: {exc.strerror}",
+                                     SourceLocation(args.output))) from None
     return code
+
+
+def _keeps_old(old: TableSide, size: int, given: str) -> None:
+    """The header's new flash size is written before the table: OLD's table must fit it
+    too, or the bootloader refuses OLD's table until NEW is in place."""
+    end = max((p.end for p in old.table), default=0)
+    if end > size:
+        raise PartkitError(error(
+            f"--flash-size {given}: OLD's partitions end at 0x{end:x}, past it; the bootloader "
+            "header is set before the table is written, and until then the bootloader would "
+            "refuse OLD's table; nothing was written", SourceLocation(old.source),
+            "give a flash size that holds OLD and NEW (--flash-size grows, it does not shrink "
+            "below what the devices' table uses)"))
 
 
 def _copy(image: str, output: str) -> str:
@@ -235,4 +262,9 @@ def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
         old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
                         session.flash_size, loaded.warnings, field)
         report, table = _report(old, args, options)
+        if session.flash_size is not None and (report.safe or args.force):
+            from partkit.diff.apply import check_reach
+
+            check_reach(report.plan, session.flash_size, args.port,
+                        "NEW does not fit the chip's flash")
         return _run(target, report, table, args)

@@ -34,6 +34,7 @@ else the board menu scheme's) but sizes the sketch against the board's fixed max
 commands check the real app image against the table the build made:
   check      the build hook: one line and any errors on stderr, exit 1 when it does not fit
   size       recipe.advanced_size.pattern (arduino-cli >= 0.21, IDE 2): the JSON size report
+  table      the prebuild hook: the sketch's partitions.csv validated, errors at file:line
   install    add the hook and the size recipe to esp32 cores' platform.local.txt
   uninstall  remove them again
   status     the esp32 cores found and whether partkit is installed in each
@@ -91,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partkit arduino", description=_DESCRIPTION,
                                      epilog=_LOCATIONS + "\n" + EXIT_CHECK,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="action", metavar="{check,size,install,uninstall,status}")
+    sub = parser.add_subparsers(dest="action",
+                                metavar="{check,size,table,install,uninstall,status}")
     sub.required = True
     raw = argparse.RawDescriptionHelpFormatter
     from textwrap import fill
@@ -113,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
                         "without it no dynamic-memory line")
     p.add_argument("--ram-max", metavar="BYTES",
                    help="dynamic memory ({upload.maximum_data_size}; default: from the board)")
+    p = sub.add_parser("table", help="validate the sketch's partitions.csv (a prebuild hook)",
+                       formatter_class=raw, epilog=EXIT_PLAIN, description=fill(
+                           "Validate SKETCH_DIR/partitions.csv as the core's table generator "
+                           "will, with every error at its file:line (the generator names "
+                           "none); nothing to do when the sketch has no partitions.csv."))
+    p.add_argument("sketch_dir", metavar="SKETCH_DIR", help="the sketch's folder "
+                   "({build.source.path})")
+    from partkit.common.chips import chip_names
+
+    p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: no chip rules; one "
+                   f"of: {', '.join(chip_names())})")
     for action, summary, all_help in (
         ("install", "add partkit's block to esp32 cores' platform.local.txt",
          "every version found (default: the newest core in each place)"),
@@ -189,6 +202,19 @@ def _hook(args: argparse.Namespace) -> int:
 
 
 def _size(args: argparse.Namespace) -> int:
+    """arduino-cli reads only the JSON of an exit 0 (else "Error while determining sketch
+    size: exit status 2"), so bad input is a JSON error too: the compile fails with
+    partkit's message."""
+    from partkit.arduino.size import bad_input
+
+    try:
+        return _size_json(args)
+    except PartkitError as exc:
+        sys.stdout.write(json.dumps(bad_input(exc.diagnostics)) + "\n")
+        return 0
+
+
+def _size_json(args: argparse.Namespace) -> int:
     from partkit.arduino.builddir import read_build_dir
     from partkit.arduino.properties import is_unexpanded
     from partkit.arduino.size import advanced_size, ram_used, run_size_tool
@@ -204,6 +230,22 @@ def _size(args: argparse.Namespace) -> int:
         elf = os.path.join(build.build_dir, f"{build.project_name}.elf")
         ram = ram_used(run_size_tool(args.size_tool, elf))
     sys.stdout.write(json.dumps(advanced_size(build, result, ram)) + "\n")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from partkit.arduino.builddir import TABLE_CSV, TABLE_OFFSET
+    from partkit.arduino.properties import is_unexpanded
+    from partkit.check.files import load_table_for_check
+    from partkit.common.chips import chip_names
+    from partkit.table.options import TableOptions
+
+    path = os.path.join(args.sketch_dir, TABLE_CSV)
+    if not os.path.isfile(path):
+        return 0  # the variant's or the scheme's table: the core's own
+    chip = None if is_unexpanded(args.chip) or args.chip not in chip_names() else args.chip
+    loaded = load_table_for_check(path, TableOptions(table_offset=TABLE_OFFSET, chip=chip))
+    emit(loaded.warnings)
     return 0
 
 
@@ -273,6 +315,8 @@ def run(argv: list[str]) -> int:
             return _hook(args)
         if args.action == "size":
             return _size(args)
+        if args.action == "table":
+            return _table(args)
         return _manage(args)
     except PartkitError as exc:
         return report_error(exc)

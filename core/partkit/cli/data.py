@@ -17,15 +17,26 @@ from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
 
+LAYOUT_NOTES = {
+    "fat": "raw FAT without wear levelling: ESP-IDF mounts it read-only "
+           "(esp_vfs_fat_spiflash_mount_ro); FFat and pioarduino's fatfs need the "
+           "wear-levelled layout (--format fat-wl)",
+    "fat-wl": "FAT in ESP-IDF's wear-levelled layout (FFat, esp_vfs_fat_spiflash_mount_rw_wl, "
+              "pioarduino's fatfs)",
+}
+
 EPILOG = """\
 formats (the partkit[fs] extra: pip install partkit[fs]):
   nvs       from an NVS CSV (key,type,encoding,value), esp-idf-nvs-partition-gen
   littlefs  from a directory, littlefs-python (4 KiB blocks, name_max 64, on-disk
             version 2.1; --littlefs-version 2.0 for esp_littlefs before 1.6)
-  fat       from a directory, pyfatfs (4 KiB sectors, no wear levelling: ESP-IDF
-            mounts it read-only with esp_vfs_fat_spiflash_mount_ro)
+  fat       from a directory, pyfatfs: raw FAT12, 4 KiB sectors, NO wear levelling.
+            ESP-IDF mounts it read-only (esp_vfs_fat_spiflash_mount_ro)
+  fat-wl    the same FAT volume in ESP-IDF's wear-levelled layout (a spare sector, the
+            volume, two state copies, a config sector): what Arduino's FFat,
+            esp_vfs_fat_spiflash_mount_rw_wl and pioarduino's fatfs mount
   SPIFFS images are not built: no maintained package exists (use ESP-IDF's spiffsgen.py).
-Without --format the partition's subtype decides (nvs, littlefs, fat); a 'spiffs'
+Without --format the partition's subtype decides (nvs, littlefs, fat: raw); a 'spiffs'
 partition needs --format (Arduino-ESP32 and PlatformIO put LittleFS there).
 
 example:
@@ -51,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--partition", required=True, metavar="NAME", help="the data partition")
     b.add_argument("--from", dest="source", required=True, metavar="DIR|CSV",
                    help="directory of files (littlefs, fat) or NVS CSV (nvs)")
-    b.add_argument("--format", choices=("nvs", "littlefs", "fat", "spiffs"),
+    b.add_argument("--format", choices=("nvs", "littlefs", "fat", "fat-wl", "spiffs"),
                    help="image format (default: from the partition's subtype)")
     b.add_argument("--littlefs-version", choices=("2.0", "2.1"),
                    help="LittleFS on-disk version (default 2.1; esp_littlefs before 1.6, "
@@ -93,7 +104,11 @@ def run(argv: list[str]) -> int:
             write_atomic(args.depfile, depfile(target, args.source).encode())
     except PartkitError as exc:
         return report_error(exc)
+    from partkit.common.esptool import installed_esptool_version, write_command
+
+    note = f"; {LAYOUT_NOTES[fmt]}" if fmt in LAYOUT_NOTES else ""
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
-                     f"0x{part.offset:x} ({len(image)} bytes, the whole partition); flash "
-                     f"with: python -m esptool write-flash 0x{part.offset:x} {args.output}\n")
+                     f"0x{part.offset:x} ({len(image)} bytes, the whole partition{note}); "
+                     "flash with: "
+                     f"{write_command(part.offset, args.output, installed_esptool_version())}\n")
     return 0

@@ -221,8 +221,9 @@ def run(argv: list[str]) -> int:
         return HANDLERS[command](args)
     except PartkitError as exc:
         return report_error(exc)
-    except KeyboardInterrupt:
-        sys.stderr.write("partkit device: interrupted\n")
+    except KeyboardInterrupt as exc:  # the device step says what may have changed
+        sys.stderr.write("partkit device: interrupted"
+                         + (f"; {exc.args[0]}" if exc.args else "") + "\n")
         return 130
 
 
@@ -385,15 +386,17 @@ def _write(args: argparse.Namespace) -> int:
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
-    if not os.path.isfile(source):
-        read_input_file(source, 0)  # the clear error for a missing file or a directory
+    if not os.path.exists(source) or os.path.isdir(source):
+        # the clear error for a missing file or a directory; a pipe (<(command)) is
+        # not opened here: it can be read only once
+        read_input_file(source, 0)
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
         data = read_input_file(source, part.size)
-        check_fits(part, os.path.getsize(source), source, f"the device on {args.port}")
+        check_fits(part, source, data, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
                                progress=progress_bar(f"write {part.name}", args.quiet))
         _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "

@@ -159,9 +159,10 @@ def run(argv: list[str]) -> int:
         if args.quiet:
             return exc.exit_code
         return report_error(exc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # the device step says what may have changed
         if not args.quiet:
-            sys.stderr.write("partkit parttool: interrupted\n")
+            sys.stderr.write("partkit parttool: interrupted"
+                             + (f"; {exc.args[0]}" if exc.args else "") + "\n")
         return 130
 
 

@@ -2,7 +2,8 @@
 
 Thin adapters over the maintained libraries (the ``partkit[fs]`` extra), imported only
 when an image is built: NVS with ``esp-idf-nvs-partition-gen``, LittleFS with
-``littlefs-python``, FAT (plain, no wear levelling) with ``pyfatfs``. SPIFFS has no
+``littlefs-python``, FAT with ``pyfatfs`` (raw, or in ESP-IDF's wear-levelled layout:
+``fat-wl``). SPIFFS has no
 maintained package, so partkit does not build SPIFFS images.
 """
 
@@ -33,6 +34,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "nvs": ("partkit.data.nvs", "esp-idf-nvs-partition-gen"),
     "littlefs": ("partkit.data.littlefs", "littlefs-python"),
     "fat": ("partkit.data.fat", "pyfatfs"),
+    "fat-wl": ("partkit.data.fat_wl", "pyfatfs"),
 }
 # data subtype -> the format its image has (spiffs is ambiguous: Arduino puts LittleFS there)
 SUBTYPE_FORMATS = {0x02: "nvs", 0x81: "fat", 0x83: "littlefs"}

@@ -1,9 +1,9 @@
-"""FAT images with ``pyfatfs``: 4 KiB sectors, no wear-levelling layer.
+"""Raw FAT images with ``pyfatfs``: FAT12, 4 KiB sectors, no wear-levelling layer.
 
 Such an image is what ESP-IDF mounts read-only with ``esp_vfs_fat_spiflash_mount_ro``
-(raw flash access). A writable FAT mount (``..._mount_rw_wl``) expects the
-wear-levelling layout, which no maintained package on PyPI builds; use ESP-IDF's
-``fatfs_create_spiflash_image`` for that.
+(raw flash access). Arduino's FFat, ``esp_vfs_fat_spiflash_mount_rw_wl`` and pioarduino's
+``board_build.filesystem = fatfs`` expect ESP-IDF's wear-levelled layout:
+:mod:`partkit.data.fat_wl` wraps a volume made here in it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 __all__ = ["DEFAULT_TIME", "SECTOR_SIZE", "build", "build_time", "volume_serial"]
 
 SECTOR_SIZE = 4096
-FAT12_MAX_CLUSTERS = 4084
 # Reproducible images: every timestamp is SOURCE_DATE_EPOCH, else this fixed time (the FAT
 # epoch, 1980-01-01 00:00:00 UTC); the volume serial comes from the files, not the clock.
 DEFAULT_TIME = 315532800
@@ -87,12 +86,14 @@ def build(source: str, size: int) -> bytes:
     if size % SECTOR_SIZE or size < 8 * SECTOR_SIZE:
         raise PartkitError(error(
             f"a FAT partition needs at least 8 sectors of 4 KiB, not 0x{size:x} bytes"))
-    fat_type = (PyFat.FAT_TYPE_FAT12 if size // SECTOR_SIZE <= FAT12_MAX_CLUSTERS
-                else PyFat.FAT_TYPE_FAT16)
+    # FAT12 at every flash size: with 4 KiB sectors pyfatfs grows the cluster (1, 2, 4 ...
+    # sectors) so the count stays under FAT12's limit; its FAT16 table starts at 4.1 MB of
+    # 512-byte sectors and rejects partitions of 16 MB and more.
+    fat_type = PyFat.FAT_TYPE_FAT12
     fd, scratch = tempfile.mkstemp(suffix=".fat")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(b"\xff" * size)
+            f.write(bytes(size))  # pyfatfs keeps a root directory it finds; start blank
         with _FixedClock(build_time()):
             fat = PyFat()
             fat.mkfs(scratch, fat_type, size=size, sector_size=SECTOR_SIZE, label="PARTKIT",

@@ -61,14 +61,29 @@ def check_writable(part: Partition, force: bool, where: str, verb: str = "write"
             SourceLocation(where), hint))
 
 
-def check_fits(part: Partition, size: int, source: str, where: str) -> None:
-    """The whole input must fit the partition; a failed check changes nothing (exit 1)."""
-    if size > part.size:
-        raise CheckFailed(error(
-            f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of {part.size} "
-            f"bytes (0x{part.size:x}): {size - part.size} bytes too many",
-            SourceLocation(source),
-            f"use a smaller file or enlarge the partition; {where} was not changed"))
+def check_fits(part: Partition, source: str, data: bytes, where: str) -> None:
+    """The whole input must fit the partition; a failed check changes nothing (exit 1).
+
+    ``data`` is what :func:`read_input_file` read (at most ``part.size + 1`` bytes). A
+    regular file is measured by its size; a pipe or device (``/dev/zero``) has none, so
+    the bytes read decide: one more than the partition holds is too many.
+    """
+    try:
+        size = os.path.getsize(source) if os.path.isfile(source) else len(data)
+    except OSError:
+        size = len(data)
+    size = max(size, len(data))
+    if size <= part.size:
+        return
+    if os.path.isfile(source):
+        amount = (f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of "
+                  f"{part.size} bytes (0x{part.size:x}): {size - part.size} bytes too many")
+    else:  # a stream: only what was read so far is known
+        amount = (f"more than {part.size} bytes (0x{part.size:x}) came from it: they do "
+                  f"not fit partition '{part.name}' of {part.size} bytes")
+    raise CheckFailed(error(
+        amount, SourceLocation(source),
+        f"use a smaller file or enlarge the partition; {where} was not changed"))
 
 
 def read_input_file(path: str, limit: int) -> bytes:

@@ -251,11 +251,14 @@ class Session:
             try:
                 self._connect(esptool)
                 return
-            except DeviceError as exc:
+            except PartkitError as exc:  # no chip, or another kind than --chip: go on
+                if self.chip is None and not isinstance(exc, DeviceError):
+                    raise
                 failures.append((None, f"{candidate}: {exc.diagnostics[0].message}"))
         self.port = ""
         raise DeviceError(error(
-            f"no port given, and no chip answered on any of the {len(candidates)} serial "
+            f"no port given, and no {self.chip or 'chip'} answered on any of the "
+            f"{len(candidates)} serial "
             "port(s) found", hint="give the port (--port); is the chip in its serial "
             "bootloader?", notes=tuple(failures)))
 

@@ -193,6 +193,10 @@ class DeviceTarget(Target):
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
+        if len(data) > part.size:  # the last guard: nothing is ever written past a partition
+            raise PartkitError(error(
+                f"{len(data)} bytes do not fit partition '{part.name}' of {part.size} bytes; "
+                f"refusing to write past it", hint=f"{self.label} was not changed"))
         self.check_change(part, "write", force_security)
         padded = data + b"\xff" * (-len(data) % SECTOR)
         expected = hashlib.md5(data + b"\xff" * (part.size - len(data))).hexdigest()
@@ -219,9 +223,16 @@ class DeviceTarget(Target):
             got = session.md5(part.offset, part.size)
         except DeviceError as exc:
             raise _interrupted(part, step, len(head), session, self.label, exc) from None
-        except KeyboardInterrupt:  # Ctrl-C half way: the same report, not a bare 130
+        except KeyboardInterrupt:
+            # Ctrl-C half way stays a KeyboardInterrupt (exit 130; not a device failure a
+            # script's `except` would swallow), carrying the same report of what may
+            # have changed
             stop = DeviceError(error("interrupted (Ctrl-C)"))
-            raise _interrupted(part, step, len(head), session, self.label, stop) from None
+            report = _interrupted(part, step, len(head), session, self.label, stop)
+            raise KeyboardInterrupt(
+                report.diagnostics[0].message.replace(" failed: ", " was cut short: ", 1)
+                + "; nothing outside the partition was touched; run the same command again "
+                "to rewrite the whole partition") from None
         if got != expected:
             raise DeviceError(error(
                 f"verification failed: partition '{part.name}' (0x{part.offset:x}..0x"

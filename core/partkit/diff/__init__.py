@@ -120,6 +120,9 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
     try:
         running = ((booted,) if booted is not None
                    else running_candidates(old.table, opts.running))
+        back = old.rollback() if booted is not None else None
+        if back is not None and back is not booted:  # the slot a rollback boots
+            running += (back,)
     except KeyError as exc:
         apps = [p.name for p in old.table if p.type == 0]
         guess = closest(str(exc.args[0]), apps)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from partkit.diff.report import DiffReport
     from partkit.table.model import Partition
 
-__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "grow_image", "step_text"]
+__all__ = ["FLASH_SIZE_CODE", "Done", "apply_plan", "check_growable", "check_reach",
+           "grow_image", "step_text"]
 
 SECTOR = 0x1000
 FLASH_SIZE_CODE = {(1 << code) << 20: code for code in range(8)}  # 1MB -> 0 ... 128MB -> 7
@@ -62,10 +63,11 @@ def _otadata_write(target: Target, step: Step) -> list[tuple[int, bytes]]:
 
     write = step.otadata
     assert write is not None
-    if write.blank:
-        return [(step.offset, b""), (step.offset + SECTOR, b"")]
     current = target.read(step.offset, 2 * SECTOR)
     active = active_entry(decode(current))
+    if write.blank:  # the active record goes last: an older one left alone may select
+        last = 0 if active is None else active.index  # another slot under OLD
+        return [(step.offset + (1 - last) * SECTOR, b""), (step.offset + last * SECTOR, b"")]
     if write.count_old == 0:  # OLD's bootloader ignores this region: write it afresh
         seq = write.seq_after(None)
         assert seq is not None
@@ -101,6 +103,17 @@ def _run(target: Target, step: Step, table: bytes) -> None:
         raise AssertionError(step.action)
 
 
+def check_reach(plan: tuple[Step, ...], size: int, label: str, hint: str) -> None:
+    """Refuse (before the first step) a plan with a step past ``size`` bytes of flash: it
+    would fail half way, after the table is written."""
+    past = [step_text(i, s) for i, s in enumerate(plan, start=1)
+            if max(s.end, (s.source or 0) + s.size) > size]
+    if past:
+        raise PartkitError(error(
+            f"the plan reaches past the end of {label} (0x{size:x} bytes): {'; '.join(past)}; "
+            "nothing was written", SourceLocation(label), hint))
+
+
 def apply_plan(target: Target, report: DiffReport, table: bytes,
                on_step: Callable[[int, Step], None] | None = None) -> Done:
     """Run ``report.plan`` on ``target``; ``table`` is NEW's binary. Raises PartkitError
@@ -113,6 +126,12 @@ def apply_plan(target: Target, report: DiffReport, table: bytes,
             _run(target, step, table)
         except PartkitError as exc:
             raise _stopped(report, number, exc) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C: still exit 130, with the same report
+            cause = PartkitError(error(str(exc.args[0]) if exc.args else "interrupted"))
+            d = _stopped(report, number, cause).diagnostics[0]
+            raise KeyboardInterrupt("; ".join(
+                [d.message, *(text for _, text in d.notes), *([d.hint] if d.hint else [])])
+            ) from None
         done.append(step)
     return Done(tuple(done))
 
@@ -132,8 +151,9 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
     return CheckFailed(error(
         f"step {step_text(number, plan[number - 1])} stopped: "
         + (cause.message if cause is not None else str(exc)),
-        None, ("the table is NEW's: run the remaining steps (partkit diff against NEW shows "
-               "what is left)" if after_table else
+        None, (f"the table is NEW's, so partkit diff and apply now see no change: redo step "
+               f"{number} and run the steps not started yourself (an erase: partkit image "
+               "erase / partkit device erase with the partition's name)" if after_table else
                "the table is still OLD's and the devices boot as before: run apply again"),
         tuple(notes)))
 
@@ -141,13 +161,12 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 # --- growing an image to a bigger flash ------------------------------------------------------
 
 
-def grow_image(path: str, size: int, table_offset: int) -> str | None:
-    """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
-    size; returns where the header was (None: no bootloader found, only the file grew)."""
+def check_growable(path: str, size: int, table_offset: int) -> int | None:
+    """Raise (nothing written) when :func:`grow_image` cannot grow ``path`` to ``size``;
+    returns the bootloader's offset (None: no bootloader found)."""
     from partkit.check.appimage import read_image
     from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.flash import imagefile
-    from partkit.flash.bootheader import patch_flash_params
 
     code = FLASH_SIZE_CODE.get(size)
     current = imagefile.image_size(path)
@@ -157,12 +176,30 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
                                            "(1MB..128MB, a power of two)" if code is None
                                            else f"smaller than the image ({current} bytes)"),
             SourceLocation(path), "give the devices' flash size, at least the image's length"))
-    header_at = None
     for offset in sorted(set(BOOTLOADER_OFFSET.values())):
         if offset < table_offset and offset < current and imagefile.read_region(
                 path, offset, 1) == b"\xe9":
-            header_at = offset
-            break
+            region = imagefile.read_region(path, offset, table_offset - offset)
+            if read_image(region, f"{path}@0x{offset:x}").signature_length:
+                raise PartkitError(error(
+                    f"the bootloader at 0x{offset:x} is signed (Secure Boot V2): its "
+                    "signature covers the header's flash size, and a changed header would "
+                    "not boot; nothing was written", SourceLocation(path),
+                    "build and sign the bootloader for the new flash size, put it into the "
+                    "image (partkit image write), then apply without --flash-size"))
+            return offset
+    return None
+
+
+def grow_image(path: str, size: int, table_offset: int) -> str | None:
+    """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
+    size; returns where the header was (None: no bootloader found, only the file grew)."""
+    from partkit.check.appimage import read_image
+    from partkit.flash import imagefile
+    from partkit.flash.bootheader import patch_flash_params
+
+    header_at = check_growable(path, size, table_offset)
+    current = imagefile.image_size(path)
     if size > current:
         with open(path, "r+b") as f:
             f.seek(0, 2)

@@ -15,14 +15,21 @@ from __future__ import annotations
 
 from math import gcd
 
-from partkit.table.names import APP, SUBTYPE_APP_FACTORY, SUBTYPE_APP_OTA_MIN, is_ota_app
+from partkit.flash.otadata import slot_of_seq
+from partkit.table.names import (
+    APP,
+    SUBTYPE_APP_FACTORY,
+    SUBTYPE_APP_OTA_MIN,
+    SUBTYPE_APP_TEST,
+    is_ota_app,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
 
-__all__ = ["boot_choice", "bridging_seq", "next_update_slot", "ota_count", "ota_index",
-           "selecting_seq"]
+__all__ = ["boot_choice", "boot_order", "bridging_seq", "next_update_slot", "ota_count",
+           "ota_index", "selecting_seq"]
 
 MAX_SEQ = 0xFFFFFFFE  # 0xFFFFFFFF is an erased record
 
@@ -52,10 +59,27 @@ def boot_choice(table: PartitionTable, seq: int | None, has_otadata: bool) -> Pa
     factory = [p for p in table if p.type == APP and p.subtype == SUBTYPE_APP_FACTORY]
     count = ota_count(table)
     if has_otadata and seq is not None and count:
-        return _slot(table, (seq - 1) % count)
+        return _slot(table, slot_of_seq(seq, count))
     if factory:
         return factory[-1]
     return _slot(table, 0)  # then the bootloader tries slots 1.. in turn
+
+
+def boot_order(table: PartitionTable, seq: int | None, has_otadata: bool) -> list[Partition]:
+    """The app partitions in the order the bootloader tries them until one holds a valid
+    image (``load_boot_image``): the selected index, the lower ones down to factory, the
+    higher OTA slots, then the test app."""
+    factory = [p for p in table if p.type == APP and p.subtype == SUBTYPE_APP_FACTORY]
+    test = [p for p in table if p.type == APP and p.subtype == SUBTYPE_APP_TEST]
+    count = ota_count(table)
+    start = -1  # factory (without one, index 0 comes next either way)
+    if has_otadata and seq is not None and count:
+        start = slot_of_seq(seq, count)
+    order = [*range(start, -2, -1), *range(start + 1, count)]
+    found = [factory[-1] if i == -1 and factory else _slot(table, i) if i >= 0 else None
+             for i in order]
+    out = [p for p in found if p is not None]
+    return out + ([test[-1]] if test and test[-1] not in out else [])
 
 
 def selecting_seq(index: int, count: int, above: int = 0) -> int | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.field import boot_choice, bridging_seq, ota_count, ota_index
+from partkit.flash.otadata import slot_of_seq
 from partkit.table.names import (
     APP,
     DATA,
@@ -66,7 +67,7 @@ class OtaWrite(Record):
             return None
         if self.count_old == 0:
             return bridging_seq(active or 0, ((self.remap[0][1], self.count_new),))
-        k_old = 0 if active is None else (active - 1) % self.count_old
+        k_old = 0 if active is None else slot_of_seq(active, self.count_old)
         k_new = dict(self.remap).get(k_old)
         if k_new is None:
             return None
@@ -205,9 +206,20 @@ def switch(ctx: DiffContext) -> Switch:
         return Switch(None, o_new, "", ())  # (a factory app running with blank otadata)
     if ctx.seq is not None:
         write = OtaWrite(False, n_old, n_new, tuple(sorted(remap.items())))
-        if write.seq_after(ctx.seq) is not None and (ctx.seq - 1) % n_new == remap.get(
-                (ctx.seq - 1) % n_old):
+        if slot_of_seq(ctx.seq, n_new) == remap.get(slot_of_seq(ctx.seq, n_old)):
             return Switch(None, o_new, "", ())  # OLD's record already selects it under NEW
+        if write.seq_after(ctx.seq) is None:
+            return Switch(None, o_new, "", ((
+                f"no sequence number above OLD's active record (0x{ctx.seq:x}) selects the "
+                "running slot under both tables before 0xFFFFFFFF (an erased record); reset "
+                "otadata to a low sequence number selecting the running slot first",
+                tuple(p.name for p in ctx.running)),))
+    if ctx.old.awaiting_verify:
+        return Switch(None, o_new, "", ((
+            "OLD's active otadata record awaits verification (new or pending_verify: "
+            "rollback); a re-sequenced record would confirm the unverified app and overwrite "
+            "the record a rollback boots; confirm the app (or let it roll back) first",
+            tuple(p.name for p in ctx.running)),))
     pairs = ", ".join(f"ota_{a} of {n_old} -> ota_{b} of {n_new}" for a, b in sorted(
         remap.items()))
     return Switch(OtaWrite(False, n_old, n_new, tuple(sorted(remap.items()))), o_new,

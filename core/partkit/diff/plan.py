@@ -8,7 +8,7 @@ Before the table is written the device boots OLD; after, NEW. So:
    the one the bootloader and app use; a destination overlapping its own source is copied
    from the far end (high to low when moving up);
 2. ``erase`` (before the table): the pages NVS grows into, so they are free pages the moment
-   NEW describes them;
+   NEW describes them; a whole added or moved NVS partition too (it is read at boot);
 3. ``write-otadata`` (before the table): a record that selects the running slot under OLD
    and NEW alike (:mod:`partkit.diff.otaswitch`);
 4. ``write-table``: NEW's binary table; the app must restart before it uses a partition
@@ -107,6 +107,11 @@ def _live(ctx: DiffContext, writes: bool) -> list[tuple[int, int]]:
     return out
 
 
+def _is_nvs(ctx: DiffContext, step: Step) -> bool:
+    part = ctx.new.table.find_by_name(step.partition or "")
+    return part is not None and part.type == DATA and part.subtype == SUBTYPE_DATA_NVS
+
+
 def _touches(step: Step, live: list[tuple[int, int]]) -> bool:
     return any(step.offset < end and start < step.end for start, end in live)
 
@@ -161,8 +166,12 @@ def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
              if not _touches(s, [r for r in writing if r != (s.source, (s.source or 0) + s.size)])]
     steps += [s for s in before if not _touches(s, writing if s.otadata is not None
                                                 and not s.otadata.blank else erasing)]
+    # NVS is read at boot (nvs_flash_init), right after the restart the table step asks
+    # for: its erase goes first unless it would erase pages of OLD's NVS in use
+    early = [s for s in erases if _is_nvs(ctx, s) and not _touches(s, writing)]
+    steps += early
     steps.append(table)
-    steps += [s for s in erases if not _touches(s, erasing)]
+    steps += [s for s in erases if s not in early and not _touches(s, erasing)]
     steps += after
     return tuple(steps)
 

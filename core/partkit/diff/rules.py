@@ -12,6 +12,7 @@ from partkit.common.record import Record
 from partkit.table.names import (
     APP,
     DATA,
+    SUBTYPE_APP_OTA_MIN,
     SUBTYPE_DATA_COREDUMP,
     SUBTYPE_DATA_EFUSE,
     SUBTYPE_DATA_NVS,
@@ -210,14 +211,28 @@ def _app_fits(ctx: DiffContext) -> list[Violation]:
     return out
 
 
+def _usable(table: PartitionTable) -> int:
+    """OTA slots the app can switch to: ota_0, ota_1, ... up to the first missing subtype
+    (esp_ota_get_app_partition_count; esp_ota_set_boot_partition refuses the others)."""
+    subtypes = {p.subtype for p in _ota_apps(table)}
+    count = 0
+    while SUBTYPE_APP_OTA_MIN + count in subtypes:
+        count += 1
+    return count
+
+
 def _ota_slots(ctx: DiffContext) -> list[Violation]:
     before, after = _ota_apps(ctx.old.table), _ota_apps(ctx.new.table)
-    if len(before) < 2 or len(after) >= 2:
+    usable = _usable(ctx.new.table)
+    if len(before) < 2 or usable >= 2:
         return []
+    gap = ("" if usable == len(after) else
+           f" ({usable} usable: ota_{usable} is missing, and the app switches only to slots "
+           "from ota_0 up to the first missing subtype)")
     return [Violation(
-        "ota-slots", f"OLD has {len(before)} OTA app slots, NEW has {len(after)}",
+        "ota-slots", f"OLD has {len(before)} OTA app slots, NEW has {len(after)}{gap}",
         tuple(p.name for p in before),
-        "keep two OTA slots so the devices can still update over the air")]
+        "keep two OTA slots, ota_0 and ota_1, so the devices can still update over the air")]
 
 
 def _otadata(ctx: DiffContext) -> list[Violation]:
@@ -362,7 +377,8 @@ def _encryption(ctx: DiffContext) -> list[Violation]:
         if (old is None or new is None or new.type != DATA or old.encrypted == new.encrypted
                 or ctx.erased(change)):
             continue
-        if new.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_NVS_KEYS) and old.subtype == new.subtype:
+        if (new.subtype in (SUBTYPE_DATA_OTA, SUBTYPE_DATA_NVS_KEYS, SUBTYPE_DATA_TEE_OTA)
+                and old.subtype == new.subtype):
             continue  # always encrypted under flash encryption, never otherwise: no effect
         now = "encrypted" if new.encrypted else "no longer encrypted"
         out.append(Violation(
@@ -436,7 +452,8 @@ RULES: tuple[Rule, ...] = (
          _app_fits),
     Rule("ota-slots", "two OTA app slots remain when OLD had them",
          "With fewer than two OTA slots the devices can no longer update over the air: the "
-         "running slot cannot be overwritten while it runs.", _ota_slots),
+         "running slot cannot be overwritten while it runs. Slots count from ota_0 up to the "
+         "first missing subtype: the app switches to no other (esp_ota_ops.c).", _ota_slots),
     Rule("otadata", "exactly one otadata, at the same offset, size 0x2000",
          "otadata selects the slot to boot; if power fails between writing the table and "
          "rewriting otadata, the bootloader must still find valid otadata where it was.",

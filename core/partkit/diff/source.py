@@ -44,18 +44,23 @@ class Field(Record):
     ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
     checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
     the table's otadata partition, whose active record says which slot boots.
+    ``app_images``: the offsets of the app slots that start with an image's magic byte, or
+    lie past the end of the source (unknown, so not taken for blank): the bootloader skips
+    a slot without an image and boots the next one it tries.
     """
 
-    __slots__ = ("header_flash_size", "header_where", "otadata")
+    __slots__ = ("app_images", "header_flash_size", "header_where", "otadata")
 
     header_flash_size: int | None
     header_where: str | None
     otadata: bytes | None
+    app_images: frozenset[int] | None
 
     def __init__(self, header_flash_size: int | None = None, header_where: str | None = None,
-                 otadata: bytes | None = None) -> None:
+                 otadata: bytes | None = None, app_images: frozenset[int] | None = None,
+                 ) -> None:
         self._init(header_flash_size=header_flash_size, header_where=header_where,
-                   otadata=otadata)
+                   otadata=otadata, app_images=app_images)
 
 
 class RawSource(Record):
@@ -107,10 +112,44 @@ class TableSide(Record):
         entry = active_entry(decode(self.field.otadata))
         return None if entry is None else entry.seq
 
+    @property
+    def awaiting_verify(self) -> bool:
+        """The active otadata record is ``new`` or ``pending_verify``: written by an app built
+        with rollback, whose bootloader rolls back unless the app confirms itself."""
+        if self.field.otadata is None:
+            return False
+        from partkit.flash.otadata import (
+            STATE_NEW,
+            STATE_PENDING_VERIFY,
+            active_entry,
+            decode,
+        )
+
+        entry = active_entry(decode(self.field.otadata))
+        return entry is not None and entry.state in (STATE_NEW, STATE_PENDING_VERIFY)
+
+    def rollback(self) -> Partition | None:
+        """When the active record awaits verification, the slot the bootloader boots once it
+        has marked that record aborted: the other record's, or the default without one."""
+        if not self.awaiting_verify or self.field.otadata is None:
+            return None
+        from partkit.diff.field import boot_order
+        from partkit.flash.otadata import active_entry, decode
+
+        entries = decode(self.field.otadata)
+        active = active_entry(entries)
+        assert active is not None
+        other = entries[1 - active.index]
+        order = boot_order(self.table, other.seq if other.bootable else None, True)
+        images = self.field.app_images
+        found = [p for p in order if images is None or p.offset in images]
+        return found[0] if found else None
+
     def booted(self) -> Partition | None:
-        """The app slot the bootloader picks first, from the otadata read with the table
-        (None when the side carries no otadata bytes)."""
-        from partkit.diff.field import boot_choice
+        """The app slot the bootloader boots, from the otadata read with the table: the
+        first slot in its order that holds an image (None when the side carries no otadata
+        bytes, or no slot starts with an image: then it cannot be told)."""
+        from partkit.diff.field import boot_choice, boot_order
         from partkit.table.names import DATA, SUBTYPE_DATA_OTA
 
         has = bool(self.table.find(DATA, SUBTYPE_DATA_OTA))
@@ -118,7 +157,11 @@ class TableSide(Record):
             return None
         if not has and self.kind not in ("image", "device"):
             return None
-        return boot_choice(self.table, self.active_seq, has)
+        images = self.field.app_images
+        if images is None:
+            return boot_choice(self.table, self.active_seq, has)
+        found = [p for p in boot_order(self.table, self.active_seq, has) if p.offset in images]
+        return found[0] if found else None
 
 
 # scheme -> reader(rest_of_spec, table_offset) -> RawSource
@@ -154,7 +197,7 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None."""
     from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.flash.preflight import header_flash_size
-    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
+    from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 
     header = where = None
     for offset in sorted(set(BOOTLOADER_OFFSET.values())):
@@ -173,7 +216,10 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     found = parsed.find(DATA, SUBTYPE_DATA_OTA)
     if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
         otadata = read(found[0].offset, min(found[0].size, 0x2000))
-    return Field(header, where, otadata)
+    # past the end of an unpadded image the devices keep what they hold: not known blank
+    images = frozenset(p.offset for p in parsed if p.type == APP and (
+        (size is not None and p.offset >= size) or read(p.offset, 1) == b"\xe9"))
+    return Field(header, where, otadata, images)
 
 
 def _device_source(port: str, table_offset: int) -> RawSource:

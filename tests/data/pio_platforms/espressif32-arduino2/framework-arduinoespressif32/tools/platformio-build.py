@@ -6,8 +6,11 @@ tools/platformio-build.py does for partition tables and extra flash images).
   the project. It becomes ``$PARTITIONS_TABLE_CSV``.
 * ``$BUILD_DIR/partitions.bin`` is made by the framework's own generator, before the ELF
   is linked.
-* ``FLASH_EXTRA_IMAGES``: the variant's prebuilt ``bootloader.bin`` at the chip's
-  bootloader offset (0x1000 on esp32/esp32s2, else 0x0000) and the table at 0x8000.
+* ``FLASH_EXTRA_IMAGES``: the bootloader at the chip's bootloader offset (0x1000 on
+  esp32/esp32s2, else 0x0000) and the table at 0x8000. The bootloader is the variant's
+  prebuilt ``bootloader.bin`` when the variant ships one, else ``$BUILD_DIR/bootloader.bin``
+  made with esptool elf2image from the SDK's ``tools/sdk/<mcu>/bin/
+  bootloader_<flash_mode>_<freq>.elf``.
   (The real core also lists boot_app0.bin at 0xe000; this fixture has no such file.)
   The variant directory is ``<framework>/variants``, or ``board_build.variants_dir`` in
   the project.
@@ -45,9 +48,21 @@ def partition_table_csv():
 
 
 bootloader = join(variants_dir, variant, "bootloader.bin")
+bootloader_offset = "0x1000" if mcu in ("esp32", "esp32s2") else "0x0000"
+flash_mode = board.get("build.flash_mode", "dio")
+sdk_elf = join(FRAMEWORK_DIR, "tools", "sdk", mcu, "bin", f"bootloader_{flash_mode}_80m.elf")
 extra_images = []
 if isfile(bootloader):
-    extra_images.append(("0x1000" if mcu in ("esp32", "esp32s2") else "0x0000", bootloader))
+    extra_images.append((bootloader_offset, bootloader))
+elif isfile(sdk_elf):
+    built = env.Command(
+        join("$BUILD_DIR", "bootloader.bin"), sdk_elf,
+        env.VerboseAction(
+            f'"$PYTHONEXE" "$OBJCOPY" --chip {mcu} elf2image --flash_mode {flash_mode} '
+            f'--flash_freq 80m --flash_size {board.get("upload.flash_size", "4MB")} '
+            "-o $TARGET $SOURCE", "Building $TARGET"))
+    env.Depends("$BUILD_DIR/$PROGNAME$PROGSUFFIX", built)
+    extra_images.append((bootloader_offset, join(env.subst("$BUILD_DIR"), "bootloader.bin")))
 extra_images.append(("0x8000", join(env.subst("$BUILD_DIR"), "partitions.bin")))
 env.Append(FLASH_EXTRA_IMAGES=extra_images)
 
