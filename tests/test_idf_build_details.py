@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from partkit.common.resources import resource_dir
 from partkit.idf.builddir import read_extra_subtypes
 from support.firmware import app_of_size, bootloader_of_size
 from support.idf_build import CSV_LINE, make_idf_build
@@ -280,6 +281,29 @@ def test_no_flash_size_anywhere_is_said_not_checked(
     assert "not checked: the partitions against the flash size" in out
     rc, out, _ = _check(capsys, fx.build, "--json")
     assert json.loads(out)["complete"] is False
+
+
+def test_quiet_check_prints_the_verdict_and_problems_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The component's on-build check runs on every build, also a no-op one: -q keeps it to
+    # the verdict (ESP-IDF prints its own size lines right after), the findings and what
+    # was not checked.
+    fx = make_idf_build(tmp_path)
+    rc, out, err = _check(capsys, fx.build, "-q")
+    assert (rc, out, err) == (0, "check OK: 0 errors, 0 warnings\n", "")
+    _linux(fx.build)
+    rc, out, _ = _check(capsys, fx.build, "--quiet")
+    assert out.splitlines() == [
+        "check OK (partly): 0 errors, 0 warnings",
+        "not checked: the app: the linux target builds a host executable, no app image"]
+    fx = make_idf_build(tmp_path / "over")
+    app_of_size(fx.build, 0x30010, name="demo.bin")  # 16 bytes over the 0x30000 slots
+    rc, out, err = _check(capsys, fx.build, "-q")
+    assert rc == 1 and out.startswith("check FAILED: "), out
+    assert len(out.splitlines()) == 1
+    assert f"{fx.csv}:{CSV_LINE['ota_0']}:1: error: " in err
+    component = Path(resource_dir("idf"), "project_include.cmake").read_text()
+    assert "COMMAND ${python} -m partkit check -q ${check_args}" in component
 
 
 def test_component_cmake_hints_end_with_a_full_stop() -> None:

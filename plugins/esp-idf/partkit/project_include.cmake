@@ -105,7 +105,7 @@ function(_partkit_idf_add_targets)
     set(all ALL)
   endif()
   add_custom_target(partkit-check ${all}
-    COMMAND ${python} -m partkit check ${check_args}
+    COMMAND ${python} -m partkit check -q ${check_args}
     WORKING_DIRECTORY "${out_dir}"
     COMMENT "partkit: checking what the build flashes"
     VERBATIM)
