@@ -176,6 +176,19 @@ def test_bad_kconfig_budget_is_named_as_in_sdkconfig(tmp_path: Path,
     assert rc == 2 and "--fail-free: 'lots'" in err
 
 
+def test_kconfig_percentage_out_of_range_says_so(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # menuconfig takes any string: 150% is a percentage, just not one of a slot.
+    fx = make_idf_build(tmp_path)
+    (fx.project / "sdkconfig").write_text('CONFIG_PARTKIT_WARN_FREE="150%"\n')
+    _edit_json(fx.build / "project_description.json", config_file=str(fx.project / "sdkconfig"))
+    _edit_json(fx.build / "config" / "sdkconfig.json", PARTKIT_WARN_FREE="150%")
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert err.startswith(f"{fx.project / 'sdkconfig'}:1:1: error: CONFIG_PARTKIT_WARN_FREE: "
+                          "'150%' is out of range: a share of the slot is 0% to 100%")
+
+
 def test_kconfig_budgets_in_the_wrong_order_are_named_as_in_sdkconfig(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fx = make_idf_build(tmp_path)
