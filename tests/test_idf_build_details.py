@@ -95,6 +95,11 @@ def _linux(fx_build: Path) -> None:
     (fx_build / "flasher_args.json").unlink()
     (fx_build / "flash_args").unlink()
     _edit_json(fx_build / "project_description.json", target="linux", app_bin="missing.bin")
+    # A real v6.0.2 linux build's sdkconfig.json has no ESPTOOLPY_FLASHSIZE.
+    config = fx_build / "config" / "sdkconfig.json"
+    doc = json.loads(config.read_text())
+    doc.pop("ESPTOOLPY_FLASHSIZE", None)
+    config.write_text(json.dumps(doc))
 
 
 def test_linux_build_says_the_app_was_not_checked(tmp_path: Path,
@@ -110,7 +115,9 @@ def test_linux_build_says_the_app_was_not_checked(tmp_path: Path,
     doc = json.loads(out)
     assert doc["ok"] is True and doc["app"] is None
     assert doc["complete"] is False
-    assert doc["not_checked"] == ["the app: the linux target builds a host executable, "
+    assert doc["not_checked"] == ["the partitions against the flash size: the build names "
+                                  "no flash size (no ESPTOOLPY_FLASHSIZE)",
+                                  "the app: the linux target builds a host executable, "
                                   "no app image"]
 
 
@@ -308,6 +315,8 @@ def test_quiet_check_prints_the_verdict_and_problems_only(
     rc, out, _ = _check(capsys, fx.build, "--quiet")
     assert out.splitlines() == [
         "check OK (partly): 0 errors, 0 warnings",
+        "not checked: the partitions against the flash size: the build names no flash size "
+        "(no ESPTOOLPY_FLASHSIZE)",
         "not checked: the app: the linux target builds a host executable, no app image"]
     fx = make_idf_build(tmp_path / "over")
     app_of_size(fx.build, 0x30010, name="demo.bin")  # 16 bytes over the 0x30000 slots

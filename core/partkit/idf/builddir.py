@@ -354,7 +354,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         # project was configured for is still ESPTOOLPY_FLASHSIZE.
         size_text = configured if isinstance(configured, str) else size_text
     flash_size = _flash_size(size_text)
-    if flash_size is None:
+    if flash_size is None:  # the linux target's sdkconfig has no ESPTOOLPY_FLASHSIZE
         not_checked.append("the partitions against the flash size: the build names no flash "
                            f"size ({size_text or 'no ESPTOOLPY_FLASHSIZE'})")
     bootloader_offset = _config_int(config, "BOOTLOADER_OFFSET_IN_FLASH", config_path)
