@@ -72,13 +72,16 @@ def predict_boot(table: PartitionTable, entries: tuple[OtaEntry, OtaEntry] | Non
     """Predict the boot. ``entries``: both otadata records (None: no otadata partition);
     ``loadable``: whether a partition holds an app the bootloader accepts; ``rollback``:
     the bootloader was built with app rollback (pending_verify records are aborted)."""
+    # The bootloader walks the table in order and overwrites its slot for each row, so of
+    # two rows with one subtype (gen accepts them) the last one counts; every OTA row
+    # counts towards the number of slots.
     ota: dict[int, Partition] = {}
     for p in table:
         if is_ota_app(p.type, p.subtype):
-            ota.setdefault(p.subtype - SUBTYPE_APP_OTA_MIN, p)
+            ota[p.subtype - SUBTYPE_APP_OTA_MIN] = p
     count = sum(1 for p in table if is_ota_app(p.type, p.subtype))
-    factory = next(iter(table.find(APP, SUBTYPE_APP_FACTORY)), None)
-    test = next(iter(table.find(APP, SUBTYPE_APP_TEST)), None)
+    factory = next(reversed(table.find(APP, SUBTYPE_APP_FACTORY)), None)
+    test = next(reversed(table.find(APP, SUBTYPE_APP_TEST)), None)
     entry = None
     if entries is None:
         start, selection = FACTORY_INDEX, "no otadata partition: the factory app first"
