@@ -12,7 +12,7 @@ import os
 import sys
 
 from partkit.check.findings import Budget
-from partkit.cli.common import emit
+from partkit.cli.common import emit, verdict_only
 from partkit.common.errors import CheckFailed
 from partkit.flash import imagefile
 from partkit.flash.imagefile import Piece
@@ -83,7 +83,8 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
     else:
-        sys.stdout.write(to_text(result))
+        text = to_text(result)
+        sys.stdout.write(verdict_only(text) if args.quiet else text)
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code
