@@ -41,7 +41,7 @@ def _tool_dir() -> str:
     checkout = os.path.join(_HERE, "plugins", "scons")
     if os.path.isfile(os.path.join(checkout, "partkit.py")):
         return checkout
-    from partkit.common.resources import resource_dir  # installed with pip
+    from partkit.buildsys import resource_dir  # installed with pip
 
     return resource_dir("scons")
 
@@ -112,7 +112,7 @@ def _resolve_builtin_partitions() -> None:
 
 def _set_maximum_size(*_args, **_kw) -> None:
     """upload.maximum_size := size of the app slot partkit checks against."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         found = env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"],
@@ -132,7 +132,7 @@ def _set_maximum_size(*_args, **_kw) -> None:
 def _validate_table(target, source, env) -> int:
     """Pre-action of a platform-built partitions.bin: partkit validates the CSV first,
     so a bad table stops the build with partkit's file:line:col message."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"])
@@ -368,7 +368,7 @@ def _check_fs_image(target, source, env) -> int:
     """Before ``buildfs`` ends and before ``uploadfs`` flashes: the whole image against
     the partition uploadfs writes it to (this platform's rule, see partkit.data.upload),
     named in the log."""
-    from partkit.cli.common import emit
+    from partkit.buildsys import diagnostic_text
 
     code, report, diagnostics = pio.check_fs_image_file(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]),
@@ -378,7 +378,7 @@ def _check_fs_image(target, source, env) -> int:
     if report:
         sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
         sys.stdout.flush()
-    emit(diagnostics)
+    sys.stderr.write(diagnostic_text(diagnostics))
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
             f"partkit: {source[0]} does not fit the partition uploadfs writes it to"))
@@ -388,7 +388,7 @@ def _check_fs_image(target, source, env) -> int:
 def _check_upload_slot(target, source, env) -> int:
     """Before upload: the file it flashes ($SOURCE) against the one app partition at
     $ESP32_APP_OFFSET (read now: pioarduino sets it only before checkprogsize)."""
-    from partkit.cli.common import emit
+    from partkit.buildsys import diagnostic_text
 
     code, report, diagnostics = pio.check_upload_slot(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]), env.subst("$ESP32_APP_OFFSET"),
@@ -397,7 +397,7 @@ def _check_upload_slot(target, source, env) -> int:
     if report:
         sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
         sys.stdout.flush()
-    emit(diagnostics)
+    sys.stderr.write(diagnostic_text(diagnostics))
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
             f"partkit: {source[0]} does not fit the app partition upload writes it to"))

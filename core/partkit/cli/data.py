@@ -83,7 +83,7 @@ def run(argv: list[str]) -> int:
     try:
         from partkit.common.fileio import check_outputs, write_atomic
         from partkit.data import build_partition_image
-        from partkit.table.codec import load_table_file
+        from partkit.flash.tablearea import load_table_file
 
         # before anything is written: `-o a.bin --depfile a.bin` wrote the image, then
         # refused the depfile (exit 2 with a.bin already replaced)

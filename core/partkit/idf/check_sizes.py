@@ -1,4 +1,6 @@
-"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit (reference §6).
+"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit.
+
+Source: ESP-IDF ``components/partition_table/check_sizes.py``.
 
 ESP-IDF's build runs ``<tool> --offset N partition --type T [--subtype S] TABLE BINARY``
 after linking the app and ``<tool> --offset N bootloader OFFSET BINARY`` after the
@@ -12,7 +14,9 @@ When a binary does not fit, partkit's own diagnostic comes first (``partitions.c
 error: ...`` with the slot, the overflow and a hint), then ESP-IDF's ``Error:`` line for
 tools that grep build logs. The CSV is found from the build directory the table binary
 lies in; ``--partkit-csv`` and ``--partkit-sdkconfig`` (never passed by ESP-IDF) name the
-CSV and the sdkconfig for a check that runs outside it (the bootloader subproject).
+CSV and the sdkconfig for a check that runs outside it (the bootloader subproject);
+``--partkit-quiet`` keeps a fitting bootloader silent there, since ESP-IDF's own check
+prints its size line right after.
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from partkit.check.checks import (
+    bootloader_summary,
+    bootloader_too_large,
+    check_app,
+    resolve_selector,
+)
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.flash.appimage import ImageInfo
+from partkit.flash.tablearea import load_table_file
+from partkit.table.options import TableOptions, int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub_parser in (part, bl):
         sub_parser.add_argument("--partkit-csv", help=argparse.SUPPRESS)
         sub_parser.add_argument("--partkit-sdkconfig", help=argparse.SUPPRESS)
+    # The bootloader hook's check precedes ESP-IDF's, which prints the size line itself.
+    bl.add_argument("--partkit-quiet", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -90,8 +107,6 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    from partkit.check.appimage import ImageInfo
-    from partkit.check.checks import check_app, resolve_selector
     from partkit.common.errors import PartkitError
     from partkit.table.options import TableOptions
 
@@ -133,7 +148,6 @@ def _table_with_lines(path: str, options: TableOptions, source: str | None) -> P
 
     if source is not None and os.path.exists(source):
         return load_table_for_check(path, options, source).table
-    from partkit.table.codec import load_table_file
 
     return load_table_file(path, options).table
 
@@ -141,9 +155,6 @@ def _table_with_lines(path: str, options: TableOptions, source: str | None) -> P
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     """The texts of ``partkit check``'s bootloader check, with check_sizes.py's rules: no
     sanity check of the offsets, and the size line even after an allowed failure."""
-    from partkit.check.checks import bootloader_summary, bootloader_too_large
-    from partkit.table.options import int_option
-
     offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
@@ -160,7 +171,8 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
         code = _fail(bootloader_too_large(size, table_offset, room), args.allow_failures)
         if code:
             return code
-    print(bootloader_summary(size, room))
+    if not args.partkit_quiet:
+        print(bootloader_summary(size, room))
     return 0
 
 
@@ -168,7 +180,7 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
                            table_offset: int, room: int) -> Diagnostic:
     """partkit's bootloader error, at the setting that decides the room: the sdkconfig line of
     CONFIG_PARTITION_TABLE_OFFSET, or the CSV's first partition when it starts too early."""
-    from partkit.common.errors import SourceLocation, error
+    from partkit.common.errors import SourceLocation
     from partkit.common.numbers import align_up
 
     need = align_up(offset + size, 0x1000)
@@ -190,7 +202,7 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
 def _file_size(path: str) -> int:
     import stat
 
-    from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.common.errors import PartkitError, SourceLocation
 
     try:
         info = os.stat(path)
@@ -203,8 +215,6 @@ def _file_size(path: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from partkit.common.errors import PartkitError
-
     args = _parser().parse_args(argv)
     try:
         from partkit.table.options import int_option
