@@ -179,8 +179,8 @@ def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
 def _repair_otadata(ctx: DiffContext, problems: tuple[object, ...]) -> list[Step]:
     """When no otadata bridges the switch (an unsafe change), select the running slot under
     NEW right after the table: the window stays, but the end state boots the right app."""
-    from partkit.diff.field import ota_count, ota_index
     from partkit.diff.otaswitch import OtaWrite
+    from partkit.flash.bootpredict import ota_count, ota_index
 
     found = ctx.new.table.find(DATA, SUBTYPE_DATA_OTA)
     if not problems or not found or len(ctx.running) != 1:

@@ -262,7 +262,7 @@ def _otadata(ctx: DiffContext) -> list[Violation]:
 def _boot_default(ctx: DiffContext) -> list[Violation]:
     if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
         return []
-    from partkit.diff.field import boot_choice
+    from partkit.flash.bootpredict import boot_choice
 
     default = boot_choice(ctx.new.table, None, False)  # factory, else the slot of index 0
     out = []

@@ -133,7 +133,7 @@ class TableSide(Record):
         has marked that record aborted: the other record's, or the default without one."""
         if not self.awaiting_verify or self.field.otadata is None:
             return None
-        from partkit.diff.field import boot_order
+        from partkit.flash.bootpredict import boot_order
         from partkit.flash.otadata import active_entry, decode
 
         entries = decode(self.field.otadata)
@@ -149,7 +149,7 @@ class TableSide(Record):
         """The app slot the bootloader boots, from the otadata read with the table: the
         first slot in its order that holds an image (None when the side carries no otadata
         bytes, or no slot starts with an image: then it cannot be told)."""
-        from partkit.diff.field import boot_choice, boot_order
+        from partkit.flash.bootpredict import boot_choice, boot_order
         from partkit.table.names import DATA, SUBTYPE_DATA_OTA
 
         has = bool(self.table.find(DATA, SUBTYPE_DATA_OTA))
