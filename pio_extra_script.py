@@ -368,39 +368,38 @@ def _check_fs_image(target, source, env) -> int:
     """Before ``buildfs`` ends and before ``uploadfs`` flashes: the whole image against
     the partition uploadfs writes it to (this platform's rule, see partkit.data.upload),
     named in the log."""
-    from partkit.cli.common import emit
-
-    code, report, diagnostics = pio.check_fs_image_file(
+    outcome = pio.check_fs_image_file(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
         rules=_uploadfs_rules())
-    if report:
-        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
-        sys.stdout.flush()
-    emit(diagnostics)
-    if code != 0:
-        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
-            f"partkit: {source[0]} does not fit the partition uploadfs writes it to"))
-    return 0
+    return _report_check(target, outcome,
+                         f"partkit: {source[0]} does not fit the partition uploadfs writes it to")
 
 
 def _check_upload_slot(target, source, env) -> int:
     """Before upload: the file it flashes ($SOURCE) against the one app partition at
     $ESP32_APP_OFFSET (read now: pioarduino sets it only before checkprogsize)."""
-    from partkit.cli.common import emit
-
-    code, report, diagnostics = pio.check_upload_slot(
+    outcome = pio.check_upload_slot(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]), env.subst("$ESP32_APP_OFFSET"),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
+    return _report_check(target, outcome,
+                         f"partkit: {source[0]} does not fit the app partition upload writes it to")
+
+
+def _report_check(target, outcome, failure: str) -> int:
+    """The tail of a pre-flash check: its report line, its diagnostics, and a BuildError
+    with ``failure`` when it did not pass (SCons then stops before the flash)."""
+    from partkit.cli.common import emit
+
+    code, report, diagnostics = outcome
     if report:
         sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
         sys.stdout.flush()
     emit(diagnostics)
     if code != 0:
-        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
-            f"partkit: {source[0]} does not fit the app partition upload writes it to"))
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=failure)
     return 0
 
 
