@@ -52,7 +52,8 @@ def test_map_marks_the_flash_end_and_fails_when_the_table_runs_past_it(
     svg = tmp_path / "map.svg"
     code, _, err = run(["map", str(csv), "--flash-size", "4MB", "-o", str(svg)], capsys)
     assert code == 1
-    assert f"{csv}:4:1: warning: the table runs 0x10000 bytes past the end of the flash" in err
+    # the same verdict as check (table-exceeds-flash): an error, since it fails the command
+    assert f"{csv}:4:1: error: the table runs 0x10000 bytes past the end of the flash" in err
     root = ET.fromstring(svg.read_text())  # the picture is still written
     beyond = [e for e in root.iter(f"{SVG}rect") if e.get("class") == "beyond-flash"]
     assert [(int(e.get("data-offset", "")), int(e.get("data-size", ""))) for e in beyond] == [

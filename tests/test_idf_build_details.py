@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from partkit.common.resources import resource_dir
 from partkit.idf.builddir import read_extra_subtypes
 from support.firmware import app_of_size, bootloader_of_size
 from support.idf_build import CSV_LINE, make_idf_build
@@ -94,6 +95,11 @@ def _linux(fx_build: Path) -> None:
     (fx_build / "flasher_args.json").unlink()
     (fx_build / "flash_args").unlink()
     _edit_json(fx_build / "project_description.json", target="linux", app_bin="missing.bin")
+    # A real v6.0.2 linux build's sdkconfig.json has no ESPTOOLPY_FLASHSIZE.
+    config = fx_build / "config" / "sdkconfig.json"
+    doc = json.loads(config.read_text())
+    doc.pop("ESPTOOLPY_FLASHSIZE", None)
+    config.write_text(json.dumps(doc))
 
 
 def test_linux_build_says_the_app_was_not_checked(tmp_path: Path,
@@ -109,7 +115,9 @@ def test_linux_build_says_the_app_was_not_checked(tmp_path: Path,
     doc = json.loads(out)
     assert doc["ok"] is True and doc["app"] is None
     assert doc["complete"] is False
-    assert doc["not_checked"] == ["the app: the linux target builds a host executable, "
+    assert doc["not_checked"] == ["the partitions against the flash size: the build names "
+                                  "no flash size (no ESPTOOLPY_FLASHSIZE)",
+                                  "the app: the linux target builds a host executable, "
                                   "no app image"]
 
 
@@ -173,6 +181,19 @@ def test_bad_kconfig_budget_is_named_as_in_sdkconfig(tmp_path: Path,
     # The command line's own option keeps its name.
     rc, _, err = _check(capsys, fx.build, "--fail-free", "lots")
     assert rc == 2 and "--fail-free: 'lots'" in err
+
+
+def test_kconfig_percentage_out_of_range_says_so(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # menuconfig takes any string: 150% is a percentage, just not one of a slot.
+    fx = make_idf_build(tmp_path)
+    (fx.project / "sdkconfig").write_text('CONFIG_PARTKIT_WARN_FREE="150%"\n')
+    _edit_json(fx.build / "project_description.json", config_file=str(fx.project / "sdkconfig"))
+    _edit_json(fx.build / "config" / "sdkconfig.json", PARTKIT_WARN_FREE="150%")
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert err.startswith(f"{fx.project / 'sdkconfig'}:1:1: error: CONFIG_PARTKIT_WARN_FREE: "
+                          "'150%' is out of range: a share of the slot is 0% to 100%")
 
 
 def test_kconfig_budgets_in_the_wrong_order_are_named_as_in_sdkconfig(
@@ -261,6 +282,50 @@ def test_secure_boot_build_keeps_flash_size_and_checks_the_bootloader(
     bootloader_of_size(fx.build / "bootloader", 0x8010, name="bootloader.bin")
     rc, _, err = _check(capsys, fx.build)
     assert rc == 1 and "Bootloader binary size 0x8010 bytes is too large" in err
+
+
+def test_no_flash_size_anywhere_is_said_not_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # flasher_args.json says "keep" and sdkconfig.json names no ESPTOOLPY_FLASHSIZE: the
+    # partitions cannot be held against the flash, so no plain OK.
+    fx = make_idf_build(tmp_path)
+    fx.flasher_args["flash_settings"]["flash_size"] = "keep"  # type: ignore[index]
+    fx.write_flasher_args()
+    config = fx.build / "config" / "sdkconfig.json"
+    doc = json.loads(config.read_text())
+    doc.pop("ESPTOOLPY_FLASHSIZE")
+    config.write_text(json.dumps(doc))
+    rc, out, err = _check(capsys, fx.build)
+    assert rc == 0, err
+    assert "check OK (partly)" in out
+    assert "not checked: the partitions against the flash size" in out
+    rc, out, _ = _check(capsys, fx.build, "--json")
+    assert json.loads(out)["complete"] is False
+
+
+def test_quiet_check_prints_the_verdict_and_problems_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The component's on-build check runs on every build, also a no-op one: -q keeps it to
+    # the verdict (ESP-IDF prints its own size lines right after), the findings and what
+    # was not checked.
+    fx = make_idf_build(tmp_path)
+    rc, out, err = _check(capsys, fx.build, "-q")
+    assert (rc, out, err) == (0, "check OK: 0 errors, 0 warnings\n", "")
+    _linux(fx.build)
+    rc, out, _ = _check(capsys, fx.build, "--quiet")
+    assert out.splitlines() == [
+        "check OK (partly): 0 errors, 0 warnings",
+        "not checked: the partitions against the flash size: the build names no flash size "
+        "(no ESPTOOLPY_FLASHSIZE)",
+        "not checked: the app: the linux target builds a host executable, no app image"]
+    fx = make_idf_build(tmp_path / "over")
+    app_of_size(fx.build, 0x30010, name="demo.bin")  # 16 bytes over the 0x30000 slots
+    rc, out, err = _check(capsys, fx.build, "-q")
+    assert rc == 1 and out.startswith("check FAILED: "), out
+    assert len(out.splitlines()) == 1
+    assert f"{fx.csv}:{CSV_LINE['ota_0']}:1: error: " in err
+    component = Path(resource_dir("idf"), "project_include.cmake").read_text()
+    assert "COMMAND ${python} -m partkit check -q ${check_args}" in component
 
 
 def test_component_cmake_hints_end_with_a_full_stop() -> None:

@@ -172,6 +172,20 @@ def test_flashed_file_missing_is_bad_input(tmp_path: Path,
     assert str(fx.build / "storage.bin") in err and "missing" in err
 
 
+def test_app_not_built_yet_names_the_listing_not_the_cwd(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # After `idf.py partition-table` (or an app that failed to link) flasher_args.json lists
+    # an app that is not there: say so and how to make it, not "relative paths resolve
+    # from <cwd>" (the path is the build's own, absolute).
+    fx = make_idf_build(tmp_path)
+    app = Path(fx.flasher_args["app"]["file"])  # type: ignore[index]
+    (fx.build / app).unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert "is listed in flasher_args.json but the file is missing" in err
+    assert "relative paths resolve" not in err
+
+
 def test_not_a_build_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _check(capsys, tmp_path)
     assert rc == 2 and "project_description.json" in err and "idf.py build" in err
@@ -184,6 +198,16 @@ def test_flash_args_alone_is_enough(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc, _, err = _check(capsys, fx.build)
     assert rc == 1
     assert "storage.bin" in err and "past the end of partition 'storage'" in err
+
+
+def test_missing_file_names_flash_args_when_that_listed_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fx = make_idf_build(tmp_path)
+    (fx.build / "flasher_args.json").unlink()
+    (fx.build / "bootloader" / "bootloader.bin").unlink()
+    rc, _, err = _check(capsys, fx.build)
+    assert rc == 2
+    assert "is listed in flash_args but the file is missing" in err
 
 
 def test_linux_target_checks_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -104,6 +104,20 @@ def test_bootloader_error_points_at_the_table_offset_setting(files: Path) -> Non
     assert "set CONFIG_PARTITION_TABLE_OFFSET to 0x12000 or more" in bad.stderr
 
 
+def test_bootloader_hook_is_quiet_when_it_fits(files: Path) -> None:
+    # In the bootloader subproject ESP-IDF's own check runs right after partkit's and prints
+    # the size line; partkit's hook (--partkit-quiet) must not print it a second time on
+    # every build, but still speaks first when the bootloader does not fit.
+    ok = _run(files, "bootloader", "--partkit-quiet", "0x0", "small.bin")
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    bad = _run(files, "bootloader", "--partkit-quiet", "0x1000", "app.bin")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("app.bin: error: bootloader app.bin")
+    assert "\nError: Bootloader binary size 0x11170 bytes is too large" in bad.stderr
+    hook = (Path(resource_dir("idf")) / "bootloader_hook.cmake").read_text()
+    assert "--partkit-quiet" in hook
+
+
 def test_app_error_points_at_the_csv_line_in_a_build(tmp_path: Path) -> None:
     # What ESP-IDF passes is the build's binary table: the CSV line comes from the build dir.
     fx = make_idf_build(tmp_path, app_pad=0x40000)

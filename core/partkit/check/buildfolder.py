@@ -230,6 +230,9 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
     loaded = load_build_table(build, verify=verify)
     table = loaded.table
     options = build.options.replace(strict=strict)
+    # Every flashed file is sized first: a missing one (the app not built yet) is reported
+    # against the list that names it, with the build command that makes it.
+    placements, findings = _placements(build, table)
     app = build.app
     bootloader = build.bootloader
     report = run_checks(
@@ -238,7 +241,6 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
         bootloader=None if bootloader is None else read_image_file(bootloader.path),
         bootloader_offset=None if bootloader is None else bootloader.offset,
         warn_free=warn_free, fail_free=fail_free, table_warnings=loaded.warnings)
-    placements, findings = _placements(build, table)
     return BuildCheck(build, report, tuple(placements), tuple(findings))
 
 

@@ -105,18 +105,24 @@ class Budget(Record):
             raise PartkitError(error(
                 f"{option}: '{text}' has no unit", hint=f"write {raw}% (of the slot) or "
                 f"{raw}B (bytes); or a size such as 64K or 0x10000"))
-        try:
-            if raw.endswith("%"):
+        bad = PartkitError(error(f"{option}: '{text}' is not a percentage or a size",
+                                 hint="use e.g. 10% or 64K or 0x10000"))
+        if raw.endswith("%"):
+            try:
                 pct = float(raw[:-1])
-                if not 0 <= pct <= 100:
-                    raise ValueError
-                return cls(pct, True)
+            except ValueError:
+                raise bad from None
+            if pct != pct:  # nan%
+                raise bad
+            if not 0 <= pct <= 100:
+                raise PartkitError(error(
+                    f"{option}: '{text}' is out of range: a share of the slot is 0% to 100%",
+                    hint="use e.g. 10% or 64K or 0x10000"))
+            return cls(pct, True)
+        try:
             return cls(parse_size(raw), False)
         except (ValueError, PartkitError):
-            raise PartkitError(error(
-                f"{option}: '{text}' is not a percentage or a size",
-                hint="use e.g. 10% or 64K or 0x10000",
-            )) from None
+            raise bad from None
 
     @staticmethod
     def check_order(warn: Budget | None, fail: Budget | None) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from partkit.cli.common import EXIT_CHECK, EXIT_PLAIN, emit, report_error
+from partkit.cli.common import EXIT_CHECK, EXIT_PLAIN, emit, report_error, verdict_only
 from partkit.common.errors import PartkitError
 
 TYPE_CHECKING = False
@@ -180,7 +180,8 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         notes = "".join(f"not checked: {n}\n" for n in not_checked(build))
-        sys.stdout.write(to_text(result) + summary_line(build, result) + "\n" + notes)
+        text = to_text(result) + summary_line(build, result) + "\n" + notes
+        sys.stdout.write(verdict_only(text) if getattr(args, "quiet", False) else text)
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code

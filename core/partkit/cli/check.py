@@ -19,6 +19,7 @@ from partkit.cli.common import (
     emit,
     options_from_args,
     report_error,
+    verdict_only,
 )
 from partkit.common.errors import PartkitError
 
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-free", metavar="PCT%|BYTES",
                    help="fail when the app slot has less free space than this")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="text report: only the verdict line and what was not checked (the "
+                        "findings still go to stderr); for builds that check every time")
     p.add_argument("--strict", action="store_true", help="rule warnings become errors")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="validate the table as gen does: alignment, overlaps, names "
@@ -120,7 +124,7 @@ def run(argv: list[str]) -> int:
     else:
         from partkit.check.report import to_text
 
-        sys.stdout.write(to_text(report))
+        sys.stdout.write(verdict_only(to_text(report)) if args.quiet else to_text(report))
     sys.stdout.flush()
     emit(f.diagnostic for f in report.findings)
     return report.exit_code

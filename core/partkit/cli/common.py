@@ -34,6 +34,7 @@ __all__ = [
     "swallowed",
     "table_options",
     "usage_error",
+    "verdict_only",
 ]
 
 
@@ -255,3 +256,10 @@ def options_from_args(args: argparse.Namespace, *, verify: bool,
                                                                     args.flash_size),
         md5=not args.disable_md5sum, verify=verify, strict=strict,
         extra_subtypes=args.extra_partition_subtypes)
+
+
+def verdict_only(report: str) -> str:
+    """A check's text report cut to its verdict (``check OK: ...``/``check FAILED: ...``)
+    and its ``not checked:`` lines: ``check -q``."""
+    keep = ("check OK", "check FAILED", "not checked:")
+    return "".join(line for line in report.splitlines(keepends=True) if line.startswith(keep))

@@ -83,6 +83,9 @@ def run(argv: list[str]) -> int:
                              verify=False, extra_subtypes=args.extra_partition_subtypes)
         flash_size = None if args.flash_size is None else size_option("--flash-size",
                                                                       args.flash_size)
+        if args.old == args.new == "-":  # the second read would see an empty stdin
+            raise usage_error("OLD and NEW are both '-': standard input holds one table",
+                              "give one of them as a file")
         old = load_side(args.old, _side_options(base, args.old_offset, "--old-offset"))
         new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
         app = None

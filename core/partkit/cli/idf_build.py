@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from partkit.cli.common import emit
+from partkit.cli.common import emit, verdict_only
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
     else:
-        sys.stdout.write(to_text(result))
+        text = to_text(result)
+        sys.stdout.write(verdict_only(text) if args.quiet else text)
     sys.stdout.flush()
     emit(f.diagnostic for f in result.findings)
     return result.exit_code

@@ -699,6 +699,11 @@ def _create(args: argparse.Namespace) -> int:
                     f"{piece.size} bytes (0x{piece.size:x}) do not fit partition '{name}' of "
                     f"{part.size} bytes (0x{part.size:x}): {piece.size - part.size} bytes too "
                     "many", SourceLocation(path)))
+            from partkit.data.check import contents_warning
+
+            mismatch = contents_warning(path, part, table)
+            if mismatch is not None:
+                emit([mismatch])
             pieces.append(piece)
             key = "app" if part == boot else name
             files.append((key, part.offset, path, None))

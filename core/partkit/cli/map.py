@@ -75,7 +75,7 @@ def run(argv: list[str]) -> int:
     emit(loaded.warnings)
     for _, image in apps:
         emit(image.warnings)
-    from partkit.common.errors import error, warning
+    from partkit.common.errors import error
 
     failed = False
     for p, image in image_overflows(loaded.table, usage):
@@ -88,7 +88,7 @@ def run(argv: list[str]) -> int:
     over = beyond_flash(loaded.table, options)
     if over and options.flash_size is not None:
         last = max(loaded.table, key=lambda p: p.end)
-        emit([warning(
+        emit([error(  # fails the command, as check's table-exceeds-flash does
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
             f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x}",
             last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "

@@ -135,6 +135,11 @@ def run(argv: list[str]) -> int:
                               "bootloader header know only " + ", ".join(FLASH_SIZES),
                               "give the flash chip's size, e.g. --flash-size 4MB")
         options = table_options(offset=args.offset, chip=args.chip, flash_size=flash_size)
+        if options.table_offset % 0x1000:  # its own sector; the rows after it too
+            up = (options.table_offset | 0xFFF) + 1
+            raise usage_error(f"--offset {args.offset}: the partition table starts on a 4K "
+                              "boundary (it fills one flash sector)",
+                              f"use --offset 0x{up:x} or 0x{up - 0x1000:x}")
         wants = tuple(_data_want(t) for t in args.data) + tuple(_fs_want(t) for t in args.fs)
         if args.app_size is None:
             app_size = size_option("--app-size", "1M") if any(

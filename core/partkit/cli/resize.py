@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         "partkit resize", epilog=EPILOG,
         description="Resize partitions of a table, keeping existing offsets stable, and "
                     "print what changed.")
-    p.add_argument("table", help="CSV (edited in place unless -o) or binary table (needs -o)")
+    p.add_argument("table", help="CSV (edited in place unless -o); a binary table, builtin:NAME or "
+                   "- (stdin) need -o or -n")
     p.add_argument("--set", action="append", default=[], metavar="NAME=SIZE",
                    help="give partition NAME a new size (4K multiple; 64K, 1.5M, 0x10000)")
     p.add_argument("--fill", action="append", default=[], metavar="NAME",
@@ -97,7 +98,16 @@ def run(argv: list[str]) -> int:
             raise usage_error("nothing to do", "give --set NAME=SIZE, --fill NAME or "
                               "--flash-size SIZE")
         options = options_from_args(args, verify=True)
-        data = read_input(args.table)
+        if args.table == "-" or args.table.startswith("builtin:"):  # read, not rewritten
+            if not args.output and not args.dry_run:
+                raise usage_error(f"{args.table} cannot be edited in place",
+                                  "give -o for the CSV to write (or -n to only print the "
+                                  "change)")
+            from partkit.table.codec import read_table_source
+
+            data = read_table_source(args.table, options.table_offset).data
+        else:
+            data = read_input(args.table)
         loaded = load_table(data, args.table, options.replace(flash_size=None))
         emit(loaded.warnings)
         if loaded.is_binary and not args.output and not args.dry_run:

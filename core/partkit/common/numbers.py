@@ -65,24 +65,35 @@ _SIZE_UNITS = {
 
 
 def parse_size(text: str) -> int:
-    """Parse a size option: ``4MB``, ``4M``, ``4MiB``, ``64K``, ``0x400000`` or ``4194304``.
+    """Parse a size option: ``4MB``, ``4M``, ``4MiB``, ``64K``, ``1.5M``, ``0x400000`` or
+    ``4194304``.
 
-    Units are binary (1 MB = 1 MiB), as flash sizes are. Raises ValueError.
+    Units are binary (1 MB = 1 MiB), as flash sizes are. A fraction is exact (no float)
+    and truncated to whole bytes. Raises ValueError saying the text is not a size.
     """
     s = text.strip()
+    bad = ValueError(f"invalid size '{text}' (examples: 4MB, 1.5M, 64K, 0x400000)")
     if s.lower().startswith(("0x", "0o", "0b")):
-        return int(s, 0)
+        digits = s[2:]
+        if not digits.isascii() or not digits.isalnum() or len(digits) > 32:
+            raise bad
+        try:
+            return int(s, 0)
+        except ValueError:
+            raise bad from None
     i = len(s)
     while i > 0 and s[i - 1].isalpha():
         i -= 1
     number, unit = s[:i].strip(), s[i:].lower()
-    if unit not in _SIZE_UNITS or not number:
-        raise ValueError(f"invalid size '{text}' (examples: 4MB, 64K, 0x400000)")
-    value = float(number) if "." in number else int(number, 0)
-    result = int(value * _SIZE_UNITS[unit])
-    if result < 0:
+    if number.startswith("-"):
         raise ValueError(f"invalid size '{text}': negative")
-    return result
+    whole, _, frac = number.partition(".")
+    if (unit not in _SIZE_UNITS or not number.isascii() or len(number) > 32
+            or not (whole + frac).isdigit()):
+        raise bad
+    scale = _SIZE_UNITS[unit]
+    divisor: int = 10 ** len(frac)
+    return int(whole or "0") * scale + int(frac or "0") * scale // divisor
 
 
 def align_up(value: int, boundary: int) -> int:

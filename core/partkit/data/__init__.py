@@ -101,8 +101,10 @@ def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1")
             raise PartkitError(error("no such file", SourceLocation(source),
                                      "--from names the NVS CSV (key,type,encoding,value); "
                                      "relative paths start in " + os.getcwd()))
+        what = "a directory" if os.path.isdir(source) else "not a regular file"
         raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
-                                 "value), not a directory", SourceLocation(source)))
+                                 f"value); this is {what}", SourceLocation(source),
+                                 "--from names the NVS CSV"))
     module = importlib.import_module(module_name)
     image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
                     else module.build(source, size))

@@ -78,8 +78,10 @@ def _sniff(path: str, part: Partition, size: int) -> str:
         return "data"
 
 
-def _littlefs_geometry(path: str, size: int, partition_size: int) -> str | None:
-    from partkit.data.lfsmeta import geometry_problem, read_superblock
+def _littlefs_problems(path: str, size: int,
+                       partition_size: int) -> tuple[str | None, str | None]:
+    """(geometry problem, name_max problem) of a LittleFS image's superblock."""
+    from partkit.data.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
     with open(path, "rb") as f:
         def read(offset: int, length: int) -> bytes:
@@ -87,7 +89,9 @@ def _littlefs_geometry(path: str, size: int, partition_size: int) -> str | None:
             return f.read(length)
 
         sb = read_superblock(read, size)
-    return None if sb is None else geometry_problem(sb, partition_size)
+    if sb is None:
+        return None, None
+    return geometry_problem(sb, partition_size), name_max_problem(sb)
 
 
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
@@ -117,12 +121,17 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
             "(partkit resize --set NAME=SIZE)",
             ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
     if kind == "littlefs":
-        problem = _littlefs_geometry(path, size, part.size)
+        problem, names = _littlefs_problems(path, size, part.size)
+        if names is not None:
+            findings.append(Finding("data-littlefs-name-max", warning(
+                f"'{path}' may not mount in '{name}': {names}", SourceLocation(path),
+                "build it with name_max=64 (partkit data build does), or check the "
+                "firmware's CONFIG_LITTLEFS_OBJ_NAME_LEN is at least the image's")))
         if problem is not None:
             findings.append(Finding("data-littlefs-geometry", error(
                 f"'{path}' will not mount in '{name}': {problem}", SourceLocation(path),
                 "build it for the partition: partkit data build TABLE --partition "
-                f"{name} --from DIR (or littlefs-python with block_size=4096, "
+                f"{name} --from DIR (or littlefs-python with block_size=4096, name_max=64, "
                 f"block_count={part.size // 4096})",
                 ((part.loc, f"'{name}' is defined here"),) if part.loc is not None else ())))
     expected = EXPECTED_CONTENTS.get(part.subtype)
@@ -156,4 +165,11 @@ def contents_warning(path: str, part: Partition, table: PartitionTable) -> Diagn
         return warning(f"'{path}' holds {kind}, but partition '{part.name}' expects "
                        f"{' or '.join(expected)}", SourceLocation(path),
                        "is this the file for another partition?")
+    if expected and kind == "data":  # unrecognised: image check rejects it (data-contents)
+        source = "VALUES.csv" if expected == ("nvs",) else "DIR"
+        return warning(f"'{path}' is not an {' or '.join(expected)} image (its contents are "
+                       f"not recognised), yet '{part.name}' expects one; image check will "
+                       "reject it", SourceLocation(path),
+                       f"build the image first: partkit data build TABLE --partition "
+                       f"{part.name} --from {source} -o IMG")
     return None

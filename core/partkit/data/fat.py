@@ -23,10 +23,19 @@ _LAST_FAT_TIME = 4354819199  # 2107-12-31 23:59:59 UTC, the last time FAT can st
 
 
 def build_time() -> int:
-    """SOURCE_DATE_EPOCH (clamped to what FAT can store), else :data:`DEFAULT_TIME`."""
-    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not text.isdigit():
+    """SOURCE_DATE_EPOCH (clamped to what FAT can store), else :data:`DEFAULT_TIME`; a
+    value that is not a count of seconds is bad input (the reproducible-builds
+    specification: fail rather than silently use another time)."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "")
+    text = raw.strip()
+    if not text:
         return DEFAULT_TIME
+    if not (text.isascii() and text.isdigit()):
+        raise PartkitError(error(
+            f"'{raw}' is not a count of seconds since 1970-01-01 UTC",
+            SourceLocation("SOURCE_DATE_EPOCH"),
+            "set it to a whole number, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), "
+            "or unset it"))
     return min(max(int(text), DEFAULT_TIME), _LAST_FAT_TIME)
 
 

@@ -19,9 +19,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DEVICE_BLOCK_SIZE", "Superblock", "geometry_problem", "read_superblock"]
+__all__ = ["DEVICE_BLOCK_SIZE", "DEVICE_NAME_MAX", "Superblock", "geometry_problem",
+           "name_max_problem", "read_superblock"]
 
 DEVICE_BLOCK_SIZE = 4096  # esp_littlefs: one flash sector per block
+DEVICE_NAME_MAX = 64  # esp_littlefs: CONFIG_LITTLEFS_OBJ_NAME_LEN, its default
 _TYPE_SUPERBLOCK = 0x0FF  # the name tag of the superblock entry
 _TYPE_INLINESTRUCT = 0x201
 _TYPE_CCRC = 0x500  # commit CRC (type2 of the tag)
@@ -136,3 +138,16 @@ def geometry_problem(sb: Superblock, partition_size: int) -> str | None:
                 f"({partition_size} bytes): esp_littlefs mounts with the partition's block "
                 "count, fails (LFS_ERR_INVAL) and, with format-on-mount-failure, wipes it")
     return None
+
+
+def name_max_problem(sb: Superblock) -> str | None:
+    """Why esp_littlefs with its default file-name limit would not mount this superblock
+    (littlefs refuses a superblock whose name_max exceeds the mount's; 0 means none
+    recorded). The limit is a build setting, so this is a warning, not a verdict."""
+    if sb.name_max <= DEVICE_NAME_MAX:
+        return None
+    return (f"the LittleFS superblock says name_max {sb.name_max} (littlefs-python's and "
+            f"littlefs's default is 255); esp_littlefs mounts with "
+            f"CONFIG_LITTLEFS_OBJ_NAME_LEN, {DEVICE_NAME_MAX} unless the firmware raised it, "
+            "and littlefs then fails the mount (LFS_ERR_INVAL) and format-on-mount-failure "
+            "wipes the partition")

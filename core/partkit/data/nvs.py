@@ -40,7 +40,7 @@ def build(source: str, size: int) -> bytes:
     except OSError as exc:
         raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
                                  SourceLocation(source))) from None
-    rows = read_rows(data, source)  # every problem, before the generator runs
+    rows = read_rows(data, source, room)  # every problem, before the generator runs
     out = io.BytesIO()
     try:
         with gen.nvs_open(out, room, gen.Page.VERSION2, read_only=read_only) as nvs:

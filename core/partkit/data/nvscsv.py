@@ -13,14 +13,20 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
+import re
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
 from partkit.common.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["NvsRow", "read_rows"]
 
 HEADER = ("key", "type", "encoding", "value")
 MAX_KEY = 15
+MAX_NAMESPACES = 254  # index 0 is the namespace table's own, 255 means any
 MAX_STRING = 4000  # bytes, NUL included (page format version 2)
 INT_RANGES = {
     "u8": (0, 0xFF), "i8": (-0x80, 0x7F), "u16": (0, 0xFFFF), "i16": (-0x8000, 0x7FFF),
@@ -30,6 +36,7 @@ INT_RANGES = {
 DATA_ENCODINGS = (*INT_RANGES, "string", "hex2bin", "base64")
 FILE_ENCODINGS = ("string", "hex2bin", "base64", "binary")
 _DIGITS = frozenset("0123456789")
+_FILL = re.compile(r"(blob_fill|blob_sz_fill)\((\d+);(0x[0-9a-fA-F]{2})\)")
 
 
 class NvsRow(Record):
@@ -48,13 +55,50 @@ class NvsRow(Record):
         self._init(key=key, kind=kind, encoding=encoding, value=value, loc=loc)
 
 
-def _fields(line: str) -> list[tuple[str, int]]:
-    """The comma-separated fields of one CSV line with their 1-based start columns
-    (double quotes group, "" inside quotes is a quote)."""
-    out: list[tuple[str, int]] = []
+Field = tuple[str, "tuple[int, int]"]  # text, (line, column) where it starts
+
+
+def _records(text: str) -> Iterator[list[Field]]:
+    """The records of the CSV as Python's csv module (the generator's reader) splits them:
+    only LF, CR and CR LF end a line; a quote opens quoting only at a field's start (elsewhere
+    it is a character); a quoted field may span lines, "" in it is a quote, and text after
+    its closing quote continues the field. Blank lines and lines starting with '#' (the
+    generator drops those) are skipped."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    number = 0
+    while number < len(lines):
+        line = lines[number]
+        number += 1
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if '"' not in line:  # the common case, and 8 MB lines, without a character loop
+            fields: list[Field] = []
+            column = 1
+            for part in line.split(","):
+                fields.append((part, (number, column)))
+                column += len(part) + 1
+            yield fields
+            continue
+        fields, number = _quoted_record(lines, number - 1)
+        yield fields
+
+
+def _quoted_record(lines: list[str], index: int) -> tuple[list[Field], int]:
+    """One record starting at ``lines[index]`` that holds quotes; returns its fields and
+    the index of the line after it."""
+    fields: list[Field] = []
     text: list[str] = []
-    start, quoted, i = 1, False, 0
-    while i < len(line):
+    line = lines[index]
+    start, at_start, quoted, i = (index + 1, 1), True, False, 0
+    while True:
+        if i == len(line):
+            if quoted and index + 1 < len(lines):  # the quoted field goes on
+                text.append("\n")
+                index, i = index + 1, 0
+                line = lines[index]
+                continue
+            fields.append(("".join(text), start))
+            return fields, index + 1
         c = line[i]
         if quoted:
             if c == '"' and line[i + 1:i + 2] == '"':
@@ -64,16 +108,18 @@ def _fields(line: str) -> list[tuple[str, int]]:
                 quoted = False
             else:
                 text.append(c)
-        elif c == '"':
+        elif c == '"' and at_start:
             quoted = True
         elif c == ",":
-            out.append(("".join(text), start))
-            text, start = [], i + 2
+            fields.append(("".join(text), start))
+            text, start = [], (index + 1, i + 2)
+            at_start = True
+            i += 1
+            continue
         else:
             text.append(c)
+        at_start = False
         i += 1
-    out.append(("".join(text), start))
-    return out
 
 
 def _decode(data: bytes, path: str) -> str:
@@ -125,8 +171,8 @@ def _hex_problem(text: str) -> tuple[str, int] | None:
 def _base64_problem(text: bytes) -> str | None:
     import base64
 
-    try:
-        base64.b64decode(text.strip(), validate=True)
+    try:  # whitespace (a wrapped value) is skipped, as the generator's a2b_base64 does
+        base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         return f"not valid base64 ({exc})"
     return None
@@ -154,18 +200,18 @@ def _content_problem(encoding: str, content: bytes) -> str | None:
     return None
 
 
-def read_rows(data: bytes, path: str) -> list[NvsRow]:
-    """The checked rows of an NVS CSV; raises PartkitError listing every problem."""
+def read_rows(data: bytes, path: str, max_bytes: int | None = None) -> list[NvsRow]:
+    """The checked rows of an NVS CSV; raises PartkitError listing every problem.
+    ``max_bytes``: the room for entries (a blob_fill longer than that cannot fit)."""
     text = _decode(data, path)
     base = os.path.dirname(os.path.abspath(path))
     problems: list[Diagnostic] = []
     rows: list[NvsRow] = []
     columns: dict[str, int] | None = None
     namespace_seen = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = _fields(line)
+    namespaces: set[str] = set()
+    for fields in _records(text):
+        number = fields[0][1][0]
         if columns is None:
             names = [f.strip().lower() for f, _ in fields]
             missing = [h for h in HEADER if h not in names]
@@ -175,12 +221,20 @@ def read_rows(data: bytes, path: str) -> list[NvsRow]:
                     SourceLocation(path, number, 1), "the first row is: key,type,encoding,value"))
             columns = {h: names.index(h) for h in HEADER}
             continue
-        cells = {name: fields[i] if i < len(fields) else ("", len(line) + 1)
+        last, (line, column) = fields[-1]
+        end = (line, column + len(last))
+        cells = {name: fields[i] if i < len(fields) else ("", end)
                  for name, i in columns.items()}
-        row, found = _check_row(cells, base, namespace_seen)
+        row, found = _check_row(cells, base, namespace_seen, max_bytes)
         namespace_seen = namespace_seen or (row is not None and row.kind == "namespace")
-        for message, column, hint in found:
-            problems.append(error(message, SourceLocation(path, number, column), hint))
+        if row is not None and row.kind == "namespace" and row.key not in namespaces:
+            namespaces.add(row.key)
+            if len(namespaces) == MAX_NAMESPACES + 1:  # reported once, at the first too many
+                found.append((f"namespace '{row.key}' is the {MAX_NAMESPACES + 1}th; NVS "
+                              f"numbers namespaces 1 to {MAX_NAMESPACES}",
+                              cells["key"][1], "group the entries into fewer namespaces"))
+        for message, (line, column), hint in found:
+            problems.append(error(message, SourceLocation(path, line, column), hint))
         if row is not None:
             rows.append(row.replace(loc=SourceLocation(path, number, 1)))
     if columns is None:
@@ -191,11 +245,11 @@ def read_rows(data: bytes, path: str) -> list[NvsRow]:
     return rows
 
 
-Problem = tuple[str, int, "str | None"]  # message, column, hint
+Problem = tuple[str, "tuple[int, int]", "str | None"]  # message, (line, column), hint
 
 
-def _check_row(cells: dict[str, tuple[str, int]], base: str,
-               namespace_seen: bool) -> tuple[NvsRow | None, list[Problem]]:
+def _check_row(cells: dict[str, Field], base: str, namespace_seen: bool,
+               max_bytes: int | None) -> tuple[NvsRow | None, list[Problem]]:
     """One data row: the row (None when it has problems) and its problems."""
     key, key_col = cells["key"]
     kind_text, kind_col = cells["type"]
@@ -213,14 +267,16 @@ def _check_row(cells: dict[str, tuple[str, int]], base: str,
             found.append((f"entry '{key}' comes before any namespace row", kind_col,
                           "start with a row like: storage,namespace,,"))
         allowed = DATA_ENCODINGS if kind == "data" else FILE_ENCODINGS
-        if encoding not in allowed and not (kind == "data" and encoding.startswith(
-                ("blob_fill(", "blob_sz_fill("))):
+        fill = kind == "data" and encoding.startswith(("blob_fill(", "blob_sz_fill("))
+        if encoding not in allowed and not fill:
             found.append((f"unknown encoding '{encoding_text.strip()}' for a {kind} row",
                           enc_col, "one of: " + ", ".join(allowed)))
+        elif fill:
+            found += _fill_problems(encoding, value, enc_col, value_col, max_bytes)
         elif kind == "data":
             problem = _data_problem(encoding, value)
             if problem is not None:
-                found.append((problem[0], value_col + problem[1], None))
+                found.append((problem[0], (value_col[0], value_col[1] + problem[1]), None))
         else:
             value = _file_value(value, value_col, encoding, base, found)
     elif kind != "namespace":
@@ -231,7 +287,27 @@ def _check_row(cells: dict[str, tuple[str, int]], base: str,
     return NvsRow(key, kind, encoding, value, SourceLocation("")), found
 
 
-def _file_value(value: str, column: int, encoding: str, base: str,
+def _fill_problems(encoding: str, value: str, enc_col: tuple[int, int],
+                   value_col: tuple[int, int], max_bytes: int | None) -> list[Problem]:
+    """A ``blob_fill(LENGTH;0xBB)`` / ``blob_sz_fill(...)`` encoding, checked before the
+    generator allocates LENGTH bytes (a huge one would exhaust memory)."""
+    match = _FILL.fullmatch(encoding)
+    if match is None:
+        return [(f"encoding '{encoding}' is not {encoding.split('(')[0]}(LENGTH;0xBB)",
+                 enc_col, "LENGTH in decimal, the padding byte as two hex digits, e.g. "
+                 "blob_fill(32;0xff)")]
+    length = int(match.group(2))
+    if max_bytes is not None and length > max_bytes:
+        return [(f"{match.group(1)} length {length} bytes does not fit the partition "
+                 f"({max_bytes} bytes for entries)", enc_col, None)]
+    size = len(value.encode())
+    if size > length:
+        return [(f"the value is {size} bytes, longer than the fill length {length}",
+                 value_col, None)]
+    return []
+
+
+def _file_value(value: str, column: tuple[int, int], encoding: str, base: str,
                 found: list[Problem]) -> str:
     """The resolved path of a ``file`` row, its problems added to ``found``."""
     resolved = value.strip()

@@ -88,6 +88,10 @@ CODES: dict[str, str] = {
     "littlefs-geometry": "a LittleFS superblock's block size or count is not the one "
                          "esp_littlefs mounts the partition with (4096-byte blocks, the "
                          "partition's size): the mount fails and format-on-failure wipes it",
+    "littlefs-name-max": "a LittleFS superblock's file-name limit exceeds esp_littlefs's "
+                         "default CONFIG_LITTLEFS_OBJ_NAME_LEN (64): a warning, since the "
+                         "firmware may raise it; otherwise the mount fails and "
+                         "format-on-failure wipes the partition",
 }
 
 
@@ -364,9 +368,15 @@ class _Checker:
 
     def littlefs(self, part: Partition) -> bool:
         """The superblock's geometry is the one esp_littlefs mounts the partition with."""
-        from partkit.data.lfsmeta import geometry_problem, read_superblock
+        from partkit.data.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
         sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
+        names = None if sb is None else name_max_problem(sb)
+        if names is not None:
+            self.add("littlefs-name-max", f"'{part.name}': {names}",
+                     "write an image built with name_max=64 (partkit data build), or check "
+                     "the firmware's CONFIG_LITTLEFS_OBJ_NAME_LEN", part=part,
+                     severity="warning")
         problem = None if sb is None else geometry_problem(sb, part.size)
         if problem is None:
             return True

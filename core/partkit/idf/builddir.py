@@ -45,11 +45,11 @@ class IdfBuild(Record):
 
     kind = "ESP-IDF"
     json_key = "idf_build"
-    images_listing = "flasher_args.json"
     rebuild_hint = "run 'idf.py build' (or 'idf.py partition-table')"
 
     __slots__ = ("app", "bootloader", "build_dir", "chip", "extra_subtypes", "fail_free",
-                 "flash_size", "flash_size_text", "images", "not_checked", "options",
+                 "flash_size", "flash_size_text", "images", "images_listing", "not_checked",
+                 "options",
                  "project_name", "sdkconfig", "strict", "table", "table_builtin",
                  "table_source", "target", "warn_free")
 
@@ -66,6 +66,7 @@ class IdfBuild(Record):
     app: FlashedImage | None
     bootloader: FlashedImage | None
     images: tuple[FlashedImage, ...]  # everything flashed, in flasher_args order
+    images_listing: str  # the file that listed them: flasher_args.json or flash_args
     # the partkit component's Kconfig (CONFIG_PARTKIT_*), when the project uses it
     warn_free: str | None
     fail_free: str | None
@@ -83,13 +84,15 @@ class IdfBuild(Record):
                  images: tuple[FlashedImage, ...], warn_free: str | None = None,
                  fail_free: str | None = None, strict: bool = False,
                  extra_subtypes: tuple[str, ...] = (), not_checked: tuple[str, ...] = (),
-                 sdkconfig: str | None = None, table_builtin: str | None = None) -> None:
+                 sdkconfig: str | None = None, table_builtin: str | None = None,
+                 images_listing: str = FLASHER_ARGS) -> None:
         self._init(build_dir=build_dir, project_name=project_name, target=target, chip=chip,
                    table=table, table_source=table_source, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
                    bootloader=bootloader, images=images, warn_free=warn_free,
                    fail_free=fail_free, strict=strict, extra_subtypes=extra_subtypes,
-                   not_checked=not_checked, sdkconfig=sdkconfig, table_builtin=table_builtin)
+                   not_checked=not_checked, sdkconfig=sdkconfig, table_builtin=table_builtin,
+                   images_listing=images_listing)
 
 
 def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
@@ -334,6 +337,9 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         # project was configured for is still ESPTOOLPY_FLASHSIZE.
         size_text = configured if isinstance(configured, str) else size_text
     flash_size = _flash_size(size_text)
+    if flash_size is None:  # the linux target's sdkconfig has no ESPTOOLPY_FLASHSIZE
+        not_checked.append("the partitions against the flash size: the build names no flash "
+                           f"size ({size_text or 'no ESPTOOLPY_FLASHSIZE'})")
     bootloader_offset = _config_int(config, "BOOTLOADER_OFFSET_IN_FLASH", config_path)
     recovery = (_config_int(config, "BOOTLOADER_RECOVERY_OFFSET", config_path)
                 if config.get("BOOTLOADER_RECOVERY_ENABLE") else None)
@@ -385,6 +391,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         strict=bool(config.get("PARTKIT_STRICT")),
         extra_subtypes=extra_subtypes, not_checked=tuple(not_checked),
         sdkconfig=_sdkconfig_path(desc, project_path),
+        images_listing=FLASHER_ARGS if flasher is not None else FLASH_ARGS,
         table_builtin=builtin_name if not custom and isinstance(builtin_name, str) else None)
 
 

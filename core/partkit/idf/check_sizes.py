@@ -12,7 +12,9 @@ When a binary does not fit, partkit's own diagnostic comes first (``partitions.c
 error: ...`` with the slot, the overflow and a hint), then ESP-IDF's ``Error:`` line for
 tools that grep build logs. The CSV is found from the build directory the table binary
 lies in; ``--partkit-csv`` and ``--partkit-sdkconfig`` (never passed by ESP-IDF) name the
-CSV and the sdkconfig for a check that runs outside it (the bootloader subproject).
+CSV and the sdkconfig for a check that runs outside it (the bootloader subproject);
+``--partkit-quiet`` keeps a fitting bootloader silent there, since ESP-IDF's own check
+prints its size line right after.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub_parser in (part, bl):
         sub_parser.add_argument("--partkit-csv", help=argparse.SUPPRESS)
         sub_parser.add_argument("--partkit-sdkconfig", help=argparse.SUPPRESS)
+    # The bootloader hook's check precedes ESP-IDF's, which prints the size line itself.
+    bl.add_argument("--partkit-quiet", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -160,7 +164,8 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
         code = _fail(bootloader_too_large(size, table_offset, room), args.allow_failures)
         if code:
             return code
-    print(bootloader_summary(size, room))
+    if not args.partkit_quiet:
+        print(bootloader_summary(size, room))
     return 0
 
 

@@ -142,8 +142,8 @@ def _lay_out(parts: list[Partition], sizes: dict[int, int], edit: Edit) -> list[
 def _fill(parts: list[Partition], index: int, flash_size: int | None,
           allow_move: bool) -> list[Partition]:
     p = parts[index]
-    after = sorted((i for i, q in enumerate(parts)
-                    if i != index and not _is_fixed(q) and q.offset >= p.end),
+    # Bootloader rows (an OTA or recovery bootloader region) bound the growth too.
+    after = sorted((i for i, q in enumerate(parts) if i != index and q.offset >= p.end),
                    key=lambda i: (parts[i].offset, i))
     if after:
         limit = parts[after[0]].offset
@@ -163,12 +163,15 @@ def _fill(parts: list[Partition], index: int, flash_size: int | None,
             else f"it already ends at the flash end (0x{limit:x})")
     if blocker is None:
         raise PartkitError(error(f"--fill {p.name}: '{p.name}' cannot grow: {what}", p.loc))
+    if _is_fixed(blocker):
+        raise PartkitError(error(f"--fill {p.name}: '{p.name}' cannot grow: {what}", p.loc,
+                                 "bootloader rows never move"))
     # The run of partitions right behind it, up to the first free space, could move down
     # against what follows that space (the next partition or the flash end).
     run = [after[0]]
     for i in after[1:]:
         q, prev = parts[i], parts[run[-1]]
-        if q.offset > align_up(prev.end, alignment(q.type)):
+        if _is_fixed(q) or q.offset > align_up(prev.end, alignment(q.type)):
             break
         run.append(i)
     rest = after[len(run):]

@@ -5,7 +5,8 @@
 # in the main project would come after ESP-IDF's message. This file makes partkit's check
 # (its CSV/sdkconfig-line message plus ESP-IDF's own lines) a prerequisite of that target:
 # when the bootloader does not fit, partkit's message is the first and the build stops there.
-# When it fits, ESP-IDF's check runs next and agrees (same file size, same room).
+# When it fits, partkit's check prints nothing: ESP-IDF's check runs next and prints the
+# size line (same file size, same room), once per build.
 
 include_guard(GLOBAL)  # CMake includes it at every project() call; one hook is enough
 
@@ -28,7 +29,7 @@ function(_partkit_bootloader_hook)
   endif()
   add_custom_target(partkit_bootloader_check
     COMMAND ${python} "${PARTKIT_CHECK_SIZES}" --offset ${PARTITION_TABLE_OFFSET}
-      bootloader --partkit-sdkconfig "${SDKCONFIG}" ${offset}
+      bootloader --partkit-quiet --partkit-sdkconfig "${SDKCONFIG}" ${offset}
       "${build_dir}/${project_bin}"
     DEPENDS gen_project_binary
     WORKING_DIRECTORY "${build_dir}"

@@ -58,7 +58,7 @@ def action_extensions(base_actions: dict[str, Any], project_path: str) -> dict[s
                      "help": "the report as JSON on stdout (after idf.py's own lines: "
                      "for a file to parse, use -o)"},
                     {"names": ["--output", "-o"], "help": "also write the JSON report "
-                     "to this file (relative paths: from the project directory)"},
+                     "to this file (a relative path is taken from where idf.py runs)"},
                 ],
             },
         },

@@ -105,7 +105,7 @@ function(_partkit_idf_add_targets)
     set(all ALL)
   endif()
   add_custom_target(partkit-check ${all}
-    COMMAND ${python} -m partkit check ${check_args}
+    COMMAND ${python} -m partkit check -q ${check_args}
     WORKING_DIRECTORY "${out_dir}"
     COMMENT "partkit: checking what the build flashes"
     VERBATIM)
@@ -128,6 +128,10 @@ function(_partkit_idf_add_targets)
     if(TARGET app_check_size)
       add_dependencies(app_check_size partkit-check)
     endif()
+  endif()
+  if(CONFIG_PARTKIT_CHECK_ON_BUILD OR CONFIG_PARTKIT_REPLACE_CHECK_SIZES)
+    # ESP-IDF's bootloader check lives in the subproject, out of reach of
+    # PARTITION_TABLE_CHECK_SIZES_TOOL_PATH: the replacement needs the hook as well.
     _partkit_idf_hook_bootloader()
   endif()
 endfunction()
