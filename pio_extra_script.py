@@ -101,8 +101,7 @@ def _resolve_builtin_partitions() -> None:
     try:
         written = pio.write_builtin_table(name, env.subst("$BUILD_DIR"))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
         return
     if written is not None:
         path, table_name = written
@@ -217,8 +216,7 @@ def _reconcile_offset(table_bin) -> None:
             pio.flashed_table_offset(_extra_images(), table_bin.abspath),
             table_bin.get_path(env.Dir("$PROJECT_DIR")))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
         return
     env.Replace(PARTKIT_OFFSET=offset)
 
@@ -300,8 +298,7 @@ def _wire(late: bool = False) -> None:
         from_platform = pio.table_from_platform(_option("generate", "auto"), platform_owned,
                                                 str(table_bin))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
     program = _program_node()
     _reconcile_offset(table_bin)
     if from_platform:
@@ -386,6 +383,12 @@ def _check_upload_slot(target, source, env) -> int:
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
     return _report_check(target, outcome,
                          f"partkit: {source[0]} does not fit the app partition upload writes it to")
+
+
+def _setup_failed(exc: Exception) -> None:
+    """Bad project set-up found while the script runs: one line, exit code 2."""
+    sys.stderr.write(f"partkit: error: {exc}\n")
+    env.Exit(2)
 
 
 def _report_check(target, outcome, failure: str) -> int:
