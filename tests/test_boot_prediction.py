@@ -226,6 +226,24 @@ def test_seq_zero_with_three_slots_boots_ota_0(fw: tuple[Path, Path], tmp_path: 
 
 
 @pytest_firmware
+def test_image_otadata_names_the_last_row_of_a_repeated_subtype(
+        fw: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``image otadata`` says what ``image check`` predicts: the row the bootloader keeps."""
+    csv = tmp_path / "repeated.csv"
+    csv.write_text(REPEATED)
+    image = tmp_path / "repeated.img"
+    assert main(["image", "create", str(image), "--table", str(csv), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--no-flash-args", "--bootloader", str(fw[1]),
+                 "--app", f"ota_1b={fw[0]}"]) == 0
+    write_otadata(image, (2, otadata.STATE_UNDEFINED))  # ota_seq 2: slot 1 of 4
+    capsys.readouterr()
+    assert main(["image", "otadata", str(image), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["active_slot"], doc["boots"]) == (1, "ota_1b")
+    assert check(capsys, image)[0] == 0  # image check boots it too: no otadata-target
+
+
+@pytest_firmware
 def test_pending_verify_is_reported_with_the_rollback_outcome(
         fw: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     image = create(tmp_path, fw[1], "pending.img", ("ota_0", fw[0]), ("ota_1", fw[0]))
