@@ -41,7 +41,7 @@ def _tool_dir() -> str:
     checkout = os.path.join(_HERE, "plugins", "scons")
     if os.path.isfile(os.path.join(checkout, "partkit.py")):
         return checkout
-    from partkit.common.resources import resource_dir  # installed with pip
+    from partkit.buildsys import resource_dir  # installed with pip
 
     return resource_dir("scons")
 
@@ -111,7 +111,7 @@ def _resolve_builtin_partitions() -> None:
 
 def _set_maximum_size(*_args, **_kw) -> None:
     """upload.maximum_size := size of the app slot partkit checks against."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         found = env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"],
@@ -131,7 +131,7 @@ def _set_maximum_size(*_args, **_kw) -> None:
 def _validate_table(target, source, env) -> int:
     """Pre-action of a platform-built partitions.bin: partkit validates the CSV first,
     so a bad table stops the build with partkit's file:line:col message."""
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import PartkitError
 
     try:
         env.PartkitAppSlot(env["PARTKIT_TABLE_PATH"])
@@ -394,13 +394,13 @@ def _setup_failed(exc: Exception) -> None:
 def _report_check(target, outcome, failure: str) -> int:
     """The tail of a pre-flash check: its report line, its diagnostics, and a BuildError
     with ``failure`` when it did not pass (SCons then stops before the flash)."""
-    from partkit.cli.common import emit
+    from partkit.buildsys import diagnostic_text
 
     code, report, diagnostics = outcome
     if report:
         sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
         sys.stdout.flush()
-    emit(diagnostics)
+    sys.stderr.write(diagnostic_text(diagnostics))
     if code != 0:
         raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=failure)
     return 0

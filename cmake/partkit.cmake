@@ -117,8 +117,7 @@ function(_partkit_discover out_var)
   # The package's own files: generated tables depend on them, so upgrading partkit
   # regenerates and rechecks everything.
   execute_process(
-    COMMAND ${python_command} -c
-      "import os, partkit\nprint(os.path.dirname(os.path.abspath(partkit.__file__)))"
+    COMMAND ${python_command} -m partkit buildsys package-dir
     RESULT_VARIABLE rc OUTPUT_VARIABLE package_dir ERROR_VARIABLE err
     OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0)
@@ -129,7 +128,6 @@ function(_partkit_discover out_var)
   list(SORT sources)
 
   set(PARTKIT_PYTHON "${python}" CACHE FILEPATH "Python interpreter that runs partkit")
-  set_property(GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND "${python_command}")
   set_property(GLOBAL PROPERTY _PARTKIT_COMMAND "${python_command};-m;partkit")
   set_property(GLOBAL PROPERTY _PARTKIT_VERSION "${version}")
   set_property(GLOBAL PROPERTY _PARTKIT_SOURCES "${sources}")
@@ -726,19 +724,9 @@ function(partkit_get_partition_info out_var)
     list(APPEND tokens "extra=${entry}")
   endforeach()
 
-  # No semicolons in the script: CMake would split it into list items.
-  set(script [[
-import sys
-from partkit.common.errors import PartkitError
-from partkit.flash.partinfo import query_tokens
-try:
-    sys.stdout.write(query_tokens(sys.argv[1:]))
-except PartkitError as err:
-    sys.exit(str(err))
-]])
-  get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+  get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
   # partkit's diagnostics go straight to stderr, unwrapped, so `file:line:` stays clickable.
-  execute_process(COMMAND ${python_command} -c "${script}" ${tokens}
+  execute_process(COMMAND ${command} buildsys partition-info ${tokens}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${fn}: partition lookup in ${table} failed (see above).")
@@ -887,7 +875,7 @@ partkit_add_flash_args(TABLE <table-target>
     [DEPENDS <target>...])
 ```
 
-Writes ESP-IDF's `flash_args` and `flasher_args.json` (reference §8.5) in
+Writes ESP-IDF's `flash_args` and `flasher_args.json` (ESP-IDF `components/esptool_py/flasher_args.json.in`) in
 `CMAKE_CURRENT_BINARY_DIR`, so `python -m esptool --chip <chip> write-flash @flash_args`
 (run there) flashes everything, and tools that read `flasher_args.json` work unchanged.
 Files are listed as ESP-IDF lists them: bootloader, app, partition table, then
@@ -951,11 +939,10 @@ function(partkit_add_flash_args)
         message(FATAL_ERROR "${fn}: the bootloader offset is unknown. "
           "Hint: give the table a CHIP or BOOTLOADER_OFFSET.")
       endif()
-      # Same per-chip facts as the tool itself (partkit.common.chips).
-      get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
-      execute_process(COMMAND ${python_command} -c
-        "import sys\nfrom partkit.common.chips import bootloader_offset\nprint(hex(bootloader_offset(sys.argv[1])))"
-        "${table_CHIP}" RESULT_VARIABLE rc OUTPUT_VARIABLE bl_offset
+      # Same per-chip facts as the tool itself.
+      get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
+      execute_process(COMMAND ${command} buildsys bootloader-offset "${table_CHIP}"
+        RESULT_VARIABLE rc OUTPUT_VARIABLE bl_offset
         OUTPUT_STRIP_TRAILING_WHITESPACE)
       if(NOT rc EQUAL 0)
         message(FATAL_ERROR "${fn}: unknown chip `${table_CHIP}`.")
@@ -989,11 +976,9 @@ function(partkit_add_flash_args)
       list(GET otadata 1 otadata_size)
       math(EXPR otadata_bytes "${otadata_size}")
       set(otadata_file "${CMAKE_CURRENT_BINARY_DIR}/ota_data_initial.bin")
-      get_property(python_command GLOBAL PROPERTY _PARTKIT_PYTHON_COMMAND)
+      get_property(command GLOBAL PROPERTY _PARTKIT_COMMAND)
       add_custom_command(OUTPUT "${otadata_file}"
-        COMMAND ${python_command} -c
-          "open((a := __import__('sys').argv)[1], 'wb').write(bytes([0xFF]) * int(a[2]))"
-          "${otadata_file}" "${otadata_bytes}"
+        COMMAND ${command} buildsys erased-file "${otadata_file}" "${otadata_bytes}"
         COMMENT "partkit: erased otadata image ota_data_initial.bin"
         VERBATIM)
       list(APPEND names otadata)

@@ -325,7 +325,7 @@ def misaligned(app: bytes) -> bytes:
 @pytest_firmware
 def test_mapped_segments_off_the_mmu_page_are_rejected(
         fw: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from partkit.check.appimage import read_image
+    from partkit.flash.appimage import read_image
 
     bad = tmp_path / "misaligned.bin"
     bad.write_bytes(misaligned(fw[0].read_bytes()))

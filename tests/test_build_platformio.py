@@ -17,7 +17,7 @@ from partkit.buildsys import commands
 from partkit.buildsys import platformio as pio
 from partkit.cli import main as partkit_main
 from partkit.table import builtin
-from partkit.table.codec import load_table_file
+from partkit.flash.tablearea import load_table_file
 from partkit.table.options import table_options
 from support.firmware import app_of_size, bootloader_of_size
 from support.pio import esptoolpy_package

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from partkit.flash import tablearea
 from partkit.table import builtin, codec
 from partkit.table.options import TableOptions
 
@@ -40,7 +41,7 @@ def oracle(csv_text: str, offset: int = 0x8000) -> bytes:
 
 def partkit_bytes(name: str, options: TableOptions | None = None) -> bytes:
     options = options or TableOptions()
-    return codec.encode(codec.load_table_file(f"builtin:{name}", options).table, options)
+    return codec.encode(tablearea.load_table_file(f"builtin:{name}", options).table, options)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[bytes]:

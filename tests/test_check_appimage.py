@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
-from partkit.check.appimage import read_image
 from partkit.common.errors import PartkitError
+from partkit.flash.appimage import read_image
 from support.firmware import (
     app_of_size,
     build_app,
@@ -178,7 +177,7 @@ def test_random_garbage_never_crashes() -> None:
 
 
 def test_reads_file_via_path(tmp_path: Path) -> None:
-    from partkit.check.appimage import read_image_file
+    from partkit.flash.appimage import read_image_file
 
     with pytest.raises(PartkitError, match="no such file"):
         read_image_file(str(tmp_path / "missing.bin"))

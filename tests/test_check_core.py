@@ -7,8 +7,6 @@ Expected texts are built here from the reference's documented formulas (free = s
 from __future__ import annotations
 
 import pytest
-
-from partkit.check.appimage import read_image
 from partkit.check.checks import (
     Budget,
     check_app,
@@ -18,8 +16,9 @@ from partkit.check.checks import (
     resolve_selector,
     run_checks,
 )
-from partkit.table.codec import load_table
 from partkit.common.errors import PartkitError
+from partkit.flash.appimage import read_image
+from partkit.table.codec import load_table
 from partkit.table.model import Partition, PartitionTable
 from partkit.table.options import TableOptions
 

@@ -9,10 +9,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from partkit.check.appimage import read_image
-from partkit.table.codec import load_table
 from partkit.check.flashmap import app_usage, ascii_map, svg_map
+from partkit.flash.appimage import read_image
+from partkit.table.codec import load_table
 from partkit.table.options import TableOptions
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -344,7 +344,7 @@ def test_littlefs_built_for_another_geometry_is_refused(
 @pytest.mark.parametrize("version, disk", [(None, 0x00020001), ("2.1", 0x00020001),
                                            ("2.0", 0x00020000)])
 def test_littlefs_version(project: Path, version: str | None, disk: int) -> None:
-    from partkit.data.lfsmeta import read_superblock
+    from partkit.flash.lfsmeta import read_superblock
 
     out = project / "storage.bin"
     extra = ["--littlefs-version", version] if version else []

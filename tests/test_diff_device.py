@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from partkit.cli import main
-from partkit.table.codec import encode, load_table_file
+from partkit.table.codec import encode
+from partkit.flash.tablearea import load_table_file
 from partkit.table.options import table_options
 from support.mock_device import MockDevice
 

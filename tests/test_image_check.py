@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from partkit.common.errors import PartkitError
 
 pytestmark = pytest.mark.firmware
 
@@ -286,3 +287,74 @@ def test_damaged_images_never_traceback(fw: Firmware, tmp_path: Path,
         assert damaged.read_bytes() == data
 
     run()
+
+
+# --- one flash size for every command: the bootloader header's (issue 25) ---------------------
+
+
+def _diff(capsys: pytest.CaptureFixture[str], old: Path, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["diff", str(old), str(TABLE), "--json", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, json.loads(out)
+
+
+def test_diff_and_image_check_take_the_flash_size_from_the_bootloader_header(
+        fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    # A 4 MB file whose bootloader says 2MB: the bootloader refuses partitions past 2 MB.
+    image = fw.image("2mb-diff.bin", bootloader=fw.bootloader_2mb)
+    with image.open("r+b") as f:  # written as is (esptool --flash-size keep): 2MB header
+        f.write(fw.bootloader_2mb.read_bytes())
+    assert image.stat().st_size == 4 << 20
+    code, report = check(capsys, image)
+    assert code == 1 and codes(report) == {"flash-size"}
+    code, report = _diff(capsys, image)
+    assert code == 1 and "flash-size" in {v["code"] for v in report["violations"]}
+    assert report["flash_size"] == 2 << 20
+    assert report["flash_size_source"] == f"the bootloader header at {image}@0x0, byte 3"
+
+
+def test_an_unpadded_image_is_not_judged_by_its_length(
+        fw: Firmware, capsys: pytest.CaptureFixture[str]) -> None:
+    # esptool merge-bin without padding: the file ends after the last image written.
+    image = fw.image("short.bin")
+    with open(image, "r+b") as f:
+        f.truncate(0x120000)
+    code, report = check(capsys, image)
+    assert "flash-size" not in codes(report)
+    code, report = _diff(capsys, image)
+    assert code == 0, report["violations"]
+    assert report["flash_size"] == 4 << 20
+
+
+def test_open_table_says_where_the_flash_size_came_from(fw: Firmware) -> None:
+    from partkit.device.ops import ALL_READERS
+    from partkit.table.options import table_options
+    from partkit.table.source import open_table
+
+    image = fw.image("origin.bin", bootloader=fw.bootloader_2mb)
+    with image.open("r+b") as f:  # the bootloader as built for 2MB, header unchanged
+        f.write(fw.bootloader_2mb.read_bytes())
+    header = f"the bootloader header at {image}@0x0, byte 3"
+    found = open_table(str(image), table_options(), ALL_READERS)
+    assert (found.kind, found.flash_size, found.flash_size_origin) == ("image", 2 << 20, header)
+    # The header is what the bootloader checks against: it beats --flash-size.
+    given = open_table(str(image), table_options(flash_size=4 << 20), ALL_READERS)
+    assert (given.flash_size, given.flash_size_origin) == (2 << 20, header)
+    csv = open_table(str(TABLE), table_options(flash_size=4 << 20))
+    assert (csv.kind, csv.flash_size, csv.flash_size_origin) == ("csv", 4 << 20, "--flash-size")
+    assert open_table(str(TABLE), table_options()).flash_size is None
+    # Without an image reader a file is a CSV or binary table, as 'partkit show' reads it.
+    with pytest.raises(PartkitError):
+        open_table(str(image), table_options())
+    # No bootloader: a full dump's length (a power of two) counts, an unpadded one's not.
+    blank = fw.root / "no-bootloader.bin"
+    data = bytearray(image.read_bytes())
+    data[0:0x8000] = b"\xff" * 0x8000
+    blank.write_bytes(bytes(data))
+    full = open_table(str(blank), table_options(), ALL_READERS)
+    assert (full.flash_size, full.flash_size_origin) == (4 << 20, f"the length of {blank}")
+    blank.write_bytes(bytes(data[:0x120000]))
+    short = open_table(str(blank), table_options(), ALL_READERS)
+    assert (short.flash_size, short.flash_size_origin) == (None, None)

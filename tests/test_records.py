@@ -13,7 +13,6 @@ from pathlib import Path
 
 import partkit
 import pytest
-from partkit.check.appimage import AppDescription, ImageInfo, Segment, read_image
 from partkit.check.checks import (
     AppCheck,
     BootloaderCheck,
@@ -28,6 +27,7 @@ from partkit.common.errors import warning
 from partkit.common.record import Record
 from partkit.data.check import DataCheck, check_data
 from partkit.flash import contents
+from partkit.flash.appimage import AppDescription, ImageInfo, Segment, read_image
 from partkit.flash.flashargs import FlashFile
 from partkit.flash.imagefile import Piece
 from partkit.flash.otadata import SECTOR_SIZE, OtaEntry, decode, encode_entry
@@ -38,7 +38,7 @@ from support.firmware import build_app
 
 # Classes with __slots__ that are not records, and why.
 NOT_RECORDS = {
-    "partkit.check.appimage.ImageBytes": "a reader over a file, not a value",
+    "partkit.flash.appimage.ImageBytes": "a reader over a file, not a value",
 }
 
 CSV = b"""\

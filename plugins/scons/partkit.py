@@ -5,8 +5,8 @@
     env.CheckAppSize("build/app.bin", table)
     env.CheckBootloaderSize("build/bootloader.bin", table, PARTKIT_CHIP="esp32c3")
 
-Everything is done by the partkit core, in-process: the table through ``partkit.table.codec``,
-the size checks through ``partkit.check.files.check_files`` (what ``partkit check`` runs),
+Everything is done by the partkit core, in-process, through its public build-system API
+``partkit.buildsys`` (the table, the headers, the size checks ``partkit check`` runs),
 called directly: nothing redirects the process's stdout/stderr, so parallel (``-j``) actions
 never see each other's output. Construction variables are in each action's varlist, so
 changing one rebuilds; with content signatures an unchanged CSV and unchanged options
@@ -123,8 +123,8 @@ def table_options(env: Any, *, bootloader_offset: bool = False) -> Any:
     wins over the chip's default, and the chip still checks the images' chip id).
     """
     core()
-    from partkit.cli.common import size_option
-    from partkit.cli.common import table_options as make_options
+    from partkit.buildsys import size_option
+    from partkit.buildsys import table_options as make_options
 
     flash = _text(env, "PARTKIT_FLASH_SIZE")
     return make_options(
@@ -143,7 +143,7 @@ def table_options(env: Any, *, bootloader_offset: bool = False) -> Any:
 def load_table(env: Any, path: str) -> Any:
     """Load and verify a CSV or binary table with the env's options -> ``codec.Loaded``."""
     core()
-    from partkit.table.codec import load_table_file
+    from partkit.buildsys import load_table_file
 
     return load_table_file(path, table_options(env))
 
@@ -163,16 +163,13 @@ def _source_path(node: Any) -> str:
 
 def _table_action(target: Any, source: Any, env: Any) -> int:
     core()
-    from partkit.cli.common import emit
-    from partkit.common.errors import PartkitError
-    from partkit.common.fileio import write_atomic
-    from partkit.table.codec import encode
+    from partkit.buildsys import PartkitError, diagnostic_text, encode_table, write_atomic
 
     out = str(target[0])
     try:
         loaded = load_table(env, _source_path(source[0]))
-        emit(loaded.warnings)
-        write_atomic(out, encode(loaded.table, table_options(env)))
+        sys.stderr.write(diagnostic_text(loaded.warnings))
+        write_atomic(out, encode_table(loaded.table, table_options(env)))
         _write_headers(target[1:], env, loaded.table, _source_path(source[0]))
     except PartkitError as exc:
         raise _build_error(target[0], str(exc), exc.exit_code) from None
@@ -181,16 +178,15 @@ def _table_action(target: Any, source: Any, env: Any) -> int:
 
 def _write_headers(targets: Any, env: Any, table: Any, source: str) -> None:
     """PARTKIT_HEADER / PARTKIT_SUBTYPES_HEADER, rewritten only when their text changes."""
-    from partkit.common.fileio import write_if_changed
-    from partkit.table import cheader
+    from partkit.buildsys import layout_header, subtypes_header, write_if_changed
 
     options = table_options(env)
     texts = {}
     if _text(env, "PARTKIT_HEADER"):
-        texts[env.File(_text(env, "PARTKIT_HEADER")).abspath] = cheader.layout_header(
+        texts[env.File(_text(env, "PARTKIT_HEADER")).abspath] = layout_header(
             table, source, options.table_offset)
     if _text(env, "PARTKIT_SUBTYPES_HEADER"):
-        texts[env.File(_text(env, "PARTKIT_SUBTYPES_HEADER")).abspath] = cheader.subtypes_header(
+        texts[env.File(_text(env, "PARTKIT_SUBTYPES_HEADER")).abspath] = subtypes_header(
             _list(env, "PARTKIT_EXTRA_SUBTYPES"), options.subtypes)
     for node in targets:
         write_if_changed(node.abspath, texts[node.abspath].encode("utf-8"))
@@ -205,7 +201,7 @@ def check_argv(env: Any, kind: str, image: str, table: str,
     never read as an option (``partkit.buildsys.commands.check_argv``).
     """
     core()
-    from partkit.buildsys.commands import check_argv as argv
+    from partkit.buildsys import check_argv as argv
 
     return argv(kind, image, table, offset=_text(env, "PARTKIT_OFFSET"),
                 table_source=table_source, chip=_text(env, "PARTKIT_CHIP"),
@@ -227,11 +223,13 @@ def run_check(env: Any, kind: str, image: str, table: str,
     to stderr (with GitHub annotations under Actions). Calls the core; prints nothing.
     """
     core()
-    from partkit.check.checks import Budget
-    from partkit.check.files import check_files
-    from partkit.check.report import to_text
-    from partkit.cli.common import github_annotation
-    from partkit.common.errors import PartkitError
+    from partkit.buildsys import (
+        Budget,
+        PartkitError,
+        check_files,
+        check_report_text,
+        diagnostic_text,
+    )
 
     def budget(name: str, option: str) -> Any:
         value = _text(env, name)
@@ -250,15 +248,9 @@ def run_check(env: Any, kind: str, image: str, table: str,
     except PartkitError as exc:
         code, text, diagnostics = exc.exit_code, "", list(exc.diagnostics)
     else:
-        code, text = report.exit_code, to_text(report).rstrip("\n")
+        code, text = report.exit_code, check_report_text(report).rstrip("\n")
         diagnostics = [f.diagnostic for f in report.findings]
-    github = os.environ.get("GITHUB_ACTIONS") == "true"
-    lines = []
-    for d in diagnostics:
-        lines.append(d.format())
-        if github:
-            lines.append(github_annotation(d))
-    return code, text, "\n".join(lines)
+    return code, text, diagnostic_text(diagnostics).rstrip("\n")
 
 
 def _say(text: str) -> None:
@@ -342,8 +334,7 @@ def app_slot(env: Any, table: str, name: str | None = None) -> tuple[Any, str] |
     when the table has no app partition. Raises PartkitError for a bad table or name.
     """
     core()
-    from partkit.common.errors import PartkitError, SourceLocation, error
-    from partkit.table.names import APP, SUBTYPE_APP_TEE
+    from partkit.buildsys import APP, SUBTYPE_APP_TEE, PartkitError, SourceLocation, error
 
     loaded = load_table(env, table)
     apps = [p for p in loaded.table if p.type == APP and p.subtype not in SUBTYPE_APP_TEE]
@@ -377,11 +368,10 @@ def _table_emitter(target: Any, source: Any, env: Any) -> tuple[Any, Any]:
             raise SCons.Errors.UserError(
                 f"PartitionTable: PARTKIT_BUILTIN={builtin} is the table; give no source CSV")
         core()
-        from partkit.common.errors import PartkitError
-        from partkit.table.builtin import lookup
+        from partkit.buildsys import PartkitError, lookup_builtin
 
         try:
-            lookup(builtin)
+            lookup_builtin(builtin)
         except PartkitError as exc:
             raise SCons.Errors.UserError(str(exc)) from None
         source = [env.Value(f"builtin:{builtin}")]
@@ -427,9 +417,7 @@ DATA_VARS = ("PARTKIT_DATA_PARTITION", "PARTKIT_DATA_FORMAT", "PARTKIT_DATA_FROM
 
 def _data_image_action(target: Any, source: Any, env: Any) -> int:
     core()
-    from partkit.common.errors import PartkitError
-    from partkit.common.fileio import write_atomic
-    from partkit.data import build_partition_image
+    from partkit.buildsys import PartkitError, build_partition_image, write_atomic
 
     try:
         table = load_table(env, _source_path(source[0])).table
@@ -498,7 +486,7 @@ def generate(env: Any) -> None:
 def flash_argv(env: Any, table: str) -> list[str]:
     """The esptool command that writes only the table (as ``idf.py partition-table-flash``)."""
     core()
-    from partkit.buildsys.commands import write_table_argv
+    from partkit.buildsys import write_table_argv
 
     return write_table_argv(
         _list(env, "PARTKIT_ESPTOOL"), table, offset=_text(env, "PARTKIT_OFFSET") or "0x8000",

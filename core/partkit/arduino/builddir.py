@@ -19,9 +19,12 @@ import os
 
 from partkit.arduino.properties import board_properties, is_unexpanded, read_properties
 from partkit.check.buildfolder import FlashedImage
+from partkit.common.chips import bootloader_offset, chip_names
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.jsonfile import read_json_object
+from partkit.common.numbers import parse_size
 from partkit.common.record import Record
+from partkit.table.options import TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -239,10 +242,6 @@ def _table_source(build_dir: str, sketch_dir: str | None, board: Mapping[str, st
 
 def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> ArduinoBuild:
     """Read an Arduino build folder. Raises PartkitError (exit 2) naming the bad file."""
-    from partkit.common.chips import bootloader_offset, chip_names
-    from partkit.common.numbers import parse_size
-    from partkit.table.options import TableOptions
-
     given = overrides or BoardOverrides()
     build_dir = os.path.abspath(build_dir)
     if not os.path.isdir(build_dir):

@@ -13,6 +13,7 @@ import glob
 import os
 import re
 
+from partkit.arduino.properties import read_properties
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -131,8 +132,6 @@ def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
 def find_cores(home: str, env: Mapping[str, str],
                ide_dirs: tuple[str, ...] = ()) -> list[CoreInstall]:
     """Every installed esp32 core, each folder once, boards-manager versions in order."""
-    from partkit.arduino.properties import read_properties
-
     found: list[CoreInstall] = []
     seen: set[str] = set()
 

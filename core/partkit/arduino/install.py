@@ -12,6 +12,8 @@ import os
 
 from partkit.arduino import localtxt
 from partkit.arduino.properties import parse_properties, read_properties
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.fileio import write_atomic
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -44,9 +46,6 @@ def _wanted(core: CoreInstall, python: str, current: str) -> str:
 
 def _write(path: str, text: str | None) -> None:
     """Replace the file atomically (None: delete it); a failure is bad input naming it."""
-    from partkit.common.errors import PartkitError, SourceLocation, error
-    from partkit.common.fileio import write_atomic
-
     try:
         if text is None:
             os.remove(path)

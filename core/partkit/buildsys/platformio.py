@@ -335,7 +335,7 @@ def check_upload_slot(table: str, image: str, app_offset: str, *, offset: str | 
     from partkit.check.files import check_files
     from partkit.common.errors import SourceLocation, error
     from partkit.common.numbers import parse_int
-    from partkit.table.codec import load_table_file
+    from partkit.flash.tablearea import load_table_file
     from partkit.table.names import APP
     from partkit.table.options import table_options
 
@@ -376,7 +376,7 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
     from partkit.data.upload import check_fs_image
-    from partkit.table.codec import load_table_file
+    from partkit.flash.tablearea import load_table_file
     from partkit.table.options import table_options
 
     try:

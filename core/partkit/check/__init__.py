@@ -1,1 +1,1 @@
-"""Size checks: ESP image reader, app/bootloader/flash checks, reports and the flash map."""
+"""Size checks: app/bootloader/flash/data checks, findings, reports and the flash map."""

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import os
 
+from partkit.check.checks import Finding, run_checks
+from partkit.check.files import load_table_for_check
+from partkit.check.report import finding_json
+from partkit.check.report import to_json as report_json
+from partkit.check.report import to_text as report_text
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
+from partkit.flash.appimage import read_image_file
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
 
 TYPE_CHECKING = False
@@ -129,8 +135,6 @@ class BuildCheck(Record):
 
 def load_build_table(build: BuildFolder, *, verify: bool = True, strict: bool = False) -> Loaded:
     """The build's table (the generated binary, else its CSV), pointing at the CSV's lines."""
-    from partkit.check.files import load_table_for_check
-
     options = build.options.replace(verify=verify, strict=strict)
     source = build.table_source if build.table_source and os.path.exists(
         build.table_source) else None
@@ -176,8 +180,6 @@ def _is_app(image: FlashedImage, build: BuildFolder) -> bool:
 
 def _placements(build: BuildFolder, table: PartitionTable) -> tuple[list[Placement],
                                                                  list[Finding]]:
-    from partkit.check.checks import Finding
-
     placements: list[Placement] = []
     findings: list[Finding] = []
     for image in build.images:
@@ -224,9 +226,6 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
     Raises PartkitError (exit 2) for missing or malformed inputs; failed checks are in the
     result (``exit_code`` 1).
     """
-    from partkit.check.appimage import read_image_file
-    from partkit.check.checks import run_checks
-
     loaded = load_build_table(build, verify=verify)
     table = loaded.table
     options = build.options.replace(strict=strict)
@@ -247,8 +246,6 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
 def to_text(result: BuildCheck) -> str:
     """``partkit check --idf-build-dir/--arduino-build-dir``: the build, the check report,
     the flashed files."""
-    from partkit.check.report import to_text as report_text
-
     build = result.build
     head = (f"{build.kind} build {build.build_dir}: project {build.project_name or '?'}, "
             f"target {build.target}, flash {build.flash_size_text or 'size unknown'}\n")
@@ -279,9 +276,6 @@ def to_text(result: BuildCheck) -> str:
 def to_json(result: BuildCheck) -> dict[str, object]:
     """The check report's JSON plus ``idf_build`` / ``arduino_build`` (the build's
     ``json_key``) and ``flashed`` (see docs/esp-idf.md, docs/arduino.md)."""
-    from partkit.check.report import finding_json
-    from partkit.check.report import to_json as report_json
-
     build = result.build
     doc = report_json(result.report)
     doc["ok"] = result.exit_code == 0

@@ -3,7 +3,7 @@
 Numbers, verdicts and message texts follow ESP-IDF's check_sizes.py, so a build that
 switches to partkit keeps its logs. "Fits" means the bytes that are flashed fit: the whole
 file (esptool writes all of it), never just the image inside it. What partkit adds: the
-image is read (see :mod:`partkit.check.appimage`) so a failure caused by padding after the
+image is read (see :mod:`partkit.flash.appimage`) so a failure caused by padding after the
 image says so, CI budgets (``warn_free`` / ``fail_free``), a recovery-bootloader overlap
 check, a table-vs-flash check using the highest partition end, and rule warnings users
 asked for.
@@ -11,14 +11,19 @@ asked for.
 Nothing here prints. Each check returns a result object with ``findings`` (a stable
 ``code`` plus a :class:`~partkit.common.errors.Diagnostic`); :class:`CheckReport` gathers them and
 decides the exit code (0 ok, 1 failed). Bad input raises PartkitError (exit 2).
+
+About 600 lines on purpose: the app, bootloader and flash checks, their result records and
+the report that decides the verdict share the check_sizes.py message texts and the finding
+codes; the records are imported from here by the build adapters' reports and the tests.
 """
 
 from __future__ import annotations
 
 import os
 
+from partkit.check.findings import Budget, Finding
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
-from partkit.common.numbers import align_up, parse_size
+from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
 from partkit.table.names import (
     APP,
@@ -40,8 +45,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from partkit.check.appimage import ImageInfo
     from partkit.data.check import DataCheck
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
@@ -66,87 +71,6 @@ __all__ = [
 
 NEARLY_FULL = 0.05  # check_sizes.py warns below 5 % free in the smallest slot
 MAX_APP_SIZE = 16 * 1024 * 1024  # the cache MMU maps at most 16 MiB of one app
-
-
-class Finding(Record):
-    """One warning or error from a check, with a stable machine-readable code."""
-
-    __slots__ = ("code", "diagnostic")
-
-    code: str
-    diagnostic: Diagnostic
-
-    def __init__(self, code: str, diagnostic: Diagnostic) -> None:
-        self._init(code=code, diagnostic=diagnostic)
-
-    @property
-    def is_error(self) -> bool:
-        return self.diagnostic.is_error
-
-    def __repr__(self) -> str:
-        return f"Finding({self.code!r}, {self.diagnostic!r})"
-
-
-class Budget(Record):
-    """A free-space threshold: a percentage of the slot (``10%``) or a byte count."""
-
-    __slots__ = ("percent", "value")
-
-    value: float
-    percent: bool
-
-    def __init__(self, value: float, percent: bool) -> None:
-        self._init(value=value, percent=percent)
-
-    @classmethod
-    def parse(cls, text: str, option: str = "budget") -> Budget:
-        raw = text.strip()
-        if raw.isdigit():  # 30 means 30% to some and 30 bytes to others: say which
-            raise PartkitError(error(
-                f"{option}: '{text}' has no unit", hint=f"write {raw}% (of the slot) or "
-                f"{raw}B (bytes); or a size such as 64K or 0x10000"))
-        bad = PartkitError(error(f"{option}: '{text}' is not a percentage or a size",
-                                 hint="use e.g. 10% or 64K or 0x10000"))
-        if raw.endswith("%"):
-            try:
-                pct = float(raw[:-1])
-            except ValueError:
-                raise bad from None
-            if pct != pct:  # nan%
-                raise bad
-            if not 0 <= pct <= 100:
-                raise PartkitError(error(
-                    f"{option}: '{text}' is out of range: a share of the slot is 0% to 100%",
-                    hint="use e.g. 10% or 64K or 0x10000"))
-            return cls(pct, True)
-        try:
-            return cls(parse_size(raw), False)
-        except (ValueError, PartkitError):
-            raise bad from None
-
-    @staticmethod
-    def check_order(warn: Budget | None, fail: Budget | None) -> None:
-        """Refuse a warning budget below the failing one (of the same unit): the warning
-        would never come before the failure."""
-        if warn is None or fail is None or warn.percent != fail.percent:
-            return
-        if warn.value < fail.value:
-            raise PartkitError(error(
-                f"--warn-free {warn} is less than --fail-free {fail}: the build would fail "
-                "before it ever warns", hint="swap them: warn at the larger free space "
-                "(e.g. --warn-free 10% --fail-free 2%)"))
-
-    def threshold(self, size: int) -> float:
-        """Bytes of free space this budget requires in a slot of ``size`` bytes."""
-        return size * self.value / 100 if self.percent else self.value
-
-    def __str__(self) -> str:
-        if self.percent:
-            return f"{self.value:g}%"
-        return f"{int(self.value):#x} bytes"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"value": self.value, "unit": "percent" if self.percent else "bytes"}
 
 
 class SlotResult(Record):
@@ -492,7 +416,7 @@ def check_flash(table: PartitionTable, flash_size: int) -> FlashCheck:
         return FlashCheck(flash_size, last)
     return FlashCheck(flash_size, last, (Finding("table-exceeds-flash", error(
         f"partition '{last.name}' ends at {last.end:#x}, {last.end - flash_size:#x} bytes "
-        f"beyond the {_human(flash_size)} flash ({flash_size:#x} bytes)",
+        f"beyond the {format_size(flash_size, 'esptool')} flash ({flash_size:#x} bytes)",
         _where(last, table),
         hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),))
 
@@ -563,11 +487,6 @@ def _status(findings: list[Finding]) -> str:
     if any(f.is_error for f in findings):
         return "fail"
     return "warning" if findings else "ok"
-
-
-def _human(size: int) -> str:
-    mib = size / (1024 * 1024)
-    return f"{mib:g}MB" if mib >= 1 else f"{size // 1024}KB"
 
 
 class CheckReport(Record):

@@ -14,12 +14,17 @@ locations stay: a mismatch never changes what is checked, only where messages po
 
 from __future__ import annotations
 
+from partkit.check.checks import run_checks
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
-from partkit.table.codec import Loaded, load_table_file, validate
+from partkit.data.check import check_data
+from partkit.flash.appimage import read_image_file
+from partkit.flash.tablearea import load_table_file
+from partkit.table.codec import Loaded, validate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.checks import Budget, CheckReport
+    from partkit.check.checks import CheckReport
+    from partkit.check.findings import Budget
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
@@ -109,14 +114,9 @@ def check_files(
     bad input; a failed check is in the report (``report.exit_code`` 1). ``data`` pairs
     (partition name, image file) are checked by :func:`partkit.data.check.check_data`.
     """
-    from partkit.check.appimage import read_image_file
-    from partkit.check.checks import run_checks
-
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
     app_image = None if app is None else read_image_file(app)
     bl_image = None if bootloader is None else read_image_file(bootloader)
-    from partkit.data.check import check_data
-
     data_checks = tuple(check_data(loaded.table, name, path) for name, path in data)
     return run_checks(loaded.table, options, app=app_image, app_type=app_type,
                       app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,

@@ -8,6 +8,7 @@ column beside the strip with leader lines, so tiny partitions stay readable.
 
 from __future__ import annotations
 
+from partkit.common.numbers import format_size
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
 from partkit.table.names import APP, SUBTYPE_APP_TEE, type_name
 
@@ -15,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from partkit.check.appimage import ImageInfo
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
@@ -94,14 +95,6 @@ def _esc(text: str) -> str:
             .replace('"', "&quot;"))
 
 
-def _size(n: int) -> str:
-    if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
-        return f"{n // (1024 * 1024)}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024}K"
-    return f"{n}B"
-
-
 def svg_map(
     table: PartitionTable,
     options: TableOptions,
@@ -123,7 +116,7 @@ def svg_map(
         f'data-scale="{scale!r}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">')
     add(f'<rect width="{width}" height="{height + top + 72}" fill="#ffffff"/>')
     heading = title or f"Flash layout: {table.path or 'partition table'}"
-    flash = (f"{_size(options.flash_size)} flash" if options.flash_size is not None
+    flash = (f"{format_size(options.flash_size, 'map')} flash" if options.flash_size is not None
              else "flash size unknown")
     add(f'<text x="{left}" y="28" font-size="18" font-weight="bold">{_esc(heading)}</text>')
     add(f'<text x="{left}" y="46" fill="#555">{_esc(flash)}; table at '
@@ -147,7 +140,7 @@ def svg_map(
             f'height="{(end - start) * scale!r}" fill="{_REGION}" stroke="#888"/>')
         legend[_REGION] = "bootloader / table"
         labels.append((y_of((start + end) / 2), "region-label",
-                       f"({name}) {start:#x}, {_size(end - start)}"))
+                       f"({name}) {start:#x}, {format_size(end - start, 'map')}"))
 
     for p in table.sorted_by_offset():
         y, h = y_of(p.offset), p.size * scale
@@ -193,7 +186,7 @@ def svg_map(
         add(_empty("free", cursor, options.flash_size, left, bar_w, y_of, scale))
         legend["url(#free)"] = "unused"
         labels.append((y_of((cursor + options.flash_size) / 2), "free-label",
-                       f"free {_size(options.flash_size - cursor)} from {cursor:#x}"))
+                       f"free {format_size(options.flash_size - cursor, 'map')} from {cursor:#x}"))
     over = beyond_flash(table, options)
     if over and options.flash_size is not None:
         # What lies past the flash end is drawn over in the error colour, below a line
@@ -205,13 +198,13 @@ def svg_map(
         legend[_ERROR] = "past the end of the flash" + (
             " / overflow" if _ERROR in legend else "")
         labels.append((y_of(end + over / 2), "beyond-label",
-                       f"{_size(over)} past the end of the flash"))
+                       f"{format_size(over, 'map')} past the end of the flash"))
     if options.flash_size is not None:
         fy = y_of(options.flash_size)
         add(f'<line class="flash-end" x1="{left - 4}" y1="{fy!r}" x2="{left + bar_w + 4}" '
             f'y2="{fy!r}" stroke="{_ERROR if over else "#333"}" stroke-width="2"/>')
         labels.append((fy, "flash-end-label",
-                       f"end of the {_size(options.flash_size)} flash at "
+                       f"end of the {format_size(options.flash_size, 'map')} flash at "
                        f"{options.flash_size:#x}"))
 
     # Offsets on the left axis: every partition start plus the flash end.
@@ -272,7 +265,7 @@ def _place_labels(out: list[str], labels: list[tuple[float, str, str]], bar_righ
 
 def _describe(p: Partition, options: TableOptions) -> str:
     sub = options.subtypes.render(p.type, p.subtype)
-    return f"{type_name(p.type)}/{sub} @ {p.offset:#x}, {_size(p.size)}"
+    return f"{type_name(p.type)}/{sub} @ {p.offset:#x}, {format_size(p.size, 'map')}"
 
 
 def ascii_map(table: PartitionTable, options: TableOptions, width: int = 64) -> str:

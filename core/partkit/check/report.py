@@ -10,7 +10,6 @@ from partkit.table.render import partition_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.appimage import ImageInfo
     from partkit.check.checks import (
         AppCheck,
         BootloaderCheck,
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
         FlashCheck,
         SlotResult,
     )
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.options import TableOptions
 
 __all__ = ["SCHEMA", "bar", "finding_json", "to_json", "to_text"]

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "device": ("partkit.cli.device", "partitions on a connected chip (esptool, one connection)"),
     "parttool": ("partkit.cli.parttool", "drop-in for parttool.py's command line (port or image)"),
     "arduino": ("partkit.cli.arduino", "Arduino esp32 builds checked against their real table"),
+    "buildsys": ("partkit.cli.buildsys", "lookups for build scripts (the CMake module)"),
 }
 
 USAGE = ("usage: partkit [--version] [--cmake-dir] [--scons-dir] [--pio-script] "
@@ -119,7 +120,14 @@ def _main(argv: list[str] | None) -> int:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
         return 2
+    from partkit.common.errors import PartkitError
+
     __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
     module = sys.modules[entry[0]]
-    code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
+    try:
+        code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
+    except PartkitError as exc:  # every command's bad input (2) and failed checks (1)
+        from partkit.cli.common import report_error
+
+        return report_error(exc)
     return code

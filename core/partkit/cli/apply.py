@@ -11,13 +11,21 @@ import argparse
 import os
 import sys
 
+from partkit.cli.common import emit, report_error, table_options
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget, ImageTarget
+from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
+from partkit.diff.apply import apply_plan, grow_image, step_text
+from partkit.diff.source import TableSide, read_field
+from partkit.table.binary import encode
+from partkit.table.codec import load_table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.cli.image import _Commands
+    from partkit.cli.image_shared import Commands as _Commands
     from partkit.device.target import Target
     from partkit.diff import DiffReport, TableSide
     from partkit.diff.plan import Step
@@ -81,17 +89,12 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> TableOptions:
-    from partkit.cli.common import table_options
-
     return table_options(offset=args.offset, md5=not args.disable_md5sum, verify=False,
                          extra_subtypes=args.extra_partition_subtypes)
 
 
 def _report(old: TableSide, args: argparse.Namespace, options: TableOptions,
             flash_size: int | None = None) -> tuple[DiffReport, bytes]:
-    from partkit.diff import DiffOptions, diff_tables, load_side
-    from partkit.table.binary import encode
-
     new = load_side(args.new, options)
     report = diff_tables(old, new, DiffOptions(
         running=None if args.running is None else tuple(args.running),
@@ -102,9 +105,6 @@ def _report(old: TableSide, args: argparse.Namespace, options: TableOptions,
 def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namespace) -> int:
     import json
 
-    from partkit.cli.common import emit
-    from partkit.diff import to_json, to_text
-    from partkit.diff.apply import apply_plan, step_text
 
     emit(report.warnings)
     sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n" if args.json
@@ -129,8 +129,6 @@ def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namesp
 
 
 def _guard(work: Callable[[], int]) -> int:
-    from partkit.cli.common import report_error
-
     try:
         return work()
     except PartkitError as exc:  # CheckFailed: 1 (unsafe, or a step failed); else 2
@@ -145,10 +143,6 @@ def run_image(args: argparse.Namespace) -> int:
 
 
 def _image(args: argparse.Namespace) -> int:
-    from partkit.device.target import ImageTarget
-    from partkit.diff import load_side
-    from partkit.diff.apply import grow_image
-
     options = _options(args)
     grow = None
     if args.flash_size is not None:
@@ -239,11 +233,6 @@ def run_device(args: argparse.Namespace, session_of: Callable[[], object]) -> in
 
 
 def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
-    from partkit.device.session import Session
-    from partkit.device.target import DeviceTarget
-    from partkit.diff.source import TableSide, read_field
-    from partkit.table.codec import load_table
-
     if args.table is not None:
         raise PartkitError(error("apply reads OLD off the device; --table does not apply",
                                  hint="drop --table"))

@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from partkit.cli.common import EXIT_PLAIN, emit, report_error, size_option, table_options
-from partkit.common.errors import PartkitError
+from partkit.common.chips import chip_names
+from partkit.common.errors import Diagnostic, PartkitError
+from partkit.common.fileio import read_input, write_atomic
+from partkit.common.numbers import format_size
+from partkit.esp_at.customize import TABLE_SECTOR, build
+from partkit.table.names import BUILTIN_SUBTYPES, type_name
+from partkit.table.options import TableOptions
+from partkit.table.source import read_table_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,8 +32,6 @@ Exit status: 0 ok, 2 bad input (every problem is listed).
 
 
 def _parser() -> argparse.ArgumentParser:
-    from partkit.common.chips import chip_names
-
     parser = argparse.ArgumentParser(
         prog="partkit at", description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -88,7 +93,6 @@ def _report_json(
 ) -> str:
     import json
 
-    from partkit.common.errors import Diagnostic
 
     def diag(d: Diagnostic) -> dict[str, object]:
         loc = d.location
@@ -128,8 +132,6 @@ def _report_json(
 
 
 def _free(result: AtCustomize) -> int:
-    from partkit.esp_at.customize import TABLE_SECTOR
-
     used = sum(p.size for p in result.table)
     return result.region.size - TABLE_SECTOR - used
 
@@ -137,8 +139,6 @@ def _free(result: AtCustomize) -> int:
 def _report_text(result: AtCustomize, args: argparse.Namespace, output: str | None) -> str:
     import shlex
 
-    from partkit.common.numbers import format_size
-    from partkit.table.names import BUILTIN_SUBTYPES, type_name
 
     region = result.region
     lines = [
@@ -174,10 +174,6 @@ def run(argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from partkit.common.fileio import read_input, write_atomic
-    from partkit.esp_at.customize import build
-    from partkit.table.options import TableOptions
-
     flash_size = None if args.flash_size is None else size_option("--flash-size",
                                                                    args.flash_size)
     primary_options = table_options(offset=args.primary_offset, chip=args.chip,
@@ -188,8 +184,6 @@ def _run(args: argparse.Namespace) -> int:
         raw = read_input(args.sdkconfig)
         sdkconfig = (args.sdkconfig, raw.decode("utf-8", "replace"))
     data = read_input(args.table)
-    from partkit.table.codec import read_table_input
-
     primary_data = read_table_input(args.primary)  # a file or builtin:NAME
     # esp-at runs plain 'gen_esp32part.py -q at_customize.csv at_customize.bin': defaults.
     result = build(data, args.table, primary_data, args.primary, TableOptions(),

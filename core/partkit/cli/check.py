@@ -12,16 +12,17 @@ import argparse
 import json
 import sys
 
+from partkit.check.files import check_files
+from partkit.check.findings import Budget
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
     add_table_arguments,
     command_parser,
     emit,
     options_from_args,
-    report_error,
     verdict_only,
 )
-from partkit.common.errors import PartkitError
+from partkit.table.options import usage_error
 
 __all__ = ["run"]
 
@@ -69,8 +70,6 @@ def _nothing_to_check(args: argparse.Namespace) -> bool:
 
 
 def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
-    from partkit.table.options import usage_error
-
     pairs = []
     for value in values:
         name, eq, path = value.partition("=")
@@ -86,37 +85,31 @@ def run(argv: list[str]) -> int:
     given = [args.table, args.idf_build_dir, args.arduino_build_dir]
     if sum(x is not None for x in given) != 1:
         parser.error("give a TABLE, --idf-build-dir DIR or --arduino-build-dir DIR (one of them)")
-    try:
-        if args.arduino_build_dir is not None:
-            return arduino.run_check(args, args.output)
-        if args.idf_build_dir is not None:
-            return idf_build.run_check(args, args.output)
-        from partkit.check.checks import Budget
-        from partkit.check.files import check_files
+    if args.arduino_build_dir is not None:
+        return arduino.run_check(args, args.output)
+    if args.idf_build_dir is not None:
+        return idf_build.run_check(args, args.output)
+    options = options_from_args(args, verify=args.verify, strict=args.strict)
+    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    Budget.check_order(warn, fail)
+    report = check_files(
+        args.table, options, table_source=args.table_source, app=args.app,
+        app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
+        warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
+    if _nothing_to_check(args):  # the table was read and validated: say only that
+        from partkit.table.options import usage_error
 
-        options = options_from_args(args, verify=args.verify, strict=args.strict)
-        warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-        fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-        Budget.check_order(warn, fail)
-        report = check_files(
-            args.table, options, table_source=args.table_source, app=args.app,
-            app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
-            warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
-        if _nothing_to_check(args):  # the table was read and validated: say only that
-            from partkit.table.options import usage_error
+        emit(f.diagnostic for f in report.findings)
+        raise usage_error(
+            f"nothing to check: {args.table} is a valid table, but no --app, "
+            "--bootloader, --data or --flash-size was given",
+            "give at least one of them; 'partkit show' prints a table")
+    if args.output is not None:
+        from partkit.check.report import to_json
+        from partkit.common.fileio import write_atomic
 
-            emit(f.diagnostic for f in report.findings)
-            raise usage_error(
-                f"nothing to check: {args.table} is a valid table, but no --app, "
-                "--bootloader, --data or --flash-size was given",
-                "give at least one of them; 'partkit show' prints a table")
-        if args.output is not None:
-            from partkit.check.report import to_json
-            from partkit.common.fileio import write_atomic
-
-            write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
-    except PartkitError as exc:
-        return report_error(exc)
+        write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
         from partkit.check.report import to_json
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
+from partkit.common.errors import (
+    Diagnostic,
+    PartkitError,
+    SourceLocation,
+    error,
+    github_annotation,
+)
 from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
@@ -20,6 +26,7 @@ __all__ = [
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
+    "add_extra_subtypes",
     "add_selector",
     "add_table_arguments",
     "check_input_path",
@@ -156,31 +163,6 @@ def emit(diagnostics: Iterable[Diagnostic]) -> None:
             sys.stderr.write(github_annotation(d) + "\n")
 
 
-def _annotation_data(text: str) -> str:
-    """GitHub workflow-command escaping of a message: ``%``, CR and LF."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _annotation_property(text: str) -> str:
-    """A property value (``file=``) also escapes the separators ``:`` and ``,``."""
-    return _annotation_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def github_annotation(d: Diagnostic) -> str:
-    """``::error file=...,line=N,col=N::message``, escaped by GitHub's workflow-command rules."""
-    kind = "error" if d.is_error else "warning"
-    props = []
-    loc = d.location
-    if loc is not None:
-        props.append(f"file={_annotation_property(loc.path)}")
-        if loc.line is not None:
-            props.append(f"line={loc.line}")
-        if loc.column is not None:
-            props.append(f"col={loc.column}")
-    message = _annotation_data(d.message + (f" (hint: {d.hint})" if d.hint else ""))
-    return f"::{kind} {','.join(props)}::{message}" if props else f"::{kind}::{message}"
-
-
 def report_error(exc: PartkitError) -> int:
     emit(exc.diagnostics)
     return exc.exit_code
@@ -235,9 +217,19 @@ def add_table_arguments(parser: argparse.ArgumentParser, *, has_output: bool = F
                         help="flash size (4MB, 4M, 0x400000)")
     parser.add_argument("--disable-md5sum", action="store_true",
                         help="the binary table has no MD5 row")
-    parser.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                        help="subtype names of your own, as type,name,value (value in hex); "
-                        "end the list with -- when the table follows")
+    add_extra_subtypes(parser, "the table")
+
+
+def add_extra_subtypes(group: argparse._ActionsContainer, follows: str | None = None,
+                       nargs: str = "*") -> None:
+    """``--extra-partition-subtypes``, one definition for every command (gen_esp32part's
+    option; parttool's drop-in takes one or more, ``nargs="+"``). ``follows`` names the
+    positional that may come after the list (it then needs ``--``)."""
+    help_text = "subtype names of your own, as type,name,value (value in hex)"
+    if follows is not None:
+        help_text += f"; end the list with -- when {follows} follows"
+    group.add_argument("--extra-partition-subtypes", nargs=nargs, default=[], metavar="E",
+                       help=help_text)
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,

@@ -83,7 +83,7 @@ def run(argv: list[str]) -> int:
     try:
         from partkit.common.fileio import write_atomic
         from partkit.data import build_partition_image
-        from partkit.table.codec import load_table_file
+        from partkit.flash.tablearea import load_table_file
 
         options = options_from_args(args, verify=True)
         table = load_table_file(args.table, options).table

@@ -262,7 +262,7 @@ def _table(args: argparse.Namespace, target: DeviceTarget
 
 def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
             single: bool) -> list[Partition]:
-    from partkit.cli.image import _select as select
+    from partkit.cli.image_shared import select
 
     return select(args, table, options, single=single)
 
@@ -342,7 +342,7 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image import _columns
+        from partkit.cli.image_shared import columns as _columns
         from partkit.flash.partinfo import format_info
         from partkit.table.names import type_name
         from partkit.table.render import flags_text, partition_json

@@ -90,7 +90,7 @@ def run(argv: list[str]) -> int:
         new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
         app = None
         if args.app is not None:
-            from partkit.check.appimage import read_image_file
+            from partkit.flash.appimage import read_image_file
 
             app = read_image_file(args.app)
             if args.chip and app.chip and app.chip != base.chip:

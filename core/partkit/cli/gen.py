@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from partkit.cli.common import emit, report_error, usage_error
+from partkit.cli.common import emit, usage_error
 from partkit.common.errors import PartkitError
 
 __all__ = ["run"]
@@ -125,16 +125,13 @@ def run(argv: list[str]) -> int:
                               subsequent_indent=" " * 34)
         sys.stdout.write(HELP.format(chips=chips))
         return 0
-    try:
-        return _run(argv)
-    except PartkitError as exc:
-        return report_error(exc)
+    return _run(argv)
 
 
 def _run(argv: list[str]) -> int:
     from partkit.cli.common import table_options
-    from partkit.table.codec import read_table_input
     from partkit.table.options import FLASH_SIZES
+    from partkit.table.source import read_table_input
 
     values, flags, extra, positional = _parse(argv)
     if "--builtin" in values:
@@ -216,13 +213,14 @@ def _check_only(inputs: list[str], options: object) -> int:
     """Check every input as gen would (including the encoded length) and write nothing."""
     from partkit.table import codec
     from partkit.table.options import TableOptions
+    from partkit.table.source import read_table_input
 
     assert isinstance(options, TableOptions)
     failed = False
     for source in inputs:
         path = "<stdin>" if source == "-" else source
         try:
-            data = _read_stdin() if source == "-" else codec.read_table_input(source)
+            data = _read_stdin() if source == "-" else read_table_input(source)
             loaded = codec.load_table(data, path, options)
             emit(loaded.warnings)
             if not loaded.is_binary:

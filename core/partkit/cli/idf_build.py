@@ -11,7 +11,14 @@ import json
 import os
 import sys
 
+from partkit.check.findings import Budget
 from partkit.cli.common import emit, verdict_only
+from partkit.common.errors import CheckFailed
+from partkit.flash import imagefile
+from partkit.flash.imagefile import Piece
+from partkit.idf.buildcheck import check_build, load_build_table, to_json, to_text
+from partkit.idf.builddir import read_build_dir
+from partkit.table.options import size_option, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,16 +54,13 @@ def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Names
 
 def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Loaded]:
     """The build and its table (raises PartkitError, exit 2, naming the bad file)."""
-    from partkit.idf.buildcheck import load_build_table
-    from partkit.idf.builddir import read_build_dir
-
     build = read_build_dir(args.idf_build_dir)
     return build, load_build_table(build, verify=verify)
 
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.idf.buildcheck import check_build, to_json, to_text
+    from partkit.idf.buildcheck import check_build
     from partkit.idf.builddir import read_build_dir
 
     build = read_build_dir(args.idf_build_dir)
@@ -126,13 +130,6 @@ def create_image(args: argparse.Namespace, output: str) -> int:
     """``partkit image create --idf-build-dir DIR -o flash.img``: every file the build
     flashes, at its offset, in one image. The build is checked first: an image that does
     not fit is refused (exit 1) before anything is written."""
-    from partkit.common.errors import CheckFailed
-    from partkit.flash import imagefile
-    from partkit.flash.imagefile import Piece
-    from partkit.idf.buildcheck import check_build
-    from partkit.idf.builddir import read_build_dir
-    from partkit.table.options import size_option, usage_error
-
     build = read_build_dir(args.idf_build_dir)
     if not build.images:
         raise usage_error(f"{build.build_dir} lists no images to flash (no flasher_args.json "

@@ -14,13 +14,34 @@ import argparse
 import json
 import sys
 
+from partkit.cli.common import chip_help, emit, size_option, table_options, usage_error
+from partkit.cli.image_shared import (
+    Commands,
+    add_table_source,
+    add_write_options,
+    columns,
+    guard,
+    load,
+)
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+from partkit.flash import imagefile, otadata
+from partkit.flash.bootselect import select_slot
+from partkit.flash.contents import describe
+from partkit.flash.preflight import check_image
+from partkit.table.names import (
+    APP,
+    BUILTIN_SUBTYPES,
+    DATA,
+    SUBTYPE_APP_FACTORY,
+    SUBTYPE_DATA_OTA,
+    is_ota_app,
+    type_name,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.cli.image import _Commands
     from partkit.flash.otadata import OtaEntry
     from partkit.flash.preflight import PreflightReport
     from partkit.table.model import Partition, PartitionTable
@@ -49,11 +70,8 @@ exit status:
 STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "valid": 0x2}
 
 
-def add_parsers(sub: _Commands) -> None:
+def add_parsers(sub: Commands) -> None:
     """Add the three commands to ``partkit image``'s command set."""
-    from partkit.cli.common import chip_help
-    from partkit.cli.image import _table_source, _write_opts
-
     make = sub.add_parser
     p = make("check", help="pre-flight check of a whole flash image before it is flashed")
     p.epilog = CHECK_EPILOG
@@ -80,24 +98,21 @@ def add_parsers(sub: _Commands) -> None:
                         "check), new (as ESP-IDF's esp_ota_set_boot_partition writes it with "
                         "rollback: the bootloader makes it pending_verify on the first "
                         "start), valid")
-    _write_opts(p)
-    _table_source(p)
+    add_write_options(p)
+    add_table_source(p)
 
     p = make("otadata", help="decode both otadata sectors and tell which app boots")
     p.epilog = OTADATA_EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("image", help="flash image or dump")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    _table_source(p)
+    add_table_source(p)
 
 
 # --- check ----------------------------------------------------------------------------------
 
 
 def _check(args: argparse.Namespace) -> int:
-    from partkit.cli.common import emit, size_option, table_options
-    from partkit.flash.preflight import check_image
-
     options = table_options(offset=args.offset, chip=args.chip, verify=True,
                             extra_subtypes=args.extra_partition_subtypes)
     flash_size = None if args.flash_size is None else size_option("--flash-size",
@@ -136,9 +151,6 @@ def check_json(report: PreflightReport) -> dict[str, object]:
 
 
 def check_text(report: PreflightReport) -> str:
-    from partkit.cli.image import _columns
-    from partkit.table.names import BUILTIN_SUBTYPES, type_name
-
     out = [f"{report.image}: {report.size} bytes (0x{report.size:x}), chip "
            f"{report.chip or 'unknown'}, partition table at 0x{report.table_offset:x}"]
     boot = report.bootloader
@@ -156,7 +168,7 @@ def check_text(report: PreflightReport) -> str:
             kind = f"{type_name(p.type)}/{BUILTIN_SUBTYPES.render(p.type, p.subtype)}"
             rows.append((p.name, kind, f"0x{p.offset:x}",
                          f"0x{p.size:x}", s.status, contents))
-        out.append(_columns(rows).rstrip("\n"))
+        out.append(columns(rows).rstrip("\n"))
     errors = len(report.errors)
     warnings = len(report.problems) - errors
     for problem in report.problems:
@@ -171,8 +183,6 @@ def check_text(report: PreflightReport) -> str:
 
 
 def _otadata_partition(args: argparse.Namespace, table: PartitionTable) -> Partition:
-    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
-
     found = table.find(DATA, SUBTYPE_DATA_OTA)
     if not found:
         raise PartkitError(error("the table has no otadata (data, ota) partition",
@@ -183,14 +193,10 @@ def _otadata_partition(args: argparse.Namespace, table: PartitionTable) -> Parti
 
 
 def _ota_apps(table: PartitionTable) -> list[Partition]:
-    from partkit.table.names import is_ota_app
-
     return sorted((p for p in table if is_ota_app(p.type, p.subtype)), key=lambda p: p.subtype)
 
 
 def _read_otadata(args: argparse.Namespace, part: Partition) -> bytes:
-    from partkit.flash import imagefile
-
     size = imagefile.image_size(args.image)
     if part.end > size:
         raise PartkitError(error(
@@ -207,9 +213,8 @@ def _entry_json(e: OtaEntry, count: int) -> dict[str, object]:
 
 
 def _otadata(args: argparse.Namespace) -> int:
-    from partkit.cli.image import _load
 
-    table, _ = _load(args)
+    table, _ = load(args)
     part = _otadata_partition(args, table)
     write_otadata_report(table, part, _read_otadata(args, part), as_json=args.json)
     return 0
@@ -221,8 +226,6 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
 
     ``where`` follows the offset in the text report (`` on PORT`` for a device).
     """
-    from partkit.flash import otadata
-
     entries = otadata.decode(data)
     ota = _ota_apps(table)
     active = otadata.active_entry(entries)
@@ -271,9 +274,6 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
 
 def _target(args: argparse.Namespace, table: PartitionTable) -> tuple[Partition, int | None]:
     """The app partition named by --slot and its OTA index (None: factory)."""
-    from partkit.cli.common import usage_error
-    from partkit.table.names import APP, SUBTYPE_APP_FACTORY, is_ota_app
-
     text = args.slot
     apps = [p for p in table if p.type == APP]
     ota = _ota_apps(table)
@@ -302,15 +302,11 @@ def _set_boot(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    from partkit.cli.image import _guard, _load
-    from partkit.flash import imagefile, otadata
-    from partkit.flash.bootselect import select_slot
-    from partkit.flash.contents import describe
 
-    table, _ = _load(args)
+    table, _ = load(args)
     part = _otadata_partition(args, table)
     target, slot = _target(args, table)
-    _guard(args, part, "write")
+    guard(args, part, "write")
     found = describe(args.image, target, table) if target.end <= imagefile.image_size(
         args.image) else None
     if not args.force and (found is None or found.kind != "app"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from partkit.check.flashmap import app_usage, beyond_flash, svg_map
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_CHECK,
@@ -12,9 +13,10 @@ from partkit.cli.common import (
     command_parser,
     emit,
     options_from_args,
-    report_error,
 )
 from partkit.common.errors import PartkitError
+from partkit.flash.appimage import read_image_file
+from partkit.flash.tablearea import load_table_file
 
 __all__ = ["run"]
 
@@ -40,38 +42,33 @@ def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     idf_build.require_table_or_build(parser, args)
-    try:
-        from partkit.check.appimage import read_image_file
-        from partkit.check.flashmap import app_usage, beyond_flash, image_overflows, svg_map
-        from partkit.table.codec import load_table_file
+    from partkit.check.flashmap import image_overflows
 
-        apps = []
-        if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
-            build, loaded = idf_build.load(args, verify=False)
-            options = build.options
-            if build.app is not None:
-                slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
-                apps.append((slot or None, read_image_file(build.app.path)))
-        else:
-            options = options_from_args(args, verify=False)
-            loaded = load_table_file(args.table, options.replace(flash_size=None))
-        for spec in args.app:
-            slot, sep, path = spec.partition("=")
-            if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):
-                slot, path = "", spec  # a plain path (may itself contain '=')
-            elif loaded.table.find_by_name(slot) is None:
-                raise PartkitError(f"--app {spec}: no partition named '{slot}'")
-            apps.append((slot or None, read_image_file(path)))
-        usage = app_usage(loaded.table, apps)
-        document = svg_map(loaded.table, options, usage, title=args.title)
-        if args.output == "-":
-            sys.stdout.write(document)
-        else:
-            from partkit.common.fileio import write_text
+    apps = []
+    if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
+        build, loaded = idf_build.load(args, verify=False)
+        options = build.options
+        if build.app is not None:
+            slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
+            apps.append((slot or None, read_image_file(build.app.path)))
+    else:
+        options = options_from_args(args, verify=False)
+        loaded = load_table_file(args.table, options.replace(flash_size=None))
+    for spec in args.app:
+        slot, sep, path = spec.partition("=")
+        if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):
+            slot, path = "", spec  # a plain path (may itself contain '=')
+        elif loaded.table.find_by_name(slot) is None:
+            raise PartkitError(f"--app {spec}: no partition named '{slot}'")
+        apps.append((slot or None, read_image_file(path)))
+    usage = app_usage(loaded.table, apps)
+    document = svg_map(loaded.table, options, usage, title=args.title)
+    if args.output == "-":
+        sys.stdout.write(document)
+    else:
+        from partkit.common.fileio import write_text
 
-            write_text(args.output, document)
-    except PartkitError as exc:
-        return report_error(exc)
+        write_text(args.output, document)
     emit(loaded.warnings)
     for _, image in apps:
         emit(image.warnings)

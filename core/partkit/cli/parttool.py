@@ -4,12 +4,13 @@
                      [--esptool-args A ...] [--esptool-{write,read,erase}-args A ...]
                      {read_partition,write_partition,erase_partition,get_partition_info} ...
 
-Same global options, subcommands, options and output as parttool (reference §7; status
-lines on stdout as in the released v5.x/v6.0 parttool), run through
-:class:`partkit.parttool.ParttoolTarget`: one esptool connection per run, every check
-before the first flash change, verified writes. ``-o`` is the table offset here, as in
-parttool; ``--image FILE`` works on a flash image file instead of a device. Without
-``--port`` the first serial port where a chip answers is used, as esptool does.
+Same global options, subcommands, options and output as parttool (ESP-IDF
+``components/partition_table/parttool.py``; status lines on stdout as in the released
+v5.x/v6.0 parttool), run through :class:`partkit.parttool.ParttoolTarget`: one esptool
+connection per run, every check before the first flash change, verified writes. ``-o`` is
+the table offset here, as in parttool; ``--image FILE`` works on a flash image file
+instead of a device. Without ``--port`` the first serial port where a chip answers is
+used, as esptool does.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import emit, report_error
+from partkit.cli.common import add_extra_subtypes, emit, report_error
 from partkit.common.errors import PartkitError, error
+from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType, ParttoolTarget
+from partkit.table.options import int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,8 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         x.add_argument("--partition-boot-default", "-d", action="store_true",
                        help="the default boot partition")
         s.add_argument("--partition-subtype", "-s", help="subtype of the partition")
-        s.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                       help="extra subtypes as type,name,hexvalue")
+        add_extra_subtypes(s)
 
     s = add("read_partition", "read a partition to a file")
     selector(s)
@@ -167,8 +169,6 @@ def run(argv: list[str]) -> int:
 
 
 def _selector(args: argparse.Namespace) -> object:
-    from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType
-
     if args.partition_name is not None:
         return PartitionName(args.partition_name)
     if args.partition_type is not None:
@@ -186,14 +186,10 @@ def _selector(args: argparse.Namespace) -> object:
 
 
 def _int(name: str, value: str | None) -> int | None:
-    from partkit.table.options import int_option
-
     return None if value is None else int_option(name, value)
 
 
 def _operate(args: argparse.Namespace) -> int:
-    from partkit.parttool import ParttoolTarget
-
     selector = _selector(args)
     progress = None
     if not args.quiet and args.operation in ("read_partition", "write_partition",

@@ -103,7 +103,7 @@ def run(argv: list[str]) -> int:
                 raise usage_error(f"{args.table} cannot be edited in place",
                                   "give -o for the CSV to write (or -n to only print the "
                                   "change)")
-            from partkit.table.codec import read_table_source
+            from partkit.flash.tablearea import read_table_source
 
             data = read_table_source(args.table, options.table_offset).data
         else:

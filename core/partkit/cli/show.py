@@ -13,9 +13,9 @@ from partkit.cli.common import (
     command_parser,
     emit,
     options_from_args,
-    report_error,
 )
-from partkit.common.errors import PartkitError
+from partkit.flash.tablearea import load_table_file
+from partkit.table.builtin import all_builtins
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,48 +52,43 @@ def run(argv: list[str]) -> int:
     if args.list_builtin:
         return _list_builtin(args.json)
     idf_build.require_table_or_build(parser, args)
-    try:
-        from partkit.table.codec import load_table_file
+    if args.idf_build_dir is not None:
+        build, loaded = idf_build.load(args, verify=not args.no_verify)
+        options = build.options.replace(strict=args.strict)
+    else:
+        options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
+        loaded = load_table_file(args.table, options)
+    emit(loaded.warnings)
+    if args.json:
+        from partkit.table.render import to_json
 
-        if args.idf_build_dir is not None:
-            build, loaded = idf_build.load(args, verify=not args.no_verify)
-            options = build.options.replace(strict=args.strict)
-        else:
-            options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
-            loaded = load_table_file(args.table, options)
-        emit(loaded.warnings)
-        if args.json:
-            from partkit.table.render import to_json
+        text = json.dumps(to_json(loaded.table, options), indent=2) + "\n"
+    elif args.csv:
+        from partkit.table.render import to_csv
 
-            text = json.dumps(to_json(loaded.table, options), indent=2) + "\n"
-        elif args.csv:
-            from partkit.table.render import to_csv
+        text = to_csv(loaded.table, options.subtypes)
+    else:
+        from partkit.table.render import to_summary
 
-            text = to_csv(loaded.table, options.subtypes)
-        else:
-            from partkit.table.render import to_summary
+        text = to_summary(loaded.table, options)
+        text += _image_boot(args, loaded.table, options)
+        if not args.no_map:
+            ascii_map = _ascii_map(loaded.table, options)
+            if ascii_map:
+                text += "\n" + ascii_map
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+    else:
+        from partkit.common.fileio import write_text
 
-            text = to_summary(loaded.table, options)
-            text += _image_boot(args, loaded.table, options)
-            if not args.no_map:
-                ascii_map = _ascii_map(loaded.table, options)
-                if ascii_map:
-                    text += "\n" + ascii_map
-        if args.output is None or args.output == "-":
-            sys.stdout.write(text)
-        else:
-            from partkit.common.fileio import write_text
-
-            write_text(args.output, text)
-    except PartkitError as exc:
-        return report_error(exc)
+        write_text(args.output, text)
     return 0
 
 
 def _image_boot(args: argparse.Namespace, table: PartitionTable,
                 options: TableOptions) -> str:
     """For a flash image or dump: which app it boots (a line), else nothing."""
-    from partkit.table.codec import read_table_source
+    from partkit.flash.tablearea import read_table_source
 
     if args.idf_build_dir is not None or not read_table_source(
             args.table, options.table_offset).image:
@@ -113,8 +108,6 @@ def _ascii_map(table: PartitionTable, options: TableOptions) -> str:
 
 
 def _list_builtin(as_json: bool) -> int:
-    from partkit.table.builtin import all_builtins
-
     tables = all_builtins()
     if as_json:
         doc = [{"name": b.name, "family": b.family, "origin": b.origin,

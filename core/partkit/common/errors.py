@@ -13,7 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["CheckFailed", "Diagnostic", "PartkitError", "SourceLocation", "closest"]
+__all__ = ["CheckFailed", "Diagnostic", "PartkitError", "SourceLocation", "closest",
+           "github_annotation"]
 
 
 class SourceLocation(Record):
@@ -165,6 +166,31 @@ class CheckFailed(PartkitError):
     """A size or budget check failed: exit code 1 (the input itself was fine)."""
 
     exit_code = 1
+
+
+def _annotation_data(text: str) -> str:
+    """GitHub workflow-command escaping of a message: ``%``, CR and LF."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _annotation_property(text: str) -> str:
+    """A property value (``file=``) also escapes the separators ``:`` and ``,``."""
+    return _annotation_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """``::error file=...,line=N,col=N::message``, escaped by GitHub's workflow-command rules."""
+    kind = "error" if d.is_error else "warning"
+    props = []
+    loc = d.location
+    if loc is not None:
+        props.append(f"file={_annotation_property(loc.path)}")
+        if loc.line is not None:
+            props.append(f"line={loc.line}")
+        if loc.column is not None:
+            props.append(f"col={loc.column}")
+    message = _annotation_data(d.message + (f" (hint: {d.hint})" if d.hint else ""))
+    return f"::{kind} {','.join(props)}::{message}" if props else f"::{kind}::{message}"
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -25,6 +25,7 @@ import stat
 import sys
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.numbers import format_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,8 +98,7 @@ def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table
 
 
 def _size_text(limit: int) -> str:
-    unit = "MiB" if limit >= 1 << 20 else "KiB"
-    return f"{limit} bytes ({limit >> (20 if unit == 'MiB' else 10)} {unit})"
+    return f"{limit} bytes ({format_size(limit)})"
 
 
 def read_stream(stream: object, label: str, limit: int = MAX_INPUT,

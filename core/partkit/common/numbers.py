@@ -101,8 +101,33 @@ def align_up(value: int, boundary: int) -> int:
     return -(-value // boundary) * boundary
 
 
-def format_size(size: int) -> str:
-    """Human units for reports: ``1 MiB``, ``24 KiB``, ``291 B``, ``1.5 MiB``."""
+# How each output spells a size that divides into MiB / KiB, and the fallback otherwise:
+# "csv" as gen_esp32part writes a CSV size, "esptool" as esptool's --flash-size spells it
+# (and partkit's messages name a flash), "map" for the flash map's labels.
+_UNIT_SPELLINGS: dict[str, tuple[str, str, str]] = {
+    "csv": ("M", "K", "0x{:x}"),
+    "esptool": ("MB", "KB", "{}"),
+    "map": ("M", "K", "{}B"),
+}
+
+
+def format_size(size: int, style: str = "human") -> str:
+    """A size in bytes as one of partkit's outputs spells it.
+
+    ``human`` (reports): ``1 MiB``, ``24 KiB``, ``291 B``, ``1.5 MiB``. ``csv``: ``1M``,
+    ``24K``, ``0x123``. ``esptool``: ``4MB``, ``24KB``, ``291``. ``map``: ``1M``, ``24K``,
+    ``291B``. A ValueError names an unknown style.
+    """
+    if style != "human":
+        try:
+            mib, kib, other = _UNIT_SPELLINGS[style]
+        except KeyError:
+            msg = f"unknown size style {style!r}"
+            raise ValueError(msg) from None
+        for unit, scale in ((mib, 1 << 20), (kib, 1 << 10)):
+            if size >= scale and size % scale == 0:
+                return f"{size // scale}{unit}"
+        return other.format(size)
     if size < 0:
         return "-" + format_size(-size)
     for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):

@@ -16,7 +16,7 @@ from partkit.table.names import DATA
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.checks import Finding
+    from partkit.check.findings import Finding
     from partkit.common.errors import Diagnostic
     from partkit.table.model import Partition, PartitionTable
 
@@ -81,7 +81,7 @@ def _sniff(path: str, part: Partition, size: int) -> str:
 def _littlefs_problems(path: str, size: int,
                        partition_size: int) -> tuple[str | None, str | None]:
     """(geometry problem, name_max problem) of a LittleFS image's superblock."""
-    from partkit.data.lfsmeta import geometry_problem, name_max_problem, read_superblock
+    from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
     with open(path, "rb") as f:
         def read(offset: int, length: int) -> bytes:
@@ -96,7 +96,7 @@ def _littlefs_problems(path: str, size: int,
 
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
-    from partkit.check.checks import Finding
+    from partkit.check.findings import Finding
     from partkit.data import find_partition
     from partkit.flash.contents import EXPECTED_CONTENTS
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 
-from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget, is_blank
+from partkit.flash.tablearea import load_table_file, read_field, read_image_table
+from partkit.table.source import RawTable, Readers, decode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,37 +23,49 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "ALL_READERS",
     "check_fits",
     "check_writable",
     "load_table",
+    "read_device_table",
     "read_input_file",
 ]
+
+def read_device_table(port: str, options: TableOptions) -> RawTable:
+    """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), its
+    bootloader header and otadata, read over one esptool connection (the
+    ``partkit[device]`` extra), with the flash size the chip's flash id gives."""
+    offset = options.table_offset
+    with Session(port) as session:
+        target = DeviceTarget(session)
+        data = target.read_table_area(offset)
+        field = read_field(target.read, session.flash_size, data, offset, port)
+        return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size, field)
+
+
+# open_table's readers for commands that take any source: files, images, devices.
+ALL_READERS = Readers(image=read_image_table, device=read_device_table)
+
 
 def load_table(target: Target | None, options: TableOptions, table_file: str | None = None,
                ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
     """The table from ``table_file`` (CSV or binary), else read off the target at
     ``options.table_offset``. Parsed (MD5 checked) but not re-verified, like parttool."""
-    from partkit.table.codec import load_table as decode
-    from partkit.table.codec import load_table_file
-
     if table_file is not None:
         loaded = load_table_file(table_file, options)
         return loaded.table, loaded.warnings
     if target is None:
         raise PartkitError(error("no partition table: give a table file, a port or an image"))
-    from partkit.common.errors import warning
-    from partkit.device.target import is_blank
-
     offset = options.table_offset
     data = target.read_table_area(offset, blank_ok=True)
     where = f"{target.label}@0x{offset:x}"
-    loaded = decode(data, where, options)
+    found = decode(RawTable(data, "device", where), options)
     if is_blank(data):  # parttool's reading too; say so, it is rarely what was meant
         note = warning(f"the table area at 0x{offset:x} is blank (all 0xFF): an empty "
                        "partition table", SourceLocation(where),
                        "is the firmware flashed? is the table elsewhere (--offset)?")
-        return loaded.table, (*loaded.warnings, note)
-    return loaded.table, loaded.warnings
+        return found.table, (*found.warnings, note)
+    return found.table, found.warnings
 
 
 def check_writable(part: Partition, force: bool, where: str, verb: str = "write",

@@ -16,7 +16,11 @@ import os
 from abc import ABC, abstractmethod
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.fileio import write_atomic
 from partkit.device.session import SECTOR, DeviceError
+from partkit.flash import imagefile
+from partkit.flash.tablearea import read_table_area
+from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,8 +47,6 @@ class Target(ABC):
     def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
         """The table area at ``offset``; an error when it holds no partition table
         (a blank area too, unless ``blank_ok``: parttool reads it as an empty table)."""
-        from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
-
         data = self.read(offset, MAX_TABLE_BYTES)
         if data[:2] != MAGIC and data[:16] != MD5_MARKER and not (blank_ok and is_blank(data)):
             # (gen's empty table is the MD5 row alone; a blank area, an empty table)
@@ -89,10 +91,6 @@ class ImageTarget(Target):
         self.sync = sync
 
     def read_table_area(self, offset: int, blank_ok: bool = False) -> bytes:
-        from partkit.flash import imagefile
-        from partkit.flash.tablearea import read_table_area
-        from partkit.table.binary import MAX_TABLE_BYTES
-
         if blank_ok and imagefile.image_size(self.path) >= offset + MAX_TABLE_BYTES:
             data = imagefile.read_region(self.path, offset, MAX_TABLE_BYTES)
             if is_blank(data):
@@ -101,8 +99,6 @@ class ImageTarget(Target):
                                "--partition-table-file FILE")
 
     def read(self, offset: int, length: int, progress: Progress | None = None) -> bytes:
-        from partkit.flash import imagefile
-
         size = imagefile.image_size(self.path)
         if offset + length > size:
             raise PartkitError(error(
@@ -113,15 +109,12 @@ class ImageTarget(Target):
 
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
-        from partkit.flash import imagefile
-
         imagefile.read_partition(self.path, part, output)
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
         import tempfile
 
-        from partkit.flash import imagefile
 
         directory = os.path.dirname(os.path.abspath(self.output or self.path))
         fd, tmp = tempfile.mkstemp(prefix=".partkit-data-", dir=directory)
@@ -134,8 +127,6 @@ class ImageTarget(Target):
 
     def erase_partition(self, part: Partition, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        from partkit.flash import imagefile
-
         imagefile.erase_partition(self.path, part, output=self.output, sync=self.sync)
 
 
@@ -161,8 +152,6 @@ class DeviceTarget(Target):
 
     def read_partition(self, part: Partition, output: str,
                        progress: Progress | None = None) -> None:
-        from partkit.common.fileio import write_atomic
-
         self._inside(part)
         write_atomic(output, self.read(part.offset, part.size, progress))
 

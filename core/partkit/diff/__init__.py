@@ -14,17 +14,20 @@ from __future__ import annotations
 from partkit.common.errors import PartkitError, closest, error
 from partkit.common.record import Record
 from partkit.diff.changes import Change, compute_changes
+from partkit.diff.field import next_update_slot
 from partkit.diff.plan import Step, make_plan
 from partkit.diff.report import DiffReport, to_json, to_text
-from partkit.diff.rules import RULES, DiffContext, Rule, Violation, evaluate
-from partkit.diff.source import TableSide, load_side, register_scheme
+from partkit.diff.rules import RULES, DiffContext, Rule, Violation, evaluate, running_candidates
+from partkit.diff.source import TableSide, load_side
+from partkit.table import verify
+from partkit.table.binary import encode
 from partkit.table.names import DATA, SUBTYPE_DATA_COREDUMP, SUBTYPE_DATA_OTA
 from partkit.table.options import TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.appimage import ImageInfo
     from partkit.common.errors import Diagnostic
+    from partkit.flash.appimage import ImageInfo
     from partkit.table.model import PartitionTable
 
 __all__ = [
@@ -38,7 +41,6 @@ __all__ = [
     "Violation",
     "diff_tables",
     "load_side",
-    "register_scheme",
     "side_of",
     "to_json",
     "to_text",
@@ -81,8 +83,6 @@ def validate_new(side: TableSide, options: TableOptions) -> tuple[Diagnostic, ..
     What the diff rules report themselves (readonly otadata/coredump, Secure Boot
     alignment, the flash size) is left to them, so those come out as broken rules (exit 1).
     """
-    from partkit.table import verify
-
     table = side.table
     stripped = table.replace(partitions=tuple(
         p.replace(readonly=False) if p.type == DATA and p.subtype in (
@@ -92,8 +92,6 @@ def validate_new(side: TableSide, options: TableOptions) -> tuple[Diagnostic, ..
     errors = [d for d in found if d.is_error]
     if errors:
         raise PartkitError(errors)
-    from partkit.table.binary import encode
-
     encode(table, side.md5)  # raises when the entries do not fit the 0xC00-byte sector
     return tuple(found)
 
@@ -110,8 +108,6 @@ def _names(table_names: list[str], given: tuple[str, ...], option: str) -> None:
 
 def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = None) -> DiffReport:
     """Compare OLD (on the devices) with NEW; raises PartkitError for bad input."""
-    from partkit.diff.rules import running_candidates
-
     opts = options if options is not None else DiffOptions()
     warnings = validate_new(new, opts.table)
     names = [p.name for p in old.table] + [p.name for p in new.table]
@@ -138,8 +134,6 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
                       opts.secure, old.active_seq, flash_source)
     running_from = ("--running" if opts.running is not None else
                     "otadata" if booted is not None else None)
-    from partkit.diff.field import next_update_slot
-
     next_update = (next_update_slot(new.table, ctx.new_at(running[0].offset))
                    if len(running) == 1 and ctx.new_at(running[0].offset) is not None else None)
     return DiffReport(old, new, changes, evaluate(ctx), make_plan(ctx), running,

@@ -15,8 +15,13 @@ bootloader header's flash-size nibble (byte 3) is set, its appended SHA-256 reco
 
 from __future__ import annotations
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
+from partkit.flash import imagefile
+from partkit.flash.appimage import read_image
+from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
+from partkit.table.model import Partition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,15 +57,11 @@ def step_text(number: int, step: Step) -> str:
 
 
 def _region(name: str, offset: int, size: int) -> Partition:
-    from partkit.table.model import Partition
-
     return Partition(name, 1, 0xFF, offset, size)
 
 
 def _otadata_write(target: Target, step: Step) -> list[tuple[int, bytes]]:
     """(offset, sector bytes) to write; an empty ``bytes`` erases that sector."""
-    from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
-
     write = step.otadata
     assert write is not None
     current = target.read(step.offset, 2 * SECTOR)
@@ -164,8 +165,6 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 def check_growable(path: str, size: int, table_offset: int) -> int | None:
     """Raise (nothing written) when :func:`grow_image` cannot grow ``path`` to ``size``;
     returns the bootloader's offset (None: no bootloader found)."""
-    from partkit.check.appimage import read_image
-    from partkit.common.chips import BOOTLOADER_OFFSET
     from partkit.flash import imagefile
 
     code = FLASH_SIZE_CODE.get(size)
@@ -194,8 +193,6 @@ def check_growable(path: str, size: int, table_offset: int) -> int | None:
 def grow_image(path: str, size: int, table_offset: int) -> str | None:
     """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
     size; returns where the header was (None: no bootloader found, only the file grew)."""
-    from partkit.check.appimage import read_image
-    from partkit.flash import imagefile
     from partkit.flash.bootheader import patch_flash_params
 
     header_at = check_growable(path, size, table_offset)

@@ -35,7 +35,7 @@ from partkit.table.names import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.diff.rules import DiffContext
+    from partkit.diff.context import DiffContext
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["OtaWrite", "Switch", "switch"]

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.changes import ADDED, MOVED, RESIZED, TYPE_CHANGED
+from partkit.diff.otaswitch import OtaWrite, switch
+from partkit.flash.bootpredict import ota_count, ota_index
 from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.diff.changes import Change
+    from partkit.diff.context import DiffContext
     from partkit.diff.otaswitch import OtaWrite
-    from partkit.diff.rules import DiffContext
     from partkit.table.model import Partition
 
 __all__ = ["ACTIONS", "Step", "make_plan"]
@@ -118,8 +120,6 @@ def _touches(step: Step, live: list[tuple[int, int]]) -> bool:
 
 def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
     """The steps, in order; none when NEW encodes to the same table as OLD."""
-    from partkit.diff.otaswitch import switch
-
     if (not any(c.changed for c in ctx.changes) and ctx.old.md5 == ctx.new.md5
             and ctx.old.table_offset == ctx.new.table_offset):
         return ()
@@ -179,9 +179,6 @@ def make_plan(ctx: DiffContext) -> tuple[Step, ...]:
 def _repair_otadata(ctx: DiffContext, problems: tuple[object, ...]) -> list[Step]:
     """When no otadata bridges the switch (an unsafe change), select the running slot under
     NEW right after the table: the window stays, but the end state boots the right app."""
-    from partkit.diff.otaswitch import OtaWrite
-    from partkit.flash.bootpredict import ota_count, ota_index
-
     found = ctx.new.table.find(DATA, SUBTYPE_DATA_OTA)
     if not problems or not found or len(ctx.running) != 1:
         return []

@@ -7,7 +7,10 @@ The JSON layout is documented in docs/diff.md (schema ``partkit.diff/1``); bump
 from __future__ import annotations
 
 from partkit.common.record import Record
+from partkit.diff.rules import rule
 from partkit.table.names import type_name
+from partkit.table.options import TableOptions
+from partkit.table.render import partition_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,8 +85,6 @@ class DiffReport(Record):
 
 
 def _partition(p: Partition | None, options: TableOptions) -> dict[str, object] | None:
-    from partkit.table.render import partition_json  # the one JSON form of a partition
-
     return None if p is None else partition_json(p, options)
 
 
@@ -93,9 +94,6 @@ def _side(side: TableSide) -> dict[str, object]:
 
 
 def to_json(report: DiffReport) -> dict[str, object]:
-    from partkit.diff.rules import rule
-    from partkit.table.options import TableOptions
-
     sub = TableOptions(subtypes=report.subtypes)
     return {
         "schema": SCHEMA,
@@ -140,8 +138,6 @@ def _where(p: Partition | None, sub: SubtypeRegistry) -> tuple[str, str, str]:
 
 def to_text(report: DiffReport) -> str:
     """The human report: changes, broken rules with their reasons, the plan, the verdict."""
-    from partkit.diff.rules import rule
-
     sub = report.subtypes
     out = [f"OLD {report.old.source} ({report.old.kind}, table at "
            f"0x{report.old.table_offset:x}) -> NEW {report.new.source} ({report.new.kind}, "

@@ -9,8 +9,12 @@ test keeps the two in step.
 from __future__ import annotations
 
 from partkit.common.record import Record
+from partkit.diff.context import DiffContext
+from partkit.diff.otaswitch import switch
+from partkit.flash.bootpredict import boot_choice
 from partkit.table.names import (
     APP,
+    BUILTIN_SUBTYPES,
     DATA,
     SUBTYPE_APP_OTA_MIN,
     SUBTYPE_DATA_COREDUMP,
@@ -28,9 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.check.appimage import ImageInfo
     from partkit.diff.changes import Change
-    from partkit.diff.source import TableSide
     from partkit.table.model import Partition, PartitionTable
 
 __all__ = ["RULES", "DiffContext", "Rule", "Violation", "evaluate", "rule"]
@@ -62,44 +64,6 @@ class Violation(Record):
     def __init__(self, code: str, message: str, partitions: tuple[str, ...] = (),
                  hint: str | None = None) -> None:
         self._init(code=code, message=message, partitions=partitions, hint=hint)
-
-
-class DiffContext(Record):
-    """Everything a rule may look at. ``running`` are OLD's app partitions that may be
-    executing while the table changes; ``erase`` the names the update erases on purpose."""
-
-    __slots__ = ("app", "changes", "erase", "flash_size", "flash_source", "new", "old",
-                 "running", "secure", "seq")
-
-    old: TableSide
-    new: TableSide
-    changes: tuple[Change, ...]
-    running: tuple[Partition, ...]
-    erase: frozenset[str]
-    app: ImageInfo | None
-    flash_size: int | None
-    secure: str | None
-    seq: int | None  # OLD's active otadata sequence number, when read from an image/device
-    flash_source: str | None  # where flash_size came from
-
-    def __init__(self, old: TableSide, new: TableSide, changes: tuple[Change, ...],
-                 running: tuple[Partition, ...], erase: frozenset[str],
-                 app: ImageInfo | None = None, flash_size: int | None = None,
-                 secure: str | None = None, seq: int | None = None,
-                 flash_source: str | None = None) -> None:
-        self._init(old=old, new=new, changes=changes, running=running, erase=erase, app=app,
-                   flash_size=flash_size, secure=secure, seq=seq, flash_source=flash_source)
-
-    def erased(self, change: Change) -> bool:
-        """The user listed this partition (by its old or new name) in --erase."""
-        return any(p is not None and p.name in self.erase for p in (change.old, change.new))
-
-    def new_at(self, offset: int) -> Partition | None:
-        """The NEW app partition starting at ``offset`` (where a running app stays)."""
-        for p in self.new.table:
-            if p.type == APP and p.offset == offset:
-                return p
-        return None
 
 
 class Rule(Record):
@@ -262,7 +226,6 @@ def _otadata(ctx: DiffContext) -> list[Violation]:
 def _boot_default(ctx: DiffContext) -> list[Violation]:
     if ctx.new.table.find(DATA, SUBTYPE_DATA_OTA):
         return []
-    from partkit.flash.bootpredict import boot_choice
 
     default = boot_choice(ctx.new.table, None, False)  # factory, else the slot of index 0
     out = []
@@ -409,8 +372,6 @@ def _nvs_label(ctx: DiffContext) -> list[Violation]:
 
 
 def _ota_reindex(ctx: DiffContext) -> list[Violation]:
-    from partkit.diff.otaswitch import switch
-
     return [Violation("ota-reindex", message, names,
                       "keep the running slot's subtype and the number of OTA slots, or change "
                       "them so that one otadata record selects the running slot under both "
@@ -509,8 +470,6 @@ def running_candidates(table: PartitionTable, names: tuple[str, ...] | None,
     apps = [p for p in table if p.type == APP]
     if names is None:
         return tuple(apps)
-    from partkit.table.names import BUILTIN_SUBTYPES
-
     keywords = BUILTIN_SUBTYPES.keywords(APP)
     out: list[Partition] = []
     for name in names:

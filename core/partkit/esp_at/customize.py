@@ -7,12 +7,20 @@ it, from region + 0x1000 to the region end. The firmware finds them by exact nam
 ``esp_at_custom_partition_find()`` and ``AT+SYSFLASH``. esp-at's own build runs plain
 gen_esp32part on the file and checks none of this, so a bad secondary table only shows up
 at runtime. This module holds those rules; the codec does the encoding.
+
+Over 500 lines on purpose: a fifth of it is esp-at's stock row list (names, types and the
+releases that added them), and the rules read that list; split, each half would need the
+other.
 """
 
 from __future__ import annotations
 
+from partkit.common.chips import find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.numbers import NumberError, parse_int
 from partkit.common.record import Record
+from partkit.table.codec import encode, load_table
+from partkit.table.csvparse import decode_text, parse_csv
 from partkit.table.names import (
     APP,
     BOOTLOADER,
@@ -22,6 +30,7 @@ from partkit.table.names import (
     name_overflow,
     type_name,
 )
+from partkit.table.options import TableOptions
 from partkit.table.verify import LONG_NAME
 
 TYPE_CHECKING = False
@@ -33,7 +42,6 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
-    "DOCUMENTED_ADDRESSES",
     "KCONFIG_OFFSET",
     "REGION_NAME",
     "REGION_TYPE",
@@ -82,20 +90,6 @@ STOCK_PARTITIONS: dict[str, tuple[int, int, str]] = {
     "mqtt_ca": (REGION_TYPE, 14, V2),
     "fatfs": (DATA, 0x81, V2),
 }
-
-# Where the esp-at docs (How_to_customize_partitions, "Flash at_customize.bin") say to
-# flash at_customize.bin, per chip: (flash size in bytes or None for any, address). Only a
-# cross-check: the primary table is the authority.
-DOCUMENTED_ADDRESSES: dict[str, tuple[tuple[int | None, int], ...]] = {
-    "esp32": ((None, 0x20000),),
-    "esp32s2": ((None, 0x20000),),
-    "esp32c2": ((2 << 20, 0x1A000), (None, 0x1E000)),
-    "esp32c3": ((None, 0x1E000),),
-    "esp32c6": ((None, 0x1E000),),
-    "esp32c5": ((None, 0x30000),),
-    "esp32c61": ((None, 0x30000),),
-}
-
 
 def _hex_range(start: int, end: int) -> str:
     return f"0x{start:x}-0x{end - 1:x}" if end > start else f"0x{start:x} (empty)"
@@ -393,7 +387,8 @@ def check_secondary(
 
 def documented_addresses(chip: str, flash_size: int | None = None) -> tuple[int, ...]:
     """The esp-at docs' at_customize.bin address(es) for a chip; empty if undocumented."""
-    rows = DOCUMENTED_ADDRESSES.get(chip.lower(), ())
+    row = find_chip(chip)
+    rows = row.at_customize if row is not None else ()
     if flash_size is not None:
         exact = tuple(a for size, a in rows if size == flash_size)
         if exact:
@@ -404,8 +399,6 @@ def documented_addresses(chip: str, flash_size: int | None = None) -> tuple[int,
 
 def kconfig_offset(text: str, path: str) -> tuple[int, SourceLocation] | None:
     """``CONFIG_AT_CUSTOMIZED_PARTITION_TABLE_OFFSET`` from sdkconfig text, if set."""
-    from partkit.common.numbers import NumberError, parse_int
-
     for number, line in enumerate(text.splitlines(), start=1):
         key, sep, value = line.strip().partition("=")
         if sep and key.strip() == KCONFIG_OFFSET:
@@ -496,8 +489,6 @@ def _auto_offset_lines(
 ) -> frozenset[int]:
     if loaded.is_binary:
         return frozenset()
-    from partkit.table.csvparse import decode_text, parse_csv
-
     try:
         rows = parse_csv(decode_text(data, path), path, options)
     except PartkitError:
@@ -524,9 +515,6 @@ def build(
     ``sdkconfig`` is ``(path, text)`` for the Kconfig offset cross-check. Raises
     PartkitError with every error found; warnings come back on the result.
     """
-    from partkit.table.codec import encode, load_table
-    from partkit.table.options import TableOptions
-
     if options is None:
         options = TableOptions()
     if primary_options is None:

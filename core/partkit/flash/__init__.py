@@ -1,1 +1,2 @@
-"""Flash contents: image files, otadata, partition contents, flash_args, lookups."""
+"""Flash contents: the ESP image reader, image files, otadata, partition contents,
+flash_args, lookups."""

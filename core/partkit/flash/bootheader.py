@@ -76,8 +76,8 @@ def patch_flash_params(image: bytes, path: str, chip: str, mode: str | None,
     PartkitError when it is not a valid image, or is signed and the settings differ (a
     changed header would void the signature), ValueError for a setting the chip does not
     have."""
-    from partkit.check.appimage import read_image
     from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.flash.appimage import read_image
 
     params = bytes([
         image[2] if mode is None else FLASH_MODES[mode.lower()],

@@ -6,7 +6,7 @@ never held whole) so its checksum and SHA-256 are verified like ``esptool image-
 does. The image is opened and locked once for all of it (:class:`imagefile.ImageReader`).
 
 Signatures (format facts):
-* ESP image: byte 0 = 0xE9 (walked and checked by :mod:`partkit.check.appimage`).
+* ESP image: byte 0 = 0xE9 (walked and checked by :mod:`partkit.flash.appimage`).
 * NVS: every 4 KiB page starts with a 32-byte header: state u32 (0xFFFFFFFE active,
   0xFFFFFFFC full, 0xFFFFFFF8 freeing, 0xFFFFFFF0 corrupt, 0xFFFFFFFF empty), sequence u32,
   version u8 (0xFE = format 2, 0xFF = format 1), 19 reserved bytes, and a CRC32 of bytes
@@ -26,6 +26,7 @@ import zlib
 from partkit.common.errors import PartkitError
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
+from partkit.flash.appimage import ImageBytes, read_image
 from partkit.table.names import (
     APP,
     DATA,
@@ -149,7 +150,6 @@ def _otadata(head: bytes, table: PartitionTable) -> Finding:
 def _app(image: imagefile.ImageReader, part: Partition, head: bytes) -> Finding | None:
     if not head or head[0] != 0xE9:
         return None
-    from partkit.check.appimage import ImageBytes, read_image
 
     def read(offset: int, length: int) -> bytes:
         return image.read(part.offset + offset, length)

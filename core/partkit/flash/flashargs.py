@@ -4,8 +4,9 @@
 ``--flash-mode M --flash-freq F --flash-size S`` (freq before size), then one
 ``<0xoffset> <file>`` line per image, joined by newlines, with no trailing newline.
 ``flasher_args.json`` lists the same images under ``flash_files`` plus one named entry per
-image, and the esptool settings (reference §8.5). Paths are relative to the directory the
-files are written to, as in a build directory.
+image, and the esptool settings (ESP-IDF ``components/esptool_py/flasher_args.json.in``
+and ``tools/cmake/flash_targets.cmake``). Paths are relative to the directory the files
+are written to, as in a build directory.
 
 esptool reads an argfile line by line with ``shlex.split`` (POSIX rules), so a path with a
 space, quote or other shell character is written single-quoted (:func:`argfile_quote`);
@@ -16,14 +17,12 @@ from __future__ import annotations
 
 import json
 
+from partkit.common.chips import find_chip
 from partkit.common.record import Record
 
 __all__ = ["FlashFile", "argfile_quote", "default_flash_freq", "flash_args",
            "flasher_args_json"]
 
-# Kconfig ESPTOOLPY_FLASHFREQ defaults per chip; 80m everywhere else.
-_DEFAULT_FREQ = {"esp32": "40m", "esp32c2": "60m", "esp32h2": "48m", "esp32h21": "48m",
-                 "esp32h4": "48m"}
 
 
 # Characters shlex.split leaves alone outside quotes (shlex.quote's safe set; no `re` import).
@@ -38,7 +37,9 @@ def argfile_quote(text: str) -> str:
 
 
 def default_flash_freq(chip: str | None) -> str:
-    return _DEFAULT_FREQ.get((chip or "").lower(), "80m")
+    """Kconfig's ESPTOOLPY_FLASHFREQ default for ``chip`` (80m for an unknown chip)."""
+    row = find_chip(chip)
+    return row.flash_freq if row is not None else "80m"
 
 
 class FlashFile(Record):

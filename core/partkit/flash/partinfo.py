@@ -1,4 +1,6 @@
-"""Partition lookup as parttool's ``get_partition_info`` does it (reference §7.2/§7.3).
+"""Partition lookup as parttool's ``get_partition_info`` does it.
+
+Source: ESP-IDF ``components/partition_table/parttool.py``.
 
 Build scripts ask "where does the boot app start?" or "how big is otadata?" at configure
 time. The selectors and the output format follow parttool exactly, so a CMake function
@@ -9,7 +11,9 @@ would: fields joined by single spaces, and an empty string when nothing matches.
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
+from partkit.flash.tablearea import load_table_file
 from partkit.table.names import BUILTIN_SUBTYPES, TYPES, lookup
+from partkit.table.options import parse_extra_subtypes, table_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,9 +91,6 @@ def query_tokens(tokens: Sequence[str]) -> str:
     ``boot_default``, ``part_list`` and ``info`` (repeatable). The table is read as
     parttool reads ``--partition-table-file``: laid out, not verified.
     """
-    from partkit.table.codec import load_table_file
-    from partkit.table.options import parse_extra_subtypes, table_options
-
     single: dict[str, str] = {}
     infos: list[str] = []
     subtypes = BUILTIN_SUBTYPES

@@ -36,7 +36,7 @@ from partkit.table.names import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.check.appimage import ImageInfo
+    from partkit.flash.appimage import ImageInfo
     from partkit.flash.bootpredict import BootPrediction
     from partkit.flash.contents import Finding
     from partkit.flash.otadata import OtaEntry
@@ -197,7 +197,7 @@ class _Checker:
     # --- bootloader -------------------------------------------------------------------
 
     def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         table_offset = self.options.table_offset
         offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
@@ -236,7 +236,7 @@ class _Checker:
         return None, None
 
     def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         table_offset = self.options.table_offset
         try:
@@ -301,7 +301,7 @@ class _Checker:
         """The bootloader maps flash segments through 64 KiB MMU pages: a mapped segment's
         flash offset and load address must agree modulo the page (esp_image_format.c
         rejects the image otherwise)."""
-        from partkit.check.appimage import ImageBytes, read_image
+        from partkit.flash.appimage import ImageBytes, read_image
 
         size = max(0, min(part.size, MAX_APP, self.size - part.offset))
         info = read_image(ImageBytes(lambda at, n: self.region(part.offset + at, n), size),
@@ -323,7 +323,7 @@ class _Checker:
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
-        from partkit.check.appimage import read_image
+        from partkit.flash.appimage import read_image
 
         try:
             info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),
@@ -368,7 +368,7 @@ class _Checker:
 
     def littlefs(self, part: Partition) -> bool:
         """The superblock's geometry is the one esp_littlefs mounts the partition with."""
-        from partkit.data.lfsmeta import geometry_problem, name_max_problem, read_superblock
+        from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
         sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
         names = None if sb is None else name_max_problem(sb)

@@ -6,11 +6,28 @@ One reader for every command that takes its table out of an image (``image info/
 
 from __future__ import annotations
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.record import Record
 from partkit.flash import imagefile
+from partkit.flash.appimage import IMAGE_MAGIC, ImageBytes, header_flash_size, read_image
+from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
+from partkit.table.codec import Loaded, load_table
+from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
+from partkit.table.source import Field, RawTable, Readers, read_table_input
 
-__all__ = ["read_table_area"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.table.options import TableOptions
+
+__all__ = ["IMAGE_READERS", "TableInput", "load_table_file", "looks_like_flash_image",
+           "read_field", "read_image_table", "read_table_area", "read_table_source"]
+
+# Where ``diff`` and ``image`` commands point when the table is not at the offset given.
+_GIVE = "--offset N (or --table FILE)"
 
 
 def read_table_area(image: str, offset: int, give: str) -> bytes:
@@ -34,3 +51,131 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
             "aa 50)", SourceLocation(image),
             f"give {give}; 'partkit image inspect' searches the image"))
     return data
+
+
+def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
+               table_offset: int, label: str) -> Field:
+    """The bootloader header's flash size and the otadata bytes, through ``read(offset,
+    length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None.
+
+    The bootloader is found at the first offset any chip's ROM loads it from, below the
+    table, that starts with the image magic.
+    """
+    header = where = None
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
+            continue
+        head = read(offset, 4)
+        if head[0] == IMAGE_MAGIC:
+            header = header_flash_size(head)
+            where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
+            break
+    otadata = None
+    try:
+        parsed, _ = binary.decode(table, label)
+    except PartkitError:  # an undecodable table is reported when the table is decoded
+        return Field(header, where)
+    found = parsed.find(DATA, SUBTYPE_DATA_OTA)
+    if found and found[0].size >= 0x1020 and (size is None or found[0].end <= size):
+        otadata = read(found[0].offset, min(found[0].size, 0x2000))
+    # past the end of an unpadded image the devices keep what they hold: not known blank
+    images = frozenset(p.offset for p in parsed if p.type == APP and (
+        (size is not None and p.offset >= size) or read(p.offset, 1) == b"\xe9"))
+    return Field(header, where, otadata, images)
+
+
+def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> RawTable:
+    """The table area of a flash image or dump, its length, and what its bootloader header
+    and otadata say (:func:`read_field`)."""
+    offset = options.table_offset
+    data = read_table_area(image, offset, give)
+    size = imagefile.image_size(image)
+    field = read_field(lambda at, n: imagefile.read_region(image, at, n), size, data,
+                       offset, image)
+    return RawTable(data, "image", f"{image}@0x{offset:x}", size, field)
+
+
+IMAGE_READERS = Readers(image=read_image_table)
+
+
+# --- a table argument that may be a flash image (partkit show, check, map, ...) -----------
+
+
+class TableInput(Record):
+    """What a table argument read to: the table bytes, the label for diagnostics
+    (``dump.bin@0x8000`` for an image), and whether it came out of a flash image."""
+
+    __slots__ = ("data", "image", "label")
+
+    data: bytes
+    label: str
+    image: bool
+
+    def __init__(self, data: bytes, label: str, image: bool = False) -> None:
+        self._init(data=data, label=label, image=image)
+
+
+def looks_like_flash_image(head: bytes, size: int) -> bool:
+    """A flash image or dump rather than a table: larger than a table, starting with an
+    ESP image, erased flash or binary bytes, but not with a table entry (a signed table
+    sector is 0x1000 bytes)."""
+    if (size <= binary.MAX_TABLE_BYTES or head[:2] in (binary.MAGIC, b"\xff\xfe", b"\xfe\xff")
+            or head[:16] == binary.MD5_MARKER):
+        return False  # a table, or a UTF-16 CSV (its NULs are text)
+    return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
+
+
+def _single_esp_image(path: str, size: int) -> bool:
+    """The file is one ESP app or bootloader image (not a merged flash image, which goes
+    on past its bootloader)."""
+    with open(path, "rb") as f:
+        def read(offset: int, length: int) -> bytes:
+            f.seek(offset)
+            return f.read(length)
+
+        if read(0, 1) != b"\xe9":
+            return False
+        try:
+            info = read_image(ImageBytes(read, size), path)
+        except PartkitError:
+            return False
+    return info.is_image and size - info.measured_size < 0x10000  # at most padding
+
+
+def read_table_source(path: str, table_offset: int) -> TableInput:
+    """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
+    image/dump, whose table is read at ``table_offset``."""
+    import os
+
+    if path == "-":
+        import sys
+
+        from partkit.common.fileio import read_stream
+
+        return TableInput(read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
+    if path.startswith("builtin:") or not os.path.isfile(path):
+        return TableInput(read_table_input(path), path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(binary.MAX_TABLE_BYTES)
+    if not looks_like_flash_image(head, size):
+        return TableInput(read_table_input(path), path)
+    try:
+        data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
+    except PartkitError:
+        if not _single_esp_image(path, size):
+            raise
+        # No table where a flash image has it: an app or bootloader .bin given as the table.
+        raise PartkitError(error(
+            "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",
+            SourceLocation(path), "give the partition table: the CSV, or the binary 'partkit "
+            f"gen' writes; for a flash image whose table is not at 0x{table_offset:x}, "
+            "--offset N")) from None
+    return TableInput(data, f"{path}@0x{table_offset:x}", image=True)
+
+
+def load_table_file(path: str, options: TableOptions) -> Loaded:
+    """Load a table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin) or a
+    flash image/dump (see :func:`read_table_source`)."""
+    source = read_table_source(path, options.table_offset)
+    return load_table(source.data, source.label, options)

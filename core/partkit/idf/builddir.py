@@ -16,7 +16,9 @@ import os
 from partkit.check.buildfolder import FlashedImage
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.jsonfile import read_json_object
+from partkit.common.numbers import parse_size
 from partkit.common.record import Record
+from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,7 +137,10 @@ def _config_int(config: dict[str, object], key: str, path: str) -> int | None:
 
 
 def _table_source(config: dict[str, object], project_path: str, idf_path: str) -> str | None:
-    """The CSV ESP-IDF's partition_table component generates from (reference §8.1)."""
+    """The CSV ESP-IDF's partition_table component generates from.
+
+    Source: ESP-IDF ``components/partition_table/Kconfig.projbuild`` and ``CMakeLists.txt``.
+    """
     if config.get("PARTITION_TABLE_CUSTOM"):
         name = config.get("PARTITION_TABLE_CUSTOM_FILENAME")
         if isinstance(name, str) and name:
@@ -163,7 +168,6 @@ def _budget(config: dict[str, object], key: str) -> str | None:
 def _flash_size(text: str | None) -> int | None:
     if not text or text in ("detect", "keep"):
         return None
-    from partkit.common.numbers import parse_size
 
     try:
         return parse_size(text)
@@ -291,8 +295,6 @@ def _sdkconfig_path(desc: dict[str, object], project_path: str) -> str | None:
 
 def read_build_dir(build_dir: str) -> IdfBuild:
     """Read an ESP-IDF build directory. Raises PartkitError (exit 2) naming the bad file."""
-    from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
-
     build_dir = os.path.abspath(build_dir)
     if not os.path.isdir(build_dir):
         raise PartkitError(error("not a directory", SourceLocation(build_dir), hint=_HINT))

@@ -1,4 +1,6 @@
-"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit (reference §6).
+"""ESP-IDF's ``check_sizes.py`` command line, answered by partkit.
+
+Source: ESP-IDF ``components/partition_table/check_sizes.py``.
 
 ESP-IDF's build runs ``<tool> --offset N partition --type T [--subtype S] TABLE BINARY``
 after linking the app and ``<tool> --offset N bootloader OFFSET BINARY`` after the
@@ -22,6 +24,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from partkit.check.checks import (
+    bootloader_summary,
+    bootloader_too_large,
+    check_app,
+    resolve_selector,
+)
+from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.flash.appimage import ImageInfo
+from partkit.flash.tablearea import load_table_file
+from partkit.table.options import TableOptions, int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,8 +107,6 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    from partkit.check.appimage import ImageInfo
-    from partkit.check.checks import check_app, resolve_selector
     from partkit.common.errors import PartkitError
     from partkit.table.options import TableOptions
 
@@ -137,7 +148,6 @@ def _table_with_lines(path: str, options: TableOptions, source: str | None) -> P
 
     if source is not None and os.path.exists(source):
         return load_table_for_check(path, options, source).table
-    from partkit.table.codec import load_table_file
 
     return load_table_file(path, options).table
 
@@ -145,9 +155,6 @@ def _table_with_lines(path: str, options: TableOptions, source: str | None) -> P
 def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     """The texts of ``partkit check``'s bootloader check, with check_sizes.py's rules: no
     sanity check of the offsets, and the size line even after an allowed failure."""
-    from partkit.check.checks import bootloader_summary, bootloader_too_large
-    from partkit.table.options import int_option
-
     offset = int_option("BOOTLOADER_OFFSET", args.bootloader_offset)
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
@@ -173,7 +180,7 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
                            table_offset: int, room: int) -> Diagnostic:
     """partkit's bootloader error, at the setting that decides the room: the sdkconfig line of
     CONFIG_PARTITION_TABLE_OFFSET, or the CSV's first partition when it starts too early."""
-    from partkit.common.errors import SourceLocation, error
+    from partkit.common.errors import SourceLocation
     from partkit.common.numbers import align_up
 
     need = align_up(offset + size, 0x1000)
@@ -195,7 +202,7 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
 def _file_size(path: str) -> int:
     import stat
 
-    from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.common.errors import PartkitError, SourceLocation
 
     try:
         info = os.stat(path)
@@ -208,8 +215,6 @@ def _file_size(path: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from partkit.common.errors import PartkitError
-
     args = _parser().parse_args(argv)
     try:
         from partkit.table.options import int_option

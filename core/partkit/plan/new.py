@@ -38,7 +38,9 @@ from partkit.table.names import (
     SUBTYPE_DATA_OTA,
     SUBTYPE_DATA_PHY,
     SUBTYPE_DATA_SPIFFS,
+    type_name,
 )
+from partkit.table.render import csv_size, flags_text
 from partkit.table.verify import MAX_NAME_BYTES, NVS_RW_MIN_SIZE, OTADATA_SIZE
 
 TYPE_CHECKING = False
@@ -255,9 +257,6 @@ def _shortfall(req: Request, missing: int, apps: str) -> None:
 
 def render_csv(table: PartitionTable, subtypes: SubtypeRegistry, header: str = "") -> str:
     """The table as an aligned, commented ESP-IDF CSV."""
-    from partkit.table.names import type_name
-    from partkit.table.render import csv_size, flags_text
-
     rows = [(p.name, type_name(p.type), subtypes.render(p.type, p.subtype), f"0x{p.offset:x}",
              csv_size(p.size), flags_text(p)) for p in table]
     titles = ("# Name", "Type", "SubType", "Offset", "Size", "Flags")

@@ -10,7 +10,7 @@ from an image (nvs, otadata, phy, coredump) are never moved unless ``allow_move`
 
 from __future__ import annotations
 
-from partkit.common.errors import PartkitError, error
+from partkit.common.errors import PartkitError, closest, error
 from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
 from partkit.table.layout import alignment
@@ -63,7 +63,6 @@ def _find(parts: list[Partition], name: str, option: str) -> int:
     for i, p in enumerate(parts):
         if p.name == name:
             return i
-    from partkit.common.errors import closest
 
     guess = closest(name, [p.name for p in parts])
     raise PartkitError(error(f"{option}: no partition named '{name}'", None,

@@ -6,7 +6,7 @@ binary -> table -> checks -> CSV or summary.
 
 from __future__ import annotations
 
-from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
+from partkit.common.errors import Diagnostic, PartkitError, error
 from partkit.common.record import Record
 from partkit.table import binary, csvparse, layout, verify
 
@@ -15,9 +15,7 @@ if TYPE_CHECKING:
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["Loaded", "TableInput", "encode", "load_table", "load_table_file",
-           "looks_like_flash_image", "parse", "read_table_input", "read_table_source",
-           "to_csv", "validate"]
+__all__ = ["Loaded", "encode", "load_table", "parse", "to_csv", "validate"]
 
 
 class Loaded(Record):
@@ -82,100 +80,6 @@ def load_table(data: bytes, path: str, options: TableOptions) -> Loaded:
                                              d.hint, d.notes, d.code) for d in errors]
             + [d for d in diagnostics if not d.is_error and not options.strict])
     return Loaded(table, is_binary, tuple(diagnostics))
-
-
-def read_table_input(path: str) -> bytes:
-    """A table file's bytes; ``builtin:NAME`` is a built-in table's CSV text."""
-    if path.startswith("builtin:"):  # builtin.PREFIX; the data is imported only when used
-        from partkit.table.builtin import csv_text, lookup
-
-        return csv_text(lookup(path[len("builtin:"):])).encode("utf-8")
-    from partkit.common.fileio import read_input
-
-    return read_input(path)
-
-
-class TableInput(Record):
-    """What a table argument read to: the table bytes, the label for diagnostics
-    (``dump.bin@0x8000`` for an image), and whether it came out of a flash image."""
-
-    __slots__ = ("data", "image", "label")
-
-    data: bytes
-    label: str
-    image: bool
-
-    def __init__(self, data: bytes, label: str, image: bool = False) -> None:
-        self._init(data=data, label=label, image=image)
-
-
-def looks_like_flash_image(head: bytes, size: int) -> bool:
-    """A flash image or dump rather than a table: larger than a table, starting with an
-    ESP image, erased flash or binary bytes, but not with a table entry (a signed table
-    sector is 0x1000 bytes)."""
-    if (size <= binary.MAX_TABLE_BYTES or head[:2] in (binary.MAGIC, b"\xff\xfe", b"\xfe\xff")
-            or head[:16] == binary.MD5_MARKER):
-        return False  # a table, or a UTF-16 CSV (its NULs are text)
-    return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
-
-
-def _single_esp_image(path: str, size: int) -> bool:
-    """The file is one ESP app or bootloader image (not a merged flash image, which goes
-    on past its bootloader)."""
-    from partkit.check.appimage import ImageBytes, read_image
-
-    with open(path, "rb") as f:
-        def read(offset: int, length: int) -> bytes:
-            f.seek(offset)
-            return f.read(length)
-
-        if read(0, 1) != b"\xe9":
-            return False
-        try:
-            info = read_image(ImageBytes(read, size), path)
-        except PartkitError:
-            return False
-    return info.is_image and size - info.measured_size < 0x10000  # at most padding
-
-
-def read_table_source(path: str, table_offset: int) -> TableInput:
-    """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
-    image/dump, whose table is read at ``table_offset``."""
-    import os
-
-    if path == "-":
-        import sys
-
-        from partkit.common.fileio import read_stream
-
-        return TableInput(read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
-    if path.startswith("builtin:") or not os.path.isfile(path):
-        return TableInput(read_table_input(path), path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(binary.MAX_TABLE_BYTES)
-    if not looks_like_flash_image(head, size):
-        return TableInput(read_table_input(path), path)
-    from partkit.flash.tablearea import read_table_area  # through its journal and lock
-
-    try:
-        data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
-    except PartkitError:
-        if not _single_esp_image(path, size):
-            raise
-        # No table where a flash image has it: an app or bootloader .bin given as the table.
-        raise PartkitError(error(
-            "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",
-            SourceLocation(path), "give the partition table: the CSV, or the binary 'partkit "
-            f"gen' writes; for a flash image whose table is not at 0x{table_offset:x}, "
-            "--offset N")) from None
-    return TableInput(data, f"{path}@0x{table_offset:x}", image=True)
-
-
-def load_table_file(path: str, options: TableOptions) -> Loaded:
-    """Load a table argument (see :func:`read_table_source`)."""
-    source = read_table_source(path, options.table_offset)
-    return load_table(source.data, source.label, options)
 
 
 def encode(table: PartitionTable, options: TableOptions) -> bytes:

@@ -18,11 +18,8 @@ CSV_HEADER = "# ESP-IDF Partition Table\n# Name, Type, SubType, Offset, Size, Fl
 
 
 def csv_size(size: int) -> str:
-    if size % 0x100000 == 0:
-        return f"{size // 0x100000}M"
-    if size % 0x400 == 0:
-        return f"{size // 0x400}K"
-    return f"0x{size:x}"
+    """A partition size as gen_esp32part writes it in a CSV (``1M``, ``24K``, ``0x123``)."""
+    return format_size(size, "csv")
 
 
 def flags_text(p: Partition) -> str:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import struct
 
-from partkit.common.chips import CHIP_IDS
+from partkit.common.chips import CHIP_IDS, DEFAULT_FLASH_WINDOWS, find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import read_input
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 
@@ -28,11 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_DESC_MAGIC",
+    "FLASH_SIZE_CODES",
     "IMAGE_MAGIC",
     "AppDescription",
     "ImageBytes",
     "ImageInfo",
     "Segment",
+    "header_flash_size",
     "read_image",
     "read_image_file",
 ]
@@ -51,19 +54,20 @@ SIG_SECTOR = 0x1000
 SIG_BLOCK_MAGIC = 0xE7
 SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
 MAX_STREAM = 16 << 20  # an app image read from a pipe or device: the largest app slot
+# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips
+# (esp_image_header_t.spi_size, ESP-IDF esp_app_format.h: 1MB << code).
+FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
 
-# Flash-mapped (cache) address windows per chip: segments there are IROM/DROM and mark an
-# app image; RAM-only images are bootloaders (or RAM apps).
-_CACHE_S3 = ((0x3C000000, 0x3E000000), (0x42000000, 0x44000000))
-_FLASH_WINDOWS: dict[str, tuple[tuple[int, int], ...]] = {
-    "esp32": ((0x3F400000, 0x3F800000), (0x400C2000, 0x40C00000)),
-    "esp32s2": ((0x3F000000, 0x3FF80000), (0x40080000, 0x40800000)),
-    "esp32p4": ((0x40000000, 0x4C000000),),
-}
+def header_flash_size(header: bytes) -> int | None:
+    """Flash size the image header declares (None: too short or an unknown code)."""
+    if len(header) < 4:
+        return None
+    return FLASH_SIZE_CODES.get(header[3] >> 4)
 
 
 def _is_flash_address(addr: int, chip: str | None) -> bool:
-    windows = _FLASH_WINDOWS.get(chip or "", _CACHE_S3)
+    row = find_chip(chip)
+    windows = row.flash_windows if row is not None else DEFAULT_FLASH_WINDOWS
     return any(lo <= addr < hi for lo, hi in windows)
 
 
@@ -404,7 +408,6 @@ def read_image_file(path: str) -> ImageInfo:
     import os
     import stat
 
-    from partkit.common.fileio import read_input
 
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))

@@ -1,0 +1,255 @@
+"""Where a table comes from, answered once: :func:`open_table` for every command.
+
+A *spec* is what the user typed for a table: a CSV or binary file, ``builtin:NAME``, a
+flash image or dump, or a connected chip (``port:/dev/ttyUSB0``, ``socket://host:N``,
+``rfc2217://...``). Files say what they are by their bytes. Images and devices are read
+by the layers that own them (journal-aware image reads in ``partkit.flash``, esptool in
+``partkit.device``): a caller that accepts them passes their readers in :class:`Readers`,
+so this module imports neither; without them a spec is a CSV or binary file.
+
+The flash size has one rule (:func:`flash_size_of`): the flash-size code in the
+bootloader's image header when an image, dump or device has one (it is what the 2nd-stage
+bootloader checks partitions against, whatever the chip or a file's length says); else
+``--flash-size``; else a device's flash chip; else the length of a full dump (a power of
+two from 1MB, not an unpadded ``merge-bin`` output). The result says where the number
+came from. ``partkit diff`` applies the same order to its two sides (OLD's header first:
+the devices run OLD's bootloader).
+"""
+
+from __future__ import annotations
+
+import os
+
+from partkit.common.record import Record
+from partkit.table import binary
+from partkit.table.codec import Loaded, load_table
+from partkit.table.csvparse import PARTITION_TABLE_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from partkit.common.errors import Diagnostic
+    from partkit.table.model import PartitionTable
+    from partkit.table.options import TableOptions
+
+__all__ = [
+    "KINDS",
+    "NO_READERS",
+    "Field",
+    "RawTable",
+    "Readers",
+    "TableSource",
+    "decode",
+    "flash_size_of",
+    "has_md5_row",
+    "is_device_spec",
+    "open_table",
+    "read_raw",
+    "read_table_input",
+    "source_flash_size",
+]
+
+KINDS = ("csv", "binary", "builtin", "image", "device")
+BUILTIN_PREFIX = "builtin:"  # partkit.table.builtin.PREFIX; its data loads only when used
+# esptool's port URLs name a device; ``port:`` says so for a plain serial port.
+DEVICE_URLS = ("socket://", "rfc2217://")
+DEVICE_PREFIX = "port:"
+
+
+class Field(Record):
+    """What the flash around the table says (an image or a device only).
+
+    ``header_flash_size``: byte 3 of the bootloader image header, the size the bootloader
+    checks partitions against (``header_where`` names the place). ``otadata``: the bytes of
+    the table's otadata partition, whose active record says which slot boots.
+    ``app_images``: the offsets of the app slots that start with an image's magic byte, or
+    lie past the end of the source (unknown, so not taken for blank): the bootloader skips
+    a slot without an image and boots the next one it tries.
+    """
+
+    __slots__ = ("app_images", "header_flash_size", "header_where", "otadata")
+
+    header_flash_size: int | None
+    header_where: str | None
+    otadata: bytes | None
+    app_images: frozenset[int] | None
+
+    def __init__(self, header_flash_size: int | None = None, header_where: str | None = None,
+                 otadata: bytes | None = None, app_images: frozenset[int] | None = None,
+                 ) -> None:
+        self._init(header_flash_size=header_flash_size, header_where=header_where,
+                   otadata=otadata, app_images=app_images)
+
+
+class RawTable(Record):
+    """The table bytes a source yields, before decoding, and what the source knows:
+    ``flash_size`` is an image file's length or a device's flash chip size (None for a
+    table file); ``field`` what the flash around the table says."""
+
+    __slots__ = ("data", "field", "flash_size", "kind", "label")
+
+    data: bytes
+    kind: str  # one of KINDS
+    label: str  # the path diagnostics name (``dump.bin@0x8000``)
+    flash_size: int | None
+    field: Field
+
+    def __init__(self, data: bytes, kind: str, label: str, flash_size: int | None = None,
+                 field: Field | None = None) -> None:
+        self._init(data=data, kind=kind, label=label, flash_size=flash_size,
+                   field=field if field is not None else Field())
+
+
+class Readers(Record):
+    """The image and device readers a caller accepts: ``(spec, options) -> RawTable``.
+
+    ``options.table_offset`` says where the table is; ``options.chip`` (when known) where
+    an image's bootloader is.
+    """
+
+    __slots__ = ("device", "image")
+
+    image: Callable[[str, TableOptions], RawTable] | None
+    device: Callable[[str, TableOptions], RawTable] | None
+
+    def __init__(self, image: Callable[[str, TableOptions], RawTable] | None = None,
+                 device: Callable[[str, TableOptions], RawTable] | None = None) -> None:
+        self._init(image=image, device=device)
+
+
+NO_READERS = Readers()
+
+
+class TableSource(Record):
+    """A decoded table and what its source said: kind, offset, MD5 row, flash size."""
+
+    __slots__ = ("flash_size", "flash_size_origin", "is_binary", "kind", "label", "md5",
+                 "table", "table_offset", "warnings")
+
+    table: PartitionTable
+    warnings: tuple[Diagnostic, ...]
+    is_binary: bool
+    kind: str
+    label: str
+    table_offset: int
+    md5: bool  # a binary has an MD5 row; a CSV will be encoded with one (options.md5)
+    flash_size: int | None
+    flash_size_origin: str | None
+
+    def __init__(self, table: PartitionTable, warnings: tuple[Diagnostic, ...],
+                 is_binary: bool, kind: str, label: str, table_offset: int, md5: bool,
+                 flash_size: int | None, flash_size_origin: str | None) -> None:
+        self._init(table=table, warnings=warnings, is_binary=is_binary, kind=kind,
+                   label=label, table_offset=table_offset, md5=md5, flash_size=flash_size,
+                   flash_size_origin=flash_size_origin)
+
+    @property
+    def loaded(self) -> Loaded:
+        return Loaded(self.table, self.is_binary, self.warnings)
+
+
+def is_device_spec(spec: str) -> bool:
+    return spec.startswith(DEVICE_URLS) or spec.startswith(DEVICE_PREFIX)
+
+
+def has_md5_row(data: bytes) -> bool:
+    """True when a binary table has an MD5 row before its end marker."""
+    for start in range(0, len(data) - binary.ENTRY_SIZE + 1, binary.ENTRY_SIZE):
+        row = data[start:start + binary.ENTRY_SIZE]
+        if row == binary.END_MARKER:
+            return False
+        if row[:16] == binary.MD5_MARKER:
+            return True
+    return False
+
+
+def read_table_input(path: str) -> bytes:
+    """A table file's bytes; ``builtin:NAME`` is a built-in table's CSV text."""
+    if path.startswith(BUILTIN_PREFIX):
+        from partkit.table.builtin import csv_text, lookup
+
+        return csv_text(lookup(path[len(BUILTIN_PREFIX):])).encode("utf-8")
+    from partkit.common.fileio import read_input
+
+    return read_input(path)
+
+
+def _looks_like_image(spec: str) -> bool:
+    """A flash image: larger than a table sector and not text (ESP image, erased, NULs)."""
+    from partkit.common.fileio import read_input
+
+    try:
+        size = os.path.getsize(spec)
+        with open(spec, "rb") as f:
+            head = f.read(PARTITION_TABLE_SIZE)
+    except OSError:
+        read_input(spec)  # raises the standard diagnostic (no such file, a directory, ...)
+        raise
+    if size <= PARTITION_TABLE_SIZE:  # 0xC00 bytes, or the whole sector when signed
+        return False
+    return head[:1] == b"\xe9" or head[:32] == b"\xff" * 32 or b"\x00" in head
+
+
+def read_raw(spec: str, options: TableOptions, readers: Readers = NO_READERS) -> RawTable:
+    """The table bytes behind ``spec``; raises PartkitError for an unreadable source."""
+    if spec.startswith(BUILTIN_PREFIX):
+        return RawTable(read_table_input(spec), "builtin", spec)
+    if spec == "-":  # every table argument takes stdin
+        import sys
+
+        from partkit.common.fileio import read_stream
+
+        data = read_stream(sys.stdin.buffer, "<stdin>")
+        return RawTable(data, "binary" if binary.looks_binary(data) else "csv", "<stdin>")
+    if readers.device is not None and is_device_spec(spec):
+        port = spec[len(DEVICE_PREFIX):] if spec.startswith(DEVICE_PREFIX) else spec
+        return readers.device(port, options)
+    if readers.image is not None and _looks_like_image(spec):
+        return readers.image(spec, options)
+    data = read_table_input(spec)
+    return RawTable(data, "binary" if binary.looks_binary(data) else "csv", spec)
+
+
+def source_flash_size(raw: RawTable) -> tuple[int | None, str | None]:
+    """What the source itself says of the flash size, without options: a device's flash
+    chip, or a full dump's length (a power of two from 1MB)."""
+    where = raw.label.rsplit("@", 1)[0]
+    size = raw.flash_size
+    if raw.kind == "device" and size is not None:
+        return size, f"the flash chip of {where}"
+    if raw.kind == "image" and size is not None and size >= 1 << 20 and not size & (size - 1):
+        return size, f"the length of {where}"
+    return None, None
+
+
+def flash_size_of(raw: RawTable, options: TableOptions) -> tuple[int | None, str | None]:
+    """The flash size a table is judged against, and where it came from (module docstring)."""
+    if raw.field.header_flash_size is not None:
+        return raw.field.header_flash_size, raw.field.header_where
+    if options.flash_size is not None:
+        return options.flash_size, "--flash-size"
+    return source_flash_size(raw)
+
+
+def decode(raw: RawTable, options: TableOptions, table_offset: int | None = None
+           ) -> TableSource:
+    """Decode ``raw`` with ``options`` (validation as ``options.verify`` says)."""
+    loaded = load_table(raw.data, raw.label, options)
+    is_text = not loaded.is_binary
+    md5 = options.md5 if is_text else has_md5_row(raw.data)
+    size, origin = flash_size_of(raw, options)
+    return TableSource(loaded.table, loaded.warnings, loaded.is_binary, raw.kind, raw.label,
+                       options.table_offset if table_offset is None else table_offset, md5,
+                       size, origin)
+
+
+def open_table(spec: str, options: TableOptions, readers: Readers = NO_READERS
+               ) -> TableSource:
+    """Read and decode the table ``spec`` names; raises PartkitError with every error.
+
+    ``options`` decode it: table offset (where an image or device holds the table),
+    MD5, subtypes, validation, and a flash size the partitions must fit (an error) when
+    ``options.flash_size`` is set.
+    """
+    return decode(read_raw(spec, options, readers), options)
