@@ -30,7 +30,10 @@ __all__ = ["run"]
 def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit check", (
         "Check that the real app image fits its partition slots, that the bootloader fits\n"
-        "before the partition table, and that the table fits the flash."))
+        "before the partition table, and that the table fits the flash. TABLE may be a\n"
+        "merged flash image or a dump (table at --offset): check then says which app\n"
+        "boots (otadata, and the bootloader's fallback past empty slots) and, without\n"
+        "--app, checks that running app in its own slot."))
     idf_build.add_table_or_build(p, "CSV or binary partition table (not with --idf-build-dir "
                                  "or --arduino-build-dir)")
     arduino.add_build_argument(p)
@@ -97,7 +100,8 @@ def run(argv: list[str]) -> int:
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
-    if _nothing_to_check(args):  # the table was read and validated: say only that
+    # the table was read and validated (and is no flash image, with apps of its own)
+    if _nothing_to_check(args) and report.boot is None:
         from partkit.table.options import usage_error
 
         emit(f.diagnostic for f in report.findings)

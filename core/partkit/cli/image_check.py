@@ -307,8 +307,10 @@ def _set_boot(args: argparse.Namespace) -> int:
     part = _otadata_partition(args, table)
     target, slot = _target(args, table)
     guard(args, part, "write")
-    found = describe(args.image, target, table) if target.end <= imagefile.image_size(
-        args.image) else None
+    size = imagefile.image_size(args.image)
+    # esptool merge-bin writes no padding: the image may end inside the slot, after the app
+    found = describe(args.image, target.replace(size=min(target.size, size - target.offset)),
+                     table) if target.offset < size else None
     if not args.force and (found is None or found.kind != "app"
                            or not found.details.get("valid")):
         what = found.summary if found is not None else "beyond the end of the image"
