@@ -54,3 +54,18 @@ def test_show_check_map_and_diff_agree(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["map", str(image), "-o", str(tmp_path / "m.svg")]) == (0 if fits else 1)
     err = capsys.readouterr().err
     assert fits == ("past the end of the flash" not in err)
+
+
+def test_image_check_judges_a_full_dump_by_its_length(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # No bootloader, no --flash-size: a 2MB dump's length is the flash (as diff and check say).
+    image = _image(tmp_path, "dump.bin", 2 << 20, None)
+    assert _diff_size(image, tmp_path, capsys) == 2 << 20
+    main(["image", "check", str(image), "--json"])
+    codes = {p["code"] for p in json.loads(capsys.readouterr().out)["findings"]}
+    assert "flash-size" in codes
+    # An unpadded file's length says nothing of the flash.
+    short = _image(tmp_path, "short.bin", 0x120000, None)
+    main(["image", "check", str(short), "--json"])
+    codes = {p["code"] for p in json.loads(capsys.readouterr().out)["findings"]}
+    assert "flash-size" not in codes
