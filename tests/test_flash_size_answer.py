@@ -31,7 +31,7 @@ def _image(tmp_path: Path, name: str, length: int, size_code: int | None) -> Pat
     return path
 
 
-def _diff_size(image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> int:
+def _diff_size(image: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> int:
     capsys.readouterr()
     main(["diff", str(image), str(tmp_path / "t.csv"), "--json"])
     return int(json.loads(capsys.readouterr().out)["flash_size"])
@@ -69,3 +69,20 @@ def test_image_check_judges_a_full_dump_by_its_length(
     main(["image", "check", str(short), "--json"])
     codes = {p["code"] for p in json.loads(capsys.readouterr().out)["findings"]}
     assert "flash-size" not in codes
+
+
+def test_device_show_draws_the_bootloader_header_size_as_diff_judges(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.mock_device import MockDevice
+
+    device = MockDevice(tmp_path / "state")  # an ESP32-C3 with a 4MB flash chip
+    try:
+        image = _image(tmp_path, "flash.bin", 0x9000, 1)  # its bootloader header says 2MB
+        device.write(tmp_path, 0, image.read_bytes())
+        assert _diff_size(device.url, tmp_path, capsys) == 2 << 20
+        assert main(["device", "--port", device.url, "show"]) == 0
+        out = capsys.readouterr().out
+        assert "esp32c3, 4 MB flash" in out  # the chip, as it is
+        assert "flash 2 MiB: partitions end at 0x320000" in out  # what the bootloader checks
+    finally:
+        device.stop()

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = ["IMAGE_READERS", "TableInput", "load_table_file", "looks_like_flash_image",
-           "read_field", "read_image_table", "read_table_area", "read_table_source",
-           "table_flash_size"]
+           "read_field", "read_header_flash_size", "read_image_table", "read_table_area",
+           "read_table_source", "table_flash_size"]
 
 # Where ``diff`` and ``image`` commands point when the table is not at the offset given.
 _GIVE = "--offset N (or --table FILE)"
@@ -54,6 +54,20 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
+def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
+                           table_offset: int, label: str) -> tuple[int | None, str | None]:
+    """The flash size in the bootloader's image header and where it was read (None, None
+    without one): the first offset below the table any chip's ROM loads it from that
+    starts with the image magic."""
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
+            continue
+        head = read(offset, 4)
+        if head[0] == IMAGE_MAGIC:
+            return header_flash_size(head), f"the bootloader header at {label}@0x{offset:x}, byte 3"
+    return None, None
+
+
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
                table_offset: int, label: str) -> Field:
     """The bootloader header's flash size and the otadata bytes, through ``read(offset,
@@ -62,15 +76,7 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     The bootloader is found at the first offset any chip's ROM loads it from, below the
     table, that starts with the image magic.
     """
-    header = where = None
-    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
-        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
-            continue
-        head = read(offset, 4)
-        if head[0] == IMAGE_MAGIC:
-            header = header_flash_size(head)
-            where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
-            break
+    header, where = read_header_flash_size(read, size, table_offset, label)
     otadata = None
     try:
         parsed, _ = binary.decode(table, label)
