@@ -230,9 +230,11 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
     ota = _ota_apps(table)
     active = otadata.active_entry(entries)
     slot = otadata.active_slot(entries, len(ota))
-    if slot is not None:
-        found = table.find(0, 0x10 + slot)
-        boots = found[0].name if found else None
+    if slot is not None and active is not None:
+        from partkit.flash.bootpredict import boot_choice
+
+        chosen = boot_choice(table, active.seq, True)  # the last row of a repeated subtype
+        boots = chosen.name if chosen is not None else None
     else:
         default = table.boot_default()
         boots = default.name if default is not None else None

@@ -32,7 +32,6 @@ from partkit.table.names import (
     DATA,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
-    is_ota_app,
 )
 from partkit.table.source import is_full_dump_length
 
@@ -399,11 +398,11 @@ class _Checker:
 
     def otadata(self, part: Partition, table: PartitionTable,
                 valid_apps: dict[int, Partition]) -> None:
-        from partkit.flash.bootpredict import predict_boot
+        from partkit.flash.bootpredict import ota_count, predict_boot
 
         entries = otadata.decode(self.region(part.offset, otadata.OTADATA_SIZE).ljust(
             otadata.SECTOR_SIZE + otadata.ENTRY_SIZE, b"\xff"))
-        count = sum(1 for p in table if is_ota_app(p.type, p.subtype))
+        count = ota_count(table)
         for e in entries:
             if e.erased:
                 continue
