@@ -22,6 +22,7 @@ from partkit.cli.common import (
     options_from_args,
     verdict_only,
 )
+from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
 __all__ = ["run"]
@@ -67,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _nothing_to_check(args: argparse.Namespace) -> bool:
-    return (args.app is None and args.bootloader is None and args.flash_size is None
+def _nothing_to_check(args: argparse.Namespace, flash_size: int | None) -> bool:
+    return (args.app is None and args.bootloader is None and flash_size is None
             and not args.data)
 
 
@@ -93,6 +94,8 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
+    # an image's bootloader header decides the flash size (table.source.flash_size_of)
+    options = options.replace(flash_size=table_flash_size(args.table, options))
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
     Budget.check_order(warn, fail)
@@ -101,7 +104,7 @@ def run(argv: list[str]) -> int:
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
     # the table was read and validated (and is no flash image, with apps of its own)
-    if _nothing_to_check(args) and report.boot is None:
+    if _nothing_to_check(args, options.flash_size) and report.boot is None:
         from partkit.table.options import usage_error
 
         emit(f.diagnostic for f in report.findings)

@@ -33,6 +33,7 @@ from partkit.table.names import (
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
 )
+from partkit.table.source import is_full_dump_length
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -487,6 +488,11 @@ def check_image(image: str, options: TableOptions, *,
     if flash_size is not None and end > flash_size:
         c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{flash_size:x}-byte "
               "flash (--flash-size)", "shrink or move partitions")
+    elif hdr is None and flash_size is None and is_full_dump_length(c.size) and end > c.size:
+        # table.source.flash_size_of's last rule, as diff, check and show apply it
+        c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{c.size:x}-byte "
+              "flash (the length of the dump)", "shrink or move partitions, or give "
+              "--flash-size if the chip is larger than the dump")
     valid_apps: dict[int, Partition] = {}
     otadata_parts: list[Partition] = []
     # In flash order, so an image overflowing its slot is known before the next partition.
