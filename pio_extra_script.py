@@ -101,8 +101,7 @@ def _resolve_builtin_partitions() -> None:
     try:
         written = pio.write_builtin_table(name, env.subst("$BUILD_DIR"))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
         return
     if written is not None:
         path, table_name = written
@@ -217,8 +216,7 @@ def _reconcile_offset(table_bin) -> None:
             pio.flashed_table_offset(_extra_images(), table_bin.abspath),
             table_bin.get_path(env.Dir("$PROJECT_DIR")))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
         return
     env.Replace(PARTKIT_OFFSET=offset)
 
@@ -300,8 +298,7 @@ def _wire(late: bool = False) -> None:
         from_platform = pio.table_from_platform(_option("generate", "auto"), platform_owned,
                                                 str(table_bin))
     except pio.SetupError as exc:
-        sys.stderr.write(f"partkit: error: {exc}\n")
-        env.Exit(2)
+        _setup_failed(exc)
     program = _program_node()
     _reconcile_offset(table_bin)
     if from_platform:
@@ -368,39 +365,44 @@ def _check_fs_image(target, source, env) -> int:
     """Before ``buildfs`` ends and before ``uploadfs`` flashes: the whole image against
     the partition uploadfs writes it to (this platform's rule, see partkit.data.upload),
     named in the log."""
-    from partkit.buildsys import diagnostic_text
-
-    code, report, diagnostics = pio.check_fs_image_file(
+    outcome = pio.check_fs_image_file(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or (),
         rules=_uploadfs_rules())
-    if report:
-        sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
-        sys.stdout.flush()
-    sys.stderr.write(diagnostic_text(diagnostics))
-    if code != 0:
-        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
-            f"partkit: {source[0]} does not fit the partition uploadfs writes it to"))
-    return 0
+    return _report_check(target, outcome,
+                         f"partkit: {source[0]} does not fit the partition uploadfs writes it to")
 
 
 def _check_upload_slot(target, source, env) -> int:
     """Before upload: the file it flashes ($SOURCE) against the one app partition at
     $ESP32_APP_OFFSET (read now: pioarduino sets it only before checkprogsize)."""
-    from partkit.buildsys import diagnostic_text
-
-    code, report, diagnostics = pio.check_upload_slot(
+    outcome = pio.check_upload_slot(
         env.subst("$PARTKIT_TABLE_PATH"), str(source[0]), env.subst("$ESP32_APP_OFFSET"),
         offset=env.subst("$PARTKIT_OFFSET") or None,
         extra_subtypes=env.get("PARTKIT_EXTRA_SUBTYPES") or ())
+    return _report_check(target, outcome,
+                         f"partkit: {source[0]} does not fit the app partition upload writes it to")
+
+
+def _setup_failed(exc: Exception) -> None:
+    """Bad project set-up found while the script runs: one line, exit code 2."""
+    sys.stderr.write(f"partkit: error: {exc}\n")
+    env.Exit(2)
+
+
+def _report_check(target, outcome, failure: str) -> int:
+    """The tail of a pre-flash check: its report line, its diagnostics, and a BuildError
+    with ``failure`` when it did not pass (SCons then stops before the flash)."""
+    from partkit.buildsys import diagnostic_text
+
+    code, report, diagnostics = outcome
     if report:
         sys.stdout.write(report + "\n")  # one write: parallel jobs cannot split the line
         sys.stdout.flush()
     sys.stderr.write(diagnostic_text(diagnostics))
     if code != 0:
-        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=(
-            f"partkit: {source[0]} does not fit the app partition upload writes it to"))
+        raise SCons.Errors.BuildError(node=target[0], exitstatus=code, errstr=failure)
     return 0
 
 

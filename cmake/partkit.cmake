@@ -693,7 +693,10 @@ function(partkit_get_partition_info out_var)
     get_filename_component(table "${arg_TABLE}" ABSOLUTE BASE_DIR "${CMAKE_CURRENT_SOURCE_DIR}")
     if(arg_TABLE MATCHES "^builtin:")
       set(table "${arg_TABLE}")
-    elseif(NOT EXISTS "${table}")
+    else()
+      _partkit_check_path(${fn} TABLE "${table}")  # it is passed on as one argument
+    endif()
+    if(NOT arg_TABLE MATCHES "^builtin:" AND NOT EXISTS "${table}")
       message(FATAL_ERROR "${fn}: TABLE `${arg_TABLE}` is neither a target nor an existing "
         "file (${table}).")
     endif()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from partkit.cli import main
 from partkit.flash import otadata
-from partkit.flash.bootpredict import predict_boot
+from partkit.flash.bootpredict import boot_choice, boot_order, predict_boot
 from partkit.table import codec
 from partkit.table.options import TableOptions
 
@@ -81,6 +81,92 @@ def test_rollback_aborts_pending_verify() -> None:
     assert predict_boot(t, alone, lambda p: True, rollback=True).boots.name == "ota_0"  # type: ignore[union-attr]
 
 
+# --- one model for image check and diff: where the two old ones disagreed ------------------
+# (ESP-IDF v6.0.2 bootloader_utility.c decides; support/fieldsim.py is written from it
+# independently of partkit.)
+
+REPEATED = THREE + "ota_1b,   app,  ota_1, 0x310000, 512K\n"  # app_count 4, two ota_1 rows
+TWO_FACTORIES = """\
+nvs,      data, nvs,     0x9000,   0x6000
+first,    app,  factory, 0x10000,  1M
+second,   app,  factory, 0x110000, 1M
+"""
+NO_OTADATA = """\
+nvs,      data, nvs,   0x9000,   0x6000
+ota_0,    app,  ota_0, 0x10000,  1M
+ota_1,    app,  ota_1, 0x110000, 1M
+"""
+
+
+def test_a_repeated_subtype_boots_its_last_row() -> None:
+    """load_partition_table overwrites ``bs->ota[N]`` / ``bs->factory`` row by row: the last
+    row of a subtype is the one booted (image check used to take the first)."""
+    t = table(REPEATED)
+    select_1 = entries((2, otadata.STATE_UNDEFINED), None)
+    got = predict_boot(t, select_1, lambda p: True)
+    assert got.start is not None and got.start.name == "ota_1b" and got.boots is got.start
+    assert boot_choice(t, 2, True) is got.start
+    order: list[str] = []
+    predict_boot(t, select_1, lambda p: order.append(p.name) or False)
+    # index 3 (app_count 4) names no partition: the bootloader skips it
+    assert order == ["ota_1b", "ota_0", "ota_2"]
+    assert [p.name for p in boot_order(t, 2, True)] == order
+    factories = table(TWO_FACTORIES)
+    assert predict_boot(factories, None, lambda p: True).boots.name == "second"  # type: ignore[union-attr]
+    assert boot_choice(factories, None, False).name == "second"  # type: ignore[union-attr]
+
+
+def test_no_otadata_and_no_factory_starts_at_ota_0_without_a_fallback() -> None:
+    """Without otadata the bootloader starts at FACTORY_INDEX; with no factory app that names
+    nothing and ota_0 is the first partition it tries: not a fallback from a missing slot."""
+    t = table(NO_OTADATA)
+    got = predict_boot(t, None, lambda p: True)
+    assert got.start is not None and got.start.name == "ota_0" and not got.falls_back
+    assert got.outcome() == "no otadata partition: ota_0 first: 'ota_0' boots"
+    assert boot_choice(t, None, False) is got.start
+
+
+SIM_TABLES = [THREE, REPEATED, NO_OTADATA, TWO_FACTORIES,
+              THREE.replace("ota_1,    app,  ota_1", "ota_3,    app,  ota_3"),  # index 3 >= 3
+              "otadata, data, ota, 0xd000, 0x2000\nfactory, app, factory, 0x10000, 1M\n"
+              "ota_0, app, ota_0, 0x110000, 1M\nota_2, app, ota_2, 0x210000, 1M\n"
+              "test, app, test, 0x310000, 512K\n"]
+SIM_RECORDS = [(None, None), ((0, 0xFFFFFFFF), None), ((1, 0xFFFFFFFF), None),
+               ((5, 2), (6, 3)), ((0xFFFFFFFE, 0xFFFFFFFF), (2, 0xFFFFFFFF)), ((7, 4), None)]
+
+
+@pytest.mark.parametrize("text", SIM_TABLES)
+def test_prediction_matches_the_independent_bootloader_simulator(text: str) -> None:
+    """Every otadata record pair and every subset of app slots holding an image: partkit's
+    one model boots what support/fieldsim.py's bootloader boots."""
+    import itertools
+
+    from partkit.table.binary import encode
+    from support import fieldsim
+
+    t = table(text)
+    apps = [p for p in t if p.type == 0]
+    ota_part = next((p for p in t if p.type == 1 and p.subtype == 0), None)
+    for records, present in itertools.product(
+            SIM_RECORDS, itertools.product((False, True), repeat=len(apps))):
+        dev = fieldsim.Device({}, 0x8000, 4 << 20, app_md5=False, old_bootloader=False,
+                              running_image=0)
+        dev.put(0x8000, encode(t))
+        for image_id, (p, here) in enumerate(zip(apps, present)):
+            if here:
+                dev.add_image(image_id, p.offset, 0x1000)
+        if ota_part is not None:
+            for k, record in enumerate(records):
+                if record is not None:
+                    dev.put(ota_part.offset + k * 0x1000, fieldsim.otadata_record(*record))
+        booted, _, _ = fieldsim.boot(dev)
+        expected = None if booted is None else apps[booted]
+        found = None if ota_part is None else otadata.decode(dev.read(ota_part.offset, 0x2000))
+        with_image = {p.offset for p, here in zip(apps, present) if here}
+        got = predict_boot(t, found, lambda p, on=with_image: p.offset in on)
+        assert got.boots is expected, (records, present, got.outcome())
+
+
 # --- image check on real images --------------------------------------------------------------
 
 pytest_firmware = pytest.mark.firmware
@@ -137,6 +223,24 @@ def test_seq_zero_with_three_slots_boots_ota_0(fw: tuple[Path, Path], tmp_path: 
     capsys.readouterr()
     assert main(["image", "otadata", str(image), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["boots"] == "ota_0"
+
+
+@pytest_firmware
+def test_image_otadata_names_the_last_row_of_a_repeated_subtype(
+        fw: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``image otadata`` says what ``image check`` predicts: the row the bootloader keeps."""
+    csv = tmp_path / "repeated.csv"
+    csv.write_text(REPEATED)
+    image = tmp_path / "repeated.img"
+    assert main(["image", "create", str(image), "--table", str(csv), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--no-flash-args", "--bootloader", str(fw[1]),
+                 "--app", f"ota_1b={fw[0]}"]) == 0
+    write_otadata(image, (2, otadata.STATE_UNDEFINED))  # ota_seq 2: slot 1 of 4
+    capsys.readouterr()
+    assert main(["image", "otadata", str(image), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["active_slot"], doc["boots"]) == (1, "ota_1b")
+    assert check(capsys, image)[0] == 0  # image check boots it too: no otadata-target
 
 
 @pytest_firmware

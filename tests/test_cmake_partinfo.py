@@ -167,6 +167,8 @@ def test_cmake_function_matches_parttool(tmp_path: Path) -> None:
     ("partkit_get_partition_info(r TABLE t.csv NAME a INFO adress)",
      "unknown partition info field 'adress'"),
     ("partkit_get_partition_info(r TABLE nope.csv NAME a)", "neither a target nor"),
+    ('partkit_get_partition_info(r TABLE "a;b/t.csv" NAME a)',
+     "/src/a;b/t.csv` contains a `;`"),
     ("partkit_get_partition_info(r TABLE t.csv NAME a OFSET 1)", "unexpected arguments: OFSET"),
     ("partkit_get_partition_info(r TABLE t.csv NAME a OFFSET 8k)", "OFFSET `8k` is not an"),
     ("partkit_add_partition_table(pt CSV t.csv SECURE v3)", "SECURE must be v1 or v2"),

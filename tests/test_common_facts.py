@@ -65,3 +65,22 @@ def test_platformio_setup_error_is_a_partkit_error() -> None:
     assert isinstance(info.value, pio.SetupError) and info.value.exit_code == 2
     assert [d.message for d in info.value.diagnostics] == [str(info.value)]
     assert str(info.value).startswith("the platform already generates p.bin")
+
+
+def test_registry_matches_esptools_targets() -> None:
+    # esptool read as a test oracle only: every chip both know has esptool's bootloader
+    # offset and image chip id, and a flash_freq default esptool can write into a header.
+    try:
+        from esptool.targets import CHIP_DEFS
+    except ImportError:
+        from support.tools import missing
+
+        missing("esptool is not installed (it is in the test extra)")
+        return
+    shared = sorted(set(chips.CHIPS) & set(CHIP_DEFS))
+    assert len(shared) >= 12, shared
+    for name in shared:
+        ours, theirs = chips.CHIPS[name], CHIP_DEFS[name]
+        assert ours.bootloader_offset == theirs.BOOTLOADER_FLASH_OFFSET, name
+        assert ours.image_chip_id == theirs.IMAGE_CHIP_ID, name
+        assert ours.flash_freq in theirs.FLASH_FREQUENCY, name

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from partkit.common.errors import PartkitError
 from partkit.diff import DiffOptions, diff_tables, side_of
-from partkit.diff.field import ota_count, ota_index
+from partkit.flash.bootpredict import ota_count, ota_index
 from partkit.table.binary import encode
 from partkit.table.codec import load_table
 from partkit.table.model import Partition, PartitionTable

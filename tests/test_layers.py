@@ -40,16 +40,32 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The package modules ``path`` imports, anywhere in it."""
+def _package_of(path: Path, module: str) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def imports_of(path: Path, modules: set[str], module: str = "") -> set[str]:
+    """The package modules ``path`` (the module ``module``) imports, anywhere in it.
+
+    Relative imports resolve against its package; a module named by a string literal
+    (``importlib.import_module("partkit.cli.x")``, ``__import__(...)``, a name in a
+    dispatch table) counts as imported, since it is loaded by that name.
+    """
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
-                     else node.module for a in node.names]
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = _package_of(path, module).split(".")
+                package = package[:len(package) - (node.level - 1)]
+                base = ".".join([*package, *([base] if base else [])])
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules
+                     else base for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value]
         found.update(names)
     return found & modules
 
@@ -57,7 +73,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
 def import_graph(root: Path) -> dict[str, set[str]]:
     files = {module_name(p, root): p for p in root.rglob("*.py")}
     modules = set(files)
-    return {name: imports_of(path, modules) - {name} for name, path in files.items()}
+    return {name: imports_of(path, modules, name) - {name} for name, path in files.items()}
 
 
 def layer_of(module: str) -> int | None:
@@ -227,3 +243,36 @@ def test_buildsys_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().out == "0x10000 0x100000\n"
     assert main(["buildsys", "package-dir"]) == 0
     assert Path(capsys.readouterr().out.strip()) == PACKAGE
+
+
+def test_the_checker_sees_imports_by_name_and_relative_imports(tmp_path: Path) -> None:
+    # Each lower module reaches the command line another way; every one must be seen.
+    tree = _tree(tmp_path, {
+        "__init__.py": "",
+        "common/__init__.py": "",
+        "common/by_importlib.py": "import importlib\n"
+                                  "def f():\n    importlib.import_module('partkit.cli.top')\n",
+        "common/by_dunder.py": "def f():\n    __import__('partkit.cli.top')\n",
+        "common/by_table.py": "LOADERS = {'x': ('partkit.cli.top', 'pkg')}\n",
+        "common/relative.py": "from ..cli import top\n",
+        "common/relative_pkg.py": "from .. import cli\n",
+        "common/from_root.py": "from partkit import cli\n",
+        "common/sibling.py": "from . import by_dunder\n",
+        "cli/__init__.py": "",
+        "cli/top.py": "",
+    })
+    graph = import_graph(tree)
+    assert graph["partkit.common.sibling"] == {"partkit.common.by_dunder"}
+    assert upward_imports(graph) == [
+        f"partkit.common.{name} (foundation) imports partkit.cli{target} (command line)"
+        for name, target in [("by_dunder", ".top"), ("by_importlib", ".top"),
+                             ("by_table", ".top"), ("from_root", ""), ("relative", ".top"),
+                             ("relative_pkg", "")]]
+
+
+def test_a_format_module_loaded_by_name_is_no_circle() -> None:
+    # partkit.data loads its format modules by name; they raise missing_extra from a
+    # module of their own, not from the package that loads them.
+    graph = import_graph(PACKAGE)
+    assert "partkit.data.nvs" in graph["partkit.data"]
+    assert "partkit.data" not in graph["partkit.data.nvs"]

@@ -564,6 +564,7 @@ def test_fs_image_checked_on_every_buildfs_and_uploadfs(
         over = run_pio(core, project, "-t", target, "--upload-port", device.url)
         assert over.returncode == 1, over
         assert "4096 bytes too many" in over.output, over
+        assert "littlefs.bin does not fit the partition uploadfs writes it to" in over.output
         assert "Uploading" not in over.stdout
     assert device.read(tmp_path, FS_OFFSET, 16) == b"\x00" * 16
 
@@ -671,6 +672,7 @@ def test_upload_fails_when_the_slot_it_writes_is_too_small(
     assert ("partkit: upload writes .pio/build/esp32c3/firmware.bin at 0x10000 into 'app0' "
             "(0x40000 bytes)") in up.stdout, up
     assert "too small for binary firmware.bin" in up.output
+    assert "firmware.bin does not fit the app partition upload writes it to" in up.output
     assert "Uploading" not in up.stdout
     assert device.read(tmp_path, 0x10000, 16) == b"\xff" * 16  # nothing written
 

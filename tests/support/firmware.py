@@ -34,6 +34,8 @@ __all__ = [
     "bootloader_of_size",
     "build_app",
     "build_bootloader",
+    "build_chip_app",
+    "chip_app_addresses",
     "elf_section_sum",
     "sign_image",
 ]
@@ -136,6 +138,59 @@ def build_bootloader(out_dir: Path | str, pad_bytes: int = 1024, *, name: str | 
     if pad_bytes < 1:
         raise ValueError("pad_bytes must be >= 1")
     return _deliver(_build("bootloader", {"BL_PAD_BYTES": pad_bytes}), out_dir, name)
+
+
+# The app linked for another chip: the same object (RISC-V code, never run), its flash
+# sections moved to the chip's IROM/DROM map; .data/.bss ride in DROM so no segment lands
+# in RAM that is flash-mapped on some chip (ESP32-S2 maps 0x3F000000.. through the cache).
+_CHIP_APP_SCRIPT = """ENTRY(call_start_cpu0)
+SECTIONS
+{{
+    . = {drom:#x};
+    .flash.appdesc : {{ KEEP(*(.rodata_desc)) }}
+    .flash.rodata : ALIGN(4) {{ *(.rodata .rodata.* .srodata .srodata.* .data .data.*
+                               .sdata .sdata.*) *(.bss .bss.* .sbss .sbss.* COMMON) }}
+    . = {irom:#x};
+    .flash.text : ALIGN(4) {{ *(.text.entry) *(.text .text.*) KEEP(*(.flash_pad)) }}
+    /DISCARD/ : {{ *(.comment) *(.riscv.attributes) *(.note.*) *(.eh_frame) }}
+}}
+"""
+
+
+def chip_app_addresses(chip: str) -> tuple[int, int]:
+    """(DROM, IROM) load addresses for ``chip``'s app, from esptool's map starts (the test
+    oracle, not partkit's registry). Past the image and segment headers (0x20) so each
+    segment keeps its flash offset modulo the 64 KiB MMU page; where one window maps both
+    (C5, H4, P4, ...) the code goes 4 MiB above the data."""
+    from esptool.targets import CHIP_DEFS
+
+    target = CHIP_DEFS[chip]
+    drom = target.DROM_MAP_START + 0x20
+    if target.IROM_MAP_START == target.DROM_MAP_START:
+        return drom, target.IROM_MAP_START + 0x400020
+    return drom, target.IROM_MAP_START + 0x20
+
+
+def build_chip_app(out_dir: Path | str, chip: str, *, name: str | None = None) -> Path:
+    """A real app image for ``chip``: main.c linked by ``riscv64-unknown-elf-ld`` at that
+    chip's flash-mapped addresses, turned into an image by ``esptool --chip CHIP
+    elf2image`` (which takes the RISC-V ELF for the Xtensa chips too)."""
+    key = ("chip-app", chip)
+    if key not in _built:
+        cc = require_tool(CC)
+        ld = require_tool("riscv64-unknown-elf-ld")
+        _esptool_available()
+        stem = _cache() / f"app-{chip}"
+        obj, script = stem.with_suffix(".o"), stem.with_suffix(".ld")
+        drom, irom = chip_app_addresses(chip)
+        script.write_text(_CHIP_APP_SCRIPT.format(drom=drom, irom=irom))
+        _run([cc, *CFLAGS, "-c", str(FIRMWARE_DIR / "main.c"), "-o", str(obj)])
+        _run([ld, "-m", "elf32lriscv", "-T", str(script), str(obj),
+              "-o", str(stem.with_suffix(".elf"))])
+        _run([sys.executable, "-m", "esptool", "--chip", chip, "elf2image",
+              "-o", str(stem.with_suffix(".bin")), str(stem.with_suffix(".elf"))])
+        _built[key] = stem.with_suffix(".bin")
+    return _deliver(_built[key], out_dir, name)
 
 
 def _exact(kind: str, size: int, pad_define: str, extra: dict[str, object]) -> Path:

@@ -15,13 +15,13 @@ found stays unknown, and the check says so instead of guessing.
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 from partkit.arduino.properties import board_properties, is_unexpanded, read_properties
 from partkit.check.buildfolder import FlashedImage
 from partkit.common.chips import bootloader_offset, chip_names
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.jsonfile import read_json_object
 from partkit.common.numbers import parse_size
 from partkit.common.record import Record
 from partkit.table.options import TableOptions
@@ -115,24 +115,8 @@ class ArduinoBuild(Record):
 
 
 def _load_options(build_dir: str) -> dict[str, object]:
-    path = os.path.join(build_dir, BUILD_OPTIONS)
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read(16 * 1024 * 1024).decode("utf-8"))
-    except FileNotFoundError:
-        return {}  # an --output-dir copy has only the images: the rest stays unknown
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
-    except UnicodeDecodeError:
-        raise PartkitError(error("not a JSON file (not UTF-8 text)", SourceLocation(path),
-                                 hint=_HINT)) from None
-    except json.JSONDecodeError as exc:
-        raise PartkitError(error(f"malformed JSON: {exc.msg}",
-                                 SourceLocation(path, exc.lineno, exc.colno),
-                                 hint=_HINT)) from None
-    if not isinstance(data, dict):
-        raise PartkitError(error("expected a JSON object", SourceLocation(path, 1, 1)))
-    return data
+    # missing: an --output-dir copy has only the images, the rest stays unknown
+    return read_json_object(os.path.join(build_dir, BUILD_OPTIONS), _HINT) or {}
 
 
 def _version_key(path: str) -> tuple[tuple[int, ...], int, str]:

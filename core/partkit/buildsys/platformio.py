@@ -57,8 +57,19 @@ ESPIDF = "framework-espidf"
 FRAMEWORK_PACKAGES = (ARDUINO, ESPIDF)
 
 
-class SetupError(Exception):
-    """A project setting the build cannot go on with; the script prints it and exits 2."""
+class SetupError(PartkitError):
+    """A project setting the build cannot go on with; the script prints it and exits 2.
+
+    A :class:`PartkitError` like every other bad input (one ``except`` catches both); its
+    text is the bare message, as the script prints it after ``partkit: error:``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def is_yes(text: str) -> bool:

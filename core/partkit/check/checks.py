@@ -45,6 +45,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from partkit.check.boot import BootCheck
     from partkit.data.check import DataCheck
     from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
@@ -492,8 +493,8 @@ def _status(findings: list[Finding]) -> str:
 class CheckReport(Record):
     """Everything one ``partkit check`` run found. ``exit_code`` is 0 (ok) or 1 (failed)."""
 
-    __slots__ = ("app", "bootloader", "data", "fail_free", "flash", "options", "rules", "table",
-                 "table_findings", "warn_free")
+    __slots__ = ("app", "boot", "bootloader", "data", "fail_free", "flash", "options", "rules",
+                 "table", "table_findings", "warn_free")
 
     table: PartitionTable
     options: TableOptions
@@ -505,6 +506,7 @@ class CheckReport(Record):
     warn_free: Budget | None
     fail_free: Budget | None
     data: tuple[DataCheck, ...]  # data images against their partitions (check --data)
+    boot: BootCheck | None  # a flash image or dump: which app boots
 
     def __init__(
         self,
@@ -519,14 +521,17 @@ class CheckReport(Record):
         warn_free: Budget | None = None,
         fail_free: Budget | None = None,
         data: tuple[DataCheck, ...] = (),
+        boot: BootCheck | None = None,
     ) -> None:
         self._init(table=table, options=options, app=app, bootloader=bootloader, flash=flash,
                    rules=rules, table_findings=table_findings, warn_free=warn_free,
-                   fail_free=fail_free, data=data)
+                   fail_free=fail_free, data=data, boot=boot)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         out: list[Finding] = list(self.table_findings)
+        if self.boot is not None:
+            out.extend(self.boot.findings)
         for part in (self.app, self.bootloader, self.flash):
             if part is not None:
                 out.extend(part.findings)
@@ -565,6 +570,7 @@ def run_checks(
     fail_free: Budget | None = None,
     table_warnings: tuple[Diagnostic, ...] = (),
     data: tuple[DataCheck, ...] = (),
+    boot: BootCheck | None = None,
 ) -> CheckReport:
     """Run every check that has its inputs. Uses options.table_offset, .flash_size,
     .recovery_bootloader_offset, .chip, .strict and .subtypes."""
@@ -597,7 +603,7 @@ def run_checks(
         table, options, app=app_check, bootloader=bootloader_check,
         flash=check_flash(table, options.flash_size) if options.flash_size is not None else None,
         rules=rules, table_findings=_table_findings(table_warnings, rules, options.strict),
-        warn_free=warn_free, fail_free=fail_free, data=data)
+        warn_free=warn_free, fail_free=fail_free, data=data, boot=boot)
 
 
 def _table_findings(warnings: tuple[Diagnostic, ...], rules: tuple[Finding, ...],

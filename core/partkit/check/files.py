@@ -20,6 +20,7 @@ from partkit.data.check import check_data
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file
 from partkit.table.codec import Loaded, validate
+from partkit.table.names import type_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,11 +114,26 @@ def check_files(
     ``options.strict`` turns rule warnings into errors. Raises PartkitError (exit 2) for
     bad input; a failed check is in the report (``report.exit_code`` 1). ``data`` pairs
     (partition name, image file) are checked by :func:`partkit.data.check.check_data`.
+    A flash image or dump as ``table_path`` also gets its boot predicted
+    (:mod:`partkit.check.boot`); without ``app``, the app that boots is checked, in its slot.
     """
+    from partkit.flash.tablearea import read_table_source
+
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
     app_image = None if app is None else read_image_file(app)
+    boot = None
+    if read_table_source(table_path, options.table_offset).image:
+        from partkit.check.boot import check_image_boot
+
+        boot = check_image_boot(table_path, loaded.table)
+        if app is None and boot.app is not None and boot.running is not None:
+            app_image = boot.app
+            running = boot.running
+            app_type = type_name(running.type)
+            app_subtype = options.subtypes.render(running.type, running.subtype)
     bl_image = None if bootloader is None else read_image_file(bootloader)
     data_checks = tuple(check_data(loaded.table, name, path) for name, path in data)
     return run_checks(loaded.table, options, app=app_image, app_type=app_type,
                       app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
-                      fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks)
+                      fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks,
+                      boot=boot)

@@ -104,6 +104,8 @@ def to_text(report: CheckReport) -> str:
     count = len(table)
     lines = [f"table {table.path or '<table>'}: {count} partition{'s' * (count != 1)}, "
              f"at {report.options.table_offset:#x}"]
+    if report.boot is not None:
+        lines.append(f"boot: {report.boot.prediction.outcome()}")
     if report.app is not None:
         lines += _app_text(report.app)
     if report.bootloader is not None:
@@ -225,5 +227,7 @@ def to_json(report: CheckReport) -> dict[str, object]:
         }
     if report.data:
         doc["data"] = [d.as_dict() for d in report.data]
+    if report.boot is not None:
+        doc["boot"] = report.boot.as_dict()
     doc["findings"] = [finding_json(f) for f in report.findings]
     return doc

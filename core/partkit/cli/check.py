@@ -22,6 +22,7 @@ from partkit.cli.common import (
     options_from_args,
     verdict_only,
 )
+from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
 __all__ = ["run"]
@@ -30,7 +31,10 @@ __all__ = ["run"]
 def _parser() -> argparse.ArgumentParser:
     p = command_parser("partkit check", (
         "Check that the real app image fits its partition slots, that the bootloader fits\n"
-        "before the partition table, and that the table fits the flash."))
+        "before the partition table, and that the table fits the flash. TABLE may be a\n"
+        "merged flash image or a dump (table at --offset): check then says which app\n"
+        "boots (otadata, and the bootloader's fallback past empty slots) and, without\n"
+        "--app, checks that running app in its own slot."))
     idf_build.add_table_or_build(p, "CSV or binary partition table (not with --idf-build-dir "
                                  "or --arduino-build-dir)")
     arduino.add_build_argument(p)
@@ -64,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _nothing_to_check(args: argparse.Namespace) -> bool:
-    return (args.app is None and args.bootloader is None and args.flash_size is None
+def _nothing_to_check(args: argparse.Namespace, flash_size: int | None) -> bool:
+    return (args.app is None and args.bootloader is None and flash_size is None
             and not args.data)
 
 
@@ -90,6 +94,8 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
+    # an image's bootloader header decides the flash size (table.source.flash_size_of)
+    options = options.replace(flash_size=table_flash_size(args.table, options))
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
     Budget.check_order(warn, fail)
@@ -97,7 +103,8 @@ def run(argv: list[str]) -> int:
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
-    if _nothing_to_check(args):  # the table was read and validated: say only that
+    # the table was read and validated (and is no flash image, with apps of its own)
+    if _nothing_to_check(args, options.flash_size) and report.boot is None:
         from partkit.table.options import usage_error
 
         emit(f.diagnostic for f in report.findings)

@@ -316,6 +316,7 @@ def _show(args: argparse.Namespace) -> int:
         from partkit.table.render import to_json, to_summary
 
         table, options = _table(args, target)
+        options = options.replace(flash_size=_judged_flash_size(args, target, options))
         if args.json:
             doc = to_json(table, options)
             doc["device"] = _device_json(target)
@@ -331,6 +332,20 @@ def _show(args: argparse.Namespace) -> int:
         return 0
 
     return _with_device(args, work)
+
+
+def _judged_flash_size(args: argparse.Namespace, target: DeviceTarget,
+                       options: TableOptions) -> int | None:
+    """The size the table is judged against: table.source's one rule (the bootloader
+    header, else --flash-size, else the flash chip), as 'partkit diff PORT' says."""
+    from partkit.flash.tablearea import read_header_flash_size
+    from partkit.table.source import Field, RawTable, flash_size_of
+
+    s = target.session
+    header, where = read_header_flash_size(target.read, s.flash_size, options.table_offset,
+                                           args.port)
+    raw = RawTable(b"", "device", args.port, s.flash_size, Field(header, where))
+    return flash_size_of(raw, _options(args))[0]
 
 
 def _device_json(target: DeviceTarget) -> dict[str, object]:

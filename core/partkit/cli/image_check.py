@@ -230,9 +230,11 @@ def write_otadata_report(table: PartitionTable, part: Partition, data: bytes, *,
     ota = _ota_apps(table)
     active = otadata.active_entry(entries)
     slot = otadata.active_slot(entries, len(ota))
-    if slot is not None:
-        found = table.find(0, 0x10 + slot)
-        boots = found[0].name if found else None
+    if slot is not None and active is not None:
+        from partkit.flash.bootpredict import boot_choice
+
+        chosen = boot_choice(table, active.seq, True)  # the last row of a repeated subtype
+        boots = chosen.name if chosen is not None else None
     else:
         default = table.boot_default()
         boots = default.name if default is not None else None
@@ -305,8 +307,10 @@ def _set_boot(args: argparse.Namespace) -> int:
     part = _otadata_partition(args, table)
     target, slot = _target(args, table)
     guard(args, part, "write")
-    found = describe(args.image, target, table) if target.end <= imagefile.image_size(
-        args.image) else None
+    size = imagefile.image_size(args.image)
+    # esptool merge-bin writes no padding: the image may end inside the slot, after the app
+    found = describe(args.image, target.replace(size=min(target.size, size - target.offset)),
+                     table) if target.offset < size else None
     if not args.force and (found is None or found.kind != "app"
                            or not found.details.get("valid")):
         what = found.summary if found is not None else "beyond the end of the image"

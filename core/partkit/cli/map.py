@@ -16,7 +16,7 @@ from partkit.cli.common import (
 )
 from partkit.common.errors import PartkitError
 from partkit.flash.appimage import read_image_file
-from partkit.flash.tablearea import load_table_file
+from partkit.flash.tablearea import load_table_file, table_flash_size
 
 __all__ = ["run"]
 
@@ -54,6 +54,7 @@ def run(argv: list[str]) -> int:
     else:
         options = options_from_args(args, verify=False)
         loaded = load_table_file(args.table, options.replace(flash_size=None))
+        options = options.replace(flash_size=table_flash_size(args.table, options))
     for spec in args.app:
         slot, sep, path = spec.partition("=")
         if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):

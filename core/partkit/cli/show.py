@@ -14,7 +14,7 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
-from partkit.flash.tablearea import load_table_file
+from partkit.flash.tablearea import load_table_file, table_flash_size
 from partkit.table.builtin import all_builtins
 
 TYPE_CHECKING = False
@@ -58,6 +58,8 @@ def run(argv: list[str]) -> int:
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         loaded = load_table_file(args.table, options)
+        # an image's bootloader header decides the size drawn (as in check, map, diff)
+        options = options.replace(flash_size=table_flash_size(args.table, options))
     emit(loaded.warnings)
     if args.json:
         from partkit.table.render import to_json

@@ -66,7 +66,9 @@ CHIPS: dict[str, Chip] = {c.name: c for c in (
     Chip("esp32c5", 0x2000, 23, at_customize=((None, 0x30000),)),
     Chip("esp32h4", 0x2000, 28, flash_freq="48m"),
     Chip("esp32p4", 0x2000, 18, ((0x40000000, 0x4C000000),)),
-    Chip("esp32s31", 0x2000),
+    # Chip id and its one flash window (IROM and DROM both 0x40000000-0x54000000) as
+    # esptool's esp32s31 target has them.
+    Chip("esp32s31", 0x2000, 32, ((0x40000000, 0x54000000),)),
 )}
 
 # Views of the registry for the callers that index by one fact.

@@ -10,6 +10,7 @@ maintained package, so partkit does not build SPIFFS images.
 from __future__ import annotations
 
 from partkit.common.errors import PartkitError, SourceLocation, closest, error, warning
+from partkit.data.extras import missing_extra
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
@@ -42,11 +43,6 @@ SPIFFS_SUBTYPE = 0x82
 SPIFFS_HINT = ("no maintained Python package builds SPIFFS images; build it with ESP-IDF's "
                "spiffsgen.py, or put a LittleFS image there (--format littlefs, as "
                "Arduino-ESP32 and PlatformIO do)")
-
-
-def missing_extra(package: str, what: str) -> PartkitError:
-    return PartkitError(error(f"building {what} images needs the '{package}' package", None,
-                              "install partkit's file-system extra: pip install partkit[fs]"))
 
 
 def format_for(part: Partition, requested: str | None) -> str:

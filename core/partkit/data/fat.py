@@ -95,7 +95,7 @@ def build(source: str, size: int) -> bytes:
         PyFat = importlib.import_module("pyfatfs.PyFat").PyFat
         PyFatFS = importlib.import_module("pyfatfs.PyFatFS").PyFatFS
     except ImportError:
-        from partkit.data import missing_extra
+        from partkit.data.extras import missing_extra
 
         raise missing_extra("pyfatfs", "FAT") from None
     if size % SECTOR_SIZE or size < 8 * SECTOR_SIZE:

@@ -28,7 +28,7 @@ def _lib() -> ModuleType:
     try:
         return importlib.import_module("littlefs")
     except ImportError:
-        from partkit.data import missing_extra
+        from partkit.data.extras import missing_extra
 
         raise missing_extra("littlefs-python", "LittleFS") from None
 

@@ -24,7 +24,7 @@ def build(source: str, size: int) -> bytes:
     try:  # untyped library: reached through import_module so it stays Any
         gen = importlib.import_module("esp_idf_nvs_partition_gen.nvs_partition_gen")
     except ImportError:
-        from partkit.data import missing_extra
+        from partkit.data.extras import missing_extra
 
         raise missing_extra("esp-idf-nvs-partition-gen", "NVS") from None
     if size % PAGE or size < PAGE:

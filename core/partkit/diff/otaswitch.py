@@ -2,7 +2,7 @@
 
 Writing the table and writing otadata are two flash writes; a power cut can fall between
 them. The bootloader reads the otadata it finds with the slot count and subtypes of
-whichever table is in place (:mod:`partkit.diff.field`), so the otadata must select the
+whichever table is in place (:mod:`partkit.flash.bootpredict`), so the otadata must select the
 running app under *both* tables before the table is written:
 
 - OTA slot to OTA slot: a record with ``(seq - 1) % N_old == k_old`` and
@@ -22,7 +22,8 @@ never disagree.
 from __future__ import annotations
 
 from partkit.common.record import Record
-from partkit.diff.field import boot_choice, bridging_seq, ota_count, ota_index
+from partkit.diff.field import bridging_seq
+from partkit.flash.bootpredict import boot_choice, ota_count, ota_index, slot_at
 from partkit.flash.otadata import slot_of_seq
 from partkit.table.names import (
     APP,
@@ -120,8 +121,7 @@ def switch(ctx: DiffContext) -> Switch:
         if now is None:
             continue  # running-slot-moved
         k_old, k_new = ota_index(run), ota_index(now)
-        if k_new is not None and (k_new >= n_new or [
-                p for p in new_t if ota_index(p) == k_new][-1] is not now):
+        if k_new is not None and slot_at(new_t, k_new) is not now:
             problems.append((f"the running app at 0x{run.offset:x} becomes {_label(now)} in "
                              f"NEW, which otadata cannot select ({n_new} OTA slots: the "
                              f"bootloader only reaches ota_0..ota_{n_new - 1})",

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.changes import ADDED, MOVED, RESIZED, TYPE_CHANGED
-from partkit.diff.field import ota_count, ota_index
 from partkit.diff.otaswitch import OtaWrite, switch
+from partkit.flash.bootpredict import ota_count, ota_index
 from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_NVS, SUBTYPE_DATA_OTA
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.diff.context import DiffContext
-from partkit.diff.field import boot_choice
 from partkit.diff.otaswitch import switch
+from partkit.flash.bootpredict import boot_choice
 from partkit.table.names import (
     APP,
     BUILTIN_SUBTYPES,

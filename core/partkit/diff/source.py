@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 from partkit.device.ops import ALL_READERS
-from partkit.diff.field import boot_choice
+from partkit.flash.bootpredict import boot_choice, boot_order
 from partkit.flash.otadata import active_entry, decode
 from partkit.flash.tablearea import read_field
 from partkit.table.names import DATA, SUBTYPE_DATA_OTA
@@ -78,7 +78,6 @@ class TableSide(Record):
         has marked that record aborted: the other record's, or the default without one."""
         if not self.awaiting_verify or self.field.otadata is None:
             return None
-        from partkit.diff.field import boot_order
 
         entries = decode(self.field.otadata)
         active = active_entry(entries)
@@ -93,8 +92,6 @@ class TableSide(Record):
         """The app slot the bootloader boots, from the otadata read with the table: the
         first slot in its order that holds an image (None when the side carries no otadata
         bytes, or no slot starts with an image: then it cannot be told)."""
-        from partkit.diff.field import boot_order
-
         has = bool(self.table.find(DATA, SUBTYPE_DATA_OTA))
         if has and self.field.otadata is None:
             return None

@@ -32,8 +32,8 @@ from partkit.table.names import (
     DATA,
     SUBTYPE_DATA_NVS,
     SUBTYPE_DATA_OTA,
-    is_ota_app,
 )
+from partkit.table.source import is_full_dump_length
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -400,11 +400,11 @@ class _Checker:
 
     def otadata(self, part: Partition, table: PartitionTable,
                 valid_apps: dict[int, Partition]) -> None:
-        from partkit.flash.bootpredict import predict_boot
+        from partkit.flash.bootpredict import ota_count, predict_boot
 
         entries = otadata.decode(self.region(part.offset, otadata.OTADATA_SIZE).ljust(
             otadata.SECTOR_SIZE + otadata.ENTRY_SIZE, b"\xff"))
-        count = sum(1 for p in table if is_ota_app(p.type, p.subtype))
+        count = ota_count(table)
         for e in entries:
             if e.erased:
                 continue
@@ -490,6 +490,11 @@ def check_image(image: str, options: TableOptions, *,
     if flash_size is not None and end > flash_size:
         c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{flash_size:x}-byte "
               "flash (--flash-size)", "shrink or move partitions")
+    elif hdr is None and flash_size is None and is_full_dump_length(c.size) and end > c.size:
+        # table.source.flash_size_of's last rule, as diff, check and show apply it
+        c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{c.size:x}-byte "
+              "flash (the length of the dump)", "shrink or move partitions, or give "
+              "--flash-size if the chip is larger than the dump")
     valid_apps: dict[int, Partition] = {}
     otadata_parts: list[Partition] = []
     # In flash order, so an image overflowing its slot is known before the next partition.

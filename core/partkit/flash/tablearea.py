@@ -15,7 +15,7 @@ from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
-from partkit.table.source import Field, RawTable, Readers, read_table_input
+from partkit.table.source import Field, RawTable, Readers, flash_size_of, read_table_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = ["IMAGE_READERS", "TableInput", "load_table_file", "looks_like_flash_image",
-           "read_field", "read_image_table", "read_table_area", "read_table_source"]
+           "read_field", "read_header_flash_size", "read_image_table", "read_table_area",
+           "read_table_source", "table_flash_size"]
 
 # Where ``diff`` and ``image`` commands point when the table is not at the offset given.
 _GIVE = "--offset N (or --table FILE)"
@@ -53,6 +54,20 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
+def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
+                           table_offset: int, label: str) -> tuple[int | None, str | None]:
+    """The flash size in the bootloader's image header and where it was read (None, None
+    without one): the first offset below the table any chip's ROM loads it from that
+    starts with the image magic."""
+    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
+            continue
+        head = read(offset, 4)
+        if head[0] == IMAGE_MAGIC:
+            return header_flash_size(head), f"the bootloader header at {label}@0x{offset:x}, byte 3"
+    return None, None
+
+
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
                table_offset: int, label: str) -> Field:
     """The bootloader header's flash size and the otadata bytes, through ``read(offset,
@@ -61,15 +76,7 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
     The bootloader is found at the first offset any chip's ROM loads it from, below the
     table, that starts with the image magic.
     """
-    header = where = None
-    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
-        if offset + 4 > table_offset or (size is not None and offset + 4 > size):
-            continue
-        head = read(offset, 4)
-        if head[0] == IMAGE_MAGIC:
-            header = header_flash_size(head)
-            where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
-            break
+    header, where = read_header_flash_size(read, size, table_offset, label)
     otadata = None
     try:
         parsed, _ = binary.decode(table, label)
@@ -179,3 +186,17 @@ def load_table_file(path: str, options: TableOptions) -> Loaded:
     flash image/dump (see :func:`read_table_source`)."""
     source = read_table_source(path, options.table_offset)
     return load_table(source.data, source.label, options)
+
+
+def table_flash_size(path: str, options: TableOptions) -> int | None:
+    """The flash size a table argument is judged against, by ``table.source``'s one rule
+    (:func:`~partkit.table.source.flash_size_of`): for a flash image or dump its bootloader
+    header's size, else ``--flash-size``, else a full dump's length; for a table file
+    ``--flash-size``. So show, check and map judge an image as diff and device do."""
+    import os
+
+    if path == "-" or path.startswith("builtin:") or not os.path.isfile(path):
+        return options.flash_size
+    if not read_table_source(path, options.table_offset).image:
+        return options.flash_size
+    return flash_size_of(read_image_table(path, options), options)[0]

@@ -11,11 +11,11 @@ be read is kept in ``IdfBuild.not_checked``, so a report never claims more than 
 
 from __future__ import annotations
 
-import json
 import os
 
 from partkit.check.buildfolder import FlashedImage
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.jsonfile import read_json_object
 from partkit.common.numbers import parse_size
 from partkit.common.record import Record
 from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
@@ -98,27 +98,10 @@ class IdfBuild(Record):
 
 
 def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(64 * 1024 * 1024)  # these files are kilobytes; bound a foreign one
-    except FileNotFoundError:
-        if not required:
-            return None
+    data = read_json_object(path, _HINT)
+    if data is None and required:
         raise PartkitError(error("missing: not an ESP-IDF build directory, or not configured",
-                                 SourceLocation(path), hint=_HINT)) from None
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror}", SourceLocation(path))) from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PartkitError(error("not a JSON file (not UTF-8 text)", SourceLocation(path),
-                                 hint=_HINT)) from None
-    except json.JSONDecodeError as exc:
-        raise PartkitError(error(f"malformed JSON: {exc.msg}",
-                                 SourceLocation(path, exc.lineno, exc.colno),
-                                 hint=_HINT)) from None
-    if not isinstance(data, dict):
-        raise PartkitError(error("expected a JSON object", SourceLocation(path, 1, 1)))
+                                 SourceLocation(path), hint=_HINT))
     return data
 
 

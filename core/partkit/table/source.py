@@ -44,6 +44,7 @@ __all__ = [
     "flash_size_of",
     "has_md5_row",
     "is_device_spec",
+    "is_full_dump_length",
     "open_table",
     "read_raw",
     "read_table_input",
@@ -223,9 +224,15 @@ def source_flash_size(raw: RawTable) -> tuple[int | None, str | None]:
     size = raw.flash_size
     if raw.kind == "device" and size is not None:
         return size, f"the flash chip of {where}"
-    if raw.kind == "image" and size is not None and size >= 1 << 20 and not size & (size - 1):
+    if raw.kind == "image" and size is not None and is_full_dump_length(size):
         return size, f"the length of {where}"
     return None, None
+
+
+def is_full_dump_length(size: int) -> bool:
+    """A dump of a whole flash chip: a power of two from 1MB (an unpadded ``merge-bin``
+    output ends after its last image, so its length says nothing of the flash)."""
+    return size >= 1 << 20 and not size & (size - 1)
 
 
 def flash_size_of(raw: RawTable, options: TableOptions) -> tuple[int | None, str | None]:
