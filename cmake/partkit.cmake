@@ -212,8 +212,10 @@ endfunction()
 # The "how to flash it" lines printed after the table, as idf.py partition-table does.
 function(_partkit_flash_hint out_var chip offset binary)
   file(RELATIVE_PATH rel "${CMAKE_BINARY_DIR}" "${binary}")
-  if(rel MATCHES " ")
-    set(rel "\"${rel}\"")
+  # one POSIX shell word (as shlex.quote): a pasted line runs nothing the path names
+  if(NOT rel MATCHES "^[A-Za-z0-9@%+=:,./_-]+$")
+    string(REPLACE "'" "'\"'\"'" rel "${rel}")
+    set(rel "'${rel}'")
   endif()
   set(chip_arg "")
   if(chip)

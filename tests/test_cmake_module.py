@@ -187,3 +187,26 @@ def test_table_options_reach_the_generator(tmp_path: Path) -> None:
     assert "write-flash 0x9000 partition-table.bin" in build.output
     assert "--chip esp32 " in build.output
     assert "--secure v2" in p.path("build.ninja").read_text()
+
+
+def test_printed_flash_command_is_one_shell_word_per_path(tmp_path: Path) -> None:
+    """Issue 20 item 12: the hint printed "out dir/pt $x.bin" in double quotes, where a
+    shell expands $x (and `...` would run)."""
+    import shlex
+    import subprocess
+
+    project = PROJECT.replace('OUTPUT "table dir/partition-table.bin"',
+                              'OUTPUT "out dir/pt $x it\'s.bin"')
+    p = make_project(tmp_path, "Ninja", project)
+    p.configure()
+    log = p.build()
+    lines = [line for line in log.output.splitlines() if "write-flash" in line]
+    assert lines, log.output
+    words = shlex.split(lines[0])
+    assert words[-1] == "out dir/pt $x it's.bin", lines[0]
+    assert (p.build_dir / words[-1]).is_file()
+    # what a shell makes of the pasted path: the same name, no expansion
+    pasted = lines[0].split("write-flash ", 1)[1].split(" ", 1)[1]
+    shell = subprocess.run(["sh", "-c", f"printf '%s' {pasted}"], capture_output=True,
+                           text=True, env={"x": "EXPANDED", "PATH": "/usr/bin:/bin"})
+    assert shell.stdout == "out dir/pt $x it's.bin", (lines[0], shell.stdout)

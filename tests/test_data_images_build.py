@@ -211,3 +211,22 @@ def test_scons_example_flash_args_and_image(tmp_path: Path,
     doc = json.loads(capsys.readouterr().out)
     kinds = {p["name"]: p["contents"]["kind"] for p in doc["partitions"]}
     assert kinds["storage"] == "littlefs" and kinds["factory"] == "app"
+
+
+@pytest.mark.scons
+def test_scons_data_image_in_a_directory_with_a_dollar(tmp_path: Path) -> None:
+    """Issue 20 item 13: the found file paths went through SCons "$" substitution."""
+    root = tmp_path / "a$HOME b"
+    root.mkdir()
+    for name in ("plugins", "core"):
+        (root / name).symlink_to(ROOT / name, target_is_directory=True)
+    project = sources(root)
+    # SCons substitutes toolpath entries too: the test's own path is escaped ("$$")
+    (project / "SConstruct").write_text(SCONSTRUCT.replace(
+        'toolpath=[os.path.join(Dir("#").abspath, "..", "plugins", "scons")]',
+        'toolpath=[os.path.join(Dir("#").abspath, "..", "plugins", "scons")'
+        '.replace("$", "$$")]'))
+    first = scons(project)
+    assert first.returncode == 0, first.stdout + first.stderr
+    image = project / "build" / "storage.bin"
+    assert sorted(mount(image.read_bytes()).listdir("/")) == ["hello.txt", "sub"]  # type: ignore[attr-defined]

@@ -7,11 +7,13 @@ tests/data/device/partitions.csv. What partkit wrote is read back by a separate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -433,3 +435,88 @@ def test_corrupted_read_is_an_error(mock: MockDevice, capsys: pytest.CaptureFixt
     # the stream's digest catches it (or, after a resumed stall, the flash MD5)
     assert "MD5 digest does not match" in err or "does not match the flash MD5" in err
     assert not out.exists()
+
+
+# --- issue 20, items 2 and 3: inputs that are not regular files ---------------------------
+
+NEXT = (0x80000, 0x1000)  # nvs_keys, right after storage
+
+
+def _pipe_of(data: bytes) -> tuple[str, threading.Thread]:
+    """A real pipe fed by a thread; its /dev/fd path (what ``<(cmd)`` gives a command)."""
+    r, w = os.pipe()
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError):
+            _write_all(w, data)
+        os.close(w)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return f"/dev/fd/{r}", thread
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def test_write_from_an_endless_device_changes_nothing(mock: MockDevice,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    """/dev/zero has no size: before, 0x10001 bytes were written, over nvs_keys' first byte."""
+    before, after = pattern(STORAGE[1], 11), pattern(NEXT[1], 12)
+    mock.write(tmp_path, STORAGE[0], before + after)
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage",
+                       "/dev/zero")
+    assert code == 1, err
+    assert "more than 65536 bytes (0x10000) came from it: they do not fit partition" in err
+    assert mock.read(tmp_path, STORAGE[0], STORAGE[1] + NEXT[1]) == before + after
+
+
+def test_write_from_a_pipe_writes_every_byte(mock: MockDevice,
+                                             capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    """Before, a probe for a missing file read the pipe first: 4 KiB were lost, 'verified'."""
+    data = pattern(9000, 13)
+    path, feeder = _pipe_of(data)
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage", path)
+    feeder.join()
+    os.close(int(path.rsplit("/", 1)[1]))
+    assert code == 0, err
+    assert "(9000 bytes)" in err
+    assert mock.read(tmp_path, *STORAGE) == data + b"\xff" * (STORAGE[1] - len(data))
+
+
+def test_parttool_write_from_a_too_long_pipe_changes_nothing(mock: MockDevice,
+                                                             tmp_path: Path) -> None:
+    from partkit.common.errors import CheckFailed
+    from partkit.parttool import PartitionName, ParttoolTarget
+
+    before = pattern(STORAGE[1] + NEXT[1], 14)
+    mock.write(tmp_path, STORAGE[0], before)
+    path, feeder = _pipe_of(pattern(STORAGE[1] + 100, 15))
+    with ParttoolTarget(mock.url) as target, pytest.raises(CheckFailed, match="more than"):
+        target.write_partition(PartitionName("storage"), path)
+    os.close(int(path.rsplit("/", 1)[1]))
+    feeder.join()
+    assert mock.read(tmp_path, STORAGE[0], len(before)) == before
+
+
+def test_ctrl_c_during_a_device_write_exits_130_with_the_state(
+        mock: MockDevice, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20 item 20: before, Ctrl-C half way through a write exited 1."""
+    from partkit.device.session import Session
+
+    def interrupted(self: object, offset: int, data: bytes, progress: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "write", interrupted)
+    src = tmp_path / "in.bin"
+    src.write_bytes(pattern(5000, 21))
+    code, _, err = run(capsys, "device", "--port", mock.url, "write", "-n", "storage", str(src))
+    assert code == 130, err
+    assert "partkit: interrupted; writing partition 'storage'" in err, err
+    assert "run the same command again" in err

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from partkit.flash import imagefile
+from partkit.flash import imagefile, journal
 from partkit.flash import otadata
 from partkit.common.errors import PartkitError
 from partkit.table.model import Partition, PartitionTable
@@ -92,7 +92,7 @@ def _journal_after_kill(image: Path, src: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(imagefile, "_write_chunk", dying)
     # a real kill skips the rollback in the except handler: disable it for this simulation
-    monkeypatch.setattr(imagefile, "_recover_locked", lambda locked, sync, ours=False: False)
+    monkeypatch.setattr(journal, "_recover_locked", lambda locked, sync, ours=False: False)
     with pytest.raises(Killed):
         imagefile.write_partition(str(image), PART, str(src))
     monkeypatch.undo()
@@ -128,12 +128,12 @@ def test_damaged_journal_is_refused(image: Path, tmp_path: Path,
 def test_unsynced_journal_from_another_boot_is_not_applied(
     image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not imagefile._boot_id():
+    if not journal._boot_id():
         pytest.skip("no boot id on this OS: every write is synced")
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(PART.size))
     _journal_after_kill(image, src, monkeypatch)
-    monkeypatch.setattr(imagefile, "_boot_id", lambda: b"\x01" * 16)
+    monkeypatch.setattr(journal, "_boot_id", lambda: b"\x01" * 16)
     with pytest.raises(PartkitError, match="without --sync before the machine restarted"):
         imagefile.recover(str(image))
 

@@ -21,6 +21,11 @@ from pathlib import Path
 import pytest
 from partkit.cli import main
 from partkit.flash import imagefile
+from partkit.table.model import Partition
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals, FIFOs, flock")
 
@@ -435,10 +440,10 @@ def test_ctrl_c_during_write_rolls_back_and_says_so(tmp_path: Path, image: Path)
 
 def test_ctrl_c_during_create_leaves_no_output(tmp_path: Path, table: Path) -> None:
     out = tmp_path / "new.bin"
-    proc, ready = _start(tmp_path, "imagefile:_fill:pause", "image", "create", str(out),
+    proc, ready = _start(tmp_path, "imagefile:fill:pause", "image", "create", str(out),
                          "--table", str(table), "--flash-size", "4MB", "--chip", "esp32c3",
                          "--no-flash-args")
-    code, err = _interrupt(proc, _reached(ready, "_fill"))
+    code, err = _interrupt(proc, _reached(ready, "fill"))
     assert code == 130
     assert err.splitlines() == [f"partkit: interrupted; '{out}' not created"]
     assert not out.exists()
@@ -614,11 +619,11 @@ def test_inspect_opens_the_image_once(tmp_path: Path, image: Path) -> None:
 def test_killed_create_leaves_no_temp(tmp_path: Path, table: Path) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc, ready = _start(tmp_path, "imagefile:_fill:kill", "image", "create",
+    proc, ready = _start(tmp_path, "imagefile:fill:kill", "image", "create",
                          str(out_dir / "img.bin"), "--table", str(table), "--flash-size", "4MB",
                          "--chip", "esp32c3", "--no-flash-args")
     proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and _reached(ready, "_fill").exists()
+    assert proc.returncode == -signal.SIGKILL and _reached(ready, "fill").exists()
     assert list(out_dir.iterdir()) == []
 
 
@@ -700,3 +705,582 @@ def test_a_table_with_too_many_entries_never_checks_ok(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout
     assert "check OK" not in proc.stdout
     assert "100 entries; at most 94 fit with the MD5 row" in proc.stderr
+
+
+# --- issue 20, item 1: recovery itself survives any number of kills -------------------------
+
+
+def _forked(work: Callable[[], None]) -> int:
+    """Run ``work`` in a forked child (the real code, this process's imports); its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            imagefile.set_notice_handler(lambda _d: None)
+            work()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _torn_write(image: Path, part: Partition, new: bytes, block: int) -> None:
+    """A write SIGKILLed half-way through block ``block``: the in-flight block is torn."""
+
+    def work() -> None:
+        real = imagefile._write_chunk
+        calls = [0]
+
+        def chunk(fd: int, data: bytearray, offset: int) -> None:
+            if calls[0] == block:
+                real(fd, data[: len(data) // 2], offset)
+                os.kill(os.getpid(), signal.SIGKILL)
+            calls[0] += 1
+            real(fd, data, offset)
+
+        imagefile._write_chunk = chunk  # type: ignore[assignment]
+        src = image.with_name("new.bin")
+        src.write_bytes(new)
+        imagefile.write_partition(str(image), part, str(src))
+
+    _, status = os.waitpid(_forked(work), 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_recovery_killed_any_number_of_times_restores_the_original_bytes(
+        tmp_path: Path) -> None:
+    """SIGKILL recovery again and again at delays that track its run: the saved bytes win.
+
+    The torn write leaves new blocks, one half-written block, then old blocks; a restore
+    cut short adds restored blocks and a half-restored one in front: a range no
+    classification can read, so the decision to restore must already be in the journal.
+    The delay adapts (longer after a kill that came before the restore started, shorter
+    after one that came too late), so most of the 30 kills land inside restores.
+    """
+    size = 24 * MB
+    image = tmp_path / "flash.img"
+    journal = imagefile.journal_path(str(image))
+    part = Partition("storage", 1, 0x82, 0x10000, size - 0x10000)
+    original = os.urandom(size)
+    landed = {"before": 0, "inside": 0, "after": 0}
+    delay, torn, rounds = 0.01, b"", 0
+    for kill in range(30):
+        if not os.path.exists(journal):  # (re)start: a fresh torn write
+            image.write_bytes(original)
+            _torn_write(image, part, os.urandom(part.size), block=40 + 17 * (rounds % 6))
+            torn = hashlib.sha256(image.read_bytes()).digest()
+            rounds += 1
+        pid = _forked(lambda: imagefile.recover(str(image)))
+        time.sleep(delay * (0.75 + 0.5 * (kill % 3) / 2))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if not os.path.exists(journal):
+            landed["after"] += 1
+            assert image.read_bytes() == original, f"kill {kill}: original bytes lost"
+            delay *= 0.6
+        elif hashlib.sha256(image.read_bytes()).digest() == torn:
+            landed["before"] += 1
+            delay *= 1.5
+        else:
+            landed["inside"] += 1
+    _, status = os.waitpid(_forked(lambda: imagefile.recover(str(image))), 0)
+    assert os.WIFEXITED(status)
+    assert image.read_bytes() == original, f"original bytes lost ({landed})"
+    assert not os.path.exists(journal)
+    assert landed["inside"] >= 3, f"too few kills inside a restore to test anything: {landed}"
+
+
+# --- issue 20, item 4: an output that is an input is refused, nothing written ---------------
+
+NVS_CSV = "key,type,encoding,value\nns,namespace,,\nanswer,data,u8,42\n"
+
+
+@pytest.mark.parametrize("case", ["header-is-bin", "header-is-csv", "read-into-image",
+                                  "data-into-its-csv", "data-into-table", "map-into-table",
+                                  "map-through-link", "write-copy-onto-source"])
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path, table: Path, image: Path,
+                                               case: str, capsys: pytest.CaptureFixture[str],
+                                               ) -> None:
+    pytest.importorskip("esp_idf_nvs_partition_gen") if case.startswith("data") else None
+    bin_ = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(table), str(bin_)]) == 0
+    nvs = tmp_path / "d.csv"
+    nvs.write_text(NVS_CSV)
+    link = tmp_path / "link.csv"
+    link.symlink_to(table.name)
+    argv, victim = {
+        "header-is-bin": (["gen", str(table), str(bin_), "--header", str(bin_)], bin_),
+        "header-is-csv": (["gen", str(table), str(tmp_path / "o.bin"), "--header",
+                           str(table)], table),
+        "read-into-image": (["image", "read", str(image), "-n", "storage", "-o",
+                             str(image)], image),
+        "data-into-its-csv": (["data", "build", str(table), "--partition", "nvs", "--from",
+                               str(nvs), "-o", str(nvs)], nvs),
+        "data-into-table": (["data", "build", str(table), "--partition", "nvs", "--from",
+                             str(nvs), "-o", str(table)], table),
+        "map-into-table": (["map", str(table), "-o", str(table)], table),
+        "map-through-link": (["map", str(table), "-o", str(link)], table),
+        "write-copy-onto-source": (["image", "write", str(image), "-n", "nvs", str(bin_),
+                                    "-o", str(bin_)], bin_),
+    }[case]
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "refusing to overwrite it" in err and "Traceback" not in err, err
+    assert victim.read_bytes() == before[victim]
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("argv", [["gen", "-", "{t}"], ["show", "-", "-o", "{t}"],
+                                  ["resize", "-", "--set", "storage=0x90000", "-o", "{t}"]])
+def test_stdin_redirected_from_the_output_is_an_input(table: Path, argv: list[str]) -> None:
+    """`partkit gen - t.csv < t.csv` replaced the table with its binary (exit 0): '-' was
+    never compared with the outputs. The shell's '<' does not truncate; partkit must not."""
+    before = table.read_bytes()
+    with open(table, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "partkit",
+                               *(a.format(t=table) for a in argv)],
+                              stdin=stdin, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "output is an input of this command ('<stdin>')" in proc.stderr, proc.stderr
+    assert table.read_bytes() == before
+
+
+def test_data_build_depfile_colliding_with_the_image_writes_nothing(
+        tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 19's rule for data build: the image was written, then the depfile refused."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text(NVS_CSV)
+    out = tmp_path / "nvs.bin"
+    link = tmp_path / "nvs.d"
+    link.symlink_to(out.name)
+    for depfile in (out, link):
+        capsys.readouterr()
+        assert main(["data", "build", str(table), "--partition", "nvs", "--from", str(nvs),
+                     "-o", str(out), "--depfile", str(depfile)]) == 2
+        assert "refusing to overwrite it" in capsys.readouterr().err
+        assert not out.exists()
+
+
+# --- issue 20, items 5, 8, 10, 16: the tree a LittleFS/FAT image is built from --------------
+
+FS_TABLE = """\
+nvs,      data, nvs,      0x9000,   16K
+storage,  data, littlefs, 0x10000,  128K
+ffat,     data, fat,      0x30000,  256K
+"""
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    pytest.importorskip("littlefs")
+    pytest.importorskip("pyfatfs")
+    (tmp_path / "fs.csv").write_text(FS_TABLE)
+    web = tmp_path / "web"
+    (web / "css").mkdir(parents=True)
+    (web / "index.html").write_text("<h1>hi</h1>\n")
+    (web / "css" / "site.css").write_text("body{}\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "top.txt").write_text("top\n")
+    (data / "www").symlink_to("../web")
+    return data
+
+
+def _build(tmp_path: Path, part: str, source: Path, out: str = "out.img") -> int:
+    return main(["data", "build", str(tmp_path / "fs.csv"), "--partition", part, "--from",
+                 str(source), "-o", str(tmp_path / out)])
+
+
+def test_symlinked_directories_are_followed_not_dropped(tmp_path: Path, tree: Path) -> None:
+    import littlefs
+    from pyfatfs.PyFatFS import PyFatFS
+
+    assert _build(tmp_path, "storage", tree, "lfs.img") == 0
+    fs = littlefs.LittleFS(block_size=4096, block_count=32, mount=False)
+    fs.context.buffer = bytearray((tmp_path / "lfs.img").read_bytes())
+    fs.mount()
+    assert sorted(fs.listdir("www")) == ["css", "index.html"]
+    with fs.open("www/css/site.css", "r") as f:
+        assert f.read() == "body{}\n"
+    assert _build(tmp_path, "ffat", tree, "fat.img") == 0
+    fat = PyFatFS(str(tmp_path / "fat.img"))
+    try:
+        assert fat.readtext("/www/index.html") == "<h1>hi</h1>\n"
+    finally:
+        fat.close()
+
+
+@pytest.mark.parametrize("kind", ["loop-dir", "self-link", "dangling", "fifo", "dev-zero",
+                                  "sparse-1g"])
+@pytest.mark.parametrize("part", ["storage", "ffat"])
+def test_hostile_tree_entries_are_errors_before_reading(
+        tmp_path: Path, tree: Path, kind: str, part: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each used to be dropped silently, hang, traceback or read without bound."""
+    bad = tree / "bad"
+    if kind == "loop-dir":
+        bad.symlink_to(".")
+    elif kind == "self-link":
+        bad.symlink_to("bad")
+    elif kind == "dangling":
+        bad.symlink_to("nowhere")
+    elif kind == "fifo":
+        os.mkfifo(bad)
+    elif kind == "dev-zero":
+        bad.symlink_to("/dev/zero")
+    else:
+        _sparse(bad, 1 << 30)
+    capsys.readouterr()
+    assert _build(tmp_path, part, tree) == 2
+    err = capsys.readouterr().err
+    expected = {"loop-dir": "symbolic link loop", "self-link": "symbolic link loop",
+                "dangling": "dangling symbolic link", "fifo": "a FIFO, not a regular file",
+                "dev-zero": "a device, not a regular file",
+                "sparse-1g": "this file alone has 1073741824 bytes"}[kind]
+    assert f"{bad}: error: " in err and expected in err, err
+    assert not (tmp_path / "out.img").exists()
+
+
+def test_tree_of_a_huge_sparse_file_stays_small(tmp_path: Path, tree: Path) -> None:
+    _sparse(tree / "big.bin", 10 << 30)
+    rss, code, err = _peak_kb("data", "build", str(tmp_path / "fs.csv"), "--partition",
+                              "ffat", "--from", str(tree), "-o", str(tmp_path / "o.img"))
+    assert code == 2 and "do not fit a 256 KiB FAT partition" in err, err
+    assert rss < MEMORY_BOUND_KB
+
+
+def test_depfile_names_the_files_ninja_sees(tmp_path: Path, tree: Path) -> None:
+    """Backslashes are part of POSIX names: before, they became '/', so the depfile named
+    files that do not exist and Ninja rebuilt on every run."""
+    import shlex
+    import shutil
+
+    ninja = shutil.which("ninja")
+    if ninja is None:
+        pytest.skip("ninja not installed")
+    odd = tree / "dir with space"
+    odd.mkdir()
+    (odd / "back\\slash $x.txt").write_text("odd\n")
+    cmd = shlex.join([sys.executable, "-m", "partkit", "data", "build", str(tmp_path / "fs.csv"),
+                      "--partition", "storage", "--from", str(tree), "-o", "out.img",
+                      "--depfile", "out.img.d"])
+    (tmp_path / "build.ninja").write_text(
+        f"rule img\n  command = {cmd.replace('$', '$$')}\n  depfile = out.img.d\n"
+        "  deps = gcc\nbuild out.img: img\n")
+
+    def ninja_run() -> str:
+        proc = subprocess.run([ninja, "-C", str(tmp_path)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert "partkit" in ninja_run() or (tmp_path / "out.img").exists()
+    assert "no work to do" in ninja_run()
+    time.sleep(1.1)  # file systems with 1 s timestamps
+    (odd / "back\\slash $x.txt").write_text("changed\n")
+    assert "no work to do" not in ninja_run()
+
+
+# --- issue 20, items 6, 7, 10: non-regular images, apps and data images ---------------------
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["dir", "dev-zero", "fifo"])
+@pytest.mark.parametrize("option", ["--data", "--app", "--bootloader"])
+def test_check_refuses_inputs_that_are_not_files(tmp_path: Path, table: Path, fifo: Path,
+                                                 kind: str, option: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: '--data storage=DIR' said fits (exit 0); '--app FIFO' hung for ever."""
+    path = {"dir": str(tmp_path), "dev-zero": "/dev/zero", "fifo": str(fifo)}[kind]
+    value = f"storage={path}" if option == "--data" else path
+    capsys.readouterr()
+    assert main(["check", str(table), "--flash-size", "4MB", option, value]) == 2
+    err = capsys.readouterr().err
+    expected = "is a directory" if kind == "dir" else "not a regular file"
+    assert f"{path}: error: " in err and expected in err, err
+
+
+@pytest.mark.parametrize("command", [["image", "inspect"], ["image", "check"],
+                                     ["image", "info"]])
+def test_image_commands_refuse_a_fifo_instead_of_hanging(fifo: Path, command: list[str],
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    capsys.readouterr()
+    assert main([*command, str(fifo)]) == 2
+    err = capsys.readouterr().err
+    assert "a FIFO or pipe, not a regular file: a flash image must be a file" in err, err
+
+
+def test_image_check_on_a_dump_cut_inside_a_partition(tmp_path: Path, image: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      ) -> None:
+    """Before: the cut partition was "ok, erased" while inspect said beyond the end."""
+    import json
+
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(b"\xff" * (STORAGE[0] + 0x1000))  # ends inside storage: all 0xFF there
+    with open(image, "rb") as f:
+        head = f.read(STORAGE[0])
+    with open(cut, "r+b") as f:
+        f.write(head)
+    capsys.readouterr()
+    main(["image", "check", str(cut), "--json"])
+    rows = {p["name"]: p for p in json.loads(capsys.readouterr().out)["partitions"]}
+    assert rows["storage"]["status"] == "absent", rows["storage"]
+    main(["image", "inspect", str(cut)])
+    assert "beyond the end of the image" in capsys.readouterr().out
+
+
+# --- issue 20, item 9: one runaway line ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["gen", "show", "check", "diff"])
+def test_one_huge_line_is_refused_quickly_and_small(tmp_path: Path, table: Path,
+                                                    command: str) -> None:
+    """Before: an 8 MB line of commas took 920 MB and seconds in every table command."""
+    huge = tmp_path / "commas.csv"
+    huge.write_bytes(b"nvs, data, nvs, 0x9000, 0x4000\n" + b"," * (8 * MB - 100) + b"\n")
+    argv = {"gen": ["gen", str(huge), str(tmp_path / "o.bin")], "show": ["show", str(huge)],
+            "check": ["check", str(huge), "--flash-size", "4MB"],
+            "diff": ["diff", str(table), str(huge)]}[command]
+    rss, code, err = _peak_kb(*argv)
+    assert code == 2, err
+    assert f"{huge}:2:1: error: line of {8 * MB - 100} characters" in err, err
+    assert rss < MEMORY_BOUND_KB
+
+
+# --- issue 20, item 14: stdout and stderr that fail or are closed ----------------------------
+
+
+@pytest.mark.parametrize("case", ["stdout-full", "stdout-closed", "stderr-closed-ok",
+                                  "stderr-closed-bad-input"])
+def test_broken_standard_streams_keep_exit_codes(tmp_path: Path, table: Path,
+                                                 case: str) -> None:
+    """Before: ENOSPC and AttributeError tracebacks, and a closed stderr turned 2 into 1."""
+    target = str(table) if case != "stderr-closed-bad-input" else str(tmp_path / "none.csv")
+    shell = {"stdout-full": "> /dev/full", "stdout-closed": ">&-",
+             "stderr-closed-ok": "2>&- > /dev/null",
+             "stderr-closed-bad-input": "2>&-"}[case]
+    proc = subprocess.run(f"{shlex_quote(sys.executable)} -m partkit show "
+                          f"{shlex_quote(target)} {shell}", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    expected = {"stdout-full": 2, "stdout-closed": 0, "stderr-closed-ok": 0,
+                "stderr-closed-bad-input": 2}[case]
+    assert proc.returncode == expected, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    if case == "stdout-full":
+        assert "partkit: error: cannot write to stdout: No space left on device" in proc.stderr
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+# --- issue 20, item 11: backslashes in flash_args and flasher_args.json ---------------------
+
+
+def test_flash_args_keep_backslashes_in_posix_names(tmp_path: Path, table: Path) -> None:
+    """Before: 'a\\b.bin' became 'a/b.bin' in flash_args: another file would be flashed."""
+    import json
+    import shlex
+
+    odd = tmp_path / "dir\\x"
+    odd.mkdir()
+    data = odd / "st\\orage $1.bin"
+    data.write_bytes(b"\x42" * 1000)
+    out = tmp_path / "img.bin"
+    assert main(["image", "create", str(out), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--data", f"storage={data}",
+                 "--args-dir", str(tmp_path)]) == 0
+    words = shlex.split((tmp_path / "flash_args").read_text())
+    named = [w for w in words if "storage" in w or "orage" in w]
+    assert named and all(Path(w).exists() or (tmp_path / w).exists() for w in named), words
+    files = json.loads((tmp_path / "flasher_args.json").read_text())["flash_files"].values()
+    assert any("st\\orage $1.bin" in f for f in files), files
+
+
+# --- issue 20, item 23: diff OLD that no device can hold ----------------------------------
+
+
+@pytest.mark.parametrize("case", ["duplicate-names", "1000-rows"])
+def test_diff_refuses_an_old_table_no_device_runs(tmp_path: Path, table: Path, case: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a verdict (exit 0/1) about a table gen_esp32part would never have built."""
+    old = tmp_path / "old.csv"
+    if case == "duplicate-names":
+        old.write_text(CSV + "nvs, data, nvs, , 0x4000,\n")
+    else:
+        old.write_text("".join(f"p{i}, data, 0x40, , 0x1000,\n" for i in range(1000)))
+    capsys.readouterr()
+    assert main(["diff", str(old), str(table), "--flash-size", "16MB"]) == 2
+    err = capsys.readouterr().err
+    assert ("is used twice" if case == "duplicate-names" else "entries") in err, err
+
+
+# --- issue 20, items 16 and 17: deep trees; Ctrl-C inside the file-system library ----------
+
+
+def test_sixty_nested_directories_are_an_error_not_a_traceback(
+        tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tree
+    for i in range(60):
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_text("leaf\n")
+    capsys.readouterr()
+    assert _build(tmp_path, "storage", tree) == 2
+    err = capsys.readouterr().err
+    assert "directories nested more than 32 deep" in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_inside_a_littlefs_callback_is_not_swallowed(
+        tmp_path: Path, tree: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: SIGINT landing in littlefs-python's block-device callback was lost inside
+    the library and the build exited 0 with an image."""
+    from littlefs.context import UserContext
+
+    real = UserContext.prog
+    sent = [False]
+
+    def prog(self: object, *args: object) -> object:
+        if not sent[0]:
+            sent[0] = True
+            os.kill(os.getpid(), signal.SIGINT)  # handled at the next bytecode: in here
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(UserContext, "prog", prog)
+    capsys.readouterr()
+    assert _build(tmp_path, "storage", tree) == 130
+    assert sent[0]
+    assert "interrupted; the data image was not written" in capsys.readouterr().err
+    assert not (tmp_path / "out.img").exists()
+
+
+# --- issue 20, item 22: wording ----------------------------------------------------------
+
+
+def test_same_partition_given_twice_says_so(tmp_path: Path, table: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: "'storage' overlaps 'storage'"."""
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a")
+    b.write_bytes(b"b")
+    capsys.readouterr()
+    assert main(["image", "create", str(tmp_path / "o.img"), "--table", str(table),
+                 "--flash-size", "4MB", "--chip", "esp32c3", "--no-flash-args",
+                 "--data", f"storage={a}", "--data", f"storage={b}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--data: partition 'storage' is given twice ('{a}' and '{b}')" in err, err
+    assert "overlaps" not in err
+
+
+def test_block_or_char_device_image_is_refused_not_truncated(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a device image read as "truncated image: 0 bytes"."""
+    capsys.readouterr()
+    assert main(["image", "inspect", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert "a device, not a regular file: a flash image must be a file" in err, err
+
+
+def test_a_directory_in_the_journals_place_is_named_as_such(
+        image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Path(imagefile.journal_path(str(image))).mkdir()
+    capsys.readouterr()
+    assert main(["image", "info", str(image), "-n", "nvs"]) == 2
+    err = capsys.readouterr().err
+    assert "the undo journal's name for" in err and "is taken by a directory" in err, err
+
+
+# --- issue 20, items 18 and 21: when putting the old bytes back fails too -------------------
+
+
+@pytest.mark.parametrize("fault", ["disk-full", "second-ctrl-c"])
+def test_failed_rollback_says_what_state_the_image_is_in(
+        tmp_path: Path, image: Path, fault: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: 'cannot roll back interrupted write' without the cause (disk full), or
+    'outputs are only replaced whole' (second Ctrl-C) over a half-written image."""
+    from partkit.flash import journal
+
+    old = _storage(image)
+    src = tmp_path / "new.bin"
+    src.write_bytes(os.urandom(STORAGE[1]))
+    make = {"disk-full": lambda: OSError(28, "No space left on device"),
+            "second-ctrl-c": KeyboardInterrupt}[fault]
+    real_chunk, real_copy = imagefile._write_chunk, journal.copy
+    calls = [0]
+
+    def chunk(fd: int, data: bytearray, offset: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise make()
+        real_chunk(fd, data, offset)
+
+    def copy(*args: int) -> None:
+        if calls[0] >= 2:  # restoring, not saving: fails as well
+            raise make()
+        real_copy(*args)
+
+    monkeypatch.setattr(imagefile, "_write_chunk", chunk)
+    monkeypatch.setattr(journal, "copy", copy)
+    capsys.readouterr()
+    code = main(["image", "write", str(image), "-n", "storage", str(src)])
+    err = capsys.readouterr().err
+    assert code == (2 if fault == "disk-full" else 130), err
+    assert "is partly written; the undo journal" in err, err
+    assert "next partkit command on the image restores them" in err
+    if fault == "disk-full":
+        assert "cannot write: No space left on device; rolling back failed too" in err
+    else:
+        assert "outputs are only replaced whole" not in err
+    monkeypatch.undo()
+    assert main(["image", "info", str(image), "-n", "storage"]) == 0
+    assert "restored 524288 bytes" in capsys.readouterr().err
+    assert _storage(image) == old
+
+
+# --- issue 20, item 19: validate everything, then write -------------------------------------
+
+
+def test_create_with_an_args_dir_that_is_a_file_writes_nothing(
+        tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the image was replaced, then the flash_args write failed (exit 2)."""
+    not_dir = tmp_path / "args"
+    not_dir.write_text("a file\n")
+    out = tmp_path / "new.img"
+    capsys.readouterr()
+    assert main(["image", "create", str(out), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3", "--args-dir", str(not_dir)]) == 2
+    assert "--args-dir: not a directory" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "sparse-1g"])
+def test_nvs_file_entry_is_checked_before_it_is_read(tmp_path: Path, kind: str) -> None:
+    """Item 8: an NVS 'file' entry pointing at /dev/zero grew without bound."""
+    pytest.importorskip("esp_idf_nvs_partition_gen")
+    (tmp_path / "fs.csv").write_text(FS_TABLE)
+    blob = tmp_path / "blob.bin"
+    if kind == "dev-zero":
+        blob.symlink_to("/dev/zero")
+    else:
+        _sparse(blob, 1 << 30)
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text(f"key,type,encoding,value\nns,namespace,,\ncert,file,binary,{blob}\n")
+    rss, code, err = _peak_kb("data", "build", str(tmp_path / "fs.csv"), "--partition", "nvs",
+                              "--from", str(nvs), "-o", str(tmp_path / "o.bin"))
+    assert code == 2, err
+    assert ("not a regular file" if kind == "dev-zero" else "more than an NVS value holds") \
+        in err, err
+    assert rss < MEMORY_BOUND_KB

@@ -550,7 +550,7 @@ class ParttoolTarget:
     def write_partition(self, partition_id: object, input: str,
                         ignore_readonly: bool = False) -> None:
         """Write the file ``input`` at the partition's start; the rest becomes 0xFF."""
-        from partkit.device.ops import check_fits, check_writable, read_input_file
+        from partkit.device.ops import check_writable, read_input_file
 
         part = self._find(partition_id)[0]
         where = self.image or self.port or "the device"
@@ -564,14 +564,12 @@ class ParttoolTarget:
             raise InputMissingError(error("no such file", SourceLocation(input),
                                           "check the path (relative paths resolve from "
                                           f"{os.getcwd()})"))
-        try:
-            data = read_input_file(input, part.size)
-        except PartkitError as exc:
-            raise InputUnreadableError(exc.diagnostics) from None
-        try:
-            check_fits(part, input, data, where)
+        try:  # read once (a pipe cannot be read twice), bounded by the partition
+            data = read_input_file(part, input, where)
         except CheckFailed as exc:
             raise InputTooBigError(exc.diagnostics) from None
+        except PartkitError as exc:
+            raise InputUnreadableError(exc.diagnostics) from None
         if self._write is None and self.image is not None:  # checked before any change
             raise PartkitError(error(
                 "--esptool-write-args " + " ".join(self.esptool_write_args) + " apply to a "
@@ -579,7 +577,7 @@ class ParttoolTarget:
                 hint="write the image with encryption on the device (esptool --encrypt), "
                 "or leave the write options out"))
         force = "force" in (self._write or {}) or "force" in (self._erase or {})
-        if self._write is None:
+        if self._write is None and self.image is None:
             self._esptool_write(part, data)
             return
         with self._device_step("write", part) as target:

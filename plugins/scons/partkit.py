@@ -442,17 +442,20 @@ def data_image(env: Any, target: Any, table: Any, source: Any, partition: str,
     if len(tables) < 1:
         raise SCons.Errors.UserError("DataImage takes a partition table")
     origin = env.Entry(source).srcnode().abspath
+    # found paths are names, not SCons strings: no "$" substitution (env.fs, "$$")
     if os.path.isdir(origin):
-        inputs = [env.File(os.path.join(root, name))
-                  for root, dirs, files in sorted(os.walk(origin)) for name in sorted(files)]
+        inputs = [env.fs.File(os.path.join(root, name))
+                  for root, dirs, files in sorted(os.walk(origin, followlinks=True))
+                  for name in sorted(files)]
     elif os.path.isfile(origin):
-        inputs = [env.File(origin)]
+        inputs = [env.fs.File(origin)]
     else:
         raise SCons.Errors.UserError(f"DataImage: {origin} does not exist")
     builder = SCons.Builder.Builder(action=SCons.Action.Action(
         _data_image_action, "$PARTKIT_DATACOMSTR", varlist=[*TABLE_VARS, *DATA_VARS]))
     return builder(env, target, [tables[0], *inputs], PARTKIT_DATA_PARTITION=partition,
-                   PARTKIT_DATA_FORMAT=format or "", PARTKIT_DATA_FROM=origin, **overrides)
+                   PARTKIT_DATA_FORMAT=format or "",
+                   PARTKIT_DATA_FROM=origin.replace("$", "$$"), **overrides)
 
 
 def generate(env: Any) -> None:

@@ -52,6 +52,7 @@ def _help() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; Ctrl-C and a closed stdout end it cleanly (130 / 141, no traceback)."""
+    _reopen_closed_streams()
     for stream in (sys.stdout, sys.stderr):
         # file names that are not UTF-8 (surrogate escapes) print as \udcXX, never crash
         reconfigure = getattr(stream, "reconfigure", None)
@@ -60,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     from partkit.common import notices
 
     notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
+    from partkit.common.fileio import command_scope
+
     try:
-        code = _main(argv)
+        with command_scope():  # no output of the command may replace one of its inputs
+            code = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt as exc:
@@ -77,6 +81,26 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (e.g. '| head'): stop quietly, like a tool killed by SIGPIPE
         _silence_stdout()
         return 141
+    except OSError as exc:
+        # every file error is a diagnostic already; what is left is stdout itself failing
+        # ('> /dev/full', a dead terminal): say so once, and drop what is still buffered
+        _silence_stdout()
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"partkit: error: cannot write to stdout: "
+                             f"{exc.strerror or exc}\n")
+        return 2
+
+
+def _reopen_closed_streams() -> None:
+    """A stream closed by the caller ('>&-', '2>&-') becomes /dev/null: the command runs
+    and exits as it would have (no AttributeError, no changed exit code)."""
+    import os
+
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - lives for the process
 
 
 def _print_notice(notice: Diagnostic) -> None:

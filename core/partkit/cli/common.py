@@ -8,8 +8,6 @@ import sys
 from partkit.common.errors import (
     Diagnostic,
     PartkitError,
-    SourceLocation,
-    error,
     github_annotation,
 )
 from partkit.table.options import int_option, size_option, table_options, usage_error
@@ -136,22 +134,11 @@ def chip_help(what: str) -> str:
 
 
 def check_input_path(path: str) -> None:
-    """One clear error for an input path that is not a readable file (exit 2)."""
-    import stat
+    """One clear error for an input path that is not a readable file (exit 2): the rule
+    every input follows (:func:`partkit.common.fileio.check_input`)."""
+    from partkit.common.fileio import check_input
 
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise PartkitError(error("no such file", SourceLocation(path), "check the path "
-                                 f"(relative paths resolve from {os.getcwd()})")) from None
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
-    if stat.S_ISDIR(mode):
-        raise PartkitError(error("is a directory, expected a file", SourceLocation(path)))
-    if not os.access(path, os.R_OK):
-        raise PartkitError(error("cannot read: permission denied", SourceLocation(path),
-                                 "check the file's permissions"))
+    check_input(path)
 
 
 def emit(diagnostics: Iterable[Diagnostic]) -> None:

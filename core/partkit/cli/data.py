@@ -81,10 +81,13 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.common.fileio import write_atomic
+        from partkit.common.fileio import check_outputs, write_atomic
         from partkit.data import build_partition_image
         from partkit.flash.tablearea import load_table_file
 
+        # before anything is written: `-o a.bin --depfile a.bin` wrote the image, then
+        # refused the depfile (exit 2 with a.bin already replaced)
+        check_outputs([args.output, args.depfile], [args.table, args.source])
         options = options_from_args(args, verify=True)
         table = load_table_file(args.table, options).table
         part, fmt, image = build_partition_image(table, args.partition, args.source,
@@ -112,3 +115,4 @@ def run(argv: list[str]) -> int:
                      "flash with: "
                      f"{write_command(part.offset, args.output, installed_esptool_version())}\n")
     return 0
+

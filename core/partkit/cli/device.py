@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from partkit.cli.common import (
@@ -221,9 +220,10 @@ def run(argv: list[str]) -> int:
         return HANDLERS[command](args)
     except PartkitError as exc:
         return report_error(exc)
-    except KeyboardInterrupt as exc:  # the device step says what may have changed
-        sys.stderr.write("partkit device: interrupted"
-                         + (f"; {exc.args[0]}" if exc.args else "") + "\n")
+    except KeyboardInterrupt as exc:
+        if exc.args:
+            raise  # it says what state the flash is in: printed by partkit.cli.main (130)
+        sys.stderr.write("partkit device: interrupted\n")
         return 130
 
 
@@ -396,22 +396,18 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_fits, check_writable, read_input_file
+    from partkit.device.ops import check_input_file, check_writable, read_input_file
 
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
-    if not os.path.exists(source) or os.path.isdir(source):
-        # the clear error for a missing file or a directory; a pipe (<(command)) is
-        # not opened here: it can be read only once
-        read_input_file(source, 0)
+    check_input_file(source)  # a missing file fails before connecting; a pipe is not read
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
         part = _select(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
-        data = read_input_file(source, part.size)
-        check_fits(part, source, data, f"the device on {args.port}")
+        data = read_input_file(part, source, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
                                progress=progress_bar(f"write {part.name}", args.quiet))
         _say(args, f"Wrote '{source}' ({len(data)} bytes) to partition '{part.name}' at "

@@ -174,6 +174,10 @@ def _run(argv: list[str]) -> int:
     quiet = "--quiet" in flags or "-q" in flags
     source = positional[0]
     output = positional[1] if len(positional) > 1 else "-"
+    from partkit.common.fileio import check_outputs
+
+    # every output is checked before the first is written (a --header naming the .bin)
+    check_outputs([output, values.get("--header"), values.get("--subtypes-header")], [source])
     data = _read_stdin() if source == "-" else read_table_input(source)
     path = "<stdin>" if source == "-" else source
 

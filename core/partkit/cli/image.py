@@ -413,12 +413,16 @@ def _bootloader(image: ImageReader, table_offset: int) -> dict[str, object] | No
 
 
 def _pairs(values: list[str], option: str) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
             raise usage_error(f"{option}: '{value}' is not NAME=FILE",
                               f"example: {option} factory=build/app.bin")
+        earlier = dict(out).get(name)
+        if earlier is not None:
+            raise usage_error(f"{option}: partition '{name}' is given twice ('{earlier}' and "
+                              f"'{path}')", "give each partition one file")
         out.append((name, path))
     return out
 
@@ -460,6 +464,8 @@ def _create(args: argparse.Namespace) -> int:
         mismatch = None if part is None else contents_warning(path, part, loaded.table)
         if mismatch is not None:
             emit([mismatch])
+    # before any write: an output that is an input, an --args-dir that is a file
+    _check_create_outputs(args, [args.bootloader, *(path for _, path in (*apps, *datas))])
     write_image(args.image, plan)
     sys.stderr.write(plan.summary(args.image) + "\n")
     if args.no_flash_args:
@@ -470,6 +476,21 @@ def _create(args: argparse.Namespace) -> int:
     generated = write_flash_args(plan, args_dir, mode=args.flash_mode, freq=args.flash_freq)
     _report_flash_files(args_dir, list(generated), chip)
     return 0
+
+
+def _check_create_outputs(args: argparse.Namespace, inputs: list[str | None]) -> None:
+    """Everything ``create`` will write is checked before the image is: an --args-dir
+    that is a file, or an output that is an input, must not fail after the image."""
+    from partkit.common.fileio import check_outputs
+
+    outputs: list[str | None] = [args.image]
+    if not args.no_flash_args and args.args_dir:
+        if os.path.exists(args.args_dir) and not os.path.isdir(args.args_dir):
+            raise PartkitError(error("--args-dir: not a directory", SourceLocation(
+                args.args_dir), "flash_args and flasher_args.json go into a directory"))
+        outputs += [os.path.join(args.args_dir, "flash_args"),
+                    os.path.join(args.args_dir, "flasher_args.json")]
+    check_outputs(outputs, [args.table, *inputs])
 
 
 def _bootloader_for_flash(path: str, chip: str | None, mode: str, freq: str,

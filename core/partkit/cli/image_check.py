@@ -322,14 +322,13 @@ def _set_boot(args: argparse.Namespace) -> int:
         blob = select_slot(current, slot, len(_ota_apps(table)), STATES[args.state])
     except ValueError as exc:
         raise PartkitError(error(f"--slot: {exc}", SourceLocation(args.image))) from None
-    directory = os.path.dirname(os.path.abspath(args.output or args.image))
-    fd, tmp = tempfile.mkstemp(prefix=".otadata-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    # the new otadata goes through a scratch file in the system's temp directory: the
+    # output itself is written by the common writer (atomic, or a stream), whatever it is
+    with tempfile.TemporaryDirectory(prefix="partkit-otadata-") as scratch:
+        tmp = os.path.join(scratch, "otadata.bin")
+        with open(tmp, "wb") as f:
             f.write(blob)
         imagefile.write_partition(args.image, part, tmp, output=args.output, sync=args.sync)
-    finally:
-        os.unlink(tmp)
     entries = otadata.decode(blob)
     active = otadata.active_entry(entries)
     detail = ("both sectors erased: boots the factory app" if slot is None else

@@ -2,7 +2,11 @@
 
 Inputs are read with a bound: a partition table is at most 0xC00 bytes as a binary and a
 few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` (512 KiB) instead of
-reading ``/dev/zero`` until memory runs out.
+reading ``/dev/zero`` until memory runs out. Every input goes through
+:func:`check_input` / :func:`read_limited`: missing files, directories, link loops and
+unreadable files are diagnostics; inputs whose size must be known (images, apps, data
+images) must be regular files; streams are read once and bounded; a silent FIFO is an
+error after ``FIFO_WAIT`` seconds, never a hang.
 
 Outputs go through :func:`write_output`, the one place that decides how a file is written:
 
@@ -48,13 +52,19 @@ class _Suppress:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = [
+    "FIFO_WAIT",
     "MAX_INPUT",
+    "check_input",
+    "check_outputs",
     "clean_stale_temps",
+    "command_scope",
     "helper_name",
+    "note_input",
     "read_input",
+    "read_limited",
     "read_stream",
     "real_target",
     "write_atomic",
@@ -67,6 +77,8 @@ __all__ = [
 # entries, a binary one is 0xC00 bytes); the CSV parser stops at MAX_CSV_ROWS partition
 # rows, so parsing, checking and drawing stay well under 64 MB
 MAX_INPUT = 8 << 20
+# seconds a FIFO may stay silent (no writer yet, or no data) before reading it is an error
+FIFO_WAIT = 10.0
 NAME_MAX = 255
 _RESERVED = 40  # room for the longest helper suffix (".partkit-journal.tmp", ".<pid>.tmp")
 _TMP_SUFFIX = ".tmp"
@@ -77,19 +89,120 @@ def _no_such_file(path: str) -> PartkitError:
                               f"(relative paths resolve from {os.getcwd()})"))
 
 
-def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table") -> bytes:
-    """Read an input file of at most ``limit`` bytes, turning OS errors into diagnostics."""
+def _read_error(path: str, exc: OSError) -> PartkitError:
+    if isinstance(exc, FileNotFoundError):
+        if os.path.islink(path):
+            return PartkitError(error(
+                f"dangling symbolic link (to '{os.readlink(path)}', which does not exist)",
+                SourceLocation(path), hint="fix or remove the link"))
+        return _no_such_file(path)
+    if isinstance(exc, IsADirectoryError):
+        return PartkitError(error("is a directory, expected a file", SourceLocation(path)))
+    if exc.errno == errno.ELOOP:
+        return PartkitError(error("symbolic link loop", SourceLocation(path),
+                                  hint="a link in this path points back at itself"))
+    return PartkitError(error(f"cannot read: {exc.strerror or exc}", SourceLocation(path)))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO or pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_input(path: str, *, regular: bool = False, what: str = "a file",
+                note: bool = True) -> os.stat_result:
+    """The checks every input passes before anything else happens; nothing is read.
+
+    Missing files, directories, link loops and unreadable files are errors; with
+    ``regular`` so is anything that is not a regular file (a device, FIFO or socket),
+    for inputs whose size must be known up front (images, apps, data images).
+    ``note``: count it as an input of the running command (see :func:`note_input`).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except IsADirectoryError:
-        raise PartkitError(error("is a directory, expected a file", SourceLocation(path))) from None
-    except FileNotFoundError:
-        raise _no_such_file(path) from None
+        st = os.stat(path)
     except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+        raise _read_error(path, exc) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PartkitError(error("is a directory, expected a file", SourceLocation(path)))
+    if regular and not stat.S_ISREG(st.st_mode):
+        raise PartkitError(error(f"{_kind(st.st_mode)}, not a regular file: {what} must be a "
+                                 "file", SourceLocation(path),
+                                 hint="write the data to a file first"))
+    if not os.access(path, os.R_OK):
+        raise PartkitError(error("cannot read: Permission denied", SourceLocation(path)))
+    if note:
+        note_input(path)
+    return st
+
+
+def read_limited(path: str, limit: int, *, regular: bool = False,
+                 what: str = "a file") -> tuple[bytes, int | None]:
+    """``(data, size)`` of an input, reading at most ``limit`` + 1 bytes, exactly once.
+
+    A regular file's size comes from the file system and its bytes are read only when
+    they fit ``limit``. A stream (pipe, FIFO, device) is read once, front to back: its
+    ``size`` is how many bytes it gave, or None when it had more than ``limit`` (so a
+    caller can refuse it without guessing). A FIFO that stays silent for
+    ``FIFO_WAIT`` seconds is an error, not a hang.
+    """
+    st = check_input(path, regular=regular, what=what)
+    fifo = stat.S_ISFIFO(st.st_mode)
+    try:
+        # a FIFO's open() waits for a writer: open it without blocking, wait in select
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0)
+                     | (getattr(os, "O_NONBLOCK", 0) if fifo else 0))
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            return b"", st.st_size
+        data = _read_stream_fd(fd, limit + 1, path, fifo)
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
+        return b"", None
+    return data, len(data)
+
+
+def _read_stream_fd(fd: int, limit: int, path: str, fifo: bool) -> bytes:
+    chunks: list[bytes] = []
+    got = 0
+    while got < limit:
+        if fifo and not _readable(fd, FIFO_WAIT):
+            raise PartkitError(error(
+                f"nothing to read for {FIFO_WAIT:g} s from this FIFO", SourceLocation(path),
+                hint="start the program that writes into it first, or give a file"))
+        try:
+            chunk = os.read(fd, min(1 << 17, limit - got))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    import select
+
+    ready, _, _ = select.select([fd], [], [], timeout)
+    return bool(ready)
+
+
+def read_input(path: str, limit: int = MAX_INPUT, what: str = "a partition table", *,
+               regular: bool = False) -> bytes:
+    """Read an input file of at most ``limit`` bytes, turning OS errors into diagnostics."""
+    data, size = read_limited(path, limit, regular=regular, what=what)
+    if size is None or size > limit:
         raise PartkitError(error(
             f"more than {_size_text(limit)}; too large for {what}",
             SourceLocation(path), hint="is this the right file? (a device or a stream such "
@@ -105,11 +218,103 @@ def read_stream(stream: object, label: str, limit: int = MAX_INPUT,
                 what: str = "a partition table") -> bytes:
     """Read a binary stream (stdin) with the same bound as :func:`read_input`."""
     read = getattr(stream, "read")  # noqa: B009 - any object with read(n)
+    # `partkit show - -o t.csv < t.csv`: stdin redirected from a file is an input too
+    with _Suppress(AttributeError, OSError, ValueError):
+        note_input(f"/dev/fd/{stream.fileno()}", label)  # type: ignore[attr-defined]
     data: bytes = read(limit + 1)
     if len(data) > limit:
         raise PartkitError(error(f"more than {_size_text(limit)}; too large for {what}",
                                  SourceLocation(label)))
     return data
+
+
+# --- one command's inputs and outputs ------------------------------------------------------
+# Inside command_scope() (the CLI runs every command in one) every regular file read as an
+# input is noted by inode, and write_output refuses to replace one of them or a file this
+# command already wrote: ``gen t.csv o.bin --header t.csv`` would destroy its own source.
+# Outside a scope (the Python API, build plugins in one long process) nothing is noted.
+
+_scope: list[dict[tuple[int, int], tuple[str, str]]] = []
+
+
+class _CommandScope:
+    def __enter__(self) -> None:
+        _scope.append({})
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        _scope.pop()
+
+
+def command_scope() -> _CommandScope:
+    """Note the inputs and outputs of one command (nested scopes share nothing); a class,
+    not contextlib, which gen's start-up budget leaves out."""
+    return _CommandScope()
+
+
+def _key(path: str) -> tuple[int, int] | None:
+    """(device, inode) of a regular file, symlinks followed; None for anything else."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def note_input(path: str, label: str | None = None) -> None:
+    """``path`` is read by the running command: it may not be replaced by one of its outputs.
+    ``label``: how messages name it (``<stdin>`` for ``/dev/fd/0``)."""
+    key = _key(path) if _scope else None
+    if key is not None:
+        _scope[-1].setdefault(key, ("input", label or path))
+
+
+def _note_output(path: str) -> None:
+    key = _key(path) if _scope else None
+    if key is not None:
+        _scope[-1][key] = ("output", path)
+
+
+def _refuse_clobber(path: str) -> None:
+    key = _key(path) if _scope else None
+    if key is None or key not in _scope[-1]:
+        return
+    role, other = _scope[-1][key]
+    same = "" if other == path else f" ('{other}')"
+    what = "an input of this command" if role == "input" else "already written by this command"
+    raise PartkitError(error(
+        f"output is {what}{same}; refusing to overwrite it", SourceLocation(path),
+        hint="write the output to another file"))
+
+
+def check_outputs(outputs: Sequence[str | None], inputs: Sequence[str | None] = ()) -> None:
+    """Before writing anything: no output is an input, and no two outputs are one file.
+
+    Files compare by inode (symlinks and hard links resolved); names not created yet
+    compare by their absolute path with symlinked directories resolved.
+    """
+    seen: dict[object, tuple[str, str]] = {}
+    for role, paths in (("input", inputs), ("output", outputs)):
+        for path in paths:
+            if path is None or (path == "-" and role == "output"):
+                continue
+            if path == "-":  # stdin: a file when redirected (`gen - t.csv < t.csv`)
+                stdin_key = _key("/dev/fd/0")
+                if stdin_key is not None:
+                    seen.setdefault(stdin_key, (role, "<stdin>"))
+                continue
+            key: object = _key(path) or real_target(path)
+            if role == "input":
+                seen.setdefault(key, (role, path))
+                continue
+            if key in seen:
+                other_role, other = seen[key]
+                same = "" if other == path else f" ('{other}')"
+                what = "an input" if other_role == "input" else "also another output"
+                raise PartkitError(error(
+                    f"output is {what} of this command{same}; refusing to overwrite it",
+                    SourceLocation(path), hint="give each output its own file"))
+            seen[key] = (role, path)
 
 
 # --- helper names -------------------------------------------------------------------------
@@ -237,12 +442,15 @@ def write_output(path: str, produce: Callable[[int], None]) -> None:
     if mode is not None and _written_directly(mode):
         _write_direct(path, path, produce)
         return
+    _refuse_clobber(path)
     _replace(path, real_target(path), mode, produce)
+    _note_output(path)
 
 
 def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> None:
     try:
-        fd = os.open(target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        fd = _open_fifo_writer(path) if stat.S_ISFIFO(os.stat(target).st_mode) else os.open(
+            target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
@@ -258,6 +466,28 @@ def _write_direct(path: str, target: str, produce: Callable[[int], None]) -> Non
                                 "output") from None
     finally:
         os.close(fd)
+
+
+def _open_fifo_writer(path: str) -> int:
+    """Open a FIFO for writing without hanging: wait up to FIFO_WAIT for a reader."""
+    import time
+
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    deadline = time.monotonic() + FIFO_WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | nonblock)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody has it open for reading yet
+                raise
+            if time.monotonic() >= deadline:
+                raise PartkitError(error(
+                    f"nobody reads this FIFO (waited {FIFO_WAIT:g} s)", SourceLocation(path),
+                    hint="start the program that reads from it first")) from None
+            time.sleep(0.05)
+            continue
+        os.set_blocking(fd, True)
+        return fd
 
 
 def _replace(path: str, target: str, mode: int | None,
@@ -359,9 +589,12 @@ def write_if_changed(path: str, data: bytes) -> bool:
     timestamp, so nothing that depends on it rebuilds.
     """
     try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
+        st = os.stat(path)
+        # only a regular file of the same size is compared: a FIFO or device is not read
+        if stat.S_ISREG(st.st_mode) and st.st_size == len(data):
+            with open(path, "rb") as f:
+                if f.read(len(data) + 1) == data:
+                    return False
     except OSError:
         pass
     write_atomic(path, data)

@@ -89,21 +89,26 @@ def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1")
 
     module_name = FORMATS[fmt][0]
     want_dir = fmt != "nvs"
-    if want_dir and not os.path.isdir(source):
-        raise PartkitError(error(f"a {fmt} image is built from a directory", SourceLocation(
-            source), "give the directory whose files go into the image"))
-    if not want_dir and not os.path.isfile(source):
-        if not os.path.exists(source):
-            raise PartkitError(error("no such file", SourceLocation(source),
-                                     "--from names the NVS CSV (key,type,encoding,value); "
-                                     "relative paths start in " + os.getcwd()))
-        what = "a directory" if os.path.isdir(source) else "not a regular file"
-        raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
-                                 f"value); this is {what}", SourceLocation(source),
-                                 "--from names the NVS CSV"))
+    if want_dir:
+        from partkit.data.tree import check_root
+
+        check_root(source, f"a {fmt} image")
+    else:
+        if os.path.isdir(source):
+            raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
+                                     "value); this is a directory", SourceLocation(source),
+                                     "--from names the NVS CSV"))
+        from partkit.common.fileio import MAX_INPUT, check_input
+
+        if check_input(source, regular=True, what="an NVS CSV").st_size > MAX_INPUT:
+            raise PartkitError(error(f"more than {MAX_INPUT >> 20} MiB: too large for an NVS "
+                                     "CSV", SourceLocation(source), "is this the right file?"))
     module = importlib.import_module(module_name)
-    image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
-                    else module.build(source, size))
+    from partkit.data.tree import deferred_interrupt
+
+    with deferred_interrupt():  # a library callback must not swallow Ctrl-C
+        image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
+                        else module.build(source, size))
     if len(image) != size:  # the adapters pad to the partition; anything else is a bug
         raise AssertionError(f"{fmt} image of {len(image)} bytes for a {size}-byte partition")
     return image
@@ -138,19 +143,31 @@ def plaintext_nvs_warning(table: PartitionTable, part: Partition) -> Diagnostic 
 
 
 def _make_escape(path: str) -> str:
-    return path.replace("\\", "/").replace("$", "$$").replace("#", "\\#").replace(" ", "\\ ")
+    """A path as Make and Ninja read it from a depfile.
+
+    Only Windows separators become "/"; on POSIX a backslash is part of the name and is
+    doubled where it would otherwise escape what follows (a space, '#', the end).
+    """
+    import os
+    import re
+
+    if os.sep == "\\":
+        path = path.replace("\\", "/")
+    path = re.sub(r"(\\+)(?=[ #]|$)", lambda m: m.group(1) * 2, path)
+    return path.replace("$", "$$").replace("#", "\\#").replace(" ", "\\ ")
 
 
 def depfile(output: str, source: str) -> str:
     """A Make-style depfile: ``output`` depends on every file and directory under
-    ``source`` (directories too, so an added or removed file counts)."""
+    ``source`` (directories too, so an added or removed file counts), symlinked
+    directories followed as the build followed them."""
     import os
+    import sys
+
+    from partkit.data.tree import walk
 
     deps = [source]
     if os.path.isdir(source):
-        for root, dirs, files in os.walk(source):
-            dirs.sort()
-            deps += [os.path.join(root, d) for d in dirs]
-            deps += [os.path.join(root, f) for f in sorted(files)]
+        deps += [entry.path for entry in walk(source, sys.maxsize, "data")]
     lines = [f"{_make_escape(output)}:"] + [f" {_make_escape(d)}" for d in deps]
     return " \\\n".join(lines) + "\n"

@@ -105,11 +105,9 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
         raise PartkitError(error(
             f"--data {name}: '{name}' is not a data partition", part.loc,
             "app images are checked with --app"))
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+    from partkit.common.fileio import check_input
+
+    size = check_input(path, regular=True, what="a data image").st_size
     kind = _sniff(path, part, size)
     findings = []
     if size > part.size:

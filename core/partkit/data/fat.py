@@ -12,6 +12,7 @@ import os
 import tempfile
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.data.tree import Entry, chunks, walk
 
 __all__ = ["DEFAULT_TIME", "SECTOR_SIZE", "build", "build_time", "volume_serial"]
 
@@ -45,13 +46,18 @@ def volume_serial(source: str, size: int) -> int:
     import hashlib
 
     digest = hashlib.sha256(str(size).encode())
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, source).replace(os.sep, "/").encode() + b"\0")
-            with open(path, "rb") as f:
-                digest.update(hashlib.sha256(f.read()).digest())
+    files = [e for e in walk(source, size, "FAT") if not e.is_dir]  # checked, never a FIFO
+
+    def walk_order(entry: Entry) -> list[tuple[int, str]]:  # os.walk's: files, then subdirs
+        *dirs, name = entry.inside.split("/")
+        return [(1, d) for d in dirs] + [(0, name)]
+
+    for entry in sorted(files, key=walk_order):
+        digest.update(entry.inside.encode() + b"\0")
+        content = hashlib.sha256()
+        for data in chunks(entry):
+            content.update(data)
+        digest.update(content.digest())
     return int.from_bytes(digest.digest()[:4], "little") or 1  # pyfatfs takes 0 as "make one"
 
 
@@ -131,23 +137,18 @@ def _copy(fs: object, source: str, size: int) -> None:
 
     PyFATException = importlib.import_module("pyfatfs._exceptions").PyFATException
 
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        rel = os.path.relpath(root, source).replace(os.sep, "/")
-        target = "/" if rel == "." else "/" + rel
-        if target != "/":
-            fs.makedirs(target, recreate=True)  # type: ignore[attr-defined]
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                data = f.read()
-            inside = target.rstrip("/") + "/" + name
-            try:
-                with fs.openbin(inside, "w") as out:  # type: ignore[attr-defined]
+    for entry in walk(source, size, "FAT"):
+        inside = "/" + entry.inside
+        try:
+            if entry.is_dir:
+                fs.makedirs(inside, recreate=True)  # type: ignore[attr-defined]
+                continue
+            with fs.openbin(inside, "w") as out:  # type: ignore[attr-defined]
+                for data in chunks(entry):
                     out.write(data)
-            except PyFATException as exc:
-                raise PartkitError(error(
-                    f"cannot add '{inside}' to a {size // 1024} KiB FAT image: {exc}",
-                    SourceLocation(path),
-                    "make the partition bigger (partkit resize --set NAME=SIZE) or store "
-                    "less")) from None
+        except PyFATException as exc:
+            raise PartkitError(error(
+                f"cannot add '{inside}' to a {size // 1024} KiB FAT image: {exc}",
+                SourceLocation(entry.path),
+                "make the partition bigger (partkit resize --set NAME=SIZE) or store "
+                "less")) from None

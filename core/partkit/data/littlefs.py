@@ -7,9 +7,8 @@ unless asked otherwise: esp_littlefs before 1.6 (littlefs 2.5) mounts only 2.0.
 
 from __future__ import annotations
 
-import os
-
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.data.tree import chunks, walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,33 +46,29 @@ def build(source: str, size: int, version: str = "2.1") -> bytes:
             f"--littlefs-version {version} needs a newer littlefs-python",
             None, "pip install -U littlefs-python")) from None
     total = 0
-    for root, dirs, files in os.walk(source):
-        dirs.sort()
-        rel = os.path.relpath(root, source).replace(os.sep, "/")
-        target = "" if rel == "." else rel
-        if target:
-            fs.makedirs(target, exist_ok=True)
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            inside = f"{target}/{name}" if target else name
-            if len(name.encode()) > NAME_MAX:
-                raise PartkitError(error(f"file name longer than {NAME_MAX} bytes",
-                                         SourceLocation(path)))
-            with open(path, "rb") as f:
-                data = f.read()
-            total += len(data)
-            try:
-                with fs.open(inside, "wb") as out:
+    for entry in walk(source, size, "LittleFS"):
+        name = entry.inside.rsplit("/", 1)[-1]
+        if len(name.encode()) > NAME_MAX:
+            raise PartkitError(error(f"name longer than {NAME_MAX} bytes, the limit of "
+                                     "esp_littlefs", SourceLocation(entry.path),
+                                     "use a shorter name"))
+        try:
+            if entry.is_dir:
+                fs.makedirs(entry.inside, exist_ok=True)
+                continue
+            with fs.open(entry.inside, "wb") as out:
+                for data in chunks(entry):
                     out.write(data)
-            except littlefs.errors.LittleFSError as exc:
-                if exc.code == littlefs.errors.LittleFSError.Error.LFS_ERR_NOSPC:
-                    raise PartkitError(error(
-                        f"the files do not fit a {size // 1024} KiB LittleFS partition "
-                        f"(full at '{inside}', {total} bytes of files so far)",
-                        SourceLocation(source),
-                        "make the partition bigger (partkit resize --set NAME=SIZE) or "
-                        "store less")) from None
-                raise
+            total += entry.size
+        except littlefs.errors.LittleFSError as exc:
+            if exc.code == littlefs.errors.LittleFSError.Error.LFS_ERR_NOSPC:
+                raise PartkitError(error(
+                    f"the files do not fit a {size // 1024} KiB LittleFS partition "
+                    f"(full at '{entry.inside}', {total} bytes of files so far)",
+                    SourceLocation(source),
+                    "make the partition bigger (partkit resize --set NAME=SIZE) or "
+                    "store less")) from None
+            raise
     image = bytes(fs.context.buffer)
     fs.unmount()
     return image

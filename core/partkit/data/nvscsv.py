@@ -287,6 +287,11 @@ def _check_row(cells: dict[str, Field], base: str, namespace_seen: bool,
     return NvsRow(key, kind, encoding, value, SourceLocation("")), found
 
 
+# The largest NVS value (a format-2 blob: 126 chunks of 4000 bytes); a file over it
+# cannot be stored, so it is not read.
+MAX_BLOB = 508000
+
+
 def _fill_problems(encoding: str, value: str, enc_col: tuple[int, int],
                    value_col: tuple[int, int], max_bytes: int | None) -> list[Problem]:
     """A ``blob_fill(LENGTH;0xBB)`` / ``blob_sz_fill(...)`` encoding, checked before the
@@ -310,15 +315,22 @@ def _fill_problems(encoding: str, value: str, enc_col: tuple[int, int],
 def _file_value(value: str, column: tuple[int, int], encoding: str, base: str,
                 found: list[Problem]) -> str:
     """The resolved path of a ``file`` row, its problems added to ``found``."""
+    from partkit.common.errors import PartkitError
+    from partkit.common.fileio import read_limited
+
     resolved = value.strip()
     if resolved and not os.path.isabs(resolved):
         resolved = os.path.join(base, resolved)
-    try:
-        with open(resolved, "rb") as f:
-            content = f.read()
-    except OSError as exc:
-        found.append((f"cannot read '{value.strip()}': {exc.strerror or exc}", column,
+    try:  # a regular file, sized before it is read (a link to /dev/zero never ends)
+        content, size = read_limited(resolved, MAX_BLOB, regular=True,
+                                     what="an NVS file value")
+    except PartkitError as exc:
+        found.append((f"cannot read '{value.strip()}': {exc.diagnostics[0].message}", column,
                       "file values are relative to the CSV's directory"))
+        return resolved
+    if size is None or size > MAX_BLOB:
+        found.append((f"'{value.strip()}': {size} bytes, more than an NVS value holds "
+                      f"({MAX_BLOB} bytes)", column, None))
         return resolved
     problem = _content_problem(encoding, content)
     if problem is not None:

@@ -7,8 +7,6 @@ does :class:`~partkit.device.target.Target` touch flash (or the image file).
 
 from __future__ import annotations
 
-import os
-
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, is_blank
@@ -25,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_READERS",
     "check_fits",
+    "check_input_file",
     "check_writable",
     "load_table",
     "read_device_table",
@@ -77,24 +76,19 @@ def check_writable(part: Partition, force: bool, where: str, verb: str = "write"
             SourceLocation(where), hint))
 
 
-def check_fits(part: Partition, source: str, data: bytes, where: str) -> None:
+def check_fits(part: Partition, size: int | None, source: str, where: str) -> None:
     """The whole input must fit the partition; a failed check changes nothing (exit 1).
 
-    ``data`` is what :func:`read_input_file` read (at most ``part.size + 1`` bytes). A
-    regular file is measured by its size; a pipe or device (``/dev/zero``) has none, so
-    the bytes read decide: one more than the partition holds is too many.
+    ``size`` is what :func:`partkit.common.fileio.read_limited` measured: a regular
+    file's size, or the bytes a stream (pipe, ``/dev/zero``) gave; None when the stream
+    gave more than the partition holds (only that much is known of it).
     """
-    try:
-        size = os.path.getsize(source) if os.path.isfile(source) else len(data)
-    except OSError:
-        size = len(data)
-    size = max(size, len(data))
-    if size <= part.size:
+    if size is not None and size <= part.size:
         return
-    if os.path.isfile(source):
+    if size is not None:
         amount = (f"{size} bytes (0x{size:x}) do not fit partition '{part.name}' of "
                   f"{part.size} bytes (0x{part.size:x}): {size - part.size} bytes too many")
-    else:  # a stream: only what was read so far is known
+    else:
         amount = (f"more than {part.size} bytes (0x{part.size:x}) came from it: they do "
                   f"not fit partition '{part.name}' of {part.size} bytes")
     raise CheckFailed(error(
@@ -102,19 +96,18 @@ def check_fits(part: Partition, source: str, data: bytes, where: str) -> None:
         f"use a smaller file or enlarge the partition; {where} was not changed"))
 
 
-def read_input_file(path: str, limit: int) -> bytes:
-    """An input file's bytes; clear errors for missing files and directories, and no
-    reading past ``limit`` + 1 bytes (enough to tell that it is too big)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit + 1)
-    except FileNotFoundError:
-        raise PartkitError(error("no such file", SourceLocation(path),
-                                 f"check the path (relative paths resolve from "
-                                 f"{os.getcwd()})")) from None
-    except IsADirectoryError:
-        raise PartkitError(error("is a directory, expected a file",
-                                 SourceLocation(path))) from None
-    except OSError as exc:
-        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
-                                 SourceLocation(path))) from None
+def check_input_file(path: str) -> None:
+    """Before connecting: the input exists and is readable (nothing is read from it)."""
+    from partkit.common.fileio import check_input
+
+    check_input(path)
+
+
+def read_input_file(part: Partition, path: str, where: str) -> bytes:
+    """The bytes to write into ``part``: read once (a pipe cannot be read twice), at most
+    the partition's size + 1, and refused (exit 1) when they do not fit."""
+    from partkit.common.fileio import read_limited
+
+    data, size = read_limited(path, part.size)
+    check_fits(part, size, path, where)
+    return data

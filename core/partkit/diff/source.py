@@ -116,5 +116,29 @@ def load_side(spec: str, options: TableOptions) -> TableSide:
     found = decode_table(raw, options.replace(md5=options.md5 if is_text else True,
                                               flash_size=None))
     md5 = options.md5 if is_text else has_md5_row(raw.data)
+    if is_text:
+        _check_flashable(found.table, md5)
     return TableSide(found.table, raw.label, raw.kind, options.table_offset, md5,
                      raw.flash_size, found.warnings, raw.field)
+
+
+def _check_flashable(table: PartitionTable, md5: bool) -> None:
+    """A CSV side must be a table a device can hold: gen_esp32part refuses to build one
+    with a repeated name or more entries than 0xC00 bytes take, so no device runs it and
+    a verdict about it would be made up (exit 2)."""
+    from partkit.common.errors import PartkitError, error
+    from partkit.table import binary
+
+    problems = []
+    if len(table) > binary.max_entries(md5):
+        problems.append(binary.too_long(table, md5))
+    seen: dict[str, Partition] = {}
+    for part in table:
+        first = seen.setdefault(part.name, part)
+        if first is not part:
+            problems.append(error(
+                f"partition name '{part.name}' is used twice: no device can run this table "
+                "(gen_esp32part refuses to build it)", part.loc,
+                "give every partition its own name"))
+    if problems:
+        raise PartkitError(problems)

@@ -18,7 +18,6 @@ import struct
 
 from partkit.common.chips import CHIP_IDS, DEFAULT_FLASH_WINDOWS, find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
-from partkit.common.fileio import read_input
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 
@@ -53,7 +52,6 @@ BOOTLOADER_DESC_LEN = 80
 SIG_SECTOR = 0x1000
 SIG_BLOCK_MAGIC = 0xE7
 SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
-MAX_STREAM = 16 << 20  # an app image read from a pipe or device: the largest app slot
 # Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips
 # (esp_image_header_t.spi_size, ESP-IDF esp_app_format.h: 1MB << code).
 FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
@@ -401,24 +399,22 @@ def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
 def read_image_file(path: str) -> ImageInfo:
     """Read and measure an image file (missing/unreadable files raise PartkitError).
 
-    A regular file is read as far as the image goes (headers, then segments streamed);
-    its size comes from stat, so a multi-GB file costs no memory. A stream or device is
-    read up to ``MAX_STREAM`` bytes.
+    It is read as far as the image goes (headers, then segments streamed); its size
+    comes from stat, so a multi-GB file costs no memory. It must be a regular file: what
+    is flashed is a file, and a FIFO or device has no size to check.
     """
     import os
-    import stat
 
+    from partkit.common.fileio import check_input
 
+    check_input(path, regular=True, what="an app or bootloader image")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError:
-        return read_image(read_input(path), path)  # the same diagnostics as other inputs
+    except OSError as exc:
+        raise PartkitError(error(f"cannot read: {exc.strerror or exc}",
+                                 SourceLocation(path))) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            fd = -1
-            return read_image(read_input(path, MAX_STREAM, "an app image"), path)
 
         def pread(offset: int, length: int) -> bytes:
             if hasattr(os, "pread"):

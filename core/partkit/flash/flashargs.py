@@ -16,6 +16,7 @@ plain paths stay bare, byte-identical to ESP-IDF's file.
 from __future__ import annotations
 
 import json
+import os
 
 from partkit.common.chips import find_chip
 from partkit.common.record import Record
@@ -53,8 +54,11 @@ class FlashFile(Record):
     encrypted: bool
 
     def __init__(self, name: str, offset: int, path: str, encrypted: bool = False) -> None:
-        # esptool accepts forward slashes everywhere
-        self._init(name=name, offset=offset, path=path.replace("\\", "/"), encrypted=encrypted)
+        # esptool accepts forward slashes everywhere; only Windows separators are turned
+        # into them (on POSIX a backslash is part of a file name)
+        if os.sep == "\\":
+            path = path.replace("\\", "/")
+        self._init(name=name, offset=offset, path=path, encrypted=encrypted)
 
 
 def flash_args(files: list[FlashFile], mode: str, freq: str, size: str) -> str:

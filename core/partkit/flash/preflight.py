@@ -120,7 +120,9 @@ class PartitionState(Record):
 
     partition: Partition
     contents: Finding | None
-    status: str  # "ok", "error", "absent" (beyond the image), "encrypted" (not readable)
+    # "ok", "error", "absent" (beyond the image, or cut inside it with no app or file system
+    # in the part present), "encrypted" (not readable)
+    status: str
 
     def __init__(self, partition: Partition, contents: Finding | None, status: str) -> None:
         self._init(partition=partition, contents=contents, status=status)
@@ -504,6 +506,10 @@ def check_image(image: str, options: TableOptions, *,
             states.append(PartitionState(part, None, "encrypted"))
             continue
         found = describe(image, part, table)
+        if part.end > c.size and found.kind in ("erased", "data"):
+            # cut inside: the missing tail is unknown, so "erased" would be a guess
+            states.append(PartitionState(part, None, "absent"))
+            continue
         before = len(c.problems)
         if c.spilled_into(part) is not None:
             states.append(PartitionState(part, found, "error"))  # the overflow names it

@@ -293,6 +293,9 @@ class _RowParser:
 # Far past the 95 entries a table can hold, so every real table (valid or not) is parsed
 # and reported whole; a runaway file stops here instead of filling memory.
 MAX_CSV_ROWS = 1000
+# A partition row is a few dozen characters (a name is at most 16); a longer data line is
+# refused before it is split, so one runaway line cannot cost memory or time.
+MAX_LINE = 4096
 
 
 def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
@@ -300,6 +303,11 @@ def parse_csv(text: str, path: str, options: TableOptions) -> list[CsvRow]:
     rows: list[CsvRow] = []
     errors: list[Diagnostic] = []
     for number, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_LINE and not raw.lstrip().startswith("#"):
+            raise PartkitError([*errors[:MAX_CSV_ROWS], error(
+                f"line of {len(raw)} characters: a partition row is short (this one is "
+                f"longer than {MAX_LINE}), so this is not a partition table",
+                SourceLocation(path, number, 1), "is this the right file?")])
         line = raw
         if "$" in line:
             line = os.path.expandvars(line)

@@ -178,8 +178,13 @@ def read_table_input(path: str) -> bytes:
 
 def _looks_like_image(spec: str) -> bool:
     """A flash image: larger than a table sector and not text (ESP image, erased, NULs)."""
-    from partkit.common.fileio import read_input
+    import stat
 
+    from partkit.common.fileio import check_input, read_input
+
+    # a FIFO or device is read once as a table stream (bounded), never opened twice
+    if not stat.S_ISREG(check_input(spec).st_mode):
+        return False
     try:
         size = os.path.getsize(spec)
         with open(spec, "rb") as f:
