@@ -950,6 +950,17 @@ def test_tree_of_a_huge_sparse_file_stays_small(tmp_path: Path, tree: Path) -> N
     assert rss < MEMORY_BOUND_KB
 
 
+def test_fat_name_errors_hint_at_the_name_not_the_size(
+        tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20 item 22: a name FAT cannot hold was met with 'make the partition bigger'."""
+    (tree / ("n" * 250 + ".txt")).write_text("x")
+    capsys.readouterr()
+    assert _build(tmp_path, "ffat", tree) == 2
+    err = capsys.readouterr().err
+    assert "at most 255 characters: rename" in err and "bigger" not in err, err
+    assert not (tmp_path / "out.img").exists()
+
+
 def test_depfile_names_the_files_ninja_sees(tmp_path: Path, tree: Path) -> None:
     """Backslashes are part of POSIX names: before, they became '/', so the depfile named
     files that do not exist and Ninja rebuilt on every run."""

@@ -149,6 +149,16 @@ def _copy(fs: object, source: str, size: int) -> None:
         except PyFATException as exc:
             raise PartkitError(error(
                 f"cannot add '{inside}' to a {size // 1024} KiB FAT image: {exc}",
-                SourceLocation(entry.path),
-                "make the partition bigger (partkit resize --set NAME=SIZE) or store "
-                "less")) from None
+                SourceLocation(entry.path), _hint(exc))) from None
+
+
+def _hint(exc: Exception) -> str:
+    """Room is only the answer when room ran out: a bad name needs another name."""
+    import errno
+
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return "make the partition bigger (partkit resize --set NAME=SIZE) or store less"
+    if getattr(exc, "errno", None) == errno.ENAMETOOLONG:
+        return "FAT names hold at most 255 characters: rename the file or folder"
+    return ("rename the file or folder: FAT forbids some characters and names "
+            "(e.g. \\ : * ? \" < > | and trailing dots or spaces)")
