@@ -1277,6 +1277,37 @@ def test_create_with_an_args_dir_that_is_a_file_writes_nothing(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("failure", ["disk-full", "ctrl-c"])
+def test_create_failing_after_the_image_says_what_was_written(
+        tmp_path: Path, table: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """Item 19: a failure while writing flash_args (after the image was replaced) reported
+    only the failed file; the image's state and the stale argument files went unsaid."""
+    from partkit.common.errors import PartkitError, SourceLocation, error
+    from partkit.flash import assemble
+
+    real = assemble.write_atomic
+
+    def failing(path: str, data: bytes) -> None:
+        if path.endswith("flasher_args.json"):
+            if failure == "ctrl-c":
+                raise KeyboardInterrupt
+            raise PartkitError(error("cannot write: No space left on device",
+                                     SourceLocation(path)))
+        real(path, data)
+
+    monkeypatch.setattr(assemble, "write_atomic", failing)
+    out = tmp_path / "new.img"
+    capsys.readouterr()
+    code = main(["image", "create", str(out), "--table", str(table), "--flash-size", "4MB",
+                 "--chip", "esp32c3"])
+    err = capsys.readouterr().err
+    assert code == (130 if failure == "ctrl-c" else 2), err
+    assert out.stat().st_size == 4 << 20
+    assert f"{out} was written whole; flash_args and flasher_args.json" in err, err
+    assert "may still describe an earlier run" in err, err
+
+
 @pytest.mark.parametrize("kind", ["dev-zero", "sparse-1g"])
 def test_nvs_file_entry_is_checked_before_it_is_read(tmp_path: Path, kind: str) -> None:
     """Item 8: an NVS 'file' entry pointing at /dev/zero grew without bound."""

@@ -53,7 +53,14 @@ from partkit.cli.image_shared import (
     parse_args,
     select,
 )
-from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, closest, error
+from partkit.common.errors import (
+    CheckFailed,
+    PartkitError,
+    SourceLocation,
+    closest,
+    error,
+    warning,
+)
 from partkit.common.numbers import format_size
 from partkit.data.check import contents_warning
 from partkit.flash import flashargs, imagefile
@@ -473,7 +480,18 @@ def _create(args: argparse.Namespace) -> int:
     # an image written into a device or pipe (/dev/stdout, a FIFO): pieces go to the cwd
     args_dir = args.args_dir or (os.path.dirname(os.path.abspath(args.image))
                                  if os.path.isfile(args.image) else os.getcwd())
-    generated = write_flash_args(plan, args_dir, mode=args.flash_mode, freq=args.flash_freq)
+    # the image is in place by now: a failure here must say so, and that the argument files
+    # may still describe an earlier run
+    state = (f"{args.image} was written whole; flash_args and flasher_args.json in {args_dir} "
+             "may still describe an earlier run (each file is complete or as it was)")
+    try:
+        generated = write_flash_args(plan, args_dir, mode=args.flash_mode,
+                                     freq=args.flash_freq)
+    except PartkitError as exc:
+        raise PartkitError((*exc.diagnostics, warning(
+            state, SourceLocation(args.image), "run the same command again"))) from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(state) from None
     _report_flash_files(args_dir, list(generated), chip)
     return 0
 
