@@ -22,6 +22,10 @@ flag, input size, alignment, flash encryption / secure boot) runs before the fir
 change, and every change partkit makes is verified with the flash MD5. The exceptions
 are partkit's, each also an instance of what ESP-IDF raises in the same case (the table
 in docs/device.md), so existing ``except`` clauses keep working.
+
+About 700 lines on purpose: parttool's whole public surface (target, selectors, table
+object, exception mapping, both argument orders) is one module, as scripts import it as
+one; the device and image work itself is in :mod:`partkit.device` and :mod:`partkit.flash`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """File access for the CLI, the image operations and the plugins (the codec never touches files).
 
 Inputs are read with a bound: a partition table is at most 0xC00 bytes as a binary and a
-few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` (512 KiB) instead of
+few KiB as CSV, so ``read_input`` refuses anything past ``MAX_INPUT`` (8 MiB) instead of
 reading ``/dev/zero`` until memory runs out. Every input goes through
 :func:`check_input` / :func:`read_limited`: missing files, directories, link loops and
 unreadable files are diagnostics; inputs whose size must be known (images, apps, data
@@ -19,6 +19,10 @@ Outputs go through :func:`write_output`, the one place that decides how a file i
 * ``-``, character devices (``/dev/null``, a tty, ``/dev/stdout``), FIFOs and sockets are
   written directly, never replaced;
 * helper names (temps, journals) stay within NAME_MAX: a long NAME is shortened with a hash.
+
+About 600 lines on purpose: the one input rule and the one output rule (with the
+"an output is never an input" scope) are kept in one place so that no command can
+read or write a file another way.
 """
 
 from __future__ import annotations
