@@ -90,7 +90,7 @@ def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        from partkit.common.fileio import read_input, write_atomic
+        from partkit.common.fileio import edit_in_place, read_input, write_atomic
         from partkit.plan.resize import Edit, resize
         from partkit.table.codec import load_table
 
@@ -135,6 +135,8 @@ def run(argv: list[str]) -> int:
         print_change(loaded.table, new, options, args.table)
         if not args.dry_run:
             target = args.output or args.table
+            if not args.output:  # the documented in-place edit of TABLE
+                edit_in_place(target)
             write_atomic(target, text.encode("utf-8"))
             sys.stderr.write(f"partkit: wrote {target}\n")
     except PartkitError as exc:

@@ -65,6 +65,7 @@ __all__ = [
     "check_outputs",
     "clean_stale_temps",
     "command_scope",
+    "edit_in_place",
     "helper_name",
     "note_input",
     "read_input",
@@ -271,6 +272,14 @@ def note_input(path: str, label: str | None = None) -> None:
     key = _key(path) if _scope else None
     if key is not None:
         _scope[-1].setdefault(key, ("input", label or path))
+
+
+def edit_in_place(path: str) -> None:
+    """``path`` is both read and rewritten on purpose (``resize`` without ``-o``, as
+    ``sed -i``): its next write may replace it. Only for the command's own TABLE."""
+    key = _key(path) if _scope else None
+    if key is not None and _scope[-1].get(key, ("", ""))[0] == "input":
+        del _scope[-1][key]
 
 
 def _note_output(path: str) -> None:

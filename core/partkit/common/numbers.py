@@ -125,7 +125,8 @@ def format_size(size: int, style: str = "human") -> str:
             msg = f"unknown size style {style!r}"
             raise ValueError(msg) from None
         for unit, scale in ((mib, 1 << 20), (kib, 1 << 10)):
-            if size >= scale and size % scale == 0:
+            # csv is gen_esp32part's spelling: the first unit that divides, so 0 is '0M'
+            if size % scale == 0 and (size >= scale or style == "csv"):
                 return f"{size // scale}{unit}"
         return other.format(size)
     if size < 0:
