@@ -69,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt as exc:
-        # the operation that was cut short says what state its output is in
-        state = str(exc.args[0]) if exc.args else ("outputs are only replaced whole: each is "
-                                                   "complete or as it was")
-        import contextlib
+        # the one Ctrl-C path: the operation cut short, or the command, says what state
+        # its output is in (partkit.cli.reporting)
+        from partkit.cli.reporting import interrupted_line
 
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"partkit: interrupted; {state}\n")
+        line = interrupted_line(exc)
+        if line is not None:
+            import contextlib
+
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(line + "\n")
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. '| head'): stop quietly, like a tool killed by SIGPIPE
@@ -144,14 +147,16 @@ def _main(argv: list[str] | None) -> int:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         sys.stderr.write(f"partkit: error: unknown command '{first}'{hint}\n{USAGE}")
         return 2
+    from partkit.cli import reporting
     from partkit.common.errors import PartkitError
 
     __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
     module = sys.modules[entry[0]]
+    reporting.reset()
     try:
         code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
-    except PartkitError as exc:  # every command's bad input (2) and failed checks (1)
-        from partkit.cli.common import report_error
+    except PartkitError as exc:  # the one handler: bad input (2) and failed checks (1)
+        from partkit.cli.common import emit
 
-        return report_error(exc)
+        return reporting.report(exc, sys.stdout.write, emit)
     return code

@@ -18,6 +18,7 @@ from partkit.cli.common import (
     table_options,
     usage_error,
 )
+from partkit.cli.dispatch import parse_args
 from partkit.common.chips import chip_names
 from partkit.common.errors import PartkitError, SourceLocation, closest, error
 from partkit.flash.partinfo import select as select_partitions
@@ -82,26 +83,6 @@ class Commands:
         lines = ["usage: partkit image COMMAND [options]", "", DESCRIPTION, "", "commands:"]
         lines += [f"  {n:<8} {h}" for n, h in self.helps.items()]
         return "\n".join(lines) + "\n"
-
-
-def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """parse_intermixed_args, except that everything after ``--`` is positional.
-
-    argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back.
-    """
-    if "--" not in argv:
-        return parser.parse_intermixed_args(argv)
-    cut = argv.index("--")
-    after = argv[cut + 1:]
-    marks = {f"\0{i}": value for i, value in enumerate(after)}
-    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
-    for key, value in vars(args).items():
-        if isinstance(value, str) and value in marks:
-            setattr(args, key, marks[value])
-        elif isinstance(value, list):
-            setattr(args, key, [marks.get(v, v) if isinstance(v, str) else v for v in value])
-    return args
 
 
 def image_options(args: argparse.Namespace) -> TableOptions:

@@ -1,0 +1,137 @@
+"""The one way a command with sub-commands (``partkit image info``, ``partkit device read``,
+``partkit at gen``...) finds and runs them.
+
+A command declares its sub-commands as a tuple of :class:`Subcommand` values (name, summary,
+the options it adds, the handler) and hands ``argv`` to :meth:`Subcommands.run`. Each
+sub-command has its own parser, parsed intermixed, so options and files come in any order;
+with ``leading`` (the options taking a value that may come before the word) the
+sub-command word may follow options (``partkit device --port X read ...``). Errors and
+Ctrl-C are not handled here: :mod:`partkit.cli.reporting` does that once for all commands.
+
+The top level (``partkit gen``, ``partkit image``, ...) is a table of modules in
+:mod:`partkit.cli` instead, imported on use: ``gen`` must start without argparse.
+``partkit parttool`` keeps argparse's sub-parsers because it copies parttool.py's command
+line, whose global options must precede the operation.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from partkit.cli.common import EXIT_CHECK, command_parser
+from partkit.common.errors import closest
+from partkit.common.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+
+__all__ = ["Subcommand", "Subcommands", "parse_args"]
+
+
+class Subcommand(Record):
+    """One sub-command: its word, one-line summary, options and handler."""
+
+    __slots__ = ("add_options", "description", "exit_codes", "handler", "name", "summary")
+    name: str
+    summary: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+    exit_codes: str
+    description: str | None  # --help's text (default: the summary)
+
+    def __init__(self, name: str, summary: str,
+                 add_options: Callable[[argparse.ArgumentParser], None],
+                 handler: Callable[[argparse.Namespace], int], exit_codes: str = EXIT_CHECK,
+                 description: str | None = None) -> None:
+        self._init(name=name, summary=summary, add_options=add_options,
+                         handler=handler, exit_codes=exit_codes, description=description)
+
+
+class Subcommands:
+    """The sub-commands of one partkit command, with its usage text."""
+
+    def __init__(self, prog: str, description: str, commands: Sequence[Subcommand], *,
+                 usage: str | None = None, epilog: str = "",
+                 leading: frozenset[str] | None = None) -> None:
+        self.prog = prog
+        self.description = description
+        self.commands = {c.name: c for c in commands}
+        self.usage_line = usage or f"usage: {prog} COMMAND [options]"
+        self.epilog = epilog
+        self.leading = leading  # valued options allowed before the word; None: word first
+
+    def parser(self, name: str) -> argparse.ArgumentParser:
+        command = self.commands[name]
+        p = command_parser(f"{self.prog} {name}", command.description or command.summary,
+                           command.exit_codes)
+        command.add_options(p)
+        return p
+
+    def usage(self) -> str:
+        width = max(len(n) for n in self.commands) + 1
+        lines = [self.usage_line, "", self.description, "", "commands:"]
+        lines += [f"  {n:<{width}} {c.summary}" for n, c in self.commands.items()]
+        lines += ["", f"run '{self.prog} COMMAND --help' for its options and exit codes."]
+        if self.epilog:
+            lines += ["", self.epilog.rstrip("\n")]
+        return "\n".join(lines) + "\n"
+
+    def run(self, argv: Sequence[str]) -> int:
+        """Parse ``argv`` for the sub-command it names and run its handler."""
+        argv = list(argv)
+        if not argv or argv[0] in ("-h", "--help"):
+            (sys.stdout if argv else sys.stderr).write(self.usage())
+            return 0 if argv else 2
+        name, rest = self._split(argv)
+        if name is None:
+            words = [w for w in argv if not w.startswith("-")]
+            word = words[0] if words else None
+            if word is None:
+                problem = "no command given"
+            elif self.leading is None or word == argv[0]:
+                problem = f"unknown command '{word}'"
+            else:
+                problem = "no command given"
+            guess = closest(word, self.commands) if word else None
+            hint = f" (did you mean '{guess}'?)" if guess else ""
+            sys.stderr.write(f"{self.prog}: error: {problem}{hint}\n{self.usage()}")
+            return 2
+        args = parse_args(self.parser(name), rest)
+        args.command = name
+        return self.commands[name].handler(args)
+
+    def _split(self, argv: list[str]) -> tuple[str | None, list[str]]:
+        """The sub-command word and the other arguments."""
+        if self.leading is None:
+            return (argv[0], argv[1:]) if argv[0] in self.commands else (None, argv)
+        i = 0
+        while i < len(argv):
+            word = argv[i]
+            if word in self.commands:
+                return word, argv[:i] + argv[i + 1:]
+            if word == "--":
+                break
+            i += 2 if word in self.leading else 1
+        return None, argv
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_intermixed_args, except that everything after ``--`` is positional.
+
+    argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
+    fails): they are swapped for placeholders that cannot look like options, then back.
+    """
+    if "--" not in argv:
+        return parser.parse_intermixed_args(argv)
+    cut = argv.index("--")
+    after = argv[cut + 1:]
+    marks = {f"\0{i}": value for i, value in enumerate(after)}
+    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
+    for key, value in vars(args).items():
+        if isinstance(value, str) and value in marks:
+            setattr(args, key, marks[value])
+        elif isinstance(value, list):
+            setattr(args, key, [marks.get(v, v) if isinstance(v, str) else v for v in value])
+    return args
