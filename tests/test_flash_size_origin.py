@@ -129,10 +129,14 @@ def test_the_bootloader_header_overrules_flash_size_and_says_so(
     assert f"the flash at 0x200000 (from {header})" in err
     assert "--flash-size 4MB is not used" in err
     assert f"2M flash (from {header})" in svg.read_text()
+    # diff judges OLD by the same rule, and warns the same way
+    code, _, err = _run(capsys, "diff", image, str(files["csv"]), "--flash-size", "4MB")
+    assert f"--flash-size 4MB is not used: {header} says 2MB" in err
     # the same size given, or none: nothing to warn about
     for extra in ((), ("--flash-size", "2MB")):
         doc = _check_json(capsys, image, *extra)
         assert "flash-size-overruled" not in _codes(doc)
+        assert "is not used" not in _run(capsys, "diff", image, str(files["csv"]), *extra)[2]
         assert doc["flash"]["flash_size_origin"] == header  # type: ignore[index]
 
 
