@@ -270,11 +270,6 @@ class FlashSize(Record):
         """A size the user or a build set (no flash around the table to overrule it)."""
         return cls(size, origin if size is not None else None)
 
-    def describe(self) -> str:
-        """``4MB, from --flash-size``: the size as esptool spells it, and its origin."""
-        size = "unknown" if self.size is None else format_size(self.size, "esptool")
-        return size if self.origin is None else f"{size}, from {self.origin}"
-
 
 def judge_flash_size(raw: RawTable, options: TableOptions) -> FlashSize:
     """:func:`flash_size_of`, with a warning when it overrules ``--flash-size``: the
