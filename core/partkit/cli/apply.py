@@ -1,8 +1,9 @@
 """``partkit image apply IMAGE NEW`` and ``partkit device apply --port P NEW``: run the
 ``partkit diff`` migration plan on a flash image or a connected chip.
 
-Registered from :mod:`partkit.cli.image` and :mod:`partkit.cli.device`; the work is
-:mod:`partkit.diff.apply`'s.
+Registered in :mod:`partkit.cli.image` and :mod:`partkit.cli.device` (the options and the
+handler of each); the work is :mod:`partkit.diff.apply`'s. Errors are reported by
+:func:`partkit.cli.main`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import os
 import sys
 
-from partkit.cli.common import emit, report_error, table_options
+from partkit.cli.common import add_extra_subtypes, emit, size_option, table_options
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, ImageTarget
@@ -25,14 +26,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.cli.image_shared import Commands as _Commands
     from partkit.device.target import Target
     from partkit.diff import DiffReport, TableSide
     from partkit.diff.plan import Step
     from partkit.table.options import TableOptions
 
-__all__ = ["EXIT_APPLY", "add_device_arguments", "add_image_parser", "run_device",
-           "run_image"]
+__all__ = ["EPILOG", "EXIT_APPLY", "HELP", "add_device_arguments", "add_image_options",
+           "run_device", "run_image"]
 
 HELP = "change the table to NEW by running partkit diff's migration plan"
 EXIT_APPLY = """\
@@ -64,13 +64,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print the diff report (with the plan) as JSON instead of text")
 
 
-def add_image_parser(sub: _Commands) -> None:
-    p = sub.add_parser("apply", help=HELP, exit_codes=EXIT_APPLY + "\n" + EPILOG)
+def add_image_options(p: argparse.ArgumentParser) -> None:
+    """IMAGE, NEW, the plan options and where the result goes (``partkit image apply``)."""
     p.add_argument("image", metavar="IMAGE", help="flash image or dump holding OLD")
     _common(p)
     p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="extra subtypes as type,name,hexvalue")
+    add_extra_subtypes(p, "NEW")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="write the result here and leave IMAGE untouched")
     p.add_argument("--flash-size", metavar="S",
@@ -128,26 +127,13 @@ def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namesp
     return 0
 
 
-def _guard(work: Callable[[], int]) -> int:
-    try:
-        return work()
-    except PartkitError as exc:  # CheckFailed: 1 (unsafe, or a step failed); else 2
-        return report_error(exc)
-
-
 # --- image ------------------------------------------------------------------------------------
 
 
 def run_image(args: argparse.Namespace) -> int:
-    return _guard(lambda: _image(args))
-
-
-def _image(args: argparse.Namespace) -> int:
     options = _options(args)
     grow = None
     if args.flash_size is not None:
-        from partkit.cli.common import size_option
-
         grow = size_option("--flash-size", args.flash_size)
     old = load_side(args.image, options)  # bad input before anything is copied or grown
     if grow is not None:
@@ -181,7 +167,7 @@ def _image(args: argparse.Namespace) -> int:
                                  + (f"; bootloader header at {where} says so" if where else
                                     "; no bootloader found to update") + "\n")
         code = _run(ImageTarget(path, sync=args.sync), report, table, args)
-    except BaseException:
+    except BaseException:  # not reporting: the unfinished copy goes, the error goes on
         if path != args.image:
             os.unlink(path)
         raise
@@ -229,10 +215,6 @@ def _copy(image: str, output: str) -> str:
 
 
 def run_device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
-    return _guard(lambda: _device(args, session_of))
-
-
-def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
     if args.table is not None:
         raise PartkitError(error("apply reads OLD off the device; --table does not apply",
                                  hint="drop --table"))
