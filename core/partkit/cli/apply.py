@@ -9,16 +9,18 @@ handler of each); the work is :mod:`partkit.diff.apply`'s. Errors are reported b
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 
 from partkit.cli.common import add_extra_subtypes, emit, size_option, table_options
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
-from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, ImageTarget
 from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
-from partkit.diff.apply import apply_plan, grow_image, step_text
-from partkit.diff.source import TableSide, read_field
+from partkit.diff.apply import apply_plan, check_growable, check_reach, grow_image, step_text
+from partkit.diff.source import TableSide, has_md5_row, read_field
 from partkit.table.binary import encode
 from partkit.table.codec import load_table
 
@@ -26,8 +28,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from partkit.device.session import Session
     from partkit.device.target import Target
-    from partkit.diff import DiffReport, TableSide
+    from partkit.diff import DiffReport
     from partkit.diff.plan import Step
     from partkit.table.options import TableOptions
 
@@ -102,9 +105,6 @@ def _report(old: TableSide, args: argparse.Namespace, options: TableOptions,
 
 
 def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namespace) -> int:
-    import json
-
-
     emit(report.warnings)
     sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n" if args.json
                      else to_text(report))
@@ -137,8 +137,6 @@ def run_image(args: argparse.Namespace) -> int:
         grow = size_option("--flash-size", args.flash_size)
     old = load_side(args.image, options)  # bad input before anything is copied or grown
     if grow is not None:
-        from partkit.diff.apply import check_growable
-
         header_at = check_growable(args.image, grow, options.table_offset)  # or raises
         _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
@@ -149,8 +147,6 @@ def run_image(args: argparse.Namespace) -> int:
     report, table = _report(old, args, options)
     if not report.safe and not args.force:  # refuse before a copy or a grow
         return _run(ImageTarget(args.image), report, table, args)
-    from partkit.diff.apply import check_reach
-
     check_reach(report.plan, max(grow or 0, old.flash_size or 0), args.image,
                 "grow the image to the devices' flash first: --flash-size S")
     path = args.image
@@ -196,9 +192,6 @@ def _keeps_old(old: TableSide, size: int, given: str) -> None:
 
 def _copy(image: str, output: str) -> str:
     """A temporary copy of ``image`` next to ``output`` (renamed over it when done)."""
-    import shutil
-    import tempfile
-
     directory = os.path.dirname(os.path.abspath(output)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".partkit-apply-", dir=directory)
     os.close(fd)
@@ -214,28 +207,23 @@ def _copy(image: str, output: str) -> str:
 # --- device -----------------------------------------------------------------------------------
 
 
-def run_device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
+def run_device(args: argparse.Namespace, session_of: Callable[[], Session]) -> int:
     if args.table is not None:
         raise PartkitError(error("apply reads OLD off the device; --table does not apply",
                                  hint="drop --table"))
     options: TableOptions = _options(args)
-    session = session_of()
-    assert isinstance(session, Session)
+    session = session_of()  # not connected yet: bad input above fails first
     with session:
         target = DeviceTarget(session)
         offset = options.table_offset
         data = target.read_table_area(offset)
         label = f"{args.port}@0x{offset:x}"
         field = read_field(target.read, session.flash_size, data, offset, args.port)
-        from partkit.diff.source import has_md5_row
-
         loaded = load_table(data, label, options.replace(md5=True, flash_size=None))
         old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
                         session.flash_size, loaded.warnings, field)
         report, table = _report(old, args, options)
         if session.flash_size is not None and (report.safe or args.force):
-            from partkit.diff.apply import check_reach
-
             check_reach(report.plan, session.flash_size, args.port,
                         "NEW does not fit the chip's flash")
         return _run(target, report, table, args)

@@ -37,14 +37,24 @@ from partkit.cli.image.otadata import write_otadata_report
 from partkit.cli.image.shared import STATES, app_slot, columns, ota_apps, otadata_partition
 from partkit.cli.image.shared import select as select_partitions
 from partkit.cli.reporting import Reporting, set_reporting
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.ops import check_input_file, check_writable, load_table, read_input_file
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget
+from partkit.flash import otadata
+from partkit.flash.bootselect import select_slot
+from partkit.flash.partinfo import format_info
+from partkit.flash.tablearea import read_header_flash_size
+from partkit.table.names import type_name
+from partkit.table.render import flags_text, partition_json, to_json, to_summary
+from partkit.table.source import Field, RawTable, flash_size_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from partkit.device.session import Progress, Session
-    from partkit.device.target import DeviceTarget
+    from partkit.device.session import Progress
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
@@ -191,8 +201,6 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _session(args: argparse.Namespace) -> Session:
-    from partkit.device.session import Session
-
     return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
                    after=args.after, stub=not args.no_stub,
                    connect_attempts=args.connect_attempts)
@@ -200,12 +208,8 @@ def _session(args: argparse.Namespace) -> Session:
 
 def _table(args: argparse.Namespace, target: DeviceTarget
            ) -> tuple[PartitionTable, TableOptions]:
-    from partkit.device.ops import load_table
-
     options = _options(args)
     if options.chip is None and target.session.chip_name:
-        from partkit.common.chips import BOOTLOADER_OFFSET
-
         chip = target.session.chip_name
         if chip in BOOTLOADER_OFFSET and options.primary_bootloader_offset is None:
             options = options.replace(chip=chip,
@@ -244,8 +248,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
-    from partkit.device.target import DeviceTarget
-
     with _session(args) as session:
         args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
@@ -261,8 +263,6 @@ def _with_device(args: argparse.Namespace,
 
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.table.render import to_json, to_summary
-
         table, options = _table(args, target)
         options = options.replace(flash_size=_judged_flash_size(args, target, options))
         if args.json:
@@ -286,9 +286,6 @@ def _judged_flash_size(args: argparse.Namespace, target: DeviceTarget,
                        options: TableOptions) -> int | None:
     """The size the table is judged against: table.source's one rule (the bootloader
     header, else --flash-size, else the flash chip), as 'partkit diff PORT' says."""
-    from partkit.flash.tablearea import read_header_flash_size
-    from partkit.table.source import Field, RawTable, flash_size_of
-
     s = target.session
     header, where = read_header_flash_size(target.read, s.flash_size, options.table_offset,
                                            args.port)
@@ -305,10 +302,6 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.flash.partinfo import format_info
-        from partkit.table.names import type_name
-        from partkit.table.render import flags_text, partition_json
-
         table, options = _table(args, target)
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
@@ -343,8 +336,6 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_input_file, check_writable, read_input_file
-
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
@@ -393,10 +384,6 @@ def _otadata(args: argparse.Namespace) -> int:
 
 def _set_boot(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.device.ops import check_writable
-        from partkit.flash import otadata
-        from partkit.flash.bootselect import select_slot
-
         table, _ = _table(args, target)
         part = otadata_partition(table, args.port)
         app, slot = app_slot(args.slot, table)
