@@ -95,6 +95,7 @@ def test_check_build_dir_fits_with_the_board_read_from_boards_txt(
         "bootloader": "bootloader", "partition-table": "partition table",
         "boot_app0": "otadata", "app": "app0"}
     assert doc["arduino_build"]["not_checked"] == []
+    assert doc["flash"]["flash_size_origin"] == "the board's build.flash_size"
     rc = main(["check", "--arduino-build-dir", str(build)])
     out, _ = capsys.readouterr()
     assert out.startswith(f"Arduino build {build}: project Blink.ino, target esp32c3")

@@ -31,10 +31,17 @@ def _image(tmp_path: Path, name: str, length: int, size_code: int | None) -> Pat
     return path
 
 
-def _diff_size(image: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> int:
+def _diff_answer(image: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                 ) -> tuple[int, str]:
+    """diff's flash size and where it says it came from."""
     capsys.readouterr()
     main(["diff", str(image), str(tmp_path / "t.csv"), "--json"])
-    return int(json.loads(capsys.readouterr().out)["flash_size"])
+    doc = json.loads(capsys.readouterr().out)
+    return int(doc["flash_size"]), str(doc["flash_size_source"])
+
+
+def _diff_size(image: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> int:
+    return _diff_answer(image, tmp_path, capsys)[0]
 
 
 @pytest.mark.parametrize(("length", "code", "size"), [
@@ -45,14 +52,17 @@ def _diff_size(image: Path | str, tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_show_check_map_and_diff_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        length: int, code: int | None, size: int) -> None:
     image = _image(tmp_path, "flash.bin", length, code)
-    assert _diff_size(image, tmp_path, capsys) == size
+    diffed, origin = _diff_answer(image, tmp_path, capsys)
+    assert diffed == size
     fits = size >= 0x320000
     assert main(["show", str(image)]) == 0
-    assert f"flash {size >> 20} MiB: partitions end at 0x320000" in capsys.readouterr().out
+    assert (f"flash {size >> 20} MiB (from {origin}): partitions end at 0x320000"
+            in capsys.readouterr().out)
     # exit 1 either way: the image holds no app, so nothing boots (check follows the boot)
     assert main(["check", str(image)]) == 1
     out, err = capsys.readouterr()
-    assert f"flash 0x{size:x} bytes: partitions end at 0x320000" in out
+    assert (f"flash 0x{size:x} bytes ({size >> 20}MB, from {origin}): partitions end at "
+            "0x320000") in out
     assert fits == ("beyond the" not in err)
     assert main(["map", str(image), "-o", str(tmp_path / "m.svg")]) == (0 if fits else 1)
     err = capsys.readouterr().err

@@ -204,7 +204,8 @@ def test_partition_table_target(core: Path, tmp_path: Path) -> None:
     assert re.search(r"(?m)^nvs\s+data\s+nvs\s+0xa000\s+0xf000\s+20 KiB", rows)
     assert re.search(r"(?m)^factory\s+app\s+factory\s+0x10000\s+0x40000\s+192 KiB", rows)
     assert re.search(r"\(partition table\)\s+0x9000", rows)
-    assert "flash 4 MiB: partitions end at 0x140000" in rows  # board_upload.flash_size
+    # board_upload.flash_size, passed on as --flash-size
+    assert "flash 4 MiB (from --flash-size): partitions end at 0x140000" in rows
     assert "Linking" not in rows  # only the table was built
     assert (build_dir(project) / "partitions.bin").read_bytes()[:2] == b"\xaa\x50"
     # No tool-esptoolpy here: PlatformIO's Python runs its esptool module, spelled as

@@ -79,7 +79,8 @@ class ArduinoBuild(Record):
     rebuild_hint = "compile the sketch again (the esp32 core writes it)"
 
     __slots__ = ("app", "board", "bootloader", "build_dir", "chip", "core_dir", "flash_size",
-                 "flash_size_text", "fqbn", "images", "options", "project_name", "ram_max",
+                 "flash_size_origin", "flash_size_text", "fqbn", "images", "options",
+                 "project_name", "ram_max",
                  "sketch_dir", "table", "table_origin", "table_source", "target")
 
     build_dir: str
@@ -96,6 +97,7 @@ class ArduinoBuild(Record):
     options: TableOptions
     flash_size: int | None
     flash_size_text: str | None
+    flash_size_origin: str | None  # "--flash-size" or the board property (reports name it)
     app: FlashedImage | None
     bootloader: FlashedImage | None
     images: tuple[FlashedImage, ...]
@@ -107,12 +109,14 @@ class ArduinoBuild(Record):
                  chip: str | None, table: str, table_source: str | None, table_origin: str,
                  options: TableOptions, flash_size: int | None, flash_size_text: str | None,
                  app: FlashedImage | None, bootloader: FlashedImage | None,
-                 images: tuple[FlashedImage, ...], ram_max: int | None) -> None:
+                 images: tuple[FlashedImage, ...], ram_max: int | None,
+                 flash_size_origin: str | None = None) -> None:
         self._init(build_dir=build_dir, project_name=project_name, fqbn=fqbn, board=board,
                    core_dir=core_dir, sketch_dir=sketch_dir, target=target, chip=chip, table=table,
                    table_source=table_source, table_origin=table_origin, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
-                   bootloader=bootloader, images=images, ram_max=ram_max)
+                   bootloader=bootloader, images=images, ram_max=ram_max,
+                   flash_size_origin=flash_size_origin)
 
 
 def _load_options(build_dir: str) -> dict[str, object]:
@@ -298,7 +302,8 @@ def read_build_dir(build_dir: str, overrides: BoardOverrides | None = None) -> A
         options=TableOptions(table_offset=TABLE_OFFSET, primary_bootloader_offset=bl_offset,
                              flash_size=flash_size, chip=chip),
         flash_size=flash_size, flash_size_text=size_text, app=app, bootloader=bootloader,
-        images=tuple(images),
+        images=tuple(images), flash_size_origin=None if flash_size is None else (
+            "--flash-size" if given.flash_size else "the board's build.flash_size"),
         ram_max=_int(board.get("upload.maximum_data_size"), "upload.maximum_data_size", where))
 
 

@@ -22,6 +22,7 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.flash.appimage import read_image_file
 from partkit.table.csvparse import PARTITION_TABLE_SIZE
+from partkit.table.source import FlashSize
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class BuildFolder(Protocol):
     def table_source(self) -> str | None: ...  # the CSV it came from
     @property
     def flash_size_text(self) -> str | None: ...
+    @property
+    def flash_size_origin(self) -> str | None: ...  # where the build's flash size was set
     @property
     def app(self) -> FlashedImage | None: ...
     @property
@@ -239,7 +242,8 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
         app=None if app is None else read_image_file(app.path),
         bootloader=None if bootloader is None else read_image_file(bootloader.path),
         bootloader_offset=None if bootloader is None else bootloader.offset,
-        warn_free=warn_free, fail_free=fail_free, table_warnings=loaded.warnings)
+        warn_free=warn_free, fail_free=fail_free, table_warnings=loaded.warnings,
+        flash=FlashSize.given(options.flash_size, build.flash_size_origin or "the build"))
     return BuildCheck(build, report, tuple(placements), tuple(findings))
 
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from partkit.flash.appimage import ImageInfo
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
+    from partkit.table.source import FlashSize
 
 __all__ = [
     "NEARLY_FULL",
@@ -169,17 +170,18 @@ class BootloaderCheck(Record):
 
 
 class FlashCheck(Record):
-    """The highest partition end vs the flash size."""
+    """The highest partition end vs the flash size, and where that size came from."""
 
-    __slots__ = ("findings", "flash_size", "last")
+    __slots__ = ("findings", "flash_size", "last", "origin")
 
     flash_size: int
     last: Partition | None  # the partition that ends highest
     findings: tuple[Finding, ...]
+    origin: str | None  # "--flash-size", "the bootloader header at ...", a build's setting
 
     def __init__(self, flash_size: int, last: Partition | None,
-                 findings: tuple[Finding, ...] = ()) -> None:
-        self._init(flash_size=flash_size, last=last, findings=findings)
+                 findings: tuple[Finding, ...] = (), origin: str | None = None) -> None:
+        self._init(flash_size=flash_size, last=last, findings=findings, origin=origin)
 
     @property
     def highest_end(self) -> int:
@@ -412,16 +414,23 @@ def _recovery_findings(offset: int, size: int, recovery: int, loc: SourceLocatio
     return out
 
 
-def check_flash(table: PartitionTable, flash_size: int) -> FlashCheck:
-    """Every partition must end within the flash (the highest end, not the last row)."""
+def check_flash(table: PartitionTable, flash_size: int, origin: str | None = None,
+                notes: tuple[Diagnostic, ...] = ()) -> FlashCheck:
+    """Every partition must end within the flash (the highest end, not the last row).
+
+    ``origin`` says where ``flash_size`` came from (messages name it); ``notes`` are the
+    warnings judging the size raised (:class:`~partkit.table.source.FlashSize`)."""
     last = max(table, key=lambda p: p.end, default=None)
+    found = tuple(Finding(d.code or "flash-size", d) for d in notes)
     if last is None or last.end <= flash_size:
-        return FlashCheck(flash_size, last)
-    return FlashCheck(flash_size, last, (Finding("table-exceeds-flash", error(
+        return FlashCheck(flash_size, last, found, origin)
+    source = f", from {origin}" if origin is not None else ""
+    return FlashCheck(flash_size, last, (*found, Finding("table-exceeds-flash", error(
         f"partition '{last.name}' ends at {last.end:#x}, {last.end - flash_size:#x} bytes "
-        f"beyond the {format_size(flash_size, 'esptool')} flash ({flash_size:#x} bytes)",
-        _where(last, table),
-        hint="shrink or move partitions, or use a bigger --flash-size if the chip has it")),))
+        f"beyond the {format_size(flash_size, 'esptool')} flash ({flash_size:#x} bytes"
+        f"{source})", _where(last, table),
+        hint="shrink or move partitions, or use a bigger --flash-size if the chip has it"))),
+        origin)
 
 
 def check_rules(table: PartitionTable, *, strict: bool = False) -> tuple[Finding, ...]:
@@ -573,9 +582,14 @@ def run_checks(
     table_warnings: tuple[Diagnostic, ...] = (),
     data: tuple[DataCheck, ...] = (),
     boot: BootCheck | None = None,
+    flash: FlashSize | None = None,
 ) -> CheckReport:
     """Run every check that has its inputs. Uses options.table_offset, .flash_size,
-    .recovery_bootloader_offset, .chip, .strict and .subtypes."""
+    .recovery_bootloader_offset, .chip, .strict and .subtypes. ``flash``: the flash size
+    judged and where it came from (it replaces ``options.flash_size``); without it the
+    report names no origin."""
+    if flash is not None:
+        options = options.replace(flash_size=flash.size)
     app_check: AppCheck | None = None
     if app is not None:
         ptype, subtype, label = resolve_selector(app_type, app_subtype, options.subtypes)
@@ -602,7 +616,9 @@ def run_checks(
     rules = check_rules(table, strict=options.strict)
     return CheckReport(
         table, options, app=app_check, bootloader=bootloader_check,
-        flash=check_flash(table, options.flash_size) if options.flash_size is not None else None,
+        flash=None if options.flash_size is None else check_flash(
+            table, options.flash_size, flash.origin if flash is not None else None,
+            flash.warnings if flash is not None else ()),
         rules=rules, table_findings=_table_findings(table_warnings, rules, options.strict),
         warn_free=warn_free, fail_free=fail_free, data=data, boot=boot)
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from partkit.check.findings import Budget
     from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
+    from partkit.table.source import FlashSize
 
 __all__ = ["attach_source", "check_files", "load_table_for_check"]
 
@@ -109,6 +110,7 @@ def check_files(
     warn_free: Budget | None = None,
     fail_free: Budget | None = None,
     data: tuple[tuple[str, str], ...] = (),
+    flash: FlashSize | None = None,
 ) -> CheckReport:
     """Load the table (see :func:`load_table_for_check`) and the images, then run the checks.
 
@@ -117,6 +119,8 @@ def check_files(
     (partition name, image file) are checked by :func:`partkit.data.check.check_data`.
     A flash image or dump as ``table_path`` also gets its boot predicted
     (:mod:`partkit.check.boot`); without ``app``, the app that boots is checked, in its slot.
+    ``flash``: the flash size judged and where it came from (see
+    :func:`~partkit.flash.tablearea.table_flash_size`); without it ``options.flash_size``.
     """
 
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
@@ -135,4 +139,4 @@ def check_files(
     return run_checks(loaded.table, options, app=app_image, app_type=app_type,
                       app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
                       fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks,
-                      boot=boot)
+                      boot=boot, flash=flash)

@@ -102,8 +102,10 @@ def svg_map(
     *,
     height: int = 900,
     title: str | None = None,
+    flash_origin: str | None = None,
 ) -> str:
-    """A standalone SVG document of the flash layout."""
+    """A standalone SVG document of the flash layout; ``flash_origin`` (where
+    ``options.flash_size`` came from) is named under the heading."""
     usage = usage or {}
     span = _span(table, options)
     top, left, bar_w, label_x = 60, 110, 150, 330
@@ -118,6 +120,8 @@ def svg_map(
     heading = title or f"Flash layout: {table.path or 'partition table'}"
     flash = (f"{format_size(options.flash_size, 'map')} flash" if options.flash_size is not None
              else "flash size unknown")
+    if options.flash_size is not None and flash_origin is not None:
+        flash += f" (from {flash_origin})"
     add(f'<text x="{left}" y="28" font-size="18" font-weight="bold">{_esc(heading)}</text>')
     add(f'<text x="{left}" y="46" fill="#555">{_esc(flash)}; table at '
         f'{options.table_offset:#x}; drawn to scale, 1 px = {span / height:.0f} bytes</text>')

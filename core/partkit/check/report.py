@@ -6,6 +6,7 @@ The JSON layout is documented in ``docs/check.md`` and pinned by
 
 from __future__ import annotations
 
+from partkit.common.numbers import format_size
 from partkit.table.render import partition_json
 
 TYPE_CHECKING = False
@@ -94,7 +95,10 @@ def _flash_text(flash: FlashCheck) -> list[str]:
     last = f" ('{flash.last.name}')" if flash.last is not None else ""
     state = (f"{flash.free:#x} ({flash.free} bytes) free at the end" if flash.fits
              else _overflow(-flash.free))
-    return [f"flash {flash.flash_size:#x} bytes: partitions end at {flash.highest_end:#x}{last}",
+    size = f"flash {flash.flash_size:#x} bytes"
+    if flash.origin is not None:  # e.g. (4MB, from the bootloader header at dump.bin@0x0, byte 3)
+        size += f" ({format_size(flash.flash_size, 'esptool')}, from {flash.origin})"
+    return [f"{size}: partitions end at {flash.highest_end:#x}{last}",
             f"    {bar(used)}  {state}"]
 
 
@@ -220,6 +224,7 @@ def to_json(report: CheckReport) -> dict[str, object]:
     if flash is not None:
         doc["flash"] = {
             "flash_size": flash.flash_size,
+            "flash_size_origin": flash.origin,
             "highest_end": flash.highest_end,
             "last_partition": flash.last.name if flash.last is not None else None,
             "free": flash.free,

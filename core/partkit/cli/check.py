@@ -94,15 +94,16 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
-    # an image's bootloader header decides the flash size (table.source.flash_size_of)
-    options = options.replace(flash_size=table_flash_size(args.table, options))
+    # an image's bootloader header decides the flash size (table.source.judge_flash_size)
+    flash = table_flash_size(args.table, options)
+    options = options.replace(flash_size=flash.size)
     warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
     Budget.check_order(warn, fail)
     report = check_files(
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
-        warn_free=warn, fail_free=fail, data=_data_pairs(args.data))
+        warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:
         from partkit.table.options import usage_error

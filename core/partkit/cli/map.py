@@ -17,6 +17,7 @@ from partkit.cli.common import (
 from partkit.common.errors import PartkitError
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file, table_flash_size
+from partkit.table.source import FlashSize
 
 __all__ = ["run"]
 
@@ -48,13 +49,15 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
         build, loaded = idf_build.load(args, verify=False)
         options = build.options
+        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
         if build.app is not None:
             slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
             apps.append((slot or None, read_image_file(build.app.path)))
     else:
         options = options_from_args(args, verify=False)
         loaded = load_table_file(args.table, options.replace(flash_size=None))
-        options = options.replace(flash_size=table_flash_size(args.table, options))
+        flash = table_flash_size(args.table, options)
+        options = options.replace(flash_size=flash.size)
     for spec in args.app:
         slot, sep, path = spec.partition("=")
         if not sep or (loaded.table.find_by_name(slot) is None and "/" in slot):
@@ -63,7 +66,7 @@ def run(argv: list[str]) -> int:
             raise PartkitError(f"--app {spec}: no partition named '{slot}'")
         apps.append((slot or None, read_image_file(path)))
     usage = app_usage(loaded.table, apps)
-    document = svg_map(loaded.table, options, usage, title=args.title)
+    document = svg_map(loaded.table, options, usage, title=args.title, flash_origin=flash.origin)
     if args.output == "-":
         sys.stdout.write(document)
     else:
@@ -71,6 +74,7 @@ def run(argv: list[str]) -> int:
 
         write_text(args.output, document)
     emit(loaded.warnings)
+    emit(flash.warnings)
     for _, image in apps:
         emit(image.warnings)
     from partkit.common.errors import error
@@ -88,7 +92,7 @@ def run(argv: list[str]) -> int:
         last = max(loaded.table, key=lambda p: p.end)
         emit([error(  # fails the command, as check's table-exceeds-flash does
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
-            f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x}",
+            f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x} (from {flash.origin})",
             last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
             "has it; the picture shows the part past the end in red")])
         failed = True

@@ -16,6 +16,7 @@ from partkit.cli.common import (
 )
 from partkit.flash.tablearea import load_table_file, table_flash_size
 from partkit.table.builtin import all_builtins
+from partkit.table.source import FlashSize
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,16 +56,21 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         build, loaded = idf_build.load(args, verify=not args.no_verify)
         options = build.options.replace(strict=args.strict)
+        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         loaded = load_table_file(args.table, options)
         # an image's bootloader header decides the size drawn (as in check, map, diff)
-        options = options.replace(flash_size=table_flash_size(args.table, options))
+        flash = table_flash_size(args.table, options)
+        options = options.replace(flash_size=flash.size)
     emit(loaded.warnings)
+    emit(flash.warnings)
     if args.json:
         from partkit.table.render import to_json
 
-        text = json.dumps(to_json(loaded.table, options), indent=2) + "\n"
+        doc = to_json(loaded.table, options)
+        doc["flash_size_origin"] = flash.origin
+        text = json.dumps(doc, indent=2) + "\n"
     elif args.csv:
         from partkit.table.render import to_csv
 
@@ -72,7 +78,7 @@ def run(argv: list[str]) -> int:
     else:
         from partkit.table.render import to_summary
 
-        text = to_summary(loaded.table, options)
+        text = to_summary(loaded.table, options, flash.origin)
         text += _image_boot(args, loaded.table, options)
         if not args.no_map:
             ascii_map = _ascii_map(loaded.table, options)

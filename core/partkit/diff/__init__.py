@@ -23,6 +23,7 @@ from partkit.table import verify
 from partkit.table.binary import encode
 from partkit.table.names import DATA, SUBTYPE_DATA_COREDUMP, SUBTYPE_DATA_OTA
 from partkit.table.options import TableOptions
+from partkit.table.source import FlashSize, judge_flash_size, source_flash_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,7 +129,9 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
             + "app partitions: " + (", ".join(apps) or "(none)")
             + "; a partition name, an app subtype (factory, ota_0, ...) or the slot's "
             "offset")) from None
-    flash_size, flash_source = _flash_size(old, new, opts.flash_size)
+    flash = _flash_size(old, new, opts.flash_size)
+    flash_size, flash_source = flash.size, flash.origin
+    warnings = (*flash.warnings, *warnings)
     changes = compute_changes(old.table, new.table)
     ctx = DiffContext(old, new, changes, running, frozenset(opts.erase), opts.app, flash_size,
                       opts.secure, old.active_seq, flash_source)
@@ -142,24 +145,18 @@ def diff_tables(old: TableSide, new: TableSide, options: DiffOptions | None = No
                       next_update)
 
 
-def _flash_size(old: TableSide, new: TableSide, given: int | None,
-                ) -> tuple[int | None, str | None]:
+def _flash_size(old: TableSide, new: TableSide, given: int | None) -> FlashSize:
     """The size the devices' bootloader checks NEW against, and where the number came from.
 
-    The bootloader's own header decides (it is what the bootloader uses, whatever the chip
-    or a dump's length says); then --flash-size; then a device's flash chip; then the
-    length of a full dump (a power of two from 1MB: not an unpadded merge-bin output).
+    ``table.source``'s one rule applied to OLD (the devices run OLD's bootloader): its
+    header decides, then --flash-size (a warning when the header overrules it). Else what
+    a source itself says, a device's flash chip before a full dump's length, OLD first.
     """
-    if old.field.header_flash_size is not None:  # the devices run OLD's bootloader
-        return old.field.header_flash_size, old.field.header_where
-    if given is not None:
-        return given, "--flash-size"
-    for side in (old, new):
-        if side.kind == "device" and side.flash_size is not None:
-            return side.flash_size, f"the flash chip of {side.source.rsplit('@', 1)[0]}"
-    for side in (old, new):
-        size = side.flash_size
-        if side.kind == "image" and size is not None and size >= 1 << 20 and not size & (
-                size - 1):
-            return size, f"the length of {side.source.rsplit('@', 1)[0]}"
-    return None, None
+    if old.field.header_flash_size is not None or given is not None:
+        return judge_flash_size(old.raw, TableOptions(flash_size=given))
+    answers = [(side.kind, source_flash_size(side.raw)) for side in (old, new)]
+    for kind in ("device", "image"):
+        for side_kind, (size, origin) in answers:
+            if side_kind == kind and size is not None:
+                return FlashSize(size, origin)
+    return FlashSize()

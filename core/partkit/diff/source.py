@@ -18,7 +18,7 @@ from partkit.flash.otadata import STATE_NEW, STATE_PENDING_VERIFY, active_entry,
 from partkit.flash.tablearea import read_field
 from partkit.table import binary
 from partkit.table.names import DATA, SUBTYPE_DATA_OTA
-from partkit.table.source import Field, has_md5_row, read_raw
+from partkit.table.source import Field, RawTable, has_md5_row, read_raw
 from partkit.table.source import decode as decode_table
 
 TYPE_CHECKING = False
@@ -85,6 +85,12 @@ class TableSide(Record):
         images = self.field.app_images
         found = [p for p in order if images is None or p.offset in images]
         return found[0] if found else None
+
+    @property
+    def raw(self) -> RawTable:
+        """What the source said, without the table bytes: for ``table.source``'s flash size
+        rule (:func:`~partkit.table.source.judge_flash_size`)."""
+        return RawTable(b"", self.kind, self.source, self.flash_size, self.field)
 
     def booted(self) -> Partition | None:
         """The app slot the bootloader boots, from the otadata read with the table: the

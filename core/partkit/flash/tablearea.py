@@ -19,7 +19,14 @@ from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
-from partkit.table.source import Field, RawTable, Readers, flash_size_of, read_table_input
+from partkit.table.source import (
+    Field,
+    FlashSize,
+    RawTable,
+    Readers,
+    judge_flash_size,
+    read_table_input,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -189,14 +196,15 @@ def load_table_file(path: str, options: TableOptions) -> Loaded:
     return load_table(source.data, source.label, options)
 
 
-def table_flash_size(path: str, options: TableOptions) -> int | None:
-    """The flash size a table argument is judged against, by ``table.source``'s one rule
-    (:func:`~partkit.table.source.flash_size_of`): for a flash image or dump its bootloader
-    header's size, else ``--flash-size``, else a full dump's length; for a table file
+def table_flash_size(path: str, options: TableOptions) -> FlashSize:
+    """The flash size a table argument is judged against and where it came from, by
+    ``table.source``'s one rule (:func:`~partkit.table.source.judge_flash_size`): for a
+    flash image or dump its bootloader header's size (with a warning when that overrules
+    ``--flash-size``), else ``--flash-size``, else a full dump's length; for a table file
     ``--flash-size``. So show, check and map judge an image as diff and device do."""
 
     if path == "-" or path.startswith("builtin:") or not os.path.isfile(path):
-        return options.flash_size
+        return FlashSize.given(options.flash_size)
     if not read_table_source(path, options.table_offset).image:
-        return options.flash_size
-    return flash_size_of(read_image_table(path, options), options)[0]
+        return FlashSize.given(options.flash_size)
+    return judge_flash_size(read_image_table(path, options), options)

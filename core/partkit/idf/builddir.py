@@ -53,7 +53,8 @@ class IdfBuild(Record):
     rebuild_hint = "run 'idf.py build' (or 'idf.py partition-table')"
 
     __slots__ = ("app", "bootloader", "build_dir", "chip", "extra_subtypes", "fail_free",
-                 "flash_size", "flash_size_text", "images", "images_listing", "not_checked",
+                 "flash_size", "flash_size_origin", "flash_size_text", "images",
+                 "images_listing", "not_checked",
                  "options",
                  "project_name", "sdkconfig", "strict", "table", "table_builtin",
                  "table_source", "target", "warn_free")
@@ -68,6 +69,7 @@ class IdfBuild(Record):
     options: TableOptions
     flash_size: int | None
     flash_size_text: str | None  # as the build spells it: "4MB", "detect", "keep"
+    flash_size_origin: str | None  # the file that said it (reports name it)
     app: FlashedImage | None
     bootloader: FlashedImage | None
     images: tuple[FlashedImage, ...]  # everything flashed, in flasher_args order
@@ -90,14 +92,15 @@ class IdfBuild(Record):
                  fail_free: str | None = None, strict: bool = False,
                  extra_subtypes: tuple[str, ...] = (), not_checked: tuple[str, ...] = (),
                  sdkconfig: str | None = None, table_builtin: str | None = None,
-                 images_listing: str = FLASHER_ARGS) -> None:
+                 images_listing: str = FLASHER_ARGS,
+                 flash_size_origin: str | None = None) -> None:
         self._init(build_dir=build_dir, project_name=project_name, target=target, chip=chip,
                    table=table, table_source=table_source, options=options,
                    flash_size=flash_size, flash_size_text=flash_size_text, app=app,
                    bootloader=bootloader, images=images, warn_free=warn_free,
                    fail_free=fail_free, strict=strict, extra_subtypes=extra_subtypes,
                    not_checked=not_checked, sdkconfig=sdkconfig, table_builtin=table_builtin,
-                   images_listing=images_listing)
+                   images_listing=images_listing, flash_size_origin=flash_size_origin)
 
 
 def _load_json(path: str, *, required: bool = True) -> dict[str, object] | None:
@@ -317,27 +320,30 @@ def read_build_dir(build_dir: str) -> IdfBuild:
     flasher = _load_json(flasher_path, required=False)
     named: dict[str, FlashedImage] = {}
     size_text: str | None = None
+    size_from = None
     not_checked: list[str] = []
     if flasher is not None:
         images, named = _flasher_images(flasher, flasher_path, build_dir)
         settings = flasher.get("flash_settings")
         if isinstance(settings, dict) and isinstance(settings.get("flash_size"), str):
             size_text = str(settings["flash_size"])
+            size_from = f"the build's {FLASHER_ARGS}"
         extra = flasher.get("extra_esptool_args")
         if isinstance(extra, dict) and isinstance(extra.get("chip"), str):
             chip = str(extra["chip"])
     elif os.path.exists(os.path.join(build_dir, FLASH_ARGS)):
         images, size_text = _flash_args_images(os.path.join(build_dir, FLASH_ARGS), build_dir)
+        size_from = f"the build's {FLASH_ARGS}"
     else:
         images = []
         if target != "linux":
             not_checked.append("the flashed files (app, bootloader, data images): the build "
                                "has neither flasher_args.json nor flash_args")
     configured = config.get("ESPTOOLPY_FLASHSIZE")
-    if size_text is None or (size_text in ("detect", "keep") and isinstance(configured, str)):
-        # Secure boot and "detect" builds write "keep"/"detect" for esptool; the flash the
-        # project was configured for is still ESPTOOLPY_FLASHSIZE.
-        size_text = configured if isinstance(configured, str) else size_text
+    # Secure boot and "detect" builds write "keep"/"detect" for esptool; the flash the
+    # project was configured for is still ESPTOOLPY_FLASHSIZE.
+    if isinstance(configured, str) and size_text in (None, "detect", "keep"):
+        size_text, size_from = configured, "the build's CONFIG_ESPTOOLPY_FLASHSIZE"
     flash_size = _flash_size(size_text)
     if flash_size is None:  # the linux target's sdkconfig has no ESPTOOLPY_FLASHSIZE
         not_checked.append("the partitions against the flash size: the build names no flash "
@@ -387,6 +393,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         target=target, chip=chip, table=table,
         table_source=_table_source(config, project_path, idf_path),
         options=options, flash_size=flash_size, flash_size_text=size_text,
+        flash_size_origin=size_from if flash_size is not None else None,
         app=app, bootloader=bootloader, images=tuple(images),
         warn_free=_budget(config, "PARTKIT_WARN_FREE"),
         fail_free=_budget(config, "PARTKIT_FAIL_FREE"),

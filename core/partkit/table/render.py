@@ -66,8 +66,12 @@ def layout_rows(
     return rows
 
 
-def to_summary(table: PartitionTable, options: TableOptions) -> str:
-    """A readable table: name, type, subtype, offset, end, size, flags, gaps, free space."""
+def to_summary(table: PartitionTable, options: TableOptions,
+               flash_origin: str | None = None) -> str:
+    """A readable table: name, type, subtype, offset, end, size, flags, gaps, free space.
+
+    ``flash_origin`` says where ``options.flash_size`` came from (the flash line names it).
+    """
     header = ("Name", "Type", "SubType", "Offset", "End", "Size", "Flags")
     lines: list[tuple[str, ...]] = []
     for name, start, end in _regions(table, options):
@@ -93,8 +97,9 @@ def to_summary(table: PartitionTable, options: TableOptions) -> str:
     used = table.highest_end()
     if options.flash_size is not None:
         free = options.flash_size - used
-        out.append(f"flash {format_size(options.flash_size)}: partitions end at 0x{used:x}, "
-                   f"{format_size(free)} ({free} bytes) free at the end")
+        origin = f" (from {flash_origin})" if flash_origin is not None else ""
+        out.append(f"flash {format_size(options.flash_size)}{origin}: partitions end at "
+                   f"0x{used:x}, {format_size(free)} ({free} bytes) free at the end")
     else:
         out.append(f"partitions end at 0x{used:x} ({format_size(used)} of flash)")
     return "\n".join(out) + "\n"

@@ -13,13 +13,16 @@ bootloader checks partitions against, whatever the chip or a file's length says)
 ``--flash-size``; else a device's flash chip; else the length of a full dump (a power of
 two from 1MB, not an unpadded ``merge-bin`` output). The result says where the number
 came from. ``partkit diff`` applies the same order to its two sides (OLD's header first:
-the devices run OLD's bootloader).
+the devices run OLD's bootloader). A ``--flash-size`` the header overrules is not dropped
+silently: :func:`judge_flash_size` adds a warning that says which size is used and why.
 """
 
 from __future__ import annotations
 
 import os
 
+from partkit.common.errors import SourceLocation, warning
+from partkit.common.numbers import format_size
 from partkit.common.record import Record
 from partkit.table import binary
 from partkit.table.codec import Loaded, load_table
@@ -37,6 +40,7 @@ __all__ = [
     "KINDS",
     "NO_READERS",
     "Field",
+    "FlashSize",
     "RawTable",
     "Readers",
     "TableSource",
@@ -45,6 +49,7 @@ __all__ = [
     "has_md5_row",
     "is_device_spec",
     "is_full_dump_length",
+    "judge_flash_size",
     "open_table",
     "read_raw",
     "read_table_input",
@@ -242,6 +247,45 @@ def flash_size_of(raw: RawTable, options: TableOptions) -> tuple[int | None, str
     if options.flash_size is not None:
         return options.flash_size, "--flash-size"
     return source_flash_size(raw)
+
+
+class FlashSize(Record):
+    """The flash size a table is judged against (None: unknown), where the number came from
+    (``--flash-size``, ``the bootloader header at dump.bin@0x1000, byte 3``, ``the length
+    of dump.bin``, ``the flash chip of PORT``, a build's setting), and the warnings judging
+    it raised (a ``--flash-size`` the bootloader header overrules)."""
+
+    __slots__ = ("origin", "size", "warnings")
+
+    size: int | None
+    origin: str | None
+    warnings: tuple[Diagnostic, ...]
+
+    def __init__(self, size: int | None = None, origin: str | None = None,
+                 warnings: tuple[Diagnostic, ...] = ()) -> None:
+        self._init(size=size, origin=origin, warnings=warnings)
+
+    @classmethod
+    def given(cls, size: int | None, origin: str = "--flash-size") -> FlashSize:
+        """A size the user or a build set (no flash around the table to overrule it)."""
+        return cls(size, origin if size is not None else None)
+
+
+def judge_flash_size(raw: RawTable, options: TableOptions) -> FlashSize:
+    """:func:`flash_size_of`, with a warning when it overrules ``--flash-size``: the
+    bootloader header says another size, and the 2nd-stage bootloader checks the
+    partitions against its header, not against what the command line says."""
+    size, origin = flash_size_of(raw, options)
+    given = options.flash_size
+    if given is None or size is None or given == size or origin == "--flash-size":
+        return FlashSize(size, origin)
+    return FlashSize(size, origin, (warning(
+        f"--flash-size {format_size(given, 'esptool')} is not used: {origin} says "
+        f"{format_size(size, 'esptool')} (0x{size:x}), and the 2nd-stage bootloader checks "
+        "the partitions against its own header", SourceLocation(raw.label.rsplit("@", 1)[0]),
+        hint=f"judged against {format_size(size, 'esptool')}; for a "
+             f"{format_size(given, 'esptool')} flash, write the bootloader with that size "
+             "(esptool merge-bin/write-flash --flash-size)", code="flash-size-overruled"),))
 
 
 def decode(raw: RawTable, options: TableOptions, table_offset: int | None = None

@@ -1,0 +1,185 @@
+"""check, show and map say where the flash size they judge against came from, by the one
+rule diff uses (issue 25): the bootloader header of an image or dump, else --flash-size,
+else a full dump's length; a build's own setting for a build directory. A --flash-size the
+header overrules is named in a warning, not dropped silently.
+
+Images are real: ``esptool merge-bin`` of real ESP32-C3 bootloader and app images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from partkit.cli import main
+
+pytestmark = pytest.mark.firmware
+
+# Ends at 0x320000: past 2MB, within 4MB.
+CSV = ("nvs,      data, nvs,     0x9000,   0x6000,\n"
+       "phy_init, data, phy,     0xf000,   0x1000,\n"
+       "factory,  app,  factory, 0x10000,  1M,\n"
+       "storage,  data, fat,     0x110000, 0x210000,\n")
+
+
+def _merge(out: Path, flash_size: str, *pairs: tuple[int, Path], pad: bool = False) -> Path:
+    args = [x for offset, path in pairs for x in (hex(offset), str(path))]
+    extra = ["--pad-to-size", "4MB"] if pad else []
+    subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32c3", "merge-bin", "-o",
+                    str(out), "--flash-size", flash_size, *extra, *args], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from support.firmware import build_app, build_bootloader
+
+    root = tmp_path_factory.mktemp("origin")
+    csv = root / "t.csv"
+    csv.write_text(CSV)
+    table = root / "t.bin"
+    assert main(["gen", "-q", str(csv), str(table)]) == 0
+    bl = build_bootloader(root, name="bl.bin")
+    app = build_app(root, 2000, name="app.bin")
+    return {
+        "csv": csv,
+        # merge-bin writes --flash-size into the bootloader header (byte 3): 2MB here
+        "image": _merge(root / "merged.bin", "2MB", (0, bl), (0x8000, table), (0x10000, app)),
+        # no bootloader: nothing but the dump's length says how big the flash is
+        "dump": _merge(root / "dump.bin", "4MB", (0x8000, table), (0x10000, app), pad=True),
+    }
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _check_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    _, out, _ = _run(capsys, "check", *argv, "--json")
+    doc = json.loads(out)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _diff_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    _, out, _ = _run(capsys, "diff", *argv, "--json")
+    doc = json.loads(out)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _codes(doc: dict[str, object]) -> set[str]:
+    findings = doc["findings"]
+    assert isinstance(findings, list)
+    return {f["code"] for f in findings}
+
+
+def test_a_table_file_names_flash_size_option(files: dict[str, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    csv = str(files["csv"])
+    code, out, _ = _run(capsys, "check", csv, "--flash-size", "4MB")
+    assert code == 0
+    assert ("flash 0x400000 bytes (4MB, from --flash-size): partitions end at 0x320000"
+            in out)
+    doc = _check_json(capsys, csv, "--flash-size", "4MB")
+    assert doc["flash"]["flash_size_origin"] == "--flash-size"  # type: ignore[index]
+    _, out, _ = _run(capsys, "show", csv, "--flash-size", "4MB")
+    assert "flash 4 MiB (from --flash-size): partitions end at 0x320000" in out
+    _, out, _ = _run(capsys, "show", csv, "--flash-size", "4MB", "--json")
+    assert json.loads(out)["flash_size_origin"] == "--flash-size"
+    svg = files["csv"].parent / "t.svg"
+    assert main(["map", csv, "--flash-size", "4MB", "-o", str(svg)]) == 0
+    assert "4M flash (from --flash-size)" in svg.read_text()
+    # without a size there is no origin to name
+    _, out, _ = _run(capsys, "show", csv)
+    assert "from" not in out.splitlines()[-1] and "partitions end at 0x320000" in out
+
+
+def test_the_bootloader_header_overrules_flash_size_and_says_so(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    image = str(files["image"])
+    header = f"the bootloader header at {image}@0x0, byte 3"
+    code, out, err = _run(capsys, "check", image, "--flash-size", "4MB")
+    assert code == 1  # judged at 2MB: 'storage' ends past it
+    assert f"flash 0x200000 bytes (2MB, from {header}): partitions end at 0x320000" in out
+    assert f"--flash-size 4MB is not used: {header} says 2MB (0x200000)" in err
+    assert "2nd-stage bootloader checks the partitions against its own header" in err
+    assert f"beyond the 2MB flash (0x200000 bytes, from {header})" in err
+    doc = _check_json(capsys, image, "--flash-size", "4MB")
+    flash = doc["flash"]
+    assert isinstance(flash, dict)
+    assert flash["flash_size"] == 0x200000 and flash["flash_size_origin"] == header
+    assert {"flash-size-overruled", "table-exceeds-flash"} <= _codes(doc)
+    # -q keeps to the verdict line
+    _, out, _ = _run(capsys, "check", image, "--flash-size", "4MB", "-q")
+    assert out == "check FAILED: 1 error, 1 warning\n"
+    # show and map name the header too, and warn the same way
+    _, out, err = _run(capsys, "show", image, "--flash-size", "4MB")
+    assert f"flash 2 MiB (from {header}): partitions end at 0x320000" in out
+    assert "--flash-size 4MB is not used" in err
+    svg = files["image"].parent / "m.svg"
+    code, _, err = _run(capsys, "map", image, "--flash-size", "4MB", "-o", str(svg))
+    assert code == 1
+    assert f"the flash at 0x200000 (from {header})" in err
+    assert "--flash-size 4MB is not used" in err
+    assert f"2M flash (from {header})" in svg.read_text()
+    # diff judges OLD by the same rule, and warns the same way
+    code, _, err = _run(capsys, "diff", image, str(files["csv"]), "--flash-size", "4MB")
+    assert f"--flash-size 4MB is not used: {header} says 2MB" in err
+    # the same size given, or none: nothing to warn about
+    for extra in ((), ("--flash-size", "2MB")):
+        doc = _check_json(capsys, image, *extra)
+        assert "flash-size-overruled" not in _codes(doc)
+        assert "is not used" not in _run(capsys, "diff", image, str(files["csv"]), *extra)[2]
+        assert doc["flash"]["flash_size_origin"] == header  # type: ignore[index]
+
+
+def test_a_full_dump_without_a_bootloader_is_its_length(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    dump = str(files["dump"])
+    code, out, err = _run(capsys, "check", dump)
+    assert code == 0, err
+    assert (f"flash 0x400000 bytes (4MB, from the length of {dump}): partitions end at "
+            "0x320000") in out
+    _, out, _ = _run(capsys, "show", dump)
+    assert f"flash 4 MiB (from the length of {dump}):" in out
+
+
+@pytest.mark.parametrize(("name", "extra"), [
+    ("csv", ("--flash-size", "4MB")),
+    ("image", ("--flash-size", "4MB")),
+    ("image", ()),
+    ("dump", ()),
+])
+def test_diff_and_check_name_the_same_origin(files: dict[str, Path],
+                                             capsys: pytest.CaptureFixture[str],
+                                             name: str, extra: tuple[str, ...]) -> None:
+    spec = str(files[name])
+    checked = _check_json(capsys, spec, *extra)["flash"]
+    diffed = _diff_json(capsys, spec, str(files["csv"]), *extra)
+    assert isinstance(checked, dict)
+    assert checked["flash_size_origin"] is not None
+    assert (checked["flash_size"], checked["flash_size_origin"]) == (
+        diffed["flash_size"], diffed["flash_size_source"])
+
+
+def test_a_build_dir_names_the_file_that_set_the_size(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.idf_build import make_idf_build
+
+    fx = make_idf_build(tmp_path)
+    doc = _check_json(capsys, "--idf-build-dir", str(fx.build))
+    assert doc["flash"]["flash_size_origin"] == "the build's flasher_args.json"  # type: ignore[index]
+    _, out, _ = _run(capsys, "check", "--idf-build-dir", str(fx.build))
+    assert "flash 0x400000 bytes (4MB, from the build's flasher_args.json)" in out
+    (fx.build / "flasher_args.json").unlink()
+    doc = _check_json(capsys, "--idf-build-dir", str(fx.build))
+    assert doc["flash"]["flash_size_origin"] == "the build's flash_args"  # type: ignore[index]
+    _, out, _ = _run(capsys, "show", "--idf-build-dir", str(fx.build))
+    assert "flash 4 MiB (from the build's flash_args):" in out
