@@ -183,3 +183,84 @@ def test_a_build_dir_names_the_file_that_set_the_size(
     assert doc["flash"]["flash_size_origin"] == "the build's flash_args"  # type: ignore[index]
     _, out, _ = _run(capsys, "show", "--idf-build-dir", str(fx.build))
     assert "flash 4 MiB (from the build's flash_args):" in out
+
+
+@pytest.mark.parametrize("code", [0x8, 0xF])
+def test_an_unknown_size_code_is_the_2mb_the_bootloader_takes(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        code: int) -> None:
+    # ESP-IDF's update_flash_config (bootloader_flash_config_<chip>.c, every chip) takes
+    # 2MB for a size code it does not know: a table past 2MB is rejected at boot.
+    image = tmp_path / "odd.bin"
+    data = bytearray(files["image"].read_bytes())
+    data[3] = code << 4 | data[3] & 0xF
+    image.write_bytes(bytes(data))
+    origin = (f"the bootloader header at {image}@0x0, byte 3 (unknown size code 0x{code:x}, "
+              "taken as 2MB)")
+    for extra in ((), ("--flash-size", "4MB")):
+        doc = _check_json(capsys, str(image), *extra)
+        flash = doc["flash"]
+        assert isinstance(flash, dict)
+        assert (flash["flash_size"], flash["flash_size_origin"]) == (0x200000, origin)
+        assert "table-exceeds-flash" in _codes(doc)
+        assert ("flash-size-overruled" in _codes(doc)) == bool(extra)
+        diffed = _diff_json(capsys, str(image), str(files["csv"]), *extra)
+        assert (diffed["flash_size"], diffed["flash_size_source"]) == (0x200000, origin)
+
+
+@pytest.fixture(scope="module")
+def esp32_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ESP32 images (the ROM loads the bootloader from 0x1000): one correct (2MB header
+    at 0x1000) but with an ESP32-C3 bootloader saying 4MB left in sector 0, and one with
+    its bootloader wrongly at 0x0 (esptool then leaves its 1MB header alone)."""
+    from support.firmware import build_bootloader, build_chip_app
+
+    root = tmp_path_factory.mktemp("esp32")
+    csv = root / "t.csv"
+    csv.write_text(CSV)
+    table = root / "t.bin"
+    assert main(["gen", "-q", str(csv), str(table)]) == 0
+    bl = build_bootloader(root, name="bl.bin")
+    app = build_chip_app(root, "esp32", name="app.bin")
+
+    def merge(out: str, chip: str, size: str, *pairs: tuple[int, Path]) -> Path:
+        args = [x for offset, path in pairs for x in (hex(offset), str(path))]
+        subprocess.run([sys.executable, "-m", "esptool", "--chip", chip, "merge-bin", "-o",
+                        str(root / out), "--flash-size", size, *args], check=True,
+                       capture_output=True)
+        return root / out
+
+    good = merge("good.bin", "esp32", "2MB", (0x1000, bl), (0x8000, table), (0x10000, app))
+    c3 = merge("c3.bin", "esp32c3", "4MB", (0, bl))
+    both = root / "both.bin"
+    data = bytearray(good.read_bytes())
+    data[:c3.stat().st_size] = c3.read_bytes()
+    both.write_bytes(bytes(data))
+    at0 = merge("at0.bin", "esp32", "2MB", (0, bl), (0x8000, table), (0x10000, app))
+    return {"both": both, "at0": at0, "csv": csv}
+
+
+def test_the_chip_says_where_the_bootloader_header_is(
+        esp32_images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    both, at0 = str(esp32_images["both"]), str(esp32_images["at0"])
+    # without --chip the first header found is all partkit has
+    flash = _check_json(capsys, both)["flash"]
+    assert flash["flash_size_origin"] == f"the bootloader header at {both}@0x0, byte 3"  # type: ignore[index]
+    # an ESP32's bootloader reads its header at 0x1000, whatever sector 0 holds
+    header = f"the bootloader header at {both}@0x1000, byte 3"
+    for option in (("--chip", "esp32"), ("--bootloader-offset", "0x1000")):
+        doc = _check_json(capsys, both, *option)
+        flash = doc["flash"]
+        assert isinstance(flash, dict)
+        assert (flash["flash_size"], flash["flash_size_origin"]) == (0x200000, header)
+        assert "table-exceeds-flash" in _codes(doc)
+    diffed = _diff_json(capsys, both, str(esp32_images["csv"]), "--chip", "esp32")
+    assert (diffed["flash_size"], diffed["flash_size_source"]) == (0x200000, header)
+    _, out, _ = _run(capsys, "show", both, "--chip", "esp32")
+    assert f"flash 2 MiB (from {header}):" in out
+    # a bootloader at 0x0 is not what an ESP32 runs: --flash-size decides, nothing overruled
+    doc = _check_json(capsys, at0, "--chip", "esp32", "--flash-size", "4MB")
+    flash = doc["flash"]
+    assert isinstance(flash, dict)
+    assert (flash["flash_size"], flash["flash_size_origin"]) == (0x400000, "--flash-size")
+    assert not {"flash-size-overruled", "table-exceeds-flash"} & _codes(doc)

@@ -7,6 +7,7 @@ does :class:`~partkit.device.target.Target` touch flash (or the image file).
 
 from __future__ import annotations
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.common.fileio import check_input, read_limited
 from partkit.device.session import Session
@@ -39,7 +40,11 @@ def read_device_table(port: str, options: TableOptions) -> RawTable:
     with Session(port) as session:
         target = DeviceTarget(session)
         data = target.read_table_area(offset)
-        field = read_field(target.read, session.flash_size, data, offset, port)
+        # the bootloader reads its header at its chip's offset, nowhere else
+        bootloader = options.primary_bootloader_offset
+        if bootloader is None:
+            bootloader = BOOTLOADER_OFFSET.get(session.chip_name)
+        field = read_field(target.read, session.flash_size, data, offset, port, bootloader)
         return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size, field)
 
 

@@ -65,29 +65,47 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
+# The size every chip's 2nd-stage bootloader takes for a header code it does not know
+# (the ``default:`` of update_flash_config in ESP-IDF's
+# components/bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c).
+UNKNOWN_CODE_FLASH_SIZE = 2 << 20
+
+
 def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
-                           table_offset: int, label: str) -> tuple[int | None, str | None]:
+                           table_offset: int, label: str, bootloader_offset: int | None = None,
+                           ) -> tuple[int | None, str | None]:
     """The flash size in the bootloader's image header and where it was read (None, None
-    without one): the first offset below the table any chip's ROM loads it from that
-    starts with the image magic."""
-    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+    without one). ``bootloader_offset`` (the chip's, when known) is the only place the
+    bootloader reads its header from; without it, the first offset below the table any
+    chip's ROM loads it from that starts with the image magic. A size code the bootloader
+    does not know (0x8-0xF) is the 2MB it then takes, and the place says so."""
+    offsets = (sorted(set(BOOTLOADER_OFFSET.values())) if bootloader_offset is None
+               else [bootloader_offset])
+    for offset in offsets:
         if offset + 4 > table_offset or (size is not None and offset + 4 > size):
             continue
         head = read(offset, 4)
-        if head[0] == IMAGE_MAGIC:
-            return header_flash_size(head), f"the bootloader header at {label}@0x{offset:x}, byte 3"
+        if head[0] != IMAGE_MAGIC:
+            continue
+        where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
+        found = header_flash_size(head)
+        if found is None:
+            return UNKNOWN_CODE_FLASH_SIZE, (
+                f"{where} (unknown size code 0x{head[3] >> 4:x}, taken as 2MB)")
+        return found, where
     return None, None
 
 
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
-               table_offset: int, label: str) -> Field:
+               table_offset: int, label: str, bootloader_offset: int | None = None) -> Field:
     """The bootloader header's flash size and the otadata bytes, through ``read(offset,
     length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None.
 
-    The bootloader is found at the first offset any chip's ROM loads it from, below the
-    table, that starts with the image magic.
+    The bootloader is found at ``bootloader_offset`` (the chip's), or without it at the
+    first offset any chip's ROM loads it from, below the table, that starts with the image
+    magic (:func:`read_header_flash_size`).
     """
-    header, where = read_header_flash_size(read, size, table_offset, label)
+    header, where = read_header_flash_size(read, size, table_offset, label, bootloader_offset)
     otadata = None
     try:
         parsed, _ = binary.decode(table, label)
@@ -104,12 +122,13 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
 
 def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> RawTable:
     """The table area of a flash image or dump, its length, and what its bootloader header
-    and otadata say (:func:`read_field`)."""
+    (at ``options.primary_bootloader_offset``, which ``--chip`` sets, when known) and
+    otadata say (:func:`read_field`)."""
     offset = options.table_offset
     data = read_table_area(image, offset, give)
     size = imagefile.image_size(image)
     field = read_field(lambda at, n: imagefile.read_region(image, at, n), size, data,
-                       offset, image)
+                       offset, image, options.primary_bootloader_offset)
     return RawTable(data, "image", f"{image}@0x{offset:x}", size, field)
 
 
