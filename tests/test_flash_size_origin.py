@@ -264,3 +264,29 @@ def test_the_chip_says_where_the_bootloader_header_is(
     assert isinstance(flash, dict)
     assert (flash["flash_size"], flash["flash_size_origin"]) == (0x400000, "--flash-size")
     assert not {"flash-size-overruled", "table-exceeds-flash"} & _codes(doc)
+
+
+def test_the_hint_grows_the_flash_where_its_size_came_from(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.idf_build import DEFAULT_CSV, make_idf_build
+
+    bigger = "use a bigger --flash-size"
+    # --flash-size cannot grow what the bootloader header says
+    image = str(files["image"])
+    for argv in (("check", image, "--flash-size", "4MB"),
+                 ("map", image, "-o", str(tmp_path / "m.svg"))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1
+        assert "write the bootloader with that size" in err and bigger not in err
+    # nor the build's own flash size (check takes it from the build, not the command line)
+    fx = make_idf_build(tmp_path, flash_size="1MB",
+                        csv=DEFAULT_CSV.replace("0x70000, 0x10000", "0x70000, 0x100000"))
+    for argv in (("check", "--idf-build-dir", str(fx.build)),
+                 ("map", "--idf-build-dir", str(fx.build), "-o", str(tmp_path / "b.svg"))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1
+        assert "set the project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE)" in err
+        assert bigger not in err
+    # where --flash-size is the answer, the hint says so
+    code, _, err = _run(capsys, "check", str(files["csv"]), "--flash-size", "2MB")
+    assert code == 1 and bigger in err

@@ -20,6 +20,7 @@ from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 from partkit.table.source import (
+    HEADER_ORIGIN,
     Field,
     FlashSize,
     RawTable,
@@ -87,7 +88,7 @@ def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
         head = read(offset, 4)
         if head[0] != IMAGE_MAGIC:
             continue
-        where = f"the bootloader header at {label}@0x{offset:x}, byte 3"
+        where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
         found = header_flash_size(head)
         if found is None:
             return UNKNOWN_CODE_FLASH_SIZE, (

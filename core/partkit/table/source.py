@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "BUILD_ORIGIN",
+    "HEADER_ORIGIN",
     "KINDS",
     "NO_READERS",
     "Field",
@@ -46,6 +48,7 @@ __all__ = [
     "TableSource",
     "decode",
     "flash_size_of",
+    "grow_hint",
     "has_md5_row",
     "is_device_spec",
     "is_full_dump_length",
@@ -269,6 +272,23 @@ class FlashSize(Record):
     def given(cls, size: int | None, origin: str = "--flash-size") -> FlashSize:
         """A size the user or a build set (no flash around the table to overrule it)."""
         return cls(size, origin if size is not None else None)
+
+
+HEADER_ORIGIN = "the bootloader header at "  # how read_header_flash_size names the place
+BUILD_ORIGIN = "the build's "  # an ESP-IDF build's file (partkit.idf.builddir)
+
+
+def grow_hint(origin: str | None) -> str:
+    """How to make the flash bigger where the size came from: ``--flash-size`` cannot
+    overrule a bootloader header, and a build directory's size is the build's."""
+    if origin is not None and origin.startswith(HEADER_ORIGIN):
+        return ("shrink or move partitions, or if the chip has more flash, write the "
+                "bootloader with that size (esptool merge-bin/write-flash --flash-size): "
+                "--flash-size cannot overrule its header")
+    if origin is not None and origin.startswith(BUILD_ORIGIN):
+        return ("shrink or move partitions, or if the chip has more flash, set the "
+                "project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE) and build again")
+    return "shrink or move partitions, or use a bigger --flash-size if the chip has it"
 
 
 def judge_flash_size(raw: RawTable, options: TableOptions) -> FlashSize:
