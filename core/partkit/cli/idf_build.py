@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from partkit.check.buildfolder import build_flash_size
 from partkit.check.findings import Budget
 from partkit.cli.common import emit, verdict_only
 from partkit.common.errors import CheckFailed
@@ -74,8 +75,10 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     warn = None if warn_text is None else _budget(build, warn_text, "--warn-free", names)
     fail = None if fail_text is None else _budget(build, fail_text, "--fail-free", names)
     _check_order(build, warn, fail, names)
+    flash = build_flash_size(build, None if args.flash_size is None
+                             else size_option("--flash-size", args.flash_size))
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
-                         strict=args.strict or build.strict, budget_names=names)
+                         strict=args.strict or build.strict, budget_names=names, flash=flash)
     if report_path is not None:
         from partkit.common.fileio import write_atomic
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from partkit.check.buildfolder import build_flash_size
 from partkit.check.flashmap import app_usage, beyond_flash, svg_map
 from partkit.cli import idf_build
 from partkit.cli.common import (
@@ -17,7 +18,8 @@ from partkit.cli.common import (
 from partkit.common.errors import PartkitError
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file, table_flash_size
-from partkit.table.source import FlashSize, grow_hint
+from partkit.table.options import size_option
+from partkit.table.source import grow_hint
 
 __all__ = ["run"]
 
@@ -49,7 +51,8 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
         build, loaded = idf_build.load(args, verify=False)
         options = build.options
-        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
+        flash = build_flash_size(build, None if args.flash_size is None
+                                 else size_option("--flash-size", args.flash_size))
         if build.app is not None:
             slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
             apps.append((slot or None, read_image_file(build.app.path)))

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from partkit.check.buildfolder import build_flash_size
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_PLAIN,
@@ -16,7 +17,7 @@ from partkit.cli.common import (
 )
 from partkit.flash.tablearea import load_table_file, table_flash_size
 from partkit.table.builtin import all_builtins
-from partkit.table.source import FlashSize
+from partkit.table.options import size_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,12 +57,16 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         build, loaded = idf_build.load(args, verify=not args.no_verify)
         options = build.options.replace(strict=args.strict)
-        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
+        flash = build_flash_size(build, None if args.flash_size is None
+                                 else size_option("--flash-size", args.flash_size))
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
-        loaded = load_table_file(args.table, options)
         # an image's bootloader header decides the size drawn (as in check, map, diff)
         flash = table_flash_size(args.table, options)
+        # --flash-size is validated as gen does; a size it did not set (an image's own,
+        # overruling it or not) is drawn, overflow and all, as map draws it
+        loaded = load_table_file(args.table, options.replace(
+            flash_size=flash.size if flash.origin == "--flash-size" else None))
         options = options.replace(flash_size=flash.size)
     emit(loaded.warnings)
     emit(flash.warnings)

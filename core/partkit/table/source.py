@@ -256,7 +256,7 @@ class FlashSize(Record):
     """The flash size a table is judged against (None: unknown), where the number came from
     (``--flash-size``, ``the bootloader header at dump.bin@0x1000, byte 3``, ``the length
     of dump.bin``, ``the flash chip of PORT``, a build's setting), and the warnings judging
-    it raised (a ``--flash-size`` the bootloader header overrules)."""
+    it raised (a ``--flash-size`` the bootloader header or a build overrules)."""
 
     __slots__ = ("origin", "size", "warnings")
 
@@ -272,6 +272,28 @@ class FlashSize(Record):
     def given(cls, size: int | None, origin: str = "--flash-size") -> FlashSize:
         """A size the user or a build set (no flash around the table to overrule it)."""
         return cls(size, origin if size is not None else None)
+
+    def overruling(self, given: int | None, where: SourceLocation) -> FlashSize:
+        """This size, with a ``flash-size-overruled`` warning when ``given`` (``--flash-size``)
+        differs: the size is the bootloader header's, or an ESP-IDF build's, which ``idf.py
+        flash`` writes into that header."""
+        size, origin = self.size, self.origin
+        if given is None or size is None or origin is None or given == size or (
+                origin == "--flash-size"):
+            return self
+        said, wanted = format_size(size, "esptool"), format_size(given, "esptool")
+        if origin.startswith(BUILD_ORIGIN):
+            why, fix = ("'idf.py flash' writes it into the bootloader header",
+                        "set the project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE) and build "
+                        "again")
+        else:
+            why, fix = ("the 2nd-stage bootloader checks the partitions against its own header",
+                        "write the bootloader with that size (esptool merge-bin/write-flash "
+                        "--flash-size)")
+        return self.replace(warnings=(*self.warnings, warning(
+            f"--flash-size {wanted} is not used: {origin} says {said} (0x{size:x}), and {why}",
+            where, hint=f"judged against {said}; for a {wanted} flash, {fix}",
+            code="flash-size-overruled")))
 
 
 HEADER_ORIGIN = "the bootloader header at "  # how read_header_flash_size names the place
@@ -296,16 +318,8 @@ def judge_flash_size(raw: RawTable, options: TableOptions) -> FlashSize:
     bootloader header says another size, and the 2nd-stage bootloader checks the
     partitions against its header, not against what the command line says."""
     size, origin = flash_size_of(raw, options)
-    given = options.flash_size
-    if given is None or size is None or given == size or origin == "--flash-size":
-        return FlashSize(size, origin)
-    return FlashSize(size, origin, (warning(
-        f"--flash-size {format_size(given, 'esptool')} is not used: {origin} says "
-        f"{format_size(size, 'esptool')} (0x{size:x}), and the 2nd-stage bootloader checks "
-        "the partitions against its own header", SourceLocation(raw.label.rsplit("@", 1)[0]),
-        hint=f"judged against {format_size(size, 'esptool')}; for a "
-             f"{format_size(given, 'esptool')} flash, write the bootloader with that size "
-             "(esptool merge-bin/write-flash --flash-size)", code="flash-size-overruled"),))
+    return FlashSize(size, origin).overruling(options.flash_size,
+                                              SourceLocation(raw.label.rsplit("@", 1)[0]))
 
 
 def decode(raw: RawTable, options: TableOptions, table_offset: int | None = None
