@@ -329,3 +329,14 @@ def test_show_exits_alike_whatever_overruled_flash_size_is_given(
     # a size the command line set is validated as gen does
     code, _, err = _run(capsys, "show", str(files["csv"]), "--flash-size", "2MB")
     assert code == 2 and "does not fit in the flash size 2MB" in err
+
+
+def test_a_header_bigger_than_flash_size_says_the_app_would_stop(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # ESP-IDF's flash init (esp_flash_spi_init.c) refuses a chip smaller than the header
+    probe = ("on a 1MB chip the app stops at start-up ('Detected size(1024k) smaller than "
+             "the size in the binary image header(2048k). Probe failed.')")
+    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "1MB")
+    assert "--flash-size 1MB is not used" in err and probe in err
+    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "4MB")
+    assert "--flash-size 4MB is not used" in err and "Probe failed" not in err

@@ -290,6 +290,10 @@ class FlashSize(Record):
             why, fix = ("the 2nd-stage bootloader checks the partitions against its own header",
                         "write the bootloader with that size (esptool merge-bin/write-flash "
                         "--flash-size)")
+        if given < size:  # ESP-IDF esp_flash_spi_init.c: the app's flash init then fails
+            why += (f"; on a {wanted} chip the app stops at start-up ('Detected size("
+                    f"{given >> 10}k) smaller than the size in the binary image header("
+                    f"{size >> 10}k). Probe failed.')")
         return self.replace(warnings=(*self.warnings, warning(
             f"--flash-size {wanted} is not used: {origin} says {said} (0x{size:x}), and {why}",
             where, hint=f"judged against {said}; for a {wanted} flash, {fix}",
