@@ -340,3 +340,24 @@ def test_a_header_bigger_than_flash_size_says_the_app_would_stop(
     assert "--flash-size 1MB is not used" in err and probe in err
     _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "4MB")
     assert "--flash-size 4MB is not used" in err and "Probe failed" not in err
+
+
+def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.firmware import build_app
+
+    # an unpadded merge-bin output without a bootloader: nothing says how big the flash is
+    table = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(files["csv"]), str(table)]) == 0
+    app = build_app(tmp_path, 2000, name="app.bin")
+    image = _merge(tmp_path / "bare.bin", "4MB", (0x8000, table), (0x10000, app))
+    note = (f"not checked: the partitions against the flash size: {image} has no bootloader "
+            "header and is no full dump (a power of two from 1MB); give --flash-size\n")
+    for quiet in ((), ("-q",)):
+        code, out, _ = _run(capsys, "check", str(image), *quiet)
+        assert code == 0
+        assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + note)
+    code, out, _ = _run(capsys, "check", str(files["image"]), "-q")
+    assert "not checked" not in out  # its header says
+    code, out, _ = _run(capsys, "check", str(image), "--flash-size", "4MB")
+    assert "not checked" not in out
