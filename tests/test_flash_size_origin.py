@@ -361,3 +361,15 @@ def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
     assert "not checked" not in out  # its header says
     code, out, _ = _run(capsys, "check", str(image), "--flash-size", "4MB")
     assert "not checked" not in out
+
+
+def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(files["image"].read_bytes()[:0x8100])  # bootloader, half the table
+    said = f"{cut}: error: truncated image: 33024 bytes (0x8100), too short to hold the partition"
+    for argv in (("check", str(cut), "--flash-size", "4MB"), ("show", str(cut)),
+                 ("map", str(cut), "-o", str(tmp_path / "m.svg")),
+                 ("diff", str(cut), str(files["csv"]))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and err.startswith(said), argv

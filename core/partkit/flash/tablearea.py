@@ -180,6 +180,12 @@ def _single_esp_image(path: str, size: int) -> bool:
     return info.is_image and size - info.measured_size < 0x10000  # at most padding
 
 
+def _table_starts_at(path: str, offset: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(2) == MAGIC
+
+
 def read_table_source(path: str, table_offset: int) -> TableInput:
     """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
     image/dump, whose table is read at ``table_offset``."""
@@ -198,8 +204,8 @@ def read_table_source(path: str, table_offset: int) -> TableInput:
     try:
         data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
     except PartkitError:
-        if not _single_esp_image(path, size):
-            raise
+        if not _single_esp_image(path, size) or _table_starts_at(path, table_offset):
+            raise  # a dump cut inside its table is truncated, not one app or bootloader
         # No table where a flash image has it: an app or bootloader .bin given as the table.
         raise PartkitError(error(
             "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",
