@@ -18,15 +18,18 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import NoReturn
 
+    from partkit.check.findings import Budget
     from partkit.table.options import TableOptions
 
 __all__ = [
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
+    "add_budget_options",
     "add_extra_subtypes",
     "add_selector",
     "add_table_arguments",
+    "budgets_from_args",
     "check_input_path",
     "check_output_option",
     "chip_help",
@@ -217,6 +220,26 @@ def add_extra_subtypes(group: argparse._ActionsContainer, follows: str | None = 
         help_text += f"; end the list with -- when {follows} follows"
     group.add_argument("--extra-partition-subtypes", nargs=nargs, default=[], metavar="E",
                        help=help_text)
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """``--warn-free``/``--fail-free``, the CI budgets of ``check`` and ``arduino check|size``
+    (an ESP-IDF build's come from its Kconfig too: :mod:`partkit.cli.idf_build`)."""
+    parser.add_argument("--warn-free", metavar="PCT%|BYTES",
+                        help="warn when the app slot has less free space than this")
+    parser.add_argument("--fail-free", metavar="PCT%|BYTES",
+                        help="fail when the app slot has less free space than this")
+
+
+def budgets_from_args(args: argparse.Namespace) -> tuple[Budget | None, Budget | None]:
+    """The budgets of :func:`add_budget_options` (warn, fail); a warning budget below the
+    failing one is refused (exit 2)."""
+    from partkit.check.findings import Budget
+
+    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    Budget.check_order(warn, fail)
+    return warn, fail
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,
