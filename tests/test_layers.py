@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,86 @@ def test_a_format_module_loaded_by_name_is_no_circle() -> None:
     graph = import_graph(PACKAGE)
     assert "partkit.data.nvs" in graph["partkit.data"]
     assert "partkit.data" not in graph["partkit.data.nvs"]
+
+
+# --- imports at module top, except on gen's start-up path ---------------------------------
+
+# What `partkit gen` loads: its start-up time is budgeted (bench/cli_latency.py), so these
+# modules may import what only some runs need inside the function that needs it.
+START_UP = frozenset({
+    "partkit", "partkit.cli", "partkit.cli.common", "partkit.cli.gen", "partkit.cli.reporting",
+    "partkit.common", "partkit.common.errors", "partkit.common.fileio", "partkit.common.notices",
+    "partkit.common.numbers", "partkit.common.record", "partkit.table", "partkit.table.binary",
+    "partkit.table.codec", "partkit.table.csvparse", "partkit.table.layout",
+    "partkit.table.model", "partkit.table.names", "partkit.table.options",
+    "partkit.table.source", "partkit.table.verify",
+})
+# Imported where used everywhere: the optional extras' loader (a missing extra is a clear
+# error, not an ImportError at start) and POSIX-only modules (partkit also runs on Windows).
+LAZY_ANYWHERE = frozenset({"importlib", "fcntl", "termios", "msvcrt"})
+NOT_YET = ("partkit.cli.",)  # the command modules: being moved onto cli/dispatch
+
+
+def function_level_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of each import inside a function, outside ``try`` (optional
+    dependencies are tried where needed)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tried = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for n in ast.walk(t)}
+    found = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if id(node) in tried:
+                continue
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                found.append((node.lineno, node.module or ""))
+            elif isinstance(node, ast.Import):
+                found.extend((node.lineno, a.name) for a in node.names)
+    return sorted(set(found))
+
+
+def late_imports(root: Path, start_up: frozenset[str]) -> list[str]:
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        module = module_name(path, root)
+        if module in start_up or module.startswith(NOT_YET):
+            continue
+        for line, name in function_level_imports(path):
+            top = name.split(".")[0]
+            if top in LAZY_ANYWHERE or (top != "partkit" and top not in sys.stdlib_module_names):
+                continue  # an optional extra (esptool, littlefs, ...) or a POSIX-only module
+            problems.append(f"{module}:{line} imports {name} inside a function")
+    return problems
+
+
+def test_imports_at_module_top_outside_gens_start_up_path() -> None:
+    assert late_imports(PACKAGE, START_UP) == []
+
+
+def test_the_late_import_checker_sees_them(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, {
+        "__init__.py": "",
+        "flash/__init__.py": "",
+        "flash/a.py": ("import os\n\ndef f():\n    import json\n    from partkit.table import b\n"
+                       "    try:\n        import littlefs\n    except ImportError:\n"
+                       "        pass\n    import fcntl\n    import esptool\n"),
+    })
+    assert late_imports(tree, frozenset()) == [
+        "partkit.flash.a:4 imports json inside a function",
+        "partkit.flash.a:5 imports partkit.table inside a function",
+    ]
+
+
+def test_gen_loads_only_its_start_up_modules(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("nvs, data, nvs, 0x9000, 0x6000\nfactory, app, factory, 0x10000, 1M\n")
+    script = ("import sys\nfrom partkit.cli import main\n"
+              f"code = main(['gen', {str(csv)!r}, {str(tmp_path / 't.bin')!r}])\n"
+              "print(code, *sorted(m for m in sys.modules if m.split('.')[0] == 'partkit'))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "0"
+    # a module gen does not need is one more import on every build; one START_UP lists but
+    # gen no longer loads may import at its top again
+    assert set(out[1:]) == START_UP

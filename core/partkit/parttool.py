@@ -32,11 +32,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
+import tempfile
 
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
-from partkit.device.session import DeviceError
+from partkit.common.fileio import write_atomic
+from partkit.device.esptool_run import esptool_argv, run_esptool
+from partkit.device.ops import check_writable, load_table, read_input_file
+from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, SECTOR, DeviceError, Session
+from partkit.device.target import DeviceTarget, ImageTarget
+from partkit.table.binary import encode_entry
+from partkit.table.codec import encode
 from partkit.table.model import Partition
+from partkit.table.names import BUILTIN_SUBTYPES, TYPES, lookup
+from partkit.table.options import int_option, table_options
+from partkit.table.render import csv_row, flags_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -179,8 +190,6 @@ class ParttoolPartition(Partition):
 
     def to_csv(self, simple_formatting: bool = False) -> str:
         """The CSV row (keywords and K/M sizes; numbers only with ``simple_formatting``)."""
-        from partkit.table.names import BUILTIN_SUBTYPES
-        from partkit.table.render import csv_row, flags_text
 
         if simple_formatting:
             return (f"{self.name},{self.type},{self.subtype},0x{self.offset:x},"
@@ -189,7 +198,6 @@ class ParttoolPartition(Partition):
 
     def to_binary(self) -> bytes:
         """The 32-byte table entry."""
-        from partkit.table.binary import encode_entry
 
         return encode_entry(self)
 
@@ -237,8 +245,6 @@ class ParttoolTable:
                 yield p
 
     def _lookup(self, word: str | int, ptype: int | None) -> int:
-        from partkit.table.names import TYPES, lookup
-
         if isinstance(word, int):
             return word
         keywords = TYPES if ptype is None else self.options.subtypes.keywords(ptype)
@@ -257,7 +263,6 @@ class ParttoolTable:
 
     def to_binary(self) -> bytes:
         """The 0xC00-byte binary (entries, MD5 row, 0xFF padding)."""
-        from partkit.table.codec import encode
 
         return encode(self.table, self.options)
 
@@ -276,7 +281,6 @@ _HARMLESS_WRITE = {"compress", "z", "no_compress", "u", "no-compress", "no_progr
 
 def _idf_args(tokens: Sequence[str]) -> list[str]:
     """parttool's spelling: ``key=value`` -> ``--key value``, ``word`` -> ``--word``."""
-    import re
 
     out: list[str] = []
     for token in tokens:
@@ -314,8 +318,6 @@ def esptool_options(tokens: Sequence[str], kind: str) -> dict[str, str] | None:
 
 
 def _parse_global(opts: dict[str, str]) -> dict[str, object]:
-    from partkit.table.options import int_option
-
     rate = opts.get("baud") or opts.get("b")
     return {
         "port": opts.get("port") or opts.get("p") or None,
@@ -331,7 +333,6 @@ def _parse_global(opts: dict[str, str]) -> dict[str, object]:
 
 def _baud(value: object) -> int | None:
     """parttool only puts ``str(baud)`` on esptool's command line, so text works too."""
-    from partkit.table.options import int_option
 
     if value is None or value == "":
         return None
@@ -374,7 +375,6 @@ class ParttoolTarget:
         image: str | None = None,
         progress: Progress | None = None,
     ) -> None:
-        from partkit.table.options import table_options
 
         self._hold = False
         self._target: Target | None = None
@@ -422,7 +422,6 @@ class ParttoolTarget:
 
     def _load_table(self, table_file: str | None
                     ) -> tuple[PartitionTable, tuple[Diagnostic, ...]]:
-        from partkit.device.ops import load_table
 
         if table_file is not None and not os.path.exists(table_file):
             raise InputMissingError(error(  # ESP-IDF open()s it: FileNotFoundError
@@ -458,11 +457,8 @@ class ParttoolTarget:
             target.close()
 
     def _open(self) -> Target:
-        from partkit.device.target import DeviceTarget, ImageTarget
-
         if self.image is not None:
             return ImageTarget(self.image)
-        from partkit.device.session import DEFAULT_CONNECT_ATTEMPTS, Session
 
         c = self._connection
         session = Session(  # port and baud as esptool sees parttool's argv: the last wins
@@ -554,7 +550,6 @@ class ParttoolTarget:
     def write_partition(self, partition_id: object, input: str,
                         ignore_readonly: bool = False) -> None:
         """Write the file ``input`` at the partition's start; the rest becomes 0xFF."""
-        from partkit.device.ops import check_writable, read_input_file
 
         part = self._find(partition_id)[0]
         where = self.image or self.port or "the device"
@@ -618,8 +613,6 @@ class ParttoolTarget:
     # --- steps esptool runs (options partkit does not map, e.g. encrypt) ----------------
 
     def _esptool(self, command: str, args: Sequence[str], what: str, part: Partition) -> None:
-        from partkit.device.esptool_run import esptool_argv, run_esptool
-
         self._release()  # esptool needs the port
         c = self._connection
         argv = esptool_argv(self.esptool_args, str(self.port or c["port"] or "") or None,
@@ -639,9 +632,7 @@ class ParttoolTarget:
         """esptool reads into a private file; partkit then writes ``output`` the way it
         writes every output (atomically for files; a pipe or device is written to, never
         renamed over)."""
-        import tempfile
 
-        from partkit.common.fileio import write_atomic
 
         if self.image is not None:
             raise PartkitError(error("--esptool-read-args apply to a device, not an image"))
@@ -675,9 +666,7 @@ class ParttoolTarget:
         partkit erases the rest of the partition, and verifies the erased tail. The
         checks come first, so a refusal comes before any change; esptool gets the bytes
         partkit read and checked (a copy: the input may be a pipe, or change)."""
-        import tempfile
 
-        from partkit.device.session import SECTOR
 
         head = -(-len(data) // SECTOR) * SECTOR
         tail = Partition(part.name, part.type, part.subtype, part.offset + head,

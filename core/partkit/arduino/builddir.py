@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 
+from partkit.arduino.cores import version_key
 from partkit.arduino.properties import board_properties, is_unexpanded, read_properties
 from partkit.check.buildfolder import FlashedImage
 from partkit.common.chips import bootloader_offset, chip_names
@@ -120,8 +121,6 @@ def _load_options(build_dir: str) -> dict[str, object]:
 
 
 def _version_key(path: str) -> tuple[tuple[int, ...], int, str]:
-    from partkit.arduino.cores import version_key
-
     return version_key(os.path.basename(os.path.dirname(os.path.join(path, ""))))
 
 

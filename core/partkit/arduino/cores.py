@@ -114,7 +114,6 @@ def sketchbook_dirs(home: str, env: Mapping[str, str]) -> list[str]:
             books.append(os.path.expanduser(user))
     for data, _ in _arduino15(home, env):
         prefs = os.path.join(data, "preferences.txt")
-        from partkit.arduino.properties import read_properties
 
         path = read_properties(prefs).get("sketchbook.path")
         if path:

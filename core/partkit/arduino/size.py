@@ -12,6 +12,7 @@ and noinit sections.
 from __future__ import annotations
 
 import re
+import subprocess
 
 from partkit.common.errors import PartkitError, SourceLocation, error
 
@@ -45,7 +46,6 @@ def ram_used(size_output: str) -> int:
 
 def run_size_tool(tool: str, elf: str) -> str:
     """``<tool> -A <elf>``'s output. Raises PartkitError (exit 2) when it cannot run."""
-    import subprocess
 
     try:
         proc = subprocess.run([tool, "-A", elf], capture_output=True, text=True,

@@ -15,8 +15,17 @@ import re
 import shlex
 import subprocess
 
-from partkit.common.errors import PartkitError
+from partkit.check.files import check_files
+from partkit.common.chips import BOOTLOADER_OFFSET
+from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.esptool import WRITE_FLASH, write_flash_for_version
+from partkit.common.fileio import write_if_changed
+from partkit.common.numbers import parse_int
+from partkit.data.upload import FATFS_SKIP, UploadfsRules, check_fs_image
+from partkit.flash.tablearea import load_table_file
+from partkit.table import builtin
+from partkit.table.names import APP
+from partkit.table.options import table_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -176,8 +185,6 @@ def write_builtin_table(name: str, build_dir: str) -> tuple[str, str] | None:
     for an unknown name ending in .csv: a missing file, which the table builder reports.
     Raises SetupError for another unknown name (with the known names and a did-you-mean).
     """
-    from partkit.common.fileio import write_if_changed
-    from partkit.table import builtin
 
     try:
         table = builtin.lookup(name)
@@ -215,8 +222,6 @@ def table_summary(table: str, origin: str, *, offset: str, flash_size: str, chip
 def bootloader_offset(option: str, chip: str) -> int | None:
     """Where the bootloader is flashed: custom_partkit_bootloader_offset, else the chip's
     (None for an unknown or empty chip)."""
-    from partkit.common.chips import BOOTLOADER_OFFSET
-    from partkit.common.numbers import parse_int
 
     if option:
         return parse_int(option)
@@ -229,7 +234,6 @@ def bootloader_image(images: Iterable[tuple[str, str]], offset: int) -> tuple[st
     platform-espressif32's Arduino 2.0.x flashes a prebuilt bootloader from the framework
     package this way instead of building one. Offsets that are not numbers are skipped.
     """
-    from partkit.common.numbers import parse_int
 
     for text, path in images:
         try:
@@ -283,7 +287,6 @@ def uploadfs_rules(platform_name: str, version: str, *, filesystem: str = "",
     ``6.13.0`` or pioarduino's ``55.3.311``); ``filesystem``: board_build.filesystem;
     ``partition``: board_build.filesystem_partition.
     """
-    from partkit.data.upload import FATFS_SKIP, UploadfsRules
 
     number = version_tuple(version)
     if number and number[0] >= PIOARDUINO_FIRST_MAJOR:
@@ -314,7 +317,6 @@ def reconcile_offset(configured: str, option: str, flashed: str | None,
     none); ``flashed``: :func:`flashed_table_offset`. Raises SetupError when both are
     known and differ: the checks would be for a table the device never gets.
     """
-    from partkit.common.numbers import parse_int
 
     if flashed is None:
         return configured or "0x8000"
@@ -343,12 +345,6 @@ def check_upload_slot(table: str, image: str, app_offset: str, *, offset: str | 
     Returns (exit code, report lines, diagnostics); an unknown offset is reported as not
     checked (exit 0).
     """
-    from partkit.check.files import check_files
-    from partkit.common.errors import SourceLocation, error
-    from partkit.common.numbers import parse_int
-    from partkit.flash.tablearea import load_table_file
-    from partkit.table.names import APP
-    from partkit.table.options import table_options
 
     try:
         at = parse_int(app_offset)
@@ -386,9 +382,6 @@ def check_fs_image_file(table: str, image: str, *, offset: str | None = None,
 
     Returns (exit code, report lines naming that partition, diagnostics to print).
     """
-    from partkit.data.upload import check_fs_image
-    from partkit.flash.tablearea import load_table_file
-    from partkit.table.options import table_options
 
     try:
         options = table_options(offset=offset, extra_subtypes=extra_subtypes)

@@ -12,6 +12,9 @@ from __future__ import annotations
 from partkit.check.findings import Finding
 from partkit.common.errors import SourceLocation, error, warning
 from partkit.common.record import Record
+from partkit.flash import imagefile
+from partkit.flash.appimage import read_image
+from partkit.flash.bootpredict import predict_image_boot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,8 +58,6 @@ class BootCheck(Record):
 
 def running_app(image: str, slot: Partition) -> ImageInfo:
     """The app image in ``slot`` of ``image``, cut to its length (signature included)."""
-    from partkit.flash import imagefile
-    from partkit.flash.appimage import read_image
 
     size = imagefile.image_size(image)
     data = imagefile.read_region(image, slot.offset, max(0, min(slot.size, size - slot.offset)))
@@ -69,7 +70,6 @@ def running_app(image: str, slot: Partition) -> ImageInfo:
 
 def check_image_boot(image: str, table: PartitionTable) -> BootCheck:
     """Predict the boot of a flash image or dump and read the app that starts."""
-    from partkit.flash.bootpredict import predict_image_boot
 
     prediction = predict_image_boot(image, table)
     where = SourceLocation(image)

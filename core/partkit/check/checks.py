@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from partkit.check.findings import Budget, Finding
+from partkit.common.chips import bootloader_offset as chip_offset
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, closest, error, warning
 from partkit.common.numbers import align_up, format_size
 from partkit.common.record import Record
@@ -40,6 +41,7 @@ from partkit.table.names import (
     lookup,
     name_overflow,
 )
+from partkit.table.verify import LONG_NAME
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -586,7 +588,6 @@ def run_checks(
             offset = options.primary_bootloader_offset
         chip = options.chip or bootloader.chip  # the image header names its chip
         if offset is None and chip is not None:
-            from partkit.common.chips import bootloader_offset as chip_offset
 
             offset = chip_offset(chip)
         if offset is None:
@@ -610,7 +611,6 @@ def _table_findings(warnings: tuple[Diagnostic, ...], rules: tuple[Finding, ...]
                     strict: bool) -> tuple[Finding, ...]:
     """The table's own warnings, each once: a name the rules already report as too long is
     not repeated, and ``strict`` makes the rest errors, as it does the rules."""
-    from partkit.table.verify import LONG_NAME
 
     long_names = {f.diagnostic.location for f in rules if f.code == "name-too-long"}
     out = []

@@ -14,11 +14,12 @@ locations stay: a mismatch never changes what is checked, only where messages po
 
 from __future__ import annotations
 
+from partkit.check.boot import check_image_boot
 from partkit.check.checks import run_checks
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
 from partkit.data.check import check_data
 from partkit.flash.appimage import read_image_file
-from partkit.flash.tablearea import load_table_file
+from partkit.flash.tablearea import load_table_file, read_table_source
 from partkit.table.codec import Loaded, validate
 from partkit.table.names import type_name
 
@@ -117,13 +118,11 @@ def check_files(
     A flash image or dump as ``table_path`` also gets its boot predicted
     (:mod:`partkit.check.boot`); without ``app``, the app that boots is checked, in its slot.
     """
-    from partkit.flash.tablearea import read_table_source
 
     loaded = load_table_for_check(table_path, options.replace(strict=False), table_source)
     app_image = None if app is None else read_image_file(app)
     boot = None
     if read_table_source(table_path, options.table_offset).image:
-        from partkit.check.boot import check_image_boot
 
         boot = check_image_boot(table_path, loaded.table)
         if app is None and boot.app is not None and boot.running is not None:

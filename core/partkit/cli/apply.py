@@ -1,23 +1,26 @@
 """``partkit image apply IMAGE NEW`` and ``partkit device apply --port P NEW``: run the
 ``partkit diff`` migration plan on a flash image or a connected chip.
 
-Registered from :mod:`partkit.cli.image` and :mod:`partkit.cli.device`; the work is
-:mod:`partkit.diff.apply`'s.
+Registered in :mod:`partkit.cli.image` and :mod:`partkit.cli.device` (the options and the
+handler of each); the work is :mod:`partkit.diff.apply`'s. Errors are reported by
+:func:`partkit.cli.main`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 
-from partkit.cli.common import emit, report_error, table_options
+from partkit.cli.common import add_extra_subtypes, emit, size_option, table_options
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
-from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, ImageTarget
 from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
-from partkit.diff.apply import apply_plan, grow_image, step_text
-from partkit.diff.source import TableSide, read_field
+from partkit.diff.apply import apply_plan, check_growable, check_reach, grow_image, step_text
+from partkit.diff.source import TableSide, has_md5_row, read_field
 from partkit.table.binary import encode
 from partkit.table.codec import load_table
 
@@ -25,14 +28,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from partkit.cli.image_shared import Commands as _Commands
+    from partkit.device.session import Session
     from partkit.device.target import Target
-    from partkit.diff import DiffReport, TableSide
+    from partkit.diff import DiffReport
     from partkit.diff.plan import Step
     from partkit.table.options import TableOptions
 
-__all__ = ["EXIT_APPLY", "add_device_arguments", "add_image_parser", "run_device",
-           "run_image"]
+__all__ = ["EPILOG", "EXIT_APPLY", "HELP", "add_device_arguments", "add_image_options",
+           "run_device", "run_image"]
 
 HELP = "change the table to NEW by running partkit diff's migration plan"
 EXIT_APPLY = """\
@@ -64,13 +67,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print the diff report (with the plan) as JSON instead of text")
 
 
-def add_image_parser(sub: _Commands) -> None:
-    p = sub.add_parser("apply", help=HELP, exit_codes=EXIT_APPLY + "\n" + EPILOG)
+def add_image_options(p: argparse.ArgumentParser) -> None:
+    """IMAGE, NEW, the plan options and where the result goes (``partkit image apply``)."""
     p.add_argument("image", metavar="IMAGE", help="flash image or dump holding OLD")
     _common(p)
     p.add_argument("--offset", metavar="N", help="table offset (default 0x8000)")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="extra subtypes as type,name,hexvalue")
+    add_extra_subtypes(p, "NEW")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="write the result here and leave IMAGE untouched")
     p.add_argument("--flash-size", metavar="S",
@@ -103,9 +105,6 @@ def _report(old: TableSide, args: argparse.Namespace, options: TableOptions,
 
 
 def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namespace) -> int:
-    import json
-
-
     emit(report.warnings)
     sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n" if args.json
                      else to_text(report))
@@ -128,31 +127,16 @@ def _run(target: Target, report: DiffReport, table: bytes, args: argparse.Namesp
     return 0
 
 
-def _guard(work: Callable[[], int]) -> int:
-    try:
-        return work()
-    except PartkitError as exc:  # CheckFailed: 1 (unsafe, or a step failed); else 2
-        return report_error(exc)
-
-
 # --- image ------------------------------------------------------------------------------------
 
 
 def run_image(args: argparse.Namespace) -> int:
-    return _guard(lambda: _image(args))
-
-
-def _image(args: argparse.Namespace) -> int:
     options = _options(args)
     grow = None
     if args.flash_size is not None:
-        from partkit.cli.common import size_option
-
         grow = size_option("--flash-size", args.flash_size)
     old = load_side(args.image, options)  # bad input before anything is copied or grown
     if grow is not None:
-        from partkit.diff.apply import check_growable
-
         header_at = check_growable(args.image, grow, options.table_offset)  # or raises
         _keeps_old(old, grow, args.flash_size)
         old = old.replace(field=old.field.replace(
@@ -163,8 +147,6 @@ def _image(args: argparse.Namespace) -> int:
     report, table = _report(old, args, options)
     if not report.safe and not args.force:  # refuse before a copy or a grow
         return _run(ImageTarget(args.image), report, table, args)
-    from partkit.diff.apply import check_reach
-
     check_reach(report.plan, max(grow or 0, old.flash_size or 0), args.image,
                 "grow the image to the devices' flash first: --flash-size S")
     path = args.image
@@ -181,7 +163,7 @@ def _image(args: argparse.Namespace) -> int:
                                  + (f"; bootloader header at {where} says so" if where else
                                     "; no bootloader found to update") + "\n")
         code = _run(ImageTarget(path, sync=args.sync), report, table, args)
-    except BaseException:
+    except BaseException:  # not reporting: the unfinished copy goes, the error goes on
         if path != args.image:
             os.unlink(path)
         raise
@@ -210,9 +192,6 @@ def _keeps_old(old: TableSide, size: int, given: str) -> None:
 
 def _copy(image: str, output: str) -> str:
     """A temporary copy of ``image`` next to ``output`` (renamed over it when done)."""
-    import shutil
-    import tempfile
-
     directory = os.path.dirname(os.path.abspath(output)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".partkit-apply-", dir=directory)
     os.close(fd)
@@ -228,32 +207,23 @@ def _copy(image: str, output: str) -> str:
 # --- device -----------------------------------------------------------------------------------
 
 
-def run_device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
-    return _guard(lambda: _device(args, session_of))
-
-
-def _device(args: argparse.Namespace, session_of: Callable[[], object]) -> int:
+def run_device(args: argparse.Namespace, session_of: Callable[[], Session]) -> int:
     if args.table is not None:
         raise PartkitError(error("apply reads OLD off the device; --table does not apply",
                                  hint="drop --table"))
     options: TableOptions = _options(args)
-    session = session_of()
-    assert isinstance(session, Session)
+    session = session_of()  # not connected yet: bad input above fails first
     with session:
         target = DeviceTarget(session)
         offset = options.table_offset
         data = target.read_table_area(offset)
         label = f"{args.port}@0x{offset:x}"
         field = read_field(target.read, session.flash_size, data, offset, args.port)
-        from partkit.diff.source import has_md5_row
-
         loaded = load_table(data, label, options.replace(md5=True, flash_size=None))
         old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
                         session.flash_size, loaded.warnings, field)
         report, table = _report(old, args, options)
         if session.flash_size is not None and (report.safe or args.force):
-            from partkit.diff.apply import check_reach
-
             check_reach(report.plan, session.flash_size, args.port,
                         "NEW does not fit the chip's flash")
         return _run(target, report, table, args)

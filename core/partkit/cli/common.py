@@ -5,11 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.errors import (
-    Diagnostic,
-    PartkitError,
-    github_annotation,
-)
+from partkit.common.errors import Diagnostic, github_annotation
 from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
@@ -37,7 +33,6 @@ __all__ = [
     "emit",
     "int_option",
     "options_from_args",
-    "report_error",
     "size_option",
     "swallowed",
     "table_options",
@@ -151,11 +146,6 @@ def emit(diagnostics: Iterable[Diagnostic]) -> None:
         sys.stderr.write(d.format() + "\n")
         if github:
             sys.stderr.write(github_annotation(d) + "\n")
-
-
-def report_error(exc: PartkitError) -> int:
-    emit(exc.diagnostics)
-    return exc.exit_code
 
 
 def add_selector(p: argparse.ArgumentParser) -> None:

@@ -22,39 +22,43 @@ import argparse
 import json
 import sys
 
+from partkit.cli import apply
 from partkit.cli.common import (
+    add_extra_subtypes,
     add_info_options,
     add_selector,
     chip_help,
-    command_parser,
     emit,
-    report_error,
     table_options,
     usage_error,
 )
+from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.image.otadata import write_otadata_report
+from partkit.cli.image.shared import STATES, app_slot, columns, ota_apps, otadata_partition
+from partkit.cli.image.shared import select as select_partitions
+from partkit.cli.reporting import Reporting, set_reporting
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.ops import check_input_file, check_writable, load_table, read_input_file
+from partkit.device.session import Session
+from partkit.device.target import DeviceTarget
+from partkit.flash import otadata
+from partkit.flash.bootselect import select_slot
+from partkit.flash.partinfo import format_info
+from partkit.flash.tablearea import read_header_flash_size
+from partkit.table.names import type_name
+from partkit.table.render import flags_text, partition_json, to_json, to_summary
+from partkit.table.source import Field, RawTable, flash_size_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-    from partkit.device.session import Progress, Session
-    from partkit.device.target import DeviceTarget
-    from partkit.table.model import Partition, PartitionTable
+    from partkit.device.session import Progress
+    from partkit.table.model import PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["progress_bar", "run"]
-
-COMMANDS = {
-    "show": "the partition table read off the device, with partkit's summary",
-    "info": "list partitions, or fields of the selected one",
-    "read": "copy a partition's bytes to a file",
-    "write": "write a file into a partition (rest becomes 0xFF), verified",
-    "erase": "erase a partition (all 0xFF), verified",
-    "otadata": "decode both otadata sectors and tell which app boots",
-    "set-boot": "write otadata selecting an app slot, verified",
-    "apply": "change the table to NEW by running partkit diff's plan, each step verified",
-}
+__all__ = ["SUBCOMMANDS", "progress_bar", "run"]
 
 EXIT_DEVICE = """\
 exit status:
@@ -66,10 +70,10 @@ exit status:
      boot enabled without --force-security; nothing on the device was changed
 """
 
-# connection and table options, accepted before or after the command (-> value count)
-_VALUED = {"--port", "-p", "--baud", "-b", "--chip", "--offset", "--partition-table-offset",
-           "--table", "--partition-table-file", "-f", "--before", "--after",
-           "--connect-attempts"}
+# connection and table options taking a value: accepted before the command word too
+_VALUED = frozenset({"--port", "-p", "--baud", "-b", "--chip", "--offset",
+                     "--partition-table-offset", "--table", "--partition-table-file", "-f",
+                     "--before", "--after", "--connect-attempts"})
 
 
 def _connection(p: argparse.ArgumentParser) -> None:
@@ -100,8 +104,7 @@ def _connection(p: argparse.ArgumentParser) -> None:
                    help="flash offset of the table on the device (default 0x8000)")
     t.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
                    help="use this CSV or binary table instead of the one on the device")
-    t.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="subtype names of your own, as type,name,value (value in hex)")
+    add_extra_subtypes(t)
 
 
 def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
@@ -114,50 +117,46 @@ def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
                    "boot enabled (you know the data is right for it)")
 
 
-def _parsers() -> dict[str, argparse.ArgumentParser]:
-    out: dict[str, argparse.ArgumentParser] = {}
-
-    def make(name: str) -> argparse.ArgumentParser:
-        p = command_parser(f"partkit device {name}", COMMANDS[name], EXIT_DEVICE)
-        out[name] = p
-        return p
-
-    p = make("show")
+def _show_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON (as partkit show)")
     _connection(p)
 
-    p = make("info")
+
+def _info_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     add_info_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     _connection(p)
 
-    p = make("read")
+
+def _read_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     _connection(p)
 
-    p = make("write")
+
+def _write_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", help="data to write")
     p.add_argument("--input", dest="input_opt", metavar="FILE", help="the same as INPUT")
     add_selector(p)
     _change_opts(p)
     _connection(p)
 
-    p = make("erase")
+
+def _erase_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     _change_opts(p, erase=True)
     _connection(p)
 
-    p = make("otadata")
+
+def _otadata_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
     _connection(p)
 
-    p = make("set-boot")
+
+def _set_boot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slot", required=True, metavar="SLOT",
                    help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    from partkit.cli.image_check import STATES
-
     p.add_argument("--state", default="undefined", choices=tuple(STATES),
                    help="ota_state of the new record: undefined (default: no rollback "
                         "check), new (as esp_ota_set_boot_partition writes it with rollback; "
@@ -169,62 +168,28 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                    help="change flash even with flash encryption or secure boot enabled")
     _connection(p)
 
-    from partkit.cli.apply import EXIT_APPLY, add_device_arguments
 
-    p = command_parser("partkit device apply", COMMANDS["apply"], EXIT_APPLY)
-    out["apply"] = p
-    add_device_arguments(p)
+def _apply_options(p: argparse.ArgumentParser) -> None:
+    apply.add_device_arguments(p)
     _connection(p)
-    return out
 
 
-def _usage() -> str:
-    lines = ["usage: partkit device [--port PORT] [options] COMMAND [options]", "",
-             "Partitions on a connected chip (parttool's operations, one esptool connection).",
-             "", "commands:"]
-    lines += [f"  {n:<9} {h}" for n, h in COMMANDS.items()]
-    lines += ["", "run 'partkit device COMMAND --help' for its options.", "", EXIT_DEVICE]
-    return "\n".join(lines)
+def run(argv: Sequence[str]) -> int:
+    # a Ctrl-C outside a flash write changed nothing worth naming; a write says what it
+    # may have changed itself (KeyboardInterrupt(state), printed by partkit.cli.main)
+    set_reporting(Reporting(interrupted=None))
+    return SUBCOMMANDS.run(argv)
 
 
-def _split(argv: list[str]) -> tuple[str | None, list[str]]:
-    """The command word and the other arguments (options may precede the command)."""
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word in COMMANDS:
-            return word, argv[:i] + argv[i + 1:]
-        if word == "--":
-            break
-        i += 2 if word in _VALUED else 1
-    return None, argv
+def _on_device(handler: Callable[[argparse.Namespace], int]
+               ) -> Callable[[argparse.Namespace], int]:
+    """``handler`` with ``args.image`` set to the port: the location selection errors name."""
 
+    def named(args: argparse.Namespace) -> int:
+        args.image = args.port
+        return handler(args)
 
-def run(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        (sys.stdout if argv else sys.stderr).write(_usage())
-        return 0 if argv else 2
-    command, rest = _split(argv)
-    if command is None:
-        from partkit.common.errors import closest
-
-        words = [w for w in argv if not w.startswith("-")]
-        guess = closest(words[-1], COMMANDS) if words else None
-        sys.stderr.write("partkit device: error: no command given"
-                         + (f" (did you mean '{guess}'?)" if guess else "") + "\n" + _usage())
-        return 2
-    args = _parsers()[command].parse_intermixed_args(rest)
-    args.command = command
-    args.image = args.port  # the location selection errors name
-    try:
-        return HANDLERS[command](args)
-    except PartkitError as exc:
-        return report_error(exc)
-    except KeyboardInterrupt as exc:
-        if exc.args:
-            raise  # it says what state the flash is in: printed by partkit.cli.main (130)
-        sys.stderr.write("partkit device: interrupted\n")
-        return 130
+    return named
 
 
 # --- session, table, selection ------------------------------------------------------------
@@ -236,8 +201,6 @@ def _options(args: argparse.Namespace) -> TableOptions:
 
 
 def _session(args: argparse.Namespace) -> Session:
-    from partkit.device.session import Session
-
     return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
                    after=args.after, stub=not args.no_stub,
                    connect_attempts=args.connect_attempts)
@@ -245,12 +208,8 @@ def _session(args: argparse.Namespace) -> Session:
 
 def _table(args: argparse.Namespace, target: DeviceTarget
            ) -> tuple[PartitionTable, TableOptions]:
-    from partkit.device.ops import load_table
-
     options = _options(args)
     if options.chip is None and target.session.chip_name:
-        from partkit.common.chips import BOOTLOADER_OFFSET
-
         chip = target.session.chip_name
         if chip in BOOTLOADER_OFFSET and options.primary_bootloader_offset is None:
             options = options.replace(chip=chip,
@@ -258,13 +217,6 @@ def _table(args: argparse.Namespace, target: DeviceTarget
     table, warnings = load_table(target, options, args.table)
     emit(warnings)
     return table, options.replace(flash_size=target.session.flash_size)
-
-
-def _select(args: argparse.Namespace, table: PartitionTable, options: TableOptions, *,
-            single: bool) -> list[Partition]:
-    from partkit.cli.image_shared import select
-
-    return select(args, table, options, single=single)
 
 
 def progress_bar(label: str, quiet: bool) -> Progress | None:
@@ -296,8 +248,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
-    from partkit.device.target import DeviceTarget
-
     with _session(args) as session:
         args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
@@ -313,8 +263,6 @@ def _with_device(args: argparse.Namespace,
 
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.table.render import to_json, to_summary
-
         table, options = _table(args, target)
         options = options.replace(flash_size=_judged_flash_size(args, target, options))
         if args.json:
@@ -338,9 +286,6 @@ def _judged_flash_size(args: argparse.Namespace, target: DeviceTarget,
                        options: TableOptions) -> int | None:
     """The size the table is judged against: table.source's one rule (the bootloader
     header, else --flash-size, else the flash chip), as 'partkit diff PORT' says."""
-    from partkit.flash.tablearea import read_header_flash_size
-    from partkit.table.source import Field, RawTable, flash_size_of
-
     s = target.session
     header, where = read_header_flash_size(target.read, s.flash_size, options.table_offset,
                                            args.port)
@@ -357,11 +302,6 @@ def _device_json(target: DeviceTarget) -> dict[str, object]:
 
 def _info(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_shared import columns as _columns
-        from partkit.flash.partinfo import format_info
-        from partkit.table.names import type_name
-        from partkit.table.render import flags_text, partition_json
-
         table, options = _table(args, target)
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
@@ -369,10 +309,10 @@ def _info(args: argparse.Namespace) -> int:
                 rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
                 rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
                           f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-                sys.stdout.write(_columns(rows))
+                sys.stdout.write(columns(rows))
                 return 0
         else:
-            chosen = _select(args, table, options, single=False)
+            chosen = select_partitions(args, table, options, single=False)
         if args.json:
             sys.stdout.write(json.dumps([partition_json(p, options) for p in chosen],
                                         indent=2) + "\n")
@@ -386,7 +326,7 @@ def _info(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
-        part = _select(args, table, options, single=True)[0]
+        part = select_partitions(args, table, options, single=True)[0]
         target.read_partition(part, args.output, progress_bar(f"read {part.name}", args.quiet))
         _say(args, f"Read partition '{part.name}' (0x{part.size:x} bytes at 0x{part.offset:x}) "
              f"from {args.port} to '{args.output}'")
@@ -396,8 +336,6 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _write(args: argparse.Namespace) -> int:
-    from partkit.device.ops import check_input_file, check_writable, read_input_file
-
     source = args.input or args.input_opt
     if source is None:
         raise usage_error("no input file", "usage: partkit device --port P write -n NAME FILE")
@@ -405,7 +343,7 @@ def _write(args: argparse.Namespace) -> int:
 
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
-        part = _select(args, table, options, single=True)[0]
+        part = select_partitions(args, table, options, single=True)[0]
         check_writable(part, args.force, table.path or args.port)
         data = read_input_file(part, source, f"the device on {args.port}")
         target.write_partition(part, data, force_security=args.force_security,
@@ -422,7 +360,7 @@ def _write(args: argparse.Namespace) -> int:
 def _erase(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
-        part = _select(args, table, options, single=True)[0]
+        part = select_partitions(args, table, options, single=True)[0]
         # read-only partitions are erased like any other, as parttool does (docs/device.md)
         target.erase_partition(part, force_security=args.force_security,
                                progress=progress_bar(f"erase {part.name}", args.quiet))
@@ -435,10 +373,8 @@ def _erase(args: argparse.Namespace) -> int:
 
 def _otadata(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_check import _otadata_partition, write_otadata_report
-
         table, _ = _table(args, target)
-        part = _otadata_partition(args, table)
+        part = otadata_partition(table, args.port)
         write_otadata_report(table, part, target.read(part.offset, part.size),
                              as_json=args.json, where=f" on {args.port}")
         return 0
@@ -448,14 +384,9 @@ def _otadata(args: argparse.Namespace) -> int:
 
 def _set_boot(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
-        from partkit.cli.image_check import STATES, _ota_apps, _otadata_partition, _target
-        from partkit.device.ops import check_writable
-        from partkit.flash import otadata
-        from partkit.flash.bootselect import select_slot
-
         table, _ = _table(args, target)
-        part = _otadata_partition(args, table)
-        app, slot = _target(args, table)
+        part = otadata_partition(table, args.port)
+        app, slot = app_slot(args.slot, table)
         check_writable(part, args.force, table.path or args.port)
         if not args.force and target.read(app.offset, 1) != b"\xe9":
             raise CheckFailed(error(
@@ -464,7 +395,7 @@ def _set_boot(args: argparse.Namespace) -> int:
                 "write the app first, or pass --force"))
         current = target.read(part.offset, part.size)
         try:
-            blob = select_slot(current, slot, len(_ota_apps(table)), STATES[args.state])
+            blob = select_slot(current, slot, len(ota_apps(table)), STATES[args.state])
         except ValueError as exc:
             raise PartkitError(error(f"--slot: {exc}", SourceLocation(args.port))) from None
         target.write_partition(part, blob, force_security=args.force_security)
@@ -480,12 +411,30 @@ def _set_boot(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from partkit.cli.apply import run_device
-
-    return run_device(args, lambda: _session(args))
+    return apply.run_device(args, lambda: _session(args))
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "show": _show, "info": _info, "read": _read, "write": _write, "erase": _erase,
-    "otadata": _otadata, "set-boot": _set_boot, "apply": _apply,
-}
+def _command(name: str, summary: str, options: Callable[[argparse.ArgumentParser], None],
+             handler: Callable[[argparse.Namespace], int], exit_codes: str = EXIT_DEVICE,
+             ) -> Subcommand:
+    return Subcommand(name, summary, options, _on_device(handler), exit_codes)
+
+
+SUBCOMMANDS = Subcommands(
+    "partkit device",
+    "Partitions on a connected chip (parttool's operations, one esptool connection).",
+    (_command("show", "the partition table read off the device, with partkit's summary",
+              _show_options, _show),
+     _command("info", "list partitions, or fields of the selected one", _info_options, _info),
+     _command("read", "copy a partition's bytes to a file", _read_options, _read),
+     _command("write", "write a file into a partition (rest becomes 0xFF), verified",
+              _write_options, _write),
+     _command("erase", "erase a partition (all 0xFF), verified", _erase_options, _erase),
+     _command("otadata", "decode both otadata sectors and tell which app boots",
+              _otadata_options, _otadata),
+     _command("set-boot", "write otadata selecting an app slot, verified", _set_boot_options,
+              _set_boot),
+     _command("apply", "change the table to NEW by running partkit diff's plan, each step "
+              "verified", _apply_options, _apply, apply.EXIT_APPLY)),
+    usage="usage: partkit device [--port PORT] [options] COMMAND [options]",
+    epilog=EXIT_DEVICE, leading=_VALUED)

@@ -86,21 +86,37 @@ class Subcommands:
             return 0 if argv else 2
         name, rest = self._split(argv)
         if name is None:
-            words = [w for w in argv if not w.startswith("-")]
-            word = words[0] if words else None
-            if word is None:
-                problem = "no command given"
-            elif self.leading is None or word == argv[0]:
-                problem = f"unknown command '{word}'"
-            else:
-                problem = "no command given"
-            guess = closest(word, self.commands) if word else None
-            hint = f" (did you mean '{guess}'?)" if guess else ""
-            sys.stderr.write(f"{self.prog}: error: {problem}{hint}\n{self.usage()}")
+            sys.stderr.write(f"{self.prog}: error: {self._no_command(argv)}\n{self.usage()}")
             return 2
         args = parse_args(self.parser(name), rest)
         args.command = name
         return self.commands[name].handler(args)
+
+    def _no_command(self, argv: list[str]) -> str:
+        """What is wrong when no sub-command word was found, with a did-you-mean."""
+        words = self._words(argv)
+        if self.leading is None:  # the word comes first or not at all
+            words = words[:1] if words and words[0] == argv[0] else []
+        for word in words:  # options may come first: any word that is no value may be it
+            guess = closest(word, self.commands)
+            if guess:
+                return f"unknown command '{word}' (did you mean '{guess}'?)"
+        if words and words[0] == argv[0]:
+            return f"unknown command '{words[0]}'"
+        return "no command given"
+
+    def _words(self, argv: list[str]) -> list[str]:
+        """The words of ``argv`` that are neither options nor a leading option's value."""
+        out: list[str] = []
+        i = 0
+        while i < len(argv):
+            word = argv[i]
+            if word == "--":
+                break
+            if not word.startswith("-"):
+                out.append(word)
+            i += 2 if self.leading is not None and word in self.leading else 1
+        return out
 
     def _split(self, argv: list[str]) -> tuple[str | None, list[str]]:
         """The sub-command word and the other arguments."""

@@ -9,9 +9,15 @@ maintained package, so partkit does not build SPIFFS images.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+
 from partkit.common.errors import PartkitError, SourceLocation, closest, error, warning
+from partkit.common.fileio import MAX_INPUT, check_input
 from partkit.data.extras import missing_extra
-from partkit.table.names import DATA
+from partkit.data.tree import check_root, deferred_interrupt, walk
+from partkit.table.names import DATA, SUBTYPE_DATA_NVS, SUBTYPE_DATA_NVS_KEYS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,12 +91,10 @@ def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1")
     """The image of ``source`` (a directory, or an NVS CSV) for a partition of ``size``;
     a LittleFS one in on-disk version ``littlefs_version``."""
     import importlib
-    import os
 
     module_name = FORMATS[fmt][0]
     want_dir = fmt != "nvs"
     if want_dir:
-        from partkit.data.tree import check_root
 
         check_root(source, f"a {fmt} image")
     else:
@@ -98,13 +102,11 @@ def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1")
             raise PartkitError(error("an NVS image is built from a CSV file (key,type,encoding,"
                                      "value); this is a directory", SourceLocation(source),
                                      "--from names the NVS CSV"))
-        from partkit.common.fileio import MAX_INPUT, check_input
 
         if check_input(source, regular=True, what="an NVS CSV").st_size > MAX_INPUT:
             raise PartkitError(error(f"more than {MAX_INPUT >> 20} MiB: too large for an NVS "
                                      "CSV", SourceLocation(source), "is this the right file?"))
     module = importlib.import_module(module_name)
-    from partkit.data.tree import deferred_interrupt
 
     with deferred_interrupt():  # a library callback must not swallow Ctrl-C
         image: bytes = (module.build(source, size, littlefs_version) if fmt == "littlefs"
@@ -129,7 +131,6 @@ def build_partition_image(table: PartitionTable, name: str, source: str,
 def plaintext_nvs_warning(table: PartitionTable, part: Partition) -> Diagnostic | None:
     """A warning when the table has an nvs_keys partition (NVS encryption) and a plaintext
     NVS image is built for ``part``: an encrypted NVS cannot read it."""
-    from partkit.table.names import SUBTYPE_DATA_NVS, SUBTYPE_DATA_NVS_KEYS
 
     keys = table.find(DATA, SUBTYPE_DATA_NVS_KEYS)
     if part.type != DATA or part.subtype != SUBTYPE_DATA_NVS or not keys:
@@ -148,8 +149,6 @@ def _make_escape(path: str) -> str:
     Only Windows separators become "/"; on POSIX a backslash is part of the name and is
     doubled where it would otherwise escape what follows (a space, '#', the end).
     """
-    import os
-    import re
 
     if os.sep == "\\":
         path = path.replace("\\", "/")
@@ -161,10 +160,7 @@ def depfile(output: str, source: str) -> str:
     """A Make-style depfile: ``output`` depends on every file and directory under
     ``source`` (directories too, so an added or removed file counts), symlinked
     directories followed as the build followed them."""
-    import os
-    import sys
 
-    from partkit.data.tree import walk
 
     deps = [source]
     if os.path.isdir(source):

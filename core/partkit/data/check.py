@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 
+from partkit.check.findings import Finding
 from partkit.common.errors import PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import check_input
 from partkit.common.record import Record
-from partkit.table.names import DATA
+from partkit.data import find_partition
+from partkit.flash.contents import EXPECTED_CONTENTS, describe
+from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
+from partkit.table.model import PartitionTable
+from partkit.table.names import APP, DATA
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,8 +72,6 @@ class DataCheck(Record):
 
 def _sniff(path: str, part: Partition, size: int) -> str:
     """What the file holds, read as if it were the partition (at offset 0 of the file)."""
-    from partkit.flash.contents import describe
-    from partkit.table.model import PartitionTable
 
     if size == 0:
         return "empty"
@@ -81,7 +85,6 @@ def _sniff(path: str, part: Partition, size: int) -> str:
 def _littlefs_problems(path: str, size: int,
                        partition_size: int) -> tuple[str | None, str | None]:
     """(geometry problem, name_max problem) of a LittleFS image's superblock."""
-    from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
     with open(path, "rb") as f:
         def read(offset: int, length: int) -> bytes:
@@ -96,16 +99,12 @@ def _littlefs_problems(path: str, size: int,
 
 def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
     """Check one image file against partition ``name``; raises PartkitError for bad input."""
-    from partkit.check.findings import Finding
-    from partkit.data import find_partition
-    from partkit.flash.contents import EXPECTED_CONTENTS
 
     part = find_partition(table, name)
     if part.type != DATA:
         raise PartkitError(error(
             f"--data {name}: '{name}' is not a data partition", part.loc,
             "app images are checked with --app"))
-    from partkit.common.fileio import check_input
 
     size = check_input(path, regular=True, what="a data image").st_size
     kind = _sniff(path, part, size)
@@ -144,8 +143,6 @@ def check_data(table: PartitionTable, name: str, path: str) -> DataCheck:
 def contents_warning(path: str, part: Partition, table: PartitionTable) -> Diagnostic | None:
     """A warning when the file about to be written into ``part`` is another kind of
     image than the partition holds (an NVS image into an app slot, ...)."""
-    from partkit.flash.contents import EXPECTED_CONTENTS
-    from partkit.table.names import APP
 
     try:
         size = os.path.getsize(path)

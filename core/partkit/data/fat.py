@@ -8,6 +8,9 @@ Such an image is what ESP-IDF mounts read-only with ``esp_vfs_fat_spiflash_mount
 
 from __future__ import annotations
 
+import datetime
+import errno
+import hashlib
 import os
 import tempfile
 
@@ -43,7 +46,6 @@ def build_time() -> int:
 def volume_serial(source: str, size: int) -> int:
     """A volume serial derived from the files (names and contents) and the size: the same
     inputs give the same serial, other inputs almost surely another."""
-    import hashlib
 
     digest = hashlib.sha256(str(size).encode())
     files = [e for e in walk(source, size, "FAT") if not e.is_dir]  # checked, never a FIFO
@@ -68,7 +70,6 @@ class _FixedClock:
         self.when = when
 
     def __enter__(self) -> None:
-        import datetime
         import importlib
 
         dos = importlib.import_module("pyfatfs.DosDateTime").DosDateTime
@@ -154,7 +155,6 @@ def _copy(fs: object, source: str, size: int) -> None:
 
 def _hint(exc: Exception) -> str:
     """Room is only the answer when room ran out: a bad name needs another name."""
-    import errno
 
     if getattr(exc, "errno", None) == errno.ENOSPC:
         return "make the partition bigger (partkit resize --set NAME=SIZE) or store less"

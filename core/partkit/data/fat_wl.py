@@ -16,6 +16,7 @@ import struct
 import zlib
 
 from partkit.common.errors import PartkitError, error
+from partkit.data import fat
 
 __all__ = ["SECTOR_SIZE", "build", "fat_sectors", "state_sectors", "wrap"]
 
@@ -64,7 +65,6 @@ def wrap(volume: bytes, size: int) -> bytes:
 def build(source: str, size: int) -> bytes:
     """The wear-levelled FAT image of the files under ``source`` for a partition of
     ``size`` bytes."""
-    from partkit.data import fat
 
     if size % SECTOR_SIZE or fat_sectors(size) < MIN_FAT_SECTORS:
         raise PartkitError(error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.data.nvscsv import read_rows
 
 __all__ = ["build"]
 
@@ -32,7 +33,6 @@ def build(source: str, size: int) -> bytes:
     read_only = size < RW_MINIMUM
     # The generator keeps one page free when the partition is written at run time.
     room = size if read_only else size - PAGE
-    from partkit.data.nvscsv import read_rows
 
     try:
         with open(source, "rb") as f:

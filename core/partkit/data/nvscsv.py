@@ -10,12 +10,14 @@ namespace, ``file`` values name readable files (relative to the CSV).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import contextlib
 import os
 import re
 
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error
+from partkit.common.fileio import read_limited
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -169,8 +171,6 @@ def _hex_problem(text: str) -> tuple[str, int] | None:
 
 
 def _base64_problem(text: bytes) -> str | None:
-    import base64
-
     try:  # whitespace (a wrapped value) is skipped, as the generator's a2b_base64 does
         base64.b64decode(b"".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -315,8 +315,6 @@ def _fill_problems(encoding: str, value: str, enc_col: tuple[int, int],
 def _file_value(value: str, column: tuple[int, int], encoding: str, base: str,
                 found: list[Problem]) -> str:
     """The resolved path of a ``file`` row, its problems added to ``found``."""
-    from partkit.common.errors import PartkitError
-    from partkit.common.fileio import read_limited
 
     resolved = value.strip()
     if resolved and not os.path.isabs(resolved):

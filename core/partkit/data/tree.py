@@ -13,9 +13,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import stat
+import threading
 
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.fileio import note_input
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
@@ -81,7 +84,6 @@ def walk(source: str, size: int, fs: str) -> list[Entry]:
     Raises a diagnostic for anything that cannot go into the image.
     """
     what = f"a {fs} image"
-    from partkit.common.fileio import note_input
 
     entries: list[Entry] = []
     total = 0
@@ -141,8 +143,6 @@ _interrupted = [False]
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
     """Hold Ctrl-C while a data image is built; raise it at the next safe point."""
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from partkit.common.errors import PartkitError, error
 from partkit.common.record import Record
+from partkit.data.check import check_data
 from partkit.table.names import DATA
 
 TYPE_CHECKING = False
@@ -82,7 +83,6 @@ def check_fs_image(table: PartitionTable, image: str,
                    rules: UploadfsRules | None = None) -> tuple[DataCheck, str]:
     """Check ``image`` against the uploadfs target; returns the check and a sentence
     saying where the image goes and why that partition."""
-    from partkit.data.check import check_data
 
     rules = rules or UploadfsRules()
     part = uploadfs_partition(table, rules.partition if rules.by_name else None)

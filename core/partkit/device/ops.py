@@ -8,6 +8,7 @@ does :class:`~partkit.device.target.Target` touch flash (or the image file).
 from __future__ import annotations
 
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import check_input, read_limited
 from partkit.device.session import Session
 from partkit.device.target import DeviceTarget, is_blank
 from partkit.flash.tablearea import load_table_file, read_field, read_image_table
@@ -98,7 +99,6 @@ def check_fits(part: Partition, size: int | None, source: str, where: str) -> No
 
 def check_input_file(path: str) -> None:
     """Before connecting: the input exists and is readable (nothing is read from it)."""
-    from partkit.common.fileio import check_input
 
     check_input(path)
 
@@ -106,7 +106,6 @@ def check_input_file(path: str) -> None:
 def read_input_file(part: Partition, path: str, where: str) -> bytes:
     """The bytes to write into ``part``: read once (a pipe cannot be read twice), at most
     the partition's size + 1, and refused (exit 1) when they do not fit."""
-    from partkit.common.fileio import read_limited
 
     data, size = read_limited(path, part.size)
     check_fits(part, size, path, where)

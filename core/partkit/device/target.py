@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from abc import ABC, abstractmethod
 
 from partkit.common.errors import PartkitError, SourceLocation, error
@@ -113,7 +114,6 @@ class ImageTarget(Target):
 
     def write_partition(self, part: Partition, data: bytes, *, force_security: bool = False,
                         progress: Progress | None = None) -> None:
-        import tempfile
 
 
         directory = os.path.dirname(os.path.abspath(self.output or self.path))

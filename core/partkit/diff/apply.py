@@ -15,11 +15,15 @@ bootloader header's flash-size nibble (byte 3) is set, its appended SHA-256 reco
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.flash import imagefile
 from partkit.flash.appimage import read_image
+from partkit.flash.bootheader import patch_flash_params
 from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
 from partkit.table.model import Partition
 
@@ -165,7 +169,6 @@ def _stopped(report: DiffReport, number: int, exc: PartkitError) -> PartkitError
 def check_growable(path: str, size: int, table_offset: int) -> int | None:
     """Raise (nothing written) when :func:`grow_image` cannot grow ``path`` to ``size``;
     returns the bootloader's offset (None: no bootloader found)."""
-    from partkit.flash import imagefile
 
     code = FLASH_SIZE_CODE.get(size)
     current = imagefile.image_size(path)
@@ -193,7 +196,6 @@ def check_growable(path: str, size: int, table_offset: int) -> int | None:
 def grow_image(path: str, size: int, table_offset: int) -> str | None:
     """Grow ``path`` to ``size`` bytes of flash (0xFF) and set the bootloader header's flash
     size; returns where the header was (None: no bootloader found, only the file grew)."""
-    from partkit.flash.bootheader import patch_flash_params
 
     header_at = check_growable(path, size, table_offset)
     current = imagefile.image_size(path)
@@ -215,8 +217,6 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
     data = patch_flash_params(region, label, info.chip or "", None, None, size).data
     end = -(-info.image_length // SECTOR) * SECTOR  # (the appended SHA-256 included)
     if bytes(data[:end]) != region[:end]:
-        import os
-        import tempfile
 
         fd, tmp = tempfile.mkstemp(prefix=".partkit-bootloader-",
                                    dir=os.path.dirname(os.path.abspath(path)))

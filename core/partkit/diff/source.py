@@ -10,11 +10,13 @@ chip (``port:/dev/ttyUSB0`` or an esptool URL such as ``socket://host:port``).
 
 from __future__ import annotations
 
+from partkit.common.errors import PartkitError, error
 from partkit.common.record import Record
 from partkit.device.ops import ALL_READERS
 from partkit.flash.bootpredict import boot_choice, boot_order
-from partkit.flash.otadata import active_entry, decode
+from partkit.flash.otadata import STATE_NEW, STATE_PENDING_VERIFY, active_entry, decode
 from partkit.flash.tablearea import read_field
+from partkit.table import binary
 from partkit.table.names import DATA, SUBTYPE_DATA_OTA
 from partkit.table.source import Field, has_md5_row, read_raw
 from partkit.table.source import decode as decode_table
@@ -65,10 +67,6 @@ class TableSide(Record):
         with rollback, whose bootloader rolls back unless the app confirms itself."""
         if self.field.otadata is None:
             return False
-        from partkit.flash.otadata import (
-            STATE_NEW,
-            STATE_PENDING_VERIFY,
-        )
 
         entry = active_entry(decode(self.field.otadata))
         return entry is not None and entry.state in (STATE_NEW, STATE_PENDING_VERIFY)
@@ -126,8 +124,6 @@ def _check_flashable(table: PartitionTable, md5: bool) -> None:
     """A CSV side must be a table a device can hold: gen_esp32part refuses to build one
     with a repeated name or more entries than 0xC00 bytes take, so no device runs it and
     a verdict about it would be made up (exit 2)."""
-    from partkit.common.errors import PartkitError, error
-    from partkit.table import binary
 
     problems = []
     if len(table) > binary.max_entries(md5):

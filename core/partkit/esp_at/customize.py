@@ -15,6 +15,8 @@ other.
 
 from __future__ import annotations
 
+import difflib
+
 from partkit.common.chips import find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 from partkit.common.numbers import NumberError, parse_int
@@ -155,7 +157,6 @@ def _norm(name: str) -> str:
 
 def _renamed_stock(p: Partition, missing: Iterable[str]) -> str | None:
     """The predefined partition ``p`` most likely is, renamed (absent names only)."""
-    import difflib  # only reached for non-stock names
 
     candidates = list(missing)
     for stock in candidates:

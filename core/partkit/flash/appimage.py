@@ -14,10 +14,13 @@ behaviour) and flagged with a warning. The size checks compare the whole file wi
 
 from __future__ import annotations
 
+import hashlib
+import os
 import struct
 
 from partkit.common.chips import CHIP_IDS, DEFAULT_FLASH_WINDOWS, find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
+from partkit.common.fileio import check_input
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 
@@ -358,7 +361,6 @@ def read_image(data: bytes | ImageBytes, path: str) -> ImageInfo:
     if hash_appended:
         if length + SHA256_LEN > len(data):
             raise broken("the appended SHA-256 is cut short", length)
-        import hashlib  # only for real images
 
         digest = hashlib.sha256()
         for at in range(0, length, _STEP):
@@ -403,9 +405,7 @@ def read_image_file(path: str) -> ImageInfo:
     comes from stat, so a multi-GB file costs no memory. It must be a regular file: what
     is flashed is a file, and a FIFO or device has no size to check.
     """
-    import os
 
-    from partkit.common.fileio import check_input
 
     check_input(path, regular=True, what="an app or bootloader image")
     try:

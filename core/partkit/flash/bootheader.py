@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 
+from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.record import Record
+from partkit.flash.appimage import read_image
 
 __all__ = ["FLASH_MODES", "HeaderPatch", "flash_freq_code", "flash_size_code",
            "patch_flash_params"]
@@ -76,8 +78,6 @@ def patch_flash_params(image: bytes, path: str, chip: str, mode: str | None,
     PartkitError when it is not a valid image, or is signed and the settings differ (a
     changed header would void the signature), ValueError for a setting the chip does not
     have."""
-    from partkit.common.errors import PartkitError, SourceLocation, error
-    from partkit.flash.appimage import read_image
 
     params = bytes([
         image[2] if mode is None else FLASH_MODES[mode.lower()],

@@ -15,12 +15,16 @@ get_selected_boot_partition, load_boot_image. This is partkit's one model of tha
 from __future__ import annotations
 
 from partkit.common.record import Record
+from partkit.flash import imagefile, otadata
+from partkit.flash.contents import describe
 from partkit.flash.otadata import STATE_PENDING_VERIFY, OtaEntry, active_entry, slot_of_seq
 from partkit.table.names import (
     APP,
+    DATA,
     SUBTYPE_APP_FACTORY,
     SUBTYPE_APP_OTA_MIN,
     SUBTYPE_APP_TEST,
+    SUBTYPE_DATA_OTA,
     is_ota_app,
 )
 
@@ -169,9 +173,6 @@ def rollback_note(entries: tuple[OtaEntry, OtaEntry], table: PartitionTable) -> 
 def predict_image_boot(image: str, table: PartitionTable) -> BootPrediction:
     """The boot of a flash image or dump: otadata and the app slots as the image holds
     them (slots starting past the end of the image count as holding nothing)."""
-    from partkit.flash import imagefile, otadata
-    from partkit.flash.contents import describe
-    from partkit.table.names import DATA, SUBTYPE_DATA_OTA
 
     size = imagefile.image_size(image)
     found = table.find(DATA, SUBTYPE_DATA_OTA)

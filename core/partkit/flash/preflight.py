@@ -30,7 +30,11 @@ from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, erro
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
-from partkit.flash.contents import EXPECTED_CONTENTS
+from partkit.flash.appimage import ImageBytes, read_image
+from partkit.flash.bootpredict import ota_count, predict_boot
+from partkit.flash.contents import EXPECTED_CONTENTS, describe
+from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
+from partkit.table.codec import load_table
 from partkit.table.names import (
     APP,
     DATA,
@@ -204,8 +208,6 @@ class _Checker:
     # --- bootloader -------------------------------------------------------------------
 
     def bootloader(self) -> tuple[dict[str, object] | None, int | None]:
-        from partkit.flash.appimage import read_image
-
         table_offset = self.options.table_offset
         offsets = ([BOOTLOADER_OFFSET[self.chip]] if self.chip is not None
                    else sorted(set(BOOTLOADER_OFFSET.values())))
@@ -243,8 +245,6 @@ class _Checker:
         return None, None
 
     def _broken_bootloader(self, offset: int, exc: PartkitError) -> None:
-        from partkit.flash.appimage import read_image
-
         table_offset = self.options.table_offset
         try:
             info = read_image(self.region(offset, MAX_BOOTLOADER), f"{self.image}@0x{offset:x}")
@@ -263,8 +263,6 @@ class _Checker:
     # --- table --------------------------------------------------------------------------
 
     def table(self) -> PartitionTable | None:
-        from partkit.table.codec import load_table
-
         offset = self.options.table_offset
         if self.size < offset + TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
             self.add("table-missing", f"no partition table at 0x{offset:x}",
@@ -308,7 +306,6 @@ class _Checker:
         """The bootloader maps flash segments through 64 KiB MMU pages: a mapped segment's
         flash offset and load address must agree modulo the page (esp_image_format.c
         rejects the image otherwise)."""
-        from partkit.flash.appimage import ImageBytes, read_image
 
         size = max(0, min(part.size, MAX_APP, self.size - part.offset))
         info = read_image(ImageBytes(lambda at, n: self.region(part.offset + at, n), size),
@@ -330,8 +327,6 @@ class _Checker:
         return True
 
     def _broken_app(self, part: Partition, found: Finding, table: PartitionTable) -> None:
-        from partkit.flash.appimage import read_image
-
         try:
             info: ImageInfo | None = read_image(self.region(part.offset, MAX_APP),
                                                 f"{self.image}@0x{part.offset:x}")
@@ -375,7 +370,6 @@ class _Checker:
 
     def littlefs(self, part: Partition) -> bool:
         """The superblock's geometry is the one esp_littlefs mounts the partition with."""
-        from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
 
         sb = read_superblock(lambda at, n: self.region(part.offset + at, n), part.size)
         names = None if sb is None else name_max_problem(sb)
@@ -394,7 +388,6 @@ class _Checker:
     def _nvs_later(self, part: Partition, table: PartitionTable) -> bool:
         """NVS recycles pages, so page 0 of a used partition may be blank: look from the
         first page with a written header (the detector needs a header at the start)."""
-        from partkit.flash.contents import describe
 
         for at in range(part.offset + SECTOR, part.end, SECTOR):
             if self.region(at, 32) != b"\xff" * 32:
@@ -404,7 +397,6 @@ class _Checker:
 
     def otadata(self, part: Partition, table: PartitionTable,
                 valid_apps: dict[int, Partition]) -> None:
-        from partkit.flash.bootpredict import ota_count, predict_boot
 
         entries = otadata.decode(self.region(part.offset, otadata.OTADATA_SIZE).ljust(
             otadata.SECTOR_SIZE + otadata.ENTRY_SIZE, b"\xff"))
@@ -453,7 +445,6 @@ class _Checker:
 
     def boot_default(self, table: PartitionTable, valid_apps: dict[int, Partition],
                      entries: tuple[OtaEntry, OtaEntry] | None = None) -> None:
-        from partkit.flash.bootpredict import predict_boot
 
         prediction = predict_boot(table, entries, lambda p: id(p) in valid_apps)
         default = prediction.start or table.boot_default()
@@ -477,7 +468,6 @@ def check_image(image: str, options: TableOptions, *,
                 flash_size: int | None = None) -> PreflightReport:
     """Check a whole image. ``options``: table offset, chip (None: from the bootloader
     header), subtypes. Raises PartkitError only when the file cannot be read."""
-    from partkit.flash.contents import describe
 
     c = _Checker(image, options)
     boot, hdr = c.bootloader()

@@ -6,8 +6,12 @@ One reader for every command that takes its table out of an image (``image info/
 
 from __future__ import annotations
 
+import os
+import sys
+
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.fileio import read_stream
 from partkit.common.record import Record
 from partkit.flash import imagefile
 from partkit.flash.appimage import IMAGE_MAGIC, ImageBytes, header_flash_size, read_image
@@ -152,12 +156,9 @@ def _single_esp_image(path: str, size: int) -> bool:
 def read_table_source(path: str, table_offset: int) -> TableInput:
     """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
     image/dump, whose table is read at ``table_offset``."""
-    import os
 
     if path == "-":
-        import sys
 
-        from partkit.common.fileio import read_stream
 
         return TableInput(read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
     if path.startswith("builtin:") or not os.path.isfile(path):
@@ -193,7 +194,6 @@ def table_flash_size(path: str, options: TableOptions) -> int | None:
     (:func:`~partkit.table.source.flash_size_of`): for a flash image or dump its bootloader
     header's size, else ``--flash-size``, else a full dump's length; for a table file
     ``--flash-size``. So show, check and map judge an image as diff and device do."""
-    import os
 
     if path == "-" or path.startswith("builtin:") or not os.path.isfile(path):
         return options.flash_size

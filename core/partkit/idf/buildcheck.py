@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from partkit.check import buildfolder
 from partkit.check.buildfolder import BuildCheck, Placement, load_build_table
+from partkit.idf.builddir import IdfBuild
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ def check_build(build: IdfBuild, *, warn_free: Budget | None = None,
 
 
 def _idf_build(result: BuildCheck) -> IdfBuild:
-    from partkit.idf.builddir import IdfBuild
-
     assert isinstance(result.build, IdfBuild)
     return result.build
 

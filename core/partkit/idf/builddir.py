@@ -12,13 +12,16 @@ be read is kept in ``IdfBuild.not_checked``, so a report never claims more than 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 
 from partkit.check.buildfolder import FlashedImage
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.jsonfile import read_json_object
 from partkit.common.numbers import parse_size
 from partkit.common.record import Record
-from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions
+from partkit.table.names import BUILTIN_SUBTYPES
+from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions, parse_extra_subtypes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,7 +208,6 @@ def _flasher_images(flasher: dict[str, object], path: str,
 
 def _flash_args_images(path: str, build_dir: str) -> tuple[list[FlashedImage], str | None]:
     """``flash_args``: an esptool argfile, options first, then ``offset file`` pairs."""
-    import shlex
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -239,8 +241,6 @@ def read_extra_subtypes(path: str) -> tuple[str, ...]:
     (``ESP_PARTITION_SUBTYPE_APP_MY_APP1 = 0x40,``, names upper-cased); the comment keeps
     the names as the CSV spells them, the enum lines are the fallback.
     """
-    import re
-    import shlex
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -398,9 +398,6 @@ def read_build_dir(build_dir: str) -> IdfBuild:
 
 
 def _subtypes(entries: tuple[str, ...], path: str) -> SubtypeRegistry:
-    from partkit.table.names import BUILTIN_SUBTYPES
-    from partkit.table.options import parse_extra_subtypes
-
     try:
         return parse_extra_subtypes(entries, BUILTIN_SUBTYPES)
     except PartkitError as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 
 from partkit.check.checks import (
@@ -31,9 +32,12 @@ from partkit.check.checks import (
     check_app,
     resolve_selector,
 )
+from partkit.check.files import load_table_for_check
 from partkit.common.errors import PartkitError, SourceLocation, error
+from partkit.common.numbers import align_up
 from partkit.flash.appimage import ImageInfo
 from partkit.flash.tablearea import load_table_file
+from partkit.idf.builddir import read_build_dir, sdkconfig_line
 from partkit.table.options import TableOptions, int_option
 
 TYPE_CHECKING = False
@@ -78,8 +82,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_of(table: str) -> IdfBuild | None:
     """The ESP-IDF build a ``<build>/partition_table/partition-table.bin`` belongs to."""
-    from partkit.common.errors import PartkitError
-    from partkit.idf.builddir import read_build_dir
 
     build_dir = os.path.dirname(os.path.dirname(os.path.abspath(table)))
     if not os.path.isfile(os.path.join(build_dir, "project_description.json")):
@@ -107,8 +109,6 @@ def _fail(message: str, allow: bool) -> int:
 
 def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
     """``partkit check``'s app check (same selection, numbers and texts) on the file size."""
-    from partkit.common.errors import PartkitError
-    from partkit.table.options import TableOptions
 
     build = _build_of(args.partition_table)
     options = TableOptions(table_offset=table_offset, verify=False)
@@ -144,7 +144,6 @@ def _check_partition(args: argparse.Namespace, table_offset: int) -> int:
 
 def _table_with_lines(path: str, options: TableOptions, source: str | None) -> PartitionTable:
     """The table as check_sizes.py reads it, its partitions pointing at the CSV's lines."""
-    from partkit.check.files import load_table_for_check
 
     if source is not None and os.path.exists(source):
         return load_table_for_check(path, options, source).table
@@ -159,7 +158,6 @@ def _check_bootloader(args: argparse.Namespace, table_offset: int) -> int:
     size = _file_size(args.bootloader_binary)
     room = table_offset - offset
     if room <= 0:  # check_sizes.py divides by zero here; no bootloader fits at all
-        from partkit.common.errors import PartkitError, error
 
         raise PartkitError(error(
             f"the bootloader offset 0x{offset:x} is not below the partition table offset "
@@ -180,13 +178,10 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
                            table_offset: int, room: int) -> Diagnostic:
     """partkit's bootloader error, at the setting that decides the room: the sdkconfig line of
     CONFIG_PARTITION_TABLE_OFFSET, or the CSV's first partition when it starts too early."""
-    from partkit.common.errors import SourceLocation
-    from partkit.common.numbers import align_up
 
     need = align_up(offset + size, 0x1000)
     where: SourceLocation | None = SourceLocation(args.bootloader_binary)
     if args.partkit_sdkconfig:
-        from partkit.idf.builddir import sdkconfig_line
 
         where = sdkconfig_line(args.partkit_sdkconfig, "CONFIG_PARTITION_TABLE_OFFSET") or where
     hint = (f"set CONFIG_PARTITION_TABLE_OFFSET to {need:#x} or more (menuconfig > Partition "
@@ -200,9 +195,7 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
 
 
 def _file_size(path: str) -> int:
-    import stat
 
-    from partkit.common.errors import PartkitError, SourceLocation
 
     try:
         info = os.stat(path)

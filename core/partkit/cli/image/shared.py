@@ -1,9 +1,10 @@
-"""The pieces of ``partkit image`` that its command modules and ``partkit device`` share.
+"""The pieces of ``partkit image`` that its sub-command modules and ``partkit device`` share.
 
-Option groups (the table source, the write options), the command set with one parser per
-command, argument parsing, loading the table and selecting partitions. A module below
-:mod:`partkit.cli.image` and :mod:`partkit.cli.image_check`, so neither imports the other's
-private helpers.
+Option groups (the table source, the write options), loading the table, selecting
+partitions, the readonly guard, and the otadata answers both commands give (the otadata
+partition, the OTA slots, the slot ``--slot`` names, the states ``--state`` takes). A
+module below every ``partkit image`` sub-command and :mod:`partkit.cli.device`, so none
+imports another's private helpers.
 """
 
 from __future__ import annotations
@@ -11,29 +12,34 @@ from __future__ import annotations
 import argparse
 
 from partkit.cli.common import (
-    EXIT_CHECK,
     add_extra_subtypes,
-    command_parser,
+    check_input_path,
     emit,
     table_options,
     usage_error,
 )
-from partkit.cli.dispatch import parse_args
 from partkit.common.chips import chip_names
 from partkit.common.errors import PartkitError, SourceLocation, closest, error
+from partkit.flash import imagefile
 from partkit.flash.partinfo import select as select_partitions
 from partkit.flash.tablearea import read_image_table
+from partkit.table.names import APP, DATA, SUBTYPE_APP_FACTORY, SUBTYPE_DATA_OTA, is_ota_app
 from partkit.table.source import decode, open_table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["DESCRIPTION", "Commands", "add_table_source", "add_write_options", "chip_list",
-           "columns", "guard", "image_options", "load", "parse_args", "select"]
+__all__ = ["STATES", "add_table_source", "add_write_options", "app_slot", "chip_list",
+           "columns", "guard", "image_options", "load", "ota_apps", "otadata_partition",
+           "read_otadata", "reads_image", "select"]
+
+# What an update writes: 'new' (bootloaders with rollback turn it into pending_verify on the
+# first start), 'undefined' (no rollback), 'valid'. pending_verify is the bootloader's own.
+STATES = {"undefined": 0xFFFFFFFF, "new": 0x0, "valid": 0x2}
 
 
 def add_table_source(p: argparse.ArgumentParser) -> None:
@@ -61,28 +67,16 @@ def add_write_options(p: argparse.ArgumentParser) -> None:
                    help="flush to the device at each step (survives power loss, ~2x slower)")
 
 
-DESCRIPTION = ("Read, write and erase partitions of flash image files, assemble images, and "
-               "inspect raw flash dumps.")
+def reads_image(handler: Callable[[argparse.Namespace], int]
+                ) -> Callable[[argparse.Namespace], int]:
+    """``handler`` after one clear error for an IMAGE that is no readable file (a
+    directory, a missing file), the rule for every sub-command that reads IMAGE."""
 
+    def checked(args: argparse.Namespace) -> int:
+        check_input_path(args.image)
+        return handler(args)
 
-class Commands:
-    """One independent parser per command, so options and files may come in any order."""
-
-    def __init__(self) -> None:
-        self.parsers: dict[str, argparse.ArgumentParser] = {}
-        self.helps: dict[str, str] = {}
-
-    def add_parser(self, name: str, help: str, exit_codes: str = EXIT_CHECK,
-                   ) -> argparse.ArgumentParser:
-        p = command_parser(f"partkit image {name}", help, exit_codes)
-        self.parsers[name] = p
-        self.helps[name] = help
-        return p
-
-    def usage(self) -> str:
-        lines = ["usage: partkit image COMMAND [options]", "", DESCRIPTION, "", "commands:"]
-        lines += [f"  {n:<8} {h}" for n, h in self.helps.items()]
-        return "\n".join(lines) + "\n"
+    return checked
 
 
 def image_options(args: argparse.Namespace) -> TableOptions:
@@ -143,3 +137,58 @@ def guard(args: argparse.Namespace, part: Partition, verb: str) -> None:
         raise PartkitError(error(
             f"partition '{part.name}' is read-only; refusing to {verb} it",
             SourceLocation(args.image), "pass --force to change it anyway"))
+
+
+# --- otadata: shared with partkit device ----------------------------------------------------
+
+
+def otadata_partition(table: PartitionTable, where: str) -> Partition:
+    """The table's otadata partition; ``where`` names the image or port for the error."""
+    found = table.find(DATA, SUBTYPE_DATA_OTA)
+    if not found:
+        raise PartkitError(error("the table has no otadata (data, ota) partition",
+                                 SourceLocation(table.path or where),
+                                 "without otadata the bootloader boots the factory app, else "
+                                 "ota_0"))
+    return found[0]
+
+
+def read_otadata(image: str, part: Partition) -> bytes:
+    """The bytes of otadata ``part`` in the image file ``image``."""
+    size = imagefile.image_size(image)
+    if part.end > size:
+        raise PartkitError(error(
+            f"otadata '{part.name}' (0x{part.offset:x}..0x{part.end:x}) lies beyond the end of "
+            f"the image ({size} bytes)", SourceLocation(image),
+            "the image is truncated (merge-bin without --fill-flash-size?)"))
+    return imagefile.read_region(image, part.offset, part.size)
+
+
+def ota_apps(table: PartitionTable) -> list[Partition]:
+    """The OTA app slots, ota_0 first: the order otadata's sequence numbers count in."""
+    return sorted((p for p in table if is_ota_app(p.type, p.subtype)), key=lambda p: p.subtype)
+
+
+def app_slot(text: str, table: PartitionTable) -> tuple[Partition, int | None]:
+    """The app partition ``--slot text`` names and its OTA index (None: factory)."""
+    apps = [p for p in table if p.type == APP]
+    ota = ota_apps(table)
+    found = [p for p in apps if p.name == text]
+    if not found and text == "factory":
+        found = [p for p in apps if p.subtype == SUBTYPE_APP_FACTORY]
+    if not found and text.startswith("ota_") and text[4:].isdigit():
+        found = [p for p in ota if p.subtype == 0x10 + int(text[4:])]
+    if not found and text.isdigit():
+        found = [p for p in ota if p.subtype == 0x10 + int(text)]
+    if not found:
+        guess = closest(text, [p.name for p in apps])
+        raise usage_error(f"--slot: no app slot '{text}'",
+                          (f"did you mean '{guess}'? " if guess else "") + "app slots: "
+                          + (", ".join(p.name for p in apps) or "(none)"))
+    part = found[0]
+    if part.subtype == SUBTYPE_APP_FACTORY:
+        return part, None
+    if not is_ota_app(part.type, part.subtype):
+        raise usage_error(f"--slot: '{part.name}' is neither the factory app nor an OTA slot",
+                          "otadata selects only ota_N slots (blank otadata: factory)")
+    return part, part.subtype - 0x10
