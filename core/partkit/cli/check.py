@@ -13,10 +13,11 @@ import json
 import sys
 
 from partkit.check.files import check_files
-from partkit.check.findings import Budget
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
+    add_budget_options,
     add_table_arguments,
+    budgets_from_args,
     command_parser,
     emit,
     options_from_args,
@@ -50,10 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="data image (partkit data build, pio buildfs, ...) to check against "
                         "partition NAME: the whole file must fit (repeatable)")
     add_table_arguments(p, has_output=True)
-    p.add_argument("--warn-free", metavar="PCT%|BYTES",
-                   help="warn when the app slot has less free space than this")
-    p.add_argument("--fail-free", metavar="PCT%|BYTES",
-                   help="fail when the app slot has less free space than this")
+    add_budget_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="text report: only the verdict line and what was not checked (the "
@@ -97,9 +95,7 @@ def run(argv: list[str]) -> int:
     # an image's bootloader header decides the flash size (table.source.judge_flash_size)
     flash = table_flash_size(args.table, options)
     options = options.replace(flash_size=flash.size)
-    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-    Budget.check_order(warn, fail)
+    warn, fail = budgets_from_args(args)
     report = check_files(
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,

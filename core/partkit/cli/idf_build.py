@@ -99,7 +99,7 @@ def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> B
     name = names.get(option)
     try:
         return Budget.parse(text, name or option)
-    except PartkitError as exc:
+    except PartkitError as exc:  # not reporting: the error moves to its sdkconfig line
         if name is None:
             raise
         where = config_location(build, name)
@@ -115,7 +115,7 @@ def _check_order(build: IdfBuild, warn: Budget | None, fail: Budget | None,
 
     try:
         Budget.check_order(warn, fail)
-    except PartkitError as exc:
+    except PartkitError as exc:  # not reporting: renamed and moved to the sdkconfig line
         if not names:
             raise
         first = exc.diagnostics[0]
