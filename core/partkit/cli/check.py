@@ -13,6 +13,7 @@ import json
 import sys
 
 from partkit.check.files import check_files
+from partkit.check.report import to_json, to_text
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
     add_budget_options,
@@ -23,6 +24,7 @@ from partkit.cli.common import (
     options_from_args,
     verdict_only,
 )
+from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
@@ -102,7 +104,6 @@ def run(argv: list[str]) -> int:
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:
-        from partkit.table.options import usage_error
 
         emit(f.diagnostic for f in report.findings)
         raise usage_error(
@@ -110,16 +111,12 @@ def run(argv: list[str]) -> int:
             "--bootloader, --data or --flash-size was given",
             "give at least one of them; 'partkit show' prints a table")
     if args.output is not None:
-        from partkit.check.report import to_json
-        from partkit.common.fileio import write_atomic
 
         write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
-        from partkit.check.report import to_json
 
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.check.report import to_text
 
         sys.stdout.write(verdict_only(to_text(report)) if args.quiet else to_text(report))
     sys.stdout.flush()

@@ -13,11 +13,12 @@ import sys
 
 from partkit.check.findings import Budget
 from partkit.cli.common import emit, verdict_only
-from partkit.common.errors import CheckFailed
+from partkit.common.errors import CheckFailed, PartkitError
+from partkit.common.fileio import write_atomic
 from partkit.flash import imagefile
 from partkit.flash.imagefile import Piece
 from partkit.idf.buildcheck import check_build, load_build_table, to_json, to_text
-from partkit.idf.builddir import read_build_dir
+from partkit.idf.builddir import config_location, read_build_dir
 from partkit.table.options import size_option, usage_error
 
 TYPE_CHECKING = False
@@ -60,8 +61,6 @@ def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Lo
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.idf.buildcheck import check_build
-    from partkit.idf.builddir import read_build_dir
 
     build = read_build_dir(args.idf_build_dir)
     # The command line wins over the project's partkit Kconfig (CONFIG_PARTKIT_*).
@@ -77,7 +76,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
                          strict=args.strict or build.strict, budget_names=names)
     if report_path is not None:
-        from partkit.common.fileio import write_atomic
 
         write_atomic(report_path, (json.dumps(to_json(result), indent=2) + "\n").encode())
     if args.json:
@@ -92,9 +90,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
 
 def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> Budget:
     """The budget; one from sdkconfig that does not parse is reported at its sdkconfig line."""
-    from partkit.check.checks import Budget
-    from partkit.common.errors import PartkitError
-    from partkit.idf.builddir import config_location
 
     name = names.get(option)
     try:
@@ -109,9 +104,6 @@ def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> B
 def _check_order(build: IdfBuild, warn: Budget | None, fail: Budget | None,
                  names: dict[str, str]) -> None:
     """Budget.check_order, with budgets from sdkconfig named (and located) as set there."""
-    from partkit.check.checks import Budget
-    from partkit.common.errors import PartkitError
-    from partkit.idf.builddir import config_location
 
     try:
         Budget.check_order(warn, fail)
