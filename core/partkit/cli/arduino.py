@@ -184,7 +184,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
                 not_checked=not_checked(build))
     if report_path is not None:
-
         write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -219,7 +218,6 @@ def _size(args: argparse.Namespace) -> int:
 
     build = read_build_dir(args.build_dir, _overrides(args))
     if args.ram_max is not None and not is_unexpanded(args.ram_max):
-
         build = build.replace(ram_max=int_option("--ram-max", args.ram_max))
     result = _check(args, build)
     ram = None

@@ -100,7 +100,6 @@ def _report_json(
         "diagnostics": [diag(d) for d in problems if isinstance(d, Diagnostic)],
     }
     if result is not None:
-
         region = result.region
         argv = _esptool_argv(args.chip, result.address, _target(result, args, output))
         doc.update({

@@ -104,20 +104,16 @@ def run(argv: list[str]) -> int:
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:
-
         emit(f.diagnostic for f in report.findings)
         raise usage_error(
             f"nothing to check: {args.table} is a valid table, but no --app, "
             "--bootloader, --data or --flash-size was given",
             "give at least one of them; 'partkit show' prints a table")
     if args.output is not None:
-
         write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-
         sys.stdout.write(verdict_only(to_text(report)) if args.quiet else to_text(report))
     sys.stdout.flush()
     emit(f.diagnostic for f in report.findings)

@@ -92,7 +92,6 @@ def _build(args: argparse.Namespace) -> int:
         emit([plain])
     write_atomic(args.output, image)
     if args.depfile:
-
         target = args.depfile_target or args.output
         write_atomic(args.depfile, depfile(target, args.source).encode())
 

@@ -89,7 +89,6 @@ def run(argv: list[str]) -> int:
     new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
     app = None
     if args.app is not None:
-
         app = read_image_file(args.app)
         if args.chip and app.chip and app.chip != base.chip:
             raise usage_error(f"--app: {args.app} is an image for {app.chip}, not "
@@ -101,10 +100,8 @@ def run(argv: list[str]) -> int:
         table=base))
     emit(report.warnings)
     if args.json:
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-
         sys.stdout.write(to_text(report))
     return report.exit_code
 

@@ -76,7 +76,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
                          strict=args.strict or build.strict, budget_names=names)
     if report_path is not None:
-
         write_atomic(report_path, (json.dumps(to_json(result), indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")

@@ -70,7 +70,6 @@ def run(argv: list[str]) -> int:
     if args.output == "-":
         sys.stdout.write(document)
     else:
-
         write_text(args.output, document)
     emit(loaded.warnings)
     emit(flash.warnings)

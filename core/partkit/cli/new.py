@@ -158,7 +158,6 @@ def run(argv: list[str]) -> int:
     path = args.output or "<stdout>"
     loaded = load_table(text.encode(), path, options)
     if args.output:
-
         write_atomic(args.output, text.encode())
     else:
         sys.stdout.write(text)

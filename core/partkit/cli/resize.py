@@ -117,14 +117,11 @@ def run(argv: list[str]) -> int:
                 flash_size=options.flash_size, allow_move=args.allow_move)
     new = resize(loaded.table, edit, options.flash_size)
     if options.flash_size is None and (args.set or args.fill):
-
         emit([warning("the flash size is unknown: not checked that the result fits the "
                       "flash", None, "give --flash-size (e.g. 4MB)")])
     if loaded.is_binary:
-
         text = to_csv(new, options.subtypes)
     else:
-
         text = rewrite(decode_text(data, args.table), loaded.table, new, args.table,
                        options.replace(flash_size=None))
     # The written text must load, verify and fit, as gen will see it.

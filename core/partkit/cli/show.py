@@ -69,15 +69,12 @@ def run(argv: list[str]) -> int:
     emit(loaded.warnings)
     emit(flash.warnings)
     if args.json:
-
         doc = to_json(loaded.table, options)
         doc["flash_size_origin"] = flash.origin
         text = json.dumps(doc, indent=2) + "\n"
     elif args.csv:
-
         text = to_csv(loaded.table, options.subtypes)
     else:
-
         text = to_summary(loaded.table, options, flash.origin)
         text += _image_boot(args, loaded.table, options)
         if not args.no_map:
@@ -87,7 +84,6 @@ def run(argv: list[str]) -> int:
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
     else:
-
         write_text(args.output, text)
     return 0
 
