@@ -16,12 +16,14 @@ from partkit.check.files import check_files
 from partkit.check.report import to_json, to_text
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
+    BOARD_OVERRIDES,
     add_budget_options,
     add_table_arguments,
     budgets_from_args,
     command_parser,
     emit,
     options_from_args,
+    refuse_table_options,
     verdict_only,
 )
 from partkit.common.fileio import write_atomic
@@ -90,8 +92,10 @@ def run(argv: list[str]) -> int:
     if sum(x is not None for x in given) != 1:
         parser.error("give a TABLE, --idf-build-dir DIR or --arduino-build-dir DIR (one of them)")
     if args.arduino_build_dir is not None:
+        refuse_table_options(parser, args, "--arduino-build-dir", BOARD_OVERRIDES)
         return arduino.run_check(args, args.output)
     if args.idf_build_dir is not None:
+        refuse_table_options(parser, args, "--idf-build-dir")
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
     # an image's bootloader header decides the flash size (table.source.judge_flash_size)

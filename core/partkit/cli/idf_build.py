@@ -12,7 +12,7 @@ import os
 import sys
 
 from partkit.check.findings import Budget
-from partkit.cli.common import emit, verdict_only
+from partkit.cli.common import emit, refuse_table_options, verdict_only
 from partkit.common.errors import CheckFailed, PartkitError
 from partkit.common.fileio import write_atomic
 from partkit.flash import imagefile
@@ -47,10 +47,14 @@ def add_table_or_build(parser: argparse.ArgumentParser, table_help: str) -> None
     add_argument(parser)
 
 
-def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit 2 (argparse's usage error) unless exactly one of TABLE and the build is given."""
+def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                           keep: tuple[str, ...] = ()) -> None:
+    """Exit 2 (argparse's usage error) unless exactly one of TABLE and the build is given;
+    with the build, table options other than ``keep`` are refused (the build says them)."""
     if (args.table is None) == (args.idf_build_dir is None):
         parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
+    if args.idf_build_dir is not None:
+        refuse_table_options(parser, args, "--idf-build-dir", keep)
 
 
 def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Loaded]:

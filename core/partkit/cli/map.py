@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    idf_build.require_table_or_build(parser, args)
+    idf_build.require_table_or_build(parser, args, keep=("app",))  # more apps to draw
 
     apps = []
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
