@@ -162,6 +162,23 @@ def test_without_build_options_says_what_it_did_not_check(
     assert "not checked: boot_app0.bin" in out
 
 
+@pytest.mark.firmware
+def test_budgets_in_the_wrong_order_are_refused_as_check_refuses_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # one definition of --warn-free/--fail-free (cli.common): the build-folder forms used
+    # to take a warning budget below the failing one that 'partkit check TABLE' refuses
+    build, _ = _build_folder(tmp_path, app_size=0x80000)
+    budgets = ["--warn-free", "1%", "--fail-free", "5%"]
+    refused = "--warn-free 1% is less than --fail-free 5%"
+    for argv in (["arduino", "check", str(build)], ["check", "--arduino-build-dir", str(build)]):
+        assert main([*argv, *budgets]) == 2, argv
+        assert capsys.readouterr().err.count(refused) == 1, argv
+    assert main(["arduino", "size", str(build), *budgets]) == 0  # arduino-cli's contract
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["severity"] == "error" and refused in doc["output"]
+    assert main(["arduino", "check", str(build), "--warn-free", "5%", "--fail-free", "1%"]) == 0
+
+
 def test_check_build_dir_bad_input_exits_2(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--arduino-build-dir", str(tmp_path / "nope")]) == 2
@@ -363,9 +380,10 @@ def test_install_refuses_a_damaged_block(tmp_path: Path,
 def test_help_is_complete(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     from partkit.common.chips import chip_names
 
-    with pytest.raises(SystemExit) as exc:
-        main(["arduino", *command, "--help"])
-    assert exc.value.code == 0
+    try:  # 'arduino --help' is the dispatcher's list; a sub-command's is argparse's
+        assert main(["arduino", *command, "--help"]) == 0
+    except SystemExit as exc:
+        assert exc.code == 0
     text = capsys.readouterr().out
     assert "exit status:" in text and "\n  0  " in text and "\n  2  " in text
     if "--chip" in text:

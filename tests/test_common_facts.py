@@ -45,6 +45,7 @@ def test_every_module_reads_the_registry() -> None:
     (0x100000, "human", "1 MiB"), (0x180000, "human", "1.5 MiB"), (291, "human", "291 B"),
     (-0x6000, "human", "-24 KiB"),
     (0x100000, "csv", "1M"), (0x6000, "csv", "24K"), (0x123, "csv", "0x123"),
+    (0, "csv", "0M"), (0, "esptool", "0"),  # gen_esp32part's first dividing unit; one up
     (4 << 20, "esptool", "4MB"), (0x180000, "esptool", "1536KB"), (100, "esptool", "100"),
     (4 << 20, "map", "4M"), (0x1000, "map", "4K"), (0, "map", "0B"), (1000, "map", "1000B"),
 ])

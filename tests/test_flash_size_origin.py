@@ -292,29 +292,6 @@ def test_the_hint_grows_the_flash_where_its_size_came_from(
     assert code == 1 and bigger in err
 
 
-def test_a_build_dir_overruling_flash_size_says_so(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from support.idf_build import make_idf_build
-
-    fx = make_idf_build(tmp_path)  # flasher_args.json: 4MB
-    said = ("--flash-size 1MB is not used: the build's flasher_args.json says 4MB (0x400000), "
-            "and 'idf.py flash' writes it into the bootloader header")
-    doc = _check_json(capsys, "--idf-build-dir", str(fx.build), "--flash-size", "1MB")
-    flash = doc["flash"]
-    assert isinstance(flash, dict)
-    assert (flash["flash_size"], flash["flash_size_origin"]) == (
-        0x400000, "the build's flasher_args.json")
-    assert "flash-size-overruled" in _codes(doc)
-    for argv in (("check",), ("show",), ("map", "-o", str(tmp_path / "m.svg"))):
-        code, _, err = _run(capsys, *argv, "--idf-build-dir", str(fx.build),
-                            "--flash-size", "1MB")
-        assert code == 0 and said in err
-        # the same size, or none: nothing to say
-        for extra in ((), ("--flash-size", "4MB")):
-            assert "is not used" not in _run(capsys, *argv, "--idf-build-dir", str(fx.build),
-                                             *extra)[2]
-
-
 def test_show_exits_alike_whatever_overruled_flash_size_is_given(
         files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     # the header says 2MB and the table ends at 0x320000: show draws it, whatever

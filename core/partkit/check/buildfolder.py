@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 else:
     Protocol = object
 
-__all__ = ["BuildCheck", "BuildFolder", "FlashedImage", "Placement", "build_flash_size",
-           "check_build", "load_build_table", "to_json", "to_text"]
+__all__ = ["BuildCheck", "BuildFolder", "FlashedImage", "Placement", "check_build",
+           "load_build_table", "to_json", "to_text"]
 
 
 class FlashedImage(Record):
@@ -221,20 +221,10 @@ def _placements(build: BuildFolder, table: PartitionTable) -> tuple[list[Placeme
     return placements, findings
 
 
-def build_flash_size(build: BuildFolder, given: int | None = None) -> FlashSize:
-    """The build's flash size and the file that set it; a ``--flash-size`` (``given``) it
-    overrules is named in a warning (an ESP-IDF build's size is what ``idf.py flash``
-    writes into the bootloader header)."""
-    return FlashSize.given(build.options.flash_size, build.flash_size_origin or "the build"
-                           ).overruling(given, SourceLocation(build.build_dir))
-
-
 def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
                 fail_free: Budget | None = None, verify: bool = True,
-                strict: bool = False, flash: FlashSize | None = None) -> BuildCheck:
+                strict: bool = False) -> BuildCheck:
     """Check the table, the app and bootloader, and where every flashed file lands.
-
-    ``flash``: the flash size judged (:func:`build_flash_size`; default: the build's own).
 
     Raises PartkitError (exit 2) for missing or malformed inputs; failed checks are in the
     result (``exit_code`` 1).
@@ -253,7 +243,7 @@ def check_build(build: BuildFolder, *, warn_free: Budget | None = None,
         bootloader=None if bootloader is None else read_image_file(bootloader.path),
         bootloader_offset=None if bootloader is None else bootloader.offset,
         warn_free=warn_free, fail_free=fail_free, table_warnings=loaded.warnings,
-        flash=flash if flash is not None else build_flash_size(build))
+        flash=FlashSize.given(options.flash_size, build.flash_size_origin or "the build"))
     return BuildCheck(build, report, tuple(placements), tuple(findings))
 
 

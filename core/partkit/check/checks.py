@@ -603,7 +603,6 @@ def run_checks(
             offset = options.primary_bootloader_offset
         chip = options.chip or bootloader.chip  # the image header names its chip
         if offset is None and chip is not None:
-
             offset = chip_offset(chip)
         if offset is None:
             raise PartkitError(error(

@@ -12,12 +12,40 @@ import argparse
 import json
 import os
 import sys
+from textwrap import fill
 
-from partkit.cli.common import EXIT_CHECK, EXIT_PLAIN, emit, report_error, verdict_only
-from partkit.common.errors import PartkitError
+from partkit.arduino.builddir import (
+    TABLE_CSV,
+    TABLE_OFFSET,
+    BoardOverrides,
+    not_checked,
+    read_build_dir,
+)
+from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
+from partkit.arduino.install import core_state, install, uninstall
+from partkit.arduino.properties import is_unexpanded, read_properties
+from partkit.arduino.size import advanced_size, bad_input, ram_used, run_size_tool, summary_line
+from partkit.check.buildfolder import check_build, to_json, to_text
+from partkit.check.files import load_table_for_check
+from partkit.cli.common import (
+    EXIT_CHECK,
+    EXIT_PLAIN,
+    add_budget_options,
+    budgets_from_args,
+    emit,
+    int_option,
+    verdict_only,
+)
+from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.reporting import Reporting, set_reporting
+from partkit.common.chips import chip_names
+from partkit.common.fileio import write_atomic
+from partkit.table.options import TableOptions, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from partkit.arduino.builddir import ArduinoBuild, BoardOverrides
     from partkit.arduino.cores import CoreInstall
     from partkit.check.buildfolder import BuildCheck
@@ -31,14 +59,8 @@ BUILD_HELP = ("an Arduino (esp32 core) build folder, after 'arduino-cli compile 
 _DESCRIPTION = """\
 The esp32 Arduino core builds the table from the sketch's partitions.csv (else the variant's,
 else the board menu scheme's) but sizes the sketch against the board's fixed maximum. These
-commands check the real app image against the table the build made:
-  check      the build hook: one line and any errors on stderr, exit 1 when it does not fit
-  size       recipe.advanced_size.pattern (arduino-cli >= 0.21, IDE 2): the JSON size report
-  table      the prebuild hook: the sketch's partitions.csv validated, errors at file:line
-  install    add the hook and the size recipe to esp32 cores' platform.local.txt
-  uninstall  remove them again
-  status     the esp32 cores found and whether partkit is installed in each
-"""
+commands check the real app image against the table the build made, and install partkit's
+hook and size recipe in esp32 cores' platform.local.txt."""
 
 _LOCATIONS = """\
 Cores are looked for in ~/.arduino15, ~/Library/Arduino15 and %LOCALAPPDATA%\\Arduino15
@@ -57,7 +79,6 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project-name", metavar="NAME",
                    help="the sketch's output stem, NAME.bin ({build.project_name}; default: "
                         "from build.options.json)")
-    from partkit.common.chips import chip_names
 
     p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: from the board; one "
                    f"of: {', '.join(chip_names())})")
@@ -68,10 +89,7 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--core-dir", metavar="DIR",
                    help="the esp32 core's folder ({runtime.platform.path}; default: from the "
                         "board's hardware folders): its boot_app0.bin is checked at 0xe000")
-    p.add_argument("--warn-free", metavar="PCT%|BYTES",
-                   help="warn when the app slot has less free space than this")
-    p.add_argument("--fail-free", metavar="PCT%|BYTES",
-                   help="fail when the app slot has less free space than this")
+    add_budget_options(p)
     p.add_argument("--strict", action="store_true", help="rule warnings become errors")
 
 
@@ -88,81 +106,74 @@ def _add_core_options(p: argparse.ArgumentParser, *, all_help: str) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partkit arduino", description=_DESCRIPTION,
-                                     epilog=_LOCATIONS + "\n" + EXIT_CHECK,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="action",
-                                metavar="{check,size,table,install,uninstall,status}")
-    sub.required = True
-    raw = argparse.RawDescriptionHelpFormatter
-    from textwrap import fill
-    p = sub.add_parser("check", help="check a build folder (the build hook)", epilog=EXIT_CHECK,
-                       formatter_class=raw, description=fill(
-                           "Check the app, bootloader and table of an esp32 Arduino build "
-                           "folder; print one size line and every problem to stderr (the IDE "
-                           "always shows a hook's stderr)."))
-    _add_board_options(p)
-    p = sub.add_parser("size", help="the JSON of recipe.advanced_size.pattern",
-                       formatter_class=raw, epilog=EXIT_PLAIN, description=fill(
-                           "Print arduino-cli's size JSON {output, severity, sections, error}: "
-                           "the app image against its slot in the table the build made "
-                           "(severity 'error' fails the compile), global variables from "
-                           "'size -A' as the core's classic size recipe counts them."))
+def _add_size_options(p: argparse.ArgumentParser) -> None:
     _add_board_options(p)
     p.add_argument("--size-tool", metavar="TOOL",
                    help="the core's size program ({compiler.path}{compiler.size.cmd}); "
                         "without it no dynamic-memory line")
     p.add_argument("--ram-max", metavar="BYTES",
                    help="dynamic memory ({upload.maximum_data_size}; default: from the board)")
-    p = sub.add_parser("table", help="validate the sketch's partitions.csv (a prebuild hook)",
-                       formatter_class=raw, epilog=EXIT_PLAIN, description=fill(
-                           "Validate SKETCH_DIR/partitions.csv as the core's table generator "
-                           "will, with every error at its file:line (the generator names "
-                           "none); nothing to do when the sketch has no partitions.csv."))
+
+
+def _add_table_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("sketch_dir", metavar="SKETCH_DIR", help="the sketch's folder "
                    "({build.source.path})")
-    from partkit.common.chips import chip_names
 
     p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: no chip rules; one "
                    f"of: {', '.join(chip_names())})")
-    for action, summary, all_help in (
-        ("install", "add partkit's block to esp32 cores' platform.local.txt",
-         "every version found (default: the newest core in each place)"),
-        ("uninstall", "remove partkit's block from esp32 cores",
-         "accepted for symmetry: uninstall always covers every core found"),
-        ("status", "list the esp32 cores found and partkit's state in each",
-         "accepted for symmetry: status always lists every core found"),
-    ):
-        p = sub.add_parser(action, help=summary, description=summary + ".\n\n" + _LOCATIONS,
-                           epilog=EXIT_PLAIN, formatter_class=raw)
-        _add_core_options(p, all_help=all_help)
-    return parser
+
+
+def _core_options(all_help: str) -> Callable[[argparse.ArgumentParser], None]:
+    return lambda p: _add_core_options(p, all_help=all_help)
+
+
+def _subcommands() -> Subcommands:
+    manage = tuple(
+        Subcommand(action, summary, _core_options(all_help), _manage, EXIT_PLAIN,
+                   summary + ".\n\n" + _LOCATIONS)
+        for action, summary, all_help in (
+            ("install", "add partkit's block to esp32 cores' platform.local.txt",
+             "every version found (default: the newest core in each place)"),
+            ("uninstall", "remove partkit's block from esp32 cores",
+             "accepted for symmetry: uninstall always covers every core found"),
+            ("status", "list the esp32 cores found and partkit's state in each",
+             "accepted for symmetry: status always lists every core found"),
+        ))
+    return Subcommands("partkit arduino", _DESCRIPTION, (
+        Subcommand("check", "the build hook: one line and any errors on stderr, exit 1 when "
+                   "it does not fit", _add_board_options, _hook, EXIT_CHECK, fill(
+                       "Check the app, bootloader and table of an esp32 Arduino build "
+                       "folder; print one size line and every problem to stderr (the IDE "
+                       "always shows a hook's stderr).")),
+        Subcommand("size", "recipe.advanced_size.pattern (arduino-cli >= 0.21, IDE 2): the "
+                   "JSON size report", _add_size_options, _size, EXIT_PLAIN, fill(
+                       "Print arduino-cli's size JSON {output, severity, sections, error}: "
+                       "the app image against its slot in the table the build made "
+                       "(severity 'error' fails the compile), global variables from "
+                       "'size -A' as the core's classic size recipe counts them.")),
+        Subcommand("table", "the prebuild hook: the sketch's partitions.csv validated, "
+                   "errors at file:line", _add_table_options, _table, EXIT_PLAIN, fill(
+                       "Validate SKETCH_DIR/partitions.csv as the core's table generator "
+                       "will, with every error at its file:line (the generator names "
+                       "none); nothing to do when the sketch has no partitions.csv.")),
+        *manage,
+    ), epilog=_LOCATIONS + "\n" + EXIT_CHECK)
 
 
 def _overrides(args: argparse.Namespace) -> BoardOverrides:
-    from partkit.arduino.builddir import BoardOverrides
-
     return BoardOverrides(chip=args.chip, flash_size=args.flash_size,
                           bootloader_offset=args.bootloader_offset,
                           project_name=args.project_name, core_dir=args.core_dir)
 
 
 def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
-    from partkit.check.buildfolder import check_build
-    from partkit.check.checks import Budget
-
-    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    warn, fail = budgets_from_args(args)
     return check_build(build, warn_free=warn, fail_free=fail, strict=args.strict,
                        verify=getattr(args, "verify", True))
 
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --arduino-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.arduino.builddir import BoardOverrides, not_checked, read_build_dir
-    from partkit.arduino.size import summary_line
-    from partkit.check.buildfolder import to_json, to_text
 
     build = read_build_dir(args.arduino_build_dir, BoardOverrides(
         chip=args.chip, flash_size=args.flash_size, bootloader_offset=args.bootloader_offset))
@@ -173,8 +184,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
                 not_checked=not_checked(build))
     if report_path is not None:
-        from partkit.common.fileio import write_atomic
-
         write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -188,9 +197,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
 
 
 def _hook(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import not_checked, read_build_dir
-    from partkit.arduino.size import summary_line
-
     build = read_build_dir(args.build_dir, _overrides(args))
     result = _check(args, build)
     sys.stderr.write(f"partkit: {summary_line(build, result)}\n")
@@ -206,24 +212,12 @@ def _size(args: argparse.Namespace) -> int:
     """arduino-cli reads only the JSON of an exit 0 (else "Error while determining sketch
     size: exit status 2"), so bad input is a JSON error too: the compile fails with
     partkit's message."""
-    from partkit.arduino.size import bad_input
 
-    try:
-        return _size_json(args)
-    except PartkitError as exc:
-        sys.stdout.write(json.dumps(bad_input(exc.diagnostics)) + "\n")
-        return 0
-
-
-def _size_json(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import read_build_dir
-    from partkit.arduino.properties import is_unexpanded
-    from partkit.arduino.size import advanced_size, ram_used, run_size_tool
+    set_reporting(Reporting(as_json=lambda problems: json.dumps(bad_input(problems)),
+                            json_exit=0))
 
     build = read_build_dir(args.build_dir, _overrides(args))
     if args.ram_max is not None and not is_unexpanded(args.ram_max):
-        from partkit.cli.common import int_option
-
         build = build.replace(ram_max=int_option("--ram-max", args.ram_max))
     result = _check(args, build)
     ram = None
@@ -235,12 +229,6 @@ def _size_json(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import TABLE_CSV, TABLE_OFFSET
-    from partkit.arduino.properties import is_unexpanded
-    from partkit.check.files import load_table_for_check
-    from partkit.common.chips import chip_names
-    from partkit.table.options import TableOptions
-
     path = os.path.join(args.sketch_dir, TABLE_CSV)
     if not os.path.isfile(path):
         return 0  # the variant's or the scheme's table: the core's own
@@ -251,16 +239,12 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
-    from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
-    from partkit.table.options import usage_error
-
     if args.core_dir:
         cores = []
         for path in args.core_dir:
             if not is_core_dir(path):
                 raise usage_error(f"{path}: no platform.txt here: not an Arduino core folder",
                                   "give the folder that holds the esp32 core's platform.txt")
-            from partkit.arduino.properties import read_properties
 
             version = read_properties(os.path.join(path, "platform.txt")).get("version", "?")
             cores.append(CoreInstall(os.path.abspath(path), version, "--core-dir"))
@@ -276,18 +260,15 @@ def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
 
 
 def _manage(args: argparse.Namespace) -> int:
-    from partkit.arduino.install import core_state, install, uninstall
-    from partkit.table.options import usage_error
-
     python = os.path.abspath(args.python)
-    cores = _cores(args, newest_only=args.action == "install" and not args.all)
-    if not cores and args.action != "status":
+    cores = _cores(args, newest_only=args.command == "install" and not args.all)
+    if not cores and args.command != "status":
         raise usage_error("no esp32 Arduino core found", "install the esp32 core with the "
                           "boards manager, or give --core-dir DIR (or --ide-dir for a portable "
                           "IDE 1.8)")
-    if args.action == "install":
+    if args.command == "install":
         states = [install(c, python) for c in cores]
-    elif args.action == "uninstall":
+    elif args.command == "uninstall":
         states = [uninstall(c) for c in cores]
     else:
         states = [core_state(c, python) for c in cores]
@@ -303,21 +284,11 @@ def _manage(args: argparse.Namespace) -> int:
             sys.stdout.write(f"          your previous platform.local.txt: {s.backup}\n")
     if not states:
         sys.stdout.write("no esp32 Arduino core found\n")
-    if args.action == "install":
+    if args.command == "install":
         sys.stdout.write("A core update installs a new folder without partkit's hook: run "
                          "'partkit arduino install' again after updating the esp32 core.\n")
     return 0
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.action == "check":
-            return _hook(args)
-        if args.action == "size":
-            return _size(args)
-        if args.action == "table":
-            return _table(args)
-        return _manage(args)
-    except PartkitError as exc:
-        return report_error(exc)
+    return _subcommands().run(argv)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 
-from partkit.cli.common import EXIT_PLAIN, emit, report_error, size_option, table_options
+from partkit.cli.common import EXIT_PLAIN, emit, size_option, table_options
+from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import chip_names
-from partkit.common.errors import Diagnostic, PartkitError
+from partkit.common.errors import Diagnostic
 from partkit.common.fileio import read_input, write_atomic
 from partkit.common.numbers import format_size
 from partkit.esp_at.customize import TABLE_SECTOR, build
@@ -17,6 +22,8 @@ from partkit.table.source import read_table_input
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from partkit.esp_at.customize import AtCustomize
 
 __all__ = ["run"]
@@ -26,24 +33,12 @@ ESP-AT keeps user partitions in a second table, at_customize.bin, flashed at the
 'at_customize' row of the primary table (partitions_at.csv); the partitions it lists must lie
 in the rest of that region. 'gen' checks at_customize.csv against the primary table and writes
 at_customize.bin (byte-identical to 'gen_esp32part.py -q at_customize.csv at_customize.bin');
-'check' only checks. Both print the flash address and the esptool command.
-Exit status: 0 ok, 2 bad input (every problem is listed).
-"""
+'check' only checks. Both print the flash address and the esptool command; every problem
+is listed."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="partkit at", description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="action", metavar="{gen,check}")
-    sub.required = True
-    for action, summary in (
-        ("gen", "check at_customize.csv and write at_customize.bin"),
-        ("check", "check a secondary table (CSV or binary) without writing anything"),
-    ):
-        p = sub.add_parser(action, help=summary, description=summary, epilog=EXIT_PLAIN,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_options(action: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
         p.add_argument("table", metavar="AT_CUSTOMIZE",
                        help="the secondary table: at_customize.csv (or .bin for 'check')")
         p.add_argument("--primary", required=True, metavar="PARTITIONS_AT",
@@ -65,12 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                             "equal the region offset")
         p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
         p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
-    return parser
+    return add
 
 
 def _default_output(path: str) -> str:
-    import os
-
     root, ext = os.path.splitext(path)
     return root + ".bin" if ext.lower() != ".bin" else root + ".out.bin"
 
@@ -91,7 +84,6 @@ def _report_json(
     result: AtCustomize | None, args: argparse.Namespace, output: str | None,
     problems: tuple[object, ...],
 ) -> str:
-    import json
 
 
     def diag(d: Diagnostic) -> dict[str, object]:
@@ -108,8 +100,6 @@ def _report_json(
         "diagnostics": [diag(d) for d in problems if isinstance(d, Diagnostic)],
     }
     if result is not None:
-        import shlex
-
         region = result.region
         argv = _esptool_argv(args.chip, result.address, _target(result, args, output))
         doc.update({
@@ -137,7 +127,6 @@ def _free(result: AtCustomize) -> int:
 
 
 def _report_text(result: AtCustomize, args: argparse.Namespace, output: str | None) -> str:
-    import shlex
 
 
     region = result.region
@@ -164,16 +153,19 @@ def _report_text(result: AtCustomize, args: argparse.Namespace, output: str | No
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return _run(args)
-    except PartkitError as exc:
-        if args.json:
-            sys.stdout.write(_report_json(None, args, None, exc.diagnostics) + "\n")
-        return report_error(exc)
+    return Subcommands("partkit at", _DESCRIPTION, tuple(
+        Subcommand(action, summary, _add_options(action), _run, EXIT_PLAIN)
+        for action, summary in (
+            ("gen", "check at_customize.csv and write at_customize.bin"),
+            ("check", "check a secondary table (CSV or binary) without writing anything"),
+        )), usage="usage: partkit at {gen,check} AT_CUSTOMIZE --primary PARTITIONS_AT "
+        "[options]", epilog=EXIT_PLAIN).run(argv)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.json:  # an error is the JSON answer too (ok false, its diagnostics), then its code
+        set_reporting(Reporting(as_json=lambda problems: _report_json(None, args, None,
+                                                                      problems)))
     flash_size = None if args.flash_size is None else size_option("--flash-size",
                                                                    args.flash_size)
     primary_options = table_options(offset=args.primary_offset, chip=args.chip,
@@ -189,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     result = build(data, args.table, primary_data, args.primary, TableOptions(),
                    primary_options, chip=chip, flash_size=flash_size, sdkconfig=sdkconfig)
     output = None
-    if args.action == "gen":
+    if args.command == "gen":
         output = args.output or _default_output(args.table)
         write_atomic(output, result.binary)
     emit(result.warnings)

@@ -20,49 +20,70 @@ import os
 import sys
 
 import partkit
-from partkit.cli.common import EXIT_PLAIN, command_parser, size_option, usage_error
+from partkit.cli.common import EXIT_PLAIN, size_option, usage_error
+from partkit.cli.dispatch import Subcommand, Subcommands
 from partkit.common.chips import bootloader_offset, chip_names
 from partkit.common.fileio import write_atomic
 from partkit.flash.partinfo import query_tokens
 
 __all__ = ["run"]
 
-COMMANDS = {
-    "partition-info": "print a partition's info: key=value TOKENs (table=FILE, name=N, ...)",
-    "bootloader-offset": "print the chip's bootloader flash offset",
-    "package-dir": "print the directory of the partkit package",
-    "erased-file": "write FILE: SIZE bytes of 0xFF (an erased otadata image)",
-}
+def _partition_info(args: argparse.Namespace) -> int:
+    sys.stdout.write(query_tokens(args.tokens) + "\n")
+    return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = command_parser(
-        "partkit buildsys", "The answers the CMake module asks for, as commands:\n"
-        "build scripts call these instead of importing partkit's modules.", EXIT_PLAIN)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser("partition-info", help=COMMANDS["partition-info"])
+def _bootloader_offset(args: argparse.Namespace) -> int:
+    try:
+        offset = bootloader_offset(args.chip)
+    except KeyError:
+        raise usage_error(f"unknown chip '{args.chip}'",
+                          f"one of: {', '.join(chip_names())}") from None
+    sys.stdout.write(f"{offset:#x}\n")
+    return 0
+
+
+def _package_dir(args: argparse.Namespace) -> int:
+    sys.stdout.write(os.path.dirname(os.path.abspath(partkit.__file__)) + "\n")
+    return 0
+
+
+def _erased_file(args: argparse.Namespace) -> int:
+    write_atomic(args.file, b"\xff" * size_option("SIZE", args.size))
+    return 0
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _tokens(p: argparse.ArgumentParser) -> None:
     p.add_argument("tokens", nargs="+", metavar="TOKEN", help="key=value (see the module doc)")
-    p = sub.add_parser("bootloader-offset", help=COMMANDS["bootloader-offset"])
+
+
+def _chip(p: argparse.ArgumentParser) -> None:
     p.add_argument("chip", metavar="CHIP", help=f"one of: {', '.join(chip_names())}")
-    sub.add_parser("package-dir", help=COMMANDS["package-dir"])
-    p = sub.add_parser("erased-file", help=COMMANDS["erased-file"])
+
+
+def _file_and_size(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="file to write")
     p.add_argument("size", metavar="SIZE", help="its size (0x2000, 8K)")
-    return parser
+
+
+COMMANDS = (
+    Subcommand("partition-info", "print a partition's info: key=value TOKENs (table=FILE, "
+               "name=N, ...)", _tokens, _partition_info, EXIT_PLAIN),
+    Subcommand("bootloader-offset", "print the chip's bootloader flash offset", _chip,
+               _bootloader_offset, EXIT_PLAIN),
+    Subcommand("package-dir", "print the directory of the partkit package", _no_options,
+               _package_dir, EXIT_PLAIN),
+    Subcommand("erased-file", "write FILE: SIZE bytes of 0xFF (an erased otadata image)",
+               _file_and_size, _erased_file, EXIT_PLAIN),
+)
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "partition-info":
-        sys.stdout.write(query_tokens(args.tokens) + "\n")
-    elif args.command == "bootloader-offset":
-        try:
-            sys.stdout.write(f"{bootloader_offset(args.chip):#x}\n")
-        except KeyError:
-            raise usage_error(f"unknown chip '{args.chip}'",
-                              f"one of: {', '.join(chip_names())}") from None
-    elif args.command == "package-dir":
-        sys.stdout.write(os.path.dirname(os.path.abspath(partkit.__file__)) + "\n")
-    else:
-        write_atomic(args.file, b"\xff" * size_option("SIZE", args.size))
-    return 0
+    return Subcommands(
+        "partkit buildsys", "The answers the CMake module asks for, as commands:\n"
+        "build scripts call these instead of importing partkit's modules.", COMMANDS,
+        epilog=EXIT_PLAIN).run(argv)

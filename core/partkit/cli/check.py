@@ -13,15 +13,20 @@ import json
 import sys
 
 from partkit.check.files import check_files
-from partkit.check.findings import Budget
+from partkit.check.report import to_json, to_text
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
+    BOARD_OVERRIDES,
+    add_budget_options,
     add_table_arguments,
+    budgets_from_args,
     command_parser,
     emit,
     options_from_args,
+    refuse_table_options,
     verdict_only,
 )
+from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
@@ -54,10 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="data image (partkit data build, pio buildfs, ...) to check against "
                         "partition NAME: the whole file must fit (repeatable)")
     add_table_arguments(p, has_output=True)
-    p.add_argument("--warn-free", metavar="PCT%|BYTES",
-                   help="warn when the app slot has less free space than this")
-    p.add_argument("--fail-free", metavar="PCT%|BYTES",
-                   help="fail when the app slot has less free space than this")
+    add_budget_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="text report: only the verdict line and what was not checked (the "
@@ -106,41 +108,32 @@ def run(argv: list[str]) -> int:
     if sum(x is not None for x in given) != 1:
         parser.error("give a TABLE, --idf-build-dir DIR or --arduino-build-dir DIR (one of them)")
     if args.arduino_build_dir is not None:
+        refuse_table_options(parser, args, "--arduino-build-dir", BOARD_OVERRIDES)
         return arduino.run_check(args, args.output)
     if args.idf_build_dir is not None:
+        refuse_table_options(parser, args, "--idf-build-dir")
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
     # an image's bootloader header decides the flash size (table.source.judge_flash_size)
     flash = table_flash_size(args.table, options)
     options = options.replace(flash_size=flash.size)
-    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
-    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
-    Budget.check_order(warn, fail)
+    warn, fail = budgets_from_args(args)
     report = check_files(
         args.table, options, table_source=args.table_source, app=args.app,
         app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:
-        from partkit.table.options import usage_error
-
         emit(f.diagnostic for f in report.findings)
         raise usage_error(
             f"nothing to check: {args.table} is a valid table, but no --app, "
             "--bootloader, --data or --flash-size was given",
             "give at least one of them; 'partkit show' prints a table")
     if args.output is not None:
-        from partkit.check.report import to_json
-        from partkit.common.fileio import write_atomic
-
         write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
-        from partkit.check.report import to_json
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.check.report import to_text
-
         text = _say_unchecked_flash(to_text(report), args.table, report.boot is not None,
                                     options)
         sys.stdout.write(verdict_only(text) if args.quiet else text)

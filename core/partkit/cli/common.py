@@ -5,11 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.errors import (
-    Diagnostic,
-    PartkitError,
-    github_annotation,
-)
+from partkit.common.errors import Diagnostic, github_annotation
 from partkit.table.options import int_option, size_option, table_options, usage_error
 
 TYPE_CHECKING = False
@@ -18,15 +14,19 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import NoReturn
 
+    from partkit.check.findings import Budget
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "BOARD_OVERRIDES",
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
+    "add_budget_options",
     "add_extra_subtypes",
     "add_selector",
     "add_table_arguments",
+    "budgets_from_args",
     "check_input_path",
     "check_output_option",
     "chip_help",
@@ -34,7 +34,7 @@ __all__ = [
     "emit",
     "int_option",
     "options_from_args",
-    "report_error",
+    "refuse_table_options",
     "size_option",
     "swallowed",
     "table_options",
@@ -150,11 +150,6 @@ def emit(diagnostics: Iterable[Diagnostic]) -> None:
             sys.stderr.write(github_annotation(d) + "\n")
 
 
-def report_error(exc: PartkitError) -> int:
-    emit(exc.diagnostics)
-    return exc.exit_code
-
-
 def add_selector(p: argparse.ArgumentParser) -> None:
     """parttool's partition selector, shared by ``partkit image`` and ``partkit device``."""
     g = p.add_argument_group("partition selector (one of)")
@@ -217,6 +212,50 @@ def add_extra_subtypes(group: argparse._ActionsContainer, follows: str | None = 
         help_text += f"; end the list with -- when {follows} follows"
     group.add_argument("--extra-partition-subtypes", nargs=nargs, default=[], metavar="E",
                        help=help_text)
+
+
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """``--warn-free``/``--fail-free``, the CI budgets of ``check`` and ``arduino check|size``
+    (an ESP-IDF build's come from its Kconfig too: :mod:`partkit.cli.idf_build`)."""
+    parser.add_argument("--warn-free", metavar="PCT%|BYTES",
+                        help="warn when the app slot has less free space than this")
+    parser.add_argument("--fail-free", metavar="PCT%|BYTES",
+                        help="fail when the app slot has less free space than this")
+
+
+def budgets_from_args(args: argparse.Namespace) -> tuple[Budget | None, Budget | None]:
+    """The budgets of :func:`add_budget_options` (warn, fail); a warning budget below the
+    failing one is refused (exit 2)."""
+    from partkit.check.findings import Budget
+
+    warn = None if args.warn_free is None else Budget.parse(args.warn_free, "--warn-free")
+    fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
+    Budget.check_order(warn, fail)
+    return warn, fail
+
+
+# What a build folder says itself: the table options, and check's file options. Given with
+# --idf-build-dir or --arduino-build-dir (but for the board overrides an Arduino build
+# takes) they would be ignored, so they are refused.
+_TABLE_ONLY = ("app", "type", "subtype", "bootloader", "data", "table_source", "offset",
+               "chip", "bootloader_offset", "recovery_bootloader_offset", "flash_size",
+               "disable_md5sum", "extra_partition_subtypes")
+BOARD_OVERRIDES = ("chip", "flash_size", "bootloader_offset")  # Arduino's board menu
+
+
+def refuse_table_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                         build: str, keep: tuple[str, ...] = ()) -> None:
+    """A usage error for an option given with a build folder (``build``) that the
+    folder answers itself, except those in ``keep``."""
+    for action in parser._actions:
+        if (action.dest in _TABLE_ONLY and action.dest not in keep and action.option_strings
+                and getattr(args, action.dest, action.default) != action.default):
+            option = max(action.option_strings, key=len)
+            hint = ("the build folder names the images, the table and their offsets; "
+                    "check single files with 'partkit check TABLE ...'")
+            if action.dest in BOARD_OVERRIDES:
+                hint = "the build's own settings (sdkconfig, flasher_args.json) are what it flashes"
+            raise usage_error(f"{option} has no effect with {build}", hint)
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,

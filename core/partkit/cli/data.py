@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import (
-    add_table_arguments,
-    command_parser,
-    emit,
-    options_from_args,
-    report_error,
-    usage_error,
-)
-from partkit.common.errors import PartkitError
+from partkit.cli.common import add_table_arguments, emit, options_from_args, usage_error
+from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.common.esptool import installed_esptool_version, write_command
+from partkit.common.fileio import check_outputs, write_atomic
+from partkit.data import build_partition_image, depfile, plaintext_nvs_warning
+from partkit.flash.tablearea import load_table_file
 
 __all__ = ["run"]
 
@@ -48,16 +45,7 @@ exit status:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = command_parser("partkit data", epilog=EPILOG, description=(
-        "Build a data partition image (NVS, LittleFS, FAT) at exactly the size the table "
-        "gives the partition."))
-    sub = p.add_subparsers(dest="action", metavar="build", required=True,
-                           help="the action (partkit data build --help for its options)")
-    b = sub.add_parser("build", help="build the image of one partition",
-                       description="Build the image of one data partition from a directory "
-                       "or an NVS CSV.", epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_build_options(b: argparse.ArgumentParser) -> None:
     b.add_argument("table", help="CSV or binary partition table")
     b.add_argument("--partition", required=True, metavar="NAME", help="the data partition")
     b.add_argument("--from", dest="source", required=True, metavar="DIR|CSV",
@@ -75,39 +63,37 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--depfile-target", metavar="NAME",
                    help="the target the depfile names (default: IMG as given)")
     add_table_arguments(b, has_output=True)
-    return p
 
 
 def run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        from partkit.common.fileio import check_outputs, write_atomic
-        from partkit.data import build_partition_image
-        from partkit.flash.tablearea import load_table_file
+    return Subcommands(
+        "partkit data", "Build a data partition image (NVS, LittleFS, FAT) at exactly the size "
+        "the table\ngives the partition.",
+        (Subcommand("build", "build the image of one partition", _add_build_options, _build,
+                    EPILOG, "Build the image of one data partition from a directory or an "
+                    "NVS CSV."),),
+        usage="usage: partkit data build TABLE --partition NAME --from DIR|CSV -o IMG "
+        "[options]", epilog=EPILOG).run(argv)
 
-        # before anything is written: `-o a.bin --depfile a.bin` wrote the image, then
-        # refused the depfile (exit 2 with a.bin already replaced)
-        check_outputs([args.output, args.depfile], [args.table, args.source])
-        options = options_from_args(args, verify=True)
-        table = load_table_file(args.table, options).table
-        part, fmt, image = build_partition_image(table, args.partition, args.source,
-                                                 args.format, args.littlefs_version or "2.1")
-        if args.littlefs_version and fmt != "littlefs":
-            raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
-        from partkit.data import plaintext_nvs_warning
 
-        plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
-        if plain is not None:
-            emit([plain])
-        write_atomic(args.output, image)
-        if args.depfile:
-            from partkit.data import depfile
+def _build(args: argparse.Namespace) -> int:
+    # before anything is written: `-o a.bin --depfile a.bin` wrote the image, then
+    # refused the depfile (exit 2 with a.bin already replaced)
+    check_outputs([args.output, args.depfile], [args.table, args.source])
+    options = options_from_args(args, verify=True)
+    table = load_table_file(args.table, options).table
+    part, fmt, image = build_partition_image(table, args.partition, args.source,
+                                             args.format, args.littlefs_version or "2.1")
+    if args.littlefs_version and fmt != "littlefs":
+        raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
 
-            target = args.depfile_target or args.output
-            write_atomic(args.depfile, depfile(target, args.source).encode())
-    except PartkitError as exc:
-        return report_error(exc)
-    from partkit.common.esptool import installed_esptool_version, write_command
+    plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
+    if plain is not None:
+        emit([plain])
+    write_atomic(args.output, image)
+    if args.depfile:
+        target = args.depfile_target or args.output
+        write_atomic(args.depfile, depfile(target, args.source).encode())
 
     note = f"; {LAYOUT_NOTES[fmt]}" if fmt in LAYOUT_NOTES else ""
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "
@@ -115,4 +101,3 @@ def run(argv: list[str]) -> int:
                      "flash with: "
                      f"{write_command(part.offset, args.output, installed_esptool_version())}\n")
     return 0
-

@@ -11,14 +11,16 @@ import json
 import sys
 
 from partkit.cli.common import (
+    add_extra_subtypes,
     chip_help,
     emit,
-    report_error,
     size_option,
     table_options,
     usage_error,
 )
-from partkit.common.errors import PartkitError
+from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
+from partkit.flash.appimage import read_image_file
+from partkit.table.options import int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,54 +70,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--new-offset", metavar="N", help="table offset of NEW (default --offset)")
     p.add_argument("--disable-md5sum", action="store_true",
                    help="CSV sides are encoded without the MD5 row (binary sides: as found)")
-    p.add_argument("--extra-partition-subtypes", nargs="*", default=[], metavar="E",
-                   help="extra subtypes as type,name,hexvalue")
+    add_extra_subtypes(p, "OLD or NEW")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     return p
 
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        from partkit.diff import DiffOptions, diff_tables, load_side
 
-        base = table_options(offset=args.offset, chip=args.chip, md5=not args.disable_md5sum,
-                             verify=False, extra_subtypes=args.extra_partition_subtypes)
-        flash_size = None if args.flash_size is None else size_option("--flash-size",
-                                                                      args.flash_size)
-        if args.old == args.new == "-":  # the second read would see an empty stdin
-            raise usage_error("OLD and NEW are both '-': standard input holds one table",
-                              "give one of them as a file")
-        old = load_side(args.old, _side_options(base, args.old_offset, "--old-offset"))
-        new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
-        app = None
-        if args.app is not None:
-            from partkit.flash.appimage import read_image_file
-
-            app = read_image_file(args.app)
-            if args.chip and app.chip and app.chip != base.chip:
-                raise usage_error(f"--app: {args.app} is an image for {app.chip}, not "
-                                  f"{base.chip}", "build the app for the devices' chip")
-            emit(app.warnings)
-        report = diff_tables(old, new, DiffOptions(
-            running=None if args.running is None else tuple(args.running),
-            erase=tuple(args.erase), app=app, flash_size=flash_size, secure=args.secure,
-            table=base))
-    except PartkitError as exc:
-        return report_error(exc)
+    base = table_options(offset=args.offset, chip=args.chip, md5=not args.disable_md5sum,
+                         verify=False, extra_subtypes=args.extra_partition_subtypes)
+    flash_size = None if args.flash_size is None else size_option("--flash-size",
+                                                                  args.flash_size)
+    if args.old == args.new == "-":  # the second read would see an empty stdin
+        raise usage_error("OLD and NEW are both '-': standard input holds one table",
+                          "give one of them as a file")
+    old = load_side(args.old, _side_options(base, args.old_offset, "--old-offset"))
+    new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
+    app = None
+    if args.app is not None:
+        app = read_image_file(args.app)
+        if args.chip and app.chip and app.chip != base.chip:
+            raise usage_error(f"--app: {args.app} is an image for {app.chip}, not "
+                              f"{base.chip}", "build the app for the devices' chip")
+        emit(app.warnings)
+    report = diff_tables(old, new, DiffOptions(
+        running=None if args.running is None else tuple(args.running),
+        erase=tuple(args.erase), app=app, flash_size=flash_size, secure=args.secure,
+        table=base))
     emit(report.warnings)
     if args.json:
-        from partkit.diff import to_json
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.diff import to_text
-
         sys.stdout.write(to_text(report))
     return report.exit_code
 
 
 def _side_options(base: TableOptions, offset: str | None, option: str) -> TableOptions:
-    from partkit.table.options import int_option
-
     return base if offset is None else base.replace(table_offset=int_option(option, offset))

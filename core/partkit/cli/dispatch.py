@@ -138,7 +138,12 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
 
     argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
     fails): they are swapped for placeholders that cannot look like options, then back.
+    It also keeps its formatted usage as a %-template, so a ``%`` in a metavar
+    (``--warn-free PCT%|BYTES``) crashed ``--help`` and every usage error: the usage is
+    fixed here first, its ``%`` escaped.
     """
+    if parser.usage is None:
+        parser.usage = parser.format_usage()[len("usage: "):].rstrip("\n").replace("%", "%%")
     if "--" not in argv:
         return parser.parse_intermixed_args(argv)
     cut = argv.index("--")

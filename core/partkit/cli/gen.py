@@ -229,7 +229,7 @@ def _check_only(inputs: list[str], options: object) -> int:
             emit(loaded.warnings)
             if not loaded.is_binary:
                 codec.encode(loaded.table, options)
-        except PartkitError as exc:
+        except PartkitError as exc:  # not reporting: every input is checked, every error shown
             emit(exc.diagnostics)
             failed = True
     return 2 if failed else 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.check.buildfolder import build_flash_size
-from partkit.check.flashmap import app_usage, beyond_flash, svg_map
+from partkit.check.flashmap import app_usage, beyond_flash, image_overflows, svg_map
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_CHECK,
@@ -15,11 +14,11 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
-from partkit.common.errors import PartkitError
+from partkit.common.errors import PartkitError, error
+from partkit.common.fileio import write_text
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file, table_flash_size
-from partkit.table.options import size_option
-from partkit.table.source import grow_hint
+from partkit.table.source import FlashSize, grow_hint
 
 __all__ = ["run"]
 
@@ -44,15 +43,13 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    idf_build.require_table_or_build(parser, args)
-    from partkit.check.flashmap import image_overflows
+    idf_build.require_table_or_build(parser, args, keep=("app",))  # more apps to draw
 
     apps = []
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
         build, loaded = idf_build.load(args, verify=False)
         options = build.options
-        flash = build_flash_size(build, None if args.flash_size is None
-                                 else size_option("--flash-size", args.flash_size))
+        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
         if build.app is not None:
             slot = next((p.name for p in loaded.table if p.offset == build.app.offset), "")
             apps.append((slot or None, read_image_file(build.app.path)))
@@ -73,14 +70,11 @@ def run(argv: list[str]) -> int:
     if args.output == "-":
         sys.stdout.write(document)
     else:
-        from partkit.common.fileio import write_text
-
         write_text(args.output, document)
     emit(loaded.warnings)
     emit(flash.warnings)
     for _, image in apps:
         emit(image.warnings)
-    from partkit.common.errors import error
 
     failed = False
     for p, image in image_overflows(loaded.table, usage):

@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.cli.common import add_extra_subtypes, emit, report_error
+from partkit.cli.common import add_extra_subtypes, emit
+from partkit.cli.device import progress_bar
+from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.errors import PartkitError, error
+from partkit.flash.partinfo import format_info
 from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType, ParttoolTarget
 from partkit.table.options import int_option
 
@@ -155,17 +158,10 @@ def run(argv: list[str]) -> int:
         if not args.quiet:
             parser.print_help(sys.stdout)  # parttool prints its help on stdout
         return 2
-    try:
-        return _operate(args)
-    except PartkitError as exc:
-        if args.quiet:
-            return exc.exit_code
-        return report_error(exc)
-    except KeyboardInterrupt as exc:  # the device step says what may have changed
-        if not args.quiet:
-            sys.stderr.write("partkit parttool: interrupted"
-                             + (f"; {exc.args[0]}" if exc.args else "") + "\n")
-        return 130
+    # -q: every error and Ctrl-C silent, the exit status only (parttool's -q); a Ctrl-C
+    # outside a device step makes no claim (a device step names what may have changed)
+    set_reporting(Reporting(quiet=args.quiet, interrupted=None))
+    return _operate(args)
 
 
 def _selector(args: argparse.Namespace) -> object:
@@ -194,7 +190,6 @@ def _operate(args: argparse.Namespace) -> int:
     progress = None
     if not args.quiet and args.operation in ("read_partition", "write_partition",
                                              "erase_partition"):
-        from partkit.cli.device import progress_bar
 
         progress = progress_bar(args.operation.split("_")[0], quiet=False)
     target = ParttoolTarget(
@@ -224,12 +219,11 @@ def _operate(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, target: ParttoolTarget, selector: object) -> int:
     op = args.operation
     if op == "get_partition_info":
-        from partkit.flash.partinfo import format_info
-
         try:
             found = target.get_partition_info(selector)
         except PartkitError as exc:
-            # parttool prints nothing and succeeds; CMake relies on the empty string
+            # not reporting: parttool prints nothing and succeeds when nothing matches, and
+            # CMake relies on the empty string (a warning on stderr at most)
             if not args.quiet:
                 sys.stderr.write(f"warning: {exc.diagnostics[0].message}\n")
             return 0

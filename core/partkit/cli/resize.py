@@ -10,11 +10,18 @@ from partkit.cli.common import (
     command_parser,
     emit,
     options_from_args,
-    report_error,
     size_option,
     usage_error,
 )
-from partkit.common.errors import PartkitError
+from partkit.common.errors import warning
+from partkit.common.fileio import edit_in_place, read_input, write_atomic
+from partkit.diff import DiffOptions, diff_tables, side_of, to_text
+from partkit.flash.tablearea import read_table_source
+from partkit.plan.csvedit import rewrite
+from partkit.plan.resize import Edit, resize
+from partkit.table.codec import load_table
+from partkit.table.csvparse import decode_text
+from partkit.table.render import to_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,7 +85,6 @@ def _sizes(values: list[str]) -> tuple[tuple[str, int], ...]:
 def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions,
                  path: str) -> None:
     """The change as ``partkit diff`` reports it (OTA-safety verdict and plan), on stdout."""
-    from partkit.diff import DiffOptions, diff_tables, side_of, to_text
 
     report = diff_tables(
         side_of(old.replace(path=path), options.table_offset, options.md5),
@@ -89,56 +95,42 @@ def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        from partkit.common.fileio import edit_in_place, read_input, write_atomic
-        from partkit.plan.resize import Edit, resize
-        from partkit.table.codec import load_table
 
-        if not (args.set or args.fill or args.flash_size):
-            raise usage_error("nothing to do", "give --set NAME=SIZE, --fill NAME or "
-                              "--flash-size SIZE")
-        options = options_from_args(args, verify=True)
-        if args.table == "-" or args.table.startswith("builtin:"):  # read, not rewritten
-            if not args.output and not args.dry_run:
-                raise usage_error(f"{args.table} cannot be edited in place",
-                                  "give -o for the CSV to write (or -n to only print the "
-                                  "change)")
-            from partkit.flash.tablearea import read_table_source
+    if not (args.set or args.fill or args.flash_size):
+        raise usage_error("nothing to do", "give --set NAME=SIZE, --fill NAME or "
+                          "--flash-size SIZE")
+    options = options_from_args(args, verify=True)
+    if args.table == "-" or args.table.startswith("builtin:"):  # read, not rewritten
+        if not args.output and not args.dry_run:
+            raise usage_error(f"{args.table} cannot be edited in place",
+                              "give -o for the CSV to write (or -n to only print the "
+                              "change)")
 
-            data = read_table_source(args.table, options.table_offset).data
-        else:
-            data = read_input(args.table)
-        loaded = load_table(data, args.table, options.replace(flash_size=None))
-        emit(loaded.warnings)
-        if loaded.is_binary and not args.output and not args.dry_run:
-            raise usage_error(f"{args.table} is a binary table; give -o for the CSV to write")
-        edit = Edit(sizes=_sizes(args.set), fill=tuple(args.fill),
-                    flash_size=options.flash_size, allow_move=args.allow_move)
-        new = resize(loaded.table, edit, options.flash_size)
-        if options.flash_size is None and (args.set or args.fill):
-            from partkit.common.errors import warning
-
-            emit([warning("the flash size is unknown: not checked that the result fits the "
-                          "flash", None, "give --flash-size (e.g. 4MB)")])
-        if loaded.is_binary:
-            from partkit.table.render import to_csv
-
-            text = to_csv(new, options.subtypes)
-        else:
-            from partkit.plan.csvedit import rewrite
-            from partkit.table.csvparse import decode_text
-
-            text = rewrite(decode_text(data, args.table), loaded.table, new, args.table,
-                           options.replace(flash_size=None))
-        # The written text must load, verify and fit, as gen will see it.
-        load_table(text.encode(), args.output or args.table, options)
-        print_change(loaded.table, new, options, args.table)
-        if not args.dry_run:
-            target = args.output or args.table
-            if not args.output:  # the documented in-place edit of TABLE
-                edit_in_place(target)
-            write_atomic(target, text.encode("utf-8"))
-            sys.stderr.write(f"partkit: wrote {target}\n")
-    except PartkitError as exc:
-        return report_error(exc)
+        data = read_table_source(args.table, options.table_offset).data
+    else:
+        data = read_input(args.table)
+    loaded = load_table(data, args.table, options.replace(flash_size=None))
+    emit(loaded.warnings)
+    if loaded.is_binary and not args.output and not args.dry_run:
+        raise usage_error(f"{args.table} is a binary table; give -o for the CSV to write")
+    edit = Edit(sizes=_sizes(args.set), fill=tuple(args.fill),
+                flash_size=options.flash_size, allow_move=args.allow_move)
+    new = resize(loaded.table, edit, options.flash_size)
+    if options.flash_size is None and (args.set or args.fill):
+        emit([warning("the flash size is unknown: not checked that the result fits the "
+                      "flash", None, "give --flash-size (e.g. 4MB)")])
+    if loaded.is_binary:
+        text = to_csv(new, options.subtypes)
+    else:
+        text = rewrite(decode_text(data, args.table), loaded.table, new, args.table,
+                       options.replace(flash_size=None))
+    # The written text must load, verify and fit, as gen will see it.
+    load_table(text.encode(), args.output or args.table, options)
+    print_change(loaded.table, new, options, args.table)
+    if not args.dry_run:
+        target = args.output or args.table
+        if not args.output:  # the documented in-place edit of TABLE
+            edit_in_place(target)
+        write_atomic(target, text.encode("utf-8"))
+        sys.stderr.write(f"partkit: wrote {target}\n")
     return 0

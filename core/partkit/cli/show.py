@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from partkit.check.buildfolder import build_flash_size
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_PLAIN,
@@ -15,9 +14,12 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
-from partkit.flash.tablearea import load_table_file, table_flash_size
+from partkit.common.fileio import write_text
+from partkit.flash.bootpredict import predict_image_boot
+from partkit.flash.tablearea import load_table_file, read_table_source, table_flash_size
 from partkit.table.builtin import all_builtins
-from partkit.table.options import size_option
+from partkit.table.render import to_csv, to_json, to_summary
+from partkit.table.source import FlashSize
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +59,7 @@ def run(argv: list[str]) -> int:
     if args.idf_build_dir is not None:
         build, loaded = idf_build.load(args, verify=not args.no_verify)
         options = build.options.replace(strict=args.strict)
-        flash = build_flash_size(build, None if args.flash_size is None
-                                 else size_option("--flash-size", args.flash_size))
+        flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
         # an image's bootloader header decides the size drawn (as in check, map, diff)
@@ -71,18 +72,12 @@ def run(argv: list[str]) -> int:
     emit(loaded.warnings)
     emit(flash.warnings)
     if args.json:
-        from partkit.table.render import to_json
-
         doc = to_json(loaded.table, options)
         doc["flash_size_origin"] = flash.origin
         text = json.dumps(doc, indent=2) + "\n"
     elif args.csv:
-        from partkit.table.render import to_csv
-
         text = to_csv(loaded.table, options.subtypes)
     else:
-        from partkit.table.render import to_summary
-
         text = to_summary(loaded.table, options, flash.origin)
         text += _image_boot(args, loaded.table, options)
         if not args.no_map:
@@ -92,8 +87,6 @@ def run(argv: list[str]) -> int:
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
     else:
-        from partkit.common.fileio import write_text
-
         write_text(args.output, text)
     return 0
 
@@ -101,12 +94,10 @@ def run(argv: list[str]) -> int:
 def _image_boot(args: argparse.Namespace, table: PartitionTable,
                 options: TableOptions) -> str:
     """For a flash image or dump: which app it boots (a line), else nothing."""
-    from partkit.flash.tablearea import read_table_source
 
     if args.idf_build_dir is not None or not read_table_source(
             args.table, options.table_offset).image:
         return ""
-    from partkit.flash.bootpredict import predict_image_boot
 
     return f"boot: {predict_image_boot(args.table, table).outcome()}\n"
 

@@ -101,13 +101,14 @@ def align_up(value: int, boundary: int) -> int:
     return -(-value // boundary) * boundary
 
 
-# How each output spells a size that divides into MiB / KiB, and the fallback otherwise:
-# "csv" as gen_esp32part writes a CSV size, "esptool" as esptool's --flash-size spells it
-# (and partkit's messages name a flash), "map" for the flash map's labels.
-_UNIT_SPELLINGS: dict[str, tuple[str, str, str]] = {
-    "csv": ("M", "K", "0x{:x}"),
-    "esptool": ("MB", "KB", "{}"),
-    "map": ("M", "K", "{}B"),
+# How each output spells a size: its MiB and KiB units, the fallback, and whether a unit
+# is written only for a size of at least one of it. "csv" as gen_esp32part writes a CSV
+# size (the first unit that divides, so 0 is '0M'), "esptool" as esptool's --flash-size
+# spells it (and partkit's messages name a flash), "map" for the flash map's labels.
+_UNIT_SPELLINGS: dict[str, tuple[str, str, str, bool]] = {
+    "csv": ("M", "K", "0x{:x}", False),
+    "esptool": ("MB", "KB", "{}", True),
+    "map": ("M", "K", "{}B", True),
 }
 
 
@@ -115,18 +116,17 @@ def format_size(size: int, style: str = "human") -> str:
     """A size in bytes as one of partkit's outputs spells it.
 
     ``human`` (reports): ``1 MiB``, ``24 KiB``, ``291 B``, ``1.5 MiB``. ``csv``: ``1M``,
-    ``24K``, ``0x123``. ``esptool``: ``4MB``, ``24KB``, ``291``. ``map``: ``1M``, ``24K``,
-    ``291B``. A ValueError names an unknown style.
+    ``24K``, ``0x123``, ``0M``. ``esptool``: ``4MB``, ``24KB``, ``291``. ``map``: ``1M``,
+    ``24K``, ``291B``. A ValueError names an unknown style.
     """
     if style != "human":
         try:
-            mib, kib, other = _UNIT_SPELLINGS[style]
+            mib, kib, other, at_least_one = _UNIT_SPELLINGS[style]
         except KeyError:
             msg = f"unknown size style {style!r}"
             raise ValueError(msg) from None
         for unit, scale in ((mib, 1 << 20), (kib, 1 << 10)):
-            # csv is gen_esp32part's spelling: the first unit that divides, so 0 is '0M'
-            if size % scale == 0 and (size >= scale or style == "csv"):
+            if size % scale == 0 and (size >= scale or not at_least_one):
                 return f"{size // scale}{unit}"
         return other.format(size)
     if size < 0:

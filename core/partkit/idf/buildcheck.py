@@ -14,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from partkit.check.checks import Budget, Finding
     from partkit.idf.builddir import IdfBuild
-    from partkit.table.source import FlashSize
 
 __all__ = ["BuildCheck", "Placement", "check_build", "load_build_table", "to_json", "to_text"]
 
@@ -40,18 +39,16 @@ def _in_idf_terms(finding: Finding, build: IdfBuild, budget_names: dict[str, str
 def check_build(build: IdfBuild, *, warn_free: Budget | None = None,
                 fail_free: Budget | None = None, verify: bool = True,
                 strict: bool = False,
-                budget_names: dict[str, str] | None = None,
-                flash: FlashSize | None = None) -> BuildCheck:
+                budget_names: dict[str, str] | None = None) -> BuildCheck:
     """Check the table, the app and bootloader, and where every flashed file lands.
 
     ``budget_names`` renames a budget option in messages (``{"--fail-free":
     "CONFIG_PARTKIT_FAIL_FREE"}`` when the budget came from the project's Kconfig).
-    ``flash``: the flash size judged (default: the build's own).
     Raises PartkitError (exit 2) for missing or malformed inputs; failed checks are in the
     result (``exit_code`` 1).
     """
     result = buildfolder.check_build(build, warn_free=warn_free, fail_free=fail_free,
-                                     verify=verify, strict=strict, flash=flash)
+                                     verify=verify, strict=strict)
     report = result.report
     if report.app is None:
         return result

@@ -256,7 +256,7 @@ class FlashSize(Record):
     """The flash size a table is judged against (None: unknown), where the number came from
     (``--flash-size``, ``the bootloader header at dump.bin@0x1000, byte 3``, ``the length
     of dump.bin``, ``the flash chip of PORT``, a build's setting), and the warnings judging
-    it raised (a ``--flash-size`` the bootloader header or a build overrules)."""
+    it raised (a ``--flash-size`` the bootloader header overrules)."""
 
     __slots__ = ("origin", "size", "warnings")
 
@@ -275,28 +275,21 @@ class FlashSize(Record):
 
     def overruling(self, given: int | None, where: SourceLocation) -> FlashSize:
         """This size, with a ``flash-size-overruled`` warning when ``given`` (``--flash-size``)
-        differs: the size is the bootloader header's, or an ESP-IDF build's, which ``idf.py
-        flash`` writes into that header."""
+        differs from the bootloader header's."""
         size, origin = self.size, self.origin
         if given is None or size is None or origin is None or given == size or (
                 origin == "--flash-size"):
             return self
         said, wanted = format_size(size, "esptool"), format_size(given, "esptool")
-        if origin.startswith(BUILD_ORIGIN):
-            why, fix = ("'idf.py flash' writes it into the bootloader header",
-                        "set the project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE) and build "
-                        "again")
-        else:
-            why, fix = ("the 2nd-stage bootloader checks the partitions against its own header",
-                        "write the bootloader with that size (esptool merge-bin/write-flash "
-                        "--flash-size)")
+        why = "the 2nd-stage bootloader checks the partitions against its own header"
         if given < size:  # ESP-IDF esp_flash_spi_init.c: the app's flash init then fails
             why += (f"; on a {wanted} chip the app stops at start-up ('Detected size("
                     f"{given >> 10}k) smaller than the size in the binary image header("
                     f"{size >> 10}k). Probe failed.')")
         return self.replace(warnings=(*self.warnings, warning(
             f"--flash-size {wanted} is not used: {origin} says {said} (0x{size:x}), and {why}",
-            where, hint=f"judged against {said}; for a {wanted} flash, {fix}",
+            where, hint=f"judged against {said}; for a {wanted} flash, write the bootloader "
+                        "with that size (esptool merge-bin/write-flash --flash-size)",
             code="flash-size-overruled")))
 
 
