@@ -18,7 +18,7 @@ from partkit.common.errors import PartkitError, error
 from partkit.common.fileio import write_text
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file, table_flash_size
-from partkit.table.source import FlashSize
+from partkit.table.source import FlashSize, grow_hint
 
 __all__ = ["run"]
 
@@ -90,7 +90,7 @@ def run(argv: list[str]) -> int:
         emit([error(  # fails the command, as check's table-exceeds-flash does
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
             f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x} (from {flash.origin})",
-            last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
-            "has it; the picture shows the part past the end in red")])
+            last.loc, f"{grow_hint(flash.origin)}; the picture shows the part past the end "
+            "in red")])
         failed = True
     return 1 if failed else 0

@@ -62,9 +62,12 @@ def run(argv: list[str]) -> int:
         flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
-        loaded = load_table_file(args.table, options)
         # an image's bootloader header decides the size drawn (as in check, map, diff)
         flash = table_flash_size(args.table, options)
+        # --flash-size is validated as gen does; a size it did not set (an image's own,
+        # overruling it or not) is drawn, overflow and all, as map draws it
+        loaded = load_table_file(args.table, options.replace(
+            flash_size=flash.size if flash.origin == "--flash-size" else None))
         options = options.replace(flash_size=flash.size)
     emit(loaded.warnings)
     emit(flash.warnings)
