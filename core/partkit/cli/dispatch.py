@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from partkit.cli.common import EXIT_CHECK, command_parser
+from partkit.cli.common import EXIT_CHECK, command_parser, hidden
 from partkit.common.errors import closest
 from partkit.common.record import Record
 
@@ -137,7 +137,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     """parse_intermixed_args, except that everything after ``--`` is positional.
 
     argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back.
+    fails): they are swapped for stand-ins that cannot look like options (``hidden``; an
+    error message shows the words as given), then back.
     It also keeps its formatted usage as a %-template, so a ``%`` in a metavar
     (``--warn-free PCT%|BYTES``) crashed ``--help`` and every usage error: the usage is
     fixed here first, its ``%`` escaped.
@@ -148,8 +149,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         return parser.parse_intermixed_args(argv)
     cut = argv.index("--")
     after = argv[cut + 1:]
-    marks = {f"\0{i}": value for i, value in enumerate(after)}
-    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
+    marks = {hidden(i, value): value for i, value in enumerate(after)}
+    # '--' stays: it also ends an option's list (--extra-partition-subtypes A -- FILE)
+    args = parser.parse_intermixed_args([*argv[:cut], "--", *marks])
     for key, value in vars(args).items():
         if isinstance(value, str) and value in marks:
             setattr(args, key, marks[value])
