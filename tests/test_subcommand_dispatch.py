@@ -63,6 +63,18 @@ def test_no_arguments_prints_the_usage_and_exits_2(
     assert "otadata" in out
 
 
+@pytest.mark.parametrize("argv", [
+    ["device", "--port", "socket://127.0.0.1:9", "--help"],  # after the leading options
+    ["device", "-q", "-p", "socket://127.0.0.1:9", "-h"],
+    ["image", "--json", "-h"],
+])
+def test_help_without_a_command_word_is_the_usage(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"usage: partkit {argv[0]} ") and "commands:" in out
+
+
 # --- '--' ---------------------------------------------------------------------------------------
 
 

@@ -85,6 +85,9 @@ class Subcommands:
             (sys.stdout if argv else sys.stderr).write(self.usage())
             return 0 if argv else 2
         name, rest = self._split(argv)
+        if name is None and self._asks_help(argv):  # after leading options, no word
+            sys.stdout.write(self.usage())
+            return 0
         if name is None:
             sys.stderr.write(f"{self.prog}: error: {self._no_command(argv)}\n{self.usage()}")
             return 2
@@ -104,6 +107,15 @@ class Subcommands:
         if words and words[0] == argv[0]:
             return f"unknown command '{words[0]}'"
         return "no command given"
+
+    def _asks_help(self, argv: list[str]) -> bool:
+        """Whether ``-h``/``--help`` is among the options before where the word would be."""
+        i = 0
+        while i < len(argv) and argv[i] != "--":
+            if argv[i] in ("-h", "--help"):
+                return True
+            i += 2 if self.leading is not None and argv[i] in self.leading else 1
+        return False
 
     def _words(self, argv: list[str]) -> list[str]:
         """The words of ``argv`` that are neither options nor a leading option's value."""
