@@ -75,6 +75,16 @@ def test_help_without_a_command_word_is_the_usage(
     assert out.startswith(f"usage: partkit {argv[0]} ") and "commands:" in out
 
 
+def test_a_device_option_value_before_the_word_is_no_command_word(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # '-n otadata write FILE': write into the otadata partition, not the 'otadata' command
+    missing = tmp_path / "absent.bin"
+    code, _, err = run(capsys, "device", "--port", "socket://127.0.0.1:9", "-n", "otadata",
+                       "write", str(missing))
+    assert code == 2
+    _once(err, str(missing))  # write's own check, before connecting
+
+
 # --- '--' ---------------------------------------------------------------------------------------
 
 
