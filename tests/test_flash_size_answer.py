@@ -99,3 +99,44 @@ def test_device_show_draws_the_bootloader_header_size_as_diff_judges(
         assert "flash 2 MiB: partitions end at 0x320000" in out  # what the bootloader checks
     finally:
         device.stop()
+
+
+def test_a_device_is_judged_by_the_header_at_its_chips_bootloader_offset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.mock_device import MockDevice
+
+    device = MockDevice(tmp_path / "state", chip="esp32")  # its ROM loads 0x1000
+    try:
+        image = bytearray(_image(tmp_path, "flash.bin", 0x9000, 2).read_bytes())  # 4MB at 0x0
+        image[0x1000:0x1004] = bytes([0xE9, 1, 2, 0x1F])  # the ESP32's bootloader says 2MB
+        device.write(tmp_path, 0, bytes(image))
+        assert _diff_answer(device.url, tmp_path, capsys) == (
+            2 << 20, f"the bootloader header at {device.url}@0x1000, byte 3")
+    finally:
+        device.stop()
+
+
+def test_device_apply_judges_new_by_the_header_at_its_chips_bootloader_offset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.mock_device import MockDevice
+
+    old = tmp_path / "old.csv"
+    old.write_text("nvs, data, nvs, 0x9000, 0x6000,\nfactory, app, factory, 0x10000, 1M,\n")
+    assert main(["gen", str(old), str(tmp_path / "old.bin")]) == 0
+    flash = bytearray(b"\xff" * 0x9000)
+    flash[0:4] = bytes([0xE9, 1, 2, 0x2F])  # a leftover saying 4MB in sector 0
+    flash[0x1000:0x1004] = bytes([0xE9, 1, 2, 0x1F])  # the ESP32's bootloader: 2MB
+    table = (tmp_path / "old.bin").read_bytes()
+    flash[0x8000:0x8000 + len(table)] = table
+    (tmp_path / "t.csv").write_text(TABLE)  # NEW ends at 0x320000, past 2MB
+    device = MockDevice(tmp_path / "state", chip="esp32")
+    try:
+        device.write(tmp_path, 0, bytes(flash))
+        capsys.readouterr()
+        code = main(["device", "apply", "--port", device.url, str(tmp_path / "t.csv"),
+                     "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["flash_size"] == 2 << 20 and code != 0
+        assert device.read(tmp_path, 0x8000, len(table)) == table  # nothing written
+    finally:
+        device.stop()

@@ -183,3 +183,170 @@ def test_a_build_dir_names_the_file_that_set_the_size(
     assert doc["flash"]["flash_size_origin"] == "the build's flash_args"  # type: ignore[index]
     _, out, _ = _run(capsys, "show", "--idf-build-dir", str(fx.build))
     assert "flash 4 MiB (from the build's flash_args):" in out
+
+
+@pytest.mark.parametrize("code", [0x8, 0xF])
+def test_an_unknown_size_code_is_the_2mb_the_bootloader_takes(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        code: int) -> None:
+    # ESP-IDF's update_flash_config (bootloader_flash_config_<chip>.c, every chip) takes
+    # 2MB for a size code it does not know: a table past 2MB is rejected at boot.
+    image = tmp_path / "odd.bin"
+    data = bytearray(files["image"].read_bytes())
+    data[3] = code << 4 | data[3] & 0xF
+    image.write_bytes(bytes(data))
+    origin = (f"the bootloader header at {image}@0x0, byte 3 (unknown size code 0x{code:x}, "
+              "taken as 2MB)")
+    for extra in ((), ("--flash-size", "4MB")):
+        doc = _check_json(capsys, str(image), *extra)
+        flash = doc["flash"]
+        assert isinstance(flash, dict)
+        assert (flash["flash_size"], flash["flash_size_origin"]) == (0x200000, origin)
+        assert "table-exceeds-flash" in _codes(doc)
+        assert ("flash-size-overruled" in _codes(doc)) == bool(extra)
+        diffed = _diff_json(capsys, str(image), str(files["csv"]), *extra)
+        assert (diffed["flash_size"], diffed["flash_size_source"]) == (0x200000, origin)
+
+
+@pytest.fixture(scope="module")
+def esp32_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """ESP32 images (the ROM loads the bootloader from 0x1000): one correct (2MB header
+    at 0x1000) but with an ESP32-C3 bootloader saying 4MB left in sector 0, and one with
+    its bootloader wrongly at 0x0 (esptool then leaves its 1MB header alone)."""
+    from support.firmware import build_bootloader, build_chip_app
+
+    root = tmp_path_factory.mktemp("esp32")
+    csv = root / "t.csv"
+    csv.write_text(CSV)
+    table = root / "t.bin"
+    assert main(["gen", "-q", str(csv), str(table)]) == 0
+    bl = build_bootloader(root, name="bl.bin")
+    app = build_chip_app(root, "esp32", name="app.bin")
+
+    def merge(out: str, chip: str, size: str, *pairs: tuple[int, Path]) -> Path:
+        args = [x for offset, path in pairs for x in (hex(offset), str(path))]
+        subprocess.run([sys.executable, "-m", "esptool", "--chip", chip, "merge-bin", "-o",
+                        str(root / out), "--flash-size", size, *args], check=True,
+                       capture_output=True)
+        return root / out
+
+    good = merge("good.bin", "esp32", "2MB", (0x1000, bl), (0x8000, table), (0x10000, app))
+    c3 = merge("c3.bin", "esp32c3", "4MB", (0, bl))
+    both = root / "both.bin"
+    data = bytearray(good.read_bytes())
+    data[:c3.stat().st_size] = c3.read_bytes()
+    both.write_bytes(bytes(data))
+    at0 = merge("at0.bin", "esp32", "2MB", (0, bl), (0x8000, table), (0x10000, app))
+    return {"both": both, "at0": at0, "csv": csv}
+
+
+def test_the_chip_says_where_the_bootloader_header_is(
+        esp32_images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    both, at0 = str(esp32_images["both"]), str(esp32_images["at0"])
+    # without --chip the first header found is all partkit has
+    flash = _check_json(capsys, both)["flash"]
+    assert flash["flash_size_origin"] == f"the bootloader header at {both}@0x0, byte 3"  # type: ignore[index]
+    # an ESP32's bootloader reads its header at 0x1000, whatever sector 0 holds
+    header = f"the bootloader header at {both}@0x1000, byte 3"
+    for option in (("--chip", "esp32"), ("--bootloader-offset", "0x1000")):
+        doc = _check_json(capsys, both, *option)
+        flash = doc["flash"]
+        assert isinstance(flash, dict)
+        assert (flash["flash_size"], flash["flash_size_origin"]) == (0x200000, header)
+        assert "table-exceeds-flash" in _codes(doc)
+    diffed = _diff_json(capsys, both, str(esp32_images["csv"]), "--chip", "esp32")
+    assert (diffed["flash_size"], diffed["flash_size_source"]) == (0x200000, header)
+    _, out, _ = _run(capsys, "show", both, "--chip", "esp32")
+    assert f"flash 2 MiB (from {header}):" in out
+    # a bootloader at 0x0 is not what an ESP32 runs: --flash-size decides, nothing overruled
+    doc = _check_json(capsys, at0, "--chip", "esp32", "--flash-size", "4MB")
+    flash = doc["flash"]
+    assert isinstance(flash, dict)
+    assert (flash["flash_size"], flash["flash_size_origin"]) == (0x400000, "--flash-size")
+    assert not {"flash-size-overruled", "table-exceeds-flash"} & _codes(doc)
+
+
+def test_the_hint_grows_the_flash_where_its_size_came_from(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.idf_build import DEFAULT_CSV, make_idf_build
+
+    bigger = "use a bigger --flash-size"
+    # --flash-size cannot grow what the bootloader header says
+    image = str(files["image"])
+    for argv in (("check", image, "--flash-size", "4MB"),
+                 ("map", image, "-o", str(tmp_path / "m.svg"))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1
+        assert "write the bootloader with that size" in err and bigger not in err
+    # nor the build's own flash size (check takes it from the build, not the command line)
+    fx = make_idf_build(tmp_path, flash_size="1MB",
+                        csv=DEFAULT_CSV.replace("0x70000, 0x10000", "0x70000, 0x100000"))
+    for argv in (("check", "--idf-build-dir", str(fx.build)),
+                 ("map", "--idf-build-dir", str(fx.build), "-o", str(tmp_path / "b.svg"))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1
+        assert "set the project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE)" in err
+        assert bigger not in err
+    # where --flash-size is the answer, the hint says so
+    code, _, err = _run(capsys, "check", str(files["csv"]), "--flash-size", "2MB")
+    assert code == 1 and bigger in err
+
+
+def test_show_exits_alike_whatever_overruled_flash_size_is_given(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # the header says 2MB and the table ends at 0x320000: show draws it, whatever
+    # --flash-size it was told and did not use (it validated against that size before)
+    image = str(files["image"])
+    for extra in ((), ("--flash-size", "1MB"), ("--flash-size", "2MB"),
+                  ("--flash-size", "4MB")):
+        code, out, err = _run(capsys, "show", image, *extra)
+        assert code == 0, err
+        assert ("partitions end at 0x320000, 1.1 MiB (1179648 bytes) past the end of the "
+                "flash") in out
+    # a size the command line set is validated as gen does
+    code, _, err = _run(capsys, "show", str(files["csv"]), "--flash-size", "2MB")
+    assert code == 2 and "does not fit in the flash size 2MB" in err
+
+
+def test_a_header_bigger_than_flash_size_says_the_app_would_stop(
+        files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # ESP-IDF's flash init (esp_flash_spi_init.c) refuses a chip smaller than the header
+    probe = ("on a 1MB chip the app stops at start-up ('Detected size(1024k) smaller than "
+             "the size in the binary image header(2048k). Probe failed.')")
+    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "1MB")
+    assert "--flash-size 1MB is not used" in err and probe in err
+    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "4MB")
+    assert "--flash-size 4MB is not used" in err and "Probe failed" not in err
+
+
+def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from support.firmware import build_app
+
+    # an unpadded merge-bin output without a bootloader: nothing says how big the flash is
+    table = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(files["csv"]), str(table)]) == 0
+    app = build_app(tmp_path, 2000, name="app.bin")
+    image = _merge(tmp_path / "bare.bin", "4MB", (0x8000, table), (0x10000, app))
+    note = (f"not checked: the partitions against the flash size: {image} has no bootloader "
+            "header and is no full dump (a power of two from 1MB); give --flash-size\n")
+    for quiet in ((), ("-q",)):
+        code, out, _ = _run(capsys, "check", str(image), *quiet)
+        assert code == 0
+        assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + note)
+    code, out, _ = _run(capsys, "check", str(files["image"]), "-q")
+    assert "not checked" not in out  # its header says
+    code, out, _ = _run(capsys, "check", str(image), "--flash-size", "4MB")
+    assert "not checked" not in out
+
+
+def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(files["image"].read_bytes()[:0x8100])  # bootloader, half the table
+    said = f"{cut}: error: truncated image: 33024 bytes (0x8100), too short to hold the partition"
+    for argv in (("check", str(cut), "--flash-size", "4MB"), ("show", str(cut)),
+                 ("map", str(cut), "-o", str(tmp_path / "m.svg")),
+                 ("diff", str(cut), str(files["csv"]))):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and err.startswith(said), argv

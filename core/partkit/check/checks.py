@@ -41,6 +41,7 @@ from partkit.table.names import (
     lookup,
     name_overflow,
 )
+from partkit.table.source import grow_hint
 from partkit.table.verify import LONG_NAME
 
 TYPE_CHECKING = False
@@ -429,7 +430,7 @@ def check_flash(table: PartitionTable, flash_size: int, origin: str | None = Non
         f"partition '{last.name}' ends at {last.end:#x}, {last.end - flash_size:#x} bytes "
         f"beyond the {format_size(flash_size, 'esptool')} flash ({flash_size:#x} bytes"
         f"{source})", _where(last, table),
-        hint="shrink or move partitions, or use a bigger --flash-size if the chip has it"))),
+        hint=grow_hint(origin)))),
         origin)
 
 
@@ -602,7 +603,6 @@ def run_checks(
             offset = options.primary_bootloader_offset
         chip = options.chip or bootloader.chip  # the image header names its chip
         if offset is None and chip is not None:
-
             offset = chip_offset(chip)
         if offset is None:
             raise PartkitError(error(

@@ -127,7 +127,6 @@ def check_files(
     app_image = None if app is None else read_image_file(app)
     boot = None
     if read_table_source(table_path, options.table_offset).image:
-
         boot = check_image_boot(table_path, loaded.table)
         if app is None and boot.app is not None and boot.running is not None:
             app_image = boot.app

@@ -17,6 +17,7 @@ import tempfile
 
 from partkit.cli.common import add_extra_subtypes, emit, size_option, table_options
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
+from partkit.device.ops import bootloader_offset
 from partkit.device.target import DeviceTarget, ImageTarget
 from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
 from partkit.diff.apply import apply_plan, check_growable, check_reach, grow_image, step_text
@@ -218,7 +219,8 @@ def run_device(args: argparse.Namespace, session_of: Callable[[], Session]) -> i
         offset = options.table_offset
         data = target.read_table_area(offset)
         label = f"{args.port}@0x{offset:x}"
-        field = read_field(target.read, session.flash_size, data, offset, args.port)
+        field = read_field(target.read, session.flash_size, data, offset, args.port,
+                           bootloader_offset(session, options))
         loaded = load_table(data, label, options.replace(md5=True, flash_size=None))
         old = TableSide(loaded.table, label, "device", offset, has_md5_row(data),
                         session.flash_size, loaded.warnings, field)

@@ -12,17 +12,35 @@ import argparse
 import json
 import os
 import sys
+from textwrap import fill
 
+from partkit.arduino.builddir import (
+    TABLE_CSV,
+    TABLE_OFFSET,
+    BoardOverrides,
+    not_checked,
+    read_build_dir,
+)
+from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
+from partkit.arduino.install import core_state, install, uninstall
+from partkit.arduino.properties import is_unexpanded, read_properties
+from partkit.arduino.size import advanced_size, bad_input, ram_used, run_size_tool, summary_line
+from partkit.check.buildfolder import check_build, to_json, to_text
+from partkit.check.files import load_table_for_check
 from partkit.cli.common import (
     EXIT_CHECK,
     EXIT_PLAIN,
     add_budget_options,
     budgets_from_args,
     emit,
+    int_option,
     verdict_only,
 )
 from partkit.cli.dispatch import Subcommand, Subcommands
 from partkit.cli.reporting import Reporting, set_reporting
+from partkit.common.chips import chip_names
+from partkit.common.fileio import write_atomic
+from partkit.table.options import TableOptions, usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +79,6 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project-name", metavar="NAME",
                    help="the sketch's output stem, NAME.bin ({build.project_name}; default: "
                         "from build.options.json)")
-    from partkit.common.chips import chip_names
 
     p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: from the board; one "
                    f"of: {', '.join(chip_names())})")
@@ -101,7 +118,6 @@ def _add_size_options(p: argparse.ArgumentParser) -> None:
 def _add_table_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("sketch_dir", metavar="SKETCH_DIR", help="the sketch's folder "
                    "({build.source.path})")
-    from partkit.common.chips import chip_names
 
     p.add_argument("--chip", metavar="CHIP", help="{build.mcu} (default: no chip rules; one "
                    f"of: {', '.join(chip_names())})")
@@ -112,8 +128,6 @@ def _core_options(all_help: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _subcommands() -> Subcommands:
-    from textwrap import fill
-
     manage = tuple(
         Subcommand(action, summary, _core_options(all_help), _manage, EXIT_PLAIN,
                    summary + ".\n\n" + _LOCATIONS)
@@ -147,16 +161,12 @@ def _subcommands() -> Subcommands:
 
 
 def _overrides(args: argparse.Namespace) -> BoardOverrides:
-    from partkit.arduino.builddir import BoardOverrides
-
     return BoardOverrides(chip=args.chip, flash_size=args.flash_size,
                           bootloader_offset=args.bootloader_offset,
                           project_name=args.project_name, core_dir=args.core_dir)
 
 
 def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
-    from partkit.check.buildfolder import check_build
-
     warn, fail = budgets_from_args(args)
     return check_build(build, warn_free=warn, fail_free=fail, strict=args.strict,
                        verify=getattr(args, "verify", True))
@@ -164,9 +174,6 @@ def _check(args: argparse.Namespace, build: ArduinoBuild) -> BuildCheck:
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --arduino-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.arduino.builddir import BoardOverrides, not_checked, read_build_dir
-    from partkit.arduino.size import summary_line
-    from partkit.check.buildfolder import to_json, to_text
 
     build = read_build_dir(args.arduino_build_dir, BoardOverrides(
         chip=args.chip, flash_size=args.flash_size, bootloader_offset=args.bootloader_offset))
@@ -177,8 +184,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
                 not_checked=not_checked(build))
     if report_path is not None:
-        from partkit.common.fileio import write_atomic
-
         write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
@@ -192,9 +197,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
 
 
 def _hook(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import not_checked, read_build_dir
-    from partkit.arduino.size import summary_line
-
     build = read_build_dir(args.build_dir, _overrides(args))
     result = _check(args, build)
     sys.stderr.write(f"partkit: {summary_line(build, result)}\n")
@@ -210,18 +212,12 @@ def _size(args: argparse.Namespace) -> int:
     """arduino-cli reads only the JSON of an exit 0 (else "Error while determining sketch
     size: exit status 2"), so bad input is a JSON error too: the compile fails with
     partkit's message."""
-    from partkit.arduino.builddir import read_build_dir
-    from partkit.arduino.size import bad_input
 
     set_reporting(Reporting(as_json=lambda problems: json.dumps(bad_input(problems)),
                             json_exit=0))
-    from partkit.arduino.properties import is_unexpanded
-    from partkit.arduino.size import advanced_size, ram_used, run_size_tool
 
     build = read_build_dir(args.build_dir, _overrides(args))
     if args.ram_max is not None and not is_unexpanded(args.ram_max):
-        from partkit.cli.common import int_option
-
         build = build.replace(ram_max=int_option("--ram-max", args.ram_max))
     result = _check(args, build)
     ram = None
@@ -233,12 +229,6 @@ def _size(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from partkit.arduino.builddir import TABLE_CSV, TABLE_OFFSET
-    from partkit.arduino.properties import is_unexpanded
-    from partkit.check.files import load_table_for_check
-    from partkit.common.chips import chip_names
-    from partkit.table.options import TableOptions
-
     path = os.path.join(args.sketch_dir, TABLE_CSV)
     if not os.path.isfile(path):
         return 0  # the variant's or the scheme's table: the core's own
@@ -249,16 +239,12 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
-    from partkit.arduino.cores import CoreInstall, find_cores, is_core_dir
-    from partkit.table.options import usage_error
-
     if args.core_dir:
         cores = []
         for path in args.core_dir:
             if not is_core_dir(path):
                 raise usage_error(f"{path}: no platform.txt here: not an Arduino core folder",
                                   "give the folder that holds the esp32 core's platform.txt")
-            from partkit.arduino.properties import read_properties
 
             version = read_properties(os.path.join(path, "platform.txt")).get("version", "?")
             cores.append(CoreInstall(os.path.abspath(path), version, "--core-dir"))
@@ -274,9 +260,6 @@ def _cores(args: argparse.Namespace, *, newest_only: bool) -> list[CoreInstall]:
 
 
 def _manage(args: argparse.Namespace) -> int:
-    from partkit.arduino.install import core_state, install, uninstall
-    from partkit.table.options import usage_error
-
     python = os.path.abspath(args.python)
     cores = _cores(args, newest_only=args.command == "install" and not args.all)
     if not cores and args.command != "status":

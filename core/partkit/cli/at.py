@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 
 from partkit.cli.common import EXIT_PLAIN, emit, size_option, table_options
@@ -61,8 +64,6 @@ def _add_options(action: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _default_output(path: str) -> str:
-    import os
-
     root, ext = os.path.splitext(path)
     return root + ".bin" if ext.lower() != ".bin" else root + ".out.bin"
 
@@ -83,7 +84,6 @@ def _report_json(
     result: AtCustomize | None, args: argparse.Namespace, output: str | None,
     problems: tuple[object, ...],
 ) -> str:
-    import json
 
 
     def diag(d: Diagnostic) -> dict[str, object]:
@@ -100,8 +100,6 @@ def _report_json(
         "diagnostics": [diag(d) for d in problems if isinstance(d, Diagnostic)],
     }
     if result is not None:
-        import shlex
-
         region = result.region
         argv = _esptool_argv(args.chip, result.address, _target(result, args, output))
         doc.update({
@@ -129,7 +127,6 @@ def _free(result: AtCustomize) -> int:
 
 
 def _report_text(result: AtCustomize, args: argparse.Namespace, output: str | None) -> str:
-    import shlex
 
 
     region = result.region

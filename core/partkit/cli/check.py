@@ -13,18 +13,26 @@ import json
 import sys
 
 from partkit.check.files import check_files
+from partkit.check.report import to_json, to_text
 from partkit.cli import arduino, idf_build
 from partkit.cli.common import (
+    BOARD_OVERRIDES,
     add_budget_options,
     add_table_arguments,
     budgets_from_args,
     command_parser,
     emit,
     options_from_args,
+    refuse_table_options,
     verdict_only,
 )
+from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from partkit.table.options import TableOptions
 
 __all__ = ["run"]
 
@@ -71,6 +79,18 @@ def _nothing_to_check(args: argparse.Namespace, flash_size: int | None) -> bool:
             and not args.data)
 
 
+def _say_unchecked_flash(text: str, table: str, image: bool, options: TableOptions) -> str:
+    """A flash image or dump whose flash size nothing says: the table was not checked
+    against the flash, and an OK says so (as a build's "not checked:" lines do)."""
+    if not image or options.flash_size is not None:
+        return text
+    bootloader = options.primary_bootloader_offset
+    where = "" if bootloader is None else f" at 0x{bootloader:x}"
+    return text.replace("check OK: ", "check OK (partly): ", 1) + (
+        f"not checked: the partitions against the flash size: {table} has no bootloader "
+        f"header{where} and is no full dump (a power of two from 1MB); give --flash-size\n")
+
+
 def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
     pairs = []
     for value in values:
@@ -88,8 +108,10 @@ def run(argv: list[str]) -> int:
     if sum(x is not None for x in given) != 1:
         parser.error("give a TABLE, --idf-build-dir DIR or --arduino-build-dir DIR (one of them)")
     if args.arduino_build_dir is not None:
+        refuse_table_options(parser, args, "--arduino-build-dir", BOARD_OVERRIDES)
         return arduino.run_check(args, args.output)
     if args.idf_build_dir is not None:
+        refuse_table_options(parser, args, "--idf-build-dir")
         return idf_build.run_check(args, args.output)
     options = options_from_args(args, verify=args.verify, strict=args.strict)
     # an image's bootloader header decides the flash size (table.source.judge_flash_size)
@@ -102,26 +124,19 @@ def run(argv: list[str]) -> int:
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:
-        from partkit.table.options import usage_error
-
         emit(f.diagnostic for f in report.findings)
         raise usage_error(
             f"nothing to check: {args.table} is a valid table, but no --app, "
             "--bootloader, --data or --flash-size was given",
             "give at least one of them; 'partkit show' prints a table")
     if args.output is not None:
-        from partkit.check.report import to_json
-        from partkit.common.fileio import write_atomic
-
         write_atomic(args.output, (json.dumps(to_json(report), indent=2) + "\n").encode())
     if args.json:
-        from partkit.check.report import to_json
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.check.report import to_text
-
-        sys.stdout.write(verdict_only(to_text(report)) if args.quiet else to_text(report))
+        text = _say_unchecked_flash(to_text(report), args.table, report.boot is not None,
+                                    options)
+        sys.stdout.write(verdict_only(text) if args.quiet else text)
     sys.stdout.flush()
     emit(f.diagnostic for f in report.findings)
     return report.exit_code

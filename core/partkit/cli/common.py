@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "BOARD_OVERRIDES",
     "EXIT_CHECK",
     "EXIT_PLAIN",
     "EXTRA_SUBTYPES_HINT",
@@ -34,6 +35,7 @@ __all__ = [
     "hidden",
     "int_option",
     "options_from_args",
+    "refuse_table_options",
     "shown",
     "size_option",
     "swallowed",
@@ -246,6 +248,30 @@ def budgets_from_args(args: argparse.Namespace) -> tuple[Budget | None, Budget |
     fail = None if args.fail_free is None else Budget.parse(args.fail_free, "--fail-free")
     Budget.check_order(warn, fail)
     return warn, fail
+
+
+# What a build folder says itself: the table options, and check's file options. Given with
+# --idf-build-dir or --arduino-build-dir (but for the board overrides an Arduino build
+# takes) they would be ignored, so they are refused.
+_TABLE_ONLY = ("app", "type", "subtype", "bootloader", "data", "table_source", "offset",
+               "chip", "bootloader_offset", "recovery_bootloader_offset", "flash_size",
+               "disable_md5sum", "extra_partition_subtypes")
+BOARD_OVERRIDES = ("chip", "flash_size", "bootloader_offset")  # Arduino's board menu
+
+
+def refuse_table_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                         build: str, keep: tuple[str, ...] = ()) -> None:
+    """A usage error for an option given with a build folder (``build``) that the
+    folder answers itself, except those in ``keep``."""
+    for action in parser._actions:
+        if (action.dest in _TABLE_ONLY and action.dest not in keep and action.option_strings
+                and getattr(args, action.dest, action.default) != action.default):
+            option = max(action.option_strings, key=len)
+            hint = ("the build folder names the images, the table and their offsets; "
+                    "check single files with 'partkit check TABLE ...'")
+            if action.dest in BOARD_OVERRIDES:
+                hint = "the build's own settings (sdkconfig, flasher_args.json) are what it flashes"
+            raise usage_error(f"{option} has no effect with {build}", hint)
 
 
 def options_from_args(args: argparse.Namespace, *, verify: bool,

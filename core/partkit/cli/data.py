@@ -7,6 +7,10 @@ import sys
 
 from partkit.cli.common import add_table_arguments, emit, options_from_args, usage_error
 from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.common.esptool import installed_esptool_version, write_command
+from partkit.common.fileio import check_outputs, write_atomic
+from partkit.data import build_partition_image, depfile, plaintext_nvs_warning
+from partkit.flash.tablearea import load_table_file
 
 __all__ = ["run"]
 
@@ -73,10 +77,6 @@ def run(argv: list[str]) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from partkit.common.fileio import check_outputs, write_atomic
-    from partkit.data import build_partition_image
-    from partkit.flash.tablearea import load_table_file
-
     # before anything is written: `-o a.bin --depfile a.bin` wrote the image, then
     # refused the depfile (exit 2 with a.bin already replaced)
     check_outputs([args.output, args.depfile], [args.table, args.source])
@@ -86,18 +86,14 @@ def _build(args: argparse.Namespace) -> int:
                                              args.format, args.littlefs_version or "2.1")
     if args.littlefs_version and fmt != "littlefs":
         raise usage_error(f"--littlefs-version is for LittleFS images, not {fmt}")
-    from partkit.data import plaintext_nvs_warning
 
     plain = plaintext_nvs_warning(table, part) if fmt == "nvs" else None
     if plain is not None:
         emit([plain])
     write_atomic(args.output, image)
     if args.depfile:
-        from partkit.data import depfile
-
         target = args.depfile_target or args.output
         write_atomic(args.depfile, depfile(target, args.source).encode())
-    from partkit.common.esptool import installed_esptool_version, write_command
 
     note = f"; {LAYOUT_NOTES[fmt]}" if fmt in LAYOUT_NOTES else ""
     sys.stderr.write(f"partkit: {fmt} image {args.output} for '{part.name}' at "

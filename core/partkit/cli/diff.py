@@ -18,6 +18,9 @@ from partkit.cli.common import (
     table_options,
     usage_error,
 )
+from partkit.diff import DiffOptions, diff_tables, load_side, to_json, to_text
+from partkit.flash.appimage import read_image_file
+from partkit.table.options import int_option
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,7 +77,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from partkit.diff import DiffOptions, diff_tables, load_side
 
     base = table_options(offset=args.offset, chip=args.chip, md5=not args.disable_md5sum,
                          verify=False, extra_subtypes=args.extra_partition_subtypes)
@@ -87,8 +89,6 @@ def run(argv: list[str]) -> int:
     new = load_side(args.new, _side_options(base, args.new_offset, "--new-offset"))
     app = None
     if args.app is not None:
-        from partkit.flash.appimage import read_image_file
-
         app = read_image_file(args.app)
         if args.chip and app.chip and app.chip != base.chip:
             raise usage_error(f"--app: {args.app} is an image for {app.chip}, not "
@@ -100,17 +100,11 @@ def run(argv: list[str]) -> int:
         table=base))
     emit(report.warnings)
     if args.json:
-        from partkit.diff import to_json
-
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        from partkit.diff import to_text
-
         sys.stdout.write(to_text(report))
     return report.exit_code
 
 
 def _side_options(base: TableOptions, offset: str | None, option: str) -> TableOptions:
-    from partkit.table.options import int_option
-
     return base if offset is None else base.replace(table_offset=int_option(option, offset))

@@ -12,12 +12,13 @@ import os
 import sys
 
 from partkit.check.findings import Budget
-from partkit.cli.common import emit, verdict_only
-from partkit.common.errors import CheckFailed
+from partkit.cli.common import emit, refuse_table_options, verdict_only
+from partkit.common.errors import CheckFailed, PartkitError
+from partkit.common.fileio import write_atomic
 from partkit.flash import imagefile
 from partkit.flash.imagefile import Piece
 from partkit.idf.buildcheck import check_build, load_build_table, to_json, to_text
-from partkit.idf.builddir import read_build_dir
+from partkit.idf.builddir import config_location, read_build_dir
 from partkit.table.options import size_option, usage_error
 
 TYPE_CHECKING = False
@@ -46,10 +47,14 @@ def add_table_or_build(parser: argparse.ArgumentParser, table_help: str) -> None
     add_argument(parser)
 
 
-def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Exit 2 (argparse's usage error) unless exactly one of TABLE and the build is given."""
+def require_table_or_build(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                           keep: tuple[str, ...] = ()) -> None:
+    """Exit 2 (argparse's usage error) unless exactly one of TABLE and the build is given;
+    with the build, table options other than ``keep`` are refused (the build says them)."""
     if (args.table is None) == (args.idf_build_dir is None):
         parser.error("give a TABLE or --idf-build-dir DIR (one of them)")
+    if args.idf_build_dir is not None:
+        refuse_table_options(parser, args, "--idf-build-dir", keep)
 
 
 def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Loaded]:
@@ -60,8 +65,6 @@ def load(args: argparse.Namespace, *, verify: bool = True) -> tuple[IdfBuild, Lo
 
 def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     """``partkit check --idf-build-dir DIR``; raises PartkitError for bad input."""
-    from partkit.idf.buildcheck import check_build
-    from partkit.idf.builddir import read_build_dir
 
     build = read_build_dir(args.idf_build_dir)
     # The command line wins over the project's partkit Kconfig (CONFIG_PARTKIT_*).
@@ -77,8 +80,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     result = check_build(build, warn_free=warn, fail_free=fail, verify=args.verify,
                          strict=args.strict or build.strict, budget_names=names)
     if report_path is not None:
-        from partkit.common.fileio import write_atomic
-
         write_atomic(report_path, (json.dumps(to_json(result), indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
@@ -92,9 +93,6 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
 
 def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> Budget:
     """The budget; one from sdkconfig that does not parse is reported at its sdkconfig line."""
-    from partkit.check.checks import Budget
-    from partkit.common.errors import PartkitError
-    from partkit.idf.builddir import config_location
 
     name = names.get(option)
     try:
@@ -109,9 +107,6 @@ def _budget(build: IdfBuild, text: str, option: str, names: dict[str, str]) -> B
 def _check_order(build: IdfBuild, warn: Budget | None, fail: Budget | None,
                  names: dict[str, str]) -> None:
     """Budget.check_order, with budgets from sdkconfig named (and located) as set there."""
-    from partkit.check.checks import Budget
-    from partkit.common.errors import PartkitError
-    from partkit.idf.builddir import config_location
 
     try:
         Budget.check_order(warn, fail)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from partkit.check.flashmap import app_usage, beyond_flash, svg_map
+from partkit.check.flashmap import app_usage, beyond_flash, image_overflows, svg_map
 from partkit.cli import idf_build
 from partkit.cli.common import (
     EXIT_CHECK,
@@ -14,10 +14,11 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
-from partkit.common.errors import PartkitError
+from partkit.common.errors import PartkitError, error
+from partkit.common.fileio import write_text
 from partkit.flash.appimage import read_image_file
 from partkit.flash.tablearea import load_table_file, table_flash_size
-from partkit.table.source import FlashSize
+from partkit.table.source import FlashSize, grow_hint
 
 __all__ = ["run"]
 
@@ -42,8 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    idf_build.require_table_or_build(parser, args)
-    from partkit.check.flashmap import image_overflows
+    idf_build.require_table_or_build(parser, args, keep=("app",))  # more apps to draw
 
     apps = []
     if args.idf_build_dir is not None:  # the build's app, in the slot it is flashed to
@@ -70,14 +70,11 @@ def run(argv: list[str]) -> int:
     if args.output == "-":
         sys.stdout.write(document)
     else:
-        from partkit.common.fileio import write_text
-
         write_text(args.output, document)
     emit(loaded.warnings)
     emit(flash.warnings)
     for _, image in apps:
         emit(image.warnings)
-    from partkit.common.errors import error
 
     failed = False
     for p, image in image_overflows(loaded.table, usage):
@@ -93,7 +90,7 @@ def run(argv: list[str]) -> int:
         emit([error(  # fails the command, as check's table-exceeds-flash does
             f"the table runs 0x{over:x} bytes past the end of the flash: '{last.name}' ends "
             f"at 0x{last.end:x}, the flash at 0x{options.flash_size:x} (from {flash.origin})",
-            last.loc, "shrink or move partitions, or use a bigger --flash-size if the chip "
-            "has it; the picture shows the part past the end in red")])
+            last.loc, f"{grow_hint(flash.origin)}; the picture shows the part past the end "
+            "in red")])
         failed = True
     return 1 if failed else 0

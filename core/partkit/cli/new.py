@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
+from partkit import __version__
 from partkit.cli.common import (
     chip_help,
     command_parser,
@@ -13,6 +15,12 @@ from partkit.cli.common import (
     table_options,
     usage_error,
 )
+from partkit.common.fileio import write_atomic
+from partkit.plan.new import Request, Want, plan, render_csv
+from partkit.table.codec import load_table
+from partkit.table.names import BUILTIN_SUBTYPES, DATA, lookup
+from partkit.table.options import FLASH_SIZES
+from partkit.table.render import to_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,9 +89,6 @@ def _size_or(word: str, text: str, option: str) -> int | None:
 
 
 def _data_want(text: str) -> Want:
-    from partkit.plan.new import Want
-    from partkit.table.names import BUILTIN_SUBTYPES, DATA, lookup
-
     spec, eq, size = text.partition("=")
     name, colon, subtype_text = spec.partition(":")
     if not (eq and colon and name and subtype_text and size):
@@ -101,8 +106,6 @@ def _data_want(text: str) -> Want:
 
 
 def _fs_want(text: str) -> Want:
-    from partkit.plan.new import Want
-
     spec, eq, size = text.partition("=")
     fmt, _, name = spec.partition(":")
     fmt = fmt.strip().lower()
@@ -118,13 +121,7 @@ def _fs_want(text: str) -> Want:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    import shlex
 
-    from partkit import __version__
-    from partkit.plan.new import Request, plan, render_csv
-    from partkit.table.codec import load_table
-    from partkit.table.options import FLASH_SIZES
-    from partkit.table.render import to_summary
 
     flash_size = size_option("--flash-size", args.flash_size)
     if f"{flash_size >> 20}MB" not in FLASH_SIZES or flash_size & 0xFFFFF:
@@ -161,8 +158,6 @@ def run(argv: list[str]) -> int:
     path = args.output or "<stdout>"
     loaded = load_table(text.encode(), path, options)
     if args.output:
-        from partkit.common.fileio import write_atomic
-
         write_atomic(args.output, text.encode())
     else:
         sys.stdout.write(text)

@@ -19,8 +19,10 @@ import argparse
 import sys
 
 from partkit.cli.common import add_extra_subtypes, emit
+from partkit.cli.device import progress_bar
 from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.errors import PartkitError, error
+from partkit.flash.partinfo import format_info
 from partkit.parttool import PARTITION_BOOT_DEFAULT, PartitionName, PartitionType, ParttoolTarget
 from partkit.table.options import int_option
 
@@ -188,7 +190,6 @@ def _operate(args: argparse.Namespace) -> int:
     progress = None
     if not args.quiet and args.operation in ("read_partition", "write_partition",
                                              "erase_partition"):
-        from partkit.cli.device import progress_bar
 
         progress = progress_bar(args.operation.split("_")[0], quiet=False)
     target = ParttoolTarget(
@@ -218,8 +219,6 @@ def _operate(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace, target: ParttoolTarget, selector: object) -> int:
     op = args.operation
     if op == "get_partition_info":
-        from partkit.flash.partinfo import format_info
-
         try:
             found = target.get_partition_info(selector)
         except PartkitError as exc:

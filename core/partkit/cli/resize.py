@@ -13,6 +13,15 @@ from partkit.cli.common import (
     size_option,
     usage_error,
 )
+from partkit.common.errors import warning
+from partkit.common.fileio import edit_in_place, read_input, write_atomic
+from partkit.diff import DiffOptions, diff_tables, side_of, to_text
+from partkit.flash.tablearea import read_table_source
+from partkit.plan.csvedit import rewrite
+from partkit.plan.resize import Edit, resize
+from partkit.table.codec import load_table
+from partkit.table.csvparse import decode_text
+from partkit.table.render import to_csv
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,7 +85,6 @@ def _sizes(values: list[str]) -> tuple[tuple[str, int], ...]:
 def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions,
                  path: str) -> None:
     """The change as ``partkit diff`` reports it (OTA-safety verdict and plan), on stdout."""
-    from partkit.diff import DiffOptions, diff_tables, side_of, to_text
 
     report = diff_tables(
         side_of(old.replace(path=path), options.table_offset, options.md5),
@@ -87,9 +95,6 @@ def print_change(old: PartitionTable, new: PartitionTable, options: TableOptions
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from partkit.common.fileio import edit_in_place, read_input, write_atomic
-    from partkit.plan.resize import Edit, resize
-    from partkit.table.codec import load_table
 
     if not (args.set or args.fill or args.flash_size):
         raise usage_error("nothing to do", "give --set NAME=SIZE, --fill NAME or "
@@ -100,7 +105,6 @@ def run(argv: list[str]) -> int:
             raise usage_error(f"{args.table} cannot be edited in place",
                               "give -o for the CSV to write (or -n to only print the "
                               "change)")
-        from partkit.flash.tablearea import read_table_source
 
         data = read_table_source(args.table, options.table_offset).data
     else:
@@ -113,18 +117,11 @@ def run(argv: list[str]) -> int:
                 flash_size=options.flash_size, allow_move=args.allow_move)
     new = resize(loaded.table, edit, options.flash_size)
     if options.flash_size is None and (args.set or args.fill):
-        from partkit.common.errors import warning
-
         emit([warning("the flash size is unknown: not checked that the result fits the "
                       "flash", None, "give --flash-size (e.g. 4MB)")])
     if loaded.is_binary:
-        from partkit.table.render import to_csv
-
         text = to_csv(new, options.subtypes)
     else:
-        from partkit.plan.csvedit import rewrite
-        from partkit.table.csvparse import decode_text
-
         text = rewrite(decode_text(data, args.table), loaded.table, new, args.table,
                        options.replace(flash_size=None))
     # The written text must load, verify and fit, as gen will see it.

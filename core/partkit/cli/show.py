@@ -14,8 +14,11 @@ from partkit.cli.common import (
     emit,
     options_from_args,
 )
-from partkit.flash.tablearea import load_table_file, table_flash_size
+from partkit.common.fileio import write_text
+from partkit.flash.bootpredict import predict_image_boot
+from partkit.flash.tablearea import load_table_file, read_table_source, table_flash_size
 from partkit.table.builtin import all_builtins
+from partkit.table.render import to_csv, to_json, to_summary
 from partkit.table.source import FlashSize
 
 TYPE_CHECKING = False
@@ -59,25 +62,22 @@ def run(argv: list[str]) -> int:
         flash = FlashSize.given(options.flash_size, build.flash_size_origin or "the build")
     else:
         options = options_from_args(args, verify=not args.no_verify, strict=args.strict)
-        loaded = load_table_file(args.table, options)
         # an image's bootloader header decides the size drawn (as in check, map, diff)
         flash = table_flash_size(args.table, options)
+        # --flash-size is validated as gen does; a size it did not set (an image's own,
+        # overruling it or not) is drawn, overflow and all, as map draws it
+        loaded = load_table_file(args.table, options.replace(
+            flash_size=flash.size if flash.origin == "--flash-size" else None))
         options = options.replace(flash_size=flash.size)
     emit(loaded.warnings)
     emit(flash.warnings)
     if args.json:
-        from partkit.table.render import to_json
-
         doc = to_json(loaded.table, options)
         doc["flash_size_origin"] = flash.origin
         text = json.dumps(doc, indent=2) + "\n"
     elif args.csv:
-        from partkit.table.render import to_csv
-
         text = to_csv(loaded.table, options.subtypes)
     else:
-        from partkit.table.render import to_summary
-
         text = to_summary(loaded.table, options, flash.origin)
         text += _image_boot(args, loaded.table, options)
         if not args.no_map:
@@ -87,8 +87,6 @@ def run(argv: list[str]) -> int:
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
     else:
-        from partkit.common.fileio import write_text
-
         write_text(args.output, text)
     return 0
 
@@ -96,12 +94,10 @@ def run(argv: list[str]) -> int:
 def _image_boot(args: argparse.Namespace, table: PartitionTable,
                 options: TableOptions) -> str:
     """For a flash image or dump: which app it boots (a line), else nothing."""
-    from partkit.flash.tablearea import read_table_source
 
     if args.idf_build_dir is not None or not read_table_source(
             args.table, options.table_offset).image:
         return ""
-    from partkit.flash.bootpredict import predict_image_boot
 
     return f"boot: {predict_image_boot(args.table, table).outcome()}\n"
 

@@ -95,7 +95,6 @@ def build_image(fmt: str, source: str, size: int, littlefs_version: str = "2.1")
     module_name = FORMATS[fmt][0]
     want_dir = fmt != "nvs"
     if want_dir:
-
         check_root(source, f"a {fmt} image")
     else:
         if os.path.isdir(source):

@@ -7,6 +7,7 @@ does :class:`~partkit.device.target.Target` touch flash (or the image file).
 
 from __future__ import annotations
 
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error, warning
 from partkit.common.fileio import check_input, read_limited
 from partkit.device.session import Session
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_READERS",
+    "bootloader_offset",
     "check_fits",
     "check_input_file",
     "check_writable",
@@ -30,6 +32,14 @@ __all__ = [
     "read_device_table",
     "read_input_file",
 ]
+
+def bootloader_offset(session: Session, options: TableOptions) -> int | None:
+    """Where the connected chip's bootloader (and the header whose flash size it checks
+    partitions against) is: ``--chip``/``--bootloader-offset``, else the chip's own."""
+    if options.primary_bootloader_offset is not None:
+        return options.primary_bootloader_offset
+    return BOOTLOADER_OFFSET.get(session.chip_name)
+
 
 def read_device_table(port: str, options: TableOptions) -> RawTable:
     """The table sector of a connected chip (``/dev/ttyUSB0``, ``socket://host:N``), its
@@ -39,7 +49,8 @@ def read_device_table(port: str, options: TableOptions) -> RawTable:
     with Session(port) as session:
         target = DeviceTarget(session)
         data = target.read_table_area(offset)
-        field = read_field(target.read, session.flash_size, data, offset, port)
+        field = read_field(target.read, session.flash_size, data, offset, port,
+                           bootloader_offset(session, options))
         return RawTable(data, "device", f"{port}@0x{offset:x}", session.flash_size, field)
 
 

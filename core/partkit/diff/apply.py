@@ -217,7 +217,6 @@ def grow_image(path: str, size: int, table_offset: int) -> str | None:
     data = patch_flash_params(region, label, info.chip or "", None, None, size).data
     end = -(-info.image_length // SECTOR) * SECTOR  # (the appended SHA-256 included)
     if bytes(data[:end]) != region[:end]:
-
         fd, tmp = tempfile.mkstemp(prefix=".partkit-bootloader-",
                                    dir=os.path.dirname(os.path.abspath(path)))
         try:

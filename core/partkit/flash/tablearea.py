@@ -20,6 +20,7 @@ from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
 from partkit.table.names import APP, DATA, SUBTYPE_DATA_OTA
 from partkit.table.source import (
+    HEADER_ORIGIN,
     Field,
     FlashSize,
     RawTable,
@@ -65,29 +66,47 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
+# The size every chip's 2nd-stage bootloader takes for a header code it does not know
+# (the ``default:`` of update_flash_config in ESP-IDF's
+# components/bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c).
+UNKNOWN_CODE_FLASH_SIZE = 2 << 20
+
+
 def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
-                           table_offset: int, label: str) -> tuple[int | None, str | None]:
+                           table_offset: int, label: str, bootloader_offset: int | None = None,
+                           ) -> tuple[int | None, str | None]:
     """The flash size in the bootloader's image header and where it was read (None, None
-    without one): the first offset below the table any chip's ROM loads it from that
-    starts with the image magic."""
-    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
+    without one). ``bootloader_offset`` (the chip's, when known) is the only place the
+    bootloader reads its header from; without it, the first offset below the table any
+    chip's ROM loads it from that starts with the image magic. A size code the bootloader
+    does not know (0x8-0xF) is the 2MB it then takes, and the place says so."""
+    offsets = (sorted(set(BOOTLOADER_OFFSET.values())) if bootloader_offset is None
+               else [bootloader_offset])
+    for offset in offsets:
         if offset + 4 > table_offset or (size is not None and offset + 4 > size):
             continue
         head = read(offset, 4)
-        if head[0] == IMAGE_MAGIC:
-            return header_flash_size(head), f"the bootloader header at {label}@0x{offset:x}, byte 3"
+        if head[0] != IMAGE_MAGIC:
+            continue
+        where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
+        found = header_flash_size(head)
+        if found is None:
+            return UNKNOWN_CODE_FLASH_SIZE, (
+                f"{where} (unknown size code 0x{head[3] >> 4:x}, taken as 2MB)")
+        return found, where
     return None, None
 
 
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
-               table_offset: int, label: str) -> Field:
+               table_offset: int, label: str, bootloader_offset: int | None = None) -> Field:
     """The bootloader header's flash size and the otadata bytes, through ``read(offset,
     length)`` on a flash of ``size`` bytes (None: unknown); missing pieces stay None.
 
-    The bootloader is found at the first offset any chip's ROM loads it from, below the
-    table, that starts with the image magic.
+    The bootloader is found at ``bootloader_offset`` (the chip's), or without it at the
+    first offset any chip's ROM loads it from, below the table, that starts with the image
+    magic (:func:`read_header_flash_size`).
     """
-    header, where = read_header_flash_size(read, size, table_offset, label)
+    header, where = read_header_flash_size(read, size, table_offset, label, bootloader_offset)
     otadata = None
     try:
         parsed, _ = binary.decode(table, label)
@@ -104,12 +123,13 @@ def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes
 
 def read_image_table(image: str, options: TableOptions, give: str = _GIVE) -> RawTable:
     """The table area of a flash image or dump, its length, and what its bootloader header
-    and otadata say (:func:`read_field`)."""
+    (at ``options.primary_bootloader_offset``, which ``--chip`` sets, when known) and
+    otadata say (:func:`read_field`)."""
     offset = options.table_offset
     data = read_table_area(image, offset, give)
     size = imagefile.image_size(image)
     field = read_field(lambda at, n: imagefile.read_region(image, at, n), size, data,
-                       offset, image)
+                       offset, image, options.primary_bootloader_offset)
     return RawTable(data, "image", f"{image}@0x{offset:x}", size, field)
 
 
@@ -160,6 +180,12 @@ def _single_esp_image(path: str, size: int) -> bool:
     return info.is_image and size - info.measured_size < 0x10000  # at most padding
 
 
+def _table_starts_at(path: str, offset: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(2) == MAGIC
+
+
 def read_table_source(path: str, table_offset: int) -> TableInput:
     """A table argument: a CSV or binary table, ``builtin:NAME``, ``-`` (stdin), or a flash
     image/dump, whose table is read at ``table_offset``."""
@@ -178,8 +204,8 @@ def read_table_source(path: str, table_offset: int) -> TableInput:
     try:
         data = read_table_area(path, table_offset, "--offset N if the table is elsewhere")
     except PartkitError:
-        if not _single_esp_image(path, size):
-            raise
+        if not _single_esp_image(path, size) or _table_starts_at(path, table_offset):
+            raise  # a dump cut inside its table is truncated, not one app or bootloader
         # No table where a flash image has it: an app or bootloader .bin given as the table.
         raise PartkitError(error(
             "this is an ESP app or bootloader image (first byte 0xE9), not a partition table",

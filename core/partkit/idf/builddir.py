@@ -22,6 +22,7 @@ from partkit.common.numbers import parse_size
 from partkit.common.record import Record
 from partkit.table.names import BUILTIN_SUBTYPES
 from partkit.table.options import DEFAULT_TABLE_OFFSET, TableOptions, parse_extra_subtypes
+from partkit.table.source import BUILD_ORIGIN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -327,13 +328,13 @@ def read_build_dir(build_dir: str) -> IdfBuild:
         settings = flasher.get("flash_settings")
         if isinstance(settings, dict) and isinstance(settings.get("flash_size"), str):
             size_text = str(settings["flash_size"])
-            size_from = f"the build's {FLASHER_ARGS}"
+            size_from = f"{BUILD_ORIGIN}{FLASHER_ARGS}"
         extra = flasher.get("extra_esptool_args")
         if isinstance(extra, dict) and isinstance(extra.get("chip"), str):
             chip = str(extra["chip"])
     elif os.path.exists(os.path.join(build_dir, FLASH_ARGS)):
         images, size_text = _flash_args_images(os.path.join(build_dir, FLASH_ARGS), build_dir)
-        size_from = f"the build's {FLASH_ARGS}"
+        size_from = f"{BUILD_ORIGIN}{FLASH_ARGS}"
     else:
         images = []
         if target != "linux":
@@ -343,7 +344,7 @@ def read_build_dir(build_dir: str) -> IdfBuild:
     # Secure boot and "detect" builds write "keep"/"detect" for esptool; the flash the
     # project was configured for is still ESPTOOLPY_FLASHSIZE.
     if isinstance(configured, str) and size_text in (None, "detect", "keep"):
-        size_text, size_from = configured, "the build's CONFIG_ESPTOOLPY_FLASHSIZE"
+        size_text, size_from = configured, f"{BUILD_ORIGIN}CONFIG_ESPTOOLPY_FLASHSIZE"
     flash_size = _flash_size(size_text)
     if flash_size is None:  # the linux target's sdkconfig has no ESPTOOLPY_FLASHSIZE
         not_checked.append("the partitions against the flash size: the build names no flash "

@@ -182,7 +182,6 @@ def _bootloader_diagnostic(args: argparse.Namespace, size: int, offset: int,
     need = align_up(offset + size, 0x1000)
     where: SourceLocation | None = SourceLocation(args.bootloader_binary)
     if args.partkit_sdkconfig:
-
         where = sdkconfig_line(args.partkit_sdkconfig, "CONFIG_PARTITION_TABLE_OFFSET") or where
     hint = (f"set CONFIG_PARTITION_TABLE_OFFSET to {need:#x} or more (menuconfig > Partition "
             "Table > Offset of partition table) and the CSV's first partition to "

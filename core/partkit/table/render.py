@@ -98,8 +98,10 @@ def to_summary(table: PartitionTable, options: TableOptions,
     if options.flash_size is not None:
         free = options.flash_size - used
         origin = f" (from {flash_origin})" if flash_origin is not None else ""
+        room = (f"{format_size(free)} ({free} bytes) free at the end" if free >= 0 else
+                f"{format_size(-free)} ({-free} bytes) past the end of the flash")
         out.append(f"flash {format_size(options.flash_size)}{origin}: partitions end at "
-                   f"0x{used:x}, {format_size(free)} ({free} bytes) free at the end")
+                   f"0x{used:x}, {room}")
     else:
         out.append(f"partitions end at 0x{used:x} ({format_size(used)} of flash)")
     return "\n".join(out) + "\n"

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from partkit.table.options import TableOptions
 
 __all__ = [
+    "BUILD_ORIGIN",
+    "HEADER_ORIGIN",
     "KINDS",
     "NO_READERS",
     "Field",
@@ -46,6 +48,7 @@ __all__ = [
     "TableSource",
     "decode",
     "flash_size_of",
+    "grow_hint",
     "has_md5_row",
     "is_device_spec",
     "is_full_dump_length",
@@ -270,22 +273,50 @@ class FlashSize(Record):
         """A size the user or a build set (no flash around the table to overrule it)."""
         return cls(size, origin if size is not None else None)
 
+    def overruling(self, given: int | None, where: SourceLocation) -> FlashSize:
+        """This size, with a ``flash-size-overruled`` warning when ``given`` (``--flash-size``)
+        differs from the bootloader header's."""
+        size, origin = self.size, self.origin
+        if given is None or size is None or origin is None or given == size or (
+                origin == "--flash-size"):
+            return self
+        said, wanted = format_size(size, "esptool"), format_size(given, "esptool")
+        why = "the 2nd-stage bootloader checks the partitions against its own header"
+        if given < size:  # ESP-IDF esp_flash_spi_init.c: the app's flash init then fails
+            why += (f"; on a {wanted} chip the app stops at start-up ('Detected size("
+                    f"{given >> 10}k) smaller than the size in the binary image header("
+                    f"{size >> 10}k). Probe failed.')")
+        return self.replace(warnings=(*self.warnings, warning(
+            f"--flash-size {wanted} is not used: {origin} says {said} (0x{size:x}), and {why}",
+            where, hint=f"judged against {said}; for a {wanted} flash, write the bootloader "
+                        "with that size (esptool merge-bin/write-flash --flash-size)",
+            code="flash-size-overruled")))
+
+
+HEADER_ORIGIN = "the bootloader header at "  # how read_header_flash_size names the place
+BUILD_ORIGIN = "the build's "  # an ESP-IDF build's file (partkit.idf.builddir)
+
+
+def grow_hint(origin: str | None) -> str:
+    """How to make the flash bigger where the size came from: ``--flash-size`` cannot
+    overrule a bootloader header, and a build directory's size is the build's."""
+    if origin is not None and origin.startswith(HEADER_ORIGIN):
+        return ("shrink or move partitions, or if the chip has more flash, write the "
+                "bootloader with that size (esptool merge-bin/write-flash --flash-size): "
+                "--flash-size cannot overrule its header")
+    if origin is not None and origin.startswith(BUILD_ORIGIN):
+        return ("shrink or move partitions, or if the chip has more flash, set the "
+                "project's flash size (CONFIG_ESPTOOLPY_FLASHSIZE) and build again")
+    return "shrink or move partitions, or use a bigger --flash-size if the chip has it"
+
 
 def judge_flash_size(raw: RawTable, options: TableOptions) -> FlashSize:
     """:func:`flash_size_of`, with a warning when it overrules ``--flash-size``: the
     bootloader header says another size, and the 2nd-stage bootloader checks the
     partitions against its header, not against what the command line says."""
     size, origin = flash_size_of(raw, options)
-    given = options.flash_size
-    if given is None or size is None or given == size or origin == "--flash-size":
-        return FlashSize(size, origin)
-    return FlashSize(size, origin, (warning(
-        f"--flash-size {format_size(given, 'esptool')} is not used: {origin} says "
-        f"{format_size(size, 'esptool')} (0x{size:x}), and the 2nd-stage bootloader checks "
-        "the partitions against its own header", SourceLocation(raw.label.rsplit("@", 1)[0]),
-        hint=f"judged against {format_size(size, 'esptool')}; for a "
-             f"{format_size(given, 'esptool')} flash, write the bootloader with that size "
-             "(esptool merge-bin/write-flash --flash-size)", code="flash-size-overruled"),))
+    return FlashSize(size, origin).overruling(options.flash_size,
+                                              SourceLocation(raw.label.rsplit("@", 1)[0]))
 
 
 def decode(raw: RawTable, options: TableOptions, table_offset: int | None = None
