@@ -81,6 +81,27 @@ def _build_folder(root: Path, *, app_size: int, csv: str | None = CUSTOM_CSV,
 # --- partkit check --arduino-build-dir -----------------------------------------------------
 
 @pytest.mark.firmware
+def test_build_folder_reports_validate_against_the_check_schema(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the reports of --arduino-build-dir and --idf-build-dir (arduino_build,
+    idf_build, flashed, complete, not_checked) were refused by docs/check-report.schema.json."""
+    import jsonschema
+    from support.idf_build import make_idf_build
+
+    schema = json.loads((Path(__file__).parents[1] / "docs" / "check-report.schema.json"
+                         ).read_text())
+    build, _ = _build_folder(tmp_path / "a", app_size=0x80000)
+    too_big, _ = _build_folder(tmp_path / "b", app_size=0x180000)
+    idf = make_idf_build(tmp_path / "i").build
+    for option, folder in (("--arduino-build-dir", build), ("--arduino-build-dir", too_big),
+                           ("--idf-build-dir", idf)):
+        code = main(["check", option, str(folder), "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        jsonschema.validate(doc, schema)
+        assert doc["exit_code"] == code and ("arduino_build" in doc) == (option[2] == "a")
+
+
+@pytest.mark.firmware
 def test_check_build_dir_fits_with_the_board_read_from_boards_txt(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     build, sketch = _build_folder(tmp_path, app_size=0x80000)

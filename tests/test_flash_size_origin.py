@@ -313,10 +313,45 @@ def test_a_header_bigger_than_flash_size_says_the_app_would_stop(
     # ESP-IDF's flash init (esp_flash_spi_init.c) refuses a chip smaller than the header
     probe = ("on a 1MB chip the app stops at start-up ('Detected size(1024k) smaller than "
              "the size in the binary image header(2048k). Probe failed.')")
-    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "1MB")
+    code, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "1MB")
     assert "--flash-size 1MB is not used" in err and probe in err
-    _, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "4MB")
+    # the verdict is a promise: an app that cannot start on the chip is a failed check
+    assert code == 1 and "error: --flash-size 1MB" in err
+    doc = _check_json(capsys, str(files["image"]), "--flash-size", "1MB")
+    assert "flash-smaller-than-header" in _codes(doc)
+    code, _, err = _run(capsys, "check", str(files["image"]), "--flash-size", "4MB")
     assert "--flash-size 4MB is not used" in err and "Probe failed" not in err
+    assert "warning: --flash-size 4MB" in err  # (exit 1: its table ends past 2MB)
+    # image check, the other verdict on a whole image, says the same
+    code, _, err = _run(capsys, "image", "check", str(files["image"]), "--flash-size", "1MB")
+    assert code == 1 and "Detected size(1024k) smaller than the size in the binary image " \
+        "header(2048k)" in err, err
+    # show and map only draw: the same words, as a warning
+    code, _, err = _run(capsys, "show", str(files["image"]), "--flash-size", "1MB")
+    assert code == 0 and probe in err and "warning:" in err
+
+
+def test_image_check_reads_an_unknown_size_code_as_the_bootloader_does(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: image check had its own size-code table, read 0x9 as no size at all and
+    passed a table that ends past the 2MB the bootloader takes."""
+    import hashlib
+
+    from partkit.flash.appimage import read_image_file
+
+    image = tmp_path / "odd.bin"
+    data = bytearray(files["image"].read_bytes())
+    bootloader = tmp_path / "bl.bin"
+    bootloader.write_bytes(bytes(data[:0x8000]))
+    end = read_image_file(str(bootloader)).measured_size - 32  # where its SHA-256 sits
+    assert hashlib.sha256(data[:end]).digest() == data[end:end + 32]
+    data[3] = 0x9 << 4 | data[3] & 0xF
+    data[end:end + 32] = hashlib.sha256(data[:end]).digest()  # as esptool rewrites it
+    image.write_bytes(bytes(data))
+    code, out, err = _run(capsys, "image", "check", str(image), "--json")
+    doc = json.loads(out)
+    assert doc["header_flash_size"] == 2 << 20
+    assert code == 1 and "(unknown size code 0x9, taken as 2MB)" in err, err
 
 
 def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(

@@ -422,7 +422,9 @@ def check_flash(table: PartitionTable, flash_size: int, origin: str | None = Non
     ``origin`` says where ``flash_size`` came from (messages name it); ``notes`` are the
     warnings judging the size raised (:class:`~partkit.table.source.FlashSize`)."""
     last = max(table, key=lambda p: p.end, default=None)
-    found = tuple(Finding(d.code or "flash-size", d) for d in notes)
+    # a header bigger than the chip stops the app at start-up: this check fails on it
+    found = tuple(Finding(d.code or "flash-size", d.replace(severity="error")
+                          if d.code == "flash-smaller-than-header" else d) for d in notes)
     if last is None or last.end <= flash_size:
         return FlashCheck(flash_size, last, found, origin)
     source = f", from {origin}" if origin is not None else ""

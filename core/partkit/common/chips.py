@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from partkit.common.record import Record
 
-__all__ = ["BOOTLOADER_OFFSET", "CHIPS", "CHIP_IDS", "DEFAULT_FLASH_WINDOWS", "Chip",
+__all__ = ["BOOTLOADER_OFFSET", "CHIPS", "CHIP_IDS", "DEFAULT_FLASH_WINDOWS", "MMU_PAGE",
+           "Chip",
            "bootloader_offset", "chip_by_image_id", "chip_names", "find_chip"]
 
 # The cache windows of the ESP32-S3 and every later RISC-V chip except the P4 (IROM/DROM
@@ -22,7 +23,7 @@ class Chip(Record):
     """One chip's facts. ``None`` means the fact is unknown (or does not apply) for it."""
 
     __slots__ = ("at_customize", "bootloader_offset", "flash_freq", "flash_windows",
-                 "image_chip_id", "name")
+                 "image_chip_id", "mmu_page_configurable", "name")
 
     name: str
     # ESP-IDF ESP_ROM_BOOTLOADER_OFFSET_FLASH (components/esp_rom/<chip>/Kconfig.soc_caps.in),
@@ -39,14 +40,19 @@ class Chip(Record):
     # Where the esp-at docs ("How to customize partitions", Flash at_customize.bin) flash
     # at_customize.bin: (flash size in bytes or None for any, address) rows, first match wins.
     at_customize: tuple[tuple[int | None, int], ...]
+    # The flash MMU page may be below MMU_PAGE (CONFIG_MMU_PAGE_SIZE): the chip's
+    # SOC_MMU_PAGE_SIZE_CONFIGURABLE (components/soc/<chip>/include/soc/Kconfig.soc_caps.in).
+    mmu_page_configurable: bool
 
     def __init__(self, name: str, bootloader_offset: int, image_chip_id: int | None = None,
                  flash_windows: tuple[tuple[int, int], ...] = DEFAULT_FLASH_WINDOWS,
                  flash_freq: str = "80m",
-                 at_customize: tuple[tuple[int | None, int], ...] = ()) -> None:
+                 at_customize: tuple[tuple[int | None, int], ...] = (),
+                 mmu_page_configurable: bool = False) -> None:
         self._init(name=name, bootloader_offset=bootloader_offset,
                    image_chip_id=image_chip_id, flash_windows=flash_windows,
-                   flash_freq=flash_freq, at_customize=at_customize)
+                   flash_freq=flash_freq, at_customize=at_customize,
+                   mmu_page_configurable=mmu_page_configurable)
 
 
 CHIPS: dict[str, Chip] = {c.name: c for c in (
@@ -56,20 +62,22 @@ CHIPS: dict[str, Chip] = {c.name: c for c in (
          at_customize=((None, 0x20000),)),
     Chip("esp32s3", 0x0, 9),
     Chip("esp32c2", 0x0, 12, flash_freq="60m",
-         at_customize=((2 << 20, 0x1A000), (None, 0x1E000))),
+         at_customize=((2 << 20, 0x1A000), (None, 0x1E000)), mmu_page_configurable=True),
     Chip("esp32c3", 0x0, 5, at_customize=((None, 0x1E000),)),
-    Chip("esp32c6", 0x0, 13, at_customize=((None, 0x1E000),)),
-    Chip("esp32c61", 0x0, 20, at_customize=((None, 0x30000),)),
-    Chip("esp32h2", 0x0, 16, flash_freq="48m"),
-    Chip("esp32h21", 0x0, 25, flash_freq="48m"),
+    Chip("esp32c6", 0x0, 13, at_customize=((None, 0x1E000),), mmu_page_configurable=True),
+    Chip("esp32c61", 0x0, 20, at_customize=((None, 0x30000),), mmu_page_configurable=True),
+    Chip("esp32h2", 0x0, 16, flash_freq="48m", mmu_page_configurable=True),
+    Chip("esp32h21", 0x0, 25, flash_freq="48m", mmu_page_configurable=True),
     Chip("linux", 0x0),
     Chip("esp32c5", 0x2000, 23, at_customize=((None, 0x30000),)),
-    Chip("esp32h4", 0x2000, 28, flash_freq="48m"),
+    Chip("esp32h4", 0x2000, 28, flash_freq="48m", mmu_page_configurable=True),
     Chip("esp32p4", 0x2000, 18, ((0x40000000, 0x4C000000),)),
     # Chip id and its one flash window (IROM and DROM both 0x40000000-0x54000000) as
     # esptool's esp32s31 target has them.
     Chip("esp32s31", 0x2000, 32, ((0x40000000, 0x54000000),)),
 )}
+
+MMU_PAGE = 0x10000  # the flash MMU page (the default where it is configurable)
 
 # Views of the registry for the callers that index by one fact.
 BOOTLOADER_OFFSET: dict[str, int] = {n: c.bootloader_offset for n, c in CHIPS.items()}

@@ -33,6 +33,7 @@ __all__ = [
     "APP_DESC_MAGIC",
     "FLASH_SIZE_CODES",
     "IMAGE_MAGIC",
+    "UNKNOWN_CODE_FLASH_SIZE",
     "AppDescription",
     "ImageBytes",
     "ImageInfo",
@@ -40,6 +41,7 @@ __all__ = [
     "header_flash_size",
     "read_image",
     "read_image_file",
+    "size_code_note",
 ]
 
 IMAGE_MAGIC = 0xE9
@@ -59,11 +61,24 @@ SIG_BLOCK_VERSIONS = {0x02: "RSA", 0x03: "ECDSA"}
 # (esp_image_header_t.spi_size, ESP-IDF esp_app_format.h: 1MB << code).
 FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
 
+# A code the 2nd-stage bootloader does not know (0x8-0xF) is taken as 2MB (ESP-IDF
+# bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c,
+# update_flash_config: the default case).
+UNKNOWN_CODE_FLASH_SIZE = 2 << 20
+
+
 def header_flash_size(header: bytes) -> int | None:
-    """Flash size the image header declares (None: too short or an unknown code)."""
+    """The flash size the 2nd-stage bootloader takes from an image header (None: shorter
+    than 4 bytes); an unknown code is its 2MB (:func:`size_code_note` says so)."""
     if len(header) < 4:
         return None
-    return FLASH_SIZE_CODES.get(header[3] >> 4)
+    return FLASH_SIZE_CODES.get(header[3] >> 4, UNKNOWN_CODE_FLASH_SIZE)
+
+
+def size_code_note(header: bytes) -> str:
+    """'' for a known size code; else the words that say the 2MB is the bootloader's."""
+    code = header[3] >> 4 if len(header) >= 4 else 0
+    return "" if code in FLASH_SIZE_CODES else f" (unknown size code 0x{code:x}, taken as 2MB)"
 
 
 def _is_flash_address(addr: int, chip: str | None) -> bool:

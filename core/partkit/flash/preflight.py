@@ -25,15 +25,16 @@ together.
 
 from __future__ import annotations
 
-from partkit.common.chips import BOOTLOADER_OFFSET
+from partkit.common.chips import BOOTLOADER_OFFSET, MMU_PAGE, find_chip
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, error, warning
 from partkit.common.numbers import align_up
 from partkit.common.record import Record
 from partkit.flash import imagefile, otadata
-from partkit.flash.appimage import ImageBytes, read_image
+from partkit.flash.appimage import ImageBytes, header_flash_size, read_image, size_code_note
 from partkit.flash.bootpredict import ota_count, predict_boot
 from partkit.flash.contents import EXPECTED_CONTENTS, describe
 from partkit.flash.lfsmeta import geometry_problem, name_max_problem, read_superblock
+from partkit.table.binary import MAX_TABLE_BYTES
 from partkit.table.codec import load_table
 from partkit.table.names import (
     APP,
@@ -52,19 +53,12 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-MMU_PAGE = 0x10000  # the flash MMU page (the default where it is configurable)
-MMU_PAGE_CONFIGURABLE = frozenset({"esp32c2", "esp32c5", "esp32c6", "esp32c61", "esp32h2",
-                                   "esp32h21", "esp32h4"})
+__all__ = ["CODES", "PartitionState", "PreflightReport", "Problem",
+           "check_image"]
 
-__all__ = ["CODES", "FLASH_SIZE_CODES", "PartitionState", "PreflightReport", "Problem",
-           "check_image", "header_flash_size"]
-
-TABLE_BYTES = 0xC00
 SECTOR = 0x1000
 MAX_BOOTLOADER = 0x100000  # far more than any bootloader: room to measure one that overflows
 MAX_APP = 16 << 20
-# Flash size nibble of the image header (byte 3, bits 4..7), ESP32 and later chips.
-FLASH_SIZE_CODES: dict[int, int] = {code: (1 << code) << 20 for code in range(8)}
 
 # Every finding code, with what it means (docs/diff.md lists the same; a test keeps them).
 CODES: dict[str, str] = {
@@ -175,13 +169,6 @@ class PreflightReport(Record):
         return 0 if self.ok else 1
 
 
-def header_flash_size(header: bytes) -> int | None:
-    """Flash size the image header declares (None: too short or an unknown code)."""
-    if len(header) < 4:
-        return None
-    return FLASH_SIZE_CODES.get(header[3] >> 4)
-
-
 class _Checker:
     """Collects problems while walking the image; one instance per check."""
 
@@ -191,6 +178,7 @@ class _Checker:
         self.size = imagefile.image_size(image)
         self.problems: list[Problem] = []
         self.chip = options.chip
+        self.size_note = ""  # how the bootloader read an unknown size code
         self.spills: list[tuple[int, int, str]] = []  # (start, end, slot) of overflowing images
 
     def add(self, code: str, message: str, hint: str | None = None, *,
@@ -223,6 +211,7 @@ class _Checker:
             if self.chip is None:
                 self.chip = info.chip
             hdr = header_flash_size(self.region(offset, 4))
+            self.size_note = size_code_note(self.region(offset, 4))
             doc: dict[str, object] = {"offset": offset, "valid": True, "chip": info.chip,
                                       "size": info.measured_size, "header_flash_size": hdr}
             if info.chip is not None and info.chip != self.chip:
@@ -264,7 +253,7 @@ class _Checker:
 
     def table(self) -> PartitionTable | None:
         offset = self.options.table_offset
-        if self.size < offset + TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
+        if self.size < offset + MAX_TABLE_BYTES or self.region(offset, 2) != b"\xaa\x50":
             self.add("table-missing", f"no partition table at 0x{offset:x}",
                      "give the table offset with --offset; 'partkit image inspect' finds it")
             return None
@@ -272,7 +261,7 @@ class _Checker:
         if self.chip is not None and options.primary_bootloader_offset is None:
             options = options.replace(primary_bootloader_offset=BOOTLOADER_OFFSET[self.chip])
         try:
-            loaded = load_table(self.region(offset, TABLE_BYTES), f"{self.image}@0x{offset:x}",
+            loaded = load_table(self.region(offset, MAX_TABLE_BYTES), f"{self.image}@0x{offset:x}",
                                 options)
         except PartkitError as exc:
             self.problems.extend(Problem("table-invalid", d) for d in exc.diagnostics)
@@ -314,7 +303,8 @@ class _Checker:
             at = part.offset + seg.file_offset
             if seg.flash_mapped and at % MMU_PAGE != seg.address % MMU_PAGE:
                 chip = info.chip or self.chip or ""
-                unsure = chip in MMU_PAGE_CONFIGURABLE
+                row = find_chip(chip)
+                unsure = row is not None and row.mmu_page_configurable
                 self.add("app-invalid", f"app slot '{part.name}': segment {index} loads at "
                          f"0x{seg.address:08x} but its data sits at flash 0x{at:x}; they "
                          "differ modulo the 64 KiB MMU page, so the bootloader rejects the "
@@ -477,10 +467,17 @@ def check_image(image: str, options: TableOptions, *,
         return PreflightReport(image, c.size, c.chip, boot, hdr, flash_size,
                                options.table_offset, None, (), tuple(c.problems))
     end = table.highest_end()
+    says = f"the bootloader header says {hdr >> 20}MB of flash{c.size_note}" if hdr else ""
     if hdr is not None and end > hdr:
-        c.add("flash-size", f"the bootloader header says {hdr >> 20}MB of flash (0x{hdr:x}), "
-              f"but the partitions end at 0x{end:x}", "merge or build the bootloader with "
-              "the right --flash-size (esptool merge-bin --flash-size)")
+        c.add("flash-size", f"{says} (0x{hdr:x}), but the partitions end at 0x{end:x}",
+              "merge or build the bootloader with the right --flash-size (esptool "
+              "merge-bin --flash-size)")
+    if hdr is not None and flash_size is not None and flash_size < hdr:
+        # ESP-IDF esp_flash_spi_init.c: the app's flash init compares the chip with the header
+        c.add("flash-size", f"{says}, more than the {flash_size >> 20}MB chip (--flash-size): "
+              f"the app stops at start-up ('Detected size({flash_size >> 10}k) smaller than "
+              f"the size in the binary image header({hdr >> 10}k). Probe failed.')",
+              "merge or build the bootloader with the chip's --flash-size")
     if flash_size is not None and end > flash_size:
         c.add("flash-size", f"the partitions end at 0x{end:x}, beyond the 0x{flash_size:x}-byte "
               "flash (--flash-size)", "shrink or move partitions")

@@ -14,7 +14,13 @@ from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.fileio import read_stream
 from partkit.common.record import Record
 from partkit.flash import imagefile
-from partkit.flash.appimage import IMAGE_MAGIC, ImageBytes, header_flash_size, read_image
+from partkit.flash.appimage import (
+    IMAGE_MAGIC,
+    ImageBytes,
+    header_flash_size,
+    read_image,
+    size_code_note,
+)
 from partkit.table import binary
 from partkit.table.binary import MAGIC, MAX_TABLE_BYTES, MD5_MARKER
 from partkit.table.codec import Loaded, load_table
@@ -69,7 +75,6 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
 # The size every chip's 2nd-stage bootloader takes for a header code it does not know
 # (the ``default:`` of update_flash_config in ESP-IDF's
 # components/bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c).
-UNKNOWN_CODE_FLASH_SIZE = 2 << 20
 
 
 def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
@@ -89,11 +94,7 @@ def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
         if head[0] != IMAGE_MAGIC:
             continue
         where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
-        found = header_flash_size(head)
-        if found is None:
-            return UNKNOWN_CODE_FLASH_SIZE, (
-                f"{where} (unknown size code 0x{head[3] >> 4:x}, taken as 2MB)")
-        return found, where
+        return header_flash_size(head), where + size_code_note(head)
     return None, None
 
 

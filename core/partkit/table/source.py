@@ -286,11 +286,13 @@ class FlashSize(Record):
             why += (f"; on a {wanted} chip the app stops at start-up ('Detected size("
                     f"{given >> 10}k) smaller than the size in the binary image header("
                     f"{size >> 10}k). Probe failed.')")
+        # a chip smaller than the header is a failed check ('partkit check', 'image check')
+        code = "flash-smaller-than-header" if given < size else "flash-size-overruled"
         return self.replace(warnings=(*self.warnings, warning(
             f"--flash-size {wanted} is not used: {origin} says {said} (0x{size:x}), and {why}",
             where, hint=f"judged against {said}; for a {wanted} flash, write the bootloader "
                         "with that size (esptool merge-bin/write-flash --flash-size)",
-            code="flash-size-overruled")))
+            code=code)))
 
 
 HEADER_ORIGIN = "the bootloader header at "  # how read_header_flash_size names the place
