@@ -160,3 +160,29 @@ def test_a_percent_in_a_metavar_survives_intermixed_parsing(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "[--warn-free PCT%|BYTES]" in err and "expected one argument" in err
+
+
+@pytest.mark.parametrize("before", [
+    ["parttool", "-q", "--image", "{missing}", "read_partition", "-n", "nvs", "--output",
+     "{out}"],  # quiet: would print nothing at all
+    ["device", "--port", "socket://127.0.0.1:9", "write", "-n", "nvs"],  # no claim
+])
+def test_a_commands_reporting_does_not_outlive_it(
+        before: list[str], files: dict[str, str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # in one process, a Ctrl-C before the next command has started (while its modules load)
+    # is reported as main's default, whatever the previous command declared
+    assert run(capsys, *(a.format(**files) for a in before))[0] == 2
+    import partkit.common.fileio
+
+    class Interrupted:
+        def __enter__(self) -> None:
+            raise KeyboardInterrupt
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setattr(partkit.common.fileio, "command_scope", Interrupted)
+    assert run(capsys, "image", "info", files["image"]) == (
+        130, "", "partkit: interrupted; outputs are only replaced whole: each is complete or "
+        "as it was\n")

@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    from partkit.cli import reporting
     from partkit.common import notices
 
+    reporting.reset()  # not the last command's way (an in-process caller runs many)
     notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
     from partkit.common.fileio import command_scope
 
@@ -152,7 +154,6 @@ def _main(argv: list[str] | None) -> int:
 
     __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
     module = sys.modules[entry[0]]
-    reporting.reset()
     try:
         code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
     except PartkitError as exc:  # the one handler: bad input (2) and failed checks (1)

@@ -70,10 +70,15 @@ exit status:
      boot enabled without --force-security; nothing on the device was changed
 """
 
-# connection and table options taking a value: accepted before the command word too
+# the options taking one value, of the connection and the table and of the sub-commands:
+# they may come before the command word, and their value is never taken for it
+# ('-n otadata read': the otadata partition, read)
 _VALUED = frozenset({"--port", "-p", "--baud", "-b", "--chip", "--offset",
                      "--partition-table-offset", "--table", "--partition-table-file", "-f",
-                     "--before", "--after", "--connect-attempts"})
+                     "--before", "--after", "--connect-attempts",
+                     "--name", "--partition-name", "-n", "--type", "--partition-type", "-t",
+                     "--subtype", "--partition-subtype", "-s", "--output", "-o", "--input",
+                     "--slot", "--state", "--running"})
 
 
 def _connection(p: argparse.ArgumentParser) -> None:

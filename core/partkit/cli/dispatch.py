@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from partkit.cli.common import EXIT_CHECK, command_parser
+from partkit.cli.common import EXIT_CHECK, command_parser, hidden
 from partkit.common.errors import closest
 from partkit.common.record import Record
 
@@ -85,6 +85,9 @@ class Subcommands:
             (sys.stdout if argv else sys.stderr).write(self.usage())
             return 0 if argv else 2
         name, rest = self._split(argv)
+        if name is None and self._asks_help(argv):  # after leading options, no word
+            sys.stdout.write(self.usage())
+            return 0
         if name is None:
             sys.stderr.write(f"{self.prog}: error: {self._no_command(argv)}\n{self.usage()}")
             return 2
@@ -104,6 +107,15 @@ class Subcommands:
         if words and words[0] == argv[0]:
             return f"unknown command '{words[0]}'"
         return "no command given"
+
+    def _asks_help(self, argv: list[str]) -> bool:
+        """Whether ``-h``/``--help`` is among the options before where the word would be."""
+        i = 0
+        while i < len(argv) and argv[i] != "--":
+            if argv[i] in ("-h", "--help"):
+                return True
+            i += 2 if self.leading is not None and argv[i] in self.leading else 1
+        return False
 
     def _words(self, argv: list[str]) -> list[str]:
         """The words of ``argv`` that are neither options nor a leading option's value."""
@@ -137,7 +149,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     """parse_intermixed_args, except that everything after ``--`` is positional.
 
     argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back.
+    fails): they are swapped for stand-ins that cannot look like options (``hidden``; an
+    error message shows the words as given), then back.
     It also keeps its formatted usage as a %-template, so a ``%`` in a metavar
     (``--warn-free PCT%|BYTES``) crashed ``--help`` and every usage error: the usage is
     fixed here first, its ``%`` escaped.
@@ -148,8 +161,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         return parser.parse_intermixed_args(argv)
     cut = argv.index("--")
     after = argv[cut + 1:]
-    marks = {f"\0{i}": value for i, value in enumerate(after)}
-    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
+    marks = {hidden(i, value): value for i, value in enumerate(after)}
+    # '--' stays: it also ends an option's list (--extra-partition-subtypes A -- FILE)
+    args = parser.parse_intermixed_args([*argv[:cut], "--", *marks])
     for key, value in vars(args).items():
         if isinstance(value, str) and value in marks:
             setattr(args, key, marks[value])
