@@ -48,7 +48,7 @@ from partkit.flash.partinfo import format_info
 from partkit.flash.tablearea import read_header_flash_size
 from partkit.table.names import type_name
 from partkit.table.render import flags_text, partition_json, to_json, to_summary
-from partkit.table.source import Field, RawTable, flash_size_of
+from partkit.table.source import Field, FlashSize, RawTable, judge_flash_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -269,9 +269,12 @@ def _with_device(args: argparse.Namespace,
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
-        options = options.replace(flash_size=_judged_flash_size(args, target, options))
+        flash = _judged_flash_size(args, target, options)
+        options = options.replace(flash_size=flash.size)
+        emit(flash.warnings)
         if args.json:
             doc = to_json(table, options)
+            doc["flash_size_origin"] = flash.origin  # as 'partkit show --json' names it
             doc["device"] = _device_json(target)
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return 0
@@ -281,21 +284,22 @@ def _show(args: argparse.Namespace) -> int:
                          + (f"{s.flash_size >> 20} MB flash" if s.flash_size else
                             "flash size unknown")
                          + f", {security}; table at 0x{options.table_offset:x}\n"
-                         + to_summary(table, options))
+                         + to_summary(table, options, flash.origin))
         return 0
 
     return _with_device(args, work)
 
 
 def _judged_flash_size(args: argparse.Namespace, target: DeviceTarget,
-                       options: TableOptions) -> int | None:
-    """The size the table is judged against: table.source's one rule (the bootloader
-    header, else --flash-size, else the flash chip), as 'partkit diff PORT' says."""
+                       options: TableOptions) -> FlashSize:
+    """The size the table is judged against and where it came from: table.source's one
+    rule (the bootloader header at the chip's offset, else the flash chip), as 'partkit
+    diff PORT' says."""
     s = target.session
     header, where = read_header_flash_size(target.read, s.flash_size, options.table_offset,
-                                           args.port)
+                                           args.port, options.primary_bootloader_offset)
     raw = RawTable(b"", "device", args.port, s.flash_size, Field(header, where))
-    return flash_size_of(raw, _options(args))[0]
+    return judge_flash_size(raw, _options(args))
 
 
 def _device_json(target: DeviceTarget) -> dict[str, object]:
