@@ -34,7 +34,14 @@ from partkit.cli.common import (
 )
 from partkit.cli.dispatch import Subcommand, Subcommands
 from partkit.cli.image.otadata import write_otadata_report
-from partkit.cli.image.shared import STATES, app_slot, columns, ota_apps, otadata_partition
+from partkit.cli.image.shared import (
+    STATES,
+    add_slot_options,
+    app_slot,
+    ota_apps,
+    otadata_partition,
+    partition_list,
+)
 from partkit.cli.image.shared import select as select_partitions
 from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import BOOTLOADER_OFFSET
@@ -46,8 +53,7 @@ from partkit.flash import otadata
 from partkit.flash.bootselect import select_slot
 from partkit.flash.partinfo import format_info
 from partkit.flash.tablearea import read_header_flash_size
-from partkit.table.names import type_name
-from partkit.table.render import flags_text, partition_json, to_json, to_summary
+from partkit.table.render import partition_json, to_json, to_summary
 from partkit.table.source import Field, FlashSize, RawTable, judge_flash_size
 
 TYPE_CHECKING = False
@@ -160,13 +166,7 @@ def _otadata_options(p: argparse.ArgumentParser) -> None:
 
 
 def _set_boot_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--slot", required=True, metavar="SLOT",
-                   help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined", choices=tuple(STATES),
-                   help="ota_state of the new record: undefined (default: no rollback "
-                        "check), new (as esp_ota_set_boot_partition writes it with rollback; "
-                        "the bootloader makes it pending_verify itself), valid; as 'partkit "
-                        "image set-boot'")
+    add_slot_options(p)
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
@@ -315,10 +315,7 @@ def _info(args: argparse.Namespace) -> int:
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
             if not args.info and not args.json:
-                rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
-                rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
-                          f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-                sys.stdout.write(columns(rows))
+                sys.stdout.write(partition_list(table, options))
                 return 0
         else:
             chosen = select_partitions(args, table, options, single=False)
