@@ -67,7 +67,7 @@ def imports_of(path: Path, modules: set[str], module: str = "") -> set[str]:
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            names = [node.value]
+            names = [node.value.split(":", 1)[0]]  # also "module:NAME" (a LazySubcommand)
         found.update(names)
     return found & modules
 

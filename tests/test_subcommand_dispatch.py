@@ -7,6 +7,8 @@ Device cases that need a chip run against esp32-mock-bootloader (esptool's real 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,31 @@ def test_ctrl_c_outside_a_device_write_makes_no_claim(
     assert out == ""
     assert err.splitlines()[-1] == "partkit: interrupted", err
     assert err.count("interrupted") == 1
+
+
+def test_every_lazy_subcommand_loads_as_its_table_says() -> None:
+    """A LazySubcommand's word and summary are its module's Subcommand value's (the usage
+    text shows the table's, --help the value's): a drift fails here, not in a user's run."""
+    from partkit.cli import device, image
+    from partkit.cli.dispatch import LazySubcommand
+
+    lazy = [(table, entry) for table in (image.SUBCOMMANDS, device.SUBCOMMANDS)
+            for entry in table.commands.values() if isinstance(entry, LazySubcommand)]
+    assert len(lazy) >= 11
+    for table, entry in lazy:
+        command = table.command(entry.name)
+        assert (command.name, command.summary) == (entry.name, entry.summary)
+        table.parser(entry.name).format_help()  # its options build
+
+
+def test_device_read_does_not_load_partkit_diff() -> None:
+    """partkit device/image commands load only their own sub-command's module: apply
+    (partkit diff) and create (the ESP-IDF build readers) are imported when they run."""
+    script = ("import sys\nfrom partkit.cli import main\n"
+              "main(['device', 'read', '--help'])\nmain(['image', 'info', '--help'])\n"
+              "print(sorted(m for m in sys.modules if m.startswith('partkit.')))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    for heavy in ("partkit.diff", "partkit.cli.apply", "partkit.cli.image.create",
+                  "partkit.idf.builddir"):
+        assert f"'{heavy}'" not in out, heavy

@@ -16,6 +16,9 @@ import sys
 import tempfile
 
 from partkit.cli.common import add_extra_subtypes, emit, size_option, table_options
+from partkit.cli.connection import add_connection_options, session_of
+from partkit.cli.dispatch import Subcommand
+from partkit.cli.image.shared import reads_image
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.device.ops import bootloader_offset
 from partkit.device.target import DeviceTarget, ImageTarget
@@ -35,8 +38,8 @@ if TYPE_CHECKING:
     from partkit.diff.plan import Step
     from partkit.table.options import TableOptions
 
-__all__ = ["EPILOG", "EXIT_APPLY", "HELP", "add_device_arguments", "add_image_options",
-           "run_device", "run_image"]
+__all__ = ["DEVICE_APPLY", "EPILOG", "EXIT_APPLY", "HELP", "IMAGE_APPLY", "add_device_arguments",
+           "add_image_options", "run_device", "run_image"]
 
 HELP = "change the table to NEW by running partkit diff's migration plan"
 EXIT_APPLY = """\
@@ -229,3 +232,21 @@ def run_device(args: argparse.Namespace, session_of: Callable[[], Session]) -> i
             check_reach(report.plan, session.flash_size, args.port,
                         "NEW does not fit the chip's flash")
         return _run(target, report, table, args)
+
+
+def _device_options(p: argparse.ArgumentParser) -> None:
+    add_device_arguments(p)
+    add_connection_options(p)
+
+
+def _device(args: argparse.Namespace) -> int:
+    args.image = args.port  # the location selection errors name
+    return run_device(args, lambda: session_of(args))
+
+
+# The sub-commands as partkit image and partkit device list them (LazySubcommand): this
+# module loads partkit diff, so it is imported only when apply runs.
+IMAGE_APPLY = Subcommand("apply", HELP, add_image_options, reads_image(run_image),
+                         EXIT_APPLY + "\n" + EPILOG)
+DEVICE_APPLY = Subcommand("apply", "change the table to NEW by running partkit diff's plan, "
+                          "each step verified", _device_options, _device, EXIT_APPLY)

@@ -22,17 +22,15 @@ import argparse
 import json
 import sys
 
-from partkit.cli import apply
 from partkit.cli.common import (
-    add_extra_subtypes,
     add_info_options,
     add_selector,
-    chip_help,
     emit,
     table_options,
     usage_error,
 )
-from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.connection import add_connection_options, session_of
+from partkit.cli.dispatch import LazySubcommand, Subcommand, Subcommands
 from partkit.cli.image.otadata import write_otadata_report
 from partkit.cli.image.shared import (
     STATES,
@@ -47,7 +45,6 @@ from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.device.ops import check_input_file, check_writable, load_table, read_input_file
-from partkit.device.session import Session
 from partkit.device.target import DeviceTarget
 from partkit.flash import otadata
 from partkit.flash.bootselect import select_slot
@@ -87,37 +84,6 @@ _VALUED = frozenset({"--port", "-p", "--baud", "-b", "--chip", "--offset",
                      "--slot", "--state", "--running"})
 
 
-def _connection(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("connection")
-    g.add_argument("--port", "-p",
-                   help="serial port or any port esptool accepts, e.g. /dev/ttyUSB0, COM3, "
-                   "socket://host:port, rfc2217://host:port (default: each serial port "
-                   "esptool lists, in its order, until a chip answers)")
-    g.add_argument("--baud", "-b", type=int, metavar="N",
-                   help="baud rate after connecting (default 115200, esptool's ROM rate)")
-    g.add_argument("--chip", metavar="CHIP",
-                   help=chip_help("expected chip (default: detected); also sets the "
-                                  "bootloader offset for a --table CSV with bootloader rows"))
-    g.add_argument("--before", default="default-reset",
-                   choices=("default-reset", "usb-reset", "no-reset", "no-reset-no-sync"),
-                   help="how to put the chip into its bootloader (esptool --before)")
-    g.add_argument("--after", default="hard-reset",
-                   choices=("hard-reset", "soft-reset", "no-reset"),
-                   help="what to do with the chip when done (esptool --after)")
-    g.add_argument("--no-stub", action="store_true",
-                   help="talk to the ROM loader only (slow 64-byte reads; no flasher stub)")
-    g.add_argument("--connect-attempts", type=int, default=7, metavar="N",
-                   help="connection attempts before giving up (default 7, about 1 s each)")
-    g.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bar and no status lines")
-    t = p.add_argument_group("partition table")
-    t.add_argument("--offset", "--partition-table-offset", metavar="N",
-                   help="flash offset of the table on the device (default 0x8000)")
-    t.add_argument("--table", "--partition-table-file", "-f", metavar="FILE",
-                   help="use this CSV or binary table instead of the one on the device")
-    add_extra_subtypes(t)
-
-
 def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="no effect: erase does not check the readonly flag (as parttool)"
@@ -130,20 +96,20 @@ def _change_opts(p: argparse.ArgumentParser, erase: bool = False) -> None:
 
 def _show_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON (as partkit show)")
-    _connection(p)
+    add_connection_options(p)
 
 
 def _info_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     add_info_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
-    _connection(p)
+    add_connection_options(p)
 
 
 def _read_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    _connection(p)
+    add_connection_options(p)
 
 
 def _write_options(p: argparse.ArgumentParser) -> None:
@@ -151,18 +117,18 @@ def _write_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", dest="input_opt", metavar="FILE", help="the same as INPUT")
     add_selector(p)
     _change_opts(p)
-    _connection(p)
+    add_connection_options(p)
 
 
 def _erase_options(p: argparse.ArgumentParser) -> None:
     add_selector(p)
     _change_opts(p, erase=True)
-    _connection(p)
+    add_connection_options(p)
 
 
 def _otadata_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON")
-    _connection(p)
+    add_connection_options(p)
 
 
 def _set_boot_options(p: argparse.ArgumentParser) -> None:
@@ -171,12 +137,7 @@ def _set_boot_options(p: argparse.ArgumentParser) -> None:
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
                    help="change flash even with flash encryption or secure boot enabled")
-    _connection(p)
-
-
-def _apply_options(p: argparse.ArgumentParser) -> None:
-    apply.add_device_arguments(p)
-    _connection(p)
+    add_connection_options(p)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -203,12 +164,6 @@ def _on_device(handler: Callable[[argparse.Namespace], int]
 def _options(args: argparse.Namespace) -> TableOptions:
     return table_options(offset=args.offset, chip=args.chip, verify=False,
                          extra_subtypes=args.extra_partition_subtypes)
-
-
-def _session(args: argparse.Namespace) -> Session:
-    return Session(args.port, baud=args.baud, chip=args.chip, before=args.before,
-                   after=args.after, stub=not args.no_stub,
-                   connect_attempts=args.connect_attempts)
 
 
 def _table(args: argparse.Namespace, target: DeviceTarget
@@ -253,7 +208,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _with_device(args: argparse.Namespace,
                  work: Callable[[DeviceTarget], int]) -> int:
-    with _session(args) as session:
+    with session_of(args) as session:
         args.port = args.image = session.port  # found by scanning when not given
         target = DeviceTarget(session)
         code = work(target)
@@ -416,10 +371,6 @@ def _set_boot(args: argparse.Namespace) -> int:
     return _with_device(args, work)
 
 
-def _apply(args: argparse.Namespace) -> int:
-    return apply.run_device(args, lambda: _session(args))
-
-
 def _command(name: str, summary: str, options: Callable[[argparse.ArgumentParser], None],
              handler: Callable[[argparse.Namespace], int], exit_codes: str = EXIT_DEVICE,
              ) -> Subcommand:
@@ -440,7 +391,8 @@ SUBCOMMANDS = Subcommands(
               _otadata_options, _otadata),
      _command("set-boot", "write otadata selecting an app slot, verified", _set_boot_options,
               _set_boot),
-     _command("apply", "change the table to NEW by running partkit diff's plan, each step "
-              "verified", _apply_options, _apply, apply.EXIT_APPLY)),
+     # apply loads partkit diff: imported only when it runs
+     LazySubcommand("apply", "change the table to NEW by running partkit diff's plan, each "
+                    "step verified", "partkit.cli.apply:DEVICE_APPLY")),
     usage="usage: partkit device [--port PORT] [options] COMMAND [options]",
     epilog=EXIT_DEVICE, leading=_VALUED)

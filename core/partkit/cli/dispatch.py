@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
 
-__all__ = ["Subcommand", "Subcommands", "parse_args"]
+__all__ = ["LazySubcommand", "Subcommand", "Subcommands", "parse_args"]
 
 
 class Subcommand(Record):
@@ -49,10 +49,35 @@ class Subcommand(Record):
                          handler=handler, exit_codes=exit_codes, description=description)
 
 
+class LazySubcommand(Record):
+    """A sub-command whose module is imported only when it runs (as :mod:`partkit.cli`
+    imports a command's module): its word, its summary for the usage text, and
+    ``"module:NAME"``, the :class:`Subcommand` value it is. So ``partkit device read``
+    does not load what ``partkit device apply`` needs (``diff``)."""
+
+    __slots__ = ("name", "summary", "target")
+    name: str
+    summary: str
+    target: str
+
+    def __init__(self, name: str, summary: str, target: str) -> None:
+        self._init(name=name, summary=summary, target=target)
+
+    def load(self) -> Subcommand:
+        module, _, attr = self.target.partition(":")
+        __import__(module)  # not importlib: it pulls in warnings (start-up time)
+        command = getattr(sys.modules[module], attr)
+        # the table's word and summary are the value's own (tests load every entry)
+        assert isinstance(command, Subcommand) and (command.name, command.summary) == (
+            self.name, self.summary), self.target
+        return command
+
+
 class Subcommands:
     """The sub-commands of one partkit command, with its usage text."""
 
-    def __init__(self, prog: str, description: str, commands: Sequence[Subcommand], *,
+    def __init__(self, prog: str, description: str,
+                 commands: Sequence[Subcommand | LazySubcommand], *,
                  usage: str | None = None, epilog: str = "",
                  leading: frozenset[str] | None = None) -> None:
         self.prog = prog
@@ -62,8 +87,13 @@ class Subcommands:
         self.epilog = epilog
         self.leading = leading  # valued options allowed before the word; None: word first
 
+    def command(self, name: str) -> Subcommand:
+        """The sub-command ``name`` (its module imported now when it is lazy)."""
+        entry = self.commands[name]
+        return entry.load() if isinstance(entry, LazySubcommand) else entry
+
     def parser(self, name: str) -> argparse.ArgumentParser:
-        command = self.commands[name]
+        command = self.command(name)
         p = command_parser(f"{self.prog} {name}", command.description or command.summary,
                            command.exit_codes)
         command.add_options(p)
@@ -93,7 +123,7 @@ class Subcommands:
             return 2
         args = parse_args(self.parser(name), rest)
         args.command = name
-        return self.commands[name].handler(args)
+        return self.command(name).handler(args)
 
     def _no_command(self, argv: list[str]) -> str:
         """What is wrong when no sub-command word was found, with a did-you-mean."""

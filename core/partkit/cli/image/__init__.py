@@ -19,15 +19,7 @@ This module is the table of sub-commands; each lives in its own module of this p
 
 from __future__ import annotations
 
-from partkit.cli import apply
-from partkit.cli.dispatch import Subcommand, Subcommands
-from partkit.cli.image.check import CHECK
-from partkit.cli.image.create import CREATE
-from partkit.cli.image.inspect import INSPECT
-from partkit.cli.image.otadata import OTADATA
-from partkit.cli.image.parts import ERASE, INFO, READ, WRITE
-from partkit.cli.image.setboot import SET_BOOT
-from partkit.cli.image.shared import reads_image
+from partkit.cli.dispatch import LazySubcommand, Subcommands
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,14 +27,31 @@ if TYPE_CHECKING:
 
 __all__ = ["SUBCOMMANDS", "run"]
 
-APPLY = Subcommand("apply", apply.HELP, apply.add_image_options, reads_image(apply.run_image),
-                   apply.EXIT_APPLY + "\n" + apply.EPILOG)
 
+# Each sub-command's module is imported when it runs (create loads the assembly and ESP-IDF
+# build readers, apply partkit diff); the summaries are the Subcommand values' own.
 SUBCOMMANDS = Subcommands(
     "partkit image",
     "Read, write and erase partitions of flash image files, assemble images, and inspect raw "
     "flash dumps.",
-    (INFO, READ, WRITE, ERASE, INSPECT, CREATE, CHECK, SET_BOOT, OTADATA, APPLY))
+    (LazySubcommand("info", "list partitions, or fields of the selected one",
+                    "partkit.cli.image.parts:INFO"),
+     LazySubcommand("read", "copy a partition's bytes to a file", "partkit.cli.image.parts:READ"),
+     LazySubcommand("write", "write a file into a partition (rest becomes 0xFF)",
+                    "partkit.cli.image.parts:WRITE"),
+     LazySubcommand("erase", "set a partition to 0xFF", "partkit.cli.image.parts:ERASE"),
+     LazySubcommand("inspect", "find the table in a raw dump and tell what each partition "
+                    "holds", "partkit.cli.image.inspect:INSPECT"),
+     LazySubcommand("create", "assemble a full flash image (+ flash_args)",
+                    "partkit.cli.image.create:CREATE"),
+     LazySubcommand("check", "pre-flight check of a whole flash image before it is flashed",
+                    "partkit.cli.image.check:CHECK"),
+     LazySubcommand("set-boot", "write otadata selecting an app slot (crash-safe)",
+                    "partkit.cli.image.setboot:SET_BOOT"),
+     LazySubcommand("otadata", "decode both otadata sectors and tell which app boots",
+                    "partkit.cli.image.otadata:OTADATA"),
+     LazySubcommand("apply", "change the table to NEW by running partkit diff's migration "
+                    "plan", "partkit.cli.apply:IMAGE_APPLY")))
 
 
 def run(argv: Sequence[str]) -> int:
