@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from partkit.cli import main
+from partkit.cli import COMMANDS, main
+from partkit.cli.reporting import OUTPUTS_WHOLE
 
 CSV = """\
 nvs,      data, nvs,     0x9000,  0x6000,
@@ -160,3 +161,72 @@ def test_a_percent_in_a_metavar_survives_intermixed_parsing(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "[--warn-free PCT%|BYTES]" in err and "expected one argument" in err
+
+
+# --- parse_args and the '--' that ends --extra-partition-subtypes (brk3) --------------------
+
+CUSTOM_CSV = CSV.replace("storage,  data, spiffs,", "storage,  data, my_sub,")
+
+
+@pytest.mark.parametrize("sub", [
+    ["data", "build", "--partition", "nvs", "--from", "{nvs}", "-o", "{out}"],
+    ["image", "info"],
+])
+def test_the_double_dash_ends_the_extra_subtypes_before_the_table(
+        sub: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # what every --extra-partition-subtypes help says: "end the list with -- when the table
+    # follows"; the placeholders parse_args put after '--' were taken as more subtypes
+    table = tmp_path / "t.csv"
+    table.write_text(CUSTOM_CSV)
+    target = str(table)
+    if sub[0] == "image":
+        image = tmp_path / "flash.img"
+        assert main(["image", "create", "--table", str(table), "--flash-size", "2MB",
+                     "-o", str(image), "--no-flash-args", "--extra-partition-subtypes",
+                     "data,my_sub,0x40"]) == 0
+        target = str(image)
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text("key,type,encoding,value\nns,namespace,,\nk,data,u8,1\n")
+    files = {"nvs": str(nvs), "out": str(tmp_path / "nvs.bin")}
+    argv = [a.format(**files) for a in sub]
+    code, _, err = run(capsys, *argv, "--extra-partition-subtypes", "data,my_sub,0x40", "--",
+                       target)
+    assert code == 0, err
+    if sub[0] == "data":
+        assert (tmp_path / "nvs.bin").stat().st_size == 0x6000
+
+
+def test_a_table_taken_as_a_subtype_gets_the_double_dash_hint(
+        files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # the hint looked at the argv of argparse's second (positional) pass only
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "build", "--partition", "nvs", "--from", files["src"], "-o", files["out"],
+              "--extra-partition-subtypes", "data,my_sub,0x40", files["table"]])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: table" in err and "end the list with --" in err, err
+
+
+def test_a_quiet_command_leaves_the_next_ctrl_c_its_line(
+        files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # parttool -q declares "exit code only"; a later command in the same process (SCons,
+    # PlatformIO, tests) cut short before it starts (while its module loads) kept it: silent
+    assert run(capsys, "parttool", "-q", "--image", files["missing"], "read_partition",
+               "-n", "nvs", "--output", files["out"]) == (2, "", "")
+    (tmp_path / "partkit_brk3_slow_command.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(COMMANDS, "slow", ("partkit_brk3_slow_command", "loads slowly"))
+    code, out, err = run(capsys, "slow")
+    assert (code, out) == (130, "")
+    assert err == f"partkit: interrupted; {OUTPUTS_WHOLE}\n"
+
+
+def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
+        files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # it was named as parse_args' placeholder: a NUL and its index
+    with pytest.raises(SystemExit) as exc:
+        main(["buildsys", "erased-file", "--", files["out"], "8K", "extra"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: extra\n" in err and "\0" not in err, err

@@ -52,6 +52,11 @@ def _help() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; Ctrl-C and a closed stdout end it cleanly (130 / 141, no traceback)."""
+    from partkit.cli import reporting
+
+    # first: how the last command in this process reported (parttool -q: silent) is not
+    # this one's, even for a Ctrl-C before the command has started
+    reporting.reset()
     _reopen_closed_streams()
     for stream in (sys.stdout, sys.stderr):
         # file names that are not UTF-8 (surrogate escapes) print as \udcXX, never crash
@@ -152,7 +157,6 @@ def _main(argv: list[str] | None) -> int:
 
     __import__(entry[0])  # not importlib: it pulls in warnings, and start-up is budgeted
     module = sys.modules[entry[0]]
-    reporting.reset()
     try:
         code: int = getattr(module, "run")(args[1:])  # noqa: B009 - Any, as import_module gave
     except PartkitError as exc:  # the one handler: bad input (2) and failed checks (1)

@@ -70,12 +70,25 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
 
     class CommandParser(argparse.ArgumentParser):
         argv: tuple[str, ...] = ()
+        intermixed = False
 
         def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                              namespace: argparse.Namespace | None = None,
                              ) -> tuple[argparse.Namespace, list[str]]:
-            self.argv = tuple(sys.argv[1:] if args is None else args)
+            if not self.intermixed:  # its second pass sees the positionals only
+                self.argv = tuple(sys.argv[1:] if args is None else args)
             return super().parse_known_args(args, namespace)
+
+        def parse_known_intermixed_args(  # type: ignore[override]
+                self, args: Sequence[str] | None = None,
+                namespace: argparse.Namespace | None = None,
+        ) -> tuple[argparse.Namespace, list[str]]:
+            self.argv = tuple(sys.argv[1:] if args is None else args)
+            self.intermixed = True
+            try:
+                return super().parse_known_intermixed_args(args, namespace)
+            finally:
+                self.intermixed = False
 
         def error(self, message: str) -> NoReturn:
             hint = EXTRA_SUBTYPES_HINT if swallowed(self.argv) else self._hint(message)

@@ -16,6 +16,7 @@ line, whose global options must precede the operation.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from partkit.cli.common import EXIT_CHECK, command_parser
@@ -24,10 +25,11 @@ from partkit.common.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable, Sequence
 
 __all__ = ["Subcommand", "Subcommands", "parse_args"]
+
+_CUT = "--\0"  # where parse_args found '--' (argv holds no NUL)
 
 
 class Subcommand(Record):
@@ -137,7 +139,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     """parse_intermixed_args, except that everything after ``--`` is positional.
 
     argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back.
+    fails): they are swapped for placeholders that cannot look like options, then back;
+    the ``--`` still ends a list option before them, and an unexpected one is named as typed.
     It also keeps its formatted usage as a %-template, so a ``%`` in a metavar
     (``--warn-free PCT%|BYTES``) crashed ``--help`` and every usage error: the usage is
     fixed here first, its ``%`` escaped.
@@ -149,7 +152,13 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     cut = argv.index("--")
     after = argv[cut + 1:]
     marks = {f"\0{i}": value for i, value in enumerate(after)}
-    args = parser.parse_intermixed_args(argv[:cut] + list(marks))
+    # '--' ends a list option too ('--extra-partition-subtypes a,b,0x40 -- TABLE'): a hidden
+    # option stands where it was, or the list would take the placeholders
+    parser.add_argument(_CUT, action="store_true", dest=_CUT, help=argparse.SUPPRESS)
+    args, extras = parser.parse_known_intermixed_args([*argv[:cut], _CUT, *marks])
+    if extras:  # named as typed, not as placeholders
+        parser.error("unrecognized arguments: " + " ".join(marks.get(e, e) for e in extras))
+    delattr(args, _CUT)
     for key, value in vars(args).items():
         if isinstance(value, str) and value in marks:
             setattr(args, key, marks[value])
