@@ -230,3 +230,13 @@ def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "error: unrecognized arguments: extra\n" in err and "\0" not in err, err
+
+
+def test_arduino_size_help_says_bad_input_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    # it said "2  bad input or usage: an unreadable file, ..." (EXIT_PLAIN), which arduino
+    # size never does: bad input is its JSON answer with exit 0
+    with pytest.raises(SystemExit):
+        main(["arduino", "size", "--help"])
+    status = capsys.readouterr().out.partition("exit status:")[2]
+    assert "0  the JSON answer, also for bad input" in status
+    assert "2  usage" in status and "unreadable file" not in status
