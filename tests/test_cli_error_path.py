@@ -230,6 +230,10 @@ def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "error: unrecognized arguments: extra\n" in err and "\0" not in err, err
+    with pytest.raises(SystemExit):  # a second '--': no did-you-mean of a hidden option
+        main(["buildsys", "erased-file", "--", files["out"], "8K", "--"])
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: --\n" in err and "\0" not in err, err
 
 
 def test_arduino_size_help_says_bad_input_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

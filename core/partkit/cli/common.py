@@ -99,7 +99,8 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
             """A nearby option for a mistyped one; else where the options are listed."""
             from partkit.common.errors import closest
 
-            known = [o for action in self._actions for o in action.option_strings]
+            known = [o for action in self._actions for o in action.option_strings
+                     if action.help != argparse.SUPPRESS]  # none hidden (parse_args' cut)
             if message.startswith("unrecognized arguments:"):
                 for word in message.split(":", 1)[1].split():
                     guess = closest(word.split("=", 1)[0], known) if word.startswith(
