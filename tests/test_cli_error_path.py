@@ -10,8 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from partkit.cli import COMMANDS, main
-from partkit.cli.reporting import OUTPUTS_WHOLE
+from partkit.cli import main
 
 CSV = """\
 nvs,      data, nvs,     0x9000,  0x6000,
@@ -207,21 +206,6 @@ def test_a_table_taken_as_a_subtype_gets_the_double_dash_hint(
     assert "required: table" in err and "end the list with --" in err, err
 
 
-def test_a_quiet_command_leaves_the_next_ctrl_c_its_line(
-        files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # parttool -q declares "exit code only"; a later command in the same process (SCons,
-    # PlatformIO, tests) cut short before it starts (while its module loads) kept it: silent
-    assert run(capsys, "parttool", "-q", "--image", files["missing"], "read_partition",
-               "-n", "nvs", "--output", files["out"]) == (2, "", "")
-    (tmp_path / "partkit_brk3_slow_command.py").write_text("raise KeyboardInterrupt\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(COMMANDS, "slow", ("partkit_brk3_slow_command", "loads slowly"))
-    code, out, err = run(capsys, "slow")
-    assert (code, out) == (130, "")
-    assert err == f"partkit: interrupted; {OUTPUTS_WHOLE}\n"
-
-
 def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
         files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     # it was named as parse_args' placeholder: a NUL and its index
@@ -230,7 +214,7 @@ def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "error: unrecognized arguments: extra\n" in err and "\0" not in err, err
-    with pytest.raises(SystemExit):  # a second '--': no did-you-mean of a hidden option
+    with pytest.raises(SystemExit):  # a second '--' is a word too
         main(["buildsys", "erased-file", "--", files["out"], "8K", "--"])
     err = capsys.readouterr().err
     assert "error: unrecognized arguments: --\n" in err and "\0" not in err, err
@@ -244,3 +228,29 @@ def test_arduino_size_help_says_bad_input_exits_0(capsys: pytest.CaptureFixture[
     status = capsys.readouterr().out.partition("exit status:")[2]
     assert "0  the JSON answer, also for bad input" in status
     assert "2  usage" in status and "unreadable file" not in status
+
+
+@pytest.mark.parametrize("before", [
+    ["parttool", "-q", "--image", "{missing}", "read_partition", "-n", "nvs", "--output",
+     "{out}"],  # quiet: would print nothing at all
+    ["device", "--port", "socket://127.0.0.1:9", "write", "-n", "nvs"],  # no claim
+])
+def test_a_commands_reporting_does_not_outlive_it(
+        before: list[str], files: dict[str, str], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # in one process, a Ctrl-C before the next command has started (while its modules load)
+    # is reported as main's default, whatever the previous command declared
+    assert run(capsys, *(a.format(**files) for a in before))[0] == 2
+    import partkit.common.fileio
+
+    class Interrupted:
+        def __enter__(self) -> None:
+            raise KeyboardInterrupt
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+    monkeypatch.setattr(partkit.common.fileio, "command_scope", Interrupted)
+    assert run(capsys, "image", "info", files["image"]) == (
+        130, "", "partkit: interrupted; outputs are only replaced whole: each is complete or "
+        "as it was\n")

@@ -96,7 +96,9 @@ def test_device_show_draws_the_bootloader_header_size_as_diff_judges(
         assert main(["device", "--port", device.url, "show"]) == 0
         out = capsys.readouterr().out
         assert "esp32c3, 4 MB flash" in out  # the chip, as it is
-        assert "flash 2 MiB: partitions end at 0x320000" in out  # what the bootloader checks
+        # what the bootloader checks, and where it said so
+        assert (f"flash 2 MiB (from the bootloader header at {device.url}@0x0, byte 3): "
+                "partitions end at 0x320000") in out
     finally:
         device.stop()
 
@@ -138,5 +140,28 @@ def test_device_apply_judges_new_by_the_header_at_its_chips_bootloader_offset(
         doc = json.loads(capsys.readouterr().out)
         assert doc["flash_size"] == 2 << 20 and code != 0
         assert device.read(tmp_path, 0x8000, len(table)) == table  # nothing written
+    finally:
+        device.stop()
+
+
+def test_device_show_names_the_header_at_its_chips_offset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: device show took the first header (a leftover at 0x0 saying 4MB) and named
+    no origin, while 'partkit diff PORT' judged the same chip at 2MB."""
+    from support.mock_device import MockDevice
+
+    device = MockDevice(tmp_path / "state", chip="esp32")  # its ROM loads 0x1000
+    try:
+        image = bytearray(_image(tmp_path, "flash.bin", 0x9000, 2).read_bytes())  # 4MB at 0x0
+        image[0x1000:0x1004] = bytes([0xE9, 1, 2, 0x1F])  # the ESP32's bootloader says 2MB
+        device.write(tmp_path, 0, bytes(image))
+        origin = f"the bootloader header at {device.url}@0x1000, byte 3"
+        capsys.readouterr()
+        assert main(["device", "show", "--port", device.url, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert (doc["flash_size"], doc["flash_size_origin"]) == (2 << 20, origin)
+        assert main(["device", "show", "--port", device.url]) == 0
+        assert f"(from {origin})" in capsys.readouterr().out
+        assert _diff_answer(device.url, tmp_path, capsys) == (2 << 20, origin)
     finally:
         device.stop()

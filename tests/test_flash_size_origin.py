@@ -363,16 +363,25 @@ def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
     assert main(["gen", "-q", str(files["csv"]), str(table)]) == 0
     app = build_app(tmp_path, 2000, name="app.bin")
     image = _merge(tmp_path / "bare.bin", "4MB", (0x8000, table), (0x10000, app))
+    # (the app says the chip: an ESP32-C3, whose ROM loads the bootloader from 0x0)
     note = (f"not checked: the partitions against the flash size: {image} has no bootloader "
-            "header and is no full dump (a power of two from 1MB); give --flash-size\n")
+            "header at 0x0 and is no full dump (a power of two from 1MB); give --flash-size\n")
+    no_bootloader = (f"not checked: the bootloader: {image} holds none at 0x0, where the "
+                     "esp32c3 ROM loads it; which app boots assumes one is flashed (partkit "
+                     "image check IMAGE says what a device would do with this image alone)\n")
     for quiet in ((), ("-q",)):
         code, out, _ = _run(capsys, "check", str(image), *quiet)
         assert code == 0
-        assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + note)
+        assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + note
+                            + no_bootloader)
+    doc = _check_json(capsys, str(image))
+    assert doc["complete"] is False and doc["not_checked"] == [
+        note[len("not checked: "):-1], no_bootloader[len("not checked: "):-1]]
     code, out, _ = _run(capsys, "check", str(files["image"]), "-q")
-    assert "not checked" not in out  # its header says
+    assert "not checked" not in out  # its header says, and it has a bootloader
+    assert _check_json(capsys, str(files["image"]))["complete"] is True
     code, out, _ = _run(capsys, "check", str(image), "--flash-size", "4MB")
-    assert "not checked" not in out
+    assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + no_bootloader)
 
 
 def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(

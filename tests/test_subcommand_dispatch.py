@@ -63,6 +63,68 @@ def test_no_arguments_prints_the_usage_and_exits_2(
     assert "otadata" in out
 
 
+@pytest.mark.parametrize("argv", [
+    ["device", "--port", "socket://127.0.0.1:9", "--help"],  # after the leading options
+    ["device", "-q", "-p", "socket://127.0.0.1:9", "-h"],
+    ["image", "--json", "-h"],
+])
+def test_help_without_a_command_word_is_the_usage(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"usage: partkit {argv[0]} ") and "commands:" in out
+
+
+def test_a_device_option_value_before_the_word_is_no_command_word(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # '-n otadata write FILE': write into the otadata partition, not the 'otadata' command
+    missing = tmp_path / "absent.bin"
+    code, _, err = run(capsys, "device", "--port", "socket://127.0.0.1:9", "-n", "otadata",
+                       "write", str(missing))
+    assert code == 2
+    _once(err, str(missing))  # write's own check, before connecting
+
+
+# --- '--' ---------------------------------------------------------------------------------------
+
+
+def test_dashes_end_the_extra_subtypes_list(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # as the option's help says: end the list with -- when IMAGE / INPUT follows
+    image = tmp_path / "flash.bin"
+    assert run(capsys, "image", "create", str(image), "--table", str(TABLE_CSV),
+               "--flash-size", "4MB")[0] == 0
+    code, out, err = run(capsys, "image", "info", "--extra-partition-subtypes",
+                         "data,calib,0x40", "--", str(image))
+    assert code == 0 and err == ""
+    assert [line.split()[:3] for line in out.splitlines() if line.startswith("calib ")] == [
+        ["calib", "data", "calib"]]  # the subtype named by the list (else 0x40)
+    # device: the input after -- is the input (checked before connecting to the port)
+    missing = tmp_path / "absent.bin"
+    code, _, err = run(capsys, "device", "--port", "socket://127.0.0.1:9", "write", "-n", "nvs",
+                       "--extra-partition-subtypes", "data,calib,0x40", "--", str(missing))
+    assert code == 2
+    _once(err, str(missing))
+
+
+@pytest.mark.parametrize(("argv", "unrecognized"), [
+    (["device", "show", "--", "--port", "socket://127.0.0.1:9"], "--port socket://127.0.0.1:9"),
+    (["image", "info", "flash.bin", "--", "a.bin", "b.bin"], "a.bin b.bin"),
+    (["image", "info", "--extra-partition-subtypes", "data,calib,0x40", "--", "flash.bin",
+      "extra"], "extra"),
+])
+def test_an_error_shows_the_words_after_dashes_as_given(
+        argv: list[str], unrecognized: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
+    assert "\0" not in err  # no stand-in of the parser leaks into the message
+    error = next(line for line in err.splitlines() if "error:" in line)
+    assert "error: unrecognized arguments: " in error and error.endswith(unrecognized)
+    assert "took your input file too" not in err  # the list was ended with --
+
+
 # --- every error once -------------------------------------------------------------------------
 
 

@@ -507,8 +507,8 @@ def _status(findings: list[Finding]) -> str:
 class CheckReport(Record):
     """Everything one ``partkit check`` run found. ``exit_code`` is 0 (ok) or 1 (failed)."""
 
-    __slots__ = ("app", "boot", "bootloader", "data", "fail_free", "flash", "options", "rules",
-                 "table", "table_findings", "warn_free")
+    __slots__ = ("app", "boot", "bootloader", "data", "fail_free", "flash", "not_checked",
+                 "options", "rules", "table", "table_findings", "warn_free")
 
     table: PartitionTable
     options: TableOptions
@@ -521,6 +521,7 @@ class CheckReport(Record):
     fail_free: Budget | None
     data: tuple[DataCheck, ...]  # data images against their partitions (check --data)
     boot: BootCheck | None  # a flash image or dump: which app boots
+    not_checked: tuple[str, ...]  # what partkit could not know, each a sentence: "OK (partly)"
 
     def __init__(
         self,
@@ -536,10 +537,11 @@ class CheckReport(Record):
         fail_free: Budget | None = None,
         data: tuple[DataCheck, ...] = (),
         boot: BootCheck | None = None,
+        not_checked: tuple[str, ...] = (),
     ) -> None:
         self._init(table=table, options=options, app=app, bootloader=bootloader, flash=flash,
                    rules=rules, table_findings=table_findings, warn_free=warn_free,
-                   fail_free=fail_free, data=data, boot=boot)
+                   fail_free=fail_free, data=data, boot=boot, not_checked=not_checked)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -14,11 +14,13 @@ locations stay: a mismatch never changes what is checked, only where messages po
 
 from __future__ import annotations
 
-from partkit.check.boot import check_image_boot
+from partkit.check.boot import BootCheck, check_image_boot
 from partkit.check.checks import run_checks
+from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
 from partkit.data.check import check_data
-from partkit.flash.appimage import read_image_file
+from partkit.flash import imagefile
+from partkit.flash.appimage import IMAGE_MAGIC, read_image_file
 from partkit.flash.tablearea import load_table_file, read_table_source
 from partkit.table.codec import Loaded, validate
 from partkit.table.names import type_name
@@ -135,7 +137,35 @@ def check_files(
             app_subtype = options.subtypes.render(running.type, running.subtype)
     bl_image = None if bootloader is None else read_image_file(bootloader)
     data_checks = tuple(check_data(loaded.table, name, path) for name, path in data)
-    return run_checks(loaded.table, options, app=app_image, app_type=app_type,
-                      app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
-                      fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks,
-                      boot=boot, flash=flash)
+    report = run_checks(loaded.table, options, app=app_image, app_type=app_type,
+                        app_subtype=app_subtype, bootloader=bl_image, warn_free=warn_free,
+                        fail_free=fail_free, table_warnings=loaded.warnings, data=data_checks,
+                        boot=boot, flash=flash)
+    if boot is None:
+        return report
+    return report.replace(not_checked=_image_not_checked(table_path, options, boot))
+
+
+def _image_not_checked(image: str, options: TableOptions, boot: BootCheck) -> tuple[str, ...]:
+    """What a check of a flash image or dump cannot know from its bytes."""
+    out = []
+    chip = options.chip or (boot.app.chip if boot.app is not None else None)
+    offset = options.primary_bootloader_offset
+    if offset is None and chip is not None and chip in BOOTLOADER_OFFSET:
+        offset = BOOTLOADER_OFFSET[chip]
+    if options.flash_size is None:
+        where = "" if offset is None else f" at 0x{offset:x}"
+        out.append(f"the partitions against the flash size: {image} has no bootloader "
+                   f"header{where} and is no full dump (a power of two from 1MB); give "
+                   "--flash-size")
+    offsets = sorted(set(BOOTLOADER_OFFSET.values())) if offset is None else [offset]
+    size = imagefile.image_size(image)
+    if not any(at < min(size, options.table_offset)
+               and imagefile.read_region(image, at, 1) == bytes([IMAGE_MAGIC]) for at in offsets):
+        whose = (f"at 0x{offset:x}, where the {chip} ROM loads it" if chip is not None
+                 and offset is not None else f"at 0x{offset:x}" if offset is not None
+                 else "at any offset a ROM loads it from")
+        out.append(f"the bootloader: {image} holds none {whose}; which app boots assumes "
+                   "one is flashed (partkit image check IMAGE says what a device would do "
+                   "with this image alone)")
+    return tuple(out)

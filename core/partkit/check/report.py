@@ -122,9 +122,10 @@ def to_text(report: CheckReport) -> str:
     if budgets:
         lines.append("budgets: " + ", ".join(budgets) + " free")
     errors, warnings = len(report.errors), len(report.warnings)
-    verdict = "FAILED" if errors else "OK"
+    verdict = "FAILED" if errors else "OK (partly)" if report.not_checked else "OK"
     lines.append(f"check {verdict}: {errors} error{'s' * (errors != 1)}, "
                  f"{warnings} warning{'s' * (warnings != 1)}")
+    lines += [f"not checked: {what}" for what in report.not_checked]
     return "\n".join(lines) + "\n"
 
 
@@ -235,4 +236,6 @@ def to_json(report: CheckReport) -> dict[str, object]:
     if report.boot is not None:
         doc["boot"] = report.boot.as_dict()
     doc["findings"] = [finding_json(f) for f in report.findings]
+    doc["not_checked"] = list(report.not_checked)  # the text's "not checked:" lines
+    doc["complete"] = not report.not_checked
     return doc

@@ -52,19 +52,16 @@ def _help() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; Ctrl-C and a closed stdout end it cleanly (130 / 141, no traceback)."""
-    from partkit.cli import reporting
-
-    # first: how the last command in this process reported (parttool -q: silent) is not
-    # this one's, even for a Ctrl-C before the command has started
-    reporting.reset()
     _reopen_closed_streams()
     for stream in (sys.stdout, sys.stderr):
         # file names that are not UTF-8 (surrogate escapes) print as \udcXX, never crash
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    from partkit.cli import reporting
     from partkit.common import notices
 
+    reporting.reset()  # not the last command's way (an in-process caller runs many)
     notices.set_handler(_print_notice)  # e.g. an interrupted image write was rolled back
     from partkit.common.fileio import command_scope
 

@@ -190,6 +190,8 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     assert isinstance(info, dict)
     info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
                 not_checked=not_checked(build))
+    doc["not_checked"] = not_checked(build)  # as an ESP-IDF build's report has them
+    doc["complete"] = not doc["not_checked"]
     if report_path is not None:
         write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:

@@ -32,7 +32,7 @@ from partkit.table.options import usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from partkit.table.options import TableOptions
+    pass
 
 __all__ = ["run"]
 
@@ -79,18 +79,6 @@ def _nothing_to_check(args: argparse.Namespace, flash_size: int | None) -> bool:
             and not args.data)
 
 
-def _say_unchecked_flash(text: str, table: str, image: bool, options: TableOptions) -> str:
-    """A flash image or dump whose flash size nothing says: the table was not checked
-    against the flash, and an OK says so (as a build's "not checked:" lines do)."""
-    if not image or options.flash_size is not None:
-        return text
-    bootloader = options.primary_bootloader_offset
-    where = "" if bootloader is None else f" at 0x{bootloader:x}"
-    return text.replace("check OK: ", "check OK (partly): ", 1) + (
-        f"not checked: the partitions against the flash size: {table} has no bootloader "
-        f"header{where} and is no full dump (a power of two from 1MB); give --flash-size\n")
-
-
 def _data_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
     pairs = []
     for value in values:
@@ -134,8 +122,7 @@ def run(argv: list[str]) -> int:
     if args.json:
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:
-        text = _say_unchecked_flash(to_text(report), args.table, report.boot is not None,
-                                    options)
+        text = to_text(report)
         sys.stdout.write(verdict_only(text) if args.quiet else text)
     sys.stdout.flush()
     emit(f.diagnostic for f in report.findings)

@@ -32,9 +32,11 @@ __all__ = [
     "chip_help",
     "command_parser",
     "emit",
+    "hidden",
     "int_option",
     "options_from_args",
     "refuse_table_options",
+    "shown",
     "size_option",
     "swallowed",
     "table_options",
@@ -91,6 +93,7 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
                 self.intermixed = False
 
         def error(self, message: str) -> NoReturn:
+            message = shown(message)  # the words after '--' as given, not their stand-ins
             hint = EXTRA_SUBTYPES_HINT if swallowed(self.argv) else self._hint(message)
             self.print_usage(sys.stderr)
             self.exit(2, f"{self.prog}: error: {message}\n  hint: {hint}\n")
@@ -99,8 +102,7 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
             """A nearby option for a mistyped one; else where the options are listed."""
             from partkit.common.errors import closest
 
-            known = [o for action in self._actions for o in action.option_strings
-                     if action.help != argparse.SUPPRESS]  # none hidden (parse_args' cut)
+            known = [o for action in self._actions for o in action.option_strings]
             if message.startswith("unrecognized arguments:"):
                 for word in message.split(":", 1)[1].split():
                     guess = closest(word.split("=", 1)[0], known) if word.startswith(
@@ -113,6 +115,19 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def hidden(index: int, word: str) -> str:
+    """The stand-in for ``word``, the ``index``-th after ``--``, that argparse parses as a
+    positional (:func:`partkit.cli.dispatch.parse_args`): it cannot look like an option,
+    and :func:`shown` turns it back into the word in a message."""
+    return f"\0{index}\0{word}"
+
+
+def shown(text: str) -> str:
+    """``text`` with every :func:`hidden` stand-in replaced by its word."""
+    parts = text.split("\0")  # text, index, word + text, index, word + text, ...
+    return parts[0] + "".join(parts[2::2])
+
+
 def swallowed(argv: Sequence[str]) -> list[str]:
     """Words that ``--extra-partition-subtypes`` took although they are no type,name,value
     (usually the input file, when the list was not ended with ``--``)."""
@@ -121,7 +136,7 @@ def swallowed(argv: Sequence[str]) -> list[str]:
         if arg != "--extra-partition-subtypes":
             continue
         for word in argv[i + 1:]:
-            if word.startswith("-"):
+            if word.startswith(("-", "\0")):  # an option, or a word after '--': list ended
                 break
             if word.count(",") != 2:
                 out.append(word)

@@ -34,7 +34,14 @@ from partkit.cli.common import (
 )
 from partkit.cli.dispatch import Subcommand, Subcommands
 from partkit.cli.image.otadata import write_otadata_report
-from partkit.cli.image.shared import STATES, app_slot, columns, ota_apps, otadata_partition
+from partkit.cli.image.shared import (
+    STATES,
+    add_slot_options,
+    app_slot,
+    ota_apps,
+    otadata_partition,
+    partition_list,
+)
 from partkit.cli.image.shared import select as select_partitions
 from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import BOOTLOADER_OFFSET
@@ -46,9 +53,8 @@ from partkit.flash import otadata
 from partkit.flash.bootselect import select_slot
 from partkit.flash.partinfo import format_info
 from partkit.flash.tablearea import read_header_flash_size
-from partkit.table.names import type_name
-from partkit.table.render import flags_text, partition_json, to_json, to_summary
-from partkit.table.source import Field, RawTable, flash_size_of
+from partkit.table.render import partition_json, to_json, to_summary
+from partkit.table.source import Field, FlashSize, RawTable, judge_flash_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,10 +76,15 @@ exit status:
      boot enabled without --force-security; nothing on the device was changed
 """
 
-# connection and table options taking a value: accepted before the command word too
+# the options taking one value, of the connection and the table and of the sub-commands:
+# they may come before the command word, and their value is never taken for it
+# ('-n otadata read': the otadata partition, read)
 _VALUED = frozenset({"--port", "-p", "--baud", "-b", "--chip", "--offset",
                      "--partition-table-offset", "--table", "--partition-table-file", "-f",
-                     "--before", "--after", "--connect-attempts"})
+                     "--before", "--after", "--connect-attempts",
+                     "--name", "--partition-name", "-n", "--type", "--partition-type", "-t",
+                     "--subtype", "--partition-subtype", "-s", "--output", "-o", "--input",
+                     "--slot", "--state", "--running"})
 
 
 def _connection(p: argparse.ArgumentParser) -> None:
@@ -155,13 +166,7 @@ def _otadata_options(p: argparse.ArgumentParser) -> None:
 
 
 def _set_boot_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--slot", required=True, metavar="SLOT",
-                   help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined", choices=tuple(STATES),
-                   help="ota_state of the new record: undefined (default: no rollback "
-                        "check), new (as esp_ota_set_boot_partition writes it with rollback; "
-                        "the bootloader makes it pending_verify itself), valid; as 'partkit "
-                        "image set-boot'")
+    add_slot_options(p)
     p.add_argument("--force", "--ignore-readonly", action="store_true",
                    help="also when otadata is readonly or the slot holds no app image")
     p.add_argument("--force-security", action="store_true",
@@ -264,9 +269,12 @@ def _with_device(args: argparse.Namespace,
 def _show(args: argparse.Namespace) -> int:
     def work(target: DeviceTarget) -> int:
         table, options = _table(args, target)
-        options = options.replace(flash_size=_judged_flash_size(args, target, options))
+        flash = _judged_flash_size(args, target, options)
+        options = options.replace(flash_size=flash.size)
+        emit(flash.warnings)
         if args.json:
             doc = to_json(table, options)
+            doc["flash_size_origin"] = flash.origin  # as 'partkit show --json' names it
             doc["device"] = _device_json(target)
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return 0
@@ -276,21 +284,22 @@ def _show(args: argparse.Namespace) -> int:
                          + (f"{s.flash_size >> 20} MB flash" if s.flash_size else
                             "flash size unknown")
                          + f", {security}; table at 0x{options.table_offset:x}\n"
-                         + to_summary(table, options))
+                         + to_summary(table, options, flash.origin))
         return 0
 
     return _with_device(args, work)
 
 
 def _judged_flash_size(args: argparse.Namespace, target: DeviceTarget,
-                       options: TableOptions) -> int | None:
-    """The size the table is judged against: table.source's one rule (the bootloader
-    header, else --flash-size, else the flash chip), as 'partkit diff PORT' says."""
+                       options: TableOptions) -> FlashSize:
+    """The size the table is judged against and where it came from: table.source's one
+    rule (the bootloader header at the chip's offset, else the flash chip), as 'partkit
+    diff PORT' says."""
     s = target.session
     header, where = read_header_flash_size(target.read, s.flash_size, options.table_offset,
-                                           args.port)
+                                           args.port, options.primary_bootloader_offset)
     raw = RawTable(b"", "device", args.port, s.flash_size, Field(header, where))
-    return flash_size_of(raw, _options(args))[0]
+    return judge_flash_size(raw, _options(args))
 
 
 def _device_json(target: DeviceTarget) -> dict[str, object]:
@@ -306,10 +315,7 @@ def _info(args: argparse.Namespace) -> int:
         if args.name is None and args.type is None and not args.boot_default:
             chosen = list(table)
             if not args.info and not args.json:
-                rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
-                rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
-                          f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-                sys.stdout.write(columns(rows))
+                sys.stdout.write(partition_list(table, options))
                 return 0
         else:
             chosen = select_partitions(args, table, options, single=False)

@@ -16,20 +16,18 @@ line, whose global options must precede the operation.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from partkit.cli.common import EXIT_CHECK, command_parser
+from partkit.cli.common import EXIT_CHECK, command_parser, hidden
 from partkit.common.errors import closest
 from partkit.common.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
 
 __all__ = ["Subcommand", "Subcommands", "parse_args"]
-
-_CUT = "--\0"  # where parse_args found '--' (argv holds no NUL)
 
 
 class Subcommand(Record):
@@ -87,6 +85,9 @@ class Subcommands:
             (sys.stdout if argv else sys.stderr).write(self.usage())
             return 0 if argv else 2
         name, rest = self._split(argv)
+        if name is None and self._asks_help(argv):  # after leading options, no word
+            sys.stdout.write(self.usage())
+            return 0
         if name is None:
             sys.stderr.write(f"{self.prog}: error: {self._no_command(argv)}\n{self.usage()}")
             return 2
@@ -106,6 +107,15 @@ class Subcommands:
         if words and words[0] == argv[0]:
             return f"unknown command '{words[0]}'"
         return "no command given"
+
+    def _asks_help(self, argv: list[str]) -> bool:
+        """Whether ``-h``/``--help`` is among the options before where the word would be."""
+        i = 0
+        while i < len(argv) and argv[i] != "--":
+            if argv[i] in ("-h", "--help"):
+                return True
+            i += 2 if self.leading is not None and argv[i] in self.leading else 1
+        return False
 
     def _words(self, argv: list[str]) -> list[str]:
         """The words of ``argv`` that are neither options nor a leading option's value."""
@@ -139,8 +149,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     """parse_intermixed_args, except that everything after ``--`` is positional.
 
     argparse's intermixed parsing drops positionals after ``--`` (``image info -- -a.bin``
-    fails): they are swapped for placeholders that cannot look like options, then back;
-    the ``--`` still ends a list option before them, and an unexpected one is named as typed.
+    fails): they are swapped for stand-ins that cannot look like options (``hidden``; an
+    error message shows the words as given), then back.
     It also keeps its formatted usage as a %-template, so a ``%`` in a metavar
     (``--warn-free PCT%|BYTES``) crashed ``--help`` and every usage error: the usage is
     fixed here first, its ``%`` escaped.
@@ -151,14 +161,9 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
         return parser.parse_intermixed_args(argv)
     cut = argv.index("--")
     after = argv[cut + 1:]
-    marks = {f"\0{i}": value for i, value in enumerate(after)}
-    # '--' ends a list option too ('--extra-partition-subtypes a,b,0x40 -- TABLE'): a hidden
-    # option stands where it was, or the list would take the placeholders
-    parser.add_argument(_CUT, action="store_true", dest=_CUT, help=argparse.SUPPRESS)
-    args, extras = parser.parse_known_intermixed_args([*argv[:cut], _CUT, *marks])
-    if extras:  # named as typed, not as placeholders
-        parser.error("unrecognized arguments: " + " ".join(marks.get(e, e) for e in extras))
-    delattr(args, _CUT)
+    marks = {hidden(i, value): value for i, value in enumerate(after)}
+    # '--' stays: it also ends an option's list (--extra-partition-subtypes A -- FILE)
+    args = parser.parse_intermixed_args([*argv[:cut], "--", *marks])
     for key, value in vars(args).items():
         if isinstance(value, str) and value in marks:
             setattr(args, key, marks[value])

@@ -24,9 +24,9 @@ from partkit.cli.dispatch import Subcommand
 from partkit.cli.image.shared import (
     add_table_source,
     add_write_options,
-    columns,
     guard,
     load,
+    partition_list,
     reads_image,
     select,
 )
@@ -34,8 +34,7 @@ from partkit.common.errors import CheckFailed, SourceLocation, error
 from partkit.data.check import contents_warning
 from partkit.flash import imagefile
 from partkit.flash.partinfo import format_info
-from partkit.table.names import type_name
-from partkit.table.render import flags_text, partition_json, to_json
+from partkit.table.render import partition_json, to_json
 
 __all__ = ["ERASE", "INFO", "READ", "WRITE"]
 
@@ -82,10 +81,7 @@ def _info(args: argparse.Namespace) -> int:
             if args.json:
                 sys.stdout.write(json.dumps(to_json(table, options), indent=2) + "\n")
                 return 0
-            rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
-            rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
-                      f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
-            sys.stdout.write(columns(rows))
+            sys.stdout.write(partition_list(table, options))
             return 0
     else:
         chosen = select(args, table, options, single=False)

@@ -11,6 +11,7 @@ import tempfile
 from partkit.cli.dispatch import Subcommand
 from partkit.cli.image.shared import (
     STATES,
+    add_slot_options,
     add_table_source,
     add_write_options,
     app_slot,
@@ -42,13 +43,7 @@ exit status:
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="flash image to change")
-    p.add_argument("--slot", required=True, metavar="SLOT",
-                   help="app partition to boot: a name, factory, ota_N, or the OTA index N")
-    p.add_argument("--state", default="undefined", choices=tuple(STATES),
-                   help="ota_state of the new record: undefined (default: no rollback "
-                        "check), new (as ESP-IDF's esp_ota_set_boot_partition writes it with "
-                        "rollback: the bootloader makes it pending_verify on the first "
-                        "start), valid")
+    add_slot_options(p)
     add_write_options(p)
     add_table_source(p)
 

@@ -23,7 +23,15 @@ from partkit.common.errors import PartkitError, SourceLocation, closest, error
 from partkit.flash import imagefile
 from partkit.flash.partinfo import select as select_partitions
 from partkit.flash.tablearea import read_image_table
-from partkit.table.names import APP, DATA, SUBTYPE_APP_FACTORY, SUBTYPE_DATA_OTA, is_ota_app
+from partkit.table.names import (
+    APP,
+    DATA,
+    SUBTYPE_APP_FACTORY,
+    SUBTYPE_DATA_OTA,
+    is_ota_app,
+    type_name,
+)
+from partkit.table.render import flags_text
 from partkit.table.source import decode, open_table
 
 TYPE_CHECKING = False
@@ -33,9 +41,9 @@ if TYPE_CHECKING:
     from partkit.table.model import Partition, PartitionTable
     from partkit.table.options import TableOptions
 
-__all__ = ["STATES", "add_table_source", "add_write_options", "app_slot", "chip_list",
-           "columns", "guard", "image_options", "load", "ota_apps", "otadata_partition",
-           "read_otadata", "reads_image", "select"]
+__all__ = ["STATES", "add_slot_options", "add_table_source", "add_write_options", "app_slot",
+           "chip_list", "columns", "guard", "image_options", "load", "ota_apps",
+           "otadata_partition", "partition_list", "read_otadata", "reads_image", "select"]
 
 # What an update writes: 'new' (bootloaders with rollback turn it into pending_verify on the
 # first start), 'undefined' (no rollback), 'valid'. pending_verify is the bootloader's own.
@@ -130,6 +138,25 @@ def columns(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n"
                    for r in rows)
+
+
+def partition_list(table: PartitionTable, options: TableOptions) -> str:
+    """The table as ``image info`` and ``device info`` list it without a selector."""
+    rows = [("Name", "Type", "SubType", "Offset", "Size", "Flags")]
+    rows += [(p.name, type_name(p.type), options.subtypes.render(p.type, p.subtype),
+              f"0x{p.offset:x}", f"0x{p.size:x}", flags_text(p)) for p in table]
+    return columns(rows)
+
+
+def add_slot_options(p: argparse.ArgumentParser) -> None:
+    """``--slot`` and ``--state`` of ``image set-boot`` and ``device set-boot``."""
+    p.add_argument("--slot", required=True, metavar="SLOT",
+                   help="app partition to boot: a name, factory, ota_N, or the OTA index N")
+    p.add_argument("--state", default="undefined", choices=tuple(STATES),
+                   help="ota_state of the new record: undefined (default: no rollback "
+                        "check), new (as ESP-IDF's esp_ota_set_boot_partition writes it with "
+                        "rollback: the bootloader makes it pending_verify on the first "
+                        "start), valid")
 
 
 def guard(args: argparse.Namespace, part: Partition, verb: str) -> None:
