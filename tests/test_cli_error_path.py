@@ -254,3 +254,19 @@ def test_a_commands_reporting_does_not_outlive_it(
     assert run(capsys, "image", "info", files["image"]) == (
         130, "", "partkit: interrupted; outputs are only replaced whole: each is complete or "
         "as it was\n")
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["at", "gen"], "AT_CUSTOMIZE, --primary"),
+    (["data", "build", "--from", "src", "-o", "out.bin"], "table, --partition"),
+    (["data", "build", "t.csv", "--partition", "nvs"], "--from, -o/--output"),
+])
+def test_a_usage_error_names_every_missing_argument(
+        argv: list[str], names: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's intermixed parsing checks the options in one pass and the positionals in
+    # another: 'partkit at gen' named only --primary (parse_args named both)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: the following arguments are required: {names}\n" in err, err
