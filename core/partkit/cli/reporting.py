@@ -12,6 +12,8 @@ Imports nothing heavy: ``partkit gen`` loads it on its start-up path.
 
 from __future__ import annotations
 
+from partkit.common.record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +27,7 @@ __all__ = ["OUTPUTS_WHOLE", "Reporting", "interrupted_line", "report", "set_repo
 OUTPUTS_WHOLE = "outputs are only replaced whole: each is complete or as it was"
 
 
-class Reporting:
+class Reporting(Record):
     """How the running command's errors and interruptions are reported (one per command).
 
     ``quiet``: exit code only (parttool's ``-q``). ``as_json``: the diagnostics rendered
@@ -36,15 +38,16 @@ class Reporting:
     """
 
     __slots__ = ("as_json", "interrupted", "json_exit", "quiet")
+    quiet: bool
+    as_json: Callable[[tuple[Diagnostic, ...]], str] | None
+    json_exit: int | None
+    interrupted: str | None
 
     def __init__(self, *, quiet: bool = False,
                  as_json: Callable[[tuple[Diagnostic, ...]], str] | None = None,
                  json_exit: int | None = None,
                  interrupted: str | None = OUTPUTS_WHOLE) -> None:
-        self.quiet = quiet
-        self.as_json = as_json
-        self.json_exit = json_exit
-        self.interrupted = interrupted
+        self._init(quiet=quiet, as_json=as_json, json_exit=json_exit, interrupted=interrupted)
 
 
 _current = [Reporting()]
