@@ -162,6 +162,74 @@ def test_a_percent_in_a_metavar_survives_intermixed_parsing(
     assert "[--warn-free PCT%|BYTES]" in err and "expected one argument" in err
 
 
+# --- parse_args and the '--' that ends --extra-partition-subtypes (brk3) --------------------
+
+CUSTOM_CSV = CSV.replace("storage,  data, spiffs,", "storage,  data, my_sub,")
+
+
+@pytest.mark.parametrize("sub", [
+    ["data", "build", "--partition", "nvs", "--from", "{nvs}", "-o", "{out}"],
+    ["image", "info"],
+])
+def test_the_double_dash_ends_the_extra_subtypes_before_the_table(
+        sub: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # what every --extra-partition-subtypes help says: "end the list with -- when the table
+    # follows"; the placeholders parse_args put after '--' were taken as more subtypes
+    table = tmp_path / "t.csv"
+    table.write_text(CUSTOM_CSV)
+    target = str(table)
+    if sub[0] == "image":
+        image = tmp_path / "flash.img"
+        assert main(["image", "create", "--table", str(table), "--flash-size", "2MB",
+                     "-o", str(image), "--no-flash-args", "--extra-partition-subtypes",
+                     "data,my_sub,0x40"]) == 0
+        target = str(image)
+    nvs = tmp_path / "nvs.csv"
+    nvs.write_text("key,type,encoding,value\nns,namespace,,\nk,data,u8,1\n")
+    files = {"nvs": str(nvs), "out": str(tmp_path / "nvs.bin")}
+    argv = [a.format(**files) for a in sub]
+    code, _, err = run(capsys, *argv, "--extra-partition-subtypes", "data,my_sub,0x40", "--",
+                       target)
+    assert code == 0, err
+    if sub[0] == "data":
+        assert (tmp_path / "nvs.bin").stat().st_size == 0x6000
+
+
+def test_a_table_taken_as_a_subtype_gets_the_double_dash_hint(
+        files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # the hint looked at the argv of argparse's second (positional) pass only
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "build", "--partition", "nvs", "--from", files["src"], "-o", files["out"],
+              "--extra-partition-subtypes", "data,my_sub,0x40", files["table"]])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "required: table" in err and "end the list with --" in err, err
+
+
+def test_a_word_too_many_after_the_double_dash_is_named_as_typed(
+        files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # it was named as parse_args' placeholder: a NUL and its index
+    with pytest.raises(SystemExit) as exc:
+        main(["buildsys", "erased-file", "--", files["out"], "8K", "extra"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: extra\n" in err and "\0" not in err, err
+    with pytest.raises(SystemExit):  # a second '--' is a word too
+        main(["buildsys", "erased-file", "--", files["out"], "8K", "--"])
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: --\n" in err and "\0" not in err, err
+
+
+def test_arduino_size_help_says_bad_input_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    # it said "2  bad input or usage: an unreadable file, ..." (EXIT_PLAIN), which arduino
+    # size never does: bad input is its JSON answer with exit 0
+    with pytest.raises(SystemExit):
+        main(["arduino", "size", "--help"])
+    status = capsys.readouterr().out.partition("exit status:")[2]
+    assert "0  the JSON answer, also for bad input" in status
+    assert "2  usage" in status and "unreadable file" not in status
+
+
 @pytest.mark.parametrize("before", [
     ["parttool", "-q", "--image", "{missing}", "read_partition", "-n", "nvs", "--output",
      "{out}"],  # quiet: would print nothing at all
@@ -186,3 +254,19 @@ def test_a_commands_reporting_does_not_outlive_it(
     assert run(capsys, "image", "info", files["image"]) == (
         130, "", "partkit: interrupted; outputs are only replaced whole: each is complete or "
         "as it was\n")
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["at", "gen"], "AT_CUSTOMIZE, --primary"),
+    (["data", "build", "--from", "src", "-o", "out.bin"], "table, --partition"),
+    (["data", "build", "t.csv", "--partition", "nvs"], "--from, -o/--output"),
+])
+def test_a_usage_error_names_every_missing_argument(
+        argv: list[str], names: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's intermixed parsing checks the options in one pass and the positionals in
+    # another: 'partkit at gen' named only --primary (parse_args named both)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: the following arguments are required: {names}\n" in err, err

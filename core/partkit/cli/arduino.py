@@ -62,6 +62,13 @@ else the board menu scheme's) but sizes the sketch against the board's fixed max
 commands check the real app image against the table the build made, and install partkit's
 hook and size recipe in esp32 cores' platform.local.txt."""
 
+# arduino-cli reads only the JSON of an exit 0: bad input is an answer too (see _size)
+_EXIT_SIZE = """\
+exit status:
+  0  the JSON answer, also for bad input and a sketch that does not fit (severity 'error')
+  2  usage: an unknown option, a missing BUILD_DIR
+"""
+
 _LOCATIONS = """\
 Cores are looked for in ~/.arduino15, ~/Library/Arduino15 and %LOCALAPPDATA%\\Arduino15
 (packages/esp32/hardware/esp32/<version>), IDE 1.8 portable folders (--ide-dir,
@@ -146,7 +153,7 @@ def _subcommands() -> Subcommands:
                        "folder; print one size line and every problem to stderr (the IDE "
                        "always shows a hook's stderr).")),
         Subcommand("size", "recipe.advanced_size.pattern (arduino-cli >= 0.21, IDE 2): the "
-                   "JSON size report", _add_size_options, _size, EXIT_PLAIN, fill(
+                   "JSON size report", _add_size_options, _size, _EXIT_SIZE, fill(
                        "Print arduino-cli's size JSON {output, severity, sections, error}: "
                        "the app image against its slot in the table the build made "
                        "(severity 'error' fails the compile), global variables from "

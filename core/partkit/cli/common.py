@@ -72,15 +72,51 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
 
     class CommandParser(argparse.ArgumentParser):
         argv: tuple[str, ...] = ()
+        intermixed = False
+        required: tuple[argparse.Action, ...] = ()  # while parse_known_intermixed_args runs
+        namespace = argparse.Namespace()
 
         def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                              namespace: argparse.Namespace | None = None,
                              ) -> tuple[argparse.Namespace, list[str]]:
-            self.argv = tuple(sys.argv[1:] if args is None else args)
+            if not self.intermixed:  # its second pass sees the positionals only
+                self.argv = tuple(sys.argv[1:] if args is None else args)
             return super().parse_known_args(args, namespace)
+
+        def parse_known_intermixed_args(  # type: ignore[override]
+                self, args: Sequence[str] | None = None,
+                namespace: argparse.Namespace | None = None,
+        ) -> tuple[argparse.Namespace, list[str]]:
+            self.argv = tuple(sys.argv[1:] if args is None else args)
+            # argparse checks the required options in its first pass, the positionals in
+            # its second: one message names them all, as parse_args does
+            self.intermixed = True
+            self.namespace = argparse.Namespace() if namespace is None else namespace
+            self.required = tuple(a for a in self._actions if a.option_strings and a.required)
+            for action in self.required:
+                action.required = False
+            try:
+                result = super().parse_known_intermixed_args(args, self.namespace)
+                if self._unseen():
+                    self.error(_REQUIRED)
+                return result
+            finally:
+                for action in self.required:
+                    action.required = True
+                self.required = ()
+                self.intermixed = False
+
+        def _unseen(self) -> list[argparse.Action]:
+            """The required options the first pass did not see (their default is left)."""
+            return [a for a in self.required
+                    if getattr(self.namespace, a.dest, a.default) is a.default]
 
         def error(self, message: str) -> NoReturn:
             message = shown(message)  # the words after '--' as given, not their stand-ins
+            if message.startswith(_REQUIRED) and self.required:
+                names = [n for n in message[len(_REQUIRED):].split(", ") if n]
+                names += ["/".join(a.option_strings) for a in self._unseen()]  # argparse's way
+                message = _REQUIRED + ", ".join(names)
             hint = EXTRA_SUBTYPES_HINT if swallowed(self.argv) else self._hint(message)
             self.print_usage(sys.stderr)
             self.exit(2, f"{self.prog}: error: {message}\n  hint: {hint}\n")
@@ -100,6 +136,9 @@ def command_parser(prog: str, description: str, epilog: str = EXIT_CHECK,
 
     return CommandParser(prog=prog, description=description, epilog=epilog,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+_REQUIRED = "the following arguments are required: "  # argparse's text
 
 
 def hidden(index: int, word: str) -> str:
