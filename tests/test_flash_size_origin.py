@@ -384,6 +384,24 @@ def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
     assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + no_bootloader)
 
 
+def test_an_image_with_a_broken_bootloader_says_the_boot_was_not_checked(
+        tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a magic byte at the chip's offset counted as a bootloader, so an image whose
+    bootloader the ROM refuses (nothing boots) was 'check OK' and complete, while
+    'partkit image check' failed it (bootloader-invalid)."""
+    broken = tmp_path / "broken.bin"
+    data = bytearray(files["image"].read_bytes())
+    data[1] = 0xFF  # 255 segments: the ROM and read_image refuse the header
+    broken.write_bytes(bytes(data))
+    # (its 2MB header is too small for CSV's partitions: FAILED either way)
+    code, out, _ = _run(capsys, "check", str(broken), "-q")
+    assert code == 1 and out.startswith("check FAILED: 1 error, 0 warnings\n")
+    assert f"not checked: the bootloader: the one at {broken}@0x0 is broken (" in out
+    assert "255 segments" in out
+    assert _check_json(capsys, str(broken))["complete"] is False
+    assert main(["image", "check", str(broken)]) == 1  # the same bootloader, one verdict
+
+
 def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(
         files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cut = tmp_path / "cut.bin"
