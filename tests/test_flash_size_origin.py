@@ -352,6 +352,10 @@ def test_image_check_reads_an_unknown_size_code_as_the_bootloader_does(
     doc = json.loads(out)
     assert doc["header_flash_size"] == 2 << 20
     assert code == 1 and "(unknown size code 0x9, taken as 2MB)" in err, err
+    # the text's bootloader line says it too (before: a bare '2MB', the code hidden)
+    code, out, _ = _run(capsys, "image", "check", str(image))
+    assert ("header flash size 2MB (unknown size code 0x9, taken as 2MB)\n" in out
+            and code == 1), out
 
 
 def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
