@@ -406,6 +406,27 @@ def test_an_image_with_a_broken_bootloader_says_the_boot_was_not_checked(
     assert main(["image", "check", str(broken)]) == 1  # the same bootloader, one verdict
 
 
+def test_a_bootloader_where_its_own_chip_never_loads_it_says_no_flash_size(
+        tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: an ESP32-C3 dump with its (C3) bootloader at the ESP32's 0x1000 was judged by
+    that header's size while the same report said no bootloader sits at 0x0, where the C3
+    ROM loads it: a size no device ever reads. A header counts where its own chip id's ROM
+    loads it; this dump is judged by its length, as a dump without a bootloader is."""
+    from support.firmware import build_app, build_bootloader
+
+    table = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(files["csv"]), str(table)]) == 0
+    bl = build_bootloader(tmp_path, name="bl.bin")  # its header says 1MB (code 0)
+    app = build_app(tmp_path, 2000, name="app.bin")
+    dump = _merge(tmp_path / "moved.bin", "4MB", (0x1000, bl), (0x8000, table),
+                  (0x10000, app), pad=True)
+    code, out, _ = _run(capsys, "check", str(dump))
+    assert f"(4MB, from the length of {dump})" in out and "@0x1000" not in out, out
+    assert code == 0 and f"the bootloader: {dump} holds none at 0x0" in out
+    code, out, _ = _run(capsys, "show", str(dump))
+    assert code == 0 and f"from the length of {dump}" in out and "@0x1000" not in out
+
+
 def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(
         files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cut = tmp_path / "cut.bin"
