@@ -30,10 +30,6 @@ from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["run"]
 
 

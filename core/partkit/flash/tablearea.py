@@ -72,11 +72,6 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
-# The size every chip's 2nd-stage bootloader takes for a header code it does not know
-# (the ``default:`` of update_flash_config in ESP-IDF's
-# components/bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c).
-
-
 def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
                            table_offset: int, label: str, bootloader_offset: int | None = None,
                            ) -> tuple[int | None, str | None]:
