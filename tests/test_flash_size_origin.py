@@ -402,7 +402,12 @@ def test_an_image_with_a_broken_bootloader_says_the_boot_was_not_checked(
     assert code == 1 and out.startswith("check FAILED: 1 error, 0 warnings\n")
     assert f"not checked: the bootloader: the one at {broken}@0x0 is broken (" in out
     assert "255 segments" in out
-    assert _check_json(capsys, str(broken))["complete"] is False
+    doc = _check_json(capsys, str(broken))
+    assert doc["complete"] is False and doc["exit_code"] == 1
+    import jsonschema  # a failed image report with not_checked is a report the schema takes
+
+    jsonschema.validate(doc, json.loads((Path(__file__).parents[1] / "docs"
+                                         / "check-report.schema.json").read_text()))
     assert main(["image", "check", str(broken)]) == 1  # the same bootloader, one verdict
 
 
