@@ -352,6 +352,10 @@ def test_image_check_reads_an_unknown_size_code_as_the_bootloader_does(
     doc = json.loads(out)
     assert doc["header_flash_size"] == 2 << 20
     assert code == 1 and "(unknown size code 0x9, taken as 2MB)" in err, err
+    # the text's bootloader line says it too (before: a bare '2MB', the code hidden)
+    code, out, _ = _run(capsys, "image", "check", str(image))
+    assert ("header flash size 2MB (unknown size code 0x9, taken as 2MB)\n" in out
+            and code == 1), out
 
 
 def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
@@ -382,6 +386,50 @@ def test_an_image_nothing_gives_the_size_of_says_what_was_not_checked(
     assert _check_json(capsys, str(files["image"]))["complete"] is True
     code, out, _ = _run(capsys, "check", str(image), "--flash-size", "4MB")
     assert out.endswith("check OK (partly): 0 errors, 0 warnings\n" + no_bootloader)
+
+
+def test_an_image_with_a_broken_bootloader_says_the_boot_was_not_checked(
+        tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a magic byte at the chip's offset counted as a bootloader, so an image whose
+    bootloader the ROM refuses (nothing boots) was 'check OK' and complete, while
+    'partkit image check' failed it (bootloader-invalid)."""
+    broken = tmp_path / "broken.bin"
+    data = bytearray(files["image"].read_bytes())
+    data[1] = 0xFF  # 255 segments: the ROM and read_image refuse the header
+    broken.write_bytes(bytes(data))
+    # (its 2MB header is too small for CSV's partitions: FAILED either way)
+    code, out, _ = _run(capsys, "check", str(broken), "-q")
+    assert code == 1 and out.startswith("check FAILED: 1 error, 0 warnings\n")
+    assert f"not checked: the bootloader: the one at {broken}@0x0 is broken (" in out
+    assert "255 segments" in out
+    doc = _check_json(capsys, str(broken))
+    assert doc["complete"] is False and doc["exit_code"] == 1
+    import jsonschema  # a failed image report with not_checked is a report the schema takes
+
+    jsonschema.validate(doc, json.loads((Path(__file__).parents[1] / "docs"
+                                         / "check-report.schema.json").read_text()))
+    assert main(["image", "check", str(broken)]) == 1  # the same bootloader, one verdict
+
+
+def test_a_bootloader_where_its_own_chip_never_loads_it_says_no_flash_size(
+        tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: an ESP32-C3 dump with its (C3) bootloader at the ESP32's 0x1000 was judged by
+    that header's size while the same report said no bootloader sits at 0x0, where the C3
+    ROM loads it: a size no device ever reads. A header counts where its own chip id's ROM
+    loads it; this dump is judged by its length, as a dump without a bootloader is."""
+    from support.firmware import build_app, build_bootloader
+
+    table = tmp_path / "t.bin"
+    assert main(["gen", "-q", str(files["csv"]), str(table)]) == 0
+    bl = build_bootloader(tmp_path, name="bl.bin")  # its header says 1MB (code 0)
+    app = build_app(tmp_path, 2000, name="app.bin")
+    dump = _merge(tmp_path / "moved.bin", "4MB", (0x1000, bl), (0x8000, table),
+                  (0x10000, app), pad=True)
+    code, out, _ = _run(capsys, "check", str(dump))
+    assert f"(4MB, from the length of {dump})" in out and "@0x1000" not in out, out
+    assert code == 0 and f"the bootloader: {dump} holds none at 0x0" in out
+    code, out, _ = _run(capsys, "show", str(dump))
+    assert code == 0 and f"from the length of {dump}" in out and "@0x1000" not in out
 
 
 def test_a_dump_cut_inside_its_table_is_truncated_for_every_command(

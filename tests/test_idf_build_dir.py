@@ -283,6 +283,8 @@ def test_component_kconfig_budgets_apply_and_the_command_line_wins(
     (["map", "--idf-build-dir", "B", "-o", "M", "--flash-size", "2MB"], "--flash-size"),
     (["check", "--arduino-build-dir", "B", "--bootloader", "A"], "--bootloader"),
     (["check", "--arduino-build-dir", "B", "--data", "storage=A"], "--data"),
+    # before: a value equal to the option's default ('app') slipped through
+    (["check", "--idf-build-dir", "B", "--type", "app"], "--type"),
 ])
 def test_options_a_build_folder_answers_are_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],

@@ -20,7 +20,7 @@ from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
 from partkit.data.check import check_data
 from partkit.flash import imagefile
-from partkit.flash.appimage import IMAGE_MAGIC, read_image_file
+from partkit.flash.appimage import IMAGE_MAGIC, read_image, read_image_file
 from partkit.flash.tablearea import load_table_file, read_table_source
 from partkit.table.codec import Loaded, validate
 from partkit.table.names import type_name
@@ -160,12 +160,22 @@ def _image_not_checked(image: str, options: TableOptions, boot: BootCheck) -> tu
                    "--flash-size")
     offsets = sorted(set(BOOTLOADER_OFFSET.values())) if offset is None else [offset]
     size = imagefile.image_size(image)
-    if not any(at < min(size, options.table_offset)
-               and imagefile.read_region(image, at, 1) == bytes([IMAGE_MAGIC]) for at in offsets):
+    found = next((at for at in offsets if at < min(size, options.table_offset)
+                  and imagefile.read_region(image, at, 1) == bytes([IMAGE_MAGIC])), None)
+    alone = "(partkit image check IMAGE says what a device would do with this image alone)"
+    if found is None:
         whose = (f"at 0x{offset:x}, where the {chip} ROM loads it" if chip is not None
                  and offset is not None else f"at 0x{offset:x}" if offset is not None
                  else "at any offset a ROM loads it from")
         out.append(f"the bootloader: {image} holds none {whose}; which app boots assumes "
-                   "one is flashed (partkit image check IMAGE says what a device would do "
-                   "with this image alone)")
+                   f"one is flashed {alone}")
+        return tuple(out)
+    # a magic byte is no bootloader: the ROM refuses a corrupt one and nothing boots
+    label = f"{image}@0x{found:x}"
+    try:
+        read_image(imagefile.read_region(image, found, options.table_offset - found), label)
+    except PartkitError as exc:
+        why = exc.diagnostics[0].message if exc.diagnostics else str(exc)
+        out.append(f"the bootloader: the one at {label} is broken ({why}); which app boots "
+                   f"assumes a working one is flashed {alone}")
     return tuple(out)

@@ -30,10 +30,6 @@ from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["run"]
 
 
@@ -51,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write the JSON report to FILE (the text report still goes "
                         "to stdout)")
     p.add_argument("--app", metavar="APP.bin", help="app image (esptool elf2image output)")
-    p.add_argument("--type", default="app", help="partition type of the app slots "
+    # default None, not 'app': a build folder refuses --type, also as '--type app'
+    p.add_argument("--type", help="partition type of the app slots "
                    "(name or number; default app)")
     p.add_argument("--subtype", help="only slots of this subtype (e.g. ota_1, tee_0)")
     p.add_argument("--bootloader", metavar="BL.bin", help="bootloader image")
@@ -108,7 +105,8 @@ def run(argv: list[str]) -> int:
     warn, fail = budgets_from_args(args)
     report = check_files(
         args.table, options, table_source=args.table_source, app=args.app,
-        app_type=args.type, app_subtype=args.subtype, bootloader=args.bootloader,
+        app_type="app" if args.type is None else args.type, app_subtype=args.subtype,
+        bootloader=args.bootloader,
         warn_free=warn, fail_free=fail, data=_data_pairs(args.data), flash=flash)
     # the table was read and validated (and is no flash image, with apps of its own)
     if _nothing_to_check(args, options.flash_size) and report.boot is None:

@@ -222,10 +222,6 @@ class _Checker:
                 self.add("bootloader-missing", f"an {info.chip} bootloader at 0x{offset:x}, "
                          f"but the {info.chip} ROM loads it from "
                          f"0x{BOOTLOADER_OFFSET[info.chip]:x}", "place it at the chip's offset")
-            if hdr is None:
-                self.add("flash-size", f"the bootloader header at 0x{offset:x} has an unknown "
-                         f"flash size code 0x{self.region(offset + 3, 1)[0] >> 4:x}",
-                         "rebuild or merge with --flash-size")
             return doc, hdr
         where = (f"at 0x{offsets[0]:x}, where the {self.chip} ROM loads it from"
                  if self.chip is not None else "at any bootloader offset below the table")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from partkit.common.chips import BOOTLOADER_OFFSET
+from partkit.common.chips import BOOTLOADER_OFFSET, CHIP_IDS
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.common.fileio import read_stream
 from partkit.common.record import Record
@@ -72,29 +72,28 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
-# The size every chip's 2nd-stage bootloader takes for a header code it does not know
-# (the ``default:`` of update_flash_config in ESP-IDF's
-# components/bootloader_support/bootloader_flash/src/bootloader_flash_config_<chip>.c).
-
-
 def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
                            table_offset: int, label: str, bootloader_offset: int | None = None,
                            ) -> tuple[int | None, str | None]:
     """The flash size in the bootloader's image header and where it was read (None, None
     without one). ``bootloader_offset`` (the chip's, when known) is the only place the
     bootloader reads its header from; without it, the first offset below the table any
-    chip's ROM loads it from that starts with the image magic. A size code the bootloader
-    does not know (0x8-0xF) is the 2MB it then takes, and the place says so."""
+    chip's ROM loads it from that starts with the image magic and whose chip id (bytes
+    12-13) is not a chip whose ROM loads it elsewhere. A size code the bootloader does not
+    know (0x8-0xF) is the 2MB it then takes, and the place says so."""
     offsets = (sorted(set(BOOTLOADER_OFFSET.values())) if bootloader_offset is None
                else [bootloader_offset])
     for offset in offsets:
         if offset + 4 > table_offset or (size is not None and offset + 4 > size):
             continue
-        head = read(offset, 4)
+        head = read(offset, 16)
         if head[0] != IMAGE_MAGIC:
             continue
+        chip = CHIP_IDS.get(int.from_bytes(head[12:14], "little")) if len(head) >= 14 else None
+        if bootloader_offset is None and chip is not None and BOOTLOADER_OFFSET[chip] != offset:
+            continue  # an esp32c3 bootloader at 0x1000 is never run: no device reads it
         where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
-        return header_flash_size(head), where + size_code_note(head)
+        return header_flash_size(head[:4]), where + size_code_note(head[:4])
     return None, None
 
 

@@ -10,6 +10,8 @@ import sys
 from partkit.cli.common import add_extra_subtypes, chip_help, emit, size_option, table_options
 from partkit.cli.dispatch import Subcommand
 from partkit.cli.image.shared import columns, reads_image
+from partkit.flash import imagefile
+from partkit.flash.appimage import size_code_note
 from partkit.flash.preflight import check_image
 from partkit.table.names import BUILTIN_SUBTYPES, type_name
 
@@ -85,8 +87,12 @@ def _report_text(report: PreflightReport) -> str:
     boot = report.bootloader
     if boot is not None and boot.get("valid"):
         hdr = report.header_flash_size
-        out.append(f"bootloader at 0x{boot['offset']:x}: {boot['size']} bytes, header flash size "
-                   + (f"{hdr >> 20}MB" if hdr is not None else "unknown"))
+        offset = boot["offset"]
+        assert isinstance(offset, int)
+        # an unknown size code is the bootloader's 2MB: said, as check's origin says it
+        note = size_code_note(imagefile.read_region(report.image, offset, 4))
+        out.append(f"bootloader at 0x{offset:x}: {boot['size']} bytes, header flash size "
+                   + (f"{hdr >> 20}MB{note}" if hdr is not None else "unknown"))
     if report.partitions:
         rows = [("Name", "Type", "Offset", "Size", "Status", "Contents")]
         for s in report.partitions:
