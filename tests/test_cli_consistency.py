@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from support.cli import run
 
 TWO_OTA_CSV = """\
 nvs,     data, nvs,   0x9000,  0x5000
@@ -19,14 +20,6 @@ otadata, data, ota,   0xe000,  0x2000
 app0,    app,  ota_0, 0x10000, 0x100000
 app1,    app,  ota_1, 0x110000, 0x100000
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def test_image_read_takes_the_output_as_write_takes_its_input(

@@ -11,20 +11,13 @@ from pathlib import Path
 
 import pytest
 from partkit.cli import main
+from support.cli import run
 
 CSV = """\
 nvs,      data, nvs,     0x9000,  0x6000,
 factory,  app,  factory, 0x10000, 0x100000,
 storage,  data, spiffs,  0x110000, 0x10000,
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 @pytest.fixture

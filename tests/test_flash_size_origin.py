@@ -24,10 +24,11 @@ CSV = ("nvs,      data, nvs,     0x9000,   0x6000,\n"
        "storage,  data, fat,     0x110000, 0x210000,\n")
 
 
-def _merge(out: Path, flash_size: str, *pairs: tuple[int, Path], pad: bool = False) -> Path:
+def _merge(out: Path, flash_size: str, *pairs: tuple[int, Path], pad: bool = False,
+           chip: str = "esp32c3") -> Path:
     args = [x for offset, path in pairs for x in (hex(offset), str(path))]
     extra = ["--pad-to-size", "4MB"] if pad else []
-    subprocess.run([sys.executable, "-m", "esptool", "--chip", "esp32c3", "merge-bin", "-o",
+    subprocess.run([sys.executable, "-m", "esptool", "--chip", chip, "merge-bin", "-o",
                     str(out), "--flash-size", flash_size, *extra, *args], check=True,
                    capture_output=True)
     return out
@@ -224,11 +225,7 @@ def esp32_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     app = build_chip_app(root, "esp32", name="app.bin")
 
     def merge(out: str, chip: str, size: str, *pairs: tuple[int, Path]) -> Path:
-        args = [x for offset, path in pairs for x in (hex(offset), str(path))]
-        subprocess.run([sys.executable, "-m", "esptool", "--chip", chip, "merge-bin", "-o",
-                        str(root / out), "--flash-size", size, *args], check=True,
-                       capture_output=True)
-        return root / out
+        return _merge(root / out, size, *pairs, chip=chip)
 
     good = merge("good.bin", "esp32", "2MB", (0x1000, bl), (0x8000, table), (0x10000, app))
     c3 = merge("c3.bin", "esp32c3", "4MB", (0, bl))
