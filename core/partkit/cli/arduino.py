@@ -27,16 +27,9 @@ from partkit.arduino.properties import is_unexpanded, read_properties
 from partkit.arduino.size import advanced_size, bad_input, ram_used, run_size_tool, summary_line
 from partkit.check.buildfolder import check_build, to_json, to_text
 from partkit.check.files import load_table_for_check
-from partkit.cli.common import (
-    EXIT_CHECK,
-    EXIT_PLAIN,
-    add_budget_options,
-    budgets_from_args,
-    emit,
-    int_option,
-    verdict_only,
-)
+from partkit.cli.common import add_budget_options, budgets_from_args, emit, int_option, verdict_only
 from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.parser import EXIT_CHECK, EXIT_PLAIN
 from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import chip_names
 from partkit.common.fileio import write_atomic

@@ -8,8 +8,9 @@ import os
 import shlex
 import sys
 
-from partkit.cli.common import EXIT_PLAIN, emit, size_option, table_options
+from partkit.cli.common import emit, size_option, table_options
 from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.parser import EXIT_PLAIN
 from partkit.cli.reporting import Reporting, set_reporting
 from partkit.common.chips import chip_names
 from partkit.common.errors import Diagnostic

@@ -20,8 +20,9 @@ import os
 import sys
 
 import partkit
-from partkit.cli.common import EXIT_PLAIN, size_option, usage_error
+from partkit.cli.common import size_option, usage_error
 from partkit.cli.dispatch import Subcommand, Subcommands
+from partkit.cli.parser import EXIT_PLAIN
 from partkit.common.chips import bootloader_offset, chip_names
 from partkit.common.fileio import write_atomic
 from partkit.flash.partinfo import query_tokens

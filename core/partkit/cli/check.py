@@ -20,12 +20,12 @@ from partkit.cli.common import (
     add_budget_options,
     add_table_arguments,
     budgets_from_args,
-    command_parser,
     emit,
     options_from_args,
     refuse_table_options,
     verdict_only,
 )
+from partkit.cli.parser import command_parser
 from partkit.common.fileio import write_atomic
 from partkit.flash.tablearea import table_flash_size
 from partkit.table.options import usage_error

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from partkit.cli.common import EXIT_CHECK, command_parser, hidden
+from partkit.cli.parser import EXIT_CHECK, command_parser, hidden
 from partkit.common.errors import closest
 from partkit.common.record import Record
 

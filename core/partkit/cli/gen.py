@@ -139,7 +139,7 @@ def _run(argv: list[str]) -> int:
             raise usage_error("with --builtin, expected only [OUTPUT]", "see 'partkit gen --help'")
         positional.insert(0, "builtin:" + values["--builtin"])
     if not positional and extra:
-        from partkit.cli.common import EXTRA_SUBTYPES_HINT, swallowed
+        from partkit.cli.parser import EXTRA_SUBTYPES_HINT, swallowed
 
         if swallowed(argv):
             raise usage_error("expected INPUT [OUTPUT]", EXTRA_SUBTYPES_HINT)

@@ -7,13 +7,8 @@ import sys
 
 from partkit.check.flashmap import app_usage, beyond_flash, image_overflows, svg_map
 from partkit.cli import idf_build
-from partkit.cli.common import (
-    EXIT_CHECK,
-    add_table_arguments,
-    command_parser,
-    emit,
-    options_from_args,
-)
+from partkit.cli.common import add_table_arguments, emit, options_from_args
+from partkit.cli.parser import EXIT_CHECK, command_parser
 from partkit.common.errors import PartkitError, error
 from partkit.common.fileio import write_text
 from partkit.flash.appimage import read_image_file

@@ -7,14 +7,8 @@ import shlex
 import sys
 
 from partkit import __version__
-from partkit.cli.common import (
-    chip_help,
-    command_parser,
-    emit,
-    size_option,
-    table_options,
-    usage_error,
-)
+from partkit.cli.common import chip_help, emit, size_option, table_options, usage_error
+from partkit.cli.parser import command_parser
 from partkit.common.fileio import write_atomic
 from partkit.plan.new import Request, Want, plan, render_csv
 from partkit.table.codec import load_table

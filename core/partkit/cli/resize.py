@@ -7,12 +7,12 @@ import sys
 
 from partkit.cli.common import (
     add_table_arguments,
-    command_parser,
     emit,
     options_from_args,
     size_option,
     usage_error,
 )
+from partkit.cli.parser import command_parser
 from partkit.common.errors import warning
 from partkit.common.fileio import edit_in_place, read_input, write_atomic
 from partkit.diff import DiffOptions, diff_tables, side_of, to_text

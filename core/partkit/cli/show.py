@@ -7,13 +7,8 @@ import json
 import sys
 
 from partkit.cli import idf_build
-from partkit.cli.common import (
-    EXIT_PLAIN,
-    add_table_arguments,
-    command_parser,
-    emit,
-    options_from_args,
-)
+from partkit.cli.common import add_table_arguments, emit, options_from_args
+from partkit.cli.parser import EXIT_PLAIN, command_parser
 from partkit.common.fileio import write_text
 from partkit.flash.bootpredict import predict_image_boot
 from partkit.flash.tablearea import load_table_file, read_table_source, table_flash_size

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import sys
 
-from partkit.cli.common import EXIT_PLAIN
 from partkit.cli.dispatch import Subcommand
 from partkit.cli.image.shared import add_table_source, columns, image_options, load, reads_image
+from partkit.cli.parser import EXIT_PLAIN
 from partkit.common.errors import PartkitError, SourceLocation, error
 from partkit.flash import imagefile
 from partkit.flash.appimage import ImageBytes, read_image

@@ -13,13 +13,7 @@ import json
 import os
 import sys
 
-from partkit.cli.common import (
-    EXIT_PLAIN,
-    add_info_options,
-    add_selector,
-    emit,
-    usage_error,
-)
+from partkit.cli.common import add_info_options, add_selector, emit, usage_error
 from partkit.cli.dispatch import Subcommand
 from partkit.cli.image.shared import (
     add_table_source,
@@ -30,6 +24,7 @@ from partkit.cli.image.shared import (
     reads_image,
     select,
 )
+from partkit.cli.parser import EXIT_PLAIN
 from partkit.common.errors import CheckFailed, SourceLocation, error
 from partkit.data.check import contents_warning
 from partkit.flash import imagefile
