@@ -135,6 +135,27 @@ def test_grow_to_a_bigger_flash_updates_the_bootloader_header(
     assert "byte 3" in report["flash_size_source"]
 
 
+def test_grow_leaves_a_header_no_rom_reads_as_the_flash_size_rule_does(
+        parts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An ESP32-C3 bootloader moved to 0x1000 (an ESP32's offset) is run by no device: the
+    flash size is not judged by it (flash.tablearea), so --flash-size must not patch it
+    either. Before: grow_image patched the first image below the table, this one."""
+    flash = image(parts, tmp_path)
+    data = bytearray(flash.read_bytes())
+    bootloader = bytes(data[:0x1000])
+    data[:0x1000] = b"\xff" * 0x1000
+    data[0x1000:0x2000] = bootloader
+    flash.write_bytes(bytes(data))
+    new = csv(tmp_path, OLD.rstrip("\n") + "\nstorage, data, spiffs, 0x400000, 0x400000,\n")
+    capsys.readouterr()
+    main(["diff", str(flash), str(new), "--flash-size", "8MB", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["flash_size"], report["flash_size_source"]) == (8 << 20, "--flash-size")
+    assert main(["image", "apply", str(flash), str(new), "--flash-size", "8MB"]) == 0
+    grown = flash.read_bytes()
+    assert len(grown) == 8 << 20 and grown[0x1000:0x2000] == bootloader  # left as it was
+
+
 def test_device_apply_against_the_mock(parts: dict[str, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from support.mock_device import MockDevice

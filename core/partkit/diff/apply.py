@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import CheckFailed, PartkitError, SourceLocation, error
 from partkit.common.record import Record
 from partkit.flash import imagefile
 from partkit.flash.appimage import read_image
 from partkit.flash.bootheader import patch_flash_params
 from partkit.flash.otadata import STATE_UNDEFINED, active_entry, decode, encode_entry
+from partkit.flash.tablearea import bootloader_header_at
 from partkit.table.model import Partition
 
 TYPE_CHECKING = False
@@ -178,19 +178,20 @@ def check_growable(path: str, size: int, table_offset: int) -> int | None:
                                            "(1MB..128MB, a power of two)" if code is None
                                            else f"smaller than the image ({current} bytes)"),
             SourceLocation(path), "give the devices' flash size, at least the image's length"))
-    for offset in sorted(set(BOOTLOADER_OFFSET.values())):
-        if offset < table_offset and offset < current and imagefile.read_region(
-                path, offset, 1) == b"\xe9":
-            region = imagefile.read_region(path, offset, table_offset - offset)
-            if read_image(region, f"{path}@0x{offset:x}").signature_length:
-                raise PartkitError(error(
-                    f"the bootloader at 0x{offset:x} is signed (Secure Boot V2): its "
-                    "signature covers the header's flash size, and a changed header would "
-                    "not boot; nothing was written", SourceLocation(path),
-                    "build and sign the bootloader for the new flash size, put it into the "
-                    "image (partkit image write), then apply without --flash-size"))
-            return offset
-    return None
+    # the header the flash size was judged by (flash.tablearea's one rule)
+    offset = bootloader_header_at(lambda at, n: imagefile.read_region(path, at, n), current,
+                                  table_offset)
+    if offset is None:
+        return None
+    region = imagefile.read_region(path, offset, table_offset - offset)
+    if read_image(region, f"{path}@0x{offset:x}").signature_length:
+        raise PartkitError(error(
+            f"the bootloader at 0x{offset:x} is signed (Secure Boot V2): its "
+            "signature covers the header's flash size, and a changed header would "
+            "not boot; nothing was written", SourceLocation(path),
+            "build and sign the bootloader for the new flash size, put it into the "
+            "image (partkit image write), then apply without --flash-size"))
+    return offset
 
 
 def grow_image(path: str, size: int, table_offset: int) -> str | None:

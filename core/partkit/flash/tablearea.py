@@ -41,9 +41,19 @@ if TYPE_CHECKING:
 
     from partkit.table.options import TableOptions
 
-__all__ = ["IMAGE_READERS", "TableInput", "load_table_file", "looks_like_flash_image",
-           "read_field", "read_header_flash_size", "read_image_table", "read_table_area",
-           "read_table_source", "table_flash_size"]
+__all__ = [
+    "IMAGE_READERS",
+    "TableInput",
+    "bootloader_header_at",
+    "load_table_file",
+    "looks_like_flash_image",
+    "read_field",
+    "read_header_flash_size",
+    "read_image_table",
+    "read_table_area",
+    "read_table_source",
+    "table_flash_size",
+]
 
 # Where ``diff`` and ``image`` commands point when the table is not at the offset given.
 _GIVE = "--offset N (or --table FILE)"
@@ -72,15 +82,15 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
     return data
 
 
-def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
-                           table_offset: int, label: str, bootloader_offset: int | None = None,
-                           ) -> tuple[int | None, str | None]:
-    """The flash size in the bootloader's image header and where it was read (None, None
-    without one). ``bootloader_offset`` (the chip's, when known) is the only place the
-    bootloader reads its header from; without it, the first offset below the table any
-    chip's ROM loads it from that starts with the image magic and whose chip id (bytes
-    12-13) is not a chip whose ROM loads it elsewhere. A size code the bootloader does not
-    know (0x8-0xF) is the 2MB it then takes, and the place says so."""
+def bootloader_header_at(read: Callable[[int, int], bytes], size: int | None,
+                         table_offset: int, bootloader_offset: int | None = None,
+                         ) -> int | None:
+    """Where the bootloader image whose header a device reads starts (None: no such image).
+
+    ``bootloader_offset`` (the chip's, when known) is the only place the ROM loads it from;
+    without it, the first offset below the table any chip's ROM loads it from that starts
+    with the image magic and whose chip id (bytes 12-13) is not a chip whose ROM loads it
+    elsewhere (an esp32c3 bootloader at 0x1000 is never run)."""
     offsets = (sorted(set(BOOTLOADER_OFFSET.values())) if bootloader_offset is None
                else [bootloader_offset])
     for offset in offsets:
@@ -91,10 +101,23 @@ def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
             continue
         chip = CHIP_IDS.get(int.from_bytes(head[12:14], "little")) if len(head) >= 14 else None
         if bootloader_offset is None and chip is not None and BOOTLOADER_OFFSET[chip] != offset:
-            continue  # an esp32c3 bootloader at 0x1000 is never run: no device reads it
-        where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
-        return header_flash_size(head[:4]), where + size_code_note(head[:4])
-    return None, None
+            continue
+        return offset
+    return None
+
+
+def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
+                           table_offset: int, label: str, bootloader_offset: int | None = None,
+                           ) -> tuple[int | None, str | None]:
+    """The flash size in the bootloader's image header (:func:`bootloader_header_at`) and
+    where it was read (None, None without one). A size code the bootloader does not know
+    (0x8-0xF) is the 2MB it then takes, and the place says so."""
+    offset = bootloader_header_at(read, size, table_offset, bootloader_offset)
+    if offset is None:
+        return None, None
+    head = read(offset, 4)
+    where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
+    return header_flash_size(head), where + size_code_note(head)
 
 
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
