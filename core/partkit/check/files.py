@@ -20,8 +20,8 @@ from partkit.common.chips import BOOTLOADER_OFFSET
 from partkit.common.errors import Diagnostic, PartkitError, SourceLocation, warning
 from partkit.data.check import check_data
 from partkit.flash import imagefile
-from partkit.flash.appimage import IMAGE_MAGIC, read_image, read_image_file
-from partkit.flash.tablearea import load_table_file, read_table_source
+from partkit.flash.appimage import read_image, read_image_file
+from partkit.flash.tablearea import bootloader_header_at, load_table_file, read_table_source
 from partkit.table.codec import Loaded, validate
 from partkit.table.names import type_name
 
@@ -158,12 +158,11 @@ def _image_not_checked(image: str, options: TableOptions, boot: BootCheck) -> tu
         out.append(f"the partitions against the flash size: {image} has no bootloader "
                    f"header{where} and is no full dump (a power of two from 1MB); give "
                    "--flash-size")
-    offsets = sorted(set(BOOTLOADER_OFFSET.values())) if offset is None else [offset]
-    size = imagefile.image_size(image)
-    found = next((at for at in offsets if at < min(size, options.table_offset)
-                  and imagefile.read_region(image, at, 1) == bytes([IMAGE_MAGIC])), None)
+    # where a device's ROM would find it: the one rule the flash size is read by
+    header = bootloader_header_at(lambda at, n: imagefile.read_region(image, at, n),
+                                  imagefile.image_size(image), options.table_offset, offset)
     alone = "(partkit image check IMAGE says what a device would do with this image alone)"
-    if found is None:
+    if header is None:
         whose = (f"at 0x{offset:x}, where the {chip} ROM loads it" if chip is not None
                  and offset is not None else f"at 0x{offset:x}" if offset is not None
                  else "at any offset a ROM loads it from")
@@ -171,6 +170,7 @@ def _image_not_checked(image: str, options: TableOptions, boot: BootCheck) -> tu
                    f"one is flashed {alone}")
         return tuple(out)
     # a magic byte is no bootloader: the ROM refuses a corrupt one and nothing boots
+    found = header[0]
     label = f"{image}@0x{found:x}"
     try:
         read_image(imagefile.read_region(image, found, options.table_offset - found), label)

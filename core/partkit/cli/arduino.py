@@ -181,16 +181,16 @@ def run_check(args: argparse.Namespace, report_path: str | None) -> int:
     doc = to_json(result)
     info = doc["arduino_build"]
     assert isinstance(info, dict)
-    info.update(fqbn=build.fqbn, size_line=summary_line(build, result),
-                not_checked=not_checked(build))
-    doc["not_checked"] = not_checked(build)  # as an ESP-IDF build's report has them
-    doc["complete"] = not doc["not_checked"]
+    unchecked = not_checked(build)
+    info.update(fqbn=build.fqbn, size_line=summary_line(build, result), not_checked=unchecked)
+    doc["not_checked"] = unchecked  # as an ESP-IDF build's report has them
+    doc["complete"] = not unchecked
     if report_path is not None:
         write_atomic(report_path, (json.dumps(doc, indent=2) + "\n").encode())
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        notes = "".join(f"not checked: {n}\n" for n in not_checked(build))
+        notes = "".join(f"not checked: {n}\n" for n in unchecked)
         text = to_text(result) + summary_line(build, result) + "\n" + notes
         sys.stdout.write(verdict_only(text) if getattr(args, "quiet", False) else text)
     sys.stdout.flush()

@@ -179,10 +179,11 @@ def check_growable(path: str, size: int, table_offset: int) -> int | None:
                                            else f"smaller than the image ({current} bytes)"),
             SourceLocation(path), "give the devices' flash size, at least the image's length"))
     # the header the flash size was judged by (flash.tablearea's one rule)
-    offset = bootloader_header_at(lambda at, n: imagefile.read_region(path, at, n), current,
-                                  table_offset)
-    if offset is None:
+    found = bootloader_header_at(lambda at, n: imagefile.read_region(path, at, n), current,
+                                 table_offset)
+    if found is None:
         return None
+    offset = found[0]
     region = imagefile.read_region(path, offset, table_offset - offset)
     if read_image(region, f"{path}@0x{offset:x}").signature_length:
         raise PartkitError(error(

@@ -210,8 +210,8 @@ class _Checker:
                 return {"offset": offset, "valid": False}, None
             if self.chip is None:
                 self.chip = info.chip
-            hdr = header_flash_size(self.region(offset, 4))
-            self.size_note = size_code_note(self.region(offset, 4))
+            head = self.region(offset, 4)
+            hdr, self.size_note = header_flash_size(head), size_code_note(head)
             doc: dict[str, object] = {"offset": offset, "valid": True, "chip": info.chip,
                                       "size": info.measured_size, "header_flash_size": hdr}
             if info.chip is not None and info.chip != self.chip:

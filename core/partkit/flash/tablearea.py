@@ -84,8 +84,9 @@ def read_table_area(image: str, offset: int, give: str) -> bytes:
 
 def bootloader_header_at(read: Callable[[int, int], bytes], size: int | None,
                          table_offset: int, bootloader_offset: int | None = None,
-                         ) -> int | None:
-    """Where the bootloader image whose header a device reads starts (None: no such image).
+                         ) -> tuple[int, bytes] | None:
+    """Where the bootloader image whose header a device reads starts, and its first 16
+    bytes as read there (None: no such image; one read per offset tried, for devices).
 
     ``bootloader_offset`` (the chip's, when known) is the only place the ROM loads it from;
     without it, the first offset below the table any chip's ROM loads it from that starts
@@ -102,7 +103,7 @@ def bootloader_header_at(read: Callable[[int, int], bytes], size: int | None,
         chip = CHIP_IDS.get(int.from_bytes(head[12:14], "little")) if len(head) >= 14 else None
         if bootloader_offset is None and chip is not None and BOOTLOADER_OFFSET[chip] != offset:
             continue
-        return offset
+        return offset, head
     return None
 
 
@@ -112,12 +113,12 @@ def read_header_flash_size(read: Callable[[int, int], bytes], size: int | None,
     """The flash size in the bootloader's image header (:func:`bootloader_header_at`) and
     where it was read (None, None without one). A size code the bootloader does not know
     (0x8-0xF) is the 2MB it then takes, and the place says so."""
-    offset = bootloader_header_at(read, size, table_offset, bootloader_offset)
-    if offset is None:
+    found = bootloader_header_at(read, size, table_offset, bootloader_offset)
+    if found is None:
         return None, None
-    head = read(offset, 4)
+    offset, head = found
     where = f"{HEADER_ORIGIN}{label}@0x{offset:x}, byte 3"
-    return header_flash_size(head), where + size_code_note(head)
+    return header_flash_size(head[:4]), where + size_code_note(head[:4])
 
 
 def read_field(read: Callable[[int, int], bytes], size: int | None, table: bytes,
